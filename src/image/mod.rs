@@ -6,5 +6,7 @@ pub mod digest;
 pub mod media;
 pub mod reference;
 
+
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 
+pub use reference::{ImageReference, ReferenceError};
