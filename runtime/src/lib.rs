@@ -2,7 +2,29 @@
 //! overlay or prepared root filesystems, `pivot_root`, and process reaping. This is the only
 //! crate of the workspace that holds `unsafe` code; it knows a root filesystem and a spec,
 //! never images, registries or manifests.
+//!
+//! Processes: the caller ([`run`]) spawns `EXE __sandbox` (fresh and single-threaded, so it
+//! may create namespaces), which clones the sandbox's init into new user and pid namespaces,
+//! writes its id map, and waits; the init builds the filesystem, pivots into it, forks the
+//! command and reaps. Each link dies with the one before it (`PR_SET_PDEATHSIG`), and the
+//! init's death takes the whole pid namespace, mounts included, with it.
 #![allow(clippy::missing_safety_doc)]
+
+pub mod entry;
+pub mod hostinfo;
+pub mod idmap;
+pub mod namespaces;
+pub mod parent;
+pub mod process;
+pub mod rootfs;
+pub mod setup;
+pub mod spec;
+pub mod syscall;
+
+pub use idmap::IdMapKind;
+pub use parent::{run, run_with_cancel, CancelHandle, Outcome, OutputEvent, SandboxError, Stream};
+pub use process::Termination;
+pub use spec::{BindMount, IdMapPolicy, Limits, Network, RootFs, SandboxSpec, SpecError};
 
 /// The hidden argument under which the `solum-build` binary re-executes itself as the
 /// sandbox's first process.
@@ -12,5 +34,7 @@ pub const SANDBOX_ARG: &str = "__sandbox";
 /// (`solum-build __sandbox`), it runs the sandbox and never returns; otherwise it returns at
 /// once and the normal command line takes over.
 pub fn enter_sandbox_if_requested() {
-    // Filled in by the sandbox implementation.
+    if std::env::args_os().nth(1).is_some_and(|a| a == SANDBOX_ARG) {
+        entry::sandbox_main();
+    }
 }

@@ -1,0 +1,260 @@
+//! The sandbox specification: what to run, on which root filesystem, with which mounts,
+//! network and limits. It is plain serde data, sent as JSON from the caller to the
+//! re-executed sandbox process over a pipe. This module validates a spec; it must not touch
+//! the system (no mounts, no process work).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// The root filesystem of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootFs {
+    /// A prepared directory, bind-mounted as the root. Mount points missing in it are created
+    /// in it (they are listed in [`crate::Outcome::created_mount_points`]).
+    Dir(PathBuf),
+    /// An overlay mounted inside the user namespace: `lowers` (first = top-most), written
+    /// changes land in `upper`, `work` is overlay's scratch directory (same filesystem as
+    /// `upper`). Mount points missing in the lowers come from a bottom-most tmpfs layer, so
+    /// nothing is created in `upper`.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+}
+
+/// A host path made visible inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: PathBuf,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Network of the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// A new network namespace with only the loopback interface, brought up.
+    #[default]
+    None,
+    /// The host's network namespace; `/etc/resolv.conf` and `/etc/hosts` of the host are
+    /// bound read-only into the sandbox.
+    Host,
+}
+
+/// How to map ids into the user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdMapPolicy {
+    /// The widest mapping this host allows (see [`crate::idmap`]).
+    #[default]
+    Auto,
+    /// Only the caller's own uid and gid, mapped to the sandbox user, no helper.
+    Single,
+}
+
+/// Resource limits. `None` means "no limit from the sandbox".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall-clock time from start; the whole sandbox is killed when it passes.
+    #[serde(default, with = "opt_duration_ms")]
+    pub timeout: Option<Duration>,
+    /// Processes of the sandbox user (`RLIMIT_NPROC`; also the pid namespace's `pid_max`
+    /// where the kernel has one per namespace, and `pids.max` with cgroup delegation).
+    #[serde(default)]
+    pub max_processes: Option<u64>,
+    /// Largest file a process may write, in bytes (`RLIMIT_FSIZE`).
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+    /// Address space per process in bytes (`RLIMIT_AS`; `memory.max` with cgroup delegation).
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    #[serde(default)]
+    pub max_open_files: Option<u64>,
+}
+
+/// Everything the sandbox needs to run one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    pub rootfs: RootFs,
+    /// argv; `argv[0]` is looked up in the `PATH` of `env` when it has no `/`.
+    pub command: Vec<String>,
+    /// The whole environment of the command (`KEY=VALUE`), nothing is inherited.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[serde(default = "default_cwd")]
+    pub cwd: PathBuf,
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default)]
+    pub mounts: Vec<BindMount>,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub limits: Limits,
+    /// User and group of the command inside the sandbox.
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub id_map: IdMapPolicy,
+}
+
+fn default_cwd() -> PathBuf {
+    PathBuf::from("/")
+}
+
+fn default_hostname() -> String {
+    "solum".to_string()
+}
+
+impl SandboxSpec {
+    /// A spec with defaults for everything but the root filesystem and the command.
+    pub fn new(rootfs: RootFs, command: Vec<String>) -> Self {
+        SandboxSpec {
+            rootfs,
+            command,
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            cwd: default_cwd(),
+            hostname: default_hostname(),
+            mounts: Vec::new(),
+            network: Network::None,
+            limits: Limits::default(),
+            uid: 0,
+            gid: 0,
+            id_map: IdMapPolicy::Auto,
+        }
+    }
+
+    /// Checks what can be checked without touching the system.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.command.is_empty() {
+            return Err(SpecError::EmptyCommand);
+        }
+        if self.command.iter().any(|a| a.contains('\0')) {
+            return Err(SpecError::Nul { what: "command" });
+        }
+        if self
+            .env
+            .iter()
+            .any(|e| e.contains('\0') || !e.contains('='))
+        {
+            return Err(SpecError::Nul {
+                what: "env (KEY=VALUE)",
+            });
+        }
+        if self.hostname.is_empty() || self.hostname.len() > 64 {
+            return Err(SpecError::Hostname(self.hostname.clone()));
+        }
+        check_inner_path(&self.cwd)?;
+        for m in &self.mounts {
+            check_inner_path(&m.target)?;
+            if m.target == Path::new("/") {
+                return Err(SpecError::InnerPath(m.target.clone()));
+            }
+            if !m.source.is_absolute() {
+                return Err(SpecError::HostPath(m.source.clone()));
+            }
+        }
+        match &self.rootfs {
+            RootFs::Dir(d) if !d.is_absolute() => return Err(SpecError::HostPath(d.clone())),
+            RootFs::Overlay { lowers, .. } if lowers.is_empty() => return Err(SpecError::NoLowers),
+            RootFs::Overlay {
+                lowers,
+                upper,
+                work,
+            } => {
+                for p in lowers.iter().chain([upper, work]) {
+                    if !p.is_absolute() {
+                        return Err(SpecError::HostPath(p.clone()));
+                    }
+                    if p.to_string_lossy().contains([',', ':']) {
+                        return Err(SpecError::OverlayPath(p.clone()));
+                    }
+                }
+            }
+            RootFs::Dir(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// An absolute path without `..`, the only kind accepted inside the sandbox.
+fn check_inner_path(p: &Path) -> Result<(), SpecError> {
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(SpecError::InnerPath(p.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// A spec that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("the command is empty")]
+    EmptyCommand,
+    #[error("{what} contains a NUL byte or is malformed")]
+    Nul { what: &'static str },
+    #[error("hostname {0:?} must be 1 to 64 bytes")]
+    Hostname(String),
+    #[error("path inside the sandbox {0} must be absolute, without `..`, and not `/`")]
+    InnerPath(PathBuf),
+    #[error("host path {0} must be absolute")]
+    HostPath(PathBuf),
+    #[error("overlay path {0} must not contain `,` or `:`")]
+    OverlayPath(PathBuf),
+    #[error("an overlay root filesystem needs at least one lower directory")]
+    NoLowers,
+}
+
+mod opt_duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_json() {
+        let mut spec = SandboxSpec::new(RootFs::Dir("/r".into()), vec!["true".into()]);
+        spec.limits.timeout = Some(Duration::from_millis(1500));
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: SandboxSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(spec, back);
+    }
+
+    #[test]
+    fn rejects_relative_and_parent_paths() {
+        let mut spec = SandboxSpec::new(RootFs::Dir("/r".into()), vec!["true".into()]);
+        spec.cwd = "/a/../..".into();
+        assert!(matches!(spec.validate(), Err(SpecError::InnerPath(_))));
+        spec.cwd = "/".into();
+        spec.mounts.push(BindMount {
+            source: "rel".into(),
+            target: "/x".into(),
+            read_only: true,
+        });
+        assert!(matches!(spec.validate(), Err(SpecError::HostPath(_))));
+    }
+}
