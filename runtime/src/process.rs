@@ -147,6 +147,45 @@ fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Capabilities the command keeps in its user namespace (the usual container set). Above
+/// all `CAP_SYS_ADMIN` goes: without it the command cannot unmount or remount what the setup
+/// made read-only or masked (`/proc/sys` and friends), nor mount anything else.
+pub const KEPT_CAPABILITIES: &[u32] = &[
+    0,  // CAP_CHOWN
+    1,  // CAP_DAC_OVERRIDE
+    3,  // CAP_FOWNER
+    4,  // CAP_FSETID
+    5,  // CAP_KILL
+    6,  // CAP_SETGID
+    7,  // CAP_SETUID
+    8,  // CAP_SETPCAP
+    10, // CAP_NET_BIND_SERVICE
+    13, // CAP_NET_RAW
+    18, // CAP_SYS_CHROOT
+    27, // CAP_MKNOD
+    29, // CAP_AUDIT_WRITE
+    31, // CAP_SETFCAP
+];
+
+/// Drops every other capability from the bounding set: a root command's `execve` gets its
+/// permitted set from it, so that is where the command's capabilities end.
+fn drop_capabilities() -> Result<(), std::io::Error> {
+    for cap in 0..64u32 {
+        if KEPT_CAPABILITIES.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break; // past the kernel's last capability
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Prepares the command's process and execs it; on failure writes to stderr and exits with
 /// 127 (not found) or 126 (cannot run), like a shell.
 fn exec_command(spec: &SandboxSpec) -> ! {
@@ -202,6 +241,9 @@ fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
     // (setuid/setgid bits and file capabilities are ignored).
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return std::io::Error::last_os_error();
+    }
+    if let Err(e) = drop_capabilities() {
+        return e;
     }
     if let Err(e) = nix::unistd::chdir(&spec.cwd) {
         return io(e);
