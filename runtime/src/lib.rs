@@ -21,6 +21,7 @@ pub mod setup;
 pub mod spec;
 pub mod syscall;
 
+pub use hostinfo::{host_info, HostInfo};
 pub use idmap::IdMapKind;
 pub use parent::{run, run_with_cancel, CancelHandle, Outcome, OutputEvent, SandboxError, Stream};
 pub use process::Termination;

@@ -6,6 +6,10 @@ fn main() {
     runtime::enter_sandbox_if_requested();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spec = match args.as_slice() {
+        [flag] if flag == "--info" => {
+            println!("{}", runtime::host_info());
+            return;
+        }
         [flag, file] if flag == "--spec" => {
             let text = std::fs::read_to_string(file).expect("read spec");
             serde_json::from_str(&text).expect("parse spec")
@@ -14,7 +18,7 @@ fn main() {
             runtime::SandboxSpec::new(runtime::RootFs::Dir(root.into()), cmd.to_vec())
         }
         _ => {
-            eprintln!("usage: solum-sandbox-probe ROOTFS CMD... | --spec FILE");
+            eprintln!("usage: solum-sandbox-probe ROOTFS CMD... | --spec FILE | --info");
             std::process::exit(2);
         }
     };
