@@ -8,6 +8,26 @@
 //! writes its id map, and waits; the init builds the filesystem, pivots into it, forks the
 //! command and reaps. Each link dies with the one before it (`PR_SET_PDEATHSIG`), and the
 //! init's death takes the whole pid namespace, mounts included, with it.
+//!
+//! Use from the CLI (`solum-build run REF`, `solum-build info`):
+//!
+//! ```no_run
+//! use runtime::{run, OutputEvent, RootFs, SandboxSpec};
+//! let mut spec = SandboxSpec::new(
+//!     RootFs::Overlay { lowers: vec!["/cache/rootfs".into()], upper: "/b/upper".into(), work: "/b/work".into() },
+//!     vec!["/solum/bin/build.sh".into()],
+//! );
+//! spec.cwd = "/app".into();
+//! spec.limits.timeout = Some(std::time::Duration::from_secs(600));
+//! let exe = std::env::current_exe().unwrap();
+//! let outcome = run(&spec, &exe, |event| {
+//!     if let OutputEvent::Line { stream, line, .. } = event {
+//!         eprintln!("{stream:?}: {line}");
+//!     }
+//! })?;
+//! println!("{:?}; host: {}", outcome.termination, runtime::host_info());
+//! # Ok::<(), runtime::SandboxError>(())
+//! ```
 #![allow(clippy::missing_safety_doc)]
 
 pub mod entry;
