@@ -1,1 +1,176 @@
-//! placeholder
+//! Layers: turning OCI layer tarballs into directory trees and back.
+//!
+//! This module owns the tar format as the OCI image spec uses it: unpacking a (possibly
+//! compressed) layer on top of a root directory with whiteouts, ownership and hostile-entry
+//! checks ([`unpack_layer`]), and writing a tree or a list of changes as one reproducible,
+//! compressed layer with its digests computed in the same pass ([`write_tree`],
+//! [`write_changes`]). It never touches the network, the image store or any path outside the
+//! root it is given: every file it creates is created relative to a directory file
+//! descriptor that was opened with `openat2(RESOLVE_IN_ROOT)` (see `safe_path`).
+
+mod compress;
+mod fsops;
+mod ownership;
+mod safe_path;
+mod unpack;
+mod write;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use crate::image::media::LayerCompression;
+pub use compress::decompressing_reader;
+pub use ownership::{RootlessOwner, ROOTLESS_XATTR};
+pub use unpack::unpack_layer;
+pub use write::{write_changes, write_tree};
+
+use crate::image::digest::Digest;
+
+/// Everything that can go wrong while reading or writing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The entry would write outside the root, or is otherwise malicious. Nothing of this
+    /// entry was written.
+    #[error("refusing hostile layer entry {entry:?}: {reason}")]
+    HostileEntry { entry: String, reason: &'static str },
+    /// A filesystem operation for one entry failed.
+    #[error("layer entry {entry:?}: {op} failed")]
+    Entry {
+        entry: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The entry's type is one that a layer may not carry (or that we cannot create).
+    #[error("layer entry {entry:?} has an unsupported tar type {kind:?}")]
+    UnsupportedEntry { entry: String, kind: char },
+    /// The tar stream ended before its end-of-archive marker, or inside an entry.
+    #[error("the layer tar is truncated (at entry {entry:?})")]
+    TruncatedTar { entry: String },
+    /// The tar structure itself is malformed (bad checksum, bad number field, ...).
+    #[error("the layer tar is malformed")]
+    MalformedTar {
+        #[source]
+        source: io::Error,
+    },
+    /// The gzip or zstd stream is truncated or corrupt.
+    #[error("the {compression:?}-compressed layer stream is truncated or corrupt")]
+    CorruptCompression {
+        compression: LayerCompression,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the (compressed) layer from its source failed.
+    #[error("reading the layer stream failed")]
+    Read {
+        #[source]
+        source: io::Error,
+    },
+    /// A `user.rootlesscontainers` record that cannot be decoded.
+    #[error("{path}: malformed user.rootlesscontainers ownership record")]
+    OwnershipRecord { path: PathBuf },
+    /// The root directory to unpack into or pack from cannot be used.
+    #[error("layer root {path}: {op} failed")]
+    Root {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a file of the tree that is being written as a layer failed.
+    #[error("{path}: {op} failed")]
+    Tree {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A path in the tree cannot be represented in a layer.
+    #[error("{path}: {reason}")]
+    Unrepresentable { path: PathBuf, reason: &'static str },
+    /// Compressing, or writing the compressed layer to its destination, failed.
+    #[error("writing the {compression:?} layer failed")]
+    Write {
+        compression: LayerCompression,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How to unpack a layer.
+#[derive(Clone, Debug)]
+pub struct UnpackOptions {
+    /// Running without root: ownership is recorded in `user.rootlesscontainers` instead of
+    /// applied, device nodes are skipped, directories are kept writable until the end.
+    pub rootless: bool,
+}
+
+impl UnpackOptions {
+    /// Rootless iff the effective uid is not 0.
+    pub fn for_current_user() -> UnpackOptions {
+        UnpackOptions {
+            rootless: !nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// What an unpack did.
+#[derive(Debug, Default)]
+pub struct UnpackReport {
+    /// Entries created or updated (whiteouts not counted).
+    pub entries: u64,
+    /// Whiteout entries (`.wh.NAME` and opaque markers) applied.
+    pub whiteouts: u64,
+    /// Device nodes that a rootless unpack could not create (layer paths).
+    pub skipped_devices: Vec<String>,
+}
+
+/// How to write a layer.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub compression: LayerCompression,
+    /// Clamp mtimes to this (`SOURCE_DATE_EPOCH`): each entry gets `min(mtime, epoch)`.
+    pub epoch: Option<i64>,
+    /// Owners come from the `user.rootlesscontainers` xattr (else 0:0) instead of the
+    /// files' real owners, which are all the unprivileged user.
+    pub rootless: bool,
+}
+
+/// The identity of a written layer.
+#[derive(Clone, Debug)]
+pub struct LayerDigests {
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+    pub media_type: &'static str,
+}
+
+/// One change of a diff, relative to the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The path as it is in the root now. For a directory, only the directory entry itself.
+    Add(PathBuf),
+    /// The path was deleted: written as `dir/.wh.name`.
+    Whiteout(PathBuf),
+    /// The directory replaces all lower content: written as `dir/.wh..wh..opq`.
+    Opaque(PathBuf),
+}
+
+/// The whiteout prefix of the OCI layer spec (from AUFS).
+pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The name of the opaque-directory marker.
+pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// A layer path for error messages: lossy UTF-8 is fine there.
+pub(crate) fn display_path(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,853 @@
+//! Unpacking one layer on top of a root directory.
+//!
+//! This module owns the order of operations for each tar entry — resolve the parent inside
+//! the root, create the entry with `*at` calls, then xattrs, owner, mode, mtime — plus the
+//! OCI whiteout rules and the final pass that gives directories their modes and mtimes
+//! once nothing more is written into them. It does not decide what is hostile (that is
+//! `safe_path`), never follows a symlink in the last component of an entry, and does not
+//! clean up after an error: the caller owns the root and removes a partial one.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{
+    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags, Mode,
+    SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+use tar::EntryType;
+use xattr::FileExt;
+
+use super::fsops::{remove_all, set_path_xattr};
+use super::ownership::{RootlessOwner, ROOTLESS_XATTR};
+use super::safe_path::{normalize, split, Resolved, Root};
+use super::{
+    decompressing_reader, display_path, LayerCompression, LayerError, UnpackOptions, UnpackReport,
+    OPAQUE_MARKER, WHITEOUT_PREFIX,
+};
+
+/// File contents are copied through a buffer this large: few syscalls per big file.
+const COPY_BUFFER: usize = 1024 * 1024;
+/// The tar reader asks for 512-byte headers; this buffer keeps it off the decompressor.
+const TAR_BUFFER: usize = 256 * 1024;
+
+/// Unpack one layer (tar, possibly compressed) on top of `root`. `compression: None` means
+/// sniff the magic bytes (gzip 1f8b, zstd 28b52ffd, else plain tar).
+pub fn unpack_layer<R: Read>(
+    reader: R,
+    compression: Option<LayerCompression>,
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackReport, LayerError> {
+    let (compression, stream) = decompressing_reader(reader, compression)?;
+    let state = Rc::new(StreamState::default());
+    let tracked = Tracked {
+        inner: io::BufReader::with_capacity(TAR_BUFFER, stream),
+        state: Rc::clone(&state),
+    };
+    let root = Root::open(root).map_err(|source| LayerError::Root {
+        path: root.to_path_buf(),
+        op: "open",
+        source,
+    })?;
+    let mut unpacker = Unpacker {
+        root,
+        rootless: options.rootless,
+        compression,
+        state,
+        report: UnpackReport::default(),
+        written: HashSet::new(),
+        dirs: HashMap::new(),
+        cached_parent: None,
+        buffer: vec![0; COPY_BUFFER],
+        path: Vec::new(),
+        last_entry: String::new(),
+    };
+    let mut archive = tar::Archive::new(tracked);
+    unpacker.run(&mut archive)?;
+    // Read what follows the end-of-archive marker so that the decompressor reaches the end
+    // of its stream and checks its trailer (gzip CRC and length, zstd frame end): a layer
+    // cut short in its padding must fail, not pass.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|source| unpacker.stream_error(source))?;
+    unpacker.finish_dirs()?;
+    Ok(unpacker.report)
+}
+
+/// What the reader under the tar parser saw, so that an error can be told apart:
+/// the source or decompressor failed, or the stream simply ended.
+#[derive(Default)]
+struct StreamState {
+    failed: Cell<bool>,
+    eof: Cell<bool>,
+}
+
+struct Tracked<R> {
+    inner: R,
+    state: Rc<StreamState>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.state.eof.set(true);
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(error) => {
+                self.state.failed.set(true);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Mode and times a directory gets in the final pass, and the inode they belong to.
+struct DirMeta {
+    path: Vec<u8>,
+    mode: u32,
+    atime: TimeSpec,
+    mtime: TimeSpec,
+}
+
+/// The metadata of one entry, read from its header and PAX records.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: TimeSpec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+struct Unpacker {
+    root: Root,
+    rootless: bool,
+    compression: LayerCompression,
+    state: Rc<StreamState>,
+    report: UnpackReport,
+    /// Paths (and their ancestors) this layer has created: whiteouts must not remove them.
+    written: HashSet<Vec<u8>>,
+    /// Directories to finish, by (dev, inode) so that aliases through symlinks collapse.
+    dirs: HashMap<(u64, u64), DirMeta>,
+    /// The parent directory of the previous entry; tar streams list siblings together.
+    cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    buffer: Vec<u8>,
+    path: Vec<u8>,
+    last_entry: String,
+}
+
+impl Unpacker {
+    fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), LayerError> {
+        let entries = archive
+            .entries()
+            .map_err(|source| self.stream_error(source))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|source| self.stream_error(source))?;
+            self.entry(&mut entry)?;
+        }
+        // tar readers take a clean end of stream as the end of the archive; a layer must
+        // end with the zero blocks, or it was cut at an entry boundary.
+        if self.state.eof.get() {
+            return Err(LayerError::TruncatedTar {
+                entry: self.last_entry.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Classifies an error of the tar parser or the stream beneath it.
+    fn stream_error(&self, source: io::Error) -> LayerError {
+        if self.state.failed.get() {
+            if self.compression == LayerCompression::None {
+                LayerError::Read { source }
+            } else {
+                LayerError::CorruptCompression {
+                    compression: self.compression,
+                    source,
+                }
+            }
+        } else if self.state.eof.get() {
+            LayerError::TruncatedTar {
+                entry: self.last_entry.clone(),
+            }
+        } else {
+            LayerError::MalformedTar { source }
+        }
+    }
+
+    fn hostile(&self, reason: &'static str) -> LayerError {
+        LayerError::HostileEntry {
+            entry: self.last_entry.clone(),
+            reason,
+        }
+    }
+
+    fn failed(&self, op: &'static str) -> impl Fn(Errno) -> LayerError + '_ {
+        move |errno| LayerError::Entry {
+            entry: self.last_entry.clone(),
+            op,
+            source: errno.into(),
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let raw = entry.path_bytes();
+        self.last_entry.clear();
+        self.last_entry.push_str(&String::from_utf8_lossy(&raw));
+        let mut path = std::mem::take(&mut self.path);
+        let normalized = normalize(&raw, &mut path);
+        drop(raw);
+        normalized.map_err(|reason| self.hostile(reason))?;
+        let result = self.entry_at(entry, &path);
+        self.path = path;
+        result
+    }
+
+    fn entry_at<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &[u8],
+    ) -> Result<(), LayerError> {
+        let kind = entry.header().entry_type();
+        if kind == EntryType::XGlobalHeader {
+            return Ok(());
+        }
+        if path.is_empty() {
+            // `./` describes the root itself; any other type would replace the root.
+            if kind != EntryType::Directory {
+                return Err(self.hostile("changes the type of the root directory"));
+            }
+            let meta = self.meta(entry)?;
+            let dir = self.open_dir(b"", OFlag::O_RDONLY)?;
+            self.apply_dir(dir, b"", &meta)?;
+            self.report.entries += 1;
+            return Ok(());
+        }
+        let (parent, name) = split(path);
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            return self.whiteout(parent, name, hidden);
+        }
+        let meta = self.meta(entry)?;
+        let parent_fd = self.parent(parent)?;
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.create_file(&parent_fd, name, entry, &meta)?
+            }
+            EntryType::Directory => self.create_dir(&parent_fd, path, name, &meta)?,
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.hostile("symlink without a target"))?;
+                // The target is stored as is: a link pointing anywhere is just a link.
+                // Only writing *through* it is checked, when a later path resolves it.
+                self.replacing(&parent_fd, name, |dir| {
+                    symlinkat(&target[..], dir.as_fd(), name)
+                })
+                .map_err(self.failed("symlink"))?;
+                self.apply_special(&parent_fd, name, &meta, false)?;
+            }
+            EntryType::Link => self.create_hardlink(&parent_fd, path, name, entry)?,
+            EntryType::Fifo => self.create_node(&parent_fd, name, SFlag::S_IFIFO, 0, &meta)?,
+            EntryType::Char | EntryType::Block => {
+                if self.rootless {
+                    // mknod of a device needs CAP_MKNOD in the initial user namespace.
+                    self.report.skipped_devices.push(display_path(path));
+                    return Ok(());
+                }
+                let header = entry.header();
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let device = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
+                let sflag = if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                self.create_node(&parent_fd, name, sflag, device, &meta)?
+            }
+            other => {
+                return Err(LayerError::UnsupportedEntry {
+                    entry: self.last_entry.clone(),
+                    kind: char::from(other.as_byte()),
+                })
+            }
+        }
+        self.cached_parent = Some((parent.to_vec(), parent_fd));
+        self.mark_written(path);
+        self.report.entries += 1;
+        Ok(())
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta, LayerError> {
+        let header = entry.header();
+        let bad = |op| LayerError::Entry {
+            entry: self.last_entry.clone(),
+            op,
+            source: io::Error::new(io::ErrorKind::InvalidData, "bad header field"),
+        };
+        let old = header.as_old();
+        let id = |field: &[u8], value: io::Result<u64>, op| {
+            lenient(field, value)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| bad(op))
+        };
+        let mode =
+            lenient(&old.mode, header.mode().map(u64::from)).ok_or_else(|| bad("read mode"))?;
+        let mtime = lenient(&old.mtime, header.mtime()).ok_or_else(|| bad("read mtime"))?;
+        let mut meta = Meta {
+            mode: (mode & 0o7777) as u32,
+            uid: id(&old.uid, header.uid(), "read uid")?,
+            gid: id(&old.gid, header.gid(), "read gid")?,
+            mtime: TimeSpec::new(i64::try_from(mtime).unwrap_or(i64::MAX), 0),
+            xattrs: Vec::new(),
+        };
+        let extensions = entry
+            .pax_extensions()
+            .map_err(|_| bad("read PAX records"))?;
+        for extension in extensions.into_iter().flatten() {
+            let extension = extension.map_err(|_| bad("read PAX records"))?;
+            let key = extension.key_bytes();
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                meta.xattrs
+                    .push((name.to_vec(), extension.value_bytes().to_vec()));
+            } else if key == b"mtime" {
+                // PAX mtime is decimal seconds with an optional fraction.
+                let value = extension.value().unwrap_or("");
+                let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+                if let Ok(secs) = secs.parse::<i64>() {
+                    let digits: String = frac.chars().take(9).collect();
+                    let nanos = format!("{digits:0<9}").parse::<i64>().unwrap_or(0);
+                    meta.mtime = TimeSpec::new(secs, if secs < 0 { 0 } else { nanos });
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Opens the parent directory of an entry, creating missing directories (as `0755`,
+    /// like tar does for implied parents). A parent reached through a symlink that climbs
+    /// out of the root is a hostile entry.
+    fn parent(&mut self, parent: &[u8]) -> Result<OwnedFd, LayerError> {
+        if let Some((cached, _)) = &self.cached_parent {
+            if cached == parent {
+                let (_, fd) = self.cached_parent.take().expect("checked above");
+                return Ok(fd);
+            }
+        }
+        let fd = match self.open_dir(parent, OFlag::O_PATH) {
+            Err(LayerError::Entry { source, .. })
+                if source.raw_os_error() == Some(Errno::ENOENT as i32) =>
+            {
+                self.create_parents(parent)?
+            }
+            other => other?,
+        };
+        // Creating entries changes this directory's mtime. If this layer does not list the
+        // directory itself (it belongs to a lower layer), put its times back at the end.
+        let stat = fstat(&fd).map_err(self.failed("stat parent directory"))?;
+        self.dirs
+            .entry((stat.st_dev, stat.st_ino))
+            .or_insert_with(|| DirMeta {
+                path: parent.to_vec(),
+                mode: stat.st_mode & 0o7777,
+                atime: TimeSpec::new(stat.st_atime, stat.st_atime_nsec),
+                mtime: TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec),
+            });
+        if self.rootless {
+            self.grant_access(&fd, stat.st_mode)?;
+        }
+        Ok(fd)
+    }
+
+    /// Makes a directory writable and searchable for its (unprivileged) owner until the
+    /// final pass restores its mode: a rootless unpack cannot otherwise fill a `0555` dir.
+    fn grant_access(&self, fd: &OwnedFd, mode: u32) -> Result<(), LayerError> {
+        if mode & 0o700 == 0o700 {
+            return Ok(());
+        }
+        // An O_PATH descriptor cannot be fchmod'ed; its /proc magic link names exactly
+        // this inode, so chmod through it cannot be redirected.
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        fchmodat(
+            nix::fcntl::AT_FDCWD,
+            proc_path.as_str(),
+            Mode::from_bits_truncate(mode | 0o700),
+            FchmodatFlags::FollowSymlink,
+        )
+        .map_err(self.failed("make directory writable"))
+    }
+
+    fn open_dir(&self, rel: &[u8], flags: OFlag) -> Result<OwnedFd, LayerError> {
+        match self.root.open_dir(rel, flags) {
+            Ok(Resolved::Dir(fd)) => Ok(fd),
+            Ok(Resolved::Escapes) => {
+                Err(self.hostile("its path runs through a symlink that leaves the root"))
+            }
+            Err(source) => Err(LayerError::Entry {
+                entry: self.last_entry.clone(),
+                op: "open parent directory",
+                source,
+            }),
+        }
+    }
+
+    fn create_parents(&mut self, parent: &[u8]) -> Result<OwnedFd, LayerError> {
+        let mut fd = self.open_dir(b"", OFlag::O_PATH)?;
+        let mut start = 0;
+        for (index, component) in parent.split(|&b| b == b'/').enumerate() {
+            if index > 0 {
+                start += 1;
+            }
+            let end = start + component.len();
+            let mode = Mode::from_bits_truncate(0o755);
+            match mkdirat(&fd, component, mode) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(Errno::EACCES) if self.rootless => {
+                    let stat = fstat(&fd).map_err(self.failed("stat parent directory"))?;
+                    self.grant_access(&fd, stat.st_mode)?;
+                    match mkdirat(&fd, component, mode) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(errno) => return Err(self.failed("create parent directory")(errno)),
+                    }
+                }
+                Err(errno) => return Err(self.failed("create parent directory")(errno)),
+            }
+            // Re-open through the root so that a symlink met here is judged like any other.
+            fd = self.open_dir(&parent[..end], OFlag::O_PATH)?;
+            start = end;
+        }
+        Ok(fd)
+    }
+
+    fn mark_written(&mut self, path: &[u8]) {
+        let mut current = path;
+        // Ancestors are inserted with the path, so a present path implies its ancestors.
+        while !current.is_empty() && self.written.insert(current.to_vec()) {
+            current = split(current).0;
+        }
+    }
+
+    /// Runs `create`; if the name is taken by something else, removes that (recursively
+    /// for a directory: an entry of another type replaces it) and runs `create` again.
+    fn replacing<T>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        mut create: impl FnMut(&OwnedFd) -> nix::Result<T>,
+    ) -> nix::Result<T> {
+        match create(dir) {
+            Err(Errno::EEXIST) => {}
+            Err(Errno::EACCES) if self.rootless => {
+                let stat = fstat(dir)?;
+                self.grant_access(dir, stat.st_mode)
+                    .map_err(|_| Errno::EACCES)?;
+                return self.replacing(dir, name, create);
+            }
+            other => return other,
+        }
+        self.invalidate_cache();
+        remove_all(dir, name, self.rootless)?;
+        create(dir)
+    }
+
+    /// Removals may take away the cached parent (or one of its ancestors).
+    fn invalidate_cache(&mut self) {
+        self.cached_parent = None;
+    }
+
+    fn create_file<R: Read>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &[u8],
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+    ) -> Result<(), LayerError> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = self
+            .replacing(dir, name, |dir| {
+                openat(dir, name, flags, Mode::from_bits_truncate(0o600))
+            })
+            .map_err(self.failed("create file"))?;
+        let mut file = File::from(fd);
+        let size = entry.size();
+        let mut copied = 0u64;
+        loop {
+            let n = match entry.read(&mut self.buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(self.stream_error(source)),
+            };
+            io::Write::write_all(&mut file, &self.buffer[..n]).map_err(|source| {
+                LayerError::Entry {
+                    entry: self.last_entry.clone(),
+                    op: "write file",
+                    source,
+                }
+            })?;
+            copied += n as u64;
+        }
+        if copied != size {
+            return Err(LayerError::TruncatedTar {
+                entry: self.last_entry.clone(),
+            });
+        }
+        self.apply_xattrs_fd(&file, meta)?;
+        self.apply_owner_fd(&file, meta)?;
+        // Mode after owner: chown clears setuid/setgid.
+        fchmod(&file, Mode::from_bits_truncate(meta.mode)).map_err(self.failed("chmod"))?;
+        futimens(&file, &meta.mtime, &meta.mtime).map_err(self.failed("set mtime"))?;
+        Ok(())
+    }
+
+    fn create_dir(
+        &mut self,
+        parent: &OwnedFd,
+        path: &[u8],
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), LayerError> {
+        // A directory over an existing directory keeps its contents; over anything else
+        // it replaces it (a symlink included: we never write through the last component).
+        let made = self.replacing(parent, name, |dir| {
+            match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
+                Err(Errno::EEXIST) => {
+                    let stat = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                    if stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() {
+                        Ok(())
+                    } else {
+                        Err(Errno::EEXIST)
+                    }
+                }
+                other => other,
+            }
+        });
+        made.map_err(self.failed("create directory"))?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match openat(parent, name, flags, Mode::empty()) {
+            Err(Errno::EACCES) if self.rootless => {
+                // A lower layer's directory without u+r: open it by path, then grant.
+                let fd = openat(parent, name, flags | OFlag::O_PATH, Mode::empty())
+                    .map_err(self.failed("open directory"))?;
+                let stat = fstat(&fd).map_err(self.failed("stat directory"))?;
+                self.grant_access(&fd, stat.st_mode)?;
+                openat(parent, name, flags, Mode::empty())
+            }
+            other => other,
+        }
+        .map_err(self.failed("open directory"))?;
+        self.apply_dir(fd, path, meta)
+    }
+
+    /// Xattrs and owner now; mode and mtime in the final pass, after the children.
+    fn apply_dir(&mut self, fd: OwnedFd, path: &[u8], meta: &Meta) -> Result<(), LayerError> {
+        let file = File::from(fd);
+        self.apply_xattrs_fd(&file, meta)?;
+        self.apply_owner_fd(&file, meta)?;
+        if self.rootless {
+            fchmod(&file, Mode::from_bits_truncate(meta.mode | 0o700))
+                .map_err(self.failed("chmod"))?;
+        }
+        let stat = fstat(&file).map_err(self.failed("stat directory"))?;
+        self.dirs.insert(
+            (stat.st_dev, stat.st_ino),
+            DirMeta {
+                path: path.to_vec(),
+                mode: meta.mode,
+                atime: meta.mtime,
+                mtime: meta.mtime,
+            },
+        );
+        Ok(())
+    }
+
+    fn create_hardlink<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        path: &[u8],
+        name: &[u8],
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(), LayerError> {
+        let raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| self.hostile("hardlink without a target"))?;
+        let mut target = Vec::new();
+        normalize(&raw, &mut target)
+            .map_err(|_| self.hostile("hardlink target is outside the root"))?;
+        if target.is_empty() {
+            return Err(self.hostile("hardlink to the root directory"));
+        }
+        if target == path {
+            return Ok(());
+        }
+        let (target_parent, target_name) = split(&target);
+        let target_dir = match self.root.open_dir(target_parent, OFlag::O_PATH) {
+            Ok(Resolved::Dir(fd)) => fd,
+            Ok(Resolved::Escapes) => {
+                return Err(self.hostile("hardlink target resolves outside the root"))
+            }
+            Err(source) => {
+                return Err(LayerError::Entry {
+                    entry: self.last_entry.clone(),
+                    op: "open hardlink target directory",
+                    source,
+                })
+            }
+        };
+        // No AT_SYMLINK_FOLLOW: a hardlink to a symlink links the symlink itself.
+        self.replacing(parent, name, |dir| {
+            linkat(&target_dir, target_name, dir, name, AtFlags::empty())
+        })
+        .map_err(self.failed("hardlink"))
+    }
+
+    fn create_node(
+        &mut self,
+        parent: &OwnedFd,
+        name: &[u8],
+        kind: SFlag,
+        device: u64,
+        meta: &Meta,
+    ) -> Result<(), LayerError> {
+        self.replacing(parent, name, |dir| {
+            mknodat(dir, name, kind, Mode::from_bits_truncate(0o600), device)
+        })
+        .map_err(self.failed("mknod"))?;
+        self.apply_special(parent, name, meta, true)
+    }
+
+    /// Metadata of symlinks, fifos and device nodes: these cannot be opened for writing,
+    /// so everything goes through `*at` calls on the parent with the name.
+    fn apply_special(
+        &mut self,
+        parent: &OwnedFd,
+        name: &[u8],
+        meta: &Meta,
+        chmod: bool,
+    ) -> Result<(), LayerError> {
+        for (key, value) in &meta.xattrs {
+            if self.rootless && key == ROOTLESS_XATTR.as_bytes() {
+                continue;
+            }
+            self.tolerate(set_path_xattr(parent, name, key, value), "set xattr")?;
+        }
+        if self.rootless {
+            // No ownership record here: Linux allows user.* xattrs only on regular files
+            // and directories, so symlinks, fifos and devices keep 0:0 (as with umoci).
+        } else {
+            fchownat(
+                parent,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(self.failed("chown"))?;
+        }
+        if chmod {
+            // The name was just created by mknodat in a directory only we write to; it is
+            // a fifo or a device, not a symlink, so following is moot.
+            fchmodat(
+                parent,
+                name,
+                Mode::from_bits_truncate(meta.mode),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(self.failed("chmod"))?;
+        }
+        utimensat(
+            parent,
+            name,
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(self.failed("set mtime"))
+    }
+
+    fn apply_xattrs_fd(&self, file: &File, meta: &Meta) -> Result<(), LayerError> {
+        for (key, value) in &meta.xattrs {
+            // A rootless unpack writes its own record below; one in the layer is stale.
+            if self.rootless && key == ROOTLESS_XATTR.as_bytes() {
+                continue;
+            }
+            let name = std::ffi::OsStr::from_bytes(key);
+            self.tolerate(file.set_xattr(name, value), "set xattr")?;
+        }
+        Ok(())
+    }
+
+    /// Rootless, some xattr namespaces (trusted.*, security.*) are not ours to set; the
+    /// target filesystem may not support xattrs at all. Neither stops an unpack.
+    fn tolerate(&self, result: io::Result<()>, op: &'static str) -> Result<(), LayerError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let errno = error.raw_os_error().map(Errno::from_raw);
+                let tolerated = match errno {
+                    Some(Errno::ENOTSUP) => true,
+                    Some(Errno::EPERM | Errno::EACCES) => self.rootless,
+                    _ => false,
+                };
+                if tolerated {
+                    Ok(())
+                } else {
+                    Err(LayerError::Entry {
+                        entry: self.last_entry.clone(),
+                        op,
+                        source: error,
+                    })
+                }
+            }
+        }
+    }
+
+    fn apply_owner_fd(&self, file: &File, meta: &Meta) -> Result<(), LayerError> {
+        if self.rootless {
+            let owner = RootlessOwner {
+                uid: meta.uid,
+                gid: meta.gid,
+            };
+            if let Some(record) = owner.encode() {
+                file.set_xattr(ROOTLESS_XATTR, &record)
+                    .map_err(|source| LayerError::Entry {
+                        entry: self.last_entry.clone(),
+                        op: "record rootless owner",
+                        source,
+                    })?;
+            }
+            Ok(())
+        } else {
+            fchown(
+                file,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(self.failed("chown"))
+        }
+    }
+
+    fn whiteout(&mut self, parent: &[u8], name: &[u8], hidden: &[u8]) -> Result<(), LayerError> {
+        self.report.whiteouts += 1;
+        let parent_fd = match self.open_dir(parent, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            // Nothing below to hide.
+            Err(LayerError::Entry { source, .. })
+                if matches!(
+                    source.raw_os_error().map(Errno::from_raw),
+                    Some(Errno::ENOENT | Errno::ENOTDIR)
+                ) =>
+            {
+                return Ok(())
+            }
+            Err(error) => return Err(error),
+        };
+        if self.rootless {
+            let stat = fstat(&parent_fd).map_err(self.failed("stat directory"))?;
+            if stat.st_mode & 0o700 != 0o700 {
+                self.parent(parent)?;
+            }
+        }
+        self.invalidate_cache();
+        let mut child = parent.to_vec();
+        if !child.is_empty() {
+            child.push(b'/');
+        }
+        let prefix_len = child.len();
+        if name == OPAQUE_MARKER {
+            // Empty the directory of lower-layer content, keeping what this layer wrote.
+            let listing = openat(
+                &parent_fd,
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(self.failed("open opaque directory"))?;
+            let mut dir =
+                nix::dir::Dir::from_fd(listing).map_err(self.failed("list opaque directory"))?;
+            let mut names = Vec::new();
+            for item in dir.iter() {
+                let item = item.map_err(self.failed("list opaque directory"))?;
+                let item_name = item.file_name().to_bytes();
+                if item_name != b"." && item_name != b".." {
+                    names.push(item_name.to_vec());
+                }
+            }
+            for item_name in names {
+                child.truncate(prefix_len);
+                child.extend_from_slice(&item_name);
+                if !self.written.contains(&child) {
+                    remove_all(&parent_fd, &item_name, self.rootless)
+                        .map_err(self.failed("remove under opaque directory"))?;
+                }
+            }
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(self.hostile("malformed whiteout name"));
+        }
+        child.extend_from_slice(hidden);
+        // A whiteout hides files of *lower* layers only. When the same layer also carries
+        // an entry for this path earlier in the stream (tar order is arbitrary), that entry
+        // is the layer's content and must survive: deleting it would make the result
+        // depend on the order of the tar. So paths written by this layer are kept.
+        if self.written.contains(&child) {
+            return Ok(());
+        }
+        match remove_all(&parent_fd, hidden, self.rootless) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(errno) => Err(self.failed("apply whiteout")(errno)),
+        }
+    }
+
+    /// Modes and times of directories, deepest first: a directory's mtime changes whenever
+    /// a child is created in it, and a rootless unpack must not lock itself out of a
+    /// subtree (mode 0555 or 0000) before it is done with it.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        let mut dirs: Vec<((u64, u64), DirMeta)> = self.dirs.drain().collect();
+        let depth =
+            |path: &[u8]| path.iter().filter(|&&b| b == b'/').count() + !path.is_empty() as usize;
+        dirs.sort_by(|a, b| {
+            depth(&b.1.path)
+                .cmp(&depth(&a.1.path))
+                .then(a.1.path.cmp(&b.1.path))
+        });
+        for (identity, meta) in dirs {
+            self.last_entry = display_path(&meta.path);
+            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW;
+            let fd = match self.root.open_dir(&meta.path, flags) {
+                Ok(Resolved::Dir(fd)) => fd,
+                // Replaced or removed later in the layer: nothing to finish.
+                Ok(Resolved::Escapes) | Err(_) => continue,
+            };
+            let stat = fstat(&fd).map_err(self.failed("stat directory"))?;
+            if (stat.st_dev, stat.st_ino) != identity {
+                continue;
+            }
+            fchmod(&fd, Mode::from_bits_truncate(meta.mode)).map_err(self.failed("chmod"))?;
+            futimens(&fd, &meta.atime, &meta.mtime).map_err(self.failed("set mtime"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A numeric header field; one left empty (all NUL or spaces, as some writers do for ids
+/// they do not know) reads as 0, the way Go's archive/tar reads it.
+fn lenient(field: &[u8], parsed: io::Result<u64>) -> Option<u64> {
+    match parsed {
+        Ok(value) => Some(value),
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Some(0),
+        Err(_) => None,
+    }
+}
