@@ -10,9 +10,11 @@
 
 mod compress;
 mod fsops;
+mod metadata;
 mod ownership;
 mod safe_path;
 mod unpack;
+mod whiteout;
 mod write;
 
 use std::io;

@@ -12,27 +12,24 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
-    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags, Mode,
-    SFlag, UtimensatFlags,
+    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, FchmodatFlags, Mode, SFlag,
 };
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+use nix::unistd::{linkat, symlinkat};
 use tar::EntryType;
-use xattr::FileExt;
 
-use super::fsops::{remove_all, set_path_xattr};
-use super::ownership::{RootlessOwner, ROOTLESS_XATTR};
+use super::fsops::remove_all;
+use super::metadata::Meta;
 use super::safe_path::{normalize, split, Resolved, Root};
 use super::{
     decompressing_reader, display_path, LayerCompression, LayerError, UnpackOptions, UnpackReport,
-    OPAQUE_MARKER, WHITEOUT_PREFIX,
+    WHITEOUT_PREFIX,
 };
 
 /// File contents are copied through a buffer this large: few syscalls per big file.
@@ -86,9 +83,9 @@ pub fn unpack_layer<R: Read>(
 /// What the reader under the tar parser saw, so that an error can be told apart:
 /// the source or decompressor failed, or the stream simply ended.
 #[derive(Default)]
-struct StreamState {
-    failed: Cell<bool>,
-    eof: Cell<bool>,
+pub(super) struct StreamState {
+    pub(super) failed: Cell<bool>,
+    pub(super) eof: Cell<bool>,
 }
 
 struct Tracked<R> {
@@ -113,37 +110,28 @@ impl<R: Read> Read for Tracked<R> {
 }
 
 /// Mode and times a directory gets in the final pass, and the inode they belong to.
-struct DirMeta {
-    path: Vec<u8>,
-    mode: u32,
-    atime: TimeSpec,
-    mtime: TimeSpec,
+pub(super) struct DirMeta {
+    pub(super) path: Vec<u8>,
+    pub(super) mode: u32,
+    pub(super) atime: TimeSpec,
+    pub(super) mtime: TimeSpec,
 }
 
-/// The metadata of one entry, read from its header and PAX records.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-struct Unpacker {
-    root: Root,
-    rootless: bool,
-    compression: LayerCompression,
-    state: Rc<StreamState>,
-    report: UnpackReport,
+pub(super) struct Unpacker {
+    pub(super) root: Root,
+    pub(super) rootless: bool,
+    pub(super) compression: LayerCompression,
+    pub(super) state: Rc<StreamState>,
+    pub(super) report: UnpackReport,
     /// Paths (and their ancestors) this layer has created: whiteouts must not remove them.
-    written: HashSet<Vec<u8>>,
+    pub(super) written: HashSet<Vec<u8>>,
     /// Directories to finish, by (dev, inode) so that aliases through symlinks collapse.
-    dirs: HashMap<(u64, u64), DirMeta>,
+    pub(super) dirs: HashMap<(u64, u64), DirMeta>,
     /// The parent directory of the previous entry; tar streams list siblings together.
-    cached_parent: Option<(Vec<u8>, OwnedFd)>,
-    buffer: Vec<u8>,
-    path: Vec<u8>,
-    last_entry: String,
+    pub(super) cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    pub(super) buffer: Vec<u8>,
+    pub(super) path: Vec<u8>,
+    pub(super) last_entry: String,
 }
 
 impl Unpacker {
@@ -166,7 +154,7 @@ impl Unpacker {
     }
 
     /// Classifies an error of the tar parser or the stream beneath it.
-    fn stream_error(&self, source: io::Error) -> LayerError {
+    pub(super) fn stream_error(&self, source: io::Error) -> LayerError {
         if self.state.failed.get() {
             if self.compression == LayerCompression::None {
                 LayerError::Read { source }
@@ -185,14 +173,14 @@ impl Unpacker {
         }
     }
 
-    fn hostile(&self, reason: &'static str) -> LayerError {
+    pub(super) fn hostile(&self, reason: &'static str) -> LayerError {
         LayerError::HostileEntry {
             entry: self.last_entry.clone(),
             reason,
         }
     }
 
-    fn failed(&self, op: &'static str) -> impl Fn(Errno) -> LayerError + '_ {
+    pub(super) fn failed(&self, op: &'static str) -> impl Fn(Errno) -> LayerError + '_ {
         move |errno| LayerError::Entry {
             entry: self.last_entry.clone(),
             op,
@@ -288,56 +276,10 @@ impl Unpacker {
         Ok(())
     }
 
-    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta, LayerError> {
-        let header = entry.header();
-        let bad = |op| LayerError::Entry {
-            entry: self.last_entry.clone(),
-            op,
-            source: io::Error::new(io::ErrorKind::InvalidData, "bad header field"),
-        };
-        let old = header.as_old();
-        let id = |field: &[u8], value: io::Result<u64>, op| {
-            lenient(field, value)
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| bad(op))
-        };
-        let mode =
-            lenient(&old.mode, header.mode().map(u64::from)).ok_or_else(|| bad("read mode"))?;
-        let mtime = lenient(&old.mtime, header.mtime()).ok_or_else(|| bad("read mtime"))?;
-        let mut meta = Meta {
-            mode: (mode & 0o7777) as u32,
-            uid: id(&old.uid, header.uid(), "read uid")?,
-            gid: id(&old.gid, header.gid(), "read gid")?,
-            mtime: TimeSpec::new(i64::try_from(mtime).unwrap_or(i64::MAX), 0),
-            xattrs: Vec::new(),
-        };
-        let extensions = entry
-            .pax_extensions()
-            .map_err(|_| bad("read PAX records"))?;
-        for extension in extensions.into_iter().flatten() {
-            let extension = extension.map_err(|_| bad("read PAX records"))?;
-            let key = extension.key_bytes();
-            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                meta.xattrs
-                    .push((name.to_vec(), extension.value_bytes().to_vec()));
-            } else if key == b"mtime" {
-                // PAX mtime is decimal seconds with an optional fraction.
-                let value = extension.value().unwrap_or("");
-                let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
-                if let Ok(secs) = secs.parse::<i64>() {
-                    let digits: String = frac.chars().take(9).collect();
-                    let nanos = format!("{digits:0<9}").parse::<i64>().unwrap_or(0);
-                    meta.mtime = TimeSpec::new(secs, if secs < 0 { 0 } else { nanos });
-                }
-            }
-        }
-        Ok(meta)
-    }
-
     /// Opens the parent directory of an entry, creating missing directories (as `0755`,
     /// like tar does for implied parents). A parent reached through a symlink that climbs
     /// out of the root is a hostile entry.
-    fn parent(&mut self, parent: &[u8]) -> Result<OwnedFd, LayerError> {
+    pub(super) fn parent(&mut self, parent: &[u8]) -> Result<OwnedFd, LayerError> {
         if let Some((cached, _)) = &self.cached_parent {
             if cached == parent {
                 let (_, fd) = self.cached_parent.take().expect("checked above");
@@ -371,7 +313,7 @@ impl Unpacker {
 
     /// Makes a directory writable and searchable for its (unprivileged) owner until the
     /// final pass restores its mode: a rootless unpack cannot otherwise fill a `0555` dir.
-    fn grant_access(&self, fd: &OwnedFd, mode: u32) -> Result<(), LayerError> {
+    pub(super) fn grant_access(&self, fd: &OwnedFd, mode: u32) -> Result<(), LayerError> {
         if mode & 0o700 == 0o700 {
             return Ok(());
         }
@@ -387,7 +329,7 @@ impl Unpacker {
         .map_err(self.failed("make directory writable"))
     }
 
-    fn open_dir(&self, rel: &[u8], flags: OFlag) -> Result<OwnedFd, LayerError> {
+    pub(super) fn open_dir(&self, rel: &[u8], flags: OFlag) -> Result<OwnedFd, LayerError> {
         match self.root.open_dir(rel, flags) {
             Ok(Resolved::Dir(fd)) => Ok(fd),
             Ok(Resolved::Escapes) => {
@@ -429,7 +371,7 @@ impl Unpacker {
         Ok(fd)
     }
 
-    fn mark_written(&mut self, path: &[u8]) {
+    pub(super) fn mark_written(&mut self, path: &[u8]) {
         let mut current = path;
         // Ancestors are inserted with the path, so a present path implies its ancestors.
         while !current.is_empty() && self.written.insert(current.to_vec()) {
@@ -461,7 +403,7 @@ impl Unpacker {
     }
 
     /// Removals may take away the cached parent (or one of its ancestors).
-    fn invalidate_cache(&mut self) {
+    pub(super) fn invalidate_cache(&mut self) {
         self.cached_parent = None;
     }
 
@@ -625,229 +567,5 @@ impl Unpacker {
         })
         .map_err(self.failed("mknod"))?;
         self.apply_special(parent, name, meta, true)
-    }
-
-    /// Metadata of symlinks, fifos and device nodes: these cannot be opened for writing,
-    /// so everything goes through `*at` calls on the parent with the name.
-    fn apply_special(
-        &mut self,
-        parent: &OwnedFd,
-        name: &[u8],
-        meta: &Meta,
-        chmod: bool,
-    ) -> Result<(), LayerError> {
-        for (key, value) in &meta.xattrs {
-            if self.rootless && key == ROOTLESS_XATTR.as_bytes() {
-                continue;
-            }
-            self.tolerate(set_path_xattr(parent, name, key, value), "set xattr")?;
-        }
-        if self.rootless {
-            // No ownership record here: Linux allows user.* xattrs only on regular files
-            // and directories, so symlinks, fifos and devices keep 0:0 (as with umoci).
-        } else {
-            fchownat(
-                parent,
-                name,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .map_err(self.failed("chown"))?;
-        }
-        if chmod {
-            // The name was just created by mknodat in a directory only we write to; it is
-            // a fifo or a device, not a symlink, so following is moot.
-            fchmodat(
-                parent,
-                name,
-                Mode::from_bits_truncate(meta.mode),
-                FchmodatFlags::FollowSymlink,
-            )
-            .map_err(self.failed("chmod"))?;
-        }
-        utimensat(
-            parent,
-            name,
-            &meta.mtime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(self.failed("set mtime"))
-    }
-
-    fn apply_xattrs_fd(&self, file: &File, meta: &Meta) -> Result<(), LayerError> {
-        for (key, value) in &meta.xattrs {
-            // A rootless unpack writes its own record below; one in the layer is stale.
-            if self.rootless && key == ROOTLESS_XATTR.as_bytes() {
-                continue;
-            }
-            let name = std::ffi::OsStr::from_bytes(key);
-            self.tolerate(file.set_xattr(name, value), "set xattr")?;
-        }
-        Ok(())
-    }
-
-    /// Rootless, some xattr namespaces (trusted.*, security.*) are not ours to set; the
-    /// target filesystem may not support xattrs at all. Neither stops an unpack.
-    fn tolerate(&self, result: io::Result<()>, op: &'static str) -> Result<(), LayerError> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let errno = error.raw_os_error().map(Errno::from_raw);
-                let tolerated = match errno {
-                    Some(Errno::ENOTSUP) => true,
-                    Some(Errno::EPERM | Errno::EACCES) => self.rootless,
-                    _ => false,
-                };
-                if tolerated {
-                    Ok(())
-                } else {
-                    Err(LayerError::Entry {
-                        entry: self.last_entry.clone(),
-                        op,
-                        source: error,
-                    })
-                }
-            }
-        }
-    }
-
-    fn apply_owner_fd(&self, file: &File, meta: &Meta) -> Result<(), LayerError> {
-        if self.rootless {
-            let owner = RootlessOwner {
-                uid: meta.uid,
-                gid: meta.gid,
-            };
-            if let Some(record) = owner.encode() {
-                file.set_xattr(ROOTLESS_XATTR, &record)
-                    .map_err(|source| LayerError::Entry {
-                        entry: self.last_entry.clone(),
-                        op: "record rootless owner",
-                        source,
-                    })?;
-            }
-            Ok(())
-        } else {
-            fchown(
-                file,
-                Some(Uid::from_raw(meta.uid)),
-                Some(Gid::from_raw(meta.gid)),
-            )
-            .map_err(self.failed("chown"))
-        }
-    }
-
-    fn whiteout(&mut self, parent: &[u8], name: &[u8], hidden: &[u8]) -> Result<(), LayerError> {
-        self.report.whiteouts += 1;
-        let parent_fd = match self.open_dir(parent, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            // Nothing below to hide.
-            Err(LayerError::Entry { source, .. })
-                if matches!(
-                    source.raw_os_error().map(Errno::from_raw),
-                    Some(Errno::ENOENT | Errno::ENOTDIR)
-                ) =>
-            {
-                return Ok(())
-            }
-            Err(error) => return Err(error),
-        };
-        if self.rootless {
-            let stat = fstat(&parent_fd).map_err(self.failed("stat directory"))?;
-            if stat.st_mode & 0o700 != 0o700 {
-                self.parent(parent)?;
-            }
-        }
-        self.invalidate_cache();
-        let mut child = parent.to_vec();
-        if !child.is_empty() {
-            child.push(b'/');
-        }
-        let prefix_len = child.len();
-        if name == OPAQUE_MARKER {
-            // Empty the directory of lower-layer content, keeping what this layer wrote.
-            let listing = openat(
-                &parent_fd,
-                ".",
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(self.failed("open opaque directory"))?;
-            let mut dir =
-                nix::dir::Dir::from_fd(listing).map_err(self.failed("list opaque directory"))?;
-            let mut names = Vec::new();
-            for item in dir.iter() {
-                let item = item.map_err(self.failed("list opaque directory"))?;
-                let item_name = item.file_name().to_bytes();
-                if item_name != b"." && item_name != b".." {
-                    names.push(item_name.to_vec());
-                }
-            }
-            for item_name in names {
-                child.truncate(prefix_len);
-                child.extend_from_slice(&item_name);
-                if !self.written.contains(&child) {
-                    remove_all(&parent_fd, &item_name, self.rootless)
-                        .map_err(self.failed("remove under opaque directory"))?;
-                }
-            }
-            return Ok(());
-        }
-        if hidden.is_empty() || hidden == b"." || hidden == b".." {
-            return Err(self.hostile("malformed whiteout name"));
-        }
-        child.extend_from_slice(hidden);
-        // A whiteout hides files of *lower* layers only. When the same layer also carries
-        // an entry for this path earlier in the stream (tar order is arbitrary), that entry
-        // is the layer's content and must survive: deleting it would make the result
-        // depend on the order of the tar. So paths written by this layer are kept.
-        if self.written.contains(&child) {
-            return Ok(());
-        }
-        match remove_all(&parent_fd, hidden, self.rootless) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(errno) => Err(self.failed("apply whiteout")(errno)),
-        }
-    }
-
-    /// Modes and times of directories, deepest first: a directory's mtime changes whenever
-    /// a child is created in it, and a rootless unpack must not lock itself out of a
-    /// subtree (mode 0555 or 0000) before it is done with it.
-    fn finish_dirs(&mut self) -> Result<(), LayerError> {
-        let mut dirs: Vec<((u64, u64), DirMeta)> = self.dirs.drain().collect();
-        let depth =
-            |path: &[u8]| path.iter().filter(|&&b| b == b'/').count() + !path.is_empty() as usize;
-        dirs.sort_by(|a, b| {
-            depth(&b.1.path)
-                .cmp(&depth(&a.1.path))
-                .then(a.1.path.cmp(&b.1.path))
-        });
-        for (identity, meta) in dirs {
-            self.last_entry = display_path(&meta.path);
-            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW;
-            let fd = match self.root.open_dir(&meta.path, flags) {
-                Ok(Resolved::Dir(fd)) => fd,
-                // Replaced or removed later in the layer: nothing to finish.
-                Ok(Resolved::Escapes) | Err(_) => continue,
-            };
-            let stat = fstat(&fd).map_err(self.failed("stat directory"))?;
-            if (stat.st_dev, stat.st_ino) != identity {
-                continue;
-            }
-            fchmod(&fd, Mode::from_bits_truncate(meta.mode)).map_err(self.failed("chmod"))?;
-            futimens(&fd, &meta.atime, &meta.mtime).map_err(self.failed("set mtime"))?;
-        }
-        Ok(())
-    }
-}
-
-/// A numeric header field; one left empty (all NUL or spaces, as some writers do for ids
-/// they do not know) reads as 0, the way Go's archive/tar reads it.
-fn lenient(field: &[u8], parsed: io::Result<u64>) -> Option<u64> {
-    match parsed {
-        Ok(value) => Some(value),
-        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Some(0),
-        Err(_) => None,
     }
 }

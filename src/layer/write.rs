@@ -5,15 +5,16 @@
 //! ustar cannot say it (long or non-ASCII names, xattrs, huge sizes or ids), numeric owners
 //! without user or group names, no atime or ctime, mtimes clamped to the epoch, hardlinks
 //! found by (device, inode) and written as links to the first path. The same tree and epoch
-//! give the same bytes. It streams: one file at a time through a bounded buffer, into the
-//! compressing sink of `compress`. It never modifies the tree it reads.
+//! give the same bytes. It only reads the tree (rootless, it briefly widens the mode of
+//! unreadable entries of its own user and puts it back). It streams: one file at a time through a bounded buffer, into the
+//! compressing sink of `compress`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use tar::{EntryType, Header};
@@ -48,25 +49,7 @@ pub fn write_tree<W: Write + Send + 'static>(
     out: W,
 ) -> Result<LayerDigests, LayerError> {
     let mut writer = TarWriter::new(root, options, out)?;
-    let walk = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by(|a, b| a.file_name().cmp(b.file_name()));
-    for item in walk {
-        let item = item.map_err(|error| {
-            let path = error.path().unwrap_or(root).to_path_buf();
-            LayerError::Tree {
-                path,
-                op: "walk",
-                source: error.into(),
-            }
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .expect("walkdir yields paths under its root");
-        writer.add(rel)?;
-    }
+    writer.walk(PathBuf::new())?;
     writer.finish()
 }
 
@@ -149,6 +132,20 @@ struct TarWriter<W: Write + Send + 'static> {
     links: HashMap<(u64, u64), Vec<u8>>,
     buffer: Vec<u8>,
     pax: Vec<u8>,
+    euid: u32,
+}
+
+/// Restores a mode that `TarWriter::readable` widened.
+struct ModeGuard(Option<(PathBuf, u32)>);
+
+impl Drop for ModeGuard {
+    fn drop(&mut self) {
+        if let Some((path, mode)) = self.0.take() {
+            // Best effort: there is no error channel in drop, and the only way this fails
+            // is if the path vanished meanwhile.
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+        }
+    }
 }
 
 /// What goes into one header besides the path.
@@ -174,6 +171,7 @@ impl<W: Write + Send + 'static> TarWriter<W> {
             links: HashMap::new(),
             buffer: vec![0; COPY_BUFFER],
             pax: Vec::new(),
+            euid: nix::unistd::geteuid().as_raw(),
         })
     }
 
@@ -192,6 +190,44 @@ impl<W: Write + Send + 'static> TarWriter<W> {
             compression,
             source,
         }
+    }
+
+    /// Adds the children of the directory `rel`, sorted by name bytes, depth first, so that
+    /// `a/b` directly follows `a`. Memory: one directory listing per level of depth.
+    fn walk(&mut self, rel: PathBuf) -> Result<(), LayerError> {
+        let dir = self.root.join(&rel);
+        let guard = self.readable(&rel, &dir, 0o500)?;
+        let listing = fs::read_dir(&dir).and_then(|entries| {
+            entries
+                .map(|entry| entry.map(|e| (e.file_name(), e.file_type())))
+                .collect::<io::Result<Vec<_>>>()
+        });
+        let mut children = listing.map_err(self.tree_error(&rel, "read directory"))?;
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, file_type) in children {
+            let child = rel.join(name);
+            self.add(&child)?;
+            if file_type.map_err(self.tree_error(&child, "stat"))?.is_dir() {
+                self.walk(child)?;
+            }
+        }
+        drop(guard);
+        Ok(())
+    }
+
+    /// Rootless trees may hold directories and files that their owner cannot read (mode
+    /// 0000, 0311): an unprivileged user owns them but lacks the bits. Grant the owner
+    /// `bits` for as long as the returned guard lives; the mode is put back on drop (a
+    /// chmod changes ctime only, which layers do not carry). Root needs no such help.
+    fn readable(&self, rel: &Path, path: &Path, bits: u32) -> Result<ModeGuard, LayerError> {
+        let stat = fs::symlink_metadata(path).map_err(self.tree_error(rel, "stat"))?;
+        let mode = stat.mode() & 0o7777;
+        if self.euid == 0 || stat.uid() != self.euid || mode & bits == bits {
+            return Ok(ModeGuard(None));
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
+            .map_err(self.tree_error(rel, "make readable"))?;
+        Ok(ModeGuard(Some((path.to_path_buf(), mode))))
     }
 
     /// One path of the tree as an entry (a directory without its children).
@@ -408,11 +444,13 @@ impl<W: Write + Send + 'static> TarWriter<W> {
     }
 
     fn contents(&mut self, rel: &Path, full: &Path, size: u64) -> Result<(), LayerError> {
+        let guard = self.readable(rel, full, 0o400)?;
         let mut file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(full)
             .map_err(self.tree_error(rel, "open"))?;
+        drop(guard);
         let mut left = size;
         while left > 0 {
             let want = self
