@@ -24,6 +24,8 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// gzip level: the same trade-off as `gzip -6`, which other tools use for layers.
 const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
+/// Bytes of input per zstd worker job.
+const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
 /// Compression threads: this is sized for the 2-core build hosts we target.
 const THREADS: u32 = 2;
 
@@ -109,6 +111,12 @@ impl<W: Write + Send + 'static> LayerSink<W> {
                 let mut encoder =
                     zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(write_error)?;
                 encoder.multithread(THREADS).map_err(write_error)?;
+                // libzstd sizes its jobs from the window (several MiB each, a few in
+                // flight per worker); a fixed, smaller job keeps memory flat and, being
+                // fixed, keeps the output independent of the worker count.
+                encoder
+                    .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
+                    .map_err(write_error)?;
                 Compressor::Zstd(encoder)
             }
         };

@@ -558,3 +558,57 @@ fn truncated_plain_tars_are_errors() {
         );
     }
 }
+
+/// Timings on real data, run by hand on a release build: with
+/// `SOLUM_LAYER_BENCH_DIR=/scratch` and `SOLUM_LAYER_BENCH_BLOB=layer.tar.gz`, unpacks the
+/// blob into DIR/unpacked; then writes DIR/unpacked (or `SOLUM_LAYER_BENCH_TREE`) as
+/// DIR/layer.tar.gz and DIR/layer.tar.zst (`SOLUM_LAYER_BENCH_ONLY=gz` or `zst` for one). Run with `--ignored layer::tests::bench --nocapture`.
+#[test]
+#[ignore]
+fn bench() {
+    let Ok(dir) = std::env::var("SOLUM_LAYER_BENCH_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut tree = dir.join("unpacked");
+    if let Ok(blob) = std::env::var("SOLUM_LAYER_BENCH_BLOB") {
+        let _ = fs::remove_dir_all(&tree);
+        fs::create_dir_all(&tree).unwrap();
+        let start = std::time::Instant::now();
+        let file = fs::File::open(&blob).unwrap();
+        let report = unpack_layer(file, None, &tree, &UnpackOptions::for_current_user()).unwrap();
+        eprintln!(
+            "unpack: {:?} for {} entries",
+            start.elapsed(),
+            report.entries
+        );
+    }
+    if let Ok(other) = std::env::var("SOLUM_LAYER_BENCH_TREE") {
+        tree = PathBuf::from(other);
+    }
+    for (compression, name) in [
+        (LayerCompression::Gzip, "layer.tar.gz"),
+        (LayerCompression::Zstd, "layer.tar.zst"),
+    ] {
+        let only = std::env::var("SOLUM_LAYER_BENCH_ONLY").unwrap_or_default();
+        if !only.is_empty() && !name.ends_with(&only) {
+            continue;
+        }
+        let start = std::time::Instant::now();
+        let options = WriteOptions {
+            compression,
+            epoch: None,
+            rootless: false,
+        };
+        let out = io::BufWriter::new(fs::File::create(dir.join(name)).unwrap());
+        let digests = write_tree(&tree, &options, out).unwrap();
+        eprintln!(
+            "write_tree {compression:?}: {:?}, {} -> {} bytes, {} diff_id {}",
+            start.elapsed(),
+            digests.uncompressed_size,
+            digests.size,
+            digests.digest,
+            digests.diff_id
+        );
+    }
+}
