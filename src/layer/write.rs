@@ -196,7 +196,8 @@ impl<W: Write + Send + 'static> TarWriter<W> {
     /// `a/b` directly follows `a`. Memory: one directory listing per level of depth.
     fn walk(&mut self, rel: PathBuf) -> Result<(), LayerError> {
         let dir = self.root.join(&rel);
-        let guard = self.readable(&rel, &dir, 0o500)?;
+        let stat = fs::symlink_metadata(&dir).map_err(self.tree_error(&rel, "stat"))?;
+        let guard = self.readable(&dir, &stat, 0o500)?;
         let listing = fs::read_dir(&dir).and_then(|entries| {
             entries
                 .map(|entry| entry.map(|e| (e.file_name(), e.file_type())))
@@ -219,14 +220,23 @@ impl<W: Write + Send + 'static> TarWriter<W> {
     /// 0000, 0311): an unprivileged user owns them but lacks the bits. Grant the owner
     /// `bits` for as long as the returned guard lives; the mode is put back on drop (a
     /// chmod changes ctime only, which layers do not carry). Root needs no such help.
-    fn readable(&self, rel: &Path, path: &Path, bits: u32) -> Result<ModeGuard, LayerError> {
-        let stat = fs::symlink_metadata(path).map_err(self.tree_error(rel, "stat"))?;
+    fn readable(
+        &self,
+        path: &Path,
+        stat: &fs::Metadata,
+        bits: u32,
+    ) -> Result<ModeGuard, LayerError> {
         let mode = stat.mode() & 0o7777;
         if self.euid == 0 || stat.uid() != self.euid || mode & bits == bits {
             return Ok(ModeGuard(None));
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
-            .map_err(self.tree_error(rel, "make readable"))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).map_err(|source| {
+            LayerError::Tree {
+                path: path.to_path_buf(),
+                op: "make readable",
+                source,
+            }
+        })?;
         Ok(ModeGuard(Some((path.to_path_buf(), mode))))
     }
 
@@ -235,6 +245,12 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         let full = self.root.join(rel);
         let stat = fs::symlink_metadata(&full).map_err(self.tree_error(rel, "stat"))?;
         let file_type = stat.file_type();
+        // Reading user.* xattrs and contents needs the read bit (symlinks have neither).
+        let _guard = if file_type.is_symlink() {
+            ModeGuard(None)
+        } else {
+            self.readable(&full, &stat, 0o400)?
+        };
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let mut link_target: Option<Vec<u8>> = None;
         let mut size = 0;
@@ -444,13 +460,11 @@ impl<W: Write + Send + 'static> TarWriter<W> {
     }
 
     fn contents(&mut self, rel: &Path, full: &Path, size: u64) -> Result<(), LayerError> {
-        let guard = self.readable(rel, full, 0o400)?;
         let mut file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(full)
             .map_err(self.tree_error(rel, "open"))?;
-        drop(guard);
         let mut left = size;
         while left > 0 {
             let want = self
