@@ -10,3 +10,11 @@ pub mod reference;
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 
 pub use reference::{ImageReference, ReferenceError};
+
+/// Serializes a manifest, index or config as JSON with sorted object keys. oci-spec keeps
+/// annotations in a `HashMap`, whose order changes from run to run; going through
+/// `serde_json::Value` (a sorted map) makes the bytes, and so the digest, reproducible.
+pub fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let value = serde_json::to_value(value).expect("image documents serialize to JSON");
+    serde_json::to_vec(&value).expect("a JSON value serializes")
+}

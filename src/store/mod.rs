@@ -1,1 +1,32 @@
-//! placeholder
+//! The local store: an OCI image layout at `--store DIR`, else `$SOLUM_BUILD_STORE`, else
+//! `$XDG_DATA_HOME/solum-build` (`~/.local/share/solum-build`). Image names live in
+//! `index.json` as `org.opencontainers.image.ref.name`, so skopeo, umoci and
+//! oci-image-tool read the store as `oci:STORE:NAME`. This module resolves names to
+//! images, tags, untags and collects garbage; it never touches a registry.
+
+pub mod image;
+pub mod layout;
+
+pub use image::{ImageError, ResolvedImage};
+pub use layout::{BlobWriter, Layout, LayoutError, VerifiedBlob};
+
+use std::path::PathBuf;
+
+/// The store folder to use: the `--store` flag, else `$SOLUM_BUILD_STORE`, else the XDG
+/// data folder.
+pub fn default_store_path(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = flag {
+        return path;
+    }
+    if let Some(path) = std::env::var_os("SOLUM_BUILD_STORE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    data_home.join("solum-build")
+}
