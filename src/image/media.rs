@@ -16,8 +16,7 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const DOCKER_LAYER_FOREIGN: &str =
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
 /// How a layer blob is compressed, as its media type says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,9 +72,18 @@ mod tests {
 
     #[test]
     fn docker_and_oci_layer_types_map_to_their_compression() {
-        assert_eq!(layer_compression(DOCKER_LAYER_GZIP), Some(LayerCompression::Gzip));
-        assert_eq!(layer_compression(OCI_LAYER_ZSTD), Some(LayerCompression::Zstd));
-        assert_eq!(layer_compression(OCI_LAYER_TAR), Some(LayerCompression::None));
+        assert_eq!(
+            layer_compression(DOCKER_LAYER_GZIP),
+            Some(LayerCompression::Gzip)
+        );
+        assert_eq!(
+            layer_compression(OCI_LAYER_ZSTD),
+            Some(LayerCompression::Zstd)
+        );
+        assert_eq!(
+            layer_compression(OCI_LAYER_TAR),
+            Some(LayerCompression::None)
+        );
         assert_eq!(layer_compression("application/x-unknown"), None);
         assert_eq!(oci_layer_type(LayerCompression::Gzip), OCI_LAYER_GZIP);
     }

@@ -6,7 +6,6 @@ pub mod digest;
 pub mod media;
 pub mod reference;
 
-
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 
 pub use reference::{ImageReference, ReferenceError};

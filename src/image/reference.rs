@@ -28,7 +28,10 @@ pub enum ReferenceError {
         reason: &'static str,
     },
     #[error("unknown transport {transport:?} in {reference:?}: use NAME[:TAG], oci:, oci-archive:, docker-archive: or docker://")]
-    UnknownTransport { reference: String, transport: String },
+    UnknownTransport {
+        reference: String,
+        transport: String,
+    },
 }
 
 /// Where an image lives, and which one.
@@ -171,9 +174,9 @@ fn parse_registry(reference: &str, rest: &str) -> Result<ImageReference, Referen
     if repository.is_empty()
         || repository.split('/').any(|c| {
             c.is_empty()
-                || !c.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                })
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         })
     {
         return Err(invalid(
@@ -217,7 +220,9 @@ impl FromStr for ImageReference {
         // `scheme:…` with an unknown scheme is a typo, not a store name with a tag: a store
         // name's colon is followed by a tag, never by `/`.
         if let Some((scheme, rest)) = reference.split_once(':') {
-            if rest.starts_with('/') || ["containers-storage", "dir", "docker-daemon"].contains(&scheme) {
+            if rest.starts_with('/')
+                || ["containers-storage", "dir", "docker-daemon"].contains(&scheme)
+            {
                 return Err(ReferenceError::UnknownTransport {
                     reference: reference.to_string(),
                     transport: scheme.to_string(),
@@ -233,13 +238,14 @@ impl FromStr for ImageReference {
 
 impl fmt::Display for ImageReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let with_name = |f: &mut fmt::Formatter<'_>, prefix: &str, path: &PathBuf, name: &Option<String>| {
-            write!(f, "{prefix}{}", path.display())?;
-            if let Some(name) = name {
-                write!(f, ":{name}")?;
-            }
-            Ok(())
-        };
+        let with_name =
+            |f: &mut fmt::Formatter<'_>, prefix: &str, path: &PathBuf, name: &Option<String>| {
+                write!(f, "{prefix}{}", path.display())?;
+                if let Some(name) = name {
+                    write!(f, ":{name}")?;
+                }
+                Ok(())
+            };
         match self {
             ImageReference::Store { name } => write!(f, "{name}"),
             ImageReference::Layout { path, name } => with_name(f, "oci:", path, name),
@@ -325,7 +331,17 @@ mod tests {
 
     #[test]
     fn hostile_or_malformed_names_are_rejected() {
-        for bad in ["", "../x", "a//b", "a/./b", "-rf", "name:", "na me", "oci:", "ftp://x/y"] {
+        for bad in [
+            "",
+            "../x",
+            "a//b",
+            "a/./b",
+            "-rf",
+            "name:",
+            "na me",
+            "oci:",
+            "ftp://x/y",
+        ] {
             assert!(bad.parse::<ImageReference>().is_err(), "{bad:?} accepted");
         }
     }

@@ -161,7 +161,9 @@ impl Layout {
             },
         };
         let mut image = self.resolve_descriptor(descriptor)?;
-        image.name = name.map(str::to_owned).or_else(|| ref_name(descriptor).map(str::to_owned));
+        image.name = name
+            .map(str::to_owned)
+            .or_else(|| ref_name(descriptor).map(str::to_owned));
         Ok(image)
     }
 
@@ -171,14 +173,13 @@ impl Layout {
         let digest = descriptor_digest(self, descriptor)?;
         if media::is_index(&media_type) {
             let bytes = self.read_blob(&digest, Some(descriptor.size()), DOCUMENT_LIMIT)?;
-            let index = ImageIndex::from_reader(&bytes[..]).map_err(|source| {
-                ImageError::BadDocument {
+            let index =
+                ImageIndex::from_reader(&bytes[..]).map_err(|source| ImageError::BadDocument {
                     layout: self.root().to_path_buf(),
                     what: "index",
                     digest: digest.clone(),
                     source,
-                }
-            })?;
+                })?;
             let chosen = pick_platform(&index).ok_or_else(|| ImageError::NoPlatform {
                 layout: self.root().to_path_buf(),
                 digest,
@@ -228,8 +229,11 @@ impl Layout {
             }
             descriptor_digest(self, layer)?;
         }
-        let config_bytes =
-            self.read_blob(&config_digest, Some(manifest.config().size()), DOCUMENT_LIMIT)?;
+        let config_bytes = self.read_blob(
+            &config_digest,
+            Some(manifest.config().size()),
+            DOCUMENT_LIMIT,
+        )?;
         let config = ImageConfiguration::from_reader(&config_bytes[..])
             .map_err(bad("config", &config_digest))?;
         Ok(ResolvedImage {
@@ -321,7 +325,11 @@ impl Layout {
         Ok((removed, freed))
     }
 
-    fn mark(&self, descriptor: &Descriptor, reachable: &mut BTreeSet<Digest>) -> Result<(), ImageError> {
+    fn mark(
+        &self,
+        descriptor: &Descriptor,
+        reachable: &mut BTreeSet<Digest>,
+    ) -> Result<(), ImageError> {
         let digest = descriptor_digest(self, descriptor)?;
         if !reachable.insert(digest.clone()) {
             return Ok(());
@@ -368,7 +376,10 @@ fn pick_platform(index: &ImageIndex) -> Option<&Descriptor> {
 }
 
 /// A manifest descriptor for bytes about to be stored.
-pub fn manifest_descriptor(bytes: &[u8], annotations: Option<HashMap<String, String>>) -> Descriptor {
+pub fn manifest_descriptor(
+    bytes: &[u8],
+    annotations: Option<HashMap<String, String>>,
+) -> Descriptor {
     let mut descriptor = Descriptor::new(
         MediaType::ImageManifest,
         bytes.len() as u64,

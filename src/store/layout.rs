@@ -389,7 +389,11 @@ impl VerifiedBlob {
     /// Reads to the end, so that the check runs even when the consumer stopped early (a tar
     /// reader ignores trailing padding).
     pub fn finish(&mut self) -> Result<(), LayoutError> {
-        let path = PathBuf::from(format!("{}/blobs/sha256/{}", self.layout.display(), self.digest.hex()));
+        let path = PathBuf::from(format!(
+            "{}/blobs/sha256/{}",
+            self.layout.display(),
+            self.digest.hex()
+        ));
         io::copy(self, &mut io::sink()).map_err(|e| self.explain(e, &path))?;
         Ok(())
     }
@@ -419,7 +423,10 @@ impl VerifiedBlob {
 
     /// Turns an I/O error from `read` back into the layout error it carries, if any.
     fn explain(&self, error: io::Error, path: &Path) -> LayoutError {
-        if error.get_ref().is_some_and(|inner| inner.is::<LayoutError>()) {
+        if error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<LayoutError>())
+        {
             let inner = error.into_inner().expect("checked above");
             return *inner.downcast::<LayoutError>().expect("checked above");
         }
