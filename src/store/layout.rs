@@ -238,6 +238,7 @@ impl Layout {
         };
         Ok(VerifiedBlob {
             reader: Some(HashingReader::new(file)),
+            path,
             layout: self.root.clone(),
             digest: digest.clone(),
             expected_size,
@@ -380,6 +381,7 @@ impl BlobWriter {
 /// A blob reader that checks digest and size when the content ends.
 pub struct VerifiedBlob {
     reader: Option<HashingReader<File>>,
+    path: PathBuf,
     layout: PathBuf,
     digest: Digest,
     expected_size: Option<u64>,
