@@ -391,11 +391,7 @@ impl VerifiedBlob {
     /// Reads to the end, so that the check runs even when the consumer stopped early (a tar
     /// reader ignores trailing padding).
     pub fn finish(&mut self) -> Result<(), LayoutError> {
-        let path = PathBuf::from(format!(
-            "{}/blobs/sha256/{}",
-            self.layout.display(),
-            self.digest.hex()
-        ));
+        let path = self.path.clone();
         io::copy(self, &mut io::sink()).map_err(|e| self.explain(e, &path))?;
         Ok(())
     }
