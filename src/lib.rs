@@ -1,11 +1,15 @@
 //! solum-build: a daemonless, rootless OCI image builder.
 //!
 //! The library holds the whole tool; the binary in `main.rs` only parses the command line
-//! and maps outcomes to exit codes. Dependencies point one way: `cli` → the domain modules
-//! (`store`, `layer`) → `image`. No module below `cli` prints to a terminal.
+//! and maps outcomes to exit codes. Dependencies point one way: `cli` → `pipeline` →
+//! `transport`, `store`, `layer`, `runtime` → `image`. No module below `cli` prints to a
+//! terminal: progress goes through [`report::Reporter`].
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod image;
 pub mod layer;
+pub mod pipeline;
+pub mod report;
 pub mod store;
+pub mod transport;

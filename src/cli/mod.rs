@@ -1,12 +1,111 @@
 //! The command line: clap definitions, one subcommand per file, and the mapping of outcomes
-//! to exit codes (0 success, 1 build or test failure, 2 usage or input error).
+//! to exit codes: 0 success, 1 the work failed (a build, test or command failed, a transfer
+//! or the filesystem failed), 2 the input was wrong (usage, a reference, a file or image the
+//! user named). Errors are printed once, as a chain, on stderr; stdout carries only results
+//! (a digest, a listing, JSON) so that scripts can read it.
 
-/// Runs the command line and returns the process exit code. No subcommand is on main yet:
-/// it says so and exits 2, so that no script mistakes it for a success.
+mod exit;
+mod images;
+mod import;
+mod info;
+mod output;
+mod push;
+mod run;
+mod unpack;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A daemonless, rootless OCI image builder.
+///
+/// Images live in a local store, an OCI image layout (`--store`, else $SOLUM_BUILD_STORE,
+/// else ~/.local/share/solum-build) that skopeo, umoci and podman read as oci:STORE:NAME.
+/// References: NAME[:TAG] (the store), oci:DIR[:NAME], oci-archive:FILE[:NAME],
+/// docker-archive:FILE[:NAME:TAG] (output), docker://HOST/REPO[:TAG|@DIGEST].
+#[derive(Debug, Parser)]
+#[command(name = "solum-build", version, max_term_width = 100)]
+pub struct Cli {
+    /// The image store folder.
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Print only results and errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a single-layer base image from a root filesystem (a folder or a tarball).
+    Import(import::ImportArgs),
+    /// List the images of the store.
+    Images(images::ImagesArgs),
+    /// Print an image's manifest, config and annotations as JSON.
+    Inspect(images::InspectArgs),
+    /// Remove names from the store (their blobs stay until `gc`).
+    Rmi(images::RmiArgs),
+    /// Remove blobs that no name reaches.
+    Gc(images::GcArgs),
+    /// Write an image's root filesystem into a new folder, like `umoci unpack`.
+    Unpack(unpack::UnpackArgs),
+    /// Copy an image from one reference to another (store, oci:, oci-archive:,
+    /// docker-archive:, docker://).
+    Push(push::PushArgs),
+    /// Run a command in an image, in the rootless sandbox.
+    Run(run::RunArgs),
+    /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
+    Info(info::InfoArgs),
+}
+
+/// Global settings every command gets.
+pub struct Context {
+    pub store: PathBuf,
+    pub quiet: bool,
+}
+
+/// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    eprintln!(
-        "error: solum-build has no subcommands yet; the store, layer codec and sandbox are \
-         libraries for now (see README.md)"
-    );
-    2
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    if error.kind()
+                        == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                    {
+                        exit::USAGE
+                    } else {
+                        exit::SUCCESS
+                    }
+                }
+                _ => exit::USAGE,
+            };
+        }
+    };
+    let context = Context {
+        store: crate::store::default_store_path(cli.store),
+        quiet: cli.quiet,
+    };
+    let result = match cli.command {
+        Command::Import(args) => import::run(&context, args),
+        Command::Images(args) => images::images(&context, args),
+        Command::Inspect(args) => images::inspect(&context, args),
+        Command::Rmi(args) => images::rmi(&context, args),
+        Command::Gc(args) => images::gc(&context, args),
+        Command::Unpack(args) => unpack::run(&context, args),
+        Command::Push(args) => push::run(&context, args),
+        Command::Run(args) => run::run(&context, args),
+        Command::Info(args) => info::run(&context, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            output::print_error(&error);
+            exit::code_for(&error)
+        }
+    }
 }

@@ -1,0 +1,151 @@
+//! `images`, `inspect`, `rmi` and `gc`: looking at and tidying the store.
+
+use super::exit::{UsageError, SUCCESS};
+use super::output::{human_size, result_line, CliReporter};
+use super::Context;
+use crate::image::ImageReference;
+use crate::store::Layout;
+use crate::transport::{open_image, open_store};
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The image: NAME[:TAG], oci:DIR[:NAME] or oci-archive:FILE[:NAME].
+    reference: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmiArgs {
+    /// Store names to remove.
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {}
+
+pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
+    // A store that was never made holds no images; that is not an error.
+    if !context.store.exists() {
+        if args.json {
+            result_line(format_args!("[]"));
+        }
+        return Ok(SUCCESS);
+    }
+    let layout = open_store(&context.store)?;
+    let mut rows = Vec::new();
+    for name in layout.names()? {
+        let image = layout
+            .resolve(Some(&name))
+            .with_context(|| format!("image {name:?}"))?;
+        let size: u64 = image.blobs().iter().map(|d| d.size()).sum();
+        rows.push(json!({
+            "name": name,
+            "digest": image.manifest_digest.to_string(),
+            "size": size,
+            "created": image.config.created().clone().unwrap_or_default(),
+            "layers": image.layers().len(),
+        }));
+    }
+    if args.json {
+        result_line(serde_json::to_string_pretty(&rows)?);
+        return Ok(SUCCESS);
+    }
+    let width = rows
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    result_line(format_args!(
+        "{:<width$}  {:<19}  {:>9}  {:>6}  CREATED",
+        "NAME", "DIGEST", "SIZE", "LAYERS"
+    ));
+    for row in &rows {
+        let digest = row["digest"].as_str().unwrap_or_default();
+        result_line(format_args!(
+            "{:<width$}  {:<19}  {:>9}  {:>6}  {}",
+            row["name"].as_str().unwrap_or_default(),
+            &digest[..digest.len().min(19)],
+            human_size(row["size"].as_u64().unwrap_or(0)),
+            row["layers"],
+            row["created"].as_str().unwrap_or_default(),
+        ));
+    }
+    Ok(SUCCESS)
+}
+
+pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
+    let reference: ImageReference = args.reference.parse()?;
+    let reporter = CliReporter {
+        quiet: context.quiet,
+    };
+    let opened = open_image(&reference, &context.store, None, &reporter)?;
+    let image = &opened.image;
+    let manifest: Value = serde_json::from_slice(&image.manifest_bytes)?;
+    let config: Value = serde_json::from_slice(&image.config_bytes)?;
+    let document = json!({
+        "name": image.name,
+        "digest": image.manifest_digest.to_string(),
+        "mediaType": image.descriptor.media_type().to_string(),
+        "annotations": manifest.get("annotations").cloned().unwrap_or(json!({})),
+        "manifest": manifest,
+        "config": config,
+    });
+    result_line(serde_json::to_string_pretty(&document)?);
+    Ok(SUCCESS)
+}
+
+pub fn rmi(context: &Context, args: RmiArgs) -> anyhow::Result<i32> {
+    let layout = open_store(&context.store)?;
+    // All names are checked before any is removed, so a typo removes nothing.
+    let known = layout.names()?;
+    let missing: Vec<&String> = args.names.iter().filter(|n| !known.contains(n)).collect();
+    if !missing.is_empty() {
+        return Err(UsageError(format!(
+            "no image named {} in {} (see `solum-build images`)",
+            missing
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            context.store.display()
+        ))
+        .into());
+    }
+    for name in &args.names {
+        layout.untag(name)?;
+        if !context.quiet {
+            eprintln!("{:>12} {name}", "Untagged");
+        }
+    }
+    if !context.quiet {
+        eprintln!("{:>12} run `solum-build gc` to free the space", "Note");
+    }
+    Ok(SUCCESS)
+}
+
+pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
+    if !context.store.exists() {
+        return Ok(SUCCESS);
+    }
+    let layout = Layout::open(&context.store)?;
+    let (removed, freed) = layout.gc()?;
+    if !context.quiet {
+        eprintln!(
+            "{:>12} {} blobs, {}",
+            "Removed",
+            removed.len(),
+            human_size(freed)
+        );
+    }
+    Ok(SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! `solum-build run`: an image's root filesystem in the sandbox. The image is unpacked once
+//! into the store's rootfs cache and used as the read-only lower of an overlay whose upper
+//! and work folders are thrown away afterwards, so runs never change the cache. Where the
+//! kernel refuses overlay in a user namespace, the cached tree is copied instead. The
+//! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
+//! replace the command and add environment.
+
+use super::unpack::{cached_rootfs, remove_tree, rootfs_cache_dir, UnpackError};
+use crate::report::Reporter;
+use crate::store::{Layout, ResolvedImage};
+use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What went wrong starting or running an image.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error("the image has no command: give one after --")]
+    NoCommand,
+    #[error("cannot prepare a scratch folder in {path}")]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot copy the root filesystem {from} (overlay is not available here)")]
+    Copy {
+        from: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+}
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunRequest {
+    /// Replaces the image's Entrypoint + Cmd when not empty.
+    pub command: Vec<String>,
+    /// `KEY=VALUE` added to (or replacing in) the image's Env.
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub network_host: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// The command the image's config implies: Entrypoint followed by Cmd.
+pub fn image_command(image: &ResolvedImage) -> Vec<String> {
+    let Some(config) = image.config.config() else {
+        return Vec::new();
+    };
+    let mut command = config.entrypoint().clone().unwrap_or_default();
+    command.extend(config.cmd().clone().unwrap_or_default());
+    command
+}
+
+/// Runs `request` on `image` of the store at `store`; output goes to `on_output`.
+pub fn run_image(
+    store: &Path,
+    layout: &Layout,
+    image: &ResolvedImage,
+    request: &RunRequest,
+    reporter: &dyn Reporter,
+    on_output: impl FnMut(OutputEvent),
+) -> Result<Outcome, RunError> {
+    let command = if request.command.is_empty() {
+        image_command(image)
+    } else {
+        request.command.clone()
+    };
+    if command.is_empty() {
+        return Err(RunError::NoCommand);
+    }
+    let config = image.config.config().clone().unwrap_or_default();
+    let mut env = config.env().clone().unwrap_or_default();
+    for entry in &request.env {
+        let key = entry.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    let cwd = request
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir().clone().map(PathBuf::from))
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("/"));
+
+    let cache = rootfs_cache_dir(store);
+    let lower = cached_rootfs(layout, image, &cache, reporter)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".run-")
+        .tempdir_in(&cache)
+        .map_err(|source| RunError::Scratch {
+            path: cache.clone(),
+            source,
+        })?;
+    let scratch_path = scratch.keep();
+    let exe = std::env::current_exe().map_err(|source| RunError::Scratch {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+
+    let make_spec = |rootfs: RootFs| {
+        let mut spec = SandboxSpec::new(rootfs, command.clone());
+        spec.env = env.clone();
+        spec.cwd = cwd.clone();
+        spec.network = if request.network_host {
+            Network::Host
+        } else {
+            Network::None
+        };
+        spec.limits.timeout = request.timeout;
+        spec
+    };
+    let upper = scratch_path.join("upper");
+    let work = scratch_path.join("work");
+    let result = (|| {
+        for dir in [&upper, &work] {
+            std::fs::create_dir(dir).map_err(|source| RunError::Scratch {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let overlay = make_spec(RootFs::Overlay {
+            lowers: vec![lower.clone()],
+            upper: upper.clone(),
+            work: work.clone(),
+        });
+        let mut on_output = on_output;
+        match runtime::run(&overlay, &exe, &mut on_output) {
+            Err(SandboxError::Setup { message, .. }) if message.contains("overlay") => {
+                reporter.warning(&format!(
+                    "overlay is not available ({message}); copying the root filesystem"
+                ));
+                let copy = scratch_path.join("rootfs");
+                copy_tree(&lower, &copy)?;
+                Ok(runtime::run(
+                    &make_spec(RootFs::Dir(copy)),
+                    &exe,
+                    on_output,
+                )?)
+            }
+            other => Ok(other?),
+        }
+    })();
+    let _ = remove_tree(&scratch_path);
+    result
+}
+
+/// `cp -a`: the fallback root when overlay is refused.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), RunError> {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|source| RunError::Copy {
+            from: from.to_path_buf(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RunError::Copy {
+            from: from.to_path_buf(),
+            source: std::io::Error::other(format!("cp -a exited with {status}")),
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Copying an image between two layouts: every blob is read through a verifying reader and
+//! written through a verifying writer, so a corrupt source never lands in the destination;
+//! blobs the destination already has are skipped. The name is set last, after every blob
+//! it reaches is in place, so a reader never sees a name whose blobs are missing.
+
+use super::TransportError;
+use crate::image::Digest;
+use crate::report::Reporter;
+use crate::store::image::{descriptor_digest, REF_NAME};
+use crate::store::{Layout, ResolvedImage};
+
+/// Copies `image` from `source` into `destination` and names it `name` there (with no
+/// name, the image is added to `index.json` without one, as skopeo does for `oci:DIR`).
+/// Returns the manifest digest.
+pub fn copy_image(
+    source: &Layout,
+    image: &ResolvedImage,
+    destination: &Layout,
+    name: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<Digest, TransportError> {
+    for blob in image.blobs() {
+        let digest = descriptor_digest(source, &blob)?;
+        copy_blob(source, destination, &digest, blob.size(), reporter)?;
+    }
+    // The manifest bytes were verified when the image was resolved.
+    let stored = destination.put_bytes(&image.manifest_bytes)?;
+    debug_assert_eq!(stored, image.manifest_digest);
+
+    let mut entry = image.descriptor.clone();
+    let mut annotations = entry.annotations().clone().unwrap_or_default();
+    annotations.remove(REF_NAME);
+    entry.set_annotations((!annotations.is_empty()).then_some(annotations));
+    match name {
+        Some(name) => destination.tag(name, &entry)?,
+        None => {
+            let digest = image.manifest_digest.to_string();
+            destination.update_index(|index| {
+                let mut manifests = index.manifests().clone();
+                manifests.retain(|d| {
+                    d.digest().to_string() != digest || crate::store::image::ref_name(d).is_some()
+                });
+                manifests.push(entry);
+                index.set_manifests(manifests);
+            })?;
+        }
+    }
+    Ok(image.manifest_digest.clone())
+}
+
+/// Copies one blob unless the destination has it.
+pub(super) fn copy_blob(
+    source: &Layout,
+    destination: &Layout,
+    digest: &Digest,
+    size: u64,
+    reporter: &dyn Reporter,
+) -> Result<(), TransportError> {
+    if destination.has_blob(digest) {
+        reporter.blob_done(digest, true);
+        return Ok(());
+    }
+    reporter.blob_start(digest, Some(size));
+    let mut reader = source.open_blob(digest, Some(size))?;
+    destination.put_blob(&mut reader, Some((digest, size)))?;
+    reporter.blob_progress(digest, size);
+    reporter.blob_done(digest, false);
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! Transports: every place an image can live is a *source* and a *sink* of one image model
+//! (a manifest, its config and its layer blobs, kept byte for byte so digests survive).
+//!
+//! A source is opened as an OCI layout plus the resolved image: the store and `oci:` are
+//! layouts already, an `oci-archive:` is extracted (strictly: only layout files) into a
+//! temporary layout that lives as long as the [`OpenedImage`]. A sink receives the blobs
+//! of an opened image: layouts copy them (skipping those present) and tag, an
+//! `oci-archive:` is a layout tarred deterministically, a `docker-archive:` is what
+//! `docker save` writes. Registries (`docker://`) are the `registry` module's business;
+//! this module hands them over. Nothing here prints: progress goes to a [`Reporter`].
+
+mod archive;
+mod copy;
+mod docker_archive;
+
+pub use copy::copy_image;
+
+use crate::image::{Digest, ImageReference};
+use crate::layer::LayerError;
+use crate::report::Reporter;
+use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
+use std::path::{Path, PathBuf};
+
+/// Why an image could not be read from or written to a transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("the store {path} does not exist yet: import or pull an image first")]
+    NoStore { path: PathBuf },
+    #[error("{path} is not an OCI image layout (no oci-layout file)")]
+    NotALayout { path: PathBuf },
+    #[error("archive {path}: entry {entry:?} {reason}")]
+    ArchiveEntry {
+        path: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("{action} {path}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {digest} of {reference}")]
+    Layer {
+        reference: String,
+        digest: Digest,
+        #[source]
+        source: LayerError,
+    },
+    #[error("layer {digest} of {reference} decompresses to {actual}, but the config's diff_id is {expected}")]
+    DiffIdMismatch {
+        reference: String,
+        digest: Digest,
+        expected: String,
+        actual: Digest,
+    },
+    #[error("the config of {reference} lists {diff_ids} diff_ids for {layers} layers")]
+    DiffIdCount {
+        reference: String,
+        diff_ids: usize,
+        layers: usize,
+    },
+    #[error("{reference}: {transport} images can be written, not read")]
+    WriteOnly {
+        reference: String,
+        transport: &'static str,
+    },
+    #[error("{reference}: registry transfer")]
+    Registry {
+        reference: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Hands `docker://` references to the registry client. The transport layer does not
+/// depend on the network code; the caller (the CLI) passes an implementation.
+pub trait RegistryTransport {
+    /// Pulls the image into `layout` and returns the manifest descriptor stored there.
+    fn pull(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<oci_spec::image::Descriptor, TransportError>;
+    /// Pushes an image of `layout` and returns the manifest digest the registry holds.
+    fn push(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<Digest, TransportError>;
+}
+
+/// An image opened from some transport: the layout that holds its blobs and the resolved
+/// manifest. Temporary layouts (archives, registry pulls) are removed on drop.
+pub struct OpenedImage {
+    pub layout: Layout,
+    pub image: ResolvedImage,
+    pub reference: String,
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
+    let path = path.to_path_buf();
+    move |source| TransportError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// Opens the store read-only: it must exist and be a layout.
+pub fn open_store(store: &Path) -> Result<Layout, TransportError> {
+    if !store.exists() {
+        return Err(TransportError::NoStore {
+            path: store.to_path_buf(),
+        });
+    }
+    Ok(Layout::open(store)?)
+}
+
+/// Opens the image a reference names. `store` is the local store's folder; temporary
+/// layouts go to the system temp dir (the store may be read-only for this user).
+pub fn open_image(
+    reference: &ImageReference,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    reporter: &dyn Reporter,
+) -> Result<OpenedImage, TransportError> {
+    let text = describe(reference);
+    let (layout, name, temp) = match reference {
+        ImageReference::Store { name } => (open_store(store)?, Some(name.clone()), None),
+        ImageReference::Layout { path, name } => {
+            if !path.join("oci-layout").is_file() {
+                return Err(TransportError::NotALayout { path: path.clone() });
+            }
+            (Layout::open(path)?, name.clone(), None)
+        }
+        ImageReference::OciArchive { path, name } => {
+            let temp = temp_dir("oci-archive")?;
+            let layout = archive::extract_oci_archive(path, temp.path())?;
+            (layout, name.clone(), Some(temp))
+        }
+        ImageReference::DockerArchive { .. } => {
+            return Err(TransportError::WriteOnly {
+                reference: text,
+                transport: "docker-archive",
+            })
+        }
+        ImageReference::Registry { .. } => {
+            let temp = temp_dir("pull")?;
+            let layout = Layout::open_or_create(temp.path())?;
+            let registry = registry.ok_or_else(|| TransportError::Registry {
+                reference: text.clone(),
+                source: "no registry client is configured".into(),
+            })?;
+            let descriptor = registry.pull(reference, &layout, reporter)?;
+            let image = layout.resolve_descriptor(&descriptor)?;
+            return Ok(OpenedImage {
+                layout,
+                image,
+                reference: text,
+                _temp: Some(temp),
+            });
+        }
+    };
+    let image = layout.resolve(name.as_deref())?;
+    Ok(OpenedImage {
+        layout,
+        image,
+        reference: text,
+        _temp: temp,
+    })
+}
+
+/// Writes an opened image to a destination and returns the manifest digest there.
+pub fn write_image(
+    source: &OpenedImage,
+    destination: &ImageReference,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    reporter: &dyn Reporter,
+) -> Result<Digest, TransportError> {
+    match destination {
+        ImageReference::Store { name } => {
+            let layout = Layout::open_or_create(store)?;
+            copy_image(&source.layout, &source.image, &layout, Some(name), reporter)
+        }
+        ImageReference::Layout { path, name } => {
+            let layout = Layout::open_or_create(path)?;
+            copy_image(
+                &source.layout,
+                &source.image,
+                &layout,
+                name.as_deref(),
+                reporter,
+            )
+        }
+        ImageReference::OciArchive { path, name } => {
+            archive::write_oci_archive(source, path, name.as_deref(), reporter)
+        }
+        ImageReference::DockerArchive { path, name } => {
+            docker_archive::write_docker_archive(source, path, name.as_deref(), reporter)
+        }
+        ImageReference::Registry { .. } => {
+            let registry = registry.ok_or_else(|| TransportError::Registry {
+                reference: describe(destination),
+                source: "no registry client is configured".into(),
+            })?;
+            registry.push(&source.layout, &source.image, destination, reporter)
+        }
+    }
+}
+
+/// A reference as the user would write it, for messages.
+pub fn describe(reference: &ImageReference) -> String {
+    let with_name = |prefix: &str, path: &Path, name: &Option<String>| match name {
+        Some(name) => format!("{prefix}{}:{name}", path.display()),
+        None => format!("{prefix}{}", path.display()),
+    };
+    match reference {
+        ImageReference::Store { name } => name.clone(),
+        ImageReference::Layout { path, name } => with_name("oci:", path, name),
+        ImageReference::OciArchive { path, name } => with_name("oci-archive:", path, name),
+        ImageReference::DockerArchive { path, name } => with_name("docker-archive:", path, name),
+        ImageReference::Registry {
+            registry,
+            repository,
+            tag,
+            digest,
+        } => {
+            let mut text = format!("docker://{registry}/{repository}");
+            if let Some(tag) = tag {
+                text.push(':');
+                text.push_str(tag);
+            }
+            if let Some(digest) = digest {
+                text.push('@');
+                text.push_str(digest);
+            }
+            text
+        }
+    }
+}
+
+fn temp_dir(purpose: &str) -> Result<tempfile::TempDir, TransportError> {
+    let base = std::env::temp_dir();
+    tempfile::Builder::new()
+        .prefix(&format!("solum-build-{purpose}-"))
+        .tempdir_in(&base)
+        .map_err(io_error(&base, "cannot create a temp dir in"))
+}
+
+#[cfg(test)]
+mod tests;
