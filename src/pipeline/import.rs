@@ -182,7 +182,7 @@ pub fn import(
         "rootfs": { "type": "layers", "diff_ids": [digests.diff_id.to_string()] },
         "history": [{
             "created": created,
-            "created_by": format!("solum-build import {}", request.tag),
+            "created_by": "solum-build import",
         }],
     });
     let config_bytes = canonical_json(&config);

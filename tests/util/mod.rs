@@ -1,0 +1,342 @@
+//! Shared helpers of the integration tests: running the real `solum-build` binary against
+//! a temp store, building fixture trees, listing a tree for comparison with a peer's, and
+//! re-running a whole test binary as the unprivileged `tester` user.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Set in the environment of the re-run as `tester`, so it does not re-run itself.
+pub const NESTED: &str = "SOLUM_TEST_NESTED";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_solum-build")
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// One run of the binary, with its output kept for assertions.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success:\n{}", self.text());
+        self
+    }
+    pub fn fails_with(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}:\n{}", self.text());
+        self
+    }
+    pub fn text(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+    }
+    /// The last line of stdout (a digest, for commands that print one).
+    pub fn last_line(&self) -> String {
+        self.stdout.lines().last().unwrap_or_default().to_string()
+    }
+}
+
+fn finish(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `solum-build --store STORE ARGS…` with a fixed `SOURCE_DATE_EPOCH`.
+pub fn solum(store: &Path, args: &[&dyn AsRef<OsStr>]) -> Run {
+    let mut command = Command::new(bin());
+    command.arg("--store").arg(store);
+    for arg in args {
+        command.arg(arg.as_ref());
+    }
+    command.env("SOURCE_DATE_EPOCH", "1700000000");
+    finish(command.output().expect("run solum-build"))
+}
+
+/// Any other program; panics if it cannot be started (a missing peer is a broken setup,
+/// not a pass).
+pub fn program(name: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
+    let mut command = Command::new(name);
+    for arg in args {
+        command.arg(arg.as_ref());
+    }
+    finish(
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {name} ({e}); run scripts/install-deps.sh")),
+    )
+}
+
+/// A temp dir that the `tester` user can reach when the tests run as root.
+pub fn temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("solum-test-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A busybox root filesystem from Debian's busybox-static (a handful of applets).
+pub fn busybox_rootfs(dir: &Path) {
+    for sub in ["bin", "etc", "tmp", "root", "app"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
+        .expect("/bin/busybox (apt install busybox-static)");
+    for applet in [
+        "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "rm", "touch", "sleep", "ps",
+        "mount", "wget", "ln", "chmod", "test", "env", "pwd", "head", "dd",
+    ] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+/// A tree with every entry kind the layer format carries: files with odd modes (setuid,
+/// setgid, sticky, 0000), a hardlink, symlinks (relative, absolute, dangling), a fifo, long
+/// and non-UTF-8 names, xattrs, an empty directory, and — as root — other owners and
+/// device nodes.
+pub fn every_kind_rootfs(dir: &Path) {
+    busybox_rootfs(dir);
+    let p = |s: &str| dir.join(s);
+    std::fs::create_dir_all(p("data/empty")).unwrap();
+    std::fs::create_dir_all(p("data/deep/a/b/c")).unwrap();
+    std::fs::write(p("data/file.txt"), "hello\n").unwrap();
+    std::fs::write(p("data/deep/a/b/c/leaf"), vec![7u8; 100_000]).unwrap();
+    std::fs::hard_link(p("data/file.txt"), p("data/hardlink.txt")).unwrap();
+    std::os::unix::fs::symlink("file.txt", p("data/rel-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", p("data/abs-link")).unwrap();
+    std::os::unix::fs::symlink("../nowhere", p("data/dangling")).unwrap();
+    nix::unistd::mkfifo(
+        &p("data/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let long = "l".repeat(200);
+    std::fs::write(p(&format!("data/{long}")), "long name").unwrap();
+    let non_utf8 = dir.join("data").join(OsStr::from_bytes(b"caf\xe9"));
+    std::fs::write(non_utf8, "latin-1 name").unwrap();
+    for (name, mode) in [
+        ("setuid", 0o4755),
+        ("setgid", 0o2755),
+        ("nothing", 0o000),
+        ("readonly", 0o444),
+    ] {
+        std::fs::write(p(&format!("data/{name}")), name).unwrap();
+        std::fs::set_permissions(
+            p(&format!("data/{name}")),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(p("data/sticky")).unwrap();
+    std::fs::set_permissions(p("data/sticky"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    xattr::set(p("data/file.txt"), "user.origin", b"solum-test").unwrap();
+    if is_root() {
+        nix::unistd::chown(
+            &p("data/file.txt"),
+            Some(nix::unistd::Uid::from_raw(1000)),
+            Some(nix::unistd::Gid::from_raw(1001)),
+        )
+        .unwrap();
+        std::fs::create_dir(p("dev")).unwrap();
+        nix::sys::stat::mknod(
+            &p("dev/null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+    }
+}
+
+/// What a comparison looks at for one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub owner: Option<(u32, u32)>,
+    pub link: Option<PathBuf>,
+    pub content: Option<String>,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub rdev: Option<u64>,
+}
+
+/// Every entry below `root` (the root itself excluded), keyed by relative path. Owners are
+/// kept when `with_owners`; xattrs named in `skip_xattrs` are left out.
+pub fn listing(root: &Path, with_owners: bool, skip_xattrs: &[&str]) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let ft = meta.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else {
+            "file"
+        };
+        let content = (kind == "file").then(|| {
+            // Reading a mode-0000 file as root works; as tester the bytes come from the
+            // owner's permission, which a rootless unpack keeps readable.
+            match std::fs::read(entry.path()) {
+                Ok(bytes) => format!(
+                    "{:x}",
+                    sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
+                ),
+                Err(e) => format!("unreadable: {}", e.kind()),
+            }
+        });
+        let mut xattrs = BTreeMap::new();
+        if kind != "symlink" {
+            if let Ok(names) = xattr::list(entry.path()) {
+                for name in names {
+                    let name = name.to_string_lossy().into_owned();
+                    if skip_xattrs.iter().any(|s| name.starts_with(s)) {
+                        continue;
+                    }
+                    let value = xattr::get(entry.path(), &name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    xattrs.insert(name, value);
+                }
+            }
+        }
+        out.insert(
+            entry.path().strip_prefix(root).unwrap().to_path_buf(),
+            Entry {
+                kind,
+                mode: meta.mode() & 0o7777,
+                owner: with_owners.then(|| (meta.uid(), meta.gid())),
+                link: ft
+                    .is_symlink()
+                    .then(|| std::fs::read_link(entry.path()).unwrap()),
+                content,
+                xattrs,
+                rdev: (kind == "char" || kind == "block").then(|| meta.rdev()),
+            },
+        );
+    }
+    out
+}
+
+/// Asserts two listings are equal, printing the first differences by path.
+pub fn assert_same_tree(
+    what: &str,
+    left: &BTreeMap<PathBuf, Entry>,
+    right: &BTreeMap<PathBuf, Entry>,
+) {
+    let mut differences = Vec::new();
+    for (path, entry) in left {
+        match right.get(path) {
+            None => differences.push(format!("{}: only in the first", path.display())),
+            Some(other) if other != entry => {
+                differences.push(format!("{}: {entry:?} != {other:?}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    for path in right.keys().filter(|p| !left.contains_key(*p)) {
+        differences.push(format!("{}: only in the second", path.display()));
+    }
+    assert!(
+        differences.is_empty(),
+        "{what}: {} differences:\n{}",
+        differences.len(),
+        differences[..differences.len().min(30)].join("\n")
+    );
+}
+
+/// A fingerprint of a folder (every path, and each file's content), to check that a
+/// failed command left it exactly as it was. Empty directories are ignored (a temp folder
+/// made and removed again is no change).
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if !root.exists() {
+        return out;
+    }
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            out.insert(
+                entry.path().strip_prefix(root).unwrap().to_path_buf(),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        } else if !entry.file_type().is_dir() {
+            out.insert(
+                entry.path().strip_prefix(root).unwrap().to_path_buf(),
+                Vec::new(),
+            );
+        }
+    }
+    out
+}
+
+/// When run as root (and not already nested), re-runs this whole test binary as `tester`
+/// and asserts it passes. Returns without doing anything otherwise.
+pub fn rerun_as_tester() {
+    if !is_root() || std::env::var_os(NESTED).is_some() {
+        return;
+    }
+    assert!(
+        nix::unistd::User::from_name("tester")
+            .ok()
+            .flatten()
+            .is_some(),
+        "no user `tester`: run scripts/install-deps.sh"
+    );
+    let me = std::env::current_exe().unwrap();
+    for path in [me.as_path(), Path::new(bin())] {
+        for ancestor in path.ancestors().skip(1) {
+            let mode = std::fs::metadata(ancestor).unwrap().permissions().mode();
+            if mode & 0o005 != 0o005 {
+                std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o005))
+                    .unwrap();
+            }
+        }
+    }
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "tester",
+            "--",
+            "env",
+            &format!("{NESTED}=1"),
+            "HOME=/tmp",
+        ])
+        .arg(&me)
+        .args(["--test-threads", "2"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "as tester:\n{text}");
+    println!("{text}");
+}
