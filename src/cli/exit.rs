@@ -24,8 +24,16 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
     if error.is::<UsageError>() || error.is::<ReferenceError>() {
         return true;
     }
+    // `#[error(transparent)]` wrappers hand `source()` on to the inner error's source, so
+    // the inner error itself never appears in the chain: look through them here.
+    if let Some(error) = error.downcast_ref::<std::io::Error>() {
+        return error.get_ref().is_some_and(|inner| is_input_error(inner));
+    }
     if let Some(error) = error.downcast_ref::<ImageError>() {
-        return !matches!(error, ImageError::Layout(_));
+        return match error {
+            ImageError::Layout(inner) => is_input_error(inner),
+            _ => true,
+        };
     }
     if let Some(error) = error.downcast_ref::<LayoutError>() {
         return !matches!(error, LayoutError::Io { .. });
@@ -42,30 +50,43 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
         );
     }
     if let Some(error) = error.downcast_ref::<TransportError>() {
-        return matches!(
-            error,
+        return match error {
+            TransportError::Layout(inner) => is_input_error(inner),
+            TransportError::Image(inner) => is_input_error(inner),
             TransportError::NoStore { .. }
-                | TransportError::NotALayout { .. }
-                | TransportError::ArchiveEntry { .. }
-                | TransportError::DiffIdMismatch { .. }
-                | TransportError::DiffIdCount { .. }
-                | TransportError::WriteOnly { .. }
-        );
+            | TransportError::NotALayout { .. }
+            | TransportError::ArchiveEntry { .. }
+            | TransportError::DiffIdMismatch { .. }
+            | TransportError::DiffIdCount { .. }
+            | TransportError::WriteOnly { .. } => true,
+            _ => false,
+        };
     }
     if let Some(error) = error.downcast_ref::<ImportError>() {
-        return matches!(
-            error,
+        return match error {
+            ImportError::Layout(inner) => is_input_error(inner),
+            ImportError::Image(inner) => is_input_error(inner),
             ImportError::Missing { .. }
-                | ImportError::BadEnv { .. }
-                | ImportError::BadTag(_)
-                | ImportError::TagNotAStoreName { .. }
-        );
+            | ImportError::BadEnv { .. }
+            | ImportError::BadTag(_)
+            | ImportError::TagNotAStoreName { .. } => true,
+            _ => false,
+        };
     }
     if let Some(error) = error.downcast_ref::<UnpackError>() {
-        return matches!(error, UnpackError::NotEmpty { .. });
+        return match error {
+            UnpackError::Layout(inner) => is_input_error(inner),
+            UnpackError::Image(inner) => is_input_error(inner),
+            UnpackError::NotEmpty { .. } => true,
+            _ => false,
+        };
     }
     if let Some(error) = error.downcast_ref::<RunError>() {
-        return matches!(error, RunError::NoCommand);
+        return match error {
+            RunError::Unpack(inner) => is_input_error(inner),
+            RunError::NoCommand => true,
+            _ => false,
+        };
     }
     false
 }

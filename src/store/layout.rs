@@ -106,23 +106,26 @@ impl Layout {
     }
 
     /// Opens a layout, creating it when the folder is missing or empty. A non-empty folder
-    /// that is not a layout is refused and left untouched.
+    /// that is not a layout is refused and left untouched. Creators serialize on an
+    /// exclusive `flock` of the folder itself, so two processes making the same store at
+    /// once neither see each other's half-made layout nor overwrite each other's index.
     pub fn open_or_create(root: &Path) -> Result<Layout, LayoutError> {
         if root.join("oci-layout").exists() {
             return Layout::open(root);
         }
-        match fs::read_dir(root) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(LayoutError::NotALayout {
-                        path: root.to_path_buf(),
-                    });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(root).map_err(io_error(root, "cannot create the folder"))?
-            }
-            Err(e) => return Err(io_error(root, "cannot read the folder")(e)),
+        fs::create_dir_all(root).map_err(io_error(root, "cannot create the folder"))?;
+        let folder = File::open(root).map_err(io_error(root, "cannot open the folder"))?;
+        folder
+            .lock()
+            .map_err(io_error(root, "cannot lock the folder"))?;
+        if root.join("oci-layout").exists() {
+            return Layout::open(root);
+        }
+        let mut entries = fs::read_dir(root).map_err(io_error(root, "cannot read the folder"))?;
+        if entries.next().is_some() {
+            return Err(LayoutError::NotALayout {
+                path: root.to_path_buf(),
+            });
         }
         let layout = Layout {
             root: root.to_path_buf(),
@@ -179,10 +182,36 @@ impl Layout {
         reader: &mut dyn Read,
         expected: Option<(&Digest, u64)>,
     ) -> Result<(Digest, u64), LayoutError> {
+        let (blob, digest, size) = self.stage_blob(reader, expected)?;
+        blob.commit(&digest)?;
+        Ok((digest, size))
+    }
+
+    /// Like [`Layout::put_blob`], but leaves the verified blob in the temp folder until the
+    /// caller commits it: a copy of several blobs commits none unless all verify, so a
+    /// failed copy leaves the layout as it was.
+    pub fn stage_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<(BlobWriter, Digest, u64), LayoutError> {
         let blob = self.begin_blob()?;
         let temp_path = blob.temp.path().to_path_buf();
         let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, blob.file()?));
-        io::copy(reader, &mut writer).map_err(io_error(&temp_path, "cannot write blob"))?;
+        io::copy(reader, &mut writer).map_err(|error| {
+            // A verifying source (another layout's blob) reports corruption as an I/O
+            // error; that is the source's fault, so say so rather than blame the write.
+            if error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<LayoutError>())
+            {
+                if let Ok(inner) = error.into_inner().unwrap().downcast::<LayoutError>() {
+                    return *inner;
+                }
+                unreachable!("checked above");
+            }
+            io_error(&temp_path, "cannot write blob")(error)
+        })?;
         let (digest, size, mut inner) = writer.finish();
         inner
             .flush()
@@ -205,8 +234,7 @@ impl Layout {
                 });
             }
         }
-        blob.commit(&digest)?;
-        Ok((digest, size))
+        Ok((blob, digest, size))
     }
 
     /// Stores bytes already in memory (manifests, configs).

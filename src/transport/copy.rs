@@ -7,7 +7,7 @@ use super::TransportError;
 use crate::image::Digest;
 use crate::report::Reporter;
 use crate::store::image::{descriptor_digest, REF_NAME};
-use crate::store::{Layout, ResolvedImage};
+use crate::store::{BlobWriter, Layout, ResolvedImage};
 
 /// Copies `image` from `source` into `destination` and names it `name` there (with no
 /// name, the image is added to `index.json` without one, as skopeo does for `oci:DIR`).
@@ -19,9 +19,17 @@ pub fn copy_image(
     name: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<Digest, TransportError> {
+    // Every blob is staged (verified, in the temp folder) before any is committed, so a
+    // corrupt or missing source blob leaves the destination exactly as it was.
+    let mut staged = Vec::new();
     for blob in image.blobs() {
         let digest = descriptor_digest(source, &blob)?;
-        copy_blob(source, destination, &digest, blob.size(), reporter)?;
+        if let Some(writer) = stage_blob(source, destination, &digest, blob.size(), reporter)? {
+            staged.push((writer, digest));
+        }
+    }
+    for (writer, digest) in staged {
+        writer.commit(&digest)?;
     }
     // The manifest bytes were verified when the image was resolved.
     let stored = destination.put_bytes(&image.manifest_bytes)?;
@@ -48,22 +56,22 @@ pub fn copy_image(
     Ok(image.manifest_digest.clone())
 }
 
-/// Copies one blob unless the destination has it.
-pub(super) fn copy_blob(
+/// Stages one blob in the destination unless it has it already.
+fn stage_blob(
     source: &Layout,
     destination: &Layout,
     digest: &Digest,
     size: u64,
     reporter: &dyn Reporter,
-) -> Result<(), TransportError> {
+) -> Result<Option<BlobWriter>, TransportError> {
     if destination.has_blob(digest) {
         reporter.blob_done(digest, true);
-        return Ok(());
+        return Ok(None);
     }
     reporter.blob_start(digest, Some(size));
     let mut reader = source.open_blob(digest, Some(size))?;
-    destination.put_blob(&mut reader, Some((digest, size)))?;
+    let (writer, _, _) = destination.stage_blob(&mut reader, Some((digest, size)))?;
     reporter.blob_progress(digest, size);
     reporter.blob_done(digest, false);
-    Ok(())
+    Ok(Some(writer))
 }

@@ -274,7 +274,7 @@ pub fn assert_same_tree(
 /// A fingerprint of a folder (every path, and each file's content), to check that a
 /// failed command left it exactly as it was. Empty directories are ignored (a temp folder
 /// made and removed again is no change).
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     if !root.exists() {
         return out;
@@ -284,12 +284,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         if entry.file_type().is_file() {
             out.insert(
                 entry.path().strip_prefix(root).unwrap().to_path_buf(),
-                std::fs::read(entry.path()).unwrap(),
+                sha256_file(entry.path()),
             );
         } else if !entry.file_type().is_dir() {
             out.insert(
                 entry.path().strip_prefix(root).unwrap().to_path_buf(),
-                Vec::new(),
+                String::new(),
             );
         }
     }
@@ -339,4 +339,12 @@ pub fn rerun_as_tester() {
     );
     assert!(out.status.success(), "as tester:\n{text}");
     println!("{text}");
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+fn sha256_file(path: &Path) -> String {
+    sha256_hex(&std::fs::read(path).unwrap())
 }
