@@ -329,20 +329,36 @@ fn a_commit_no_ref_reaches_is_fetched_by_its_full_sha() {
 fn a_token_in_the_url_never_shows_in_errors_or_the_cache() {
     let out = tempfile::tempdir().unwrap();
     let cache = out.path().join("cache");
-    // Port 1 on loopback: the connection is refused at once, and git's message quotes
-    // the URL it tried.
-    let url = "http://builder:s3cr3t-t0ken@127.0.0.1:1/org/app.git";
-    let error = fetch_at(url, Some("main"), &out.path().join("dest"), &cache).unwrap_err();
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(inner) = source {
-        message.push_str(&format!(": {inner}"));
-        source = inner.source();
+    // Port 1 on loopback: the connection is refused at once. Git drops the user part from
+    // the URL it quotes, but not the query string: that one is scrubbed by us.
+    let cases = [
+        (
+            "http://builder:s3cr3t-t0ken@127.0.0.1:1/org/app.git",
+            "http://builder:<redacted>@127.0.0.1:1/org/app.git",
+        ),
+        (
+            "http://127.0.0.1:1/org/app.git?private_token=s3cr3t-t0ken",
+            "http://127.0.0.1:1/org/app.git?<redacted>",
+        ),
+    ];
+    for (i, (url, redacted)) in cases.iter().enumerate() {
+        let dest = out.path().join(format!("dest{i}"));
+        let error = fetch_at(url, Some("main"), &dest, &cache).unwrap_err();
+        let SourceError::GitFailed {
+            repository,
+            command: "fetch",
+            stderr,
+            ..
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!(repository, redacted);
+        // Git's own message was kept, minus the secret.
+        assert!(stderr.contains("127.0.0.1"), "{stderr}");
+        let message = format!("{error} {error:?}");
+        assert!(!message.contains("s3cr3t-t0ken"), "{message}");
     }
-    assert!(matches!(error, SourceError::GitFailed { command: "fetch", .. }), "{message}");
-    assert!(!message.contains("s3cr3t-t0ken"), "{message}");
-    assert!(message.contains("builder:<redacted>@127.0.0.1:1"), "{message}");
-    assert!(!format!("{error:?}").contains("s3cr3t-t0ken"));
     for entry in walkdir::WalkDir::new(&cache) {
         let entry = entry.unwrap();
         assert!(!entry.path().to_string_lossy().contains("s3cr3t"));
