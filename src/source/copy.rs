@@ -125,6 +125,12 @@ fn set_mode(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
 fn set_times(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
     let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
     let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    utimensat(nix::fcntl::AT_FDCWD, path, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
-        .map_err(|errno| io_error(path, "setting the times")(errno.into()))
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &atime,
+        &mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|errno| io_error(path, "setting the times")(errno.into()))
 }

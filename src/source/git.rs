@@ -261,7 +261,14 @@ impl Git<'_> {
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
-            .args(["-c", "init.defaultBranch=main", "init", "--bare", "--quiet", "--"])
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "init",
+                "--bare",
+                "--quiet",
+                "--",
+            ])
             .arg(temp.path());
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);

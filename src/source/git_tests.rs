@@ -114,7 +114,11 @@ fn every_kind_of_revision_resolves_to_its_commit_and_exports_its_tree() {
     let out = tempfile::tempdir().unwrap();
     let cache = out.path().join("cache");
     let spec = SourceSpec::parse("work", repo.work.parent().unwrap()).unwrap();
-    let SourceSpec::Git { url, revision: None } = &spec else {
+    let SourceSpec::Git {
+        url,
+        revision: None,
+    } = &spec
+    else {
         panic!("a work tree is a git source: {spec:?}");
     };
     let short_c = &repo.c[..7];
@@ -195,7 +199,10 @@ fn a_missing_revision_names_the_repository_and_the_revision() {
         &out.path().join("cache"),
     )
     .unwrap_err();
-    assert!(matches!(error, SourceError::RevisionNotFound { .. }), "{error:?}");
+    assert!(
+        matches!(error, SourceError::RevisionNotFound { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -208,11 +215,20 @@ fn option_like_revisions_and_urls_never_reach_git() {
     let cache = out.path().join("cache");
     let error = fetch_at(url, Some(&injected), &out.path().join("d1"), &cache).unwrap_err();
     assert!(
-        matches!(&error, SourceError::OptionLike { what: "revision", .. }),
+        matches!(
+            &error,
+            SourceError::OptionLike {
+                what: "revision",
+                ..
+            }
+        ),
         "{error:?}"
     );
     let error = fetch_at(&injected, None, &out.path().join("d2"), &cache).unwrap_err();
-    assert!(matches!(&error, SourceError::OptionLike { .. }), "{error:?}");
+    assert!(
+        matches!(&error, SourceError::OptionLike { .. }),
+        "{error:?}"
+    );
     assert!(!marker.exists());
     // Refused before any git ran: no mirror was even made.
     assert!(!cache.join("git").exists());
@@ -259,9 +275,12 @@ fn the_mirror_is_reused_and_updated_by_later_fetches() {
         revision: Some("main".into()),
     };
     let mut events = Vec::new();
-    let first = fetch(&spec, &out.path().join("d1"), &cache, &mut |e: &SourceEvent| {
-        events.push(e.clone())
-    })
+    let first = fetch(
+        &spec,
+        &out.path().join("d1"),
+        &cache,
+        &mut |e: &SourceEvent| events.push(e.clone()),
+    )
     .unwrap();
     assert_eq!(first.revision.as_deref(), Some(repo.b.as_str()));
     assert_eq!(
@@ -292,11 +311,21 @@ fn the_mirror_is_reused_and_updated_by_later_fetches() {
     .unwrap();
     assert_eq!(second.revision.as_deref(), Some(d.as_str()));
     assert_eq!(version(&dest), "3\n");
-    assert!(matches!(&events[0], SourceEvent::Fetching { first: false, .. }));
+    assert!(matches!(
+        &events[0],
+        SourceEvent::Fetching { first: false, .. }
+    ));
     // The mirror was pruned: the deleted branch no longer resolves.
     let error = fetch_at(url, Some("feature"), &out.path().join("d3"), &cache).unwrap_err();
-    assert!(matches!(error, SourceError::RevisionNotFound { .. }), "{error:?}");
-    assert_eq!(fs::read_dir(cache.join("git")).unwrap().count(), 2, "a mirror and its lock");
+    assert!(
+        matches!(error, SourceError::RevisionNotFound { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        fs::read_dir(cache.join("git")).unwrap().count(),
+        2,
+        "a mirror and its lock"
+    );
 }
 
 #[test]
@@ -393,7 +422,12 @@ fn git_daemon(base: &Path) -> Daemon {
         .unwrap()
         .port();
     let child = Command::new("git")
-        .args(["daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .args([
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+        ])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -406,7 +440,10 @@ fn git_daemon(base: &Path) -> Daemon {
     let daemon = Daemon { child, port };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "git daemon did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "git daemon did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     daemon
@@ -416,7 +453,11 @@ fn git_daemon(base: &Path) -> Daemon {
 fn git_urls_are_fetched_through_git_daemon() {
     let repo = repo();
     let base = repo.work.parent().unwrap();
-    git(base, &["clone", "-q", "--bare", "work", "served.git"], TIME_C);
+    git(
+        base,
+        &["clone", "-q", "--bare", "work", "served.git"],
+        TIME_C,
+    );
     let daemon = git_daemon(base);
     let url = format!("git://127.0.0.1:{}/served.git", daemon.port);
     let spec = SourceSpec::parse(&url, Path::new("/"))
@@ -425,9 +466,38 @@ fn git_urls_are_fetched_through_git_daemon() {
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("dest");
-    let info = fetch(&spec, &dest, &out.path().join("cache"), &mut |_: &SourceEvent| {}).unwrap();
+    let info = fetch(
+        &spec,
+        &dest,
+        &out.path().join("cache"),
+        &mut |_: &SourceEvent| {},
+    )
+    .unwrap();
     assert_eq!(info.revision.as_deref(), Some(repo.c.as_str()));
     assert_eq!(info.repository, url);
     assert_eq!(version(&dest), "feature\n");
     assert!(!dest.join(".git").exists());
+}
+
+#[test]
+fn two_builds_of_one_repository_at_once_share_the_mirror_safely() {
+    let repo = repo();
+    let out = tempfile::tempdir().unwrap();
+    let cache = out.path().join("cache");
+    let url = repo.work.to_str().unwrap();
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let dest = out.path().join(format!("dest{i}"));
+                let cache = &cache;
+                scope.spawn(move || fetch_at(url, Some("feature"), &dest, cache))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for result in results {
+        assert_eq!(result.unwrap().revision.as_deref(), Some(repo.c.as_str()));
+    }
+    assert_eq!(version(&out.path().join("dest0")), "feature\n");
+    assert_eq!(version(&out.path().join("dest1")), "feature\n");
 }

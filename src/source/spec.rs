@@ -255,7 +255,10 @@ pub(crate) fn check_revision(revision: &str) -> Result<(), SourceError> {
             what: "revision",
             value: revision.to_string(),
         });
-    } else if revision.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    } else if revision
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
         "it contains whitespace or control characters"
     } else if revision.len() > 255 {
         "it is longer than 255 bytes"
@@ -327,9 +330,9 @@ pub(crate) fn redact(url: &str) -> (String, Vec<String>) {
 
 /// Replaces every secret of `url` in `text` (git's stderr) by `<redacted>`.
 pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .fold(text.to_string(), |text, secret| text.replace(secret, REDACTED))
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret, REDACTED)
+    })
 }
 
 impl fmt::Display for SourceSpec {

@@ -57,7 +57,9 @@ fn parse_tells_directories_repositories_and_urls_apart() {
             revision: None
         }
     );
-    assert!(matches!(parse("bare.git").unwrap(), SourceSpec::Git { url, .. } if url.ends_with("/bare.git")));
+    assert!(
+        matches!(parse("bare.git").unwrap(), SourceSpec::Git { url, .. } if url.ends_with("/bare.git"))
+    );
     // file:// is a repository when it names one, a directory otherwise.
     let file_url = format!("file://{}", real.join("bare.git").display());
     assert_eq!(
@@ -173,7 +175,10 @@ fn credentials_are_redacted_from_urls_and_debug_output() {
         redact_url("ssh://git:pw@example.org/app.git"),
         "ssh://git:<redacted>@example.org/app.git"
     );
-    assert_eq!(redact_url("git@github.com:o/a.git"), "git@github.com:o/a.git");
+    assert_eq!(
+        redact_url("git@github.com:o/a.git"),
+        "git@github.com:o/a.git"
+    );
     let (_, secrets) = spec::redact("https://u:p%40ss@h/r");
     assert!(secrets.contains(&"p%40ss".to_string()));
     assert!(secrets.contains(&"p@ss".to_string()));
@@ -198,7 +203,11 @@ fn directory_copy_keeps_modes_links_and_times_and_skips_git() {
     write(&src.join("bin/run.sh"), "#!/bin/sh\necho hi\n");
     fs::set_permissions(src.join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
     write(&src.join("data/readme.txt"), "hello");
-    fs::set_permissions(src.join("data/readme.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(
+        src.join("data/readme.txt"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     fs::hard_link(src.join("data/readme.txt"), src.join("data/same.txt")).unwrap();
     std::os::unix::fs::symlink("readme.txt", src.join("data/link")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", src.join("outside")).unwrap();
