@@ -13,8 +13,9 @@
 //! host (ssh keys, tokens, credential helpers) into the destination or into anything it
 //! returns, and never runs git inside the user's own repository: every git command runs in
 //! the mirror, with an explicit environment. Git submodules and Git LFS content are out of
-//! scope: a submodule is exported as nothing (like `git archive`), an LFS file as its
-//! pointer.
+//! scope: a submodule is exported as an empty directory (as `git archive` does), an LFS
+//! file as its pointer file. The repository's own `export-ignore` and `export-subst`
+//! attributes apply, as they do for `git archive`.
 
 mod copy;
 mod git;
