@@ -17,14 +17,15 @@ use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use walkdir::WalkDir;
 
-use super::{io_error, Reporter, SourceError, SourceEvent};
+use super::{io_error, SourceError};
+use crate::report::Reporter;
 
 /// Copies the tree under `source` into the existing, empty `dest`; returns the number of
 /// entries written.
 pub(super) fn copy_tree(
     source: &Path,
     dest: &Path,
-    reporter: &mut dyn Reporter,
+    reporter: &dyn Reporter,
 ) -> Result<u64, SourceError> {
     let source_real = source
         .canonicalize()
@@ -97,10 +98,7 @@ pub(super) fn copy_tree(
             } else {
                 "device nodes are not copied from a source directory"
             };
-            reporter.report(&SourceEvent::Skipped {
-                path: from.to_path_buf(),
-                reason,
-            });
+            reporter.warning(&format!("skipping {}: {reason}", from.display()));
             continue;
         }
         if !kind.is_symlink() {

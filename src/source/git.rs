@@ -22,9 +22,10 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::spec::{check_revision, redact, scrub};
-use super::{io_error, Reporter, SourceError, SourceEvent};
+use super::{io_error, SourceError};
 use crate::image::digest::Digest;
 use crate::layer::{LayerCompression, UnpackOptions};
+use crate::report::Reporter;
 
 /// The ref that holds the remote's `HEAD` when no revision is given.
 const HEAD_REF: &str = "refs/solum/HEAD";
@@ -80,7 +81,7 @@ pub(super) fn fetch(
     revision: Option<&str>,
     dest: &Path,
     cache: &Path,
-    reporter: &mut dyn Reporter,
+    reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     if url.starts_with('-') {
         return Err(SourceError::OptionLike {
@@ -109,10 +110,8 @@ pub(super) fn fetch(
     if first {
         git.create(&root)?;
     }
-    reporter.report(&SourceEvent::Fetching {
-        repository: repository.clone(),
-        first,
-    });
+    let verb = if first { "Cloning" } else { "Fetching" };
+    reporter.status(verb, &repository);
     let mut refspecs = vec![
         "+refs/heads/*:refs/heads/*".to_string(),
         "+refs/tags/*:refs/tags/*".to_string(),
@@ -139,15 +138,12 @@ pub(super) fn fetch(
         }
         None => return Err(not_found(&repository, revision)),
     };
-    reporter.report(&SourceEvent::Resolved {
-        repository: repository.clone(),
-        revision: revision.unwrap_or("HEAD").to_string(),
-        commit: sha.clone(),
-    });
+    reporter.status(
+        "Resolved",
+        &format!("{} to commit {sha}", revision.unwrap_or("HEAD")),
+    );
     let time = git.commit_time(&sha)?;
-    reporter.report(&SourceEvent::Exporting {
-        commit: sha.clone(),
-    });
+    reporter.status("Exporting", &format!("commit {sha}"));
     git.archive(&sha, dest)?;
     Ok(Commit { sha, time })
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tests::Recorder;
 use super::*;
 
 /// Runs git in `dir` with no host configuration and fixed identities, so that the test
@@ -101,7 +102,7 @@ fn fetch_at(
         url: url.to_string(),
         revision: revision.map(str::to_string),
     };
-    fetch(&spec, dest, cache, &mut |_: &SourceEvent| {})
+    fetch(&spec, dest, cache, &crate::report::Silent)
 }
 
 fn version(dest: &Path) -> String {
@@ -249,7 +250,7 @@ fn bare_repositories_and_file_urls_are_fetched() {
     let spec = SourceSpec::parse(bare.to_str().unwrap(), Path::new("/")).unwrap();
     let spec = spec.with_revision("v1").unwrap();
     let dest = out.path().join("bare");
-    let info = fetch(&spec, &dest, &cache, &mut |_: &SourceEvent| {}).unwrap();
+    let info = fetch(&spec, &dest, &cache, &crate::report::Silent).unwrap();
     assert_eq!(info.revision.as_deref(), Some(repo.a.as_str()));
     assert_eq!(version(&dest), "1\n");
 
@@ -257,7 +258,7 @@ fn bare_repositories_and_file_urls_are_fetched() {
     let spec = SourceSpec::parse(&url, Path::new("/")).unwrap();
     assert!(matches!(&spec, SourceSpec::Git { url: u, .. } if *u == url));
     let dest = out.path().join("file-url");
-    let info = fetch(&spec, &dest, &cache, &mut |_: &SourceEvent| {}).unwrap();
+    let info = fetch(&spec, &dest, &cache, &crate::report::Silent).unwrap();
     assert_eq!(info.revision.as_deref(), Some(repo.b.as_str()));
     assert_eq!(info.repository, url);
     assert_eq!(version(&dest), "2\n");
@@ -274,47 +275,28 @@ fn the_mirror_is_reused_and_updated_by_later_fetches() {
         url: url.to_string(),
         revision: Some("main".into()),
     };
-    let mut events = Vec::new();
-    let first = fetch(
-        &spec,
-        &out.path().join("d1"),
-        &cache,
-        &mut |e: &SourceEvent| events.push(e.clone()),
-    )
-    .unwrap();
+    let recorder = Recorder::default();
+    let first = fetch(&spec, &out.path().join("d1"), &cache, &recorder).unwrap();
     assert_eq!(first.revision.as_deref(), Some(repo.b.as_str()));
     assert_eq!(
-        events[0],
-        SourceEvent::Fetching {
-            repository: url.to_string(),
-            first: true
-        }
-    );
-    assert_eq!(
-        events[1],
-        SourceEvent::Resolved {
-            repository: url.to_string(),
-            revision: "main".into(),
-            commit: repo.b.clone()
-        }
+        recorder.lines(),
+        vec![
+            format!("Cloning {url}"),
+            format!("Resolved main to commit {}", repo.b),
+            format!("Exporting commit {}", repo.b),
+        ]
     );
 
     // A new commit on main, and a branch deleted upstream.
     git(&repo.work, &["checkout", "-q", "--", "version"], TIME_C);
     let d = commit(&repo.work, &[("version", "3\n")], TIME_C + 100);
     git(&repo.work, &["branch", "-q", "-D", "feature"], TIME_C + 100);
-    let mut events = Vec::new();
+    let recorder = Recorder::default();
     let dest = out.path().join("d2");
-    let second = fetch(&spec, &dest, &cache, &mut |e: &SourceEvent| {
-        events.push(e.clone())
-    })
-    .unwrap();
+    let second = fetch(&spec, &dest, &cache, &recorder).unwrap();
     assert_eq!(second.revision.as_deref(), Some(d.as_str()));
     assert_eq!(version(&dest), "3\n");
-    assert!(matches!(
-        &events[0],
-        SourceEvent::Fetching { first: false, .. }
-    ));
+    assert_eq!(recorder.lines()[0], format!("Fetching {url}"));
     // The mirror was pruned: the deleted branch no longer resolves.
     let error = fetch_at(url, Some("feature"), &out.path().join("d3"), &cache).unwrap_err();
     assert!(
@@ -470,7 +452,7 @@ fn git_urls_are_fetched_through_git_daemon() {
         &spec,
         &dest,
         &out.path().join("cache"),
-        &mut |_: &SourceEvent| {},
+        &crate::report::Silent,
     )
     .unwrap();
     assert_eq!(info.revision.as_deref(), Some(repo.c.as_str()));

@@ -9,7 +9,9 @@
 //! bare mirror per repository under the caller's cache folder and are exported like
 //! `git archive`, so no `.git` ever reaches the destination.
 //!
-//! It must not print (progress goes through [`Reporter`]), must not put a credential of the
+//! It must not print (progress goes through [`Reporter`]: verbs `Cloning`, `Fetching`,
+//! `Resolved`, `Exporting`, `Copying`, `Unpacking`, and a warning for each skipped entry),
+//! must not put a credential of the
 //! host (ssh keys, tokens, credential helpers) into the destination or into anything it
 //! returns, and never runs git inside the user's own repository: every git command runs in
 //! the mirror, with an explicit environment. Git submodules and Git LFS content are out of
@@ -22,7 +24,6 @@ mod git;
 mod spec;
 mod tree_digest;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use tree_digest::tree_digest;
 
 use crate::image::digest::Digest;
 use crate::layer::{LayerError, UnpackOptions};
+use crate::report::Reporter;
 
 /// What was fetched, for the image's annotations, the DU manifest and the build cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,61 +48,6 @@ pub struct SourceInfo {
     pub commit_time: Option<i64>,
     /// [`tree_digest`] of the fetched tree.
     pub tree_digest: Digest,
-}
-
-/// A step of a fetch, for progress lines.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceEvent {
-    /// A git repository is being fetched; `first` when its mirror is new (a clone).
-    Fetching { repository: String, first: bool },
-    /// A revision was resolved to a commit.
-    Resolved {
-        repository: String,
-        revision: String,
-        commit: String,
-    },
-    /// A commit's tree is being written to the destination.
-    Exporting { commit: String },
-    /// A directory is being copied.
-    Copying { path: PathBuf },
-    /// An artifact tarball is being unpacked.
-    Unpacking { path: PathBuf },
-    /// An entry of a source directory was left out.
-    Skipped { path: PathBuf, reason: &'static str },
-}
-
-impl fmt::Display for SourceEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceEvent::Fetching {
-                repository,
-                first: true,
-            } => write!(f, "cloning {repository}"),
-            SourceEvent::Fetching { repository, .. } => write!(f, "fetching {repository}"),
-            SourceEvent::Resolved {
-                repository,
-                revision,
-                commit,
-            } => write!(f, "{repository} {revision} is commit {commit}"),
-            SourceEvent::Exporting { commit } => write!(f, "exporting commit {commit}"),
-            SourceEvent::Copying { path } => write!(f, "copying {}", path.display()),
-            SourceEvent::Unpacking { path } => write!(f, "unpacking {}", path.display()),
-            SourceEvent::Skipped { path, reason } => {
-                write!(f, "skipping {}: {reason}", path.display())
-            }
-        }
-    }
-}
-
-/// Receives the progress of a fetch. Any `FnMut(&SourceEvent)` is one.
-pub trait Reporter {
-    fn report(&mut self, event: &SourceEvent);
-}
-
-impl<F: FnMut(&SourceEvent)> Reporter for F {
-    fn report(&mut self, event: &SourceEvent) {
-        self(event)
-    }
 }
 
 /// Everything that can go wrong while naming or fetching a source.
@@ -187,12 +134,12 @@ pub fn fetch(
     spec: &SourceSpec,
     dest: &Path,
     cache: &Path,
-    reporter: &mut dyn Reporter,
+    reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
     prepare_dest(dest)?;
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
-            reporter.report(&SourceEvent::Copying { path: path.clone() });
+            reporter.status("Copying", &path.display().to_string());
             copy::copy_tree(path, dest, reporter)?;
             (path.display().to_string(), None, None)
         }
@@ -201,7 +148,7 @@ pub fn fetch(
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
-            reporter.report(&SourceEvent::Unpacking { path: path.clone() });
+            reporter.status("Unpacking", &path.display().to_string());
             unpack_artifact(path, dest)?;
             (path.display().to_string(), None, None)
         }

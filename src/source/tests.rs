@@ -8,8 +8,24 @@ use std::path::Path;
 
 use super::*;
 
-fn no_events() -> impl FnMut(&SourceEvent) {
-    |_: &SourceEvent| {}
+/// Records what a fetch reports, one line per event: `Verb subject` or `warning: …`.
+#[derive(Default)]
+pub(super) struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Recorder {
+    pub(super) fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl crate::report::Reporter for Recorder {
+    fn status(&self, verb: &str, subject: &str) {
+        self.0.lock().unwrap().push(format!("{verb} {subject}"));
+    }
+
+    fn warning(&self, message: &str) {
+        self.0.lock().unwrap().push(format!("warning: {message}"));
+    }
 }
 
 fn write(path: &Path, text: &str) {
@@ -220,6 +236,8 @@ fn directory_copy_keeps_modes_links_and_times_and_skips_git() {
         nix::sys::stat::Mode::from_bits_truncate(0o644),
     )
     .unwrap();
+    // A socket cannot be copied: it is left out with a warning.
+    let _socket = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
     // A read-only directory must still be filled, and keep its mode.
     write(&src.join("ro/file"), "r");
     fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
@@ -232,12 +250,12 @@ fn directory_copy_keeps_modes_links_and_times_and_skips_git() {
         .unwrap();
 
     let dest = tmp.path().join("dest");
-    let mut events = Vec::new();
+    let recorder = Recorder::default();
     let info = fetch(
         &SourceSpec::Directory(src.clone()),
         &dest,
         &tmp.path().join("cache"),
-        &mut |event: &SourceEvent| events.push(event.clone()),
+        &recorder,
     )
     .unwrap();
 
@@ -274,10 +292,16 @@ fn directory_copy_keeps_modes_links_and_times_and_skips_git() {
     assert_eq!(info.commit_time, None);
     // The digest of the copy is the digest of the source (whose `.git` is skipped too).
     assert_eq!(info.tree_digest, tree_digest(&src).unwrap());
+    assert!(!dest.join("sock").exists());
     assert_eq!(
-        events,
-        vec![SourceEvent::Copying { path: src.clone() }],
-        "no entry was skipped"
+        recorder.lines(),
+        vec![
+            format!("Copying {}", src.display()),
+            format!(
+                "warning: skipping {}: a socket cannot be copied",
+                src.canonicalize().unwrap().join("sock").display()
+            ),
+        ]
     );
     // Let the temp dir be removed.
     fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -294,11 +318,11 @@ fn destination_must_be_empty_and_outside_the_source() {
     let cache = tmp.path().join("cache");
     let spec = SourceSpec::Directory(src.clone());
     assert!(matches!(
-        fetch(&spec, &dest, &cache, &mut no_events()),
+        fetch(&spec, &dest, &cache, &crate::report::Silent),
         Err(SourceError::DestNotEmpty { path }) if path == dest
     ));
     assert!(matches!(
-        fetch(&spec, &src.join("app"), &cache, &mut no_events()),
+        fetch(&spec, &src.join("app"), &cache, &crate::report::Silent),
         Err(SourceError::DestInsideSource { .. })
     ));
 }
@@ -372,7 +396,13 @@ fn artifact_tarballs_unpack_and_hostile_entries_are_refused() {
     let spec = SourceSpec::artifact("app.tar.gz", tmp.path()).unwrap();
     assert_eq!(spec, SourceSpec::Artifact(good.clone()));
     let dest = tmp.path().join("dest");
-    let info = fetch(&spec, &dest, &tmp.path().join("cache"), &mut no_events()).unwrap();
+    let info = fetch(
+        &spec,
+        &dest,
+        &tmp.path().join("cache"),
+        &crate::report::Silent,
+    )
+    .unwrap();
     assert_eq!(fs::read(dest.join("bin/app")).unwrap(), b"#!/bin/sh\n");
     assert_eq!(fs::read(dest.join("README")).unwrap(), b"hi");
     assert_eq!(info.repository, good.display().to_string());
@@ -389,7 +419,7 @@ fn artifact_tarballs_unpack_and_hostile_entries_are_refused() {
         &SourceSpec::Artifact(evil.clone()),
         &dest,
         &tmp.path().join("cache"),
-        &mut no_events(),
+        &crate::report::Silent,
     )
     .unwrap_err();
     let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());

@@ -3,9 +3,10 @@
 //! symlink targets, device numbers and file contents. Times, owners, xattrs and hard-link
 //! structure are left out — they do not change what a build sees as its source.
 //!
-//! Entries named `.git` are skipped at every depth, the same rule as the directory copy, so
-//! a source directory and its copy in `/app` have one digest. The root's own mode is not
-//! part of the digest (the destination's root is made by the caller, not copied).
+//! Entries named `.git` and sockets are skipped at every depth, the same rules as the
+//! directory copy, so a source directory and its copy in `/app` have one digest (unless it
+//! holds device nodes, which the copy leaves out). The root's own mode is not part of the
+//! digest (the destination's root is made by the caller, not copied).
 
 use std::fs::File;
 use std::io;
@@ -52,7 +53,8 @@ pub fn tree_digest(root: &Path) -> Result<Digest, SourceError> {
         } else if kind.is_fifo() {
             b'p'
         } else if kind.is_socket() {
-            b's'
+            // No source format carries a socket; a copy leaves it out.
+            continue;
         } else if kind.is_char_device() {
             b'c'
         } else {
