@@ -11,5 +11,6 @@ pub mod image;
 pub mod layer;
 pub mod pipeline;
 pub mod report;
+pub mod source;
 pub mod store;
 pub mod transport;

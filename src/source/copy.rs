@@ -1,0 +1,134 @@
+//! Directory sources: copying a tree into the destination as it is — modes (setuid and
+//! sticky bits included), mtimes, symlinks as links (never followed, wherever they point:
+//! inside the sandbox an outward link is harmless), hard links as hard links, fifos —
+//! leaving out every `.git` (a repository's metadata never belongs in an image).
+//!
+//! Owners are not copied: what lands in `/app` belongs to the user running the build, which
+//! is root inside the sandbox. Sockets and device nodes are skipped and reported. Directory
+//! modes and times are applied last, deepest first, so that a read-only source directory
+//! can still be filled and its mtime is not disturbed by the entries written into it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use walkdir::WalkDir;
+
+use super::{io_error, SourceError};
+use crate::report::Reporter;
+
+/// Copies the tree under `source` into the existing, empty `dest`; returns the number of
+/// entries written.
+pub(super) fn copy_tree(
+    source: &Path,
+    dest: &Path,
+    reporter: &dyn Reporter,
+) -> Result<u64, SourceError> {
+    let source_real = source
+        .canonicalize()
+        .map_err(io_error(source, "opening the source directory"))?;
+    let dest_real = dest
+        .canonicalize()
+        .map_err(io_error(dest, "opening the destination"))?;
+    // A destination inside the source would be walked while it is being filled.
+    if dest_real.starts_with(&source_real) {
+        return Err(SourceError::DestInsideSource {
+            dest: dest.to_path_buf(),
+            source_dir: source.to_path_buf(),
+        });
+    }
+
+    let mut dirs: Vec<(PathBuf, fs::Metadata)> = Vec::new();
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut entries = 0;
+    let walk = WalkDir::new(&source_real)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git");
+    for entry in walk {
+        let entry = entry.map_err(|error| {
+            let path = error.path().unwrap_or(source).to_path_buf();
+            io_error(&path, "reading the source directory")(error.into())
+        })?;
+        let from = entry.path();
+        let relative = from
+            .strip_prefix(&source_real)
+            .expect("walkdir yields paths under its root");
+        let to = dest.join(relative);
+        let meta = entry
+            .metadata()
+            .map_err(|error| io_error(from, "reading metadata")(error.into()))?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            // Owner-writable until the final pass gives it its real mode.
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&to)
+                .map_err(io_error(&to, "creating a directory"))?;
+            dirs.push((to, meta));
+            entries += 1;
+            continue;
+        }
+        if kind.is_file() {
+            let inode = (meta.dev(), meta.ino());
+            if meta.nlink() > 1 {
+                if let Some(first) = links.get(&inode) {
+                    fs::hard_link(first, &to).map_err(io_error(&to, "creating a hard link"))?;
+                    entries += 1;
+                    continue;
+                }
+                links.insert(inode, to.clone());
+            }
+            fs::copy(from, &to).map_err(io_error(from, "copying a file"))?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(from).map_err(io_error(from, "reading a symlink"))?;
+            std::os::unix::fs::symlink(&target, &to)
+                .map_err(io_error(&to, "creating a symlink"))?;
+        } else if kind.is_fifo() {
+            nix::unistd::mkfifo(&to, Mode::from_bits_truncate(0o600))
+                .map_err(|errno| io_error(&to, "creating a fifo")(errno.into()))?;
+        } else {
+            let reason = if kind.is_socket() {
+                "a socket cannot be copied"
+            } else {
+                "device nodes are not copied from a source directory"
+            };
+            reporter.warning(&format!("skipping {}: {reason}", from.display()));
+            continue;
+        }
+        if !kind.is_symlink() {
+            set_mode(&to, &meta)?;
+        }
+        set_times(&to, &meta)?;
+        entries += 1;
+    }
+    for (dir, meta) in dirs.iter().rev() {
+        set_mode(dir, meta)?;
+        set_times(dir, meta)?;
+    }
+    Ok(entries)
+}
+
+fn set_mode(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(io_error(path, "setting the mode"))
+}
+
+/// Access and modification times of `meta`, set on `path` itself (a symlink's own times).
+fn set_times(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
+    let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &atime,
+        &mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|errno| io_error(path, "setting the times")(errno.into()))
+}

@@ -1,0 +1,193 @@
+//! Sources: getting an application's code into the directory that becomes `/app`.
+//!
+//! This module owns the three kinds of source a build can start from — a local directory,
+//! a git repository (local work tree, bare repo, `file://`, `https://`, `ssh://`, `git://`
+//! or `user@host:path`) at a revision, and an artifact tarball of ready-made binaries — and
+//! the one operation on them, [`fetch`]: write the source tree into a destination directory
+//! and say what was fetched (the repository with any credential redacted, the resolved
+//! commit and its time, a digest of the tree for the build cache). Git sources go through a
+//! bare mirror per repository under the caller's cache folder and are exported like
+//! `git archive`, so no `.git` ever reaches the destination.
+//!
+//! It must not print (progress goes through [`Reporter`]: verbs `Cloning`, `Fetching`,
+//! `Resolved`, `Exporting`, `Copying`, `Unpacking`, and a warning for each skipped entry),
+//! must not put a credential of the
+//! host (ssh keys, tokens, credential helpers) into the destination or into anything it
+//! returns, and never runs git inside the user's own repository: every git command runs in
+//! the mirror, with an explicit environment. Git submodules and Git LFS content are out of
+//! scope: a submodule is exported as an empty directory (as `git archive` does), an LFS
+//! file as its pointer file. The repository's own `export-ignore` and `export-subst`
+//! attributes apply, as they do for `git archive`.
+
+mod copy;
+mod git;
+mod spec;
+mod tree_digest;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use spec::{redact_url, SourceSpec};
+pub use tree_digest::tree_digest;
+
+use crate::image::digest::Digest;
+use crate::layer::{LayerError, UnpackOptions};
+use crate::report::Reporter;
+
+/// What was fetched, for the image's annotations, the DU manifest and the build cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// The repository URL or path, with any credential replaced by `<redacted>`; for a
+    /// directory or an artifact, its path.
+    pub repository: String,
+    /// The full commit sha of a git source.
+    pub revision: Option<String>,
+    /// The committer time of that commit (seconds since the epoch): the default
+    /// `SOURCE_DATE_EPOCH`.
+    pub commit_time: Option<i64>,
+    /// [`tree_digest`] of the fetched tree.
+    pub tree_digest: Digest,
+}
+
+/// Everything that can go wrong while naming or fetching a source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source {text:?} is neither an existing directory (relative to {base}) nor a git URL")]
+    NotFound { text: String, base: PathBuf },
+    #[error("source {path} is a file, not a directory or repository (a tarball of binaries is an artifact)")]
+    IsAFile { path: PathBuf },
+    #[error("source path {path} is not valid UTF-8, which git URLs require")]
+    NonUtf8Path { path: PathBuf },
+    /// A value that git would read as an option (`--upload-pack=…`).
+    #[error("refusing {what} {value:?}: it starts with '-'")]
+    OptionLike { what: &'static str, value: String },
+    #[error("unsupported source URL {url}: {reason}")]
+    UnsupportedUrl { url: String, reason: &'static str },
+    #[error("invalid revision {revision:?}: {reason}")]
+    InvalidRevision {
+        revision: String,
+        reason: &'static str,
+    },
+    #[error("source {source_text} has no revisions; only a git source takes one (asked for {revision:?})")]
+    RevisionWithoutGit {
+        source_text: String,
+        revision: String,
+    },
+    #[error("cannot run git for {repository} (is git installed?)")]
+    GitSpawn {
+        repository: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`git {command}` for {repository} failed ({status}): {stderr}")]
+    GitFailed {
+        repository: String,
+        command: &'static str,
+        status: String,
+        stderr: String,
+    },
+    #[error("revision {revision:?} is not a commit in {repository}")]
+    RevisionNotFound {
+        repository: String,
+        revision: String,
+    },
+    #[error("exporting commit {commit} of {repository} failed")]
+    Export {
+        repository: String,
+        commit: String,
+        #[source]
+        source: LayerError,
+    },
+    #[error("artifact {path}: cannot unpack it")]
+    Artifact {
+        path: PathBuf,
+        #[source]
+        source: LayerError,
+    },
+    #[error("destination {path} is not empty")]
+    DestNotEmpty { path: PathBuf },
+    #[error("destination {dest} lies inside the source directory {source_dir}")]
+    DestInsideSource { dest: PathBuf, source_dir: PathBuf },
+    /// A filesystem operation on the destination, the cache, a source directory or an
+    /// artifact failed.
+    #[error("{path}: {op} failed")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A closure that turns an `io::Error` into [`SourceError::Io`] for `path`.
+pub(crate) fn io_error(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> SourceError {
+    let path = path.to_path_buf();
+    move |source| SourceError::Io { path, op, source }
+}
+
+/// Writes the source named by `spec` into `dest` (created if missing, and required to be
+/// empty) and says what was written. `cache` holds the git mirrors (`cache/git/…`) and is
+/// kept between builds; it is created if missing. On error `dest` may hold part of the
+/// tree: the caller owns it and removes it.
+pub fn fetch(
+    spec: &SourceSpec,
+    dest: &Path,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<SourceInfo, SourceError> {
+    prepare_dest(dest)?;
+    let (repository, revision, commit_time) = match spec {
+        SourceSpec::Directory(path) => {
+            reporter.status("Copying", &path.display().to_string());
+            copy::copy_tree(path, dest, reporter)?;
+            (path.display().to_string(), None, None)
+        }
+        SourceSpec::Git { url, revision } => {
+            let commit = git::fetch(url, revision.as_deref(), dest, cache, reporter)?;
+            (redact_url(url), Some(commit.sha), Some(commit.time))
+        }
+        SourceSpec::Artifact(path) => {
+            reporter.status("Unpacking", &path.display().to_string());
+            unpack_artifact(path, dest)?;
+            (path.display().to_string(), None, None)
+        }
+    };
+    Ok(SourceInfo {
+        repository,
+        revision,
+        commit_time,
+        tree_digest: tree_digest(dest)?,
+    })
+}
+
+/// `dest` must be empty so that what lands in `/app` is exactly the source.
+fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
+    fs::create_dir_all(dest).map_err(io_error(dest, "creating the destination"))?;
+    let mut entries = fs::read_dir(dest).map_err(io_error(dest, "listing the destination"))?;
+    if entries.next().is_some() {
+        return Err(SourceError::DestNotEmpty {
+            path: dest.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// An artifact is unpacked by the layer code, which refuses entries that climb out of
+/// `dest` (`../`, absolute paths, through symlinks) and names the entry it refused.
+fn unpack_artifact(path: &Path, dest: &Path) -> Result<(), SourceError> {
+    let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+    crate::layer::unpack_layer(file, None, dest, &UnpackOptions::for_current_user()).map_err(
+        |source| SourceError::Artifact {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod git_tests;
