@@ -52,11 +52,12 @@ fn copy_fails(store: &Path, layout: &Path, needle: &str) {
         store,
         &[&"push", &format!("oci:{}:img", layout.display()), &"copy"],
     );
-    run.fails_with(2)
-        .stderr
-        .contains(needle)
-        .then_some(())
-        .unwrap_or_else(|| panic!("stderr should mention {needle:?}"));
+    let run = run.fails_with(2);
+    assert!(
+        run.stderr.contains(needle),
+        "stderr should mention {needle:?}: {}",
+        run.text()
+    );
     assert_eq!(snapshot(store), before, "the store changed");
 }
 
