@@ -5,7 +5,7 @@
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
 //! replace the command and add environment.
 
-use super::unpack::{cached_rootfs, remove_tree, rootfs_cache_dir, UnpackError};
+use super::unpack::{cached_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
@@ -89,7 +89,7 @@ pub fn run_image(
         .unwrap_or_else(|| PathBuf::from("/"));
 
     let cache = rootfs_cache_dir(store);
-    let lower = cached_rootfs(layout, image, &cache, reporter)?;
+    let lower = cached_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
     let scratch = tempfile::Builder::new()
         .prefix(".run-")
         .tempdir_in(&cache)

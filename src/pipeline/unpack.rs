@@ -11,6 +11,7 @@ use crate::layer::{self, LayerError, UnpackOptions, UnpackReport};
 use crate::report::Reporter;
 use crate::store::image::descriptor_digest;
 use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
+use oci_spec::image::Descriptor;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -48,23 +49,24 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// Applies every layer of `image` onto `root`, which must exist. Returns the summed report.
+/// Applies `layers` (bottom first, blobs in `layout`) onto `root`, which must exist.
+/// Returns the summed report.
 pub fn apply_layers(
     layout: &Layout,
-    image: &ResolvedImage,
+    layers: &[Descriptor],
     root: &Path,
     reporter: &dyn Reporter,
 ) -> Result<UnpackReport, UnpackError> {
     let options = UnpackOptions::for_current_user();
     let mut total = UnpackReport::default();
-    for (index, descriptor) in image.layers().iter().enumerate() {
+    for (index, descriptor) in layers.iter().enumerate() {
         let digest = descriptor_digest(layout, descriptor)?;
         reporter.status(
             "Unpacking",
             &format!(
                 "layer {}/{} {}",
                 index + 1,
-                image.layers().len(),
+                layers.len(),
                 digest.short()
             ),
         );
@@ -119,7 +121,7 @@ pub fn unpack_image(
         }
         Err(error) => return Err(io_error(dir, "read")(error)),
     };
-    let result = apply_layers(layout, image, dir, reporter);
+    let result = apply_layers(layout, image.layers(), dir, reporter);
     if result.is_err() {
         if created {
             let _ = remove_tree(dir);
@@ -130,16 +132,37 @@ pub fn unpack_image(
     result
 }
 
-/// The chain id of the image's top layer (OCI image spec: `chainid(L0) = diffid(L0)`,
+/// A stack of layers to unpack: descriptors (bottom first) with their diff_ids when known.
+#[derive(Clone, Debug)]
+pub struct LayerStack {
+    pub layers: Vec<Descriptor>,
+    /// One per layer, or empty when unknown (layer digests then stand in).
+    pub diff_ids: Vec<String>,
+}
+
+impl LayerStack {
+    pub fn of(image: &ResolvedImage) -> LayerStack {
+        let diff_ids = image.config.rootfs().diff_ids();
+        LayerStack {
+            layers: image.layers().to_vec(),
+            diff_ids: if diff_ids.len() == image.layers().len() {
+                diff_ids.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// The chain id of the stack's top layer (OCI image spec: `chainid(L0) = diffid(L0)`,
 /// `chainid(Ln) = sha256(chainid(Ln-1) + " " + diffid(Ln))`); layer digests stand in when
-/// the config's diff_ids do not match the layers one to one.
-pub fn chain_id(image: &ResolvedImage) -> Digest {
-    let diff_ids = image.config.rootfs().diff_ids();
-    let ids: Vec<String> = if diff_ids.len() == image.layers().len() {
-        diff_ids.clone()
+/// the diff_ids are not known one to one.
+pub fn chain_id(stack: &LayerStack) -> Digest {
+    let ids: Vec<String> = if stack.diff_ids.len() == stack.layers.len() {
+        stack.diff_ids.clone()
     } else {
-        image
-            .layers()
+        stack
+            .layers
             .iter()
             .map(|l| l.digest().to_string())
             .collect()
@@ -161,15 +184,15 @@ pub fn rootfs_cache_dir(store: &Path) -> PathBuf {
     store.join("cache").join("rootfs")
 }
 
-/// The image's flattened root filesystem in the store's rootfs cache, unpacked on first
+/// The stack's flattened root filesystem in the store's rootfs cache, unpacked on first
 /// use. The returned folder is shared and must be treated as read-only (an overlay lower).
 pub fn cached_rootfs(
     layout: &Layout,
-    image: &ResolvedImage,
+    stack: &LayerStack,
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, UnpackError> {
-    let target = cache.join(chain_id(image).hex());
+    let target = cache.join(chain_id(stack).hex());
     if target.is_dir() {
         return Ok(target);
     }
@@ -182,7 +205,7 @@ pub fn cached_rootfs(
     let result = (|| {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
             .map_err(io_error(&temp, "chmod"))?;
-        apply_layers(layout, image, &temp, reporter)?;
+        apply_layers(layout, &stack.layers, &temp, reporter)?;
         Ok(())
     })();
     if let Err(error) = result {
