@@ -51,8 +51,11 @@ pub(crate) const NAME_PATTERN: &str = "^[a-z][a-z0-9-_]{0,99}$";
 pub(crate) const ENV_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A validated application file.
+///
+/// The serde form is the document itself (so it can be parsed back); it does not deny
+/// unknown fields because `x-` keys are flattened into `extensions`: parse untrusted text
+/// with [`AppFile::parse`], which does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AppFile {
     pub version: u32,
     pub name: String,
@@ -84,7 +87,7 @@ pub struct AppFile {
     #[serde(default)]
     pub security_flavor: SecurityFlavor,
     /// Top-level `x-` keys: kept, never interpreted.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 

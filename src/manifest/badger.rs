@@ -34,8 +34,11 @@ const NETWORKS: &[&str] = &["none", "host"];
 pub const DEFAULT_BUILD: &str = "/solum/bin/build.sh";
 
 /// A validated badger manifest.
+///
+/// The serde form is the document itself (so it can be parsed back); it does not deny
+/// unknown fields because `x-` keys are flattened into `extensions`: parse untrusted text
+/// with [`BadgerManifest::parse`], which does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BadgerManifest {
     pub name: String,
     pub version: String,
@@ -58,7 +61,7 @@ pub struct BadgerManifest {
     /// Network for `setup` only.
     #[serde(default)]
     pub network: Network,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 

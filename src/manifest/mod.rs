@@ -27,6 +27,8 @@ mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_du;
 
 pub use app::{
     AppFile, Overrides, Port, Protocol, Scaling, SecurityFlavor, Service, Source, WorkflowConfig,
