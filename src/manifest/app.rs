@@ -230,7 +230,11 @@ impl AppFile {
     }
 
     /// Parse, apply `overrides`, then validate.
-    pub fn parse_with(text: &str, origin: &str, overrides: &Overrides) -> Result<AppFile, ManifestError> {
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        overrides: &Overrides,
+    ) -> Result<AppFile, ManifestError> {
         let root = yaml::load(text, origin)?;
         let mut d = Decoder::new(origin);
         let draft = decode(&mut d, &root);
@@ -367,8 +371,12 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     let mut scaling_at = None;
     if let Some(n) = f.get("scaling") {
         if let Some(s) = d.mapping(n, "scaling", SCALING_KEYS) {
-            let min = s.get("min").and_then(|n| d.integer_in(n, "scaling.min", 0, 10_000));
-            let max = s.get("max").and_then(|n| d.integer_in(n, "scaling.max", 1, 10_000));
+            let min = s
+                .get("min")
+                .and_then(|n| d.integer_in(n, "scaling.min", 0, 10_000));
+            let max = s
+                .get("max")
+                .and_then(|n| d.integer_in(n, "scaling.max", 1, 10_000));
             // A missing bound defaults to 1, or to `min` for a missing `max`.
             let min = min.unwrap_or(1) as u32;
             let max = max.map_or(min.max(1), |v| v as u32);
@@ -395,7 +403,8 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         }
     }
     for (key, _, value) in f.entries().filter(|(k, ..)| k.starts_with("x-")) {
-        file.extensions.insert(key.to_string(), yaml::to_json(value));
+        file.extensions
+            .insert(key.to_string(), yaml::to_json(value));
     }
     Some(Draft {
         file,
@@ -424,7 +433,12 @@ fn reference(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<String> {
 
 fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
     let mut out: Vec<Port> = Vec::new();
-    for (i, item) in d.sequence(n, "ports").unwrap_or_default().iter().enumerate() {
+    for (i, item) in d
+        .sequence(n, "ports")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let field = format!("ports[{i}]");
         let port = if yaml::is_mapping(item) {
             let Some(p) = d.mapping(item, &field, PORT_KEYS) else {
@@ -439,16 +453,21 @@ fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
             };
             let mut protocol = Some(Protocol::Tcp);
             if let Some(n) = p.get("protocol") {
-                protocol = d.string(n, &p.path_of("protocol")).and_then(|v| match v.as_str() {
-                    "tcp" => Some(Protocol::Tcp),
-                    "udp" => Some(Protocol::Udp),
-                    "sctp" => Some(Protocol::Sctp),
-                    _ => {
-                        let problem = Problem::NotOneOf { value: v, allowed: PROTOCOLS };
-                        d.error(n, &p.path_of("protocol"), problem);
-                        None
-                    }
-                });
+                protocol = d
+                    .string(n, &p.path_of("protocol"))
+                    .and_then(|v| match v.as_str() {
+                        "tcp" => Some(Protocol::Tcp),
+                        "udp" => Some(Protocol::Udp),
+                        "sctp" => Some(Protocol::Sctp),
+                        _ => {
+                            let problem = Problem::NotOneOf {
+                                value: v,
+                                allowed: PROTOCOLS,
+                            };
+                            d.error(n, &p.path_of("protocol"), problem);
+                            None
+                        }
+                    });
             }
             let name = opt_string(d, &p, "name");
             match (number, protocol) {
@@ -469,7 +488,10 @@ fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
                 name: None,
             }
         };
-        if out.iter().any(|p| p.port == port.port && p.protocol == port.protocol) {
+        if out
+            .iter()
+            .any(|p| p.port == port.port && p.protocol == port.protocol)
+        {
             let value = format!("{}/{}", port.port, port.protocol.as_str());
             d.error(item, &field, Problem::Duplicate { value });
             continue;
@@ -480,7 +502,11 @@ fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
 }
 
 /// An environment mapping whose keys must be valid variable names.
-pub(crate) fn environment(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> BTreeMap<String, String> {
+pub(crate) fn environment(
+    d: &mut Decoder<'_>,
+    n: &Node<'_>,
+    field: &str,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, (value, at)) in d.string_map(n, field).unwrap_or_default() {
         if valid_env_name(&key) {
@@ -495,7 +521,12 @@ pub(crate) fn environment(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> BTr
 
 fn services(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
-    for (i, item) in d.sequence(n, "services").unwrap_or_default().iter().enumerate() {
+    for (i, item) in d
+        .sequence(n, "services")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let field = format!("services[{i}]");
         let Some(s) = d.mapping(item, &field, SERVICE_KEYS) else {
             continue;
@@ -511,7 +542,11 @@ fn services(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Service> {
             continue;
         };
         if out.iter().any(|s| s.name == name) {
-            d.error(item, &format!("{field}.name"), Problem::Duplicate { value: name });
+            d.error(
+                item,
+                &format!("{field}.name"),
+                Problem::Duplicate { value: name },
+            );
             continue;
         }
         out.push(Service { name, kind });
@@ -583,7 +618,11 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
         if valid_env_name(key) {
             file.environment.insert(key.clone(), value.clone());
         } else {
-            flag_error("--env", &format!("environment.{key}"), pattern(key, ENV_PATTERN));
+            flag_error(
+                "--env",
+                &format!("environment.{key}"),
+                pattern(key, ENV_PATTERN),
+            );
         }
     }
 }

@@ -148,7 +148,9 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         }
     }
     let version = required(d, &f, root, "version");
-    let description = f.get("description").and_then(|n| d.nonempty_string(n, "description"));
+    let description = f
+        .get("description")
+        .and_then(|n| d.nonempty_string(n, "description"));
     let from = required(d, &f, root, "from");
     if let (Some(value), Some(n)) = (&from, f.get("from")) {
         if let Err(e) = ImageReference::from_str(value) {
@@ -159,14 +161,22 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
     }
     let mut depends = Vec::new();
     if let Some(n) = f.get("depends") {
-        for (i, (dep, at)) in d.string_list(n, "depends").unwrap_or_default().into_iter().enumerate() {
+        for (i, (dep, at)) in d
+            .string_list(n, "depends")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             if !valid_name(&dep) {
                 d.error_at(at, &format!("depends[{i}]"), pattern(&dep, NAME_PATTERN));
             }
             depends.push(dep);
         }
     }
-    let packages = f.get("packages").map(|n| packages(d, n)).unwrap_or_default();
+    let packages = f
+        .get("packages")
+        .map(|n| packages(d, n))
+        .unwrap_or_default();
     let environment = f
         .get("environment")
         .map(|n| environment(d, n, "environment"))
@@ -242,7 +252,12 @@ fn required(d: &mut Decoder<'_>, f: &Fields<'_>, root: &Node<'_>, key: &str) -> 
 
 fn packages(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Package> {
     let mut out = Vec::new();
-    for (i, item) in d.sequence(n, "packages").unwrap_or_default().iter().enumerate() {
+    for (i, item) in d
+        .sequence(n, "packages")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let field = format!("packages[{i}]");
         let Some(p) = d.mapping(item, &field, PACKAGE_KEYS) else {
             continue;
@@ -254,7 +269,9 @@ fn packages(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Package> {
                 None
             }
         };
-        let version = p.get("version").and_then(|n| d.nonempty_string(n, &p.path_of("version")));
+        let version = p
+            .get("version")
+            .and_then(|n| d.nonempty_string(n, &p.path_of("version")));
         if let Some(name) = name {
             out.push(Package { name, version });
         }
@@ -265,6 +282,7 @@ fn packages(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Package> {
 /// A relative path with no `..`, so `setup` cannot name a file outside the badger directory.
 fn stays_inside(path: &str) -> bool {
     let p = Path::new(path);
-    p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
         && p.components().any(|c| matches!(c, Component::Normal(_)))
 }

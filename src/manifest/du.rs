@@ -126,16 +126,22 @@ impl DuManifest {
             badgers: inputs.badgers.clone(),
             source: DuSource {
                 repository: app.source.repository.clone(),
-                revision: inputs
-                    .revision
-                    .clone()
-                    .or_else(|| app.source.repository.as_ref().and(app.source.revision.clone())),
+                revision: inputs.revision.clone().or_else(|| {
+                    app.source
+                        .repository
+                        .as_ref()
+                        .and(app.source.revision.clone())
+                }),
                 artifact: app.source.artifact.clone(),
             },
-            tests: app.workflow_config.test_cmd.as_ref().map(|command| DuTests {
-                command: command.clone(),
-                passed: inputs.tests_passed,
-            }),
+            tests: app
+                .workflow_config
+                .test_cmd
+                .as_ref()
+                .map(|command| DuTests {
+                    command: command.clone(),
+                    passed: inputs.tests_passed,
+                }),
             heat: String::new(),
         };
         du.heat = heat::template(&du, inputs.image)?;

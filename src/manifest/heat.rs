@@ -55,7 +55,10 @@ pub fn template(du: &DuManifest, image: &str) -> Result<String, ManifestError> {
         })
         .collect();
     for (svc, (param, _)) in du.services.iter().zip(&service_params) {
-        let description = format!("Address of the {} service `{}` the app uses", svc.kind, svc.name);
+        let description = format!(
+            "Address of the {} service `{}` the app uses",
+            svc.kind, svc.name
+        );
         parameters.push((
             param.as_str(),
             map(vec![
@@ -138,7 +141,10 @@ pub fn template(du: &DuManifest, image: &str) -> Result<String, ManifestError> {
                 ("type", s("OS::Neutron::SecurityGroup")),
                 (
                     "properties",
-                    map(vec![("description", s(&description)), ("rules", Yaml::Sequence(rules))]),
+                    map(vec![
+                        ("description", s(&description)),
+                        ("rules", Yaml::Sequence(rules)),
+                    ]),
                 ),
             ]),
         ));
@@ -154,7 +160,10 @@ pub fn template(du: &DuManifest, image: &str) -> Result<String, ManifestError> {
                     ("max_size", int(du.scaling.max.into())),
                     (
                         "resource",
-                        map(vec![("type", s("OS::Zun::Container")), ("properties", map(container))]),
+                        map(vec![
+                            ("type", s("OS::Zun::Container")),
+                            ("properties", map(container)),
+                        ]),
                     ),
                 ]),
             ),
@@ -186,7 +195,10 @@ pub fn template(du: &DuManifest, image: &str) -> Result<String, ManifestError> {
     if let Some(url) = &du.url {
         outputs.push((
             "url",
-            map(vec![("description", s("Where the app is served")), ("value", s(url))]),
+            map(vec![
+                ("description", s("Where the app is served")),
+                ("value", s(url)),
+            ]),
         ));
     }
 
@@ -241,7 +253,13 @@ fn map_owned(entries: Vec<(String, Yaml<'static>)>) -> Yaml<'static> {
 /// `db-main` → `DB_MAIN`, a valid environment name suffix.
 fn env_suffix(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

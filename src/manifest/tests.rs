@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/apps").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/apps")
+        .join(name)
 }
 
 /// Load a fixture expected to fail and return its error lines.
@@ -15,7 +17,10 @@ fn errors_of(name: &str) -> (String, Vec<String>) {
     let path = fixture(name);
     let err = AppFile::load(&path).expect_err("fixture must be rejected");
     let origin = path.display().to_string();
-    (origin, err.to_string().lines().map(str::to_string).collect())
+    (
+        origin,
+        err.to_string().lines().map(str::to_string).collect(),
+    )
 }
 
 #[test]
@@ -30,8 +35,14 @@ fn solum_v1_app_file_is_accepted_unchanged() {
     );
     assert_eq!(app.source.revision.as_deref(), Some("master"));
     assert_eq!(app.source.artifact, None);
-    assert_eq!(app.workflow_config.run_cmd.as_deref(), Some("python app.py"));
-    assert_eq!(app.workflow_config.test_cmd.as_deref(), Some("./unit_tests.sh"));
+    assert_eq!(
+        app.workflow_config.run_cmd.as_deref(),
+        Some("python app.py")
+    );
+    assert_eq!(
+        app.workflow_config.test_cmd.as_deref(),
+        Some("./unit_tests.sh")
+    );
     assert_eq!(
         app.ports,
         vec![Port {
@@ -59,10 +70,16 @@ fn full_app_file_reads_every_field() {
     assert_eq!(app.description.as_deref(), Some("a hello-world web app"));
     assert_eq!(app.badger, "badgers/python3:3.11");
     assert!(app.badgers.is_empty());
-    assert_eq!(app.all_badgers().collect::<Vec<_>>(), ["badgers/python3:3.11"]);
+    assert_eq!(
+        app.all_badgers().collect::<Vec<_>>(),
+        ["badgers/python3:3.11"]
+    );
     assert_eq!(app.source.repository.as_deref(), Some("./"));
     assert_eq!(app.source.revision.as_deref(), Some("main"));
-    assert_eq!(app.workflow_config.test_cmd.as_deref(), Some("python3 -m pytest -q"));
+    assert_eq!(
+        app.workflow_config.test_cmd.as_deref(),
+        Some("python3 -m pytest -q")
+    );
     assert_eq!(
         app.ports,
         vec![
@@ -78,7 +95,10 @@ fn full_app_file_reads_every_field() {
             },
         ]
     );
-    assert_eq!(app.environment.get("GREETING").map(String::as_str), Some("hello"));
+    assert_eq!(
+        app.environment.get("GREETING").map(String::as_str),
+        Some("hello")
+    );
     assert_eq!(
         app.services,
         vec![Service {
@@ -158,7 +178,8 @@ fn yaml_syntax_error_names_file_and_line() {
     // The flow sequence opened on line 6 is still open when line 7 starts a new key.
     assert_eq!(at.line, 7, "{err}");
     assert!(
-        err.to_string().starts_with(&format!("{}:7:", path.display())),
+        err.to_string()
+            .starts_with(&format!("{}:7:", path.display())),
         "{err}"
     );
 }
@@ -190,8 +211,13 @@ fn every_error_of_a_file_is_reported_at_once() {
 
 #[test]
 fn missing_source_badger_and_name_are_reported_at_the_top() {
-    let err = AppFile::parse("version: 1\nworkflow_config: {run_cmd: x}\n", "app.yaml").unwrap_err();
-    let fields: Vec<_> = err.field_errors().iter().map(|e| (e.field.as_str(), &e.problem)).collect();
+    let err =
+        AppFile::parse("version: 1\nworkflow_config: {run_cmd: x}\n", "app.yaml").unwrap_err();
+    let fields: Vec<_> = err
+        .field_errors()
+        .iter()
+        .map(|e| (e.field.as_str(), &e.problem))
+        .collect();
     assert_eq!(
         fields,
         [
@@ -200,7 +226,9 @@ fn missing_source_badger_and_name_are_reported_at_the_top() {
             ("source", &Problem::NoSource),
         ]
     );
-    assert!(err.to_string().starts_with("app.yaml:1:1: name: required field is missing"));
+    assert!(err
+        .to_string()
+        .starts_with("app.yaml:1:1: name: required field is missing"));
 }
 
 #[test]
@@ -227,7 +255,10 @@ fn only_version_1_is_read() {
 fn boolean_where_a_string_is_expected_is_an_error() {
     let text = "name: a\nbadger: b\nsource: {repository: ./}\nurl: true\n";
     let err = AppFile::parse(text, "app.yaml").unwrap_err();
-    assert_eq!(err.to_string(), "app.yaml:4:6: url: expected a string, found a boolean");
+    assert_eq!(
+        err.to_string(),
+        "app.yaml:4:6: url: expected a string, found a boolean"
+    );
 }
 
 #[test]
@@ -244,20 +275,36 @@ fn empty_and_multi_document_files_are_rejected() {
     let err = AppFile::parse("# only a comment\n", "app.yaml").unwrap_err();
     assert_eq!(err.to_string(), "app.yaml:1:1: the document is empty");
     let err = AppFile::parse("name: a\n---\nname: b\n", "app.yaml").unwrap_err();
-    assert!(err.to_string().starts_with("app.yaml:3:1: more than one YAML document"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("app.yaml:3:1: more than one YAML document"),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_keys_are_a_syntax_error() {
     let err = AppFile::parse("name: a\nname: b\n", "app.yaml").unwrap_err();
-    assert!(matches!(err, ManifestError::Syntax { at: Location { line: 2, .. }, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ManifestError::Syntax {
+                at: Location { line: 2, .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_ports_are_rejected() {
     let text = "name: a\nbadger: b\nsource: {repository: ./}\nports: [80, {port: 80}]\n";
     let err = AppFile::parse(text, "app.yaml").unwrap_err();
-    assert_eq!(err.to_string(), "app.yaml:4:13: ports[1]: 80/tcp is given twice");
+    assert_eq!(
+        err.to_string(),
+        "app.yaml:4:13: ports[1]: 80/tcp is given twice"
+    );
 }
 
 #[test]
@@ -265,7 +312,10 @@ fn bad_badger_reference_is_rejected() {
     let text = "name: a\nbadger: \"oci:\"\nsource: {repository: ./}\n";
     let err = AppFile::parse(text, "app.yaml").unwrap_err();
     let e = &err.field_errors()[0];
-    assert_eq!((e.field.as_str(), &e.at), ("badger", &Origin::File(Location { line: 2, column: 9 })));
+    assert_eq!(
+        (e.field.as_str(), &e.at),
+        ("badger", &Origin::File(Location { line: 2, column: 9 }))
+    );
     assert!(matches!(e.problem, Problem::Reference { .. }), "{err}");
 }
 
@@ -325,7 +375,14 @@ fn name_rule_matches_solum() {
     for good in ["a", "cherrypy", "my-app_2", &format!("a{}", "b".repeat(99))] {
         assert!(app::valid_name(good), "{good}");
     }
-    for bad in ["", "1app", "App", "my.app", "-a", &format!("a{}", "b".repeat(100))] {
+    for bad in [
+        "",
+        "1app",
+        "App",
+        "my.app",
+        "-a",
+        &format!("a{}", "b".repeat(100)),
+    ] {
         assert!(!app::valid_name(bad), "{bad}");
     }
 }

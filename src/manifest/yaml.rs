@@ -82,7 +82,11 @@ enum Resolved<'n> {
 fn resolve<'n>(node: &'n Node<'n>) -> Resolved<'n> {
     match &node.data {
         YamlData::Representation(raw, style, tag) => {
-            match Scalar::parse_from_cow_and_metadata(Cow::Borrowed(raw.as_ref()), *style, tag.as_ref()) {
+            match Scalar::parse_from_cow_and_metadata(
+                Cow::Borrowed(raw.as_ref()),
+                *style,
+                tag.as_ref(),
+            ) {
                 Some(s) => Resolved::Scalar(s, raw.as_ref(), *style),
                 None => Resolved::Bad,
             }
@@ -143,7 +147,10 @@ impl<'n> Fields<'n> {
 
     /// The node of `key` itself (for errors about the key, e.g. a conflict).
     pub fn key_node(&self, key: &str) -> Option<&'n Node<'n>> {
-        self.entries.iter().find(|(k, ..)| k == key).map(|(_, k, _)| *k)
+        self.entries
+            .iter()
+            .find(|(k, ..)| k == key)
+            .map(|(_, k, _)| *k)
     }
 
     /// The path of a field below this mapping.
@@ -237,11 +244,11 @@ impl<'o> Decoder<'o> {
     pub fn string(&mut self, node: &Node<'_>, field: &str) -> Option<String> {
         match resolve(node) {
             Resolved::Scalar(Scalar::String(s), ..) => Some(s.into_owned()),
-            Resolved::Scalar(Scalar::Integer(_) | Scalar::FloatingPoint(_), raw, ScalarStyle::Plain)
-                if !raw.is_empty() =>
-            {
-                Some(raw.to_string())
-            }
+            Resolved::Scalar(
+                Scalar::Integer(_) | Scalar::FloatingPoint(_),
+                raw,
+                ScalarStyle::Plain,
+            ) if !raw.is_empty() => Some(raw.to_string()),
             Resolved::Scalar(Scalar::Integer(i), "", _) => Some(i.to_string()),
             _ => {
                 self.wrong_type(node, field, "a string");
