@@ -197,8 +197,7 @@ impl<'o> Decoder<'o> {
     }
 
     /// Read a mapping with the given known keys. Unknown keys are reported at the key's own
-    /// line, except `x-` keys, which are returned in `extensions` order-preserved by the
-    /// caller if it wants them.
+    /// line; `x-` keys are let through (the caller keeps or ignores them).
     pub fn mapping<'n>(
         &mut self,
         node: &'n Node<'n>,
