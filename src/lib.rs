@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod image;
 pub mod layer;
+pub mod manifest;
 pub mod pipeline;
 pub mod report;
 pub mod source;

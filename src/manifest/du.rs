@@ -1,0 +1,169 @@
+//! The DU manifest: what a deployment unit is and how it runs, written as the
+//! `org.solum.du.manifest` annotation of the DU's image manifest. It is derived from the
+//! validated app file plus facts only the pipeline knows (badger digests, the resolved
+//! commit, the test result, the image reference). The JSON is deterministic (sorted keys,
+//! compact), because it is part of the manifest and so of the DU's digest. This module does
+//! not decide any of those facts and does not write images.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::app::{AppFile, Port, Scaling, SecurityFlavor, Service};
+use super::{heat, ManifestError, DU_ANNOTATION};
+
+/// The working directory of a DU: the build contract puts the app at `/app`.
+pub const WORKDIR: &str = "/app";
+/// The user a DU runs as (root in its own user namespace when run rootless).
+pub const USER: &str = "0:0";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuManifest {
+    pub version: u32,
+    pub name: String,
+    pub runtime: DuRuntime,
+    pub environment: BTreeMap<String, String>,
+    pub ports: Vec<Port>,
+    pub scaling: Scaling,
+    pub services: Vec<Service>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<String>,
+    pub security_flavor: SecurityFlavor,
+    pub badgers: Vec<BadgerUsed>,
+    pub source: DuSource,
+    /// Absent when the app has no `test_cmd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<DuTests>,
+    /// A HOT template deploying the DU (see [`heat::template`]).
+    pub heat: String,
+}
+
+/// How the DU's process starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuRuntime {
+    pub command: Vec<String>,
+    pub workdir: String,
+    pub user: String,
+}
+
+/// A badger the DU was built on, pinned by digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadgerUsed {
+    pub name: String,
+    pub version: String,
+    /// The badger image's manifest digest (`sha256:…`).
+    pub digest: String,
+}
+
+/// Where the DU's code came from; `revision` is the resolved commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+}
+
+/// The unit-test gate's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuTests {
+    pub command: String,
+    pub passed: bool,
+}
+
+/// What the pipeline knows when it commits a DU.
+#[derive(Clone, Debug)]
+pub struct DuInputs<'a> {
+    pub app: &'a AppFile,
+    /// The badgers used, in build order.
+    pub badgers: Vec<BadgerUsed>,
+    /// The badgers' environments merged in build order; the app's environment wins over it.
+    pub badger_environment: BTreeMap<String, String>,
+    /// The command when the app gives no `run_cmd` (e.g. the badger image's Cmd).
+    pub default_command: Vec<String>,
+    /// The resolved commit sha of the source (none for an artifact or a plain directory).
+    pub revision: Option<String>,
+    /// The image reference the Heat snippet deploys (e.g. `registry.example.org/app@sha256:…`).
+    pub image: &'a str,
+    /// Whether `test_cmd` exited 0 (ignored when the app has none).
+    pub tests_passed: bool,
+}
+
+impl DuManifest {
+    /// Build the DU manifest, including its Heat snippet.
+    pub fn new(inputs: &DuInputs<'_>) -> Result<DuManifest, ManifestError> {
+        let app = inputs.app;
+        let command = match &app.workflow_config.run_cmd {
+            Some(cmd) => vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()],
+            None => inputs.default_command.clone(),
+        };
+        let mut environment = inputs.badger_environment.clone();
+        environment.extend(app.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut du = DuManifest {
+            version: 1,
+            name: app.name.clone(),
+            runtime: DuRuntime {
+                command,
+                workdir: WORKDIR.to_string(),
+                user: USER.to_string(),
+            },
+            environment,
+            ports: app.ports.clone(),
+            scaling: app.scaling_or_default(),
+            services: app.services.clone(),
+            url: app.url.clone(),
+            flavor: app.flavor.clone(),
+            security_flavor: app.security_flavor,
+            badgers: inputs.badgers.clone(),
+            source: DuSource {
+                repository: app.source.repository.clone(),
+                revision: inputs.revision.clone().or_else(|| {
+                    app.source
+                        .repository
+                        .as_ref()
+                        .and(app.source.revision.clone())
+                }),
+                artifact: app.source.artifact.clone(),
+            },
+            tests: app
+                .workflow_config
+                .test_cmd
+                .as_ref()
+                .map(|command| DuTests {
+                    command: command.clone(),
+                    passed: inputs.tests_passed,
+                }),
+            heat: String::new(),
+        };
+        du.heat = heat::template(&du, inputs.image)?;
+        Ok(du)
+    }
+
+    /// The annotation value: compact JSON with sorted keys, byte-identical for equal inputs.
+    pub fn to_json(&self) -> Result<String, ManifestError> {
+        let to_json = |source| ManifestError::ToJson {
+            what: "DU manifest",
+            source,
+        };
+        // Going through `Value` sorts object keys (serde_json's map is a BTreeMap).
+        let value = serde_json::to_value(self).map_err(to_json)?;
+        serde_json::to_string(&value).map_err(to_json)
+    }
+
+    /// Read the `org.solum.du.manifest` annotation back.
+    pub fn from_json(json: &str) -> Result<DuManifest, ManifestError> {
+        serde_json::from_str(json).map_err(|source| ManifestError::DuJson {
+            key: DU_ANNOTATION,
+            source,
+        })
+    }
+}
