@@ -405,10 +405,8 @@ fn a_root_overlay_mount_and_a_walked_copy_give_the_same_layer() {
 }
 
 fn sandbox(rootfs: runtime::RootFs) -> runtime::Outcome {
-    let mut spec = runtime::SandboxSpec::new(
-        rootfs,
-        vec!["/bin/sh".into(), "-c".into(), SCRIPT.into()],
-    );
+    let mut spec =
+        runtime::SandboxSpec::new(rootfs, vec!["/bin/sh".into(), "-c".into(), SCRIPT.into()]);
     spec.limits.timeout = Some(Duration::from_secs(60));
     // Every file belongs to the calling user: what `WriteOptions::rootless` expects.
     spec.id_map = runtime::IdMapPolicy::Single;

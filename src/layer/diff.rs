@@ -54,12 +54,13 @@ fn overlay_dir(
         let full = upper.join(&child);
         let stat = lstat(&full)?;
         let file_type = stat.file_type();
-        // A whiteout is a device node: it is never opened or read as a file.
-        if file_type.is_char_device() && stat.rdev() == 0 {
-            out.push(Change::Whiteout(child));
-        } else if file_type.is_file()
-            && stat.len() == 0
-            && reader.has_any_xattr(&full, &stat, &WHITEOUT_XATTRS, None)?
+        // A whiteout is a device node: it is never opened or read as a file. The xattr
+        // form is an empty regular file, so only those are asked for xattrs.
+        let device_whiteout = file_type.is_char_device() && stat.rdev() == 0;
+        if device_whiteout
+            || (file_type.is_file()
+                && stat.len() == 0
+                && reader.has_any_xattr(&full, &stat, &WHITEOUT_XATTRS, None)?)
         {
             out.push(Change::Whiteout(child));
         } else if file_type.is_dir() {
@@ -98,7 +99,7 @@ pub fn walk_changes(lower: &Path, current: &Path) -> Result<Vec<Change>, LayerEr
         links: HashMap::new(),
     };
     walker.compare_dir(Path::new(""))?;
-    walker.close_links()?;
+    walker.close_links();
     Ok(walker.finish())
 }
 
@@ -254,7 +255,7 @@ impl Walker {
     /// Overlay copies a lower file up before it gives it a new hard link, so the upper dir
     /// holds every path of a linked inode that the build touched. The walk sees only the
     /// new name as changed; this adds the other names of the same inode.
-    fn close_links(&mut self) -> Result<(), LayerError> {
+    fn close_links(&mut self) {
         let mut extra = Vec::new();
         for paths in self.links.values() {
             if paths.iter().any(|path| self.adds.contains(path)) {
@@ -262,19 +263,13 @@ impl Walker {
             }
         }
         self.adds.extend(extra);
-        Ok(())
     }
 
     /// The sorted list, with every parent directory of a change added: overlay copies up
     /// the parents of whatever it writes, so the upper dir holds them all.
     fn finish(mut self) -> Vec<Change> {
         let mut parents = BTreeSet::new();
-        for path in self
-            .adds
-            .iter()
-            .chain(&self.whiteouts)
-            .chain(&self.opaques)
-        {
+        for path in self.adds.iter().chain(&self.whiteouts).chain(&self.opaques) {
             for parent in path.ancestors().skip(1) {
                 if parent.as_os_str().is_empty() {
                     break;
@@ -334,7 +329,12 @@ impl Reader {
 
     /// Grants the owner `bits` on `path` while the guard lives, when we are that owner,
     /// not root, and lack them.
-    pub(super) fn readable(&self, path: &Path, stat: &fs::Metadata, bits: u32) -> Result<ModeGuard, LayerError> {
+    pub(super) fn readable(
+        &self,
+        path: &Path,
+        stat: &fs::Metadata,
+        bits: u32,
+    ) -> Result<ModeGuard, LayerError> {
         let mode = stat.mode() & 0o7777;
         if self.euid == 0 || stat.uid() != self.euid || mode & bits == bits {
             return Ok(ModeGuard(None));

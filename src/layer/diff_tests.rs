@@ -59,8 +59,11 @@ fn an_untouched_copy_has_no_changes_and_keeps_metadata() {
         fs::write(b.join("a"), b"linked").unwrap();
         fs::hard_link(b.join("a"), b.join("b")).unwrap();
         symlink("d/e/f", b.join("link")).unwrap();
-        nix::unistd::mkfifo(&b.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640))
-            .unwrap();
+        nix::unistd::mkfifo(
+            &b.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o640),
+        )
+        .unwrap();
         xattr::set(b.join("d/e/f"), "user.note", b"v").unwrap();
         fs::set_permissions(b.join("d/e"), fs::Permissions::from_mode(0o555)).unwrap();
         set_mtime(&b.join("d/e/f"), 1_000_000_000, 123_456_789);
@@ -210,7 +213,12 @@ fn overlay_records_become_whiteouts_and_opaque_dirs() {
     // "x" marks a directory holding xattr whiteouts, not an opaque one.
     xattr::set(upper.join("etc/not-opaque"), "user.overlay.opaque", b"x").unwrap();
     fs::write(upper.join("etc/xattr-whiteout"), b"").unwrap();
-    xattr::set(upper.join("etc/xattr-whiteout"), "user.overlay.whiteout", b"").unwrap();
+    xattr::set(
+        upper.join("etc/xattr-whiteout"),
+        "user.overlay.whiteout",
+        b"",
+    )
+    .unwrap();
     xattr::set(upper.join("etc"), "user.overlay.impure", b"y").unwrap();
     let mut expected = vec![
         add("etc"),
