@@ -9,6 +9,8 @@
 //! descriptor that was opened with `openat2(RESOLVE_IN_ROOT)` (see `safe_path`).
 
 mod compress;
+mod copy;
+mod diff;
 mod fsops;
 mod metadata;
 mod ownership;
@@ -22,6 +24,8 @@ use std::path::PathBuf;
 
 pub use crate::image::media::LayerCompression;
 pub use compress::decompressing_reader;
+pub use copy::copy_tree;
+pub use diff::{overlay_changes, sort_changes, walk_changes};
 pub use ownership::{RootlessOwner, ROOTLESS_XATTR};
 pub use unpack::unpack_layer;
 pub use write::{write_changes, write_tree};
@@ -172,6 +176,8 @@ pub(crate) fn display_path(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
 }
 
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

@@ -35,7 +35,7 @@ const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
 /// Xattrs that describe the host rather than the image: SELinux labels of the build host,
 /// and overlayfs bookkeeping of the upper directory a build diff is read from.
-fn is_host_xattr(name: &[u8]) -> bool {
+pub(super) fn is_host_xattr(name: &[u8]) -> bool {
     name == b"security.selinux"
         || name.starts_with(b"trusted.overlay.")
         || name.starts_with(b"user.overlay.")
