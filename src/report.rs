@@ -19,6 +19,10 @@ pub trait Reporter: Sync {
     fn blob_done(&self, _digest: &Digest, _skipped: bool) {}
     /// A warning the user should see, that does not stop the work.
     fn warning(&self, _message: &str) {}
+    /// A build enters a stage (`BUILDING`, `UNIT_TESTING`, `BUILT`, … as Solum names them).
+    fn stage(&self, _stage: &str, _detail: &str) {}
+    /// One line of output of a command running in the sandbox (`stderr` tells the stream).
+    fn output_line(&self, _stage: &str, _line: &str, _stderr: bool) {}
 }
 
 /// A reporter that shows nothing (tests, `--quiet`).

@@ -85,6 +85,11 @@ impl CancelHandle {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// The flag itself, for a signal handler to set (e.g. `signal_hook::flag::register`).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }
 
 /// Running a sandbox failed (as opposed to the command failing, which is an [`Outcome`]).

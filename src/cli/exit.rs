@@ -5,9 +5,12 @@
 
 use crate::image::ReferenceError;
 use crate::layer::LayerError;
+use crate::pipeline::badgers::BadgerError;
+use crate::pipeline::build::BuildError;
 use crate::pipeline::import::ImportError;
 use crate::pipeline::run::RunError;
 use crate::pipeline::unpack::UnpackError;
+use crate::source::SourceError;
 use crate::store::{ImageError, LayoutError};
 use crate::transport::TransportError;
 
@@ -80,6 +83,39 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
             UnpackError::NotEmpty { .. } => true,
             _ => false,
         };
+    }
+    if let Some(error) = error.downcast_ref::<BuildError>() {
+        return match error {
+            BuildError::AppFile(_) | BuildError::NoSource => true,
+            BuildError::Badger(inner) => is_input_error(inner),
+            BuildError::Source { source, .. } => is_input_error(&**source),
+            BuildError::Unpack(inner) => is_input_error(inner),
+            BuildError::Layout(inner) => is_input_error(inner),
+            BuildError::Image(inner) => is_input_error(inner),
+            _ => false,
+        };
+    }
+    if let Some(error) = error.downcast_ref::<BadgerError>() {
+        return match error {
+            BadgerError::Open { source, .. } => is_input_error(&**source),
+            _ => true,
+        };
+    }
+    if let Some(error) = error.downcast_ref::<SourceError>() {
+        return matches!(
+            error,
+            SourceError::NotFound { .. }
+                | SourceError::IsAFile { .. }
+                | SourceError::OptionLike { .. }
+                | SourceError::UnsupportedUrl { .. }
+                | SourceError::InvalidRevision { .. }
+                | SourceError::RevisionWithoutGit { .. }
+                | SourceError::RevisionNotFound { .. }
+                | SourceError::Artifact { .. }
+        );
+    }
+    if error.is::<crate::manifest::ManifestError>() {
+        return true;
     }
     if let Some(error) = error.downcast_ref::<RunError>() {
         return match error {

@@ -4,6 +4,7 @@
 //! user named). Errors are printed once, as a chain, on stderr; stdout carries only results
 //! (a digest, a listing, JSON) so that scripts can read it.
 
+mod build;
 mod exit;
 mod images;
 mod import;
@@ -37,6 +38,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an app into a deployment unit (DU) image: source + badger + build.sh + tests.
+    Build(build::BuildArgs),
     /// Make a single-layer base image from a root filesystem (a folder or a tarball).
     Import(import::ImportArgs),
     /// List the images of the store.
@@ -91,6 +94,7 @@ pub fn main() -> i32 {
         quiet: cli.quiet,
     };
     let result = match cli.command {
+        Command::Build(args) => build::run(&context, args),
         Command::Import(args) => import::run(&context, args),
         Command::Images(args) => images::images(&context, args),
         Command::Inspect(args) => images::inspect(&context, args),

@@ -4,9 +4,13 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
+pub mod badgers;
+pub mod build;
+pub mod commit;
 pub mod import;
 pub mod run;
 pub mod unpack;
+pub mod workspace;
 
 /// The image configuration's `created` and history timestamps: `SOURCE_DATE_EPOCH` when
 /// given (reproducible), else now. RFC 3339 in UTC with second precision.

@@ -19,18 +19,7 @@ pub fn copy_image(
     name: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<Digest, TransportError> {
-    // Every blob is staged (verified, in the temp folder) before any is committed, so a
-    // corrupt or missing source blob leaves the destination exactly as it was.
-    let mut staged = Vec::new();
-    for blob in image.blobs() {
-        let digest = descriptor_digest(source, &blob)?;
-        if let Some(writer) = stage_blob(source, destination, &digest, blob.size(), reporter)? {
-            staged.push((writer, digest));
-        }
-    }
-    for (writer, digest) in staged {
-        writer.commit(&digest)?;
-    }
+    copy_blobs(source, image, destination, reporter)?;
     // The manifest bytes were verified when the image was resolved.
     let stored = destination.put_bytes(&image.manifest_bytes)?;
     debug_assert_eq!(stored, image.manifest_digest);
@@ -54,6 +43,28 @@ pub fn copy_image(
         }
     }
     Ok(image.manifest_digest.clone())
+}
+
+/// Copies the config and layer blobs of `image` (not the manifest, no name). Every blob is
+/// staged (verified, in the temp folder) before any is committed, so a corrupt or missing
+/// source blob leaves the destination exactly as it was.
+pub fn copy_blobs(
+    source: &Layout,
+    image: &ResolvedImage,
+    destination: &Layout,
+    reporter: &dyn Reporter,
+) -> Result<(), TransportError> {
+    let mut staged = Vec::new();
+    for blob in image.blobs() {
+        let digest = descriptor_digest(source, &blob)?;
+        if let Some(writer) = stage_blob(source, destination, &digest, blob.size(), reporter)? {
+            staged.push((writer, digest));
+        }
+    }
+    for (writer, digest) in staged {
+        writer.commit(&digest)?;
+    }
+    Ok(())
 }
 
 /// Stages one blob in the destination unless it has it already.

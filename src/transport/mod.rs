@@ -13,7 +13,7 @@ mod archive;
 mod copy;
 mod docker_archive;
 
-pub use copy::copy_image;
+pub use copy::{copy_blobs, copy_image};
 
 use crate::image::{Digest, ImageReference};
 use crate::layer::LayerError;

@@ -1,0 +1,221 @@
+//! `build [APP_FILE]`: the main job. Progress and the build's own output stream to stderr
+//! (a header per stage, each output line indented), or JSON lines with `--log-format json`
+//! (`{"ts", "stage", "message"}`); the DU's digest is the last line of stdout. Ctrl-C (or
+//! SIGTERM) cancels: the sandbox is killed and the scratch folders removed; a second Ctrl-C
+//! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input.
+
+use super::exit::{UsageError, SUCCESS};
+use super::import::Compression;
+use super::output::{human_size, result_line};
+use super::Context;
+use crate::image::Digest;
+use crate::manifest::Overrides;
+use crate::pipeline::build::{build, BuildRequest};
+use crate::pipeline::source_date_epoch;
+use crate::report::Reporter;
+use runtime::CancelHandle;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum NetworkMode {
+    None,
+    Host,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    solum-build build app.yaml --tag helloworld\n  \
+    solum-build build --badger badgers/shell --source ./src --run-cmd ./run.sh --name hello\n\n\
+    The source is exported without .git and put at /app; the badger's build command runs \
+    there with no network (unless --network host), then test_cmd on a throwaway layer. \
+    SOURCE_DATE_EPOCH (default: the source commit's time, else 0) makes the digest \
+    reproducible.")]
+pub struct BuildArgs {
+    /// The application file (YAML or JSON; Solum's v1 app file works unchanged).
+    app_file: Option<PathBuf>,
+    /// The app's name when there is no app file.
+    #[arg(long)]
+    name: Option<String>,
+    /// The source: a folder, a file:// or git URL (https, ssh, git://), a bare repo path.
+    #[arg(long, value_name = "URL|DIR")]
+    source: Option<String>,
+    /// Branch, tag or commit of a git source.
+    #[arg(long, value_name = "REV")]
+    revision: Option<String>,
+    /// A tarball of ready-made binaries instead of a source.
+    #[arg(long, value_name = "FILE")]
+    artifact: Option<String>,
+    /// The badger image (store name, oci:, oci-archive:, docker://).
+    #[arg(long, value_name = "REF")]
+    badger: Option<String>,
+    /// The store name of the DU (default: the app's name).
+    #[arg(long, short)]
+    tag: Option<String>,
+    #[arg(long, value_name = "CMD")]
+    run_cmd: Option<String>,
+    #[arg(long, value_name = "CMD")]
+    test_cmd: Option<String>,
+    /// A port the app listens on (repeatable; replaces the file's ports).
+    #[arg(long = "port", value_name = "N")]
+    ports: Vec<u32>,
+    /// An environment variable of the app (repeatable; wins over the file's).
+    #[arg(long = "env", short, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    #[arg(long, value_enum, default_value = "none")]
+    network: NetworkMode,
+    /// Kill a build or test step that runs longer than this.
+    #[arg(long, value_name = "SECS", default_value = "3600")]
+    timeout: u64,
+    /// Build even when an identical build is recorded.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, value_enum, default_value = "gzip")]
+    compression: Compression,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// Renders build progress as text or JSON lines on stderr.
+pub struct BuildReporter {
+    pub format: LogFormat,
+    pub quiet: bool,
+}
+
+impl BuildReporter {
+    fn json(&self, stage: &str, message: &str) {
+        let line = serde_json::json!({
+            "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "stage": stage,
+            "message": message,
+        });
+        eprintln!("{line}");
+    }
+}
+
+impl Reporter for BuildReporter {
+    fn status(&self, verb: &str, subject: &str) {
+        match self.format {
+            LogFormat::Json => self.json("STATUS", &format!("{verb} {subject}")),
+            LogFormat::Text if !self.quiet => eprintln!("{verb:>12} {subject}"),
+            LogFormat::Text => {}
+        }
+    }
+
+    fn blob_start(&self, digest: &Digest, size: Option<u64>) {
+        let size = size.map(human_size).unwrap_or_default();
+        self.status("Copying", &format!("blob {} {size}", digest.short()));
+    }
+
+    fn warning(&self, message: &str) {
+        match self.format {
+            LogFormat::Json => self.json("WARNING", message),
+            LogFormat::Text => eprintln!("warning: {message}"),
+        }
+    }
+
+    fn stage(&self, stage: &str, detail: &str) {
+        match self.format {
+            LogFormat::Json => self.json(stage, detail),
+            LogFormat::Text if !self.quiet => eprintln!("==> {stage} {detail}"),
+            LogFormat::Text => {}
+        }
+    }
+
+    fn output_line(&self, stage: &str, line: &str, _stderr: bool) {
+        match self.format {
+            LogFormat::Json => self.json(stage, line),
+            LogFormat::Text if !self.quiet => eprintln!("    | {line}"),
+            LogFormat::Text => {}
+        }
+    }
+}
+
+/// Ctrl-C and SIGTERM cancel the build; a second one ends the process at once.
+pub fn cancel_on_signals() -> anyhow::Result<CancelHandle> {
+    let cancel = CancelHandle::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, cancel.flag())?;
+        signal_hook::flag::register(signal, cancel.flag())?;
+    }
+    Ok(cancel)
+}
+
+pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
+    let environment = args
+        .env
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => Err(UsageError(format!("--env {entry:?} is not KEY=VALUE"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.app_file.is_none() && args.badger.is_none() {
+        return Err(UsageError(
+            "give an app file, or at least --badger and --source (see --help)".into(),
+        )
+        .into());
+    }
+    let request = BuildRequest {
+        app_file: args.app_file,
+        name: args.name,
+        overrides: Overrides {
+            badger: args.badger,
+            source: args.source,
+            revision: args.revision,
+            artifact: args.artifact,
+            run_cmd: args.run_cmd,
+            test_cmd: args.test_cmd,
+            ports: args.ports,
+            environment,
+        },
+        tag: args.tag,
+        network_host: matches!(args.network, NetworkMode::Host),
+        timeout: Some(Duration::from_secs(args.timeout)),
+        no_cache: args.no_cache,
+        compression: args.compression.into(),
+        epoch: source_date_epoch(),
+    };
+    let reporter = BuildReporter {
+        format: args.log_format,
+        quiet: context.quiet,
+    };
+    let cancel = cancel_on_signals()?;
+    let built = build(&request, &context.store, None, &cancel, &reporter);
+    if cancel.flag().load(Ordering::SeqCst) && built.is_err() {
+        reporter.stage("CANCELLED", "interrupted");
+        return Ok(130);
+    }
+    let built = match built {
+        Ok(built) => built,
+        Err(error) => {
+            let stage = match &error {
+                crate::pipeline::build::BuildError::TestsFailed { .. } => "UNIT_TESTING_FAILED",
+                crate::pipeline::build::BuildError::BuildFailed { .. } => "BUILD_FAILED",
+                _ => "ERROR",
+            };
+            if matches!(args.log_format, LogFormat::Json) {
+                reporter.stage(stage, &format!("{error}"));
+            }
+            return Err(error.into());
+        }
+    };
+    reporter.stage(
+        "READY",
+        &format!(
+            "{} {}{}",
+            built.tag,
+            built.manifest_digest,
+            if built.cache_hit { " (cache hit)" } else { "" }
+        ),
+    );
+    result_line(&built.manifest_digest);
+    Ok(SUCCESS)
+}

@@ -1,0 +1,493 @@
+//! `solum-build build`: app file → badger(s) → sandboxed build → test gate → DU image.
+//!
+//! In order: load and validate the app file (command-line values applied first); resolve
+//! the badgers; fetch the source into a scratch folder; compute the build key (badger
+//! digests, source tree, app file, epoch, options) and return the recorded DU on a hit;
+//! otherwise copy the badgers' blobs into the store, unpack their stacked layers once into
+//! the rootfs cache, put the source at `/app` of a fresh writable layer, run each badger's
+//! build command, run `test_cmd` on a throwaway layer above it, diff the writable layer
+//! into one new layer, and commit config + manifest with the DU manifest annotation. The
+//! name is set (and the cache record written) only after everything else succeeded; on
+//! any failure or cancel the scratch folder goes and the store keeps no new name.
+
+use super::badgers::{self, Badger, BadgerError};
+use super::commit::{commit, Commit, CommitError};
+use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
+use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
+use crate::image::{canonical_json, Digest};
+use crate::layer::LayerCompression;
+use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
+use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
+use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
+use crate::report::Reporter;
+use crate::source::{self, SourceError, SourceInfo, SourceSpec};
+use crate::store::{ImageError, Layout, LayoutError};
+use crate::transport::{copy_blobs, RegistryTransport, TransportError};
+use runtime::{BindMount, CancelHandle, Termination};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a build did not produce a DU.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    AppFile(#[from] ManifestError),
+    #[error("the app has no source: give source.repository or source.artifact in the app file, or --source / --artifact")]
+    NoSource,
+    #[error("source of {app}")]
+    Source {
+        app: String,
+        #[source]
+        source: Box<SourceError>,
+    },
+    #[error(transparent)]
+    Badger(#[from] BadgerError),
+    #[error("cannot copy the badger {reference} into the store")]
+    CopyBadger {
+        reference: String,
+        #[source]
+        source: Box<TransportError>,
+    },
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error("the build command of badger {badger} {how}{}", tail_text(.tail))]
+    BuildFailed {
+        badger: String,
+        how: String,
+        tail: Vec<String>,
+    },
+    #[error("the tests ({command}) {how}{}", tail_text(.tail))]
+    TestsFailed {
+        command: String,
+        how: String,
+        tail: Vec<String>,
+    },
+    #[error("the build was cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("cannot {action} {path}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; last lines of its output:\n    {}", tail.join("\n    "))
+    }
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// Everything a build takes.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// The app file; without one, the name comes from `name` and everything else from
+    /// `overrides`.
+    pub app_file: Option<PathBuf>,
+    pub name: Option<String>,
+    pub overrides: Overrides,
+    /// The store name for the DU (default: the app's name).
+    pub tag: Option<String>,
+    pub network_host: bool,
+    pub timeout: Option<Duration>,
+    pub no_cache: bool,
+    pub compression: LayerCompression,
+    /// `SOURCE_DATE_EPOCH` when set; else the source commit's time; else 0.
+    pub epoch: Option<i64>,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub manifest_digest: Digest,
+    pub tag: String,
+    pub cache_hit: bool,
+    pub du: Option<DuManifest>,
+}
+
+/// Runs a build into the store at `store`.
+pub fn build(
+    request: &BuildRequest,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<Built, BuildError> {
+    let (app, base_dir) = load_app(request)?;
+    let tag = request.tag.clone().unwrap_or_else(|| app.name.clone());
+    reporter.stage("QUEUED", &format!("{} → {tag}", app.name));
+
+    let badgers: Vec<Badger> = app
+        .all_badgers()
+        .map(|reference| badgers::resolve(reference, store, registry, reporter))
+        .collect::<Result<_, _>>()?;
+
+    let layout = Layout::open_or_create(store)?;
+    let cache_root = store.join("cache");
+    let scratch = tempfile::Builder::new()
+        .prefix(".source-")
+        .tempdir_in(layout.temp_dir()?)
+        .map_err(io_error(&layout.root().join(".tmp"), "create a folder in"))?;
+    let source_dir = scratch.path().join("app");
+    let spec = source_spec(&app, &base_dir)?;
+    let source_error = |source| BuildError::Source {
+        app: app.name.clone(),
+        source: Box::new(source),
+    };
+    let info = source::fetch(&spec, &source_dir, &cache_root.join("sources"), reporter)
+        .map_err(source_error)?;
+    let epoch = request.epoch.or(info.commit_time).unwrap_or(0);
+
+    let key = build_key(&app, &badgers, &info, epoch, request);
+    let record = cache_root.join("builds").join(key.hex());
+    if !request.no_cache {
+        if let Some(digest) = cached_build(&layout, &record) {
+            let descriptor =
+                layout.resolve_descriptor(&crate::store::image::manifest_descriptor(
+                    &layout.read_blob(&digest, None, crate::store::image::DOCUMENT_LIMIT)?,
+                    None,
+                ))?;
+            layout.tag(&tag, &descriptor.descriptor)?;
+            reporter.stage("READY", &format!("{tag} (cached, {})", digest.short()));
+            return Ok(Built {
+                manifest_digest: digest,
+                tag,
+                cache_hit: true,
+                du: None,
+            });
+        }
+    }
+
+    for badger in &badgers {
+        copy_blobs(&badger.image.layout, &badger.image.image, &layout, reporter).map_err(
+            |source| BuildError::CopyBadger {
+                reference: badger.reference.clone(),
+                source: Box::new(source),
+            },
+        )?;
+    }
+    let (base, stack) = badgers::stack(&badgers)?;
+    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
+    let workspace = Workspace::new(&cache_root.join("work"), vec![lower], overlay_available())?;
+    place_source(&source_dir, workspace.writable_root())?;
+
+    let env = build_env(&app, &base.config, &info);
+    let app_cache = cache_root.join("apps").join(&app.name);
+    std::fs::create_dir_all(&app_cache).map_err(io_error(&app_cache, "create"))?;
+    let mounts = vec![BindMount {
+        source: app_cache,
+        target: PathBuf::from("/solum/cache"),
+        read_only: false,
+    }];
+
+    let mut created_mount_points = Vec::new();
+    for badger in &badgers {
+        reporter.stage("BUILDING", &format!("{} on {}", app.name, badger.reference));
+        let result = run_step(
+            Step {
+                stage: "BUILDING",
+                rootfs: workspace.build_root(),
+                command: shell(&badger.build_command()),
+                env: env.clone(),
+                cwd: PathBuf::from(WORKDIR),
+                mounts: mounts.clone(),
+                network_host: request.network_host,
+                timeout: request.timeout,
+            },
+            cancel,
+            reporter,
+        )?;
+        if let Some(how) = failure(&result.outcome.termination)? {
+            return Err(BuildError::BuildFailed {
+                badger: badger.reference.clone(),
+                how,
+                tail: result.tail,
+            });
+        }
+        created_mount_points.extend(result.outcome.created_mount_points);
+    }
+
+    if let Some(test_cmd) = &app.workflow_config.test_cmd {
+        reporter.stage("UNIT_TESTING", test_cmd);
+        let result = run_step(
+            Step {
+                stage: "UNIT_TESTING",
+                rootfs: workspace.throwaway_root()?,
+                command: shell(test_cmd),
+                env: env.clone(),
+                cwd: PathBuf::from(WORKDIR),
+                mounts: mounts.clone(),
+                network_host: request.network_host,
+                timeout: request.timeout,
+            },
+            cancel,
+            reporter,
+        )?;
+        if let Some(how) = failure(&result.outcome.termination)? {
+            return Err(BuildError::TestsFailed {
+                command: test_cmd.clone(),
+                how,
+                tail: result.tail,
+            });
+        }
+    }
+
+    let changes = workspace.changes(&created_mount_points)?;
+    let du = DuManifest::new(&DuInputs {
+        app: &app,
+        badgers: badgers
+            .iter()
+            .map(|b| BadgerUsed {
+                name: b.name(),
+                version: b.version(),
+                digest: b.digest().to_string(),
+            })
+            .collect(),
+        badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
+        default_command: base_command(&base.config),
+        revision: info.revision.clone(),
+        image: &tag,
+        tests_passed: true,
+    })?;
+    let annotations = annotations(&du, &badgers[0], &info, &app, epoch, &key)?;
+    let committed = commit(
+        &layout,
+        Commit {
+            base: &base,
+            root: workspace.writable_root(),
+            changes,
+            compression: request.compression,
+            epoch,
+            env: app
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            cmd: Some(du.runtime.command.clone()),
+            working_dir: Some(WORKDIR.to_string()),
+            exposed_ports: app
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.port, p.protocol.as_str()))
+                .collect(),
+            created_by: format!(
+                "solum-build build {} on {}",
+                app.name,
+                badgers
+                    .iter()
+                    .map(|b| format!("{}@{}", b.reference, b.digest()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            comment: info
+                .revision
+                .as_ref()
+                .map(|r| format!("source revision {r}")),
+            annotations,
+        },
+    )?;
+    drop(workspace);
+    layout.tag(&tag, &committed.descriptor)?;
+    write_record(&record, &committed.manifest_digest);
+    reporter.stage(
+        "BUILT",
+        &format!("{tag} {}", committed.manifest_digest.short()),
+    );
+    Ok(Built {
+        manifest_digest: committed.manifest_digest,
+        tag,
+        cache_hit: false,
+        du: Some(du),
+    })
+}
+
+/// The app file, or one made of the command line alone; and the folder relative sources
+/// are resolved against.
+fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
+    let cwd = std::env::current_dir().map_err(io_error(Path::new("."), "read"))?;
+    match &request.app_file {
+        Some(path) => {
+            let app = AppFile::load_with(path, &request.overrides)?;
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| cwd.join(p))
+                .unwrap_or(cwd);
+            Ok((app, dir))
+        }
+        None => {
+            let name = request.name.clone().unwrap_or_else(|| "app".to_string());
+            let text = format!(
+                "version: 1\nname: {}\n",
+                serde_json::to_string(&name).unwrap_or_default()
+            );
+            let app = AppFile::parse_with(&text, "the command line", &request.overrides)?;
+            Ok((app, cwd))
+        }
+    }
+}
+
+fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError> {
+    let wrap = |source| BuildError::Source {
+        app: app.name.clone(),
+        source: Box::new(source),
+    };
+    if let Some(artifact) = &app.source.artifact {
+        return SourceSpec::artifact(artifact, base_dir).map_err(wrap);
+    }
+    let repository = app.source.repository.as_ref().ok_or(BuildError::NoSource)?;
+    let spec = SourceSpec::parse(repository, base_dir).map_err(wrap)?;
+    match &app.source.revision {
+        Some(revision) if matches!(spec, SourceSpec::Git { .. }) => {
+            spec.with_revision(revision).map_err(wrap)
+        }
+        _ => Ok(spec),
+    }
+}
+
+/// The cache key: everything that decides the DU's bytes.
+fn build_key(
+    app: &AppFile,
+    badgers: &[Badger],
+    info: &SourceInfo,
+    epoch: i64,
+    request: &BuildRequest,
+) -> Digest {
+    let document = json!({
+        "key_version": 1,
+        "app": app,
+        "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
+        "source_tree": info.tree_digest.to_string(),
+        "revision": info.revision,
+        "epoch": epoch,
+        "compression": format!("{:?}", request.compression),
+        "network_host": request.network_host,
+        "rootless": !nix::unistd::geteuid().is_root(),
+    });
+    Digest::of_bytes(&canonical_json(&document))
+}
+
+/// The DU a key recorded, if its manifest is still in the store.
+fn cached_build(layout: &Layout, record: &Path) -> Option<Digest> {
+    let text = std::fs::read_to_string(record).ok()?;
+    let digest: Digest = text.trim().parse().ok()?;
+    layout.has_blob(&digest).then_some(digest)
+}
+
+/// Best effort: a missing record only costs a rebuild.
+fn write_record(record: &Path, digest: &Digest) {
+    if let Some(parent) = record.parent() {
+        let _ = std::fs::create_dir_all(parent);
+        if let Ok(mut temp) = tempfile::NamedTempFile::new_in(parent) {
+            use std::io::Write;
+            if writeln!(temp, "{digest}").is_ok() {
+                let _ = temp.persist(record);
+            }
+        }
+    }
+}
+
+/// Moves the fetched source to `/app` of the writable root.
+fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
+    let target = root.join(WORKDIR.trim_start_matches('/'));
+    if target.exists() {
+        // The copy fallback holds the badger's own /app: the source goes over it.
+        super::unpack::remove_tree(&target).map_err(io_error(&target, "clear"))?;
+    }
+    std::fs::rename(source, &target).map_err(io_error(&target, "move the source to"))
+}
+
+/// The build contract's environment: the base image's Env (with the badgers'
+/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
+fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Vec<String> {
+    let mut env = badgers::config_env(config);
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let mut extra: Vec<String> = app
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    extra.push(format!("SOLUM_APP_NAME={}", app.name));
+    extra.push(format!(
+        "SOLUM_SOURCE_REVISION={}",
+        info.revision.clone().unwrap_or_default()
+    ));
+    extra.push("HOME=/root".to_string());
+    super::commit::set_env(&mut env, &extra);
+    env
+}
+
+fn base_command(config: &serde_json::Value) -> Vec<String> {
+    let part = |key: &str| -> Vec<String> {
+        config
+            .get("config")
+            .and_then(|c| c.get(key))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    let mut command = part("Entrypoint");
+    command.extend(part("Cmd"));
+    command
+}
+
+fn shell(command: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), command.into()]
+}
+
+/// `None` on success; otherwise how the step ended, or `Cancelled`.
+fn failure(termination: &Termination) -> Result<Option<String>, BuildError> {
+    Ok(match termination {
+        Termination::Exited(0) => None,
+        Termination::Exited(code) => Some(format!("exited with {code}")),
+        Termination::Signaled(signal) => Some(format!("was killed by signal {signal}")),
+        Termination::TimedOut => Some("ran past the timeout and was killed".to_string()),
+        Termination::Cancelled => return Err(BuildError::Cancelled),
+    })
+}
+
+fn annotations(
+    du: &DuManifest,
+    base: &Badger,
+    info: &SourceInfo,
+    app: &AppFile,
+    epoch: i64,
+    key: &Digest,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(DU_ANNOTATION.to_string(), du.to_json()?);
+    annotations.insert(BUILD_KEY_ANNOTATION.to_string(), key.to_string());
+    let oci = |name: &str| format!("org.opencontainers.image.{name}");
+    annotations.insert(oci("created"), super::timestamp(Some(epoch)));
+    annotations.insert(oci("title"), app.name.clone());
+    annotations.insert(oci("source"), info.repository.clone());
+    if let Some(revision) = &info.revision {
+        annotations.insert(oci("revision"), revision.clone());
+    }
+    annotations.insert(oci("base.name"), base.reference.clone());
+    annotations.insert(oci("base.digest"), base.digest().to_string());
+    Ok(annotations)
+}

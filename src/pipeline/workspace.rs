@@ -1,0 +1,246 @@
+//! A build's writable root and the sandbox runs on it. The badger's cached rootfs is the
+//! read-only lower; what the build writes lands in an overlay upper dir, or — where the
+//! kernel refuses overlay in a user namespace (or `SOLUM_BUILD_NO_OVERLAY=1` asks for it) —
+//! in a full copy of the lower that is diffed by walking. Both give the same list of
+//! changes (see `layer::walk_changes`), so the layer does not depend on the mode. Tests run
+//! on a throwaway layer above the build: a second overlay whose upper is discarded, or a
+//! second copy. The scratch folder (and everything in it) is removed on drop.
+
+use super::unpack::remove_tree;
+use crate::layer::{self, Change, LayerError};
+use crate::report::Reporter;
+use runtime::{BindMount, CancelHandle, Network, Outcome, OutputEvent, RootFs, SandboxSpec};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What went wrong preparing or running a step.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("cannot {action} {path}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot copy the root filesystem for a build without overlay")]
+    Copy(#[source] LayerError),
+    #[error("cannot diff the build's changes")]
+    Diff(#[source] LayerError),
+    #[error("the sandbox could not run the {stage} step")]
+    Sandbox {
+        stage: String,
+        #[source]
+        source: runtime::SandboxError,
+    },
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkspaceError {
+    let path = path.to_path_buf();
+    move |source| WorkspaceError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+enum Mode {
+    Overlay { upper: PathBuf, work: PathBuf },
+    Copy { root: PathBuf },
+}
+
+/// The writable root of one build.
+pub struct Workspace {
+    scratch: PathBuf,
+    lowers: Vec<PathBuf>,
+    mode: Mode,
+}
+
+/// Whether builds use overlay here: the kernel must allow it in a user namespace, and
+/// `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
+pub fn overlay_available() -> bool {
+    if std::env::var_os("SOLUM_BUILD_NO_OVERLAY").is_some_and(|v| v == "1") {
+        return false;
+    }
+    runtime::host_info().overlay_in_user_namespace
+}
+
+impl Workspace {
+    /// A workspace in a new scratch folder under `parent` (same filesystem as the rootfs
+    /// cache, as overlay needs for upper and work), on `lowers` (top-most first).
+    pub fn new(
+        parent: &Path,
+        lowers: Vec<PathBuf>,
+        overlay: bool,
+    ) -> Result<Workspace, WorkspaceError> {
+        std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".build-")
+            .tempdir_in(parent)
+            .map_err(io_error(parent, "create a scratch folder in"))?
+            .keep();
+        let mut workspace = Workspace {
+            scratch: scratch.clone(),
+            lowers,
+            mode: Mode::Copy {
+                root: PathBuf::new(),
+            },
+        };
+        workspace.mode = if overlay {
+            let upper = scratch.join("upper");
+            let work = scratch.join("work");
+            for dir in [&upper, &work] {
+                std::fs::create_dir(dir).map_err(io_error(dir, "create"))?;
+            }
+            Mode::Overlay { upper, work }
+        } else {
+            // Without overlay a single flattened lower is copied whole.
+            let root = scratch.join("root");
+            let lower = workspace.lowers.first().cloned().unwrap_or_default();
+            layer::copy_tree(&lower, &root).map_err(WorkspaceError::Copy)?;
+            Mode::Copy { root }
+        };
+        Ok(workspace)
+    }
+
+    /// Where files put into the image before the build (the source at `/app`, a badger's
+    /// build script) are written: the upper dir or the copy.
+    pub fn writable_root(&self) -> &Path {
+        match &self.mode {
+            Mode::Overlay { upper, .. } => upper,
+            Mode::Copy { root } => root,
+        }
+    }
+
+    pub fn is_overlay(&self) -> bool {
+        matches!(self.mode, Mode::Overlay { .. })
+    }
+
+    /// The root filesystem of the build steps.
+    pub fn build_root(&self) -> RootFs {
+        match &self.mode {
+            Mode::Overlay { upper, work } => RootFs::Overlay {
+                lowers: self.lowers.clone(),
+                upper: upper.clone(),
+                work: work.clone(),
+            },
+            Mode::Copy { root } => RootFs::Dir(root.clone()),
+        }
+    }
+
+    /// A root filesystem for tests: the build's result with a layer on top that is thrown
+    /// away (a fresh upper above the build's upper, or a second copy).
+    pub fn throwaway_root(&self) -> Result<RootFs, WorkspaceError> {
+        let dir = self.scratch.join("test");
+        std::fs::create_dir(&dir).map_err(io_error(&dir, "create"))?;
+        match &self.mode {
+            Mode::Overlay { upper, .. } => {
+                let test_upper = dir.join("upper");
+                let test_work = dir.join("work");
+                for d in [&test_upper, &test_work] {
+                    std::fs::create_dir(d).map_err(io_error(d, "create"))?;
+                }
+                let mut lowers = vec![upper.clone()];
+                lowers.extend(self.lowers.iter().cloned());
+                Ok(RootFs::Overlay {
+                    lowers,
+                    upper: test_upper,
+                    work: test_work,
+                })
+            }
+            Mode::Copy { root } => {
+                let copy = dir.join("root");
+                layer::copy_tree(root, &copy).map_err(WorkspaceError::Copy)?;
+                Ok(RootFs::Dir(copy))
+            }
+        }
+    }
+
+    /// What the build changed, minus the mount points the sandbox had to create.
+    pub fn changes(&self, created_mount_points: &[PathBuf]) -> Result<Vec<Change>, WorkspaceError> {
+        let mut changes = match &self.mode {
+            Mode::Overlay { upper, .. } => layer::overlay_changes(upper),
+            Mode::Copy { root } => layer::walk_changes(&self.lowers[0], root),
+        }
+        .map_err(WorkspaceError::Diff)?;
+        let excluded: Vec<PathBuf> = created_mount_points
+            .iter()
+            .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
+            .collect();
+        changes.retain(|change| {
+            let path = match change {
+                Change::Add(p) | Change::Whiteout(p) | Change::Opaque(p) => p,
+            };
+            let path = path.strip_prefix("/").unwrap_or(path.as_path());
+            !excluded.iter().any(|e| path == e.as_path())
+        });
+        Ok(changes)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.scratch);
+    }
+}
+
+/// One command to run in the sandbox for a build stage.
+pub struct Step<'a> {
+    /// The stage name for logs (`BUILDING`, `UNIT_TESTING`, `SETUP`).
+    pub stage: &'a str,
+    pub rootfs: RootFs,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub mounts: Vec<BindMount>,
+    pub network_host: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// How a step ended, with the last lines of its output for the error message.
+pub struct StepResult {
+    pub outcome: Outcome,
+    pub tail: Vec<String>,
+}
+
+/// Lines of output kept for the message of a failed step.
+const TAIL_LINES: usize = 20;
+
+/// Runs one step, streaming its output lines to the reporter.
+pub fn run_step(
+    step: Step<'_>,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<StepResult, WorkspaceError> {
+    let mut spec = SandboxSpec::new(step.rootfs, step.command);
+    spec.env = step.env;
+    spec.cwd = step.cwd;
+    spec.mounts = step.mounts;
+    spec.network = if step.network_host {
+        Network::Host
+    } else {
+        Network::None
+    };
+    spec.limits.timeout = step.timeout;
+    let exe = std::env::current_exe().map_err(io_error(Path::new("/proc/self/exe"), "read"))?;
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    let stage = step.stage;
+    let outcome = runtime::run_with_cancel(&spec, &exe, cancel, |event| {
+        if let OutputEvent::Line { stream, line, .. } = event {
+            reporter.output_line(stage, &line, matches!(stream, runtime::Stream::Stderr));
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    })
+    .map_err(|source| WorkspaceError::Sandbox {
+        stage: stage.to_string(),
+        source,
+    })?;
+    Ok(StepResult {
+        outcome,
+        tail: tail.into_iter().collect(),
+    })
+}
