@@ -4,6 +4,7 @@
 //! user named). Errors are printed once, as a chain, on stderr; stdout carries only results
 //! (a digest, a listing, JSON) so that scripts can read it.
 
+mod badger;
 mod build;
 mod exit;
 mod images;
@@ -40,6 +41,8 @@ pub struct Cli {
 enum Command {
     /// Build an app into a deployment unit (DU) image: source + badger + build.sh + tests.
     Build(build::BuildArgs),
+    /// Build, list and search badgers (language packs: a base image with a build.sh).
+    Badger(badger::BadgerArgs),
     /// Make a single-layer base image from a root filesystem (a folder or a tarball).
     Import(import::ImportArgs),
     /// List the images of the store.
@@ -95,6 +98,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Build(args) => build::run(&context, args),
+        Command::Badger(args) => badger::run(&context, args),
         Command::Import(args) => import::run(&context, args),
         Command::Images(args) => images::images(&context, args),
         Command::Inspect(args) => images::inspect(&context, args),

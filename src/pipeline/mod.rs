@@ -4,6 +4,7 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
+pub mod badger;
 pub mod badgers;
 pub mod build;
 pub mod commit;

@@ -1,0 +1,237 @@
+//! `badger build DIR`: a badger image from `badgers/NAME/` — its `badger.yaml`, the
+//! `build.sh` installed at the manifest's build path (default `/solum/bin/build.sh`), and
+//! an optional `setup` script run once in the sandbox (with the host network only when the
+//! manifest says `network: host`). The result is the `from` image plus one layer, with the
+//! badger's environment in its config and the manifest as the `org.solum.badger.manifest`
+//! annotation. Also `badger list` and `badger search`, over the store's badger images.
+
+use super::badgers::{self, BadgerError};
+use super::build::BuildError;
+use super::commit::{commit, Commit};
+use super::unpack::{cached_rootfs, rootfs_cache_dir};
+use super::workspace::{overlay_available, run_step, Step, Workspace};
+use crate::layer::LayerCompression;
+use crate::manifest::badger::Network;
+use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
+use crate::report::Reporter;
+use crate::store::{Layout, ResolvedImage};
+use crate::transport::{copy_blobs, open_store, RegistryTransport, TransportError};
+use runtime::{CancelHandle, Termination};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Badger images are named `badgers/NAME` unless `--tag` says otherwise.
+pub const BADGER_IMAGE_PREFIX: &str = "badgers/";
+
+/// Where the setup script is put for its one run; it is removed before the diff.
+const SETUP_PATH: &str = "solum/.setup";
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct BadgerRequest {
+    /// The badger folder (holding `badger.yaml`).
+    pub dir: PathBuf,
+    /// The store name (default `badgers/NAME`).
+    pub tag: Option<String>,
+    pub compression: LayerCompression,
+    pub epoch: Option<i64>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// A built badger: its store name and manifest digest.
+pub struct BuiltBadger {
+    pub tag: String,
+    pub manifest_digest: crate::image::Digest,
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// Builds the badger in `request.dir` into the store.
+pub fn build_badger(
+    request: &BadgerRequest,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<BuiltBadger, BuildError> {
+    let manifest = BadgerManifest::load(&request.dir.join("badger.yaml"))?;
+    let tag = request
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("{BADGER_IMAGE_PREFIX}{}", manifest.name));
+    reporter.stage(
+        "BUILDING",
+        &format!("badger {} from {}", manifest.name, manifest.from),
+    );
+    let from = badgers::resolve(&manifest.from, store, registry, reporter)?;
+    let layout = Layout::open_or_create(store)?;
+    copy_blobs(&from.image.layout, &from.image.image, &layout, reporter).map_err(|source| {
+        BuildError::CopyBadger {
+            reference: from.reference.clone(),
+            source: Box::new(source),
+        }
+    })?;
+    let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
+    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
+    let workspace = Workspace::new(&store.join("cache/work"), vec![lower], overlay_available())?;
+    let root = workspace.writable_root().to_path_buf();
+
+    // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.
+    let script = request.dir.join("build.sh");
+    if script.is_file() {
+        install(&script, &root.join(manifest.build.trim_start_matches('/')))?;
+    }
+    if let Some(setup) = &manifest.setup {
+        let setup_path = root.join(SETUP_PATH);
+        install(&request.dir.join(setup), &setup_path)?;
+        let mut env = badgers::config_env(&base.config);
+        super::commit::set_env(
+            &mut env,
+            &manifest
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        );
+        reporter.stage("BUILDING", &format!("setup {setup}"));
+        let result = run_step(
+            Step {
+                stage: "BUILDING",
+                rootfs: workspace.build_root(),
+                command: vec![format!("/{SETUP_PATH}")],
+                env,
+                cwd: PathBuf::from("/"),
+                mounts: Vec::new(),
+                network_host: manifest.network == Network::Host,
+                timeout: request.timeout,
+            },
+            cancel,
+            reporter,
+        )?;
+        let how = match result.outcome.termination {
+            Termination::Exited(0) => None,
+            Termination::Cancelled => return Err(BuildError::Cancelled),
+            other => Some(format!("{other:?}")),
+        };
+        if let Some(how) = how {
+            return Err(BuildError::BuildFailed {
+                badger: format!("{} (setup)", manifest.name),
+                how,
+                tail: result.tail,
+            });
+        }
+        std::fs::remove_file(&setup_path).map_err(io_error(&setup_path, "remove"))?;
+    }
+
+    let changes = workspace.changes(&[])?;
+    let mut annotations = BTreeMap::new();
+    annotations.insert(BADGER_ANNOTATION.to_string(), manifest.to_json()?);
+    let oci = |name: &str| format!("org.opencontainers.image.{name}");
+    annotations.insert(oci("title"), manifest.name.clone());
+    annotations.insert(oci("version"), manifest.version.clone());
+    annotations.insert(oci("base.name"), from.reference.clone());
+    annotations.insert(oci("base.digest"), from.digest().to_string());
+    let epoch = request.epoch.unwrap_or(0);
+    annotations.insert(oci("created"), super::timestamp(Some(epoch)));
+    let committed = commit(
+        &layout,
+        Commit {
+            base: &base,
+            root: &root,
+            changes,
+            compression: request.compression,
+            epoch,
+            env: manifest
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+            cmd: None,
+            working_dir: None,
+            exposed_ports: Vec::new(),
+            created_by: format!("solum-build badger build {}", manifest.name),
+            comment: manifest.description.clone(),
+            annotations,
+        },
+    )?;
+    drop(workspace);
+    layout.tag(&tag, &committed.descriptor)?;
+    reporter.stage(
+        "BUILT",
+        &format!("{tag} {}", committed.manifest_digest.short()),
+    );
+    Ok(BuiltBadger {
+        tag,
+        manifest_digest: committed.manifest_digest,
+    })
+}
+
+/// Copies a script into the image as an executable file, creating its parents.
+fn install(from: &Path, to: &Path) -> Result<(), BuildError> {
+    if let Some(parent) = to.parent() {
+        // Parents made here become image directories: the usual 0755 (under the umask).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(io_error(parent, "create"))?;
+    }
+    std::fs::copy(from, to).map_err(io_error(from, "copy"))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_error(to, "chmod"))
+}
+
+/// A badger image of the store: its name, manifest and image.
+pub struct StoredBadger {
+    pub store_name: String,
+    pub manifest: BadgerManifest,
+    pub image: ResolvedImage,
+}
+
+/// Every image of the store that carries a badger manifest.
+pub fn list_badgers(store: &Path) -> Result<Vec<StoredBadger>, BadgerError> {
+    if !store.exists() {
+        return Ok(Vec::new());
+    }
+    let open_error = |source: TransportError| BadgerError::Open {
+        reference: store.display().to_string(),
+        source: Box::new(source),
+    };
+    let layout = open_store(store).map_err(open_error)?;
+    let names = layout
+        .names()
+        .map_err(|e| open_error(TransportError::Image(e)))?;
+    let mut found = Vec::new();
+    for name in names {
+        let Ok(image) = layout.resolve(Some(&name)) else {
+            continue;
+        };
+        let annotation = image
+            .manifest
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(BADGER_ANNOTATION).cloned());
+        if let Some(json) = annotation {
+            let manifest = BadgerManifest::from_annotation(&json).map_err(|source| {
+                BadgerError::Annotation {
+                    reference: name.clone(),
+                    source,
+                }
+            })?;
+            found.push(StoredBadger {
+                store_name: name,
+                manifest,
+                image,
+            });
+        }
+    }
+    Ok(found)
+}
