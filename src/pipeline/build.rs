@@ -268,7 +268,9 @@ pub fn build(
         badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
         default_command: base_command(&base.config),
         revision: info.revision.clone(),
-        image: &tag,
+        // The app's name, not the --tag: the name the DU is stored under must not change
+        // its digest. The template takes the real reference as its `image` parameter.
+        image: &app.name,
         tests_passed: true,
     })?;
     let annotations = annotations(&du, &badgers[0], &info, &app, epoch, &key)?;
@@ -483,7 +485,16 @@ fn annotations(
     let oci = |name: &str| format!("org.opencontainers.image.{name}");
     annotations.insert(oci("created"), super::timestamp(Some(epoch)));
     annotations.insert(oci("title"), app.name.clone());
-    annotations.insert(oci("source"), info.repository.clone());
+    // The source as the app file (or --source) wrote it, not the absolute folder it was
+    // found in: two checkouts of the same app give the same DU.
+    let source = app
+        .source
+        .repository
+        .as_deref()
+        .or(app.source.artifact.as_deref())
+        .map(source::redact_url)
+        .unwrap_or_else(|| info.repository.clone());
+    annotations.insert(oci("source"), source);
     if let Some(revision) = &info.revision {
         annotations.insert(oci("revision"), revision.clone());
     }

@@ -161,7 +161,10 @@ impl Workspace {
     pub fn changes(&self, created_mount_points: &[PathBuf]) -> Result<Vec<Change>, WorkspaceError> {
         let mut changes = match &self.mode {
             Mode::Overlay { upper, .. } => layer::overlay_changes(upper),
-            Mode::Copy { root } => layer::walk_changes(&self.lowers[0], root),
+            Mode::Copy { root } => {
+                undo_mount_points(&self.lowers[0], root, created_mount_points);
+                layer::walk_changes(&self.lowers[0], root)
+            }
         }
         .map_err(WorkspaceError::Diff)?;
         let excluded: Vec<PathBuf> = created_mount_points
@@ -176,6 +179,51 @@ impl Workspace {
             !excluded.iter().any(|e| path == e.as_path())
         });
         Ok(changes)
+    }
+}
+
+/// In the copy, the sandbox created the mount points the image lacked (`/solum/cache`,
+/// say). Overlay keeps those in a tmpfs layer, so its upper dir never sees them; to give the
+/// same diff, they are removed again here, and a parent whose children are then the same
+/// as in the lower gets the lower's mtime back (the mkdir changed it, the build did not).
+fn undo_mount_points(lower: &Path, root: &Path, created: &[PathBuf]) {
+    let mut created: Vec<PathBuf> = created
+        .iter()
+        .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
+        .collect();
+    // Deepest first, so a parent is empty when its turn comes.
+    created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for relative in created {
+        let path = root.join(&relative);
+        let removed = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
+        let Some(parent) = relative.parent() else {
+            continue;
+        };
+        if removed.is_err() {
+            continue;
+        }
+        let names = |dir: &Path| -> Option<std::collections::BTreeSet<std::ffi::OsString>> {
+            Some(
+                std::fs::read_dir(dir)
+                    .ok()?
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .collect(),
+            )
+        };
+        let (lower_parent, copy_parent) = (lower.join(parent), root.join(parent));
+        if names(&lower_parent).is_some() && names(&lower_parent) == names(&copy_parent) {
+            if let Ok(meta) = std::fs::symlink_metadata(&lower_parent) {
+                use std::os::unix::fs::MetadataExt;
+                let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+                let _ = nix::sys::stat::utimensat(
+                    nix::fcntl::AT_FDCWD,
+                    &copy_parent,
+                    &time(meta.atime(), meta.atime_nsec()),
+                    &time(meta.mtime(), meta.mtime_nsec()),
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                );
+            }
+        }
     }
 }
 

@@ -97,11 +97,12 @@ pub fn busybox_rootfs(dir: &Path) {
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
         .expect("/bin/busybox (apt install busybox-static)");
-    for applet in [
-        "sh", "echo", "cat", "ls", "true", "false", "id", "mkdir", "rm", "touch", "sleep", "ps",
-        "mount", "wget", "ln", "chmod", "test", "env", "pwd", "head", "dd",
-    ] {
-        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    // One symlink per applet, as `busybox --install -s` would make.
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+        }
     }
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();

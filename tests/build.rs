@@ -1,0 +1,488 @@
+//! Issue 4: `solum-build build` end to end, as root and as `tester`: a shell app on the
+//! shipped `badgers/shell` whose DU umoci unpacks to exactly the expected tree and which
+//! runs under our `run` (and podman, as root); the test gate; git sources at a tag and a
+//! commit; reproducible digests; cache hits; `--artifact` builds on `badgers/static`; and
+//! failures that leave no name, temp folder or mount behind.
+
+mod util;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use util::*;
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A store with `base/busybox` and the shipped `badgers/shell` and `badgers/static`.
+fn store_with_badgers(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    let store = dir.join("store");
+    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    for badger in ["shell", "static"] {
+        solum(
+            &store,
+            &[
+                &"badger",
+                &"build",
+                &repo_dir().join("badgers").join(badger),
+            ],
+        )
+        .ok();
+    }
+    store
+}
+
+/// The shell app's build: it changes files of the badger and makes every entry kind.
+const SHELL_APP_BUILD: &str = r#"#!/bin/sh
+set -eu
+echo "building $SOLUM_APP_NAME"
+echo 'welcome' > /etc/motd
+echo 'extra:x:1000:1000::/home/extra:/bin/sh' >> /etc/passwd
+rm /etc/group
+mkdir -p /srv/data && echo old > /srv/data/a && echo old > /srv/data/b
+rm -rf /srv/data && mkdir /srv/data && echo new > /srv/data/c
+mkdir -p /app/out
+echo payload > /app/out/file
+ln /app/out/file /app/out/hardlink
+ln -s file /app/out/symlink
+mkfifo /app/out/fifo
+echo 'echo setuid' > /app/out/setuid && chmod 4755 /app/out/setuid
+printf '#!/bin/sh\necho "$GREETING from shellapp"\n' > /app/run.sh
+chmod 755 /app/run.sh
+"#;
+
+/// Applies what SHELL_APP_BUILD does to a tree on the host (for the expected result).
+fn apply_shell_app_build(root: &Path, app_source: &Path) {
+    let p = |s: &str| root.join(s);
+    std::fs::write(p("etc/motd"), "welcome\n").unwrap();
+    let mut passwd = std::fs::read_to_string(p("etc/passwd")).unwrap();
+    passwd.push_str("extra:x:1000:1000::/home/extra:/bin/sh\n");
+    std::fs::write(p("etc/passwd"), passwd).unwrap();
+    std::fs::remove_file(p("etc/group")).unwrap();
+    std::fs::create_dir_all(p("srv/data")).unwrap();
+    std::fs::write(p("srv/data/c"), "new\n").unwrap();
+    program(
+        "cp",
+        &[&"-a", &format!("{}/.", app_source.display()), &p("app")],
+    )
+    .ok();
+    std::fs::create_dir_all(p("app/out")).unwrap();
+    std::fs::write(p("app/out/file"), "payload\n").unwrap();
+    std::fs::hard_link(p("app/out/file"), p("app/out/hardlink")).unwrap();
+    std::os::unix::fs::symlink("file", p("app/out/symlink")).unwrap();
+    nix::unistd::mkfifo(
+        &p("app/out/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    std::fs::write(p("app/out/setuid"), "echo setuid\n").unwrap();
+    std::fs::set_permissions(p("app/out/setuid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::write(
+        p("app/run.sh"),
+        "#!/bin/sh\necho \"$GREETING from shellapp\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(p("app/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn shell_app(dir: &Path) -> PathBuf {
+    let app = dir.join("shell-app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("build"), SHELL_APP_BUILD).unwrap();
+    std::fs::set_permissions(app.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(app.join("README"), "a shell app\n").unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        "version: 1\nname: shellapp\nbadger: badgers/shell\nsource:\n  repository: ./shell-app\n\
+         workflow_config:\n  run_cmd: /app/run.sh\n  test_cmd: test -p /app/out/fifo && touch /app/test-was-here\nports: [8080]\nenvironment: {GREETING: hello}\n",
+    )
+    .unwrap();
+    app
+}
+
+fn umoci_unpack(layout: &Path, name: &str, bundle: &Path) {
+    let image = format!("{}:{name}", layout.display());
+    if is_root() {
+        program("umoci", &[&"unpack", &"--image", &image, &bundle]).ok();
+    } else {
+        program(
+            "umoci",
+            &[&"unpack", &"--rootless", &"--image", &image, &bundle],
+        )
+        .ok();
+    }
+}
+
+#[test]
+fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let app = shell_app(dir.path());
+    let built = solum(&store, &[&"build", &dir.path().join("app.yaml")]).ok();
+    let digest = built.last_line();
+    assert!(digest.starts_with("sha256:"), "{}", built.text());
+    assert!(
+        built.stderr.contains("building shellapp"),
+        "{}",
+        built.text()
+    );
+
+    // Expected: the badger's tree with the build's operations applied on the host.
+    let expected = dir.path().join("expected");
+    umoci_unpack(&store, "badgers/shell", &expected);
+    apply_shell_app_build(&expected.join("rootfs"), &app);
+    let actual = dir.path().join("actual");
+    umoci_unpack(&store, "shellapp", &actual);
+    let skip = ["user.rootlesscontainers", "security."];
+    assert_same_tree(
+        "DU vs expected",
+        &listing(&expected.join("rootfs"), is_root(), &skip),
+        &listing(&actual.join("rootfs"), is_root(), &skip),
+    );
+    let rootfs = actual.join("rootfs");
+    assert!(
+        !rootfs.join("app/test-was-here").exists(),
+        "the test's file reached the DU"
+    );
+    assert_eq!(
+        std::fs::metadata(rootfs.join("app/out/file"))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(rootfs.join("app/out/hardlink"))
+            .unwrap()
+            .ino()
+    );
+    assert!(!rootfs.join("solum/cache").exists() || is_empty(&rootfs.join("solum/cache")));
+
+    // The DU manifest and the OCI annotations.
+    let inspect = solum(&store, &[&"inspect", &"shellapp"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let du: serde_json::Value = serde_json::from_str(
+        json["annotations"]["org.solum.du.manifest"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(du["name"], "shellapp");
+    assert_eq!(du["runtime"]["command"][2], "/app/run.sh");
+    assert_eq!(du["tests"]["passed"], true);
+    assert!(du["heat"]
+        .as_str()
+        .unwrap()
+        .contains("OS::Heat::AutoScalingGroup"));
+    assert_eq!(json["config"]["config"]["WorkingDir"], "/app");
+    assert!(json["config"]["config"]["ExposedPorts"]["8080/tcp"].is_object());
+    assert!(json["annotations"]["org.opencontainers.image.base.digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    // It runs under our sandbox with its Cmd, and under podman as root.
+    let run = solum(&store, &[&"run", &"shellapp"]).ok();
+    assert_eq!(run.stdout.trim(), "hello from shellapp");
+    if is_root() {
+        let conf = dir.path().join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\nnetns=\"none\"\n",
+        )
+        .unwrap();
+        // podman reads `oci:PATH` as an image name too, which must be lowercase.
+        let layout = PathBuf::from(format!("/tmp/solum-podman-{}", std::process::id()));
+        solum(
+            &store,
+            &[
+                &"push",
+                &"shellapp",
+                &format!("oci:{}:shellapp", layout.display()),
+            ],
+        )
+        .ok();
+        let out = std::process::Command::new("podman")
+            .env("CONTAINERS_CONF", &conf)
+            .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
+            .arg(format!("oci:{}:shellapp", layout.display()))
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&layout);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("hello from shellapp"),
+            "podman run: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn failing_tests_or_build_leave_no_du_and_no_scratch() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("build"), "echo compiling; echo oops >&2; exit 3\n").unwrap();
+    let before = snapshot(&store);
+    let failed = solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/shell",
+            &"--source",
+            &app,
+            &"--name",
+            &"broken",
+        ],
+    )
+    .fails_with(1);
+    assert!(
+        failed.stderr.contains("exited with 3") && failed.stderr.contains("oops"),
+        "{}",
+        failed.text()
+    );
+
+    std::fs::write(app.join("build"), "echo fine\n").unwrap();
+    let failed = solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/shell",
+            &"--source",
+            &app,
+            &"--name",
+            &"broken",
+            &"--test-cmd",
+            &"echo testing; false",
+        ],
+    )
+    .fails_with(1);
+    assert!(
+        failed.stderr.contains("tests") && failed.stderr.contains("testing"),
+        "{}",
+        failed.text()
+    );
+    let images = solum(&store, &[&"images", &"--json"]).ok();
+    assert!(!images.stdout.contains("broken"), "{}", images.text());
+    // No scratch folder, no staged blob and no new name are left behind; the rootfs cache
+    // and source cache may hold what the next build reuses.
+    let left: Vec<_> = snapshot(&store)
+        .into_keys()
+        .filter(|p| {
+            !p.starts_with("cache/rootfs")
+                && !p.starts_with("cache/sources")
+                && !p.starts_with("blobs")
+        })
+        .collect();
+    let kept: Vec<_> = before
+        .into_keys()
+        .filter(|p| {
+            !p.starts_with("cache/rootfs")
+                && !p.starts_with("cache/sources")
+                && !p.starts_with("blobs")
+        })
+        .collect();
+    assert_eq!(left, kept);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&store.display().to_string()),
+        "a mount was left: {mounts}"
+    );
+}
+
+#[test]
+fn bad_app_files_exit_2_naming_file_line_and_field() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: ok\nbadger: badgers/shell\nsource: {repository: .}\nports: [99999]\n",
+    )
+    .unwrap();
+    let run = solum(&store, &[&"build", &file]).fails_with(2);
+    assert!(
+        run.stderr.contains("app.yaml:5") && run.stderr.contains("ports"),
+        "{}",
+        run.text()
+    );
+    assert!(!store.exists(), "a failed build created the store");
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn git_source_at_a_tag_and_a_commit_records_the_commit() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("version"), "one\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "one"]);
+    git(&repo, &["tag", "-a", "v1", "-m", "v1"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("version"), "two\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "two"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+
+    for (revision, commit, content) in [("v1", &first, "one"), (&second[..12], &second, "two")] {
+        let name = format!("gitapp-{content}");
+        solum(
+            &store,
+            &[
+                &"build",
+                &"--badger",
+                &"badgers/shell",
+                &"--source",
+                &repo,
+                &"--revision",
+                &revision,
+                &"--name",
+                &name,
+            ],
+        )
+        .ok();
+        let inspect = solum(&store, &[&"inspect", &name]).ok();
+        let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+        assert_eq!(
+            json["annotations"]["org.opencontainers.image.revision"],
+            commit.as_str()
+        );
+        let run = solum(&store, &[&"run", &name, &"--", &"cat", &"/app/version"]).ok();
+        assert_eq!(run.stdout.trim(), content);
+        let ls = solum(&store, &[&"run", &name, &"--", &"ls", &"-a", &"/app"]).ok();
+        assert!(!ls.stdout.contains(".git"), "{}", ls.stdout);
+    }
+}
+
+#[test]
+fn same_inputs_same_digest_and_a_rebuild_is_a_cache_hit() {
+    let dir = temp_dir();
+    let mut digests = Vec::new();
+    for copy in ["a", "b"] {
+        let base = dir.path().join(copy);
+        let store = store_with_badgers(&base);
+        shell_app(&base);
+        let built = solum(&store, &[&"build", &base.join("app.yaml")]).ok();
+        digests.push(built.last_line());
+        if copy == "a" {
+            let again = solum(&store, &[&"build", &base.join("app.yaml")]).ok();
+            assert_eq!(again.last_line(), digests[0]);
+            assert!(again.stderr.contains("cache hit"), "{}", again.text());
+            assert!(!again.stderr.contains("BUILDING"), "{}", again.text());
+            let forced = solum(&store, &[&"build", &base.join("app.yaml"), &"--no-cache"]).ok();
+            assert!(forced.stderr.contains("BUILDING"), "{}", forced.text());
+            assert_eq!(
+                forced.last_line(),
+                digests[0],
+                "a forced rebuild gives the same DU"
+            );
+        }
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "two builds in different folders differ"
+    );
+}
+
+#[test]
+fn artifact_builds_on_the_static_badger() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(dist.join("bin")).unwrap();
+    std::fs::write(dist.join("bin/hello"), "#!/bin/sh\necho static hello\n").unwrap();
+    let tarball = dir.path().join("hello.tar.gz");
+    program("tar", &[&"-czf", &tarball, &"-C", &dist, &"."]).ok();
+    solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/static",
+            &"--artifact",
+            &tarball,
+            &"--name",
+            &"static-hello",
+            &"--run-cmd",
+            &"hello",
+        ],
+    )
+    .ok();
+    let run = solum(&store, &[&"run", &"static-hello"]).ok();
+    assert_eq!(run.stdout.trim(), "static hello");
+    // A hostile artifact is refused, naming the entry.
+    let evil = repo_dir().join("testdata/layer/dotdot.tar");
+    let run = solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/static",
+            &"--artifact",
+            &evil,
+            &"--name",
+            &"evil",
+        ],
+    )
+    .fails_with(2);
+    assert!(run.stderr.contains("hostile"), "{}", run.text());
+}
+
+#[test]
+fn the_build_without_overlay_gives_the_same_du() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    shell_app(dir.path());
+    let with_overlay = solum(&store, &[&"build", &dir.path().join("app.yaml")]).ok();
+    let mut command = std::process::Command::new(bin());
+    command
+        .arg("--store")
+        .arg(&store)
+        .args(["build", "--no-cache", "--tag", "copied"])
+        .arg(dir.path().join("app.yaml"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("SOLUM_BUILD_NO_OVERLAY", "1");
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert_eq!(digest, with_overlay.last_line());
+}
+
+#[test]
+fn run_again_as_tester() {
+    rerun_as_tester();
+}
