@@ -13,5 +13,6 @@ pub mod manifest;
 pub mod pipeline;
 pub mod report;
 pub mod source;
+pub mod registry;
 pub mod store;
 pub mod transport;
