@@ -126,7 +126,7 @@ impl TokenCache {
     pub(crate) fn fetch(
         &self,
         agent: &ureq::Agent,
-        registry: &str,
+        (registry, repository): (&str, &str),
         realm: &str,
         service: Option<&str>,
         scopes: &str,
@@ -156,6 +156,7 @@ impl TokenCache {
         }
         let transport = |source| RegistryError::Transport {
             registry: registry.to_string(),
+            repository: repository.to_string(),
             action: format!("token request to {realm}"),
             attempts: 1,
             source: Box::new(source),

@@ -186,7 +186,7 @@ impl<'p> Client<'p> {
                     Some(token) => token,
                     None => self.tokens.fetch(
                         &self.agent,
-                        &self.registry,
+                        (&self.registry, &self.repository),
                         &realm,
                         service.as_deref(),
                         scopes,
@@ -294,6 +294,7 @@ impl<'p> Client<'p> {
                 _ => {
                     return outcome.map_err(|source| RegistryError::Transport {
                         registry: self.registry.clone(),
+                        repository: self.repository.clone(),
                         action: action.to_string(),
                         attempts: number,
                         source: Box::new(source),

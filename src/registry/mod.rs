@@ -183,9 +183,10 @@ pub enum RegistryError {
         status: u16,
         errors: ErrorEnvelope,
     },
-    #[error("{registry}: {action} failed after {attempts} attempt(s)")]
+    #[error("{registry}/{repository}: {action} failed after {attempts} attempt(s)")]
     Transport {
         registry: String,
+        repository: String,
         action: String,
         attempts: u32,
         #[source]

@@ -223,6 +223,7 @@ impl Puller<'_, '_> {
                 },
                 source => RegistryError::Transport {
                     registry: self.client.registry.clone(),
+                    repository: self.client.repository.clone(),
                     action: action.clone(),
                     attempts: 1,
                     source: Box::new(source),
