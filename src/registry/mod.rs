@@ -256,7 +256,7 @@ pub enum RegistryError {
         repository: String,
         digest: Digest,
         #[source]
-        source: LayoutError,
+        source: Box<LayoutError>,
     },
     #[error("{path}: cannot read blob {digest} to upload it")]
     ReadBlob {

@@ -269,12 +269,13 @@ impl Puller<'_, '_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_blob(&digest, size) {
+            let mut retryable = false;
+            match self.try_blob(&digest, size, &mut retryable) {
                 Ok(()) => {
                     progress.on_blob_done(&digest, false);
                     return Ok(());
                 }
-                Err((error, retryable)) if retryable && attempt < attempts => {
+                Err(error) if retryable && attempt < attempts => {
                     let delay = self.client.backoff(attempt);
                     progress.on_retry(
                         &format!("download blob {digest}"),
@@ -284,13 +285,18 @@ impl Puller<'_, '_> {
                     );
                     std::thread::sleep(delay);
                 }
-                Err((error, _)) => return Err(error),
+                Err(error) => return Err(error),
             }
         }
     }
 
-    /// One attempt; the flag says whether another attempt could do better.
-    fn try_blob(&self, digest: &Digest, size: u64) -> Result<(), (RegistryError, bool)> {
+    /// One attempt; on failure `retryable` says whether another attempt could do better.
+    fn try_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        retryable: &mut bool,
+    ) -> Result<(), RegistryError> {
         let action = format!("GET blob {digest}");
         let response = self
             .client
@@ -303,16 +309,11 @@ impl Puller<'_, '_> {
                 retry: true,
                 action: action.clone(),
             })
-            .map_err(|e| {
-                let retryable = matches!(e, RegistryError::Transport { .. });
-                (e, retryable)
-            })?;
+            .inspect_err(|e| *retryable = matches!(e, RegistryError::Transport { .. }))?;
         if response.status().as_u16() != 200 {
             let status = response.status().as_u16();
-            return Err((
-                self.client.failure(&action, response),
-                status == 429 || status >= 500,
-            ));
+            *retryable = status == 429 || status >= 500;
+            return Err(self.client.failure(&action, response));
         }
         self.client.progress.on_blob_start(digest, size);
         let network_failed = AtomicBool::new(false);
@@ -329,20 +330,17 @@ impl Puller<'_, '_> {
             Err(source) => {
                 // A broken or short stream, or content that does not match, may be the
                 // network's fault; a disk that cannot be written is not.
-                let retryable = network_failed.load(Ordering::SeqCst)
+                *retryable = network_failed.load(Ordering::SeqCst)
                     || matches!(
                         source,
                         LayoutError::DigestMismatch { .. } | LayoutError::SizeMismatch { .. }
                     );
-                Err((
-                    RegistryError::PullBlob {
-                        registry: self.client.registry.clone(),
-                        repository: self.client.repository.clone(),
-                        digest: digest.clone(),
-                        source,
-                    },
-                    retryable,
-                ))
+                Err(RegistryError::PullBlob {
+                    registry: self.client.registry.clone(),
+                    repository: self.client.repository.clone(),
+                    digest: digest.clone(),
+                    source: Box::new(source),
+                })
             }
         }
     }
