@@ -281,3 +281,37 @@ fn a_loopback_registry_without_tls_is_reached_without_being_told() {
     .unwrap();
     assert_eq!(digest, expected);
 }
+
+#[test]
+fn the_transport_layer_pushes_and_pulls_docker_references_through_the_client() {
+    use solum_build::registry::RegistryClient;
+    use solum_build::transport::RegistryTransport;
+    let registry = Registry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::open_or_create(&dir.path().join("layout")).unwrap();
+    let expected = make_image(&layout, "x", 7, &[&[2_000]]);
+    let image = layout.resolve(Some("x")).unwrap();
+    let client = RegistryClient { options: options() };
+    let reference: solum_build::image::ImageReference =
+        format!("docker://{}/bridge/app:1", registry.host())
+            .parse()
+            .unwrap();
+    let reporter = solum_build::report::Silent;
+    assert_eq!(
+        client.push(&layout, &image, &reference, &reporter).unwrap(),
+        expected
+    );
+    let store = Layout::open_or_create(&dir.path().join("store")).unwrap();
+    let descriptor = client.pull(&reference, &store, &reporter).unwrap();
+    assert_eq!(descriptor.digest().to_string(), expected.to_string());
+    let missing: solum_build::image::ImageReference =
+        format!("docker://{}/bridge/none:1", registry.host())
+            .parse()
+            .unwrap();
+    let error = client.pull(&missing, &store, &reporter).unwrap_err();
+    let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(
+        chain.contains("bridge/none") && chain.contains("404"),
+        "{chain}"
+    );
+}

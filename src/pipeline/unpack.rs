@@ -63,12 +63,7 @@ pub fn apply_layers(
         let digest = descriptor_digest(layout, descriptor)?;
         reporter.status(
             "Unpacking",
-            &format!(
-                "layer {}/{} {}",
-                index + 1,
-                layers.len(),
-                digest.short()
-            ),
+            &format!("layer {}/{} {}", index + 1, layers.len(), digest.short()),
         );
         let compression = media::layer_compression(descriptor.media_type().as_ref());
         let mut blob = layout.open_blob(&digest, Some(descriptor.size()))?;

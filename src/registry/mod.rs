@@ -23,6 +23,7 @@
 //! mount or upload what is missing (config first, then layers), and PUT the manifest last.
 
 mod auth;
+mod bridge;
 mod client;
 pub mod credentials;
 mod pull;
@@ -30,6 +31,7 @@ mod push;
 mod target;
 mod tls;
 
+pub use bridge::{RegistryClient, ReporterProgress};
 pub use credentials::{login, logout, CredentialError, Credentials};
 pub use pull::pull;
 pub use push::push;
