@@ -11,6 +11,7 @@ pub mod image;
 pub mod layer;
 pub mod manifest;
 pub mod pipeline;
+pub mod registry;
 pub mod report;
 pub mod source;
 pub mod store;

@@ -1,0 +1,85 @@
+//! The registry client as the transport layer sees it: [`RegistryClient`] implements
+//! `transport::RegistryTransport` with fixed options, and [`ReporterProgress`] turns this
+//! module's transfer events into `report::Reporter` calls. It adds no protocol of its own.
+
+use super::{pull, push, RegistryOptions, RegistryTarget, TransferProgress};
+use crate::image::{Digest, ImageReference};
+use crate::report::Reporter;
+use crate::store::{Layout, ResolvedImage};
+use crate::transport::{RegistryTransport, TransportError};
+use std::time::Duration;
+
+/// `pull`/`push` with the options of one command line (creds, authfile, TLS, platform).
+#[derive(Clone, Debug, Default)]
+pub struct RegistryClient {
+    pub options: RegistryOptions,
+}
+
+/// Transfer events, as a `Reporter` shows them.
+pub struct ReporterProgress<'a>(pub &'a dyn Reporter);
+
+impl TransferProgress for ReporterProgress<'_> {
+    fn on_blob_start(&self, digest: &Digest, size: u64) {
+        self.0.blob_start(digest, Some(size));
+    }
+    fn on_blob_bytes(&self, digest: &Digest, n: u64) {
+        self.0.blob_progress(digest, n);
+    }
+    fn on_blob_done(&self, digest: &Digest, skipped: bool) {
+        self.0.blob_done(digest, skipped);
+    }
+    fn on_retry(&self, what: &str, attempt: u32, delay: Duration, reason: &str) {
+        self.0.warning(&format!(
+            "{what}: {reason}; retry {attempt} in {:.1}s",
+            delay.as_secs_f64()
+        ));
+    }
+    fn on_manifest(&self, digest: &Digest, _media_type: &str) {
+        self.0.status("Manifest", &digest.to_string());
+    }
+}
+
+fn target(reference: &ImageReference) -> Result<RegistryTarget, TransportError> {
+    RegistryTarget::try_from(reference).map_err(|e| TransportError::Registry {
+        reference: reference.to_string(),
+        source: Box::new(e),
+    })
+}
+
+impl RegistryTransport for RegistryClient {
+    fn pull(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<oci_spec::image::Descriptor, TransportError> {
+        let source = target(reference)?;
+        pull(&source, layout, &self.options, &ReporterProgress(reporter)).map_err(|e| {
+            TransportError::Registry {
+                reference: reference.to_string(),
+                source: Box::new(e),
+            }
+        })
+    }
+
+    fn push(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<Digest, TransportError> {
+        let dest = target(reference)?;
+        push(
+            layout,
+            image,
+            &dest,
+            &self.options,
+            &ReporterProgress(reporter),
+        )
+        .map_err(|e| TransportError::Registry {
+            reference: reference.to_string(),
+            source: Box::new(e),
+        })
+    }
+}
