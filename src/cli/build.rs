@@ -81,6 +81,11 @@ pub struct BuildArgs {
     compression: Compression,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// After a successful build, also copy the DU here (docker://…, oci:…, any sink).
+    #[arg(long, value_name = "REF")]
+    push: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
 }
 
 /// Renders build progress as text or JSON lines on stderr.
@@ -187,8 +192,11 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         format: args.log_format,
         quiet: context.quiet,
     };
+    let push_to: Option<crate::image::ImageReference> =
+        args.push.as_deref().map(str::parse).transpose()?;
+    let client = args.registry.client()?;
     let cancel = cancel_on_signals()?;
-    let built = build(&request, &context.store, None, &cancel, &reporter);
+    let built = build(&request, &context.store, Some(&client), &cancel, &reporter);
     if cancel.flag().load(Ordering::SeqCst) && built.is_err() {
         reporter.stage("CANCELLED", "interrupted");
         return Ok(130);
@@ -207,6 +215,25 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             return Err(error.into());
         }
     };
+    if let Some(destination) = &push_to {
+        reporter.stage("PUSHING", &crate::transport::describe(destination));
+        let source: crate::image::ImageReference = built.tag.parse()?;
+        let pushed = (|| {
+            let opened =
+                crate::transport::open_image(&source, &context.store, Some(&client), &reporter)?;
+            crate::transport::write_image(
+                &opened,
+                destination,
+                &context.store,
+                Some(&client),
+                &reporter,
+            )
+        })();
+        if let Err(error) = pushed {
+            reporter.stage("PUSH_FAILED", &error.to_string());
+            return Err(error.into());
+        }
+    }
     reporter.stage(
         "READY",
         &format!(

@@ -18,8 +18,10 @@ pub struct ImagesArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The image: NAME[:TAG], oci:DIR[:NAME] or oci-archive:FILE[:NAME].
+    /// The image: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker://….
     reference: String,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,7 +90,8 @@ pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
     let reporter = CliReporter {
         quiet: context.quiet,
     };
-    let opened = open_image(&reference, &context.store, None, &reporter)?;
+    let client = args.registry.client()?;
+    let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let image = &opened.image;
     let manifest: Value = serde_json::from_slice(&image.manifest_bytes)?;
     let config: Value = serde_json::from_slice(&image.config_bytes)?;

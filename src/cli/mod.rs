@@ -12,6 +12,7 @@ mod import;
 mod info;
 mod output;
 mod push;
+mod registry;
 mod run;
 mod unpack;
 
@@ -58,6 +59,12 @@ enum Command {
     /// Copy an image from one reference to another (store, oci:, oci-archive:,
     /// docker-archive:, docker://).
     Push(push::PushArgs),
+    /// Copy an image from a registry into the store.
+    Pull(registry::PullArgs),
+    /// Save credentials for a registry (checked against it first).
+    Login(registry::LoginArgs),
+    /// Remove saved credentials of a registry.
+    Logout(registry::LogoutArgs),
     /// Run a command in an image, in the rootless sandbox.
     Run(run::RunArgs),
     /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
@@ -107,6 +114,9 @@ pub fn main() -> i32 {
         Command::Unpack(args) => unpack::run(&context, args),
         Command::Push(args) => push::run(&context, args),
         Command::Run(args) => run::run(&context, args),
+        Command::Pull(args) => registry::pull(&context, args),
+        Command::Login(args) => registry::login(&context, args),
+        Command::Logout(args) => registry::logout(&context, args),
         Command::Info(args) => info::run(&context, args),
     };
     match result {

@@ -17,8 +17,10 @@ pub struct PushArgs {
     /// The image to copy: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME].
     source: String,
     /// Where to: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME],
-    /// docker-archive:FILE[:NAME:TAG].
+    /// docker-archive:FILE[:NAME:TAG], docker://HOST[:PORT]/REPO[:TAG].
     destination: String,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
 }
 
 pub fn run(context: &Context, args: PushArgs) -> anyhow::Result<i32> {
@@ -27,8 +29,15 @@ pub fn run(context: &Context, args: PushArgs) -> anyhow::Result<i32> {
     let reporter = CliReporter {
         quiet: context.quiet,
     };
-    let opened = open_image(&source, &context.store, None, &reporter)?;
-    let digest = write_image(&opened, &destination, &context.store, None, &reporter)?;
+    let client = args.registry.client()?;
+    let opened = open_image(&source, &context.store, Some(&client), &reporter)?;
+    let digest = write_image(
+        &opened,
+        &destination,
+        &context.store,
+        Some(&client),
+        &reporter,
+    )?;
     if !context.quiet {
         eprintln!(
             "{:>12} {} to {}",

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct UnpackArgs {
-    /// The image: NAME[:TAG], oci:DIR[:NAME] or oci-archive:FILE[:NAME].
+    /// The image: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker://….
     reference: String,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
     /// The folder to create (or an empty one).
     dir: PathBuf,
 }
@@ -22,7 +24,8 @@ pub fn run(context: &Context, args: UnpackArgs) -> anyhow::Result<i32> {
     let reporter = CliReporter {
         quiet: context.quiet,
     };
-    let opened = open_image(&reference, &context.store, None, &reporter)?;
+    let client = args.registry.client()?;
+    let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let report = unpack_image(&opened.layout, &opened.image, &args.dir, &reporter)?;
     if !report.skipped_devices.is_empty() {
         reporter_warning(&report.skipped_devices);

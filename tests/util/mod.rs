@@ -320,6 +320,13 @@ pub fn rerun_as_tester() {
             }
         }
     }
+    // Peers such as skopeo look for credentials under $XDG_RUNTIME_DIR, which runuser
+    // does not set: give the user one of its own.
+    let tester = nix::unistd::User::from_name("tester").unwrap().unwrap();
+    let runtime_dir = PathBuf::from(format!("/tmp/solum-test-runtime-{}", tester.uid));
+    std::fs::create_dir_all(&runtime_dir).unwrap();
+    nix::unistd::chown(&runtime_dir, Some(tester.uid), Some(tester.gid)).unwrap();
+    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let out = Command::new("runuser")
         .args([
             "-u",
@@ -329,6 +336,7 @@ pub fn rerun_as_tester() {
             &format!("{NESTED}=1"),
             "HOME=/tmp",
         ])
+        .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
         .arg(&me)
         .args(["--test-threads", "2"])
         .output()

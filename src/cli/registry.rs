@@ -1,0 +1,174 @@
+//! Registry options shared by `pull`, `push`, `build`, `inspect`, `run` and `unpack`
+//! (the words skopeo and podman use), and the `pull`, `login` and `logout` commands.
+
+use super::exit::{UsageError, SUCCESS};
+use super::output::{result_line, CliReporter};
+use super::Context;
+use crate::image::ImageReference;
+use crate::registry::{Credentials, RegistryClient, RegistryOptions};
+use crate::transport::{copy_image, describe, open_image};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// How to reach registries and as whom.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryFlags {
+    /// USER:PASS for the registry (wins over credential files).
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "SOLUM_BUILD_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+    /// The credential file (else $REGISTRY_AUTH_FILE, podman's auth.json, docker's
+    /// config.json and its credential helpers).
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+    /// Check the registry's TLS certificate (`--tls-verify=false` to skip; plain HTTP
+    /// is used for localhost and 127.0.0.1 when they do not speak TLS).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: Option<bool>,
+    /// A certs.d-style folder: ca.crt, and client *.cert / *.key.
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// The platform to pick from a multi-platform image (default linux/amd64).
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+}
+
+impl RegistryFlags {
+    pub fn client(&self) -> anyhow::Result<RegistryClient> {
+        let creds = match &self.creds {
+            Some(text) => Some(Credentials::parse(text)?),
+            None => None,
+        };
+        Ok(RegistryClient {
+            options: RegistryOptions {
+                creds,
+                authfile: self.authfile.clone(),
+                tls_verify: self.tls_verify,
+                cert_dir: self.cert_dir.clone(),
+                platform: self.platform.clone(),
+                ..RegistryOptions::default()
+            },
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: solum-build pull docker://127.0.0.1:5000/badgers/python3:3.11")]
+pub struct PullArgs {
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (or any other readable reference).
+    reference: String,
+    /// The store name (default: the repository and tag, e.g. badgers/python3:3.11).
+    #[arg(long, short)]
+    tag: Option<String>,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The registry, HOST[:PORT].
+    registry: String,
+    #[arg(long, short)]
+    username: Option<String>,
+    /// The password (prefer --password-stdin: command lines are visible to other users).
+    #[arg(long, short)]
+    password: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    registry_flags: RegistryFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// The registry, HOST[:PORT].
+    registry: String,
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+}
+
+pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
+    let reference: ImageReference = args.reference.parse()?;
+    let name = match (&args.tag, &reference) {
+        (Some(tag), _) => tag.clone(),
+        (
+            None,
+            ImageReference::Registry {
+                repository, tag, ..
+            },
+        ) => match tag {
+            Some(tag) => format!("{repository}:{tag}"),
+            None => repository.clone(),
+        },
+        (None, _) => {
+            return Err(UsageError(format!(
+                "{} is not a registry reference: give --tag NAME",
+                args.reference
+            ))
+            .into())
+        }
+    };
+    crate::image::reference::validate_name(&name, &name)?;
+    let reporter = CliReporter {
+        quiet: context.quiet,
+    };
+    let client = args.registry.client()?;
+    let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
+    let layout = crate::store::Layout::open_or_create(&context.store)?;
+    let digest = copy_image(
+        &opened.layout,
+        &opened.image,
+        &layout,
+        Some(&name),
+        &reporter,
+    )?;
+    if !context.quiet {
+        eprintln!("{:>12} {} as {name}", "Pulled", describe(&reference));
+    }
+    result_line(&digest);
+    Ok(SUCCESS)
+}
+
+pub fn login(_context: &Context, args: LoginArgs) -> anyhow::Result<i32> {
+    let username = match &args.username {
+        Some(user) => user.clone(),
+        None => return Err(UsageError("give --username".into()).into()),
+    };
+    let password = match (&args.password, args.password_stdin) {
+        (Some(_), true) => {
+            return Err(UsageError("give --password or --password-stdin, not both".into()).into())
+        }
+        (Some(password), false) => password.clone(),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            return Err(UsageError("give --password-stdin (or --password)".into()).into())
+        }
+    };
+    let client = args.registry_flags.client()?;
+    let path = crate::registry::login(
+        &args.registry,
+        &Credentials::new(&username, &password),
+        args.registry_flags.authfile.as_deref(),
+        &client.options,
+    )?;
+    eprintln!("Login succeeded; credentials saved in {}", path.display());
+    Ok(SUCCESS)
+}
+
+pub fn logout(_context: &Context, args: LogoutArgs) -> anyhow::Result<i32> {
+    if crate::registry::logout(&args.registry, args.authfile.as_deref())? {
+        eprintln!("Removed the credentials of {}", args.registry);
+        Ok(SUCCESS)
+    } else {
+        Err(UsageError(format!("not logged in to {}", args.registry)).into())
+    }
+}
