@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an app into a deployment unit (DU) image: source + badger + build.sh + tests.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Build, list and search badgers (language packs: a base image with a build.sh).
     Badger(badger::BadgerArgs),
     /// Make a single-layer base image from a root filesystem (a folder or a tarball).
@@ -104,7 +104,7 @@ pub fn main() -> i32 {
         quiet: cli.quiet,
     };
     let result = match cli.command {
-        Command::Build(args) => build::run(&context, args),
+        Command::Build(args) => build::run(&context, *args),
         Command::Badger(args) => badger::run(&context, args),
         Command::Import(args) => import::run(&context, args),
         Command::Images(args) => images::images(&context, args),
