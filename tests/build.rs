@@ -483,6 +483,79 @@ fn the_build_without_overlay_gives_the_same_du() {
 }
 
 #[test]
+fn ctrl_c_cancels_and_leaves_nothing_behind() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let marker = format!("solum-cancel-{}", std::process::id());
+    // The marker is in the argv of the process that keeps running, so `ps` can find it.
+    std::fs::write(
+        app.join("build"),
+        format!("echo started; exec sh -c 'sleep 300; :' {marker}\n"),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin())
+        .arg("--store")
+        .arg(&store)
+        .args([
+            "build",
+            "--badger",
+            "badgers/shell",
+            "--name",
+            "cancelled",
+            "--log-format",
+            "json",
+        ])
+        .arg("--source")
+        .arg(&app)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the build step runs (its first line arrives as a JSON log line).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        use std::io::BufRead;
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("the build ended early:\n{seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("started") {
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(json["stage"], "BUILDING");
+            assert!(json["ts"].is_string());
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let images = solum(&store, &[&"images", &"--json"]).ok();
+    assert!(!images.stdout.contains("cancelled"));
+    let work = store.join("cache/work");
+    assert!(is_empty(&work), "scratch left in {}", work.display());
+    let ps = program("ps", &[&"-eo", &"args"]).ok();
+    assert!(
+        !ps.stdout.contains(&marker),
+        "a build process survived:\n{}",
+        ps.stdout
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&store.display().to_string()),
+        "a mount was left: {mounts}"
+    );
+}
+
+#[test]
 fn run_again_as_tester() {
     rerun_as_tester();
 }
