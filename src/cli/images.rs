@@ -87,9 +87,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
 
 pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
     let reference: ImageReference = args.reference.parse()?;
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let image = &opened.image;

@@ -53,9 +53,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(context: &Context, args: ImportArgs) -> anyhow::Result<i32> {
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let request = ImportRequest {
         source: args.source,
         tag: args.tag,

@@ -4,39 +4,111 @@
 
 use crate::image::Digest;
 use crate::report::Reporter;
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 
-/// Renders library progress on stderr; `--quiet` shows only warnings.
+/// Renders library progress on stderr; `--quiet` shows only warnings. On a terminal each
+/// blob transfer gets a progress bar (bytes, rate); otherwise one plain line per blob, so
+/// CI logs stay readable.
 pub struct CliReporter {
     pub quiet: bool,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: indicatif::MultiProgress,
+    active: Mutex<HashMap<Digest, indicatif::ProgressBar>>,
+}
+
+impl CliReporter {
+    pub fn new(quiet: bool) -> CliReporter {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars {
+            multi: indicatif::MultiProgress::new(),
+            active: Mutex::new(HashMap::new()),
+        });
+        CliReporter { quiet, bars }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bars {
+            // Lines printed through the bars' owner do not tear the bars.
+            Some(bars) => {
+                let _ = bars.multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
 }
 
 impl Reporter for CliReporter {
     fn status(&self, verb: &str, subject: &str) {
         if !self.quiet {
-            eprintln!("{verb:>12} {subject}");
+            self.line(&format!("{verb:>12} {subject}"));
         }
     }
 
     fn blob_start(&self, digest: &Digest, size: Option<u64>) {
-        if !self.quiet {
-            let size = size.map(human_size).unwrap_or_default();
-            eprintln!("{:>12} blob {} {size}", "Copying", digest.short());
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(bars) => {
+                let bar = bars
+                    .multi
+                    .add(indicatif::ProgressBar::new(size.unwrap_or(0)));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix:>12} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix("Copying");
+                bar.set_message(digest.short());
+                if let Ok(mut active) = bars.active.lock() {
+                    active.insert(digest.clone(), bar);
+                }
+            }
+            None => {
+                let size = size.map(human_size).unwrap_or_default();
+                eprintln!("{:>12} blob {} {size}", "Copying", digest.short());
+            }
+        }
+    }
+
+    fn blob_progress(&self, digest: &Digest, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            if let Some(bar) = bars.active.lock().ok().and_then(|a| a.get(digest).cloned()) {
+                bar.inc(bytes);
+            }
         }
     }
 
     fn blob_done(&self, digest: &Digest, skipped: bool) {
-        if skipped && !self.quiet {
-            eprintln!(
+        if self.quiet {
+            return;
+        }
+        if let Some(bars) = &self.bars {
+            let bar = bars.active.lock().ok().and_then(|mut a| a.remove(digest));
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+                self.line(&format!("{:>12} blob {}", "Copied", digest.short()));
+                return;
+            }
+        }
+        if skipped {
+            self.line(&format!(
                 "{:>12} blob {} (already present)",
                 "Skipping",
                 digest.short()
-            );
+            ));
         }
     }
 
     fn warning(&self, message: &str) {
-        eprintln!("warning: {message}");
+        self.line(&format!("warning: {message}"));
     }
 }
 

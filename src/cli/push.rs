@@ -26,9 +26,7 @@ pub struct PushArgs {
 pub fn run(context: &Context, args: PushArgs) -> anyhow::Result<i32> {
     let source: ImageReference = args.source.parse()?;
     let destination: ImageReference = args.destination.parse()?;
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&source, &context.store, Some(&client), &reporter)?;
     let digest = write_image(

@@ -114,9 +114,7 @@ pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
         }
     };
     crate::image::reference::validate_name(&name, &name)?;
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let layout = crate::store::Layout::open_or_create(&context.store)?;

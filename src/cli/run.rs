@@ -55,7 +55,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
     if let Some(bad) = args.env.iter().find(|e| !e.contains('=')) {
         return Err(UsageError(format!("--env {bad:?} is not KEY=VALUE")).into());
     }
-    let reporter = CliReporter { quiet: true };
+    let reporter = CliReporter::new(true);
     let opened = open_image(&reference, &context.store, None, &reporter)?;
     let layout = open_store(&context.store)?;
     let request = RunRequest {
@@ -65,9 +65,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         network_host: matches!(args.network, NetworkMode::Host),
         timeout: args.timeout.map(Duration::from_secs),
     };
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let outcome = run_image(
         &context.store,
         &layout,

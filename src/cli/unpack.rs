@@ -21,9 +21,7 @@ pub struct UnpackArgs {
 
 pub fn run(context: &Context, args: UnpackArgs) -> anyhow::Result<i32> {
     let reference: ImageReference = args.reference.parse()?;
-    let reporter = CliReporter {
-        quiet: context.quiet,
-    };
+    let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let report = unpack_image(&opened.layout, &opened.image, &args.dir, &reporter)?;
