@@ -292,7 +292,21 @@ fn unknown_names_and_bad_references_are_usage_errors() {
         before,
         "a failed command changed the store"
     );
-    // rmi then gc removes the blobs no name reaches.
+    // rmi then gc removes the blobs no name reaches, and the unpacked tree `run` cached.
+    solum(&store, &[&"run", &"good", &"--", &"true"]).ok();
+    assert_eq!(
+        std::fs::read_dir(store.join("cache/rootfs"))
+            .unwrap()
+            .count(),
+        1
+    );
+    solum(&store, &[&"gc"]).ok();
+    assert_eq!(
+        std::fs::read_dir(store.join("cache/rootfs"))
+            .unwrap()
+            .count(),
+        1
+    );
     solum(&store, &[&"rmi", &"good"]).ok();
     solum(&store, &[&"gc"]).ok();
     let blobs = std::fs::read_dir(store.join("blobs/sha256"))

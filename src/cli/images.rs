@@ -140,9 +140,13 @@ pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
     }
     let layout = Layout::open(&context.store)?;
     let (removed, freed) = layout.gc()?;
+    let trees = crate::pipeline::unpack::prune_rootfs_cache(
+        &layout,
+        &crate::pipeline::unpack::rootfs_cache_dir(&context.store),
+    )?;
     if !context.quiet {
         eprintln!(
-            "{:>12} {} blobs, {}",
+            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache",
             "Removed",
             removed.len(),
             human_size(freed)

@@ -248,3 +248,41 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Removes unpacked trees of the rootfs cache that no named image of the store reaches
+/// (`gc`). A tree is kept when it is the chain of a named image or a prefix of one (a
+/// badger's tree under a DU). Returns how many trees went.
+pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, UnpackError> {
+    let mut keep = std::collections::BTreeSet::new();
+    for name in layout.names()? {
+        let Ok(image) = layout.resolve(Some(&name)) else {
+            continue;
+        };
+        let full = LayerStack::of(&image);
+        for depth in 1..=full.layers.len() {
+            let prefix = LayerStack {
+                layers: full.layers[..depth].to_vec(),
+                diff_ids: if full.diff_ids.len() == full.layers.len() {
+                    full.diff_ids[..depth].to_vec()
+                } else {
+                    Vec::new()
+                },
+            };
+            keep.insert(chain_id(&prefix).hex().to_string());
+        }
+    }
+    let mut removed = 0;
+    let Ok(entries) = fs::read_dir(cache) else {
+        return Ok(0);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Trees being made (`.unpack-*`) belong to a running process.
+        if name.starts_with('.') || keep.contains(&name) {
+            continue;
+        }
+        remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
