@@ -42,6 +42,7 @@ fn make(dir: &Path, megabytes: u64, layers: u64) {
             compression: LayerCompression::Gzip,
             epoch: Some(0),
             rootless: false,
+            subordinate_ids: None,
         };
         let digests = write_tree(tree.path(), &options, blob.file().unwrap()).unwrap();
         blob.commit(&digests.digest).unwrap();

@@ -483,6 +483,44 @@ fn the_build_without_overlay_gives_the_same_du() {
 }
 
 #[test]
+fn owners_set_by_the_build_reach_the_layer() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("build"),
+        "echo x > owned && chown 1000:1001 owned\n",
+    )
+    .unwrap();
+    solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/shell",
+            &"--source",
+            &app,
+            &"--name",
+            &"owners",
+        ],
+    )
+    .ok();
+    let inspect = solum(&store, &[&"inspect", &"owners"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let layers = json["manifest"]["layers"].as_array().unwrap();
+    let top = layers.last().unwrap()["digest"].as_str().unwrap();
+    let blob = store.join("blobs/sha256").join(&top["sha256:".len()..]);
+    let listing = program("tar", &[&"--numeric-owner", &"-tvzf", &blob]).ok();
+    let line = listing
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("app/owned"))
+        .unwrap_or_else(|| panic!("{}", listing.stdout));
+    assert!(line.contains("1000/1001"), "{line}");
+}
+
+#[test]
 fn ctrl_c_cancels_and_leaves_nothing_behind() {
     let dir = temp_dir();
     let store = store_with_badgers(dir.path());

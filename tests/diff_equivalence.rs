@@ -226,6 +226,7 @@ fn options() -> WriteOptions {
         compression: LayerCompression::Gzip,
         epoch: Some(EPOCH),
         rootless: euid() != 0,
+        subordinate_ids: None,
     }
 }
 

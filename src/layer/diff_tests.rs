@@ -248,6 +248,7 @@ fn overlay_records_become_whiteouts_and_opaque_dirs() {
         compression: LayerCompression::None,
         epoch: Some(0),
         rootless: !is_root(),
+        subordinate_ids: None,
     };
     write_changes(upper, changes, &options, out.clone()).unwrap();
     let bytes = out.bytes();

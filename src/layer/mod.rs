@@ -140,6 +140,34 @@ pub struct WriteOptions {
     /// Owners come from the `user.rootlesscontainers` xattr (else 0:0) instead of the
     /// files' real owners, which are all the unprivileged user.
     pub rootless: bool,
+    /// Rootless with a subordinate id range (`newuidmap`): a file the sandbox gave to a
+    /// non-root owner belongs on the host to `start + id - 1`; such owners are mapped back
+    /// to image ids. Files of the user itself keep the rule above.
+    pub subordinate_ids: Option<SubordinateIds>,
+}
+
+/// The subordinate ranges of the sandbox's id map: container ids `1..=count` are host ids
+/// `start..start+count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubordinateIds {
+    pub uid_start: u32,
+    pub uid_count: u32,
+    pub gid_start: u32,
+    pub gid_count: u32,
+}
+
+impl SubordinateIds {
+    /// The container uid of a host uid in the range.
+    pub fn uid(&self, host: u32) -> Option<u32> {
+        (host >= self.uid_start && host - self.uid_start < self.uid_count)
+            .then(|| host - self.uid_start + 1)
+    }
+
+    /// The container gid of a host gid in the range.
+    pub fn gid(&self, host: u32) -> Option<u32> {
+        (host >= self.gid_start && host - self.gid_start < self.gid_count)
+            .then(|| host - self.gid_start + 1)
+    }
 }
 
 /// The identity of a written layer.

@@ -44,6 +44,7 @@ fn options(compression: LayerCompression, rootless: bool) -> WriteOptions {
         compression,
         epoch: Some(1_700_000_000),
         rootless,
+        subordinate_ids: None,
     }
 }
 
@@ -609,6 +610,7 @@ fn bench() {
             compression,
             epoch: None,
             rootless: false,
+            subordinate_ids: None,
         };
         let out = io::BufWriter::new(fs::File::create(dir.join(name)).unwrap());
         let digests = write_tree(&tree, &options, out).unwrap();

@@ -127,6 +127,7 @@ struct TarWriter<W: Write + Send + 'static> {
     root: PathBuf,
     epoch: Option<i64>,
     rootless: bool,
+    subordinate_ids: Option<super::SubordinateIds>,
     sink: LayerSink<W>,
     /// First path of each multiply-linked inode, by (device, inode).
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -167,6 +168,7 @@ impl<W: Write + Send + 'static> TarWriter<W> {
             root: root.to_path_buf(),
             epoch: options.epoch,
             rootless: options.rootless,
+            subordinate_ids: options.subordinate_ids,
             sink: LayerSink::new(options.compression, out)?,
             links: HashMap::new(),
             buffer: vec![0; COPY_BUFFER],
@@ -297,11 +299,21 @@ impl<W: Write + Send + 'static> TarWriter<W> {
             self.xattrs(rel, &full)?
         };
         let (uid, gid) = if self.rootless {
-            let owner = match record {
+            let mut owner = match record {
                 Some(bytes) => RootlessOwner::decode(&bytes)
                     .ok_or_else(|| LayerError::OwnershipRecord { path: full.clone() })?,
                 None => RootlessOwner { uid: 0, gid: 0 },
             };
+            // A chown inside a range-mapped sandbox is visible as a subordinate host id,
+            // and wins over a record copied up from the lower layer.
+            if let Some(ids) = &self.subordinate_ids {
+                if let Some(uid) = ids.uid(stat.uid()) {
+                    owner.uid = uid;
+                }
+                if let Some(gid) = ids.gid(stat.gid()) {
+                    owner.gid = gid;
+                }
+            }
             (u64::from(owner.uid), u64::from(owner.gid))
         } else {
             (u64::from(stat.uid()), u64::from(stat.gid()))

@@ -89,6 +89,8 @@ pub fn build_badger(
     if script.is_file() {
         install(&script, &root.join(manifest.build.trim_start_matches('/')))?;
     }
+    let mut created_mount_points = Vec::new();
+    let mut id_map = None;
     if let Some(setup) = &manifest.setup {
         let setup_path = root.join(SETUP_PATH);
         install(&request.dir.join(setup), &setup_path)?;
@@ -129,9 +131,11 @@ pub fn build_badger(
             });
         }
         std::fs::remove_file(&setup_path).map_err(io_error(&setup_path, "remove"))?;
+        created_mount_points = result.outcome.created_mount_points;
+        id_map = Some(result.outcome.id_map);
     }
 
-    let changes = workspace.changes(&[])?;
+    let changes = workspace.changes(&created_mount_points)?;
     let mut annotations = BTreeMap::new();
     annotations.insert(BADGER_ANNOTATION.to_string(), manifest.to_json()?);
     let oci = |name: &str| format!("org.opencontainers.image.{name}");
@@ -160,6 +164,7 @@ pub fn build_badger(
             created_by: format!("solum-build badger build {}", manifest.name),
             comment: manifest.description.clone(),
             annotations,
+            subordinate_ids: id_map.as_ref().and_then(super::workspace::subordinate_ids),
         },
     )?;
     drop(workspace);

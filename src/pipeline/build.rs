@@ -203,6 +203,7 @@ pub fn build(
     }];
 
     let mut created_mount_points = Vec::new();
+    let mut id_map = None;
     for badger in &badgers {
         reporter.stage("BUILDING", &format!("{} on {}", app.name, badger.reference));
         let result = run_step(
@@ -227,6 +228,7 @@ pub fn build(
             });
         }
         created_mount_points.extend(result.outcome.created_mount_points);
+        id_map = Some(result.outcome.id_map);
     }
 
     if let Some(test_cmd) = &app.workflow_config.test_cmd {
@@ -308,6 +310,7 @@ pub fn build(
                 .as_ref()
                 .map(|r| format!("source revision {r}")),
             annotations,
+            subordinate_ids: id_map.as_ref().and_then(super::workspace::subordinate_ids),
         },
     )?;
     drop(workspace);

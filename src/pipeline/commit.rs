@@ -57,6 +57,8 @@ pub struct Commit<'a> {
     pub created_by: String,
     pub comment: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// The sandbox's subordinate ranges, when it ran with a range map.
+    pub subordinate_ids: Option<layer::SubordinateIds>,
 }
 
 /// The committed image.
@@ -86,6 +88,7 @@ pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitEr
         compression: request.compression,
         epoch: Some(request.epoch),
         rootless: !nix::unistd::geteuid().is_root(),
+        subordinate_ids: request.subordinate_ids,
     };
     let digests = layer::write_changes(request.root, request.changes, &options, blob.file()?)
         .map_err(|source| CommitError::Layer {

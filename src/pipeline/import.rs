@@ -157,6 +157,7 @@ pub fn import(
         compression: request.compression,
         epoch: request.epoch,
         rootless,
+        subordinate_ids: None,
     };
     let digests =
         layer::write_tree(&root, &options, blob.file()?).map_err(|e| ImportError::Write {

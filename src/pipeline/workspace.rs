@@ -292,3 +292,19 @@ pub fn run_step(
         tail: tail.into_iter().collect(),
     })
 }
+
+/// The subordinate ranges a range-mapped sandbox used (`newuidmap`), so that owners the
+/// build set map back to image ids in the layer; `None` for other maps.
+pub fn subordinate_ids(kind: &runtime::IdMapKind) -> Option<layer::SubordinateIds> {
+    if *kind != runtime::IdMapKind::Helper {
+        return None;
+    }
+    let info = runtime::host_info();
+    let (uids, gids) = (info.subuid?, info.subgid?);
+    Some(layer::SubordinateIds {
+        uid_start: uids.start,
+        uid_count: uids.count,
+        gid_start: gids.start,
+        gid_count: gids.count,
+    })
+}

@@ -295,6 +295,7 @@ pub fn make_image_for(
             compression: LayerCompression::Gzip,
             epoch: Some(0),
             rootless: false,
+            subordinate_ids: None,
         };
         let digests = write_tree(tree.path(), &options, blob.file().unwrap()).unwrap();
         blob.commit(&digests.digest).unwrap();
