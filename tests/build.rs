@@ -483,6 +483,60 @@ fn the_build_without_overlay_gives_the_same_du() {
 }
 
 #[test]
+fn stacked_badgers_run_their_build_commands_in_order() {
+    let dir = temp_dir();
+    let store = store_with_badgers(dir.path());
+    // A second badger made on top of the shell badger.
+    let greeter = dir.path().join("greeter");
+    std::fs::create_dir_all(&greeter).unwrap();
+    std::fs::write(
+        greeter.join("badger.yaml"),
+        "name: greeter\nversion: \"0.1\"\nfrom: badgers/shell\ndepends: [shell]\n\
+         environment: {GREETER: yes}\nbuild: /solum/bin/greeter.sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        greeter.join("build.sh"),
+        "#!/bin/sh\nset -eu\necho \"greeter after: $(cat /app/order)\" > /app/order\n",
+    )
+    .unwrap();
+    solum(&store, &[&"badger", &"build", &greeter]).ok();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("build"), "echo shell > /app/order\n").unwrap();
+    std::fs::write(
+        dir.path().join("stacked.yaml"),
+        "version: 1\nname: stacked\nbadger: badgers/shell\nbadgers: [badgers/greeter]\n\
+         source: {repository: ./app}\nworkflow_config: {run_cmd: cat /app/order}\n",
+    )
+    .unwrap();
+    solum(&store, &[&"build", &dir.path().join("stacked.yaml")]).ok();
+    let run = solum(&store, &[&"run", &"stacked"]).ok();
+    assert_eq!(run.stdout.trim(), "greeter after: shell");
+    let env = solum(
+        &store,
+        &[&"run", &"stacked", &"--", &"sh", &"-c", &"echo $GREETER"],
+    )
+    .ok();
+    assert_eq!(env.stdout.trim(), "yes");
+    let inspect = solum(&store, &[&"inspect", &"stacked"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let du: serde_json::Value = serde_json::from_str(
+        json["annotations"]["org.solum.du.manifest"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> = du["badgers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shell", "greeter"]);
+}
+
+#[test]
 fn owners_set_by_the_build_reach_the_layer() {
     let dir = temp_dir();
     let store = store_with_badgers(dir.path());
