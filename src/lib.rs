@@ -6,6 +6,7 @@
 //! terminal: progress goes through [`report::Reporter`].
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod image;
 pub mod layer;

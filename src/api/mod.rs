@@ -1,0 +1,434 @@
+//! `solum-build serve`: the REST API that runs Solum's three workflows — (a) build an app
+//! from its git URL on request, (b) build what is pushed to the app's managed git
+//! repository, (c) build uploaded binaries or register a ready-made DU — with records in
+//! SQLite and a queue of build workers.
+//!
+//! This module owns the server's startup (data folder, token, database, recovery of
+//! interrupted work, the listener), the shared state, the worker loop and the HTTP error
+//! mapping. Routes live in `routes_*`, `git`, `triggers`; the build itself is the
+//! pipeline's, run by `runner` on blocking threads (the sandbox is blocking and re-executes
+//! the binary, which is safe from a threaded process). It never prints: the CLI shows
+//! what [`prepare`] returns.
+//!
+//! The data folder: `solum.db` (records), `token` (0600, when no --token-file), `store/`
+//! (the image store, with its caches), `git/{app}.git` (managed repositories), `logs/{id}.log`,
+//! `uploads/` (artifacts), `work/` (scratch folders, emptied at start).
+//!
+//! Pushing: the server option `push_to` (`docker://HOST[:PORT]/PREFIX`) is where the
+//! `push` action sends each DU, as `PREFIX/APP:wf-ID`. It is a server setting, not an app
+//! file key, so that an app file posted by a user cannot aim the server's registry
+//! credentials anywhere else.
+
+mod auth;
+mod git;
+mod openapi;
+pub mod records;
+mod routes_apps;
+mod routes_images;
+mod routes_workflows;
+mod runner;
+mod triggers;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use records::{RecordError, Records};
+use runtime::CancelHandle;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use runner::push_destination;
+pub use triggers::signature;
+
+/// Everything `serve` is started with.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub workers: usize,
+    /// `docker://HOST[:PORT]/PREFIX`: where the `push` action sends DUs.
+    pub push_to: Option<String>,
+    pub registry: crate::registry::RegistryClient,
+    pub build_timeout: Duration,
+    pub network_host: bool,
+    /// The largest upload (artifact, badger tarball, git push), in bytes.
+    pub max_upload: usize,
+}
+
+/// Why the server could not start, or why a request failed (with its HTTP status).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot {action} {path}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {path} is empty")]
+    EmptyToken { path: PathBuf },
+    #[error("--push-to {value:?} must be docker://HOST[:PORT]/PREFIX")]
+    PushTo { value: String },
+    #[error("missing or wrong credentials")]
+    Unauthorized,
+    #[error("no {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} {id} already exists")]
+    Conflict { what: &'static str, id: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("the app file is not valid")]
+    AppFile(#[source] crate::manifest::ManifestError),
+    #[error("{what} failed: {reason}")]
+    Failed { what: String, reason: String },
+    #[error("the server is stopping")]
+    Stopping,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } | ApiError::AppFile(_) => StatusCode::BAD_REQUEST,
+            ApiError::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = serde_json::json!({ "error": runner::error_chain(&self) });
+        if let ApiError::AppFile(crate::manifest::ManifestError::Invalid { errors, .. }) = &self {
+            body["problems"] = errors.iter().map(|e| e.to_string()).collect();
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"solum-build\""),
+            );
+        }
+        response
+    }
+}
+
+pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
+    let path = path.to_path_buf();
+    move |source| ApiError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// What every request and worker shares.
+pub struct Shared {
+    pub options: ServeOptions,
+    pub data: PathBuf,
+    pub store: PathBuf,
+    pub records: Records,
+    token: String,
+    /// The cancel switch of each running workflow.
+    running: Mutex<HashMap<i64, CancelHandle>>,
+    wake: tokio::sync::Notify,
+    stopping: AtomicBool,
+    /// Bounds every blocking build (workflows and badger builds) to `workers`.
+    build_slots: tokio::sync::Semaphore,
+    /// The address the listener got (the port may have been 0).
+    bound: std::sync::OnceLock<SocketAddr>,
+}
+
+impl Shared {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Tells an idle worker that work was queued.
+    pub fn wake_worker(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Cancels a running workflow; `false` when it is not running here.
+    pub fn cancel(&self, id: i64) -> bool {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match running.get(&id) {
+            Some(handle) => {
+                handle.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A server ready to run: its data folder prepared, its port bound.
+pub struct Prepared {
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    /// The token, when it was generated by this start (to be shown once).
+    pub generated_token: Option<String>,
+    pub address: SocketAddr,
+    /// Workflows found cut off by a previous stop, now marked ERROR.
+    pub interrupted: Vec<i64>,
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::getrandom(&mut buffer).expect("the kernel's random source");
+    hex::encode(buffer)
+}
+
+/// Writes `text` to `path` with mode 0600, atomically (a temp file renamed over it).
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir, "write in"))?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error(path, "chmod"))?;
+    temp.write_all(text.as_bytes())
+        .and_then(|_| temp.as_file().sync_all())
+        .map_err(io_error(path, "write"))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(io_error(path, "write"))?;
+    Ok(())
+}
+
+/// The API token: from `--token-file`, else `DATA/token`, else a new one written there.
+fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
+    let (path, may_create) = match &options.token_file {
+        Some(path) => (path.clone(), false),
+        None => (options.data.join("token"), true),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().is_empty() => Err(ApiError::EmptyToken { path }),
+        Ok(text) => Ok((text.trim().to_string(), false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
+            let token = random_hex(32);
+            write_private(&path, &token)?;
+            Ok((token, true))
+        }
+        Err(e) => Err(io_error(&path, "read the token file")(e)),
+    }
+}
+
+/// Prepares the data folder, the token and the records, marks interrupted workflows
+/// ERROR, and binds the listener. Nothing runs yet.
+pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
+    if let Some(push_to) = &options.push_to {
+        let sample = push_destination(push_to, "app", 1);
+        let parsed: Result<crate::image::ImageReference, _> = sample.parse();
+        if !push_to.starts_with("docker://")
+            || !matches!(parsed, Ok(crate::image::ImageReference::Registry { .. }))
+        {
+            return Err(ApiError::PushTo {
+                value: push_to.clone(),
+            });
+        }
+    }
+    let data = &options.data;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data)
+            .map_err(io_error(data, "create"))?;
+    }
+    for sub in ["git", "logs", "uploads", "work", "store"] {
+        let dir = data.join(sub);
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir, "create"))?;
+    }
+    // Scratch folders of builds cut off by a stop: nothing refers to them any more.
+    let work = data.join("work");
+    if let Ok(entries) = std::fs::read_dir(&work) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let (token, generated) = load_token(&options)?;
+    let records = Records::open(&data.join("solum.db"))?;
+    let interrupted = records.fail_interrupted()?;
+    let listener = std::net::TcpListener::bind(options.listen).map_err(|source| {
+        ApiError::Bind {
+            address: options.listen,
+            source,
+        }
+    })?;
+    let address = listener.local_addr().map_err(|source| ApiError::Bind {
+        address: options.listen,
+        source,
+    })?;
+    let workers = options.workers.max(1);
+    let shared = Arc::new(Shared {
+        store: data.join("store"),
+        data: data.clone(),
+        records,
+        token,
+        running: Mutex::new(HashMap::new()),
+        wake: tokio::sync::Notify::new(),
+        stopping: AtomicBool::new(false),
+        build_slots: tokio::sync::Semaphore::new(workers),
+        bound: std::sync::OnceLock::new(),
+        options: ServeOptions { workers, ..options },
+    });
+    git::install_hooks(&shared, address)?;
+    let generated_token = generated.then(|| shared.token.clone());
+    Ok(Prepared {
+        shared,
+        listener,
+        generated_token,
+        address,
+        interrupted,
+    })
+}
+
+/// The routes, with authentication and body limits.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    use axum::routing::{get, post};
+    let protected = axum::Router::new()
+        .merge(routes_apps::routes())
+        .merge(routes_workflows::routes())
+        .merge(routes_images::routes(shared.options.max_upload))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_token,
+        ));
+    axum::Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/triggers/{trigger_id}", post(triggers::trigger))
+        .merge(git::routes(shared.options.max_upload))
+        .merge(protected)
+        // JSON and app files: 1 MiB is far more than any app file; uploads raise it.
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .with_state(shared)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// One worker: takes queued workflows one at a time and runs each on a blocking thread.
+async fn worker(shared: Arc<Shared>) {
+    loop {
+        if shared.is_stopping() {
+            return;
+        }
+        let claimed = match shared.records.claim_next() {
+            Ok(claimed) => claimed,
+            Err(_) => None,
+        };
+        let Some(workflow) = claimed else {
+            // A wake-up may be missed between the claim and the wait: poll now and then.
+            let _ = tokio::time::timeout(Duration::from_secs(2), shared.wake.notified()).await;
+            continue;
+        };
+        let Ok(_slot) = shared.build_slots.acquire().await else {
+            return;
+        };
+        let cancel = CancelHandle::new();
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(workflow.id, cancel.clone());
+        let id = workflow.id;
+        let task_shared = shared.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            runner::run_workflow(&task_shared, &workflow, &cancel)
+        })
+        .await;
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Err(panic) = result {
+            let _ = shared.records.transition(
+                id,
+                records::ERROR,
+                &format!("the build worker failed: {panic}"),
+            );
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM; then running builds are cancelled (and
+/// recorded ERROR, "the server stopped") and the process waits for them to end.
+pub fn run(prepared: Prepared) -> Result<(), ApiError> {
+    let shared = prepared.shared;
+    let address = prepared.address;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .map_err(io_error(Path::new("tokio runtime"), "start"))?;
+    let result = runtime.block_on(async {
+        prepared
+            .listener
+            .set_nonblocking(true)
+            .map_err(|source| ApiError::Bind { address, source })?;
+        let listener = tokio::net::TcpListener::from_std(prepared.listener)
+            .map_err(|source| ApiError::Bind { address, source })?;
+        for _ in 0..shared.options.workers {
+            tokio::spawn(worker(shared.clone()));
+        }
+        let app = router(shared.clone());
+        let stop_shared = shared.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                stop_signal().await;
+                stop_shared.stopping.store(true, Ordering::SeqCst);
+                let running = stop_shared.running.lock().unwrap_or_else(|p| p.into_inner());
+                for handle in running.values() {
+                    handle.cancel();
+                }
+            })
+            .await
+            .map_err(|source| ApiError::Bind { address, source })
+    });
+    // Cancelled builds end within a second or two; do not hang on a stuck one.
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    result
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,169 @@
+//! `/v1/apps`: create (POST an app file, YAML or JSON), list, show, replace (PATCH with a
+//! whole new app file of the same name) and soft-delete apps.
+//!
+//! An app file is validated exactly as `solum-build build` validates it. A file without a
+//! `source` is accepted too: such an app builds from its managed git repository, which
+//! every app gets at creation (`/git/{name}.git`). This module stores apps and makes their
+//! repository; it never starts a build.
+
+use super::records::{now, AppRecord};
+use super::{git, ApiError, Shared};
+use crate::manifest::{AppFile, Overrides};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/apps", get(list).post(create))
+        .route("/v1/apps/{app}", get(show).patch(replace).delete(delete))
+}
+
+/// Validates an app file; returns it and whether it relies on the managed repository.
+pub fn parse_app_file(text: &str) -> Result<(AppFile, bool), ApiError> {
+    match AppFile::parse(text, "app file") {
+        Ok(app) => Ok((app, false)),
+        Err(first) => {
+            // Without a source of its own the app builds from its managed repository: when
+            // the missing source is the file's only problem, that is what it means.
+            let only_source_missing = matches!(
+                &first,
+                crate::manifest::ManifestError::Invalid { errors, .. }
+                    if errors.len() == 1
+                        && matches!(errors[0].problem, crate::manifest::Problem::NoSource)
+            );
+            let managed = Overrides {
+                source: Some("managed".into()),
+                ..Overrides::default()
+            };
+            match AppFile::parse_with(text, "app file", &managed) {
+                Ok(app) if only_source_missing => Ok((app, true)),
+                _ => Err(ApiError::AppFile(first)),
+            }
+        }
+    }
+}
+
+/// An app as the API shows it.
+pub fn view(app: &AppRecord) -> Value {
+    let parsed = parse_app_file(&app.app_file).ok().map(|(file, _)| file);
+    json!({
+        "name": app.name,
+        "app_file": app.app_file,
+        "badger": parsed.as_ref().map(|f| f.badger.clone()),
+        "source": if app.managed_source {
+            json!({ "managed": true })
+        } else {
+            parsed.as_ref().map(|f| json!(f.source)).unwrap_or(Value::Null)
+        },
+        "managed_source": app.managed_source,
+        "git": format!("/git/{}.git", app.name),
+        "trigger": {
+            "id": app.trigger_id,
+            "url": format!("/v1/triggers/{}", app.trigger_id),
+            "secret": app.trigger_secret,
+        },
+        "created_at": app.created_at,
+        "updated_at": app.updated_at,
+    })
+}
+
+fn body_text(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::invalid("body", "the app file is not UTF-8"))
+}
+
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let text = body_text(&body)?;
+    let (app, managed) = parse_app_file(text)?;
+    let stamp = now();
+    let record = AppRecord {
+        name: app.name.clone(),
+        app_file: text.to_string(),
+        managed_source: managed,
+        trigger_id: super::random_hex(16),
+        trigger_secret: super::random_hex(32),
+        created_at: stamp.clone(),
+        updated_at: stamp,
+        deleted_at: None,
+    };
+    if !shared.records.create_app(&record)? {
+        return Err(ApiError::Conflict {
+            what: "app",
+            id: app.name,
+        });
+    }
+    let repo_shared = shared.clone();
+    let name = app.name.clone();
+    tokio::task::spawn_blocking(move || git::create_repository(&repo_shared, &name))
+        .await
+        .map_err(|e| ApiError::Failed {
+            what: "creating the git repository".into(),
+            reason: e.to_string(),
+        })??;
+    let stored = shared.records.app(&app.name)?.ok_or(ApiError::NotFound {
+        what: "app",
+        id: app.name.clone(),
+    })?;
+    Ok((StatusCode::CREATED, Json(view(&stored))))
+}
+
+async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
+    let apps = shared.records.apps()?;
+    Ok(Json(json!({ "apps": apps.iter().map(view).collect::<Vec<_>>() })))
+}
+
+/// A live app, or 404.
+pub fn find(shared: &Shared, name: &str) -> Result<AppRecord, ApiError> {
+    if !crate::manifest::app::valid_name(name) {
+        return Err(ApiError::invalid("app", format!("{name:?} is not an app name")));
+    }
+    shared.records.app(name)?.ok_or(ApiError::NotFound {
+        what: "app",
+        id: name.to_string(),
+    })
+}
+
+async fn show(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view(&find(&shared, &name)?)))
+}
+
+async fn replace(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    find(&shared, &name)?;
+    let text = body_text(&body)?;
+    let (app, managed) = parse_app_file(text)?;
+    if app.name != name {
+        return Err(ApiError::invalid(
+            "name",
+            format!("the app file names {:?}; an app cannot be renamed", app.name),
+        ));
+    }
+    if !shared.records.update_app(&name, text, managed)? {
+        return Err(ApiError::NotFound {
+            what: "app",
+            id: name,
+        });
+    }
+    Ok(Json(view(&find(&shared, &name)?)))
+}
+
+async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    find(&shared, &name)?;
+    shared.records.delete_app(&name)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,263 @@
+//! `/v1/apps/{app}/workflows`: start a workflow (202 with its id), list and show them, stream
+//! a workflow's log (following it while the build runs), and cancel one.
+//!
+//! Starting only records a QUEUED workflow and wakes a worker: the build runs in the queue
+//! (`runner`). The log is the file the runner appends to; a follower reads what is there,
+//! then polls for more until the workflow reaches a terminal state and the file is drained.
+
+use super::records::{self, NewWorkflow};
+use super::routes_apps::find;
+use super::{ApiError, Shared};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/apps/{app}/workflows", get(list).post(start))
+        .route("/v1/apps/{app}/workflows/{wf}", get(show))
+        .route("/v1/apps/{app}/workflows/{wf}/logs", get(logs))
+        .route("/v1/apps/{app}/workflows/{wf}/cancel", post(cancel))
+}
+
+/// The actions a workflow may ask for.
+pub const ACTIONS: &[&str] = &["unittest", "build", "push"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    #[serde(default)]
+    pub revision: Option<String>,
+}
+
+/// Checks the actions (default: all that the server can do) and the revision.
+pub fn checked_actions(shared: &Shared, actions: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let actions = actions.unwrap_or_else(|| {
+        ACTIONS
+            .iter()
+            .filter(|a| **a != "push" || shared.options.push_to.is_some())
+            .map(|a| a.to_string())
+            .collect()
+    });
+    for action in &actions {
+        if !ACTIONS.contains(&action.as_str()) {
+            return Err(ApiError::invalid(
+                "actions",
+                format!("{action:?} is not one of {ACTIONS:?}"),
+            ));
+        }
+    }
+    if actions.iter().any(|a| a == "push") && shared.options.push_to.is_none() {
+        return Err(ApiError::invalid(
+            "actions",
+            "push: the server was started without --push-to",
+        ));
+    }
+    Ok(actions)
+}
+
+/// A revision as git may be given it: a ref name or a commit, never an option.
+pub fn check_revision(revision: &str) -> Result<(), ApiError> {
+    let ok = !revision.is_empty()
+        && revision.len() <= 255
+        && !revision.starts_with('-')
+        && !revision.contains("..")
+        && revision
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "revision",
+            format!("{revision:?} is not a branch, tag or commit name"),
+        ))
+    }
+}
+
+/// Records a queued workflow and wakes a worker; the 202 answer.
+pub fn enqueue(shared: &Shared, new: NewWorkflow) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if shared.is_stopping() {
+        return Err(ApiError::Stopping);
+    }
+    let id = shared.records.create_workflow(&new)?;
+    shared.wake_worker();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": id,
+            "app": new.app,
+            "state": records::QUEUED,
+            "url": format!("/v1/apps/{}/workflows/{id}", new.app),
+        })),
+    ))
+}
+
+async fn start(
+    State(shared): State<Arc<Shared>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let app = find(&shared, &app)?;
+    let request: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
+    };
+    if let Some(revision) = &request.revision {
+        check_revision(revision)?;
+    }
+    let actions = checked_actions(&shared, request.actions)?;
+    enqueue(
+        &shared,
+        NewWorkflow {
+            app: app.name,
+            actions,
+            revision: request.revision,
+            origin: "api".into(),
+            ..NewWorkflow::default()
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path(app): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    // History stays readable after a soft delete: only the name is checked here.
+    if !crate::manifest::app::valid_name(&app) {
+        return Err(ApiError::invalid("app", format!("{app:?} is not an app name")));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let workflows = shared.records.workflows(&app, limit)?;
+    Ok(Json(json!({ "workflows": workflows })))
+}
+
+fn workflow(shared: &Shared, app: &str, wf: &str) -> Result<records::WorkflowRecord, ApiError> {
+    let not_found = || ApiError::NotFound {
+        what: "workflow",
+        id: format!("{app}/{wf}"),
+    };
+    let id: i64 = wf.parse().map_err(|_| not_found())?;
+    match shared.records.workflow(id)? {
+        Some(record) if record.app == app => Ok(record),
+        _ => Err(not_found()),
+    }
+}
+
+async fn show(
+    State(shared): State<Arc<Shared>>,
+    Path((app, wf)): Path<(String, String)>,
+) -> Result<Json<records::WorkflowRecord>, ApiError> {
+    Ok(Json(workflow(&shared, &app, &wf)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    follow: Option<String>,
+}
+
+/// What the log stream carries between polls.
+struct Follower {
+    shared: Arc<Shared>,
+    id: i64,
+    path: std::path::PathBuf,
+    file: Option<tokio::fs::File>,
+    follow: bool,
+    finishing: bool,
+}
+
+async fn next_chunk(mut f: Follower) -> Option<(Result<Bytes, std::io::Error>, Follower)> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        if f.file.is_none() {
+            f.file = tokio::fs::File::open(&f.path).await.ok();
+        }
+        if let Some(file) = f.file.as_mut() {
+            match file.read(&mut buffer).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    buffer.truncate(n);
+                    return Some((Ok(Bytes::from(buffer)), f));
+                }
+                Err(e) => return Some((Err(e), f)),
+            }
+        }
+        // Drained: the end unless following a workflow that still runs. A terminal state
+        // is seen before the last read, so lines written just before it are not lost.
+        if !f.follow || f.finishing {
+            return None;
+        }
+        match f.shared.records.workflow_state(f.id) {
+            Ok(Some(state)) if !records::is_terminal(&state) => {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            _ => f.finishing = true,
+        }
+    }
+}
+
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    Path((app, wf)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let record = workflow(&shared, &app, &wf)?;
+    let follow = matches!(query.follow.as_deref(), Some("" | "1" | "true" | "yes"));
+    let follower = Follower {
+        path: super::runner::log_path(&shared.data, record.id),
+        shared,
+        id: record.id,
+        file: None,
+        follow,
+        finishing: false,
+    };
+    let stream = futures_util::stream::unfold(follower, next_chunk);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Path((app, wf)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let record = workflow(&shared, &app, &wf)?;
+    if records::is_terminal(&record.state) {
+        return Err(ApiError::Conflict {
+            what: "a finished workflow",
+            id: format!("{app}/{wf} ({})", record.state),
+        });
+    }
+    if !shared.cancel(record.id) {
+        // Not running here: it is still queued, and ends before it starts.
+        shared
+            .records
+            .transition(record.id, records::CANCELLED, "cancelled while queued")?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": record.id, "cancelling": true })),
+    ))
+}
