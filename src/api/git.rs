@@ -80,7 +80,10 @@ pub fn create_repository(shared: &Shared, name: &str) -> Result<(), ApiError> {
     let path = repository_path(&shared.data, name);
     if !path.join("HEAD").is_file() {
         std::fs::create_dir_all(&path).map_err(io_error(&path, "create"))?;
-        git(&["init", "--quiet", "--bare", "--initial-branch=main"], &path)?;
+        git(
+            &["init", "--quiet", "--bare", "--initial-branch=main"],
+            &path,
+        )?;
         // Smart HTTP pushes need receive-pack enabled; the server did the authentication.
         git(&["config", "http.receivepack", "true"], &path)?;
     }
@@ -88,11 +91,7 @@ pub fn create_repository(shared: &Shared, name: &str) -> Result<(), ApiError> {
         what: "app",
         id: name.to_string(),
     })?;
-    let address = shared
-        .bound
-        .get()
-        .copied()
-        .unwrap_or(shared.options.listen);
+    let address = shared.bound.get().copied().unwrap_or(shared.options.listen);
     write_hook(&path, &app, address)
 }
 
@@ -100,7 +99,11 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-fn write_hook(repo: &std::path::Path, app: &AppRecord, address: SocketAddr) -> Result<(), ApiError> {
+fn write_hook(
+    repo: &std::path::Path,
+    app: &AppRecord,
+    address: SocketAddr,
+) -> Result<(), ApiError> {
     let secret = repo.join(SECRET_FILE);
     super::write_private(&secret, &app.trigger_secret)?;
     let exe = std::env::current_exe().map_err(io_error(repo, "find the binary for the hook of"))?;
@@ -138,7 +141,12 @@ pub fn install_hooks(shared: &Shared, address: SocketAddr) -> Result<(), ApiErro
 /// The commit a branch points at, if any.
 fn branch_commit(repo: &std::path::Path, branch: &str) -> Option<String> {
     git(
-        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
         repo,
     )
     .ok()
@@ -209,7 +217,10 @@ async fn serve_git(
         .env("CONTENT_TYPE", header(header::CONTENT_TYPE))
         .env("CONTENT_LENGTH", body.len().to_string())
         .env("HTTP_CONTENT_ENCODING", header(header::CONTENT_ENCODING))
-        .env("GIT_PROTOCOL", header(header::HeaderName::from_static("git-protocol")))
+        .env(
+            "GIT_PROTOCOL",
+            header(header::HeaderName::from_static("git-protocol")),
+        )
         .env("REMOTE_USER", "solum")
         .env("REMOTE_ADDR", "127.0.0.1")
         .env(VIA_HTTP, "1")
@@ -295,8 +306,7 @@ mod tests {
     #[test]
     fn cgi_output_becomes_a_response() {
         let response =
-            cgi_response(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope")
-                .unwrap();
+            cgi_response(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope").unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(response.headers()["content-type"], "text/plain");
         let plain = cgi_response(b"Content-Type: application/x-git\n\nPACK").unwrap();

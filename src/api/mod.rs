@@ -136,7 +136,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(crate) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
+pub(crate) fn io_error(
+    path: &Path,
+    action: &'static str,
+) -> impl FnOnce(std::io::Error) -> ApiError {
     let path = path.to_path_buf();
     move |source| ApiError::Io {
         path,
@@ -275,12 +278,11 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
     let (token, generated) = load_token(&options)?;
     let records = Records::open(&data.join("solum.db"))?;
     let interrupted = records.fail_interrupted()?;
-    let listener = std::net::TcpListener::bind(options.listen).map_err(|source| {
-        ApiError::Bind {
+    let listener =
+        std::net::TcpListener::bind(options.listen).map_err(|source| ApiError::Bind {
             address: options.listen,
             source,
-        }
-    })?;
+        })?;
     let address = listener.local_addr().map_err(|source| ApiError::Bind {
         address: options.listen,
         source,
@@ -406,7 +408,10 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
             .with_graceful_shutdown(async move {
                 stop_signal().await;
                 stop_shared.stopping.store(true, Ordering::SeqCst);
-                let running = stop_shared.running.lock().unwrap_or_else(|p| p.into_inner());
+                let running = stop_shared
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 for handle in running.values() {
                     handle.cancel();
                 }

@@ -11,7 +11,8 @@ fn op(summary: &str, ok: &str) -> Value {
 }
 
 fn with_body(mut operation: Value, content_type: &str, schema: Value) -> Value {
-    operation["requestBody"] = json!({ "required": true, "content": { content_type: { "schema": schema } } });
+    operation["requestBody"] =
+        json!({ "required": true, "content": { content_type: { "schema": schema } } });
     operation
 }
 
@@ -25,8 +26,19 @@ fn path_params(mut operation: Value, names: &[&str]) -> Value {
 
 /// The document.
 pub fn spec() -> Value {
-    let states = json!(["QUEUED", "BUILDING", "UNIT_TESTING", "BUILT", "PUSHING", "READY",
-        "UNIT_TESTING_FAILED", "BUILD_FAILED", "PUSH_FAILED", "ERROR", "CANCELLED"]);
+    let states = json!([
+        "QUEUED",
+        "BUILDING",
+        "UNIT_TESTING",
+        "BUILT",
+        "PUSHING",
+        "READY",
+        "UNIT_TESTING_FAILED",
+        "BUILD_FAILED",
+        "PUSH_FAILED",
+        "ERROR",
+        "CANCELLED"
+    ]);
     let workflow_request = json!({ "type": "object", "properties": {
         "actions": { "type": "array", "items": { "enum": ["unittest", "build", "push"] } },
         "revision": { "type": "string" } } });
@@ -90,9 +102,19 @@ mod tests {
     fn every_route_is_described() {
         let spec = super::spec();
         let paths = spec["paths"].as_object().unwrap();
-        for path in ["/v1/apps/{app}/workflows/{wf}/logs", "/v1/triggers/{trigger_id}", "/v1/dus"] {
+        for path in [
+            "/v1/apps/{app}/workflows/{wf}/logs",
+            "/v1/triggers/{trigger_id}",
+            "/v1/dus",
+        ] {
             assert!(paths.contains_key(path), "{path}");
         }
-        assert_eq!(spec["components"]["schemas"]["State"]["enum"].as_array().unwrap().len(), 11);
+        assert_eq!(
+            spec["components"]["schemas"]["State"]["enum"]
+                .as_array()
+                .unwrap()
+                .len(),
+            11
+        );
     }
 }

@@ -225,7 +225,9 @@ impl Records {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (each statement is its
         // own transaction or an explicit one that rolls back on drop): keep serving.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     // ---- apps ----
@@ -683,7 +685,10 @@ mod tests {
         let path = dir.path().join("db");
         let records = Records::open(&path).unwrap();
         assert!(records.create_app(&app("one")).unwrap());
-        assert!(!records.create_app(&app("one")).unwrap(), "a live name is taken");
+        assert!(
+            !records.create_app(&app("one")).unwrap(),
+            "a live name is taken"
+        );
         let new = |origin: &str| NewWorkflow {
             app: "one".into(),
             actions: vec!["build".into()],
@@ -704,9 +709,16 @@ mod tests {
         let failed = records.workflow(first).unwrap().unwrap();
         assert_eq!(failed.state, ERROR);
         assert!(failed.reason.unwrap().contains("BUILDING"));
-        let states: Vec<_> = failed.transitions.iter().map(|t| t.state.as_str()).collect();
+        let states: Vec<_> = failed
+            .transitions
+            .iter()
+            .map(|t| t.state.as_str())
+            .collect();
         assert_eq!(states, [QUEUED, BUILDING, ERROR]);
-        assert!(!records.transition(first, READY, "late").unwrap(), "terminal");
+        assert!(
+            !records.transition(first, READY, "late").unwrap(),
+            "terminal"
+        );
         assert_eq!(records.claim_next().unwrap().unwrap().id, second);
         assert!(records.claim_next().unwrap().is_none());
 
@@ -714,7 +726,10 @@ mod tests {
         assert!(records.delete_app("one").unwrap());
         assert!(records.app("one").unwrap().is_none());
         assert_eq!(records.workflows("one", 10).unwrap().len(), 2);
-        assert!(records.create_app(&app("one")).unwrap(), "a deleted name is reused");
+        assert!(
+            records.create_app(&app("one")).unwrap(),
+            "a deleted name is reused"
+        );
         assert_eq!(records.app("one").unwrap().unwrap().trigger_id, "t-one");
     }
 }

@@ -115,13 +115,18 @@ async fn create(
 
 async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
     let apps = shared.records.apps()?;
-    Ok(Json(json!({ "apps": apps.iter().map(view).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "apps": apps.iter().map(view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// A live app, or 404.
 pub fn find(shared: &Shared, name: &str) -> Result<AppRecord, ApiError> {
     if !crate::manifest::app::valid_name(name) {
-        return Err(ApiError::invalid("app", format!("{name:?} is not an app name")));
+        return Err(ApiError::invalid(
+            "app",
+            format!("{name:?} is not an app name"),
+        ));
     }
     shared.records.app(name)?.ok_or(ApiError::NotFound {
         what: "app",
@@ -147,7 +152,10 @@ async fn replace(
     if app.name != name {
         return Err(ApiError::invalid(
             "name",
-            format!("the app file names {:?}; an app cannot be renamed", app.name),
+            format!(
+                "the app file names {:?}; an app cannot be renamed",
+                app.name
+            ),
         ));
     }
     if !shared.records.update_app(&name, text, managed)? {

@@ -138,7 +138,8 @@ async fn badger(
 /// Unpacks an uploaded tarball (plain, gzip or zstd) into `dir`. The tar reader refuses
 /// `..`, absolute paths and writes through symlinks out of `dir`.
 fn unpack_upload(body: &[u8], dir: &std::path::Path, limit: u64) -> Result<(), ApiError> {
-    let invalid = |e: &dyn std::fmt::Display| ApiError::invalid("body", format!("not a tarball: {e}"));
+    let invalid =
+        |e: &dyn std::fmt::Display| ApiError::invalid("body", format!("not a tarball: {e}"));
     let (_, reader) =
         crate::layer::decompressing_reader(body, None).map_err(|e| invalid(&error_chain(&e)))?;
     let mut archive = tar::Archive::new(reader.take(limit));
@@ -258,7 +259,8 @@ fn derived_du(name: &str, reference: &str, config: &Value) -> Result<DuManifest,
         "source": { "artifact": reference },
         "ports": ports,
     });
-    let app = AppFile::parse(&document.to_string(), "the registered DU").map_err(ApiError::AppFile)?;
+    let app =
+        AppFile::parse(&document.to_string(), "the registered DU").map_err(ApiError::AppFile)?;
     let mut command = list("Entrypoint");
     command.extend(list("Cmd"));
     DuManifest::new(&DuInputs {
@@ -275,15 +277,22 @@ fn derived_du(name: &str, reference: &str, config: &Value) -> Result<DuManifest,
 
 /// Copies the image into the store as `dus/NAME:ID`, with a DU manifest annotation (its
 /// own, checked, or one derived from its config). Returns the store name and digest.
-fn register(shared: &Shared, request: &RegisterRequest, reporter: &dyn Reporter) -> Result<(String, String), ApiError> {
+fn register(
+    shared: &Shared,
+    request: &RegisterRequest,
+    reporter: &dyn Reporter,
+) -> Result<(String, String), ApiError> {
     let failed = |e: &dyn std::error::Error| ApiError::Failed {
         what: format!("registering {}", request.reference),
         reason: error_chain(e),
     };
-    let reference: ImageReference = request
-        .reference
-        .parse()
-        .map_err(|e: crate::image::reference::ReferenceError| ApiError::invalid("reference", error_chain(&e)))?;
+    let reference: ImageReference =
+        request
+            .reference
+            .parse()
+            .map_err(|e: crate::image::reference::ReferenceError| {
+                ApiError::invalid("reference", error_chain(&e))
+            })?;
     let registry = Some(&shared.options.registry as &dyn crate::transport::RegistryTransport);
     let opened = crate::transport::open_image(&reference, &shared.store, registry, reporter)
         .map_err(|e| failed(&e))?;
@@ -292,14 +301,18 @@ fn register(shared: &Shared, request: &RegisterRequest, reporter: &dyn Reporter)
         .map_err(|e| failed(&e))?;
     let mut manifest: Value = serde_json::from_slice(&opened.image.manifest_bytes)
         .map_err(|e| ApiError::invalid("reference", format!("the manifest is not JSON: {e}")))?;
-    let existing = manifest["annotations"][DU_ANNOTATION].as_str().map(str::to_string);
+    let existing = manifest["annotations"][DU_ANNOTATION]
+        .as_str()
+        .map(str::to_string);
     match existing {
         Some(json) => {
             DuManifest::from_json(&json).map_err(ApiError::AppFile)?;
         }
         None => {
-            let config: Value = serde_json::from_slice(&opened.image.config_bytes)
-                .map_err(|e| ApiError::invalid("reference", format!("the config is not JSON: {e}")))?;
+            let config: Value =
+                serde_json::from_slice(&opened.image.config_bytes).map_err(|e| {
+                    ApiError::invalid("reference", format!("the config is not JSON: {e}"))
+                })?;
             let du = derived_du(&request.name, &request.reference, &config)?;
             if !manifest["annotations"].is_object() {
                 manifest["annotations"] = json!({});
@@ -308,11 +321,15 @@ fn register(shared: &Shared, request: &RegisterRequest, reporter: &dyn Reporter)
                 Value::String(du.to_json().map_err(ApiError::AppFile)?);
         }
     }
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::invalid("reference", e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(&manifest).map_err(|e| ApiError::invalid("reference", e.to_string()))?;
     let digest = store.put_bytes(&bytes).map_err(|e| failed(&e))?;
     let store_name = format!("dus/{}:{}", request.name, &digest.hex()[..12]);
     store
-        .tag(&store_name, &crate::store::image::manifest_descriptor(&bytes, None))
+        .tag(
+            &store_name,
+            &crate::store::image::manifest_descriptor(&bytes, None),
+        )
         .map_err(|e| failed(&e))?;
     Ok((store_name, digest.to_string()))
 }
@@ -322,10 +339,16 @@ async fn register_du(
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if !crate::manifest::app::valid_name(&request.name) {
-        return Err(ApiError::invalid("name", format!("{:?} is not an app name", request.name)));
+        return Err(ApiError::invalid(
+            "name",
+            format!("{:?} is not an app name", request.name),
+        ));
     }
     if request.push && shared.options.push_to.is_none() {
-        return Err(ApiError::invalid("push", "the server was started without --push-to"));
+        return Err(ApiError::invalid(
+            "push",
+            "the server was started without --push-to",
+        ));
     }
     let _slot = take_slot(&shared).await?;
     let task_shared = shared.clone();
@@ -335,13 +358,18 @@ async fn register_du(
         let (store_name, digest) = register(&shared, &request, &collected)?;
         let mut pushed_to = None;
         if let (true, Some(push_to)) = (request.push, &shared.options.push_to) {
-            let destination = format!("{}/{}:{}", push_to.trim_end_matches('/'), request.name, &digest[7..19]);
-            super::runner::push(&shared, &store_name, &destination, &collected).map_err(|reason| {
-                ApiError::Failed {
+            let destination = format!(
+                "{}/{}:{}",
+                push_to.trim_end_matches('/'),
+                request.name,
+                &digest[7..19]
+            );
+            super::runner::push(&shared, &store_name, &destination, &collected).map_err(
+                |reason| ApiError::Failed {
                     what: format!("pushing to {destination}"),
                     reason,
-                }
-            })?;
+                },
+            )?;
             pushed_to = Some(destination);
         }
         let record = DuRecord {
@@ -355,7 +383,10 @@ async fn register_du(
             created_at: records::now(),
         };
         let id = shared.records.add_du(&record)?;
-        Ok((StatusCode::CREATED, Json(json!({ "id": id, "du": DuRecord { id, ..record } }))))
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "du": DuRecord { id, ..record } })),
+        ))
     })
     .await
     .map_err(|e| ApiError::Failed {
@@ -382,8 +413,11 @@ async fn upload_artifact(
             .suffix(".tar")
             .tempfile_in(&uploads)
             .map_err(io_error(&uploads, "write in"))?;
-        temp.write_all(&body).map_err(io_error(&uploads, "write in"))?;
-        let (_, path) = temp.keep().map_err(|e| io_error(&uploads, "write in")(e.error))?;
+        temp.write_all(&body)
+            .map_err(io_error(&uploads, "write in"))?;
+        let (_, path) = temp
+            .keep()
+            .map_err(|e| io_error(&uploads, "write in")(e.error))?;
         Ok(path)
     })
     .await

@@ -41,7 +41,10 @@ pub struct StartRequest {
 }
 
 /// Checks the actions (default: all that the server can do) and the revision.
-pub fn checked_actions(shared: &Shared, actions: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+pub fn checked_actions(
+    shared: &Shared,
+    actions: Option<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
     let actions = actions.unwrap_or_else(|| {
         ACTIONS
             .iter()
@@ -142,7 +145,10 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     // History stays readable after a soft delete: only the name is checked here.
     if !crate::manifest::app::valid_name(&app) {
-        return Err(ApiError::invalid("app", format!("{app:?} is not an app name")));
+        return Err(ApiError::invalid(
+            "app",
+            format!("{app:?} is not an app name"),
+        ));
     }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let workflows = shared.records.workflows(&app, limit)?;

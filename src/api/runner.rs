@@ -144,7 +144,10 @@ fn execute(
         .records
         .app(&workflow.app)
         .map_err(|e| error(&e))?
-        .ok_or((records::ERROR, format!("the app {} was deleted", workflow.app)))?;
+        .ok_or((
+            records::ERROR,
+            format!("the app {} was deleted", workflow.app),
+        ))?;
 
     // The build reads an app file: the stored text goes to a scratch folder of its own.
     let scratch = tempfile::Builder::new()
@@ -156,8 +159,7 @@ fn execute(
 
     let managed = super::git::repository_path(&shared.data, &app.name);
     let source = workflow.source.clone().or_else(|| {
-        (app.managed_source && workflow.artifact.is_none())
-            .then(|| managed.display().to_string())
+        (app.managed_source && workflow.artifact.is_none()).then(|| managed.display().to_string())
     });
     let request = BuildRequest {
         app_file: Some(app_path),
@@ -211,8 +213,7 @@ fn execute(
         };
         let destination = push_destination(push_to, &app.name, workflow.id);
         reporter.record(records::PUSHING, &destination);
-        push(shared, &built.tag, &destination, reporter)
-            .map_err(|e| (records::PUSH_FAILED, e))?;
+        push(shared, &built.tag, &destination, reporter).map_err(|e| (records::PUSH_FAILED, e))?;
         shared
             .records
             .set_result(workflow.id, &digest, Some(&destination))

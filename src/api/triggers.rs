@@ -118,7 +118,10 @@ pub async fn trigger(
         }
     }
     let revision = event.after.or(event.revision);
-    if revision.as_deref().is_some_and(|r| r.chars().all(|c| c == '0')) {
+    if revision
+        .as_deref()
+        .is_some_and(|r| r.chars().all(|c| c == '0'))
+    {
         return Ok((
             StatusCode::OK,
             Json(json!({ "ignored": "the branch was deleted" })),
@@ -135,7 +138,11 @@ pub async fn trigger(
             actions: checked_actions(&shared, event.actions)?,
             revision,
             origin: "webhook".into(),
-            source: managed.then(|| repository_path(&shared.data, &app.name).display().to_string()),
+            source: managed.then(|| {
+                repository_path(&shared.data, &app.name)
+                    .display()
+                    .to_string()
+            }),
             artifact: None,
             app: app.name,
         },
@@ -166,13 +173,30 @@ mod tests {
         );
         assert!(authentic(&headers, None, body, "s3cret", "api"));
         assert!(!authentic(&headers, None, b"{}", "s3cret", "api"));
-        headers.insert("x-hub-signature-256", signature("other", body).parse().unwrap());
+        headers.insert(
+            "x-hub-signature-256",
+            signature("other", body).parse().unwrap(),
+        );
         assert!(!authentic(&headers, None, body, "s3cret", "api"));
         let mut gitea = HeaderMap::new();
-        let hex_only = signature("s3cret", body).trim_start_matches("sha256=").to_string();
+        let hex_only = signature("s3cret", body)
+            .trim_start_matches("sha256=")
+            .to_string();
         gitea.insert("x-gitea-signature", hex_only.parse().unwrap());
         assert!(authentic(&gitea, None, body, "s3cret", "api"));
-        assert!(authentic(&HeaderMap::new(), Some("s3cret"), body, "s3cret", "api"));
-        assert!(!authentic(&HeaderMap::new(), Some("s3cre"), body, "s3cret", "api"));
+        assert!(authentic(
+            &HeaderMap::new(),
+            Some("s3cret"),
+            body,
+            "s3cret",
+            "api"
+        ));
+        assert!(!authentic(
+            &HeaderMap::new(),
+            Some("s3cre"),
+            body,
+            "s3cret",
+            "api"
+        ));
     }
 }

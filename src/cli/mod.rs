@@ -6,6 +6,7 @@
 
 mod badger;
 mod build;
+mod client;
 mod exit;
 mod images;
 mod import;
@@ -14,6 +15,7 @@ mod output;
 mod push;
 mod registry;
 mod run;
+mod serve;
 mod unpack;
 
 use clap::{Parser, Subcommand};
@@ -69,6 +71,14 @@ enum Command {
     Run(run::RunArgs),
     /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
     Info(info::InfoArgs),
+    /// Run the REST API server: apps, workflows, managed git, webhooks (see --help).
+    Serve(Box<serve::ServeArgs>),
+    /// Apps on a server: create FILE | list | show | update | delete.
+    App(client::AppArgs),
+    /// Workflows on a server: start APP | list | show | logs --follow | cancel.
+    Workflow(client::WorkflowArgs),
+    /// Send a signed push event to a server's trigger URL (a post-receive hook's job).
+    Trigger(client::TriggerArgs),
 }
 
 /// Global settings every command gets.
@@ -118,6 +128,10 @@ pub fn main() -> i32 {
         Command::Login(args) => registry::login(&context, args),
         Command::Logout(args) => registry::logout(&context, args),
         Command::Info(args) => info::run(&context, args),
+        Command::Serve(args) => serve::run_serve(&context, *args),
+        Command::App(args) => client::app(args),
+        Command::Workflow(args) => client::workflow(args),
+        Command::Trigger(args) => client::trigger(args),
     };
     match result {
         Ok(code) => code,
