@@ -336,8 +336,11 @@ fn register(
 
 async fn register_du(
     State(shared): State<Arc<Shared>>,
-    Json(request): Json<RegisterRequest>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Any content type: clients and curl alike post JSON without always saying so.
+    let request: RegisterRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
     if !crate::manifest::app::valid_name(&request.name) {
         return Err(ApiError::invalid(
             "name",
