@@ -343,10 +343,8 @@ async fn worker(shared: Arc<Shared>) {
         if shared.is_stopping() {
             return;
         }
-        let claimed = match shared.records.claim_next() {
-            Ok(claimed) => claimed,
-            Err(_) => None,
-        };
+        // A database error (a full disk, say) is treated as no work: retried after the wait.
+        let claimed = shared.records.claim_next().unwrap_or_default();
         let Some(workflow) = claimed else {
             // A wake-up may be missed between the claim and the wait: poll now and then.
             let _ = tokio::time::timeout(Duration::from_secs(2), shared.wake.notified()).await;
