@@ -1,0 +1,181 @@
+# Benchmark harness (bash, sourced by scripts/bench/*.sh; never run on its own).
+#
+# It owns: timing a command N times and reporting its median wall time, measuring peak RSS,
+# printing "ours X ms, peer Y ms, ratio Z" lines and each benchmark's one-line SUMMARY,
+# finding the binaries, and the per-run temp dir (removed on exit). It must not install
+# packages (install.sh does) and never hides a failing command: a benchmark whose command
+# fails stops with that command's stderr instead of timing an error path.
+#
+# Environment:
+#   BENCH_RUNS     timed runs per command (default 5; medians of fewer than 3 mean little)
+#   BENCH_TOOL     hyperfine | builtin (default: hyperfine when installed, else builtin)
+#   BENCH_TMPDIR   where temp trees go (default /var/tmp: big trees, on disk, not tmpfs)
+#   BENCH_STORE    the store with the base images (default /var/tmp/solum-bench-store)
+#   SOLUM_BUILD    the solum-build binary (default: the cargo target dir, release first)
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SCRIPTS_DIR=$(dirname "$BENCH_DIR")
+# shellcheck source=../common.sh
+. "$SCRIPTS_DIR/common.sh"
+
+BENCH_RUNS=${BENCH_RUNS:-5}
+BENCH_STORE=${BENCH_STORE:-/var/tmp/solum-bench-store}
+if [[ -z "${BENCH_TOOL:-}" ]]; then
+    if command -v hyperfine >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; then
+        BENCH_TOOL=hyperfine
+    else
+        BENCH_TOOL=builtin
+    fi
+fi
+
+bench_log() { printf '%s\n' "$*" >&2; }
+bench_die() { bench_log "error: $*"; exit 1; }
+
+# The temp dir of this benchmark run: made when the harness is sourced, removed on exit.
+# Trees a rootless unpack left without write permission are made writable first, or rm
+# could not remove them.
+bench_cleanup() {
+    if [[ -n "${BENCH_TMP:-}" && -d "$BENCH_TMP" ]]; then
+        chmod -R u+rwX "$BENCH_TMP" 2>/dev/null || true
+        rm -rf "$BENCH_TMP"
+    fi
+}
+BENCH_TMP=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/solum-bench.XXXXXX")
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+bench_tmp() { printf '%s\n' "$BENCH_TMP"; }
+
+# Removes a tree made by an earlier run (see bench_cleanup for the chmod).
+bench_rmtree() {
+    local d
+    for d in "$@"; do
+        [[ -e "$d" ]] || continue
+        chmod -R u+rwX "$d" 2>/dev/null || true
+        rm -rf "$d"
+    done
+}
+
+bench_solum() {
+    local bin
+    bin=$(solum_find_bin solum-build)
+    case $bin in */debug/*) bench_log "warning: $bin is a debug build; numbers are not meaningful" ;; esac
+    printf '%s\n' "$bin"
+}
+
+# Exits 0 with a SKIP summary when a command the benchmark needs is missing.
+bench_require() {
+    local name=$1 c
+    shift
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            echo "SUMMARY $name: SKIP ($c not installed; run scripts/bench/install.sh)"
+            exit 0
+        fi
+    done
+}
+
+# Makes sure BENCH_STORE has base/KIND (from the cached tarball, made once; see
+# make-base-images.sh). The debian kinds need root the first time only.
+bench_ensure_base() {
+    sh "$SCRIPTS_DIR/make-base-images.sh" --only "$1" "$BENCH_STORE" >&2
+}
+
+# Median of the numbers on stdin (one a line), printed with one decimal.
+bench_median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) exit 1
+        if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.1f\n", m }'
+}
+
+# bench_time_ms RUNS PREPARE CMD...
+# Runs CMD RUNS times, each run preceded by PREPARE (a bash command string, untimed; "" for
+# none), and prints the median wall time in milliseconds. stdout/stderr of CMD are dropped;
+# if CMD fails, its stderr is shown and the benchmark stops.
+bench_time_ms() {
+    local runs=$1 prepare=$2
+    shift 2
+    if [[ "$BENCH_TOOL" == hyperfine ]]; then
+        bench_time_hyperfine "$runs" "$prepare" "$@"
+    else
+        bench_time_builtin "$runs" "$prepare" "$@"
+    fi
+}
+
+# The builtin timer reads bash's $EPOCHREALTIME (microseconds, no fork), so each sample is
+# the command's fork+exec+run+wait, the same cost for ours and the peer.
+bench_time_builtin() {
+    local runs=$1 prepare=$2 i t0 t1 err samples=""
+    shift 2
+    err="$(bench_tmp)/stderr"
+    for ((i = 0; i < runs; i++)); do
+        if [[ -n "$prepare" ]]; then eval "$prepare" >/dev/null; fi
+        t0=${EPOCHREALTIME/[.,]/}
+        if ! "$@" >/dev/null 2>"$err"; then
+            bench_log "command failed: $*"
+            cat "$err" >&2
+            return 1
+        fi
+        t1=${EPOCHREALTIME/[.,]/}
+        samples+="$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))"$'\n'
+    done
+    bench_log "  samples (ms): $(printf '%s' "$samples" | tr '\n' ' ')"
+    printf '%s' "$samples" | bench_median
+}
+
+# hyperfine runs the command through bash (so paths with spaces survive %q quoting) and
+# subtracts the shell's own start-up time from each sample.
+bench_time_hyperfine() {
+    local runs=$1 prepare=$2 cmd json
+    shift 2
+    cmd=$(printf '%q ' "$@")
+    json="$(bench_tmp)/hyperfine.json"
+    local args=(--runs "$runs" --shell bash --style basic --export-json "$json")
+    [[ -n "$prepare" ]] && args+=(--prepare "$prepare")
+    if ! hyperfine "${args[@]}" "$cmd" >&2; then
+        bench_log "command failed under hyperfine: $*"
+        "$@" >/dev/null || true
+        return 1
+    fi
+    jq -r '.results[0].times[]' "$json" | awk '{ printf "%.1f\n", $1 * 1000 }' >"$json.ms"
+    bench_log "  samples (ms): $(tr '\n' ' ' <"$json.ms")"
+    bench_median <"$json.ms"
+}
+
+# bench_peak_rss_kib RUNS PREPARE CMD...
+# Prints the largest peak RSS (KiB, GNU time's %M: the process's ru_maxrss) over RUNS runs.
+bench_peak_rss_kib() {
+    local runs=$1 prepare=$2 i out max=0 v
+    shift 2
+    [[ -x /usr/bin/time ]] || bench_die "/usr/bin/time is missing (apt-get install time)"
+    out="$(bench_tmp)/time.out"
+    for ((i = 0; i < runs; i++)); do
+        if [[ -n "$prepare" ]]; then eval "$prepare" >/dev/null; fi
+        if ! /usr/bin/time -f %M -o "$out" "$@" >/dev/null 2>"$out.err"; then
+            bench_log "command failed: $*"
+            cat "$out.err" >&2
+            return 1
+        fi
+        v=$(tail -n 1 "$out")
+        ((v > max)) && max=$v
+    done
+    printf '%s\n' "$max"
+}
+
+# The ratio PEER/OURS with two decimals: above 1 means ours is faster.
+bench_ratio() { awk -v o="$1" -v p="$2" 'BEGIN { if (o <= 0) print "inf"; else printf "%.2f\n", p / o }'; }
+
+# bench_compare LABEL OURS_MS PEER_MS PEER_NAME: the side-by-side line.
+bench_compare() {
+    printf '%s: ours %s ms, peer %s ms, ratio %s (%s/ours)\n' \
+        "$1" "$2" "$3" "$(bench_ratio "$2" "$3")" "$4"
+}
+
+# PASS or MISS for "VALUE >= TARGET" (bench_at_least) and "VALUE <= TARGET" (bench_at_most).
+bench_at_least() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "PASS" : "MISS" }'; }
+bench_at_most() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "PASS" : "MISS" }'; }
+
+# Who runs the benchmark: peers need different flags rootless (umoci --rootless).
+bench_is_root() { [[ "$(id -u)" == 0 ]]; }

@@ -1,0 +1,66 @@
+# Shared shell functions for scripts/ (sourced, never run): where the solum-build binary
+# is, which Debian mirror this machine is configured for, where base rootfs tarballs are
+# cached. POSIX sh so that both sh and bash scripts can source it. It must not install
+# anything or touch a store: callers decide that.
+
+# The repository root, from the location of this file's caller (scripts/ or scripts/bench/).
+solum_repo_root() {
+    _d=$(cd "$(dirname "$0")" && pwd)
+    while [ "$_d" != / ] && [ ! -f "$_d/Cargo.toml" ]; do _d=$(dirname "$_d"); done
+    [ -f "$_d/Cargo.toml" ] || { echo "cannot find the repository root above $0" >&2; return 1; }
+    echo "$_d"
+}
+
+# Prints the path of a built workspace binary NAME (solum-build, solum-sandbox-probe).
+# Order: $SOLUM_BUILD (for solum-build only), the cargo target dir (release before debug,
+# because benchmarks of debug builds mean nothing), then PATH.
+solum_find_bin() {
+    _name=$1
+    if [ "$_name" = solum-build ] && [ -n "${SOLUM_BUILD:-}" ]; then echo "$SOLUM_BUILD"; return 0; fi
+    _root=$(solum_repo_root) || return 1
+    for _t in "${CARGO_TARGET_DIR:-}" "$_root/target"; do
+        [ -n "$_t" ] || continue
+        for _p in release debug; do
+            if [ -x "$_t/$_p/$_name" ]; then echo "$_t/$_p/$_name"; return 0; fi
+        done
+    done
+    if command -v "$_name" >/dev/null 2>&1; then command -v "$_name"; return 0; fi
+    echo "cannot find $_name: build it (cargo build --release) or set CARGO_TARGET_DIR / SOLUM_BUILD" >&2
+    return 1
+}
+
+# The Debian mirror this machine uses for bookworm (deb822 or one-line sources), so that
+# debootstrap needs no network beyond what apt already reaches. $DEBIAN_MIRROR wins.
+solum_debian_mirror() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return 0; fi
+    _m=""
+    for _f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$_f" ] || continue
+        # deb822 stanzas: the URIs of a stanza whose Suites include plain "bookworm".
+        _m=$(awk '
+            /^[[:space:]]*$/ { if (uri != "" && suite) { print uri; exit } uri=""; suite=0; next }
+            /^URIs:/ { uri=$2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite=1 }
+            END { if (uri != "" && suite) print uri }' "$_f" | head -n 1)
+        [ -n "$_m" ] && break
+    done
+    if [ -z "$_m" ]; then
+        for _f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$_f" ] || continue
+            _m=$(awk '$1 == "deb" && $0 ~ / bookworm / {
+                        for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' "$_f" | head -n 1)
+            [ -n "$_m" ] && break
+        done
+    fi
+    [ -n "$_m" ] || { echo "no bookworm mirror in /etc/apt/sources.list*; set DEBIAN_MIRROR" >&2; return 1; }
+    echo "$_m"
+}
+
+# Where cached base rootfs tarballs live, and the tarball of one KIND:
+# ${SOLUM_BASE_CACHE:-/var/cache/solum-build-base}/KIND.tar (uncompressed, numeric owners,
+# xattrs kept, world-readable so unprivileged tests can import it into their own store).
+solum_base_cache() { echo "${SOLUM_BASE_CACHE:-/var/cache/solum-build-base}"; }
+solum_base_tarball() { echo "$(solum_base_cache)/$1.tar"; }
+
+# The clock every base image is imported with, so that the same rootfs gives the same digest.
+SOLUM_BASE_EPOCH=${SOLUM_BASE_EPOCH:-1704067200}

@@ -1,0 +1,108 @@
+#!/bin/sh
+# Makes a base root filesystem in DIR (which must not exist or be empty):
+#   busybox         Debian's static busybox, one symlink per applet, /etc/passwd and group,
+#                   /tmp (1777), /root, /app; a usable shell image of about 2 MB.
+#   debian          debootstrap --variant=minbase bookworm from this machine's mirror.
+#   debian-python3  the same with python3 and python3-pip.
+# Usage: make-rootfs.sh busybox|debian|debian-python3 DIR
+# busybox works as any user; the debian kinds need root (debootstrap chroots and creates
+# device nodes). Apt caches and lists are removed so the trees stay small. This script only
+# builds a directory: importing it into a store is make-base-images.sh's job.
+set -eu
+. "$(dirname "$0")/common.sh"
+
+usage() { echo "usage: $0 busybox|debian|debian-python3 DIR" >&2; exit 2; }
+[ $# -eq 2 ] || usage
+kind=$1
+dir=$2
+if [ -e "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
+    echo "$dir exists and is not empty" >&2
+    exit 2
+fi
+
+make_busybox() {
+    bb=$(command -v busybox || true)
+    [ -n "$bb" ] || { echo "busybox not found: apt-get install busybox-static" >&2; exit 1; }
+    # A dynamically linked busybox would not run inside a rootfs without its libc.
+    if ! file_is_static "$bb"; then
+        echo "$bb is not statically linked: apt-get install busybox-static" >&2
+        exit 1
+    fi
+    mkdir -p "$dir"
+    for d in bin sbin usr/bin usr/sbin etc root home app tmp var/tmp proc sys dev run; do
+        mkdir -p "$dir/$d"
+    done
+    chmod 1777 "$dir/tmp" "$dir/var/tmp"
+    chmod 0700 "$dir/root"
+    cp "$bb" "$dir/bin/busybox"
+    chmod 0755 "$dir/bin/busybox"
+    # One absolute symlink per applet, at the path busybox itself reports (bin/sh,
+    # usr/bin/awk, ...), so that the image behaves like a stock busybox image.
+    "$bb" --list-full | while IFS= read -r applet; do
+        [ -n "$applet" ] && [ "$applet" != bin/busybox ] || continue
+        [ -e "$dir/$applet" ] || [ -L "$dir/$applet" ] || ln -s /bin/busybox "$dir/$applet"
+    done
+    cat >"$dir/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+    cat >"$dir/etc/group" <<'EOF'
+root:x:0:
+daemon:x:1:
+tty:x:5:
+nogroup:x:65534:
+EOF
+    echo solum >"$dir/etc/hostname"
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$dir/etc/hosts"
+    # Empty targets, so that the sandbox can bind the host's files over them with --network host.
+    : >"$dir/etc/resolv.conf"
+    chmod 0644 "$dir/etc/passwd" "$dir/etc/group" "$dir/etc/hostname" "$dir/etc/hosts" "$dir/etc/resolv.conf"
+}
+
+# True when the ELF file has no program interpreter (statically linked). Reads the header
+# with od, because `file` is not installed everywhere.
+file_is_static() {
+    ! od -An -c -N 4096 "$1" | tr -d ' \n' | grep -q 'ld-linux'
+}
+
+# Removes what an installed Debian tree keeps only for apt's or dpkg's convenience; none of
+# it is needed to run the image, and apt-get update recreates the lists.
+clean_debian() {
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/archives/partial/* \
+        "$dir"/var/cache/apt/*.bin "$dir"/var/lib/apt/lists/* \
+        "$dir"/var/cache/debconf/*-old "$dir"/var/lib/dpkg/*-old \
+        "$dir"/var/log/apt/* "$dir"/var/log/dpkg.log "$dir"/var/log/bootstrap.log \
+        "$dir"/var/log/alternatives.log "$dir"/tmp/* "$dir"/var/tmp/*
+    mkdir -p "$dir/var/lib/apt/lists/partial"
+    # debootstrap copied the host's resolv.conf and hostname; an image must not carry them.
+    : >"$dir/etc/resolv.conf"
+    echo solum >"$dir/etc/hostname"
+}
+
+make_debian() {
+    include=$1
+    [ "$(id -u)" = 0 ] || { echo "make-rootfs.sh $kind needs root (debootstrap)" >&2; exit 1; }
+    command -v debootstrap >/dev/null || { echo "debootstrap not found: apt-get install debootstrap" >&2; exit 1; }
+    mirror=$(solum_debian_mirror)
+    set -- --variant=minbase
+    [ -z "$include" ] || set -- "$@" "--include=$include"
+    # A .deb cache shared by the debian kinds: the second debootstrap downloads only what
+    # the first did not need.
+    debs="$(solum_base_cache)/debs"
+    mkdir -p "$debs"
+    set -- "$@" "--cache-dir=$debs"
+    echo "debootstrap $* bookworm $dir $mirror" >&2
+    if ! debootstrap "$@" bookworm "$dir" "$mirror" >&2; then
+        [ -f "$dir/debootstrap/debootstrap.log" ] && tail -n 30 "$dir/debootstrap/debootstrap.log" >&2
+        exit 1
+    fi
+    clean_debian
+}
+
+case $kind in
+    busybox) make_busybox ;;
+    debian) make_debian "" ;;
+    debian-python3) make_debian python3,python3-pip ;;
+    *) usage ;;
+esac
