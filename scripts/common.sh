@@ -3,8 +3,10 @@
 # cached. POSIX sh so that both sh and bash scripts can source it. It must not install
 # anything or touch a store: callers decide that.
 
-# The repository root, from the location of this file's caller (scripts/ or scripts/bench/).
+# The repository root: $SOLUM_REPO when the caller set it (scripts/bench/lib.sh does),
+# else the first directory with a Cargo.toml above the running script.
 solum_repo_root() {
+    if [ -n "${SOLUM_REPO:-}" ]; then echo "$SOLUM_REPO"; return 0; fi
     _d=$(cd "$(dirname "$0")" && pwd)
     while [ "$_d" != / ] && [ ! -f "$_d/Cargo.toml" ]; do _d=$(dirname "$_d"); done
     [ -f "$_d/Cargo.toml" ] || { echo "cannot find the repository root above $0" >&2; return 1; }

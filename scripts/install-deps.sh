@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs what the tests need on a fresh Debian machine (run as root; idempotent): the real
-# peers that read our output, static busybox for base images, newuidmap/newgidmap, and the
-# unprivileged user `tester` (with a subordinate id range) for the rootless runs.
+# peers that read our output, static busybox and debootstrap for base images
+# (scripts/make-base-images.sh), newuidmap/newgidmap, and the unprivileged user `tester`
+# (with a subordinate id range) for the rootless runs. Benchmark-only tools are in
+# scripts/bench/install.sh.
 set -eu
-packages="busybox-static uidmap skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl"
+packages="busybox-static debootstrap uidmap skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -93,10 +93,15 @@ make_debian() {
     mkdir -p "$debs"
     set -- "$@" "--cache-dir=$debs"
     echo "debootstrap $* bookworm $dir $mirror" >&2
-    if ! debootstrap "$@" bookworm "$dir" "$mirror" >&2; then
+    # Its progress (hundreds of lines) goes to a log that is shown only when it fails.
+    log=$(mktemp "${TMPDIR:-/tmp}/debootstrap.XXXXXX")
+    if ! debootstrap "$@" bookworm "$dir" "$mirror" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
         [ -f "$dir/debootstrap/debootstrap.log" ] && tail -n 30 "$dir/debootstrap/debootstrap.log" >&2
+        rm -f "$log"
         exit 1
     fi
+    rm -f "$log"
     clean_debian
 }
 

@@ -17,6 +17,7 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SCRIPTS_DIR=$(dirname "$BENCH_DIR")
+SOLUM_REPO=$(dirname "$SCRIPTS_DIR")
 # shellcheck source=../common.sh
 . "$SCRIPTS_DIR/common.sh"
 
@@ -179,3 +180,59 @@ bench_at_most() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "PASS" : "MI
 
 # Who runs the benchmark: peers need different flags rootless (umoci --rootless).
 bench_is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# Makes sure the cached rootfs tarball of KIND exists and prints its path.
+bench_base_tarball() {
+    sh "$SCRIPTS_DIR/make-base-images.sh" --no-import --only "$1" >&2
+    solum_base_tarball "$1"
+}
+
+# bench_make_tree DIR TOTAL_MIB [BIG_MIB]
+# A mixed tree of TOTAL_MIB (apparent size): the debian rootfs (without /dev, whose device
+# nodes an unprivileged run cannot create), then, if BIG_MIB is given, one random file of
+# that size, then the rest split evenly between random files (incompressible) and generated
+# English-like text lines (gzip -6 takes them to about 30%), in files from 2 KiB to 32 MiB.
+bench_make_tree() {
+    local dir=$1 total=$(($2 * 1048576)) big=${3:-0} tarball cur rem i size
+    tarball=$(bench_base_tarball debian)
+    mkdir -p "$dir"
+    tar -xf "$tarball" -C "$dir" --exclude='./dev/*'
+    mkdir -p "$dir/bench/random" "$dir/bench/text"
+    if ((big > 0)); then
+        head -c $((big * 1048576)) /dev/urandom >"$dir/bench/random/big.bin"
+    fi
+    cur=$(du -sb --apparent-size "$dir" | cut -f1)
+    rem=$((total - cur))
+    ((rem > 0)) || return 0
+    # Random half: sizes cycle through 4 KiB .. 32 MiB; the last file takes what is left.
+    local sizes=(4096 65536 1048576 8388608 33554432) want=$((rem / 2))
+    i=0
+    while ((want > 0)); do
+        size=${sizes[i % ${#sizes[@]}]}
+        ((size > want)) && size=$want
+        head -c "$size" /dev/urandom >"$dir/bench/random/r$i.bin"
+        want=$((want - size))
+        i=$((i + 1))
+    done
+    # Text half, in one awk run (a fixed seed, so every run compresses the same text).
+    awk -v n=$((rem - rem / 2)) -v d="$dir/bench/text" 'BEGIN {
+        srand(7)
+        nw = split("the of and to in is that for it as with was on be by this are from or at an " \
+            "which not have but all can has more one its also were their other been when into " \
+            "will some time may these two only used would first new most over such after many " \
+            "where like between make under same both each then through however because while " \
+            "system data file value line return error name type list user version config " \
+            "build image layer", w, " ")
+        ns = split("2048 32768 262144 2097152", sz, " ")
+        f = 0; left = 0; total = 0
+        while (total < n) {
+            if (left <= 0) { close(out); out = d "/t" f ".txt"; left = sz[1 + f % ns]; f++ }
+            line = ""
+            k = 4 + int(rand() * 12)
+            for (i = 0; i < k; i++) line = line w[1 + int(rand() * nw)] " "
+            if (rand() < 0.3) line = line int(rand() * 100000)
+            print line > out
+            left -= length(line) + 1; total += length(line) + 1
+        }
+    }'
+}
