@@ -20,16 +20,17 @@ tar --format=posix --pax-option=delete=atime,delete=ctime --sort=name --numeric-
 cat "$BENCH_TMP/tree.tar" >/dev/null
 tar -C "$tree" -cf - . >/dev/null
 
-bench_log "ours: $bin import TREE --compression gzip ($BENCH_RUNS runs, $BENCH_TOOL)"
-ours=$(bench_time_ms "$BENCH_RUNS" "rm -rf '$store'" \
-    "$bin" --store "$store" import "$tree" --tag bench/gzip --compression gzip)
+prep="rm -rf '$store' '$BENCH_TMP/tree.tar.gz'"
+ours_cmd=("$bin" --store "$store" import "$tree" --tag bench/gzip --compression gzip)
+peer_cmd=(sh -c 'exec gzip -6 -c "$1" >"$1.gz"' sh "$BENCH_TMP/tree.tar")
+bench_log "ours: $bin import TREE --compression gzip (into a fresh store)"
 bench_log "peer: gzip -6 -c TREE.tar > TREE.tar.gz"
-peer=$(bench_time_ms "$BENCH_RUNS" "rm -f '$BENCH_TMP/tree.tar.gz'" \
-    sh -c 'exec gzip -6 -c "$1" >"$1.gz"' sh "$BENCH_TMP/tree.tar")
-
+bench_log "$BENCH_RUNS runs each ($BENCH_TOOL)"
+pair=$(bench_pair_ms "$BENCH_RUNS" "$prep" ours_cmd peer_cmd)
+read -r ours peer <<<"$pair"
 bench_compare "gzip 200 MiB layer" "$ours" "$peer" gzip-6
 if command -v pigz >/dev/null 2>&1; then
-    ref=$(bench_time_ms "$BENCH_RUNS" "rm -f '$BENCH_TMP/tree.tar.gz'" \
+    ref=$(bench_time_ms "$BENCH_RUNS" "$prep" \
         sh -c 'exec pigz -6 -p 2 -c "$1" >"$1.gz"' sh "$BENCH_TMP/tree.tar")
     bench_compare "gzip 200 MiB layer (reference)" "$ours" "$ref" pigz-6-p2
 fi

@@ -8,7 +8,7 @@
 #
 # Environment:
 #   BENCH_RUNS     timed runs per command (default 5; medians of fewer than 3 mean little)
-#   BENCH_TOOL     hyperfine | builtin (default: hyperfine when installed, else builtin)
+#   BENCH_TOOL     builtin (default; alternates ours and peer runs) | hyperfine
 #   BENCH_TMPDIR   where temp trees go (default /var/tmp: big trees, on disk, not tmpfs)
 #   BENCH_STORE    the store with the base images (default /var/tmp/solum-bench-store)
 #   SOLUM_BUILD    the solum-build binary (default: the cargo target dir, release first)
@@ -23,12 +23,13 @@ SOLUM_REPO=$(dirname "$SCRIPTS_DIR")
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_STORE=${BENCH_STORE:-/var/tmp/solum-bench-store}
-if [[ -z "${BENCH_TOOL:-}" ]]; then
-    if command -v hyperfine >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; then
-        BENCH_TOOL=hyperfine
-    else
-        BENCH_TOOL=builtin
-    fi
+# The builtin timer is the default because it can alternate ours and the peer's runs (see
+# bench_pair_ms), which matters more on a shared 2-core machine than hyperfine's
+# shell-start correction; hyperfine is used when asked for and installed.
+BENCH_TOOL=${BENCH_TOOL:-builtin}
+if [[ "$BENCH_TOOL" == hyperfine ]] && ! { command -v hyperfine && command -v jq; } >/dev/null 2>&1; then
+    printf '%s\n' "BENCH_TOOL=hyperfine needs hyperfine and jq; using the builtin timer" >&2
+    BENCH_TOOL=builtin
 fi
 
 bench_log() { printf '%s\n' "$*" >&2; }
@@ -122,7 +123,7 @@ bench_time_builtin() {
         t1=${EPOCHREALTIME/[.,]/}
         samples+="$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))"$'\n'
     done
-    bench_log "  samples (ms): $(printf '%s' "$samples" | tr '\n' ' ')"
+    ((runs == 1)) || bench_log "  samples (ms): $(printf '%s' "$samples" | tr '\n' ' ')"
     printf '%s' "$samples" | bench_median
 }
 
@@ -143,6 +144,32 @@ bench_time_hyperfine() {
     jq -r '.results[0].times[]' "$json" | awk '{ printf "%.1f\n", $1 * 1000 }' >"$json.ms"
     bench_log "  samples (ms): $(tr '\n' ' ' <"$json.ms")"
     bench_median <"$json.ms"
+}
+
+# bench_pair_ms RUNS PREPARE OURS_ARRAY PEER_ARRAY
+# Times two commands (given as names of bash arrays) and prints "OURS_MEDIAN PEER_MEDIAN"
+# in milliseconds. With the builtin timer the runs alternate (ours, peer, ours, ...), so a
+# load change on a shared machine hits both sides alike; hyperfine runs all of ours, then
+# all of the peer's.
+bench_pair_ms() {
+    local runs=$1 prepare=$2 i o p
+    local -n _ours=$3 _peer=$4
+    if [[ "$BENCH_TOOL" == hyperfine ]]; then
+        o=$(bench_time_hyperfine "$runs" "$prepare" "${_ours[@]}") || return 1
+        p=$(bench_time_hyperfine "$runs" "$prepare" "${_peer[@]}") || return 1
+        printf '%s %s\n' "$o" "$p"
+        return 0
+    fi
+    local so="" sp=""
+    for ((i = 0; i < runs; i++)); do
+        o=$(bench_time_builtin 1 "$prepare" "${_ours[@]}") || return 1
+        p=$(bench_time_builtin 1 "$prepare" "${_peer[@]}") || return 1
+        so+="$o"$'\n'
+        sp+="$p"$'\n'
+    done
+    bench_log "  ours samples (ms): $(printf '%s' "$so" | tr '\n' ' ')"
+    bench_log "  peer samples (ms): $(printf '%s' "$sp" | tr '\n' ' ')"
+    printf '%s %s\n' "$(printf '%s' "$so" | bench_median)" "$(printf '%s' "$sp" | bench_median)"
 }
 
 # bench_peak_rss_kib RUNS PREPARE CMD...

@@ -25,23 +25,27 @@ if [[ -n "$probe" ]]; then
     echo "sandbox bare (solum-sandbox-probe): $bare ms"
 fi
 
-"$bin" --store "$BENCH_STORE" run base/busybox -- true
-bench_log "ours: $bin run base/busybox -- true ($runs runs, $BENCH_TOOL)"
-ours=$(bench_time_ms "$runs" "" "$bin" --store "$BENCH_STORE" run base/busybox -- true)
-
+ours_cmd=("$bin" --store "$BENCH_STORE" run base/busybox -- true)
+"${ours_cmd[@]}"
 peer=""
-ctr=""
 if command -v buildah >/dev/null 2>&1; then
     # buildah keeps its own storage (root: /var/lib/containers, rootless: ~/.local/share/
     # containers); the container is removed again when the benchmark exits.
     ctr=$(buildah from --name "solum-bench-sandbox-$$" "oci:$BENCH_STORE:base/busybox")
     trap 'buildah rm "$ctr" >/dev/null 2>&1 || true; bench_cleanup' EXIT
-    buildah run --network none "$ctr" true
-    bench_log "peer: buildah run --network none $ctr true ($BENCH_RUNS runs, $BENCH_TOOL)"
-    peer=$(bench_time_ms "$BENCH_RUNS" "" buildah run --network none "$ctr" true)
+    peer_cmd=(buildah run --network none "$ctr" true)
+    "${peer_cmd[@]}"
+    bench_log "ours: ${ours_cmd[*]}"
+    bench_log "peer: ${peer_cmd[*]}"
+    bench_log "$runs runs each ($BENCH_TOOL)"
+    pair=$(bench_pair_ms "$runs" "" ours_cmd peer_cmd)
+    read -r ours peer <<<"$pair"
     bench_compare "sandbox true" "$ours" "$peer" buildah
 else
     bench_log "buildah not installed: no peer numbers (scripts/bench/install.sh installs it)"
+    bench_log "ours: ${ours_cmd[*]} ($runs runs, $BENCH_TOOL)"
+    ours=$(bench_time_ms "$runs" "" "${ours_cmd[@]}")
+    echo "sandbox true: ours $ours ms"
 fi
 
 echo "SUMMARY sandbox: ours $ours ms${bare:+, bare $bare ms}${peer:+, buildah $peer ms, ratio $(bench_ratio "$ours" "$peer")} (target ours <= 20 ms): $(bench_at_most "$ours" 20)"

@@ -27,11 +27,13 @@ bench_rmtree "$out"
 bench_log "entries: ours $files_ours, umoci $files_umoci (umoci's bundle adds config.json and an mtree file)"
 
 prep="chmod -R u+rwX '$out' 2>/dev/null; rm -rf '$out'"
-bench_log "ours: $bin unpack $image ($BENCH_RUNS runs, $BENCH_TOOL)"
-ours=$(bench_time_ms "$BENCH_RUNS" "$prep" "$bin" --store "$BENCH_STORE" unpack "$image" "$out")
-bench_log "umoci: umoci ${umoci_args[*]}"
-peer=$(bench_time_ms "$BENCH_RUNS" "$prep" umoci "${umoci_args[@]}")
-
+ours_cmd=("$bin" --store "$BENCH_STORE" unpack "$image" "$out")
+peer_cmd=(umoci "${umoci_args[@]}")
+bench_log "ours: ${ours_cmd[*]}"
+bench_log "peer: ${peer_cmd[*]}"
+bench_log "$BENCH_RUNS runs each ($BENCH_TOOL)"
+pair=$(bench_pair_ms "$BENCH_RUNS" "$prep" ours_cmd peer_cmd)
+read -r ours peer <<<"$pair"
 bench_compare "unpack $image" "$ours" "$peer" umoci
 ratio=$(bench_ratio "$ours" "$peer")
 echo "SUMMARY unpack: ours $ours ms, umoci $peer ms, ratio $ratio (target >= 2.0): $(bench_at_least "$ratio" 2.0)"
