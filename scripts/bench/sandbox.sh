@@ -25,8 +25,8 @@ if [[ -n "$probe" ]]; then
     echo "sandbox bare (solum-sandbox-probe): $bare ms"
 fi
 
-ours_cmd=("$bin" --store "$BENCH_STORE" run base/busybox -- true)
-"${ours_cmd[@]}"
+ours_cmd=("$bin" -q --store "$BENCH_STORE" run base/busybox -- true)
+"${ours_cmd[@]}" >/dev/null
 peer=""
 if command -v buildah >/dev/null 2>&1; then
     # buildah keeps its own storage (root: /var/lib/containers, rootless: ~/.local/share/

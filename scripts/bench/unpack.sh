@@ -2,38 +2,54 @@
 # Unpack benchmark (issue 2): `solum-build unpack base/debian-python3 DIR` against
 # `umoci unpack --image STORE:base/debian-python3 DIR` (with --rootless when not root), the
 # same image from the same store, page cache warm for both. Target: ours >= 2x faster.
-# Each timed run starts from a removed output dir (removal untimed).
+# Each timed run starts from a removed output dir (removal untimed). The output goes once to
+# disk (BENCH_TMPDIR) and once to tmpfs (BENCH_UNPACK_TMPFS, default /dev/shm; "none" skips).
 . "$(dirname "$0")/lib.sh"
 
 bench_require unpack umoci
 bin=$(bench_solum)
 image=base/debian-python3
 bench_ensure_base debian-python3
-out="$BENCH_TMP/out"
+umoci_flags=()
+bench_is_root || umoci_flags+=(--rootless)
 
-umoci_args=(unpack)
-bench_is_root || umoci_args+=(--rootless)
-umoci_args+=(--image "$BENCH_STORE:$image" "$out")
+# unpack_at LABEL DIR: the comparison with the output tree under DIR. Prints the compare
+# line and sets $ratio_LABEL.
+unpack_at() {
+    local label=$1 out="$2/out" files_ours files_umoci pair ours peer
+    local ours_cmd=("$bin" -q --store "$BENCH_STORE" unpack "$image" "$out")
+    local peer_cmd=(umoci unpack "${umoci_flags[@]}" --image "$BENCH_STORE:$image" "$out")
+    # One untimed run of each: warms the page cache with the image's blobs and checks both
+    # commands work before anything is timed.
+    bench_rmtree "$out"
+    "${ours_cmd[@]}" >/dev/null
+    files_ours=$(find "$out" | wc -l)
+    bench_rmtree "$out"
+    "${peer_cmd[@]}" >/dev/null
+    files_umoci=$(find "$out/rootfs" | wc -l)
+    bench_rmtree "$out"
+    bench_log "[$label] entries: ours $files_ours, umoci $files_umoci (umoci's bundle also has config.json and an mtree file)"
+    bench_log "[$label] ours: ${ours_cmd[*]}"
+    bench_log "[$label] peer: ${peer_cmd[*]}"
+    bench_log "[$label] $BENCH_RUNS runs each ($BENCH_TOOL)"
+    pair=$(bench_pair_ms "$BENCH_RUNS" "chmod -R u+rwX '$out' 2>/dev/null; rm -rf '$out'" ours_cmd peer_cmd)
+    read -r ours peer <<<"$pair"
+    bench_compare "unpack $image to $label" "$ours" "$peer" umoci
+    printf -v "ratio_$label" '%s' "$(bench_ratio "$ours" "$peer")"
+    printf -v "ms_$label" '%s' "ours $ours ms, umoci $peer ms"
+}
 
-# One untimed run of each: warms the page cache with the image's blobs and checks both
-# commands work before anything is timed.
-bench_rmtree "$out"
-"$bin" --store "$BENCH_STORE" unpack "$image" "$out" >/dev/null
-files_ours=$(find "$out" | wc -l)
-bench_rmtree "$out"
-umoci "${umoci_args[@]}" >/dev/null
-files_umoci=$(find "$out/rootfs" | wc -l)
-bench_rmtree "$out"
-bench_log "entries: ours $files_ours, umoci $files_umoci (umoci's bundle adds config.json and an mtree file)"
-
-prep="chmod -R u+rwX '$out' 2>/dev/null; rm -rf '$out'"
-ours_cmd=("$bin" --store "$BENCH_STORE" unpack "$image" "$out")
-peer_cmd=(umoci "${umoci_args[@]}")
-bench_log "ours: ${ours_cmd[*]}"
-bench_log "peer: ${peer_cmd[*]}"
-bench_log "$BENCH_RUNS runs each ($BENCH_TOOL)"
-pair=$(bench_pair_ms "$BENCH_RUNS" "$prep" ours_cmd peer_cmd)
-read -r ours peer <<<"$pair"
-bench_compare "unpack $image" "$ours" "$peer" umoci
-ratio=$(bench_ratio "$ours" "$peer")
-echo "SUMMARY unpack: ours $ours ms, umoci $peer ms, ratio $ratio (target >= 2.0): $(bench_at_least "$ratio" 2.0)"
+# The output tree on disk (BENCH_TMPDIR) is what a user gets; on this kind of VM every file
+# creation on disk costs about 0.6 ms of kernel time (plain `tar -x` of the same image takes
+# as long as the tools), so the run on tmpfs is the one that shows the tools' own cost.
+unpack_at disk "$BENCH_TMP"
+summary="disk: $ms_disk, ratio $ratio_disk"
+verdict=$(bench_at_least "$ratio_disk" 2.0)
+if [[ "${BENCH_UNPACK_TMPFS:-/dev/shm}" != none && -d "${BENCH_UNPACK_TMPFS:-/dev/shm}" ]]; then
+    shm=$(mktemp -d "${BENCH_UNPACK_TMPFS:-/dev/shm}/solum-bench-unpack.XXXXXX")
+    trap 'bench_rmtree "$shm"; bench_cleanup' EXIT
+    unpack_at tmpfs "$shm"
+    summary+="; tmpfs: $ms_tmpfs, ratio $ratio_tmpfs"
+    verdict="disk $verdict, tmpfs $(bench_at_least "$ratio_tmpfs" 2.0)"
+fi
+echo "SUMMARY unpack: $summary (target >= 2.0): $verdict"
