@@ -24,6 +24,6 @@ for c in gzip zstd; do
     mib=$(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }')
     echo "import 1 GiB tree, $c: peak RSS $mib MiB ($kib KiB), $(((t1 - t0) / 1000 / runs)) ms per run"
     [[ "$(bench_at_most "$kib" $((64 * 1024 - 1)))" == PASS ]] || verdict=MISS
-    line+="$c $mib MiB, "
+    line+="${line:+, }$c $mib MiB"
 done
-echo "SUMMARY import-rss: ${line}(target < 64 MiB): $verdict"
+echo "SUMMARY import-rss: $line (target < 64 MiB): $verdict"
