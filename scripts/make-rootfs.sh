@@ -75,6 +75,10 @@ clean_debian() {
         "$dir"/var/log/apt/* "$dir"/var/log/dpkg.log "$dir"/var/log/bootstrap.log \
         "$dir"/var/log/alternatives.log "$dir"/tmp/* "$dir"/var/tmp/*
     mkdir -p "$dir/var/lib/apt/lists/partial"
+    # Device nodes in /dev: the sandbox mounts its own /dev, and an unprivileged import or
+    # unpack cannot create them, so an image that carried them would get a different digest
+    # when imported rootless. Base images of other distributions ship /dev empty as well.
+    find "$dir/dev" -mindepth 1 -delete
     # debootstrap copied the host's resolv.conf and hostname; an image must not carry them.
     : >"$dir/etc/resolv.conf"
     echo solum >"$dir/etc/hostname"
