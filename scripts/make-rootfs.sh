@@ -39,7 +39,7 @@ make_busybox() {
     # One absolute symlink per applet, at the path busybox itself reports (bin/sh,
     # usr/bin/awk, ...), so that the image behaves like a stock busybox image.
     "$bb" --list-full | while IFS= read -r applet; do
-        [ -n "$applet" ] && [ "$applet" != bin/busybox ] || continue
+        case $applet in "" | bin/busybox) continue ;; esac
         [ -e "$dir/$applet" ] || [ -L "$dir/$applet" ] || ln -s /bin/busybox "$dir/$applet"
     done
     cat >"$dir/etc/passwd" <<'EOF'

@@ -22,6 +22,7 @@ tar -C "$tree" -cf - . >/dev/null
 
 prep="rm -rf '$store' '$BENCH_TMP/tree.tar.gz'"
 ours_cmd=("$bin" -q --store "$store" import "$tree" --tag bench/gzip --compression gzip)
+# shellcheck disable=SC2016 # $1 is expanded by the inner sh
 peer_cmd=(sh -c 'exec gzip -6 -c "$1" >"$1.gz"' sh "$BENCH_TMP/tree.tar")
 # One untimed run of each checks that both work. A faster gzip that compressed much less
 # would not be a win, so both output sizes are printed (our layer is the store's largest blob).
@@ -39,6 +40,7 @@ pair=$(bench_pair_ms "$BENCH_RUNS" "$prep" ours_cmd peer_cmd)
 read -r ours peer <<<"$pair"
 bench_compare "gzip 200 MiB layer" "$ours" "$peer" gzip-6
 if command -v pigz >/dev/null 2>&1; then
+    # shellcheck disable=SC2016
     ref=$(bench_time_ms "$BENCH_RUNS" "$prep" \
         sh -c 'exec pigz -6 -p 2 -c "$1" >"$1.gz"' sh "$BENCH_TMP/tree.tar")
     bench_compare "gzip 200 MiB layer (reference)" "$ours" "$ref" pigz-6-p2
