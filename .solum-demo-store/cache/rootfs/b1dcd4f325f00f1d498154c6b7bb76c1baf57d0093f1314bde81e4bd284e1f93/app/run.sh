@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "${GREETING:-Hello} from the hello DU"
+cat /app/public/build-info.txt
