@@ -230,8 +230,11 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("build"), "echo compiling; echo oops >&2; exit 3\n").unwrap();
     let before = snapshot(&store);
-    let failed = solum(
+    let scratch = dir.path().join("scratch");
+    let env = [("SOLUM_BUILD_SCRATCH", scratch.as_path())];
+    let failed = solum_env(
         &store,
+        &env,
         &[
             &"build",
             &"--badger",
@@ -250,8 +253,9 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
     );
 
     std::fs::write(app.join("build"), "echo fine\n").unwrap();
-    let failed = solum(
+    let failed = solum_env(
         &store,
+        &env,
         &[
             &"build",
             &"--badger",
@@ -291,6 +295,7 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
         })
         .collect();
     assert_eq!(left, kept);
+    assert!(is_empty(&scratch), "scratch left in {}", scratch.display());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(&store.display().to_string()),
@@ -467,7 +472,10 @@ fn the_build_without_overlay_gives_the_same_du() {
         .args(["build", "--no-cache", "--tag", "copied"])
         .arg(dir.path().join("app.yaml"))
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("SOLUM_BUILD_NO_OVERLAY", "1");
+        .env("SOLUM_BUILD_NO_OVERLAY", "1")
+        // The first build's scratch is the default (a tmpfs where there is one); this one
+        // is on the disk: neither the mode nor the filesystem may change the DU.
+        .env("SOLUM_BUILD_SCRATCH", dir.path().join("disk-scratch"));
     let out = command.output().unwrap();
     assert!(
         out.status.success(),
@@ -632,7 +640,7 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let images = solum(&store, &[&"images", &"--json"]).ok();
     assert!(!images.stdout.contains("cancelled"));
-    let work = store.join("cache/work");
+    let work = dir.path().join("scratch");
     assert!(is_empty(&work), "scratch left in {}", work.display());
     let ps = program("ps", &[&"-eo", &"args"]).ok();
     assert!(

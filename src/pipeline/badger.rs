@@ -81,7 +81,11 @@ pub fn build_badger(
     })?;
     let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
     let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
-    let workspace = Workspace::new(&store.join("cache/work"), vec![lower], overlay_available())?;
+    let workspace = Workspace::new(
+        &super::workspace::scratch_parent(store),
+        vec![lower],
+        overlay_available(),
+    )?;
     let root = workspace.writable_root().to_path_buf();
 
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.

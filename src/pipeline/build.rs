@@ -190,7 +190,11 @@ pub fn build(
     }
     let (base, stack) = badgers::stack(&badgers)?;
     let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
-    let workspace = Workspace::new(&cache_root.join("work"), vec![lower], overlay_available())?;
+    let workspace = Workspace::new(
+        &super::workspace::scratch_parent(store),
+        vec![lower],
+        overlay_available(),
+    )?;
     place_source(&source_dir, workspace.writable_root())?;
 
     let env = build_env(&app, &base.config, &info);
@@ -421,7 +425,18 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
         // The copy fallback holds the badger's own /app: the source goes over it.
         super::unpack::remove_tree(&target).map_err(io_error(&target, "clear"))?;
     }
-    std::fs::rename(source, &target).map_err(io_error(&target, "move the source to"))
+    match std::fs::rename(source, &target) {
+        Ok(()) => Ok(()),
+        // The scratch folder may be on another filesystem (a tmpfs): copy instead.
+        Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
+            crate::layer::copy_tree(source, &target).map_err(|e| BuildError::Io {
+                path: target.clone(),
+                action: "copy the source to",
+                source: std::io::Error::other(e),
+            })
+        }
+        Err(error) => Err(io_error(&target, "move the source to")(error)),
+    }
 }
 
 /// The build contract's environment: the base image's Env (with the badgers'

@@ -57,6 +57,54 @@ pub struct Workspace {
     mode: Mode,
 }
 
+/// Where a build's writable layer lives, in order: `$SOLUM_BUILD_SCRATCH`; else a folder
+/// of this user under `/dev/shm` when that is a tmpfs with at least
+/// [`TMPFS_SCRATCH_MIN_FREE`] available and the kernel (6.6+) lets overlay keep its
+/// `user.*` xattrs there; else `STORE/cache/work`. File creation on a tmpfs costs a
+/// fraction of a disk's (a build writing 10,000 small files: ~0.5 s against 2.5-3.5 s on
+/// this project's CI disk), and only the finished layer is written to the store.
+pub fn scratch_parent(store: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SOLUM_BUILD_SCRATCH").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if tmpfs_with_room(shm) && kernel_at_least(6, 6) {
+        let dir = shm.join(format!("solum-build-{}", nix::unistd::geteuid()));
+        let made = std::fs::create_dir_all(&dir).and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        });
+        if made.is_ok() {
+            return dir;
+        }
+    }
+    store.join("cache").join("work")
+}
+
+/// Free space a tmpfs must have to hold build scratch by default.
+pub const TMPFS_SCRATCH_MIN_FREE: u64 = 4 << 30;
+
+fn tmpfs_with_room(path: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    match nix::sys::statfs::statfs(path) {
+        Ok(fs) => {
+            fs.filesystem_type().0 as i64 == TMPFS_MAGIC
+                && fs.blocks_available() as u64 * fs.block_size() as u64 >= TMPFS_SCRATCH_MIN_FREE
+        }
+        Err(_) => false,
+    }
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let found_major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let found_minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (found_major, found_minor) >= (major, minor)
+}
+
 /// Whether builds use overlay here: the kernel must allow it in a user namespace, and
 /// `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
 pub fn overlay_available() -> bool {

@@ -65,6 +65,20 @@ pub fn solum(store: &Path, args: &[&dyn AsRef<OsStr>]) -> Run {
     finish(command.output().expect("run solum-build"))
 }
 
+/// `solum` with extra environment variables.
+pub fn solum_env(store: &Path, env: &[(&str, &Path)], args: &[&dyn AsRef<OsStr>]) -> Run {
+    let mut command = Command::new(bin());
+    command.arg("--store").arg(store);
+    for arg in args {
+        command.arg(arg.as_ref());
+    }
+    command.env("SOURCE_DATE_EPOCH", "1700000000");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    finish(command.output().expect("run solum-build"))
+}
+
 /// Any other program; panics if it cannot be started (a missing peer is a broken setup,
 /// not a pass).
 pub fn program(name: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
