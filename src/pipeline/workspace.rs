@@ -85,11 +85,11 @@ pub fn scratch_parent(store: &Path) -> PathBuf {
 pub const TMPFS_SCRATCH_MIN_FREE: u64 = 4 << 30;
 
 fn tmpfs_with_room(path: &Path) -> bool {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
     match nix::sys::statfs::statfs(path) {
         Ok(fs) => {
-            fs.filesystem_type().0 as i64 == TMPFS_MAGIC
-                && fs.blocks_available() as u64 * fs.block_size() as u64 >= TMPFS_SCRATCH_MIN_FREE
+            fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
+                && u64::try_from(fs.block_size()).unwrap_or(0) * fs.blocks_available()
+                    >= TMPFS_SCRATCH_MIN_FREE
         }
         Err(_) => false,
     }
