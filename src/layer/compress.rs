@@ -23,8 +23,9 @@ use crate::image::digest::{Digest, HashingWriter};
 const READ_BUFFER: usize = 256 * 1024;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// gzip level: the same trade-off as `gzip -6`, which other tools use for layers.
-const GZIP_LEVEL: u32 = 6;
+/// gzip level: the same trade-off as `gzip -6`, which other tools use for layers. (A
+/// build's layer of incompressible data uses level 0 instead: see `estimate`.)
+pub(crate) const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
 /// Bytes of input per zstd worker job.
 const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
@@ -94,7 +95,17 @@ pub(crate) struct LayerSink<W: Write + Send + 'static> {
 }
 
 impl<W: Write + Send + 'static> LayerSink<W> {
+    #[cfg(test)]
     pub(crate) fn new(compression: LayerCompression, out: W) -> Result<LayerSink<W>, LayerError> {
+        Self::with_gzip_level(compression, GZIP_LEVEL, out)
+    }
+
+    /// [`LayerSink::new`] with a gzip level other than the default (0 = stored blocks).
+    pub(crate) fn with_gzip_level(
+        compression: LayerCompression,
+        gzip_level: u32,
+        out: W,
+    ) -> Result<LayerSink<W>, LayerError> {
         let blob = HashingWriter::new(out);
         let compressor = match compression {
             LayerCompression::None => Compressor::Plain(blob),
@@ -102,7 +113,7 @@ impl<W: Write + Send + 'static> LayerSink<W> {
                 ParCompressBuilder::<Gzip>::new()
                     .num_threads(THREADS as usize)
                     .expect("two threads is a valid thread count")
-                    .compression_level(Compression::new(GZIP_LEVEL))
+                    .compression_level(Compression::new(gzip_level))
                     .from_writer(blob),
             ),
             LayerCompression::Zstd => {

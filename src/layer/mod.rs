@@ -11,6 +11,7 @@
 mod compress;
 mod copy;
 mod diff;
+mod estimate;
 mod fsops;
 mod metadata;
 mod ownership;

@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use super::compress::LayerSink;
+use super::compress::{LayerSink, GZIP_LEVEL};
 use super::ownership::{RootlessOwner, ROOTLESS_XATTR};
 use super::{Change, LayerDigests, LayerError, WriteOptions, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::image::media::oci_layer_type;
@@ -63,6 +63,7 @@ pub fn write_changes<W: Write + Send + 'static>(
     out: W,
 ) -> Result<LayerDigests, LayerError> {
     let mut keyed = Vec::with_capacity(changes.len());
+    let changes_for_estimate = changes.clone();
     for change in changes {
         let (path, marker) = match &change {
             Change::Add(path) => (path, None),
@@ -88,7 +89,8 @@ pub fn write_changes<W: Write + Send + 'static>(
     // Path's ordering compares component by component, bytes within a component.
     keyed.sort();
     keyed.dedup();
-    let mut writer = TarWriter::new(root, options, out)?;
+    let gzip_level = super::estimate::gzip_level_for(root, &changes_for_estimate, GZIP_LEVEL);
+    let mut writer = TarWriter::with_gzip_level(root, options, gzip_level, out)?;
     for (key, is_marker) in keyed {
         if is_marker {
             writer.add_marker(&key)?;
@@ -164,12 +166,21 @@ struct Fields<'a> {
 
 impl<W: Write + Send + 'static> TarWriter<W> {
     fn new(root: &Path, options: &WriteOptions, out: W) -> Result<TarWriter<W>, LayerError> {
+        Self::with_gzip_level(root, options, GZIP_LEVEL, out)
+    }
+
+    fn with_gzip_level(
+        root: &Path,
+        options: &WriteOptions,
+        gzip_level: u32,
+        out: W,
+    ) -> Result<TarWriter<W>, LayerError> {
         Ok(TarWriter {
             root: root.to_path_buf(),
             epoch: options.epoch,
             rootless: options.rootless,
             subordinate_ids: options.subordinate_ids,
-            sink: LayerSink::new(options.compression, out)?,
+            sink: LayerSink::with_gzip_level(options.compression, gzip_level, out)?,
             links: HashMap::new(),
             buffer: vec![0; COPY_BUFFER],
             pax: Vec::new(),
