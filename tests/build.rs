@@ -301,6 +301,34 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
         !mounts.contains(&store.display().to_string()),
         "a mount was left: {mounts}"
     );
+    // Skipping the gate builds, and the DU does not claim a test result.
+    solum_env(
+        &store,
+        &env,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/shell",
+            &"--source",
+            &app,
+            &"--name",
+            &"untested",
+            &"--test-cmd",
+            &"false",
+            &"--skip-tests",
+        ],
+    )
+    .ok();
+    let inspect = solum(&store, &[&"inspect", &"untested"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let du: serde_json::Value = serde_json::from_str(
+        json["annotations"]["org.solum.du.manifest"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(du.get("tests").is_none(), "{du}");
+    solum(&store, &[&"rmi", &"untested"]).ok();
 }
 
 #[test]

@@ -176,6 +176,7 @@ fn execute(
         no_cache: false,
         compression: crate::layer::LayerCompression::Gzip,
         epoch: crate::pipeline::source_date_epoch(),
+        run_tests: workflow.actions.iter().any(|a| a == "unittest"),
     };
     let built = build(
         &request,

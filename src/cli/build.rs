@@ -37,7 +37,8 @@ enum NetworkMode {
     The source is exported without .git and put at /app; the badger's build command runs \
     there with no network (unless --network host), then test_cmd on a throwaway layer. \
     SOURCE_DATE_EPOCH (default: the source commit's time, else 0) makes the digest \
-    reproducible.")]
+    reproducible. The writable layer lives in $SOLUM_BUILD_SCRATCH, else on /dev/shm when it \
+    is a tmpfs with 4 GiB free, else in the store's cache folder.")]
 pub struct BuildArgs {
     /// The application file (YAML or JSON; Solum's v1 app file works unchanged).
     app_file: Option<PathBuf>,
@@ -77,6 +78,9 @@ pub struct BuildArgs {
     /// Build even when an identical build is recorded.
     #[arg(long)]
     no_cache: bool,
+    /// Do not run test_cmd (the DU manifest then records no test result).
+    #[arg(long)]
+    skip_tests: bool,
     #[arg(long, value_enum, default_value = "gzip")]
     compression: Compression,
     #[arg(long, value_enum, default_value = "text")]
@@ -187,6 +191,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         no_cache: args.no_cache,
         compression: args.compression.into(),
         epoch: source_date_epoch(),
+        run_tests: !args.skip_tests,
     };
     let reporter = BuildReporter {
         format: args.log_format,

@@ -116,6 +116,8 @@ pub struct BuildRequest {
     pub compression: LayerCompression,
     /// `SOURCE_DATE_EPOCH` when set; else the source commit's time; else 0.
     pub epoch: Option<i64>,
+    /// Run the app's `test_cmd` (the gate). Without it the DU manifest records no tests.
+    pub run_tests: bool,
 }
 
 /// What a build produced.
@@ -135,7 +137,11 @@ pub fn build(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
-    let (app, base_dir) = load_app(request)?;
+    let (mut app, base_dir) = load_app(request)?;
+    if !request.run_tests {
+        // Not tested: the DU must not claim a test result.
+        app.workflow_config.test_cmd = None;
+    }
     let tag = request.tag.clone().unwrap_or_else(|| app.name.clone());
     reporter.stage("QUEUED", &format!("{} → {tag}", app.name));
 
