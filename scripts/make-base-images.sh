@@ -57,9 +57,13 @@ make_tarball() {
     start=$(date +%s)
     sh "$(dirname "$0")/make-rootfs.sh" "$kind" "$work/rootfs"
     # Numeric owners and xattrs, sorted names, no atime/ctime: the tarball carries what the
-    # image needs and nothing of the moment it was made besides file mtimes.
+    # image needs and nothing of the moment it was made besides file mtimes. Made by an
+    # unprivileged user (busybox only), every file is that user's: the image says root.
+    owners=""
+    [ "$(id -u)" = 0 ] || owners="--owner=0 --group=0"
+    # shellcheck disable=SC2086
     tar --format=posix --pax-option=delete=atime,delete=ctime --sort=name \
-        --numeric-owner --xattrs --xattrs-include='*' \
+        --numeric-owner $owners --xattrs --xattrs-include='*' \
         -C "$work/rootfs" -cf "$work/rootfs.tar" .
     chmod 0644 "$work/rootfs.tar"
     mv "$work/rootfs.tar" "$tarball"
