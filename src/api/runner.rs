@@ -79,9 +79,8 @@ impl Reporter for WorkflowReporter<'_> {
         match stage {
             // The record already says QUEUED; the pipeline's QUEUED only names the build.
             records::QUEUED => self.line(&format!("==> {stage} {detail}")),
-            // A cache hit ends the pipeline with READY; for a workflow that is "built",
-            // the push (if any) and READY come after.
-            records::READY => self.record(records::BUILT, &format!("{detail} (cache hit)")),
+            // READY is the workflow's to set, after the push (if any).
+            records::READY => self.record(records::BUILT, detail),
             records::BUILDING | records::UNIT_TESTING | records::BUILT => {
                 self.record(stage, detail)
             }

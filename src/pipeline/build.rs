@@ -176,7 +176,7 @@ pub fn build(
                     None,
                 ))?;
             layout.tag(&tag, &descriptor.descriptor)?;
-            reporter.stage("READY", &format!("{tag} (cached, {})", digest.short()));
+            reporter.stage("BUILT", &format!("{tag} (cached, {})", digest.short()));
             return Ok(Built {
                 manifest_digest: digest,
                 tag,
