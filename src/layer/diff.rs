@@ -21,10 +21,10 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::write::is_host_xattr;
+use super::write::{grant_owner_bits, is_host_xattr, ModeGuard};
 use super::{Change, LayerError};
 
 /// The xattrs overlay puts on a directory that hides all lower content (value `y`), with
@@ -307,19 +307,6 @@ pub(super) struct Reader {
     euid: u32,
 }
 
-/// Puts back a mode that [`Reader::readable`] widened.
-pub(super) struct ModeGuard(Option<(PathBuf, u32)>);
-
-impl Drop for ModeGuard {
-    fn drop(&mut self) {
-        if let Some((path, mode)) = self.0.take() {
-            // Best effort: drop has no error channel, and this only fails if the path
-            // vanished meanwhile.
-            let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
-        }
-    }
-}
-
 impl Reader {
     pub(super) fn new() -> Reader {
         Reader {
@@ -335,18 +322,7 @@ impl Reader {
         stat: &fs::Metadata,
         bits: u32,
     ) -> Result<ModeGuard, LayerError> {
-        let mode = stat.mode() & 0o7777;
-        if self.euid == 0 || stat.uid() != self.euid || mode & bits == bits {
-            return Ok(ModeGuard(None));
-        }
-        fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).map_err(|source| {
-            LayerError::Tree {
-                path: path.to_path_buf(),
-                op: "make readable",
-                source,
-            }
-        })?;
-        Ok(ModeGuard(Some((path.to_path_buf(), mode))))
+        grant_owner_bits(self.euid, path, stat, bits)
     }
 
     /// The names in a directory, sorted by bytes.
@@ -476,7 +452,7 @@ impl Reader {
         }
         // user.* values need the read bit; a symlink has none to grant (and no user.*).
         let _guard = if stat.file_type().is_symlink() {
-            ModeGuard(None)
+            ModeGuard::none()
         } else {
             self.readable(path, stat, 0o400)?
         };

@@ -138,8 +138,40 @@ struct TarWriter<W: Write + Send + 'static> {
     euid: u32,
 }
 
-/// Restores a mode that `TarWriter::readable` widened.
-struct ModeGuard(Option<(PathBuf, u32)>);
+/// Restores a mode that [`grant_owner_bits`] widened.
+pub(super) struct ModeGuard(Option<(PathBuf, u32)>);
+
+impl ModeGuard {
+    /// A guard that restores nothing.
+    pub(super) fn none() -> ModeGuard {
+        ModeGuard(None)
+    }
+}
+
+/// Rootless trees may hold directories and files that their owner cannot read (mode
+/// 0000, 0311): an unprivileged user owns them but lacks the bits. Grants the owner `bits`
+/// on `path` for as long as the returned guard lives, when `euid` is that owner, not root,
+/// and lacks them; the mode is put back on drop (a chmod changes ctime only, which layers
+/// do not carry).
+pub(super) fn grant_owner_bits(
+    euid: u32,
+    path: &Path,
+    stat: &fs::Metadata,
+    bits: u32,
+) -> Result<ModeGuard, LayerError> {
+    let mode = stat.mode() & 0o7777;
+    if euid == 0 || stat.uid() != euid || mode & bits == bits {
+        return Ok(ModeGuard(None));
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).map_err(|source| {
+        LayerError::Tree {
+            path: path.to_path_buf(),
+            op: "make readable",
+            source,
+        }
+    })?;
+    Ok(ModeGuard(Some((path.to_path_buf(), mode))))
+}
 
 impl Drop for ModeGuard {
     fn drop(&mut self) {
@@ -229,28 +261,13 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         Ok(())
     }
 
-    /// Rootless trees may hold directories and files that their owner cannot read (mode
-    /// 0000, 0311): an unprivileged user owns them but lacks the bits. Grant the owner
-    /// `bits` for as long as the returned guard lives; the mode is put back on drop (a
-    /// chmod changes ctime only, which layers do not carry). Root needs no such help.
     fn readable(
         &self,
         path: &Path,
         stat: &fs::Metadata,
         bits: u32,
     ) -> Result<ModeGuard, LayerError> {
-        let mode = stat.mode() & 0o7777;
-        if self.euid == 0 || stat.uid() != self.euid || mode & bits == bits {
-            return Ok(ModeGuard(None));
-        }
-        fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).map_err(|source| {
-            LayerError::Tree {
-                path: path.to_path_buf(),
-                op: "make readable",
-                source,
-            }
-        })?;
-        Ok(ModeGuard(Some((path.to_path_buf(), mode))))
+        grant_owner_bits(self.euid, path, stat, bits)
     }
 
     /// One path of the tree as an entry (a directory without its children).
