@@ -10,7 +10,7 @@ use crate::image::Digest;
 use crate::report::Reporter;
 use crate::store::Layout;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Component, Path, PathBuf};
 
 /// What an entry of a layout archive may be, by its normalized path.
@@ -134,7 +134,12 @@ pub(super) fn write_oci_archive(
         .prefix(".solum-build-archive-")
         .tempfile_in(&parent)
         .map_err(io_error(&parent, "cannot create a temp file in"))?;
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
+    // The builder writes through its own handle, so the temp file can be moved on finish.
+    let handle = temp
+        .as_file()
+        .try_clone()
+        .map_err(io_error(temp.path(), "cannot reopen"))?;
+    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, handle));
     for dir in ["blobs", "blobs/sha256"] {
         let mut header = fixed_header(tar::EntryType::Directory, 0o755, 0);
         builder
@@ -153,6 +158,17 @@ pub(super) fn write_oci_archive(
             .append_data(&mut header, relative, file)
             .map_err(io_error(path, "cannot write archive"))?;
     }
+    finish_archive(builder, temp, path)?;
+    Ok(digest)
+}
+
+/// Ends the tar stream, syncs the temp file and moves it to `path`: the archive appears
+/// only when complete.
+pub(super) fn finish_archive<W: std::io::Write>(
+    builder: tar::Builder<W>,
+    temp: tempfile::NamedTempFile,
+    path: &Path,
+) -> Result<(), TransportError> {
     let mut out = builder
         .into_inner()
         .map_err(io_error(path, "cannot write archive"))?;
@@ -167,7 +183,7 @@ pub(super) fn write_oci_archive(
         action: "cannot move the finished archive to",
         source: e.error,
     })?;
-    Ok(digest)
+    Ok(())
 }
 
 /// A tar header with owner 0:0, mtime 0 and the given mode: archives carry no trace of who

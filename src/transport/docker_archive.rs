@@ -5,7 +5,7 @@
 //! so a wrong layer never reaches the archive. Output only: reading docker archives is not
 //! a need of this tool.
 
-use super::archive::{fixed_header, parent_dir};
+use super::archive::{finish_archive, fixed_header, parent_dir};
 use super::{io_error, OpenedImage, TransportError};
 use crate::image::{media, Digest, HashingWriter};
 use crate::layer::decompressing_reader;
@@ -36,7 +36,12 @@ pub(super) fn write_docker_archive(
         .prefix(".solum-build-archive-")
         .tempfile_in(&parent)
         .map_err(io_error(&parent, "cannot create a temp file in"))?;
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, temp.as_file()));
+    // The builder writes through its own handle, so the temp file can be moved on finish.
+    let handle = temp
+        .as_file()
+        .try_clone()
+        .map_err(io_error(temp.path(), "cannot reopen"))?;
+    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, handle));
     let write_error = io_error(path, "cannot write archive");
 
     let config_name = format!("{}.json", image.config_digest.hex());
@@ -90,20 +95,7 @@ pub(super) fn write_docker_archive(
     builder
         .append_data(&mut header, "manifest.json", &manifest[..])
         .map_err(io_error(path, "cannot write archive"))?;
-    let mut out = builder
-        .into_inner()
-        .map_err(io_error(path, "cannot write archive"))?;
-    out.flush()
-        .map_err(io_error(path, "cannot write archive"))?;
-    drop(out);
-    temp.as_file()
-        .sync_all()
-        .map_err(io_error(path, "cannot sync archive"))?;
-    temp.persist(path).map_err(|e| TransportError::Io {
-        path: path.to_path_buf(),
-        action: "cannot move the finished archive to",
-        source: e.error,
-    })?;
+    finish_archive(builder, temp, path)?;
     Ok(image.manifest_digest.clone())
 }
 
