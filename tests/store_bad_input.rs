@@ -44,6 +44,16 @@ fn blob(layout: &Path, digest: &str) -> PathBuf {
         .join(digest.trim_start_matches("sha256:"))
 }
 
+/// Stores `manifest` as a new blob of `layout` and points the first index entry at it.
+fn replace_manifest(layout: &Path, index: &mut Value, manifest: &Value) {
+    let bytes = manifest.to_string().into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    std::fs::write(blob(layout, &digest), &bytes).unwrap();
+    index["manifests"][0]["digest"] = Value::from(digest);
+    index["manifests"][0]["size"] = Value::from(bytes.len());
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+}
+
 /// Copies `oci:LAYOUT:img` into the store as `copy`; asserts exit 2, that stderr says
 /// `needle`, and that the store did not change.
 fn copy_fails(store: &Path, layout: &Path, needle: &str) {
@@ -135,15 +145,7 @@ fn digest_mismatch_in_manifest_is_refused() {
     let wrong = format!("sha256:{}", "cd".repeat(32));
     std::fs::copy(blob(&layout, &layer_digest), blob(&layout, &wrong)).unwrap();
     manifest["layers"][0]["digest"] = Value::from(wrong.clone());
-    let bytes = manifest.to_string().into_bytes();
-    let new_digest = format!(
-        "sha256:{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(&bytes)
-    );
-    std::fs::write(blob(&layout, &new_digest), &bytes).unwrap();
-    index["manifests"][0]["digest"] = Value::from(new_digest);
-    index["manifests"][0]["size"] = Value::from(bytes.len());
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    replace_manifest(&layout, &mut index, &manifest);
     copy_fails(&store, &layout, &wrong["sha256:".len()..]);
 }
 
@@ -170,15 +172,7 @@ fn unknown_media_type_is_named() {
         .to_string();
     let mut manifest = read_json(&blob(&layout, &manifest_digest));
     manifest["layers"][0]["mediaType"] = Value::from("application/x-solum-unknown");
-    let bytes = manifest.to_string().into_bytes();
-    let new_digest = format!(
-        "sha256:{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(&bytes)
-    );
-    std::fs::write(blob(&layout, &new_digest), &bytes).unwrap();
-    index["manifests"][0]["digest"] = Value::from(new_digest);
-    index["manifests"][0]["size"] = Value::from(bytes.len());
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    replace_manifest(&layout, &mut index, &manifest);
     copy_fails(&store, &layout, "application/x-solum-unknown");
 }
 
