@@ -116,6 +116,146 @@ fn index_nested_1500_deep_is_refused_everywhere() {
     .ok();
 }
 
+/// The bytes of a tar holding `entries` (PAX records, then a file with `name` and
+/// `data`), ended properly.
+fn tar_with_pax(records: &[(&str, &[u8])], name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+        .unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).unwrap();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, data).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// Imports `tarball` and expects exit 2 with every needle in stderr, the store unchanged.
+fn import_refused(store: &Path, tarball: &Path, needles: &[&str]) {
+    let before = snapshot(store);
+    let run = solum(store, &[&"import", &tarball, &"--tag", &"bomb"]).fails_with(2);
+    for needle in needles {
+        assert!(run.stderr.contains(needle), "{needle:?}: {}", run.text());
+    }
+    assert_eq!(snapshot(store), before, "the store changed");
+}
+
+/// W06: a 2.5 KiB GNU sparse tar declaring a 1 GiB file (all holes but one block) is
+/// refused before anything is written, by the expansion ratio.
+#[test]
+fn sparse_tar_expanding_to_a_gibibyte_is_refused() {
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let mut header = tar::Header::new_gnu();
+    header.set_path("zeros").unwrap();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_mode(0o644);
+    header.set_size(512);
+    let real = 1u64 << 30;
+    let gnu = header.as_gnu_mut().unwrap();
+    gnu.set_real_size(real);
+    gnu.sparse[0].set_offset(real - 512);
+    gnu.sparse[0].set_length(512);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend([b'x'; 512]);
+    bytes.extend([0; 1024]);
+    assert!(bytes.len() < 2600);
+    let tarball = dir.path().join("sparse.tar");
+    std::fs::write(&tarball, &bytes).unwrap();
+    import_refused(
+        &store,
+        &tarball,
+        &["\"zeros\"", "exceeds its limit", "200:1"],
+    );
+}
+
+/// W06: a gzip of about 1 MiB holding a 1 GiB file of zeros is refused after at most a
+/// few dozen MiB were written (and those are removed).
+#[test]
+fn gzip_bomb_is_refused() {
+    use std::io::Write;
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let tarball = dir.path().join("bomb.tar.gz");
+    let mut gzip = std::process::Command::new("gzip")
+        .args(["-c", "-9"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&tarball).unwrap())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = gzip.stdin.take().unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_path("zeros").unwrap();
+        header.set_size(1 << 30);
+        header.set_mode(0o644);
+        header.set_cksum();
+        stdin.write_all(header.as_bytes()).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        stdin.write_all(&[0; 1024]).unwrap();
+    }
+    assert!(gzip.wait().unwrap().success());
+    assert!(std::fs::metadata(&tarball).unwrap().len() < 2 << 20);
+    import_refused(
+        &store,
+        &tarball,
+        &["\"zeros\"", "exceeds its limit", "200:1"],
+    );
+    // A tighter limit from the environment is obeyed too (here: bytes).
+    let run = solum_env(
+        &store,
+        &[("SOLUM_UNPACK_MAX_BYTES", Path::new("1000"))],
+        &[&"import", &tarball, &"--tag", &"bomb"],
+    )
+    .fails_with(2);
+    assert!(run.stderr.contains("1000 bytes"), "{}", run.text());
+}
+
+/// W19: a PAX size that does not fit in 64 bits is refused naming the entry (the tar
+/// reader used to drop it silently and read the entry with the header's size).
+#[test]
+fn overflowing_pax_size_is_refused() {
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let tarball = dir.path().join("pax-size.tar");
+    let bytes = tar_with_pax(&[("size", b"99999999999999999999")], "big", b"hello\n");
+    std::fs::write(&tarball, bytes).unwrap();
+    import_refused(
+        &store,
+        &tarball,
+        &["\"big\"", "bad PAX record size", "99999999999999999999"],
+    );
+}
+
+/// W19: a PAX path that is not UTF-8 (PAX names are bytes) is accepted and kept byte for
+/// byte.
+#[test]
+fn non_utf8_pax_name_is_kept_as_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let tarball = dir.path().join("pax-name.tar");
+    let mut name = b"caf\xe9-".to_vec();
+    name.extend([b'n'; 120]);
+    let bytes = tar_with_pax(
+        &[("hdrcharset", b"BINARY"), ("path", &name)],
+        "placeholder",
+        b"hello\n",
+    );
+    std::fs::write(&tarball, bytes).unwrap();
+    solum(&store, &[&"import", &tarball, &"--tag", &"latin1"]).ok();
+    let tree = dir.path().join("unpacked");
+    solum(&store, &[&"unpack", &"latin1", &tree]).ok();
+    let file = tree.join(std::ffi::OsStr::from_bytes(&name));
+    assert_eq!(std::fs::read(file).unwrap(), b"hello\n");
+}
+
 trait Join {
     fn join(&self, name: &str) -> PathBuf;
 }
