@@ -256,6 +256,43 @@ fn non_utf8_pax_name_is_kept_as_bytes() {
     assert_eq!(std::fs::read(file).unwrap(), b"hello\n");
 }
 
+/// W01: a build that creates `/app/.wh.x` fails (exit 1) naming the path, and stores no
+/// image: the layer would have been read back as a whiteout.
+#[test]
+fn a_build_creating_a_whiteout_named_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    solum(&store, &[&"push", &"good", &"base/busybox"]).ok();
+    solum(&store, &[&"badger", &"build", &repo.join("badgers/shell")]).ok();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("build"), "#!/bin/sh\ntouch /app/.wh.x\n").unwrap();
+    std::fs::set_permissions(app.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let names = std::fs::read(store.join("index.json")).unwrap();
+    let run = solum(
+        &store,
+        &[
+            &"build",
+            &"--badger",
+            &"badgers/shell",
+            &"--source",
+            &app,
+            &"--name",
+            &"wh",
+        ],
+    )
+    .fails_with(1);
+    assert!(
+        run.stderr.contains("/app/.wh.x") && run.stderr.contains("whiteout"),
+        "{}",
+        run.text()
+    );
+    // The unpacked badger is cached, as for any build; no image was named.
+    assert_eq!(std::fs::read(store.join("index.json")).unwrap(), names);
+}
+
 trait Join {
     fn join(&self, name: &str) -> PathBuf;
 }

@@ -97,6 +97,10 @@ pub enum LayerError {
     /// A path in the tree cannot be represented in a layer.
     #[error("{path}: {reason}")]
     Unrepresentable { path: PathBuf, reason: &'static str },
+    /// A build made a file whose name starts with `.wh.`: a layer cannot carry it, every
+    /// unpacker reads it as a whiteout. The build failed (not its input).
+    #[error("{path}: a file name starting with `.wh.` is a whiteout in a layer; rename it")]
+    WhiteoutName { path: PathBuf },
     /// The layer expands past one of its [`UnpackLimits`]; what was written so far stays
     /// for the caller to remove with the rest of its root.
     #[error("refusing layer entry {entry:?}: the layer exceeds its limit of {limit}")]
