@@ -133,6 +133,10 @@ pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
 }
 
 pub fn login(_context: &Context, args: LoginArgs) -> anyhow::Result<i32> {
+    // The host goes into URLs: one that is not a host (`a/../b`, `u@h`) is refused here.
+    if let Err(reason) = crate::image::validate_host(&args.registry) {
+        return Err(UsageError(format!("invalid registry {:?}: {reason}", args.registry)).into());
+    }
     let username = match &args.username {
         Some(user) => user.clone(),
         None => return Err(UsageError("give --username".into()).into()),
