@@ -293,6 +293,83 @@ fn a_build_creating_a_whiteout_named_file_is_refused() {
     assert_eq!(std::fs::read(store.join("index.json")).unwrap(), names);
 }
 
+fn assert_no_controls(what: &str, text: &str) {
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(
+        raw.is_empty(),
+        "{what} printed raw control characters {raw:?}:\n{text}"
+    );
+}
+
+/// W17: names, annotations and dates that carry terminal escapes (OSC retitle, CSI clear,
+/// 8-bit CSI) are printed escaped by `images`, `inspect` and errors; JSON output still
+/// parses to the original strings.
+#[test]
+fn terminal_escapes_in_names_and_annotations_are_printed_escaped() {
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    let hostile_name = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}1m";
+    let hostile_note = "note\u{1b}[31mred\u{7f}\u{85}";
+    // A layout (as someone might hand over) whose only image is named, annotated and
+    // dated with escapes.
+    let layout = dir.join("layout");
+    solum(
+        &store,
+        &[&"push", &"good", &format!("oci:{}:img", layout.display())],
+    )
+    .ok();
+    let mut index = read_json(&layout.join("index.json"));
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = read_json(&blob(&layout, &manifest_digest));
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let mut config = read_json(&blob(&layout, &config_digest));
+    config["created"] = Value::from(hostile_note);
+    let config_bytes = config.to_string().into_bytes();
+    let config_digest = format!("sha256:{}", sha256_hex(&config_bytes));
+    std::fs::write(blob(&layout, &config_digest), &config_bytes).unwrap();
+    manifest["config"]["digest"] = Value::from(config_digest);
+    manifest["config"]["size"] = Value::from(config_bytes.len());
+    manifest["annotations"] = json!({ "org.example.note": hostile_note });
+    let bytes = manifest.to_string().into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    std::fs::write(blob(&layout, &digest), &bytes).unwrap();
+    index["manifests"][0]["digest"] = Value::from(digest);
+    index["manifests"][0]["size"] = Value::from(bytes.len());
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] =
+        Value::from(hostile_name);
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+
+    let inspect = solum(&store, &[&"inspect", &format!("oci:{}", layout.display())]).ok();
+    assert_no_controls("inspect", &inspect.stdout);
+    let parsed: Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(parsed["name"], hostile_name);
+    assert_eq!(parsed["annotations"]["org.example.note"], hostile_note);
+
+    // The same layout used as a store: `images` and an error that lists its names.
+    let table = solum(&layout, &[&"images"]).ok();
+    assert_no_controls("images", &table.stdout);
+    assert!(
+        table.stdout.contains("evil\\u001b]0;pwned\\u0007"),
+        "{}",
+        table.stdout
+    );
+    assert_eq!(table.stdout.lines().count(), 2, "{}", table.stdout);
+    let listed = solum(&layout, &[&"images", &"--json"]).ok();
+    assert_no_controls("images --json", &listed.stdout);
+    let rows: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(rows[0]["name"], hostile_name);
+    assert_eq!(rows[0]["created"], hostile_note);
+    let missing = solum(&layout, &[&"inspect", &"nope"]).fails_with(2);
+    assert!(missing.stderr.contains("evil"), "{}", missing.text());
+    assert_no_controls("an error", &missing.stderr);
+}
+
 trait Join {
     fn join(&self, name: &str) -> PathBuf;
 }
