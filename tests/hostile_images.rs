@@ -100,6 +100,9 @@ fn index_nested_1500_deep_is_refused_everywhere() {
     );
     assert_too_deep(solum(&store, &[&"run", &"deep", &"--", &"true"]), "run");
     assert_eq!(snapshot(&store), before, "the store changed");
+    // gc walks every image: it stops with the error and removes nothing.
+    assert_too_deep(solum(&store, &[&"gc"]), "gc");
+    assert_eq!(snapshot(&store), before, "gc changed the store");
 
     // A real multi-level index (two deep) still resolves.
     let layout2 = dir.join("layout2");

@@ -324,7 +324,7 @@ impl Layout {
         let _lock = self.lock()?;
         let mut reachable = BTreeSet::new();
         for descriptor in self.read_index()?.manifests() {
-            self.mark(descriptor, &mut reachable)?;
+            self.mark(descriptor, &mut reachable, 0)?;
         }
         let mut removed = Vec::new();
         let mut freed = 0;
@@ -368,10 +368,14 @@ impl Layout {
         Ok((removed, freed))
     }
 
+    /// Marks what `descriptor` reaches. `depth` counts the indexes above it: a chain
+    /// deeper than [`MAX_INDEX_DEPTH`] stops gc with an error (removing nothing) rather
+    /// than recursing as deep as a hostile index asks.
     fn mark(
         &self,
         descriptor: &Descriptor,
         reachable: &mut BTreeSet<Digest>,
+        depth: usize,
     ) -> Result<(), ImageError> {
         let digest = descriptor_digest(self, descriptor)?;
         if !reachable.insert(digest.clone()) {
@@ -379,12 +383,21 @@ impl Layout {
         }
         let media_type = descriptor.media_type().to_string();
         if media::is_index(&media_type) {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(ImageError::IndexTooDeep {
+                    layout: self.root().to_path_buf(),
+                    reference: "an image of index.json".to_string(),
+                    digest,
+                    depth: depth + 1,
+                    limit: MAX_INDEX_DEPTH,
+                });
+            }
             let bytes = self.read_blob(&digest, None, DOCUMENT_LIMIT)?;
             if let Ok(index) = ImageIndex::from_reader(&bytes[..]) {
                 for child in index.manifests() {
                     // A multi-platform index may list manifests we never fetched.
                     if self.has_blob(&descriptor_digest(self, child)?) {
-                        self.mark(child, reachable)?;
+                        self.mark(child, reachable, depth + 1)?;
                     }
                 }
             }
