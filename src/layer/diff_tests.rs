@@ -289,6 +289,15 @@ fn files_named_like_whiteouts_are_refused() {
     fs::write(copy.join("app/.wh.foo"), "").unwrap();
     let error = walk_changes(&base, &copy).unwrap_err();
     assert!(error.to_string().contains("/app/.wh.foo"), "{error}");
+    // `import` of such a tree is refused the same way.
+    let options = WriteOptions {
+        compression: LayerCompression::None,
+        epoch: None,
+        rootless: !is_root(),
+        subordinate_ids: None,
+    };
+    let error = write_tree(&copy, &options, std::io::sink()).unwrap_err();
+    assert!(error.to_string().contains("/app/.wh.foo"), "{error}");
     // An ordinary name that merely contains `.wh.` is fine.
     fs::remove_file(copy.join("app/.wh.foo")).unwrap();
     fs::write(copy.join("app/x.wh.foo"), "").unwrap();
