@@ -33,6 +33,7 @@
 pub mod entry;
 pub mod hostinfo;
 pub mod idmap;
+pub mod inroot;
 pub mod namespaces;
 pub mod parent;
 pub mod process;

@@ -168,6 +168,32 @@ mod tests {
         s
     }
 
+    /// The first remount after call `i`.
+    fn next_remount(calls: &[String], i: usize) -> String {
+        calls[i..]
+            .iter()
+            .find(|c| c.contains("MS_REMOUNT"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn read_write_binds_are_nosuid_and_nodev() {
+        let sys = RecordingSyscall::default();
+        run_setup(
+            &sys,
+            &spec(RootFs::Dir("/img".into())),
+            &layout(),
+            &MountContext::default(),
+        )
+        .unwrap();
+        let calls = sys.calls();
+        let b = sys.position("mount - / /nonexistent-staging/root/solum/cache");
+        let remount = next_remount(&calls, b);
+        assert!(remount.contains("MS_NOSUID") && remount.contains("MS_NODEV"));
+        assert!(!remount.contains("MS_RDONLY"));
+    }
+
     fn layout() -> Layout {
         Layout {
             staging: "/nonexistent-staging".into(),
@@ -231,7 +257,7 @@ mod tests {
             "lowerdir=/l1:/l2:/nonexistent-staging/mountpoints,upperdir=/u,workdir=/w,userxattr"
         ));
         // The mount point layer is filled before the overlay is mounted.
-        assert!(sys.position("mkdir /nonexistent-staging/mountpoints/solum/cache") < i);
+        assert!(sys.position("resolve /nonexistent-staging/mountpoints/solum/cache") < i);
     }
 
     #[test]
@@ -247,10 +273,10 @@ mod tests {
         // /sys cannot be a fresh sysfs without our own network namespace: a read-only bind.
         let bind =
             sys.position("mount - /sys /nonexistent-staging/root/sys MsFlags(MS_BIND | MS_REC)");
-        assert!(calls[bind + 2].contains("MS_RDONLY") && calls[bind + 2].contains("MS_REMOUNT"));
+        assert!(next_remount(&calls, bind).contains("MS_RDONLY"));
         if Path::new("/etc/hosts").exists() {
             let h = sys.position("mount - /etc/hosts /nonexistent-staging/root/etc/hosts");
-            assert!(calls[h + 2].contains("MS_RDONLY"));
+            assert!(next_remount(&calls, h).contains("MS_RDONLY"));
         }
     }
 
@@ -267,7 +293,7 @@ mod tests {
         assert!(report.proc_fallback);
         let b =
             sys.position("mount - /proc /nonexistent-staging/root/proc MsFlags(MS_BIND | MS_REC)");
-        assert!(sys.calls()[b + 2].contains("MS_RDONLY"));
+        assert!(next_remount(&sys.calls(), b).contains("MS_RDONLY"));
     }
 
     #[test]

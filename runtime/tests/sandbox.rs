@@ -628,6 +628,177 @@ fn stale_staging_dirs_are_removed_on_the_next_start() {
     assert!(!stale.exists());
 }
 
+// ---- hostile images against the host's paths (issue 10) ----
+
+/// A private copy of the busybox root, for a test to plant symlinks in: `DIR/root`.
+fn root_copy() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("solum-rt-copy")
+        .tempdir()
+        .unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(dir.path().join("root"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Other tests run on the shared root as a prepared directory, which adds mount points.
+    for d in ["dev", "proc", "sys"] {
+        let _ = std::fs::remove_dir(dir.path().join("root").join(d));
+    }
+    dir
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// What /dev's setup would make, had it followed the image's `/dev` on the host.
+const DEV_NAMES: &[&str] = &[
+    "null", "zero", "ptmx", "pts", "shm", "fd", "stdin", "stderr",
+];
+
+/// B09: an image whose `/dev` is a symlink to `/` made the setup create device nodes,
+/// `pts`, `shm` and symlinks in the host's `/`. The mount point now resolves inside the
+/// root, to the root itself, which is refused; the host's `/` is as it was.
+#[test]
+fn hostile_dev_symlink_to_root_touches_nothing_on_the_host() {
+    let before = names(Path::new("/"));
+    let dir = root_copy();
+    let root = dir.path().join("root");
+    std::os::unix::fs::symlink("/", root.join("dev")).unwrap();
+    let ovl = tempfile::tempdir().unwrap();
+    for d in ["upper", "work"] {
+        std::fs::create_dir(ovl.path().join(d)).unwrap();
+    }
+    let overlay = RootFs::Overlay {
+        lowers: vec![root.clone()],
+        upper: ovl.path().join("upper"),
+        work: ovl.path().join("work"),
+    };
+    for rootfs in [RootFs::Dir(root.clone()), overlay] {
+        let err = runtime::run(&sh(rootfs, "true"), Path::new(PROBE), |_| {}).unwrap_err();
+        let msg = runtime::process::chain(&err);
+        assert!(msg.contains("/dev leads to the root itself"), "{msg}");
+    }
+    assert_eq!(before, names(Path::new("/")));
+    for n in DEV_NAMES {
+        assert!(!root.join(n).exists(), "{n} made in the image's root");
+    }
+}
+
+/// B09: with `/dev -> /proc/self/cwd` the setup made its `/dev` in the caller's working
+/// directory. It now resolves inside the root (`ROOT/proc/self/cwd`): the caller's
+/// directory stays empty, as root and as an unprivileged user.
+#[test]
+fn hostile_dev_symlink_to_proc_self_cwd_touches_nothing_on_the_host() {
+    let dir = root_copy();
+    let root = dir.path().join("root");
+    std::os::unix::fs::symlink("/proc/self/cwd", root.join("dev")).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(
+        &spec_file,
+        serde_json::to_vec(&sh(RootFs::Dir(root.clone()), "true")).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(PROBE)
+        .arg("--spec")
+        .arg(&spec_file)
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(
+        names(cwd.path()).is_empty(),
+        "made in the caller's cwd: {:?} ({})",
+        names(cwd.path()),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What was made went into the image, under the path the link names there.
+    assert!(root.join("proc/self/cwd").is_dir());
+}
+
+/// A chain `NAME -> /c1 -> … -> /c41 -> TARGET` of 42 symlinks in `root`.
+fn plant_chain(root: &Path, name: &str, target: &Path) {
+    std::os::unix::fs::symlink("/c1", root.join(name)).unwrap();
+    for i in 1..=40 {
+        std::os::unix::fs::symlink(format!("/c{}", i + 1), root.join(format!("c{i}"))).unwrap();
+    }
+    std::os::unix::fs::symlink(target, root.join("c41")).unwrap();
+}
+
+/// B10: past 40 symlinks the old resolver joined the rest literally and the kernel then
+/// followed it on the host: `/etc` as a long chain to `/outside/D` with the host network
+/// created `/outside/D/hosts`, and the same for the `/solum/cache` bind target. Both are
+/// refused now (`ELOOP`), and nothing is made outside.
+#[test]
+fn hostile_symlink_chain_past_40_hops_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let dir = root_copy();
+    let root = dir.path().join("root");
+    std::fs::remove_dir_all(root.join("etc")).unwrap();
+    plant_chain(&root, "etc", outside.path());
+    let mut spec = sh(RootFs::Dir(root.clone()), "true");
+    spec.network = Network::Host;
+    let err = runtime::run(&spec, Path::new(PROBE), |_| {}).unwrap_err();
+    let msg = runtime::process::chain(&err);
+    assert!(msg.contains("symbolic links"), "{msg}");
+    assert!(
+        names(outside.path()).is_empty(),
+        "{:?}",
+        names(outside.path())
+    );
+
+    // The same chain on the way to a bind target, without the host network.
+    let cache = tempfile::tempdir().unwrap();
+    let mut spec = sh(RootFs::Dir(root.clone()), "true");
+    spec.mounts.push(BindMount {
+        source: cache.path().into(),
+        target: "/etc/solum/cache".into(),
+        read_only: false,
+    });
+    let err = runtime::run(&spec, Path::new(PROBE), |_| {}).unwrap_err();
+    let msg = runtime::process::chain(&err);
+    assert!(msg.contains("symbolic links"), "{msg}");
+    assert!(
+        names(outside.path()).is_empty(),
+        "{:?}",
+        names(outside.path())
+    );
+}
+
+/// B06 (inside): the writable `/solum/cache` bind is `nosuid,nodev`, so a setuid file a
+/// build leaves there elevates nothing, in this sandbox or the next.
+#[test]
+fn hostile_cache_bind_is_nosuid_and_nodev() {
+    let cache = tempfile::tempdir().unwrap();
+    let ovl = Overlay::new();
+    let mut spec = sh(
+        ovl.rootfs(),
+        "awk '$5 == \"/solum/cache\" { print $6 }' /proc/self/mountinfo",
+    );
+    spec.mounts.push(BindMount {
+        source: cache.path().into(),
+        target: "/solum/cache".into(),
+        read_only: false,
+    });
+    let r = run(&spec);
+    assert!(r.outcome.success(), "{}", r.stderr);
+    let opts: Vec<&str> = r.stdout.trim().split(',').collect();
+    assert!(
+        opts.contains(&"rw") && opts.contains(&"nosuid") && opts.contains(&"nodev"),
+        "{}",
+        r.stdout
+    );
+}
+
 // ---- the same again as an unprivileged user ----
 
 #[test]
