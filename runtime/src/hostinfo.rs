@@ -192,20 +192,24 @@ fn cgroup_v2() -> CgroupV2 {
     }
 }
 
-/// Tries `mount -t overlay … userxattr` in a child in a fresh user and mount namespace.
-fn probe_overlay() -> Result<(), String> {
-    let dir = tempfile_dir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
-    let result = probe_overlay_in(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
+/// Prefix of the overlay probe's folders (see [`crate::private`]).
+const PROBE_PREFIX: &str = "solum-overlay-probe.";
 
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("solum-overlay-probe.{}", std::process::id()));
-    for d in ["l", "u", "w", "m"] {
-        std::fs::create_dir_all(dir.join(d))?;
-    }
-    Ok(dir)
+/// Tries `mount -t overlay … userxattr` in a child in a fresh user and mount namespace, in
+/// a private folder that is removed afterwards (overlay leaves a mode-000 `work` in it).
+fn probe_overlay() -> Result<(), String> {
+    crate::private::sweep(PROBE_PREFIX);
+    let dir = crate::private::make_dir(PROBE_PREFIX)
+        .map_err(|e| format!("cannot create a probe directory: {e}"))?;
+    let result = (|| {
+        for d in ["l", "u", "w", "m"] {
+            std::fs::create_dir(dir.join(d))
+                .map_err(|e| format!("cannot create a probe directory: {e}"))?;
+        }
+        probe_overlay_in(&dir)
+    })();
+    let _ = crate::private::remove(&dir);
+    result
 }
 
 fn probe_overlay_in(dir: &Path) -> Result<(), String> {

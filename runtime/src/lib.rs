@@ -36,6 +36,7 @@ pub mod idmap;
 pub mod inroot;
 pub mod namespaces;
 pub mod parent;
+pub mod private;
 pub mod process;
 pub mod rootfs;
 pub mod setup;

@@ -595,37 +595,134 @@ fn killing_the_caller_kills_the_sandbox_and_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    while std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(runtime::entry::STAGING_PREFIX)
-                && !Path::new(&format!(
-                    "/proc/{}",
-                    &name[runtime::entry::STAGING_PREFIX.len()..]
-                ))
-                .exists()
-        })
-    {
+    while staging_dirs().iter().any(|(_, pid)| !pid_alive(*pid)) {
         assert!(
             std::time::Instant::now() < deadline,
-            "a staging dir outlived the sandbox"
+            "a staging dir outlived the sandbox: {:?}",
+            staging_dirs()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(before, host_mounts());
 }
 
+/// Staging folders of this user (in the private folder of [`runtime::private`]) and the
+/// pid in their names.
+fn staging_dirs() -> Vec<(PathBuf, i32)> {
+    let dir = runtime::private::user_dir().unwrap();
+    let prefix = runtime::entry::STAGING_PREFIX;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(prefix)?.split('.').next()?.parse().ok()?;
+            Some((e.path(), pid))
+        })
+        .collect()
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 #[test]
 fn stale_staging_dirs_are_removed_on_the_next_start() {
-    // A pid above the kernel's maximum never exists.
-    let stale =
-        std::env::temp_dir().join(format!("{}{}", runtime::entry::STAGING_PREFIX, 99_999_999));
-    let _ = std::fs::create_dir(&stale);
+    // A pid above the kernel's maximum never exists. A mode-000 folder inside does not stop
+    // the sweep.
+    let stale = runtime::private::user_dir().unwrap().join(format!(
+        "{}{}.abcdef",
+        runtime::entry::STAGING_PREFIX,
+        99_999_999
+    ));
+    let _ = std::fs::create_dir_all(stale.join("work"));
+    std::fs::set_permissions(stale.join("work"), std::fs::Permissions::from_mode(0)).unwrap();
     let r = run(&sh(RootFs::Dir(rootfs().into()), "true"));
     assert!(r.outcome.success());
     assert!(!stale.exists());
+}
+
+/// W03/W04: the staging and overlay probe folders had predictable names in the shared temp
+/// dir (`solum-sandbox.<pid>`, `solum-overlay-probe.<pid>`): another user who made them
+/// first broke the sandbox, or made the probe fail and so forced the copy fallback; and
+/// each unprivileged probe left its folder behind (overlay's mode-000 `work`). With every
+/// such name squatted for the next pids (and, as root, `solum-build-0` too), the probe and
+/// a sandbox work, and nothing of ours is left.
+#[test]
+fn hostile_squatted_temp_names_break_nothing_and_no_probe_is_left() {
+    let tmp = tempfile::Builder::new()
+        .prefix("solum-rt-tmp")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let squatter = (euid() == 0)
+        .then(|| nix::unistd::User::from_name("tester").ok().flatten())
+        .flatten();
+    if let Some(user) = &squatter {
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut names = vec![format!("solum-build-{}", euid())];
+        for pid in last + 1..last + 400 {
+            names.push(format!("solum-sandbox.{pid}"));
+            names.push(format!("solum-overlay-probe.{pid}"));
+        }
+        for name in names {
+            let d = tmp.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            nix::unistd::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+        }
+    }
+    let info = std::process::Command::new(PROBE)
+        .arg("--info")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("overlay in user namespace:  yes"),
+        "{text}{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec_file = spec_dir.path().join("spec.json");
+    std::fs::write(
+        &spec_file,
+        serde_json::to_vec(&sh(RootFs::Dir(rootfs().into()), "echo ok")).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(PROBE)
+        .arg("--spec")
+        .arg(&spec_file)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What is ours in the temp dir: at most our (empty) private folder.
+    for entry in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        if meta.uid() != euid() {
+            continue;
+        }
+        assert_eq!(
+            entry.file_name().to_string_lossy(),
+            format!("solum-build-{}", euid())
+        );
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::read_dir(entry.path()).unwrap().count(),
+            0,
+            "left behind in {}",
+            entry.path().display()
+        );
+    }
 }
 
 // ---- hostile images against the host's paths (issue 10) ----

@@ -70,12 +70,8 @@ pub fn scratch_parent(store: &Path) -> PathBuf {
     }
     let shm = Path::new("/dev/shm");
     if tmpfs_with_room(shm) && kernel_at_least(6, 6) {
-        let dir = shm.join(format!("solum-build-{}", nix::unistd::geteuid()));
-        let made = std::fs::create_dir_all(&dir).and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        });
-        if made.is_ok() {
+        // Another user may hold the name (or plant a symlink there): then the store it is.
+        if let Ok(dir) = runtime::private::user_dir_in(shm) {
             return dir;
         }
     }
