@@ -124,7 +124,7 @@ mod tests {
         );
         // A mode-000 folder inside (overlay's `work`) does not stop the removal.
         std::fs::create_dir(a.join("work")).unwrap();
-        std::fs::set_permissions(a.join("work"), std::fs::Permissions::from_mode(0)).unwrap();
+        std::fs::set_permissions(a.join("work"), std::fs::Permissions::from_mode(0o000)).unwrap();
         remove(&a).unwrap();
         remove(&b).unwrap();
         assert!(!a.exists() && !b.exists());

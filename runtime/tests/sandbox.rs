@@ -636,7 +636,7 @@ fn stale_staging_dirs_are_removed_on_the_next_start() {
         99_999_999
     ));
     let _ = std::fs::create_dir_all(stale.join("work"));
-    std::fs::set_permissions(stale.join("work"), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(stale.join("work"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let r = run(&sh(RootFs::Dir(rootfs().into()), "true"));
     assert!(r.outcome.success());
     assert!(!stale.exists());
