@@ -80,6 +80,45 @@ pub struct Limits {
     pub max_open_files: Option<u64>,
 }
 
+/// Processes a sandbox may hold unless its caller says otherwise. Builds that run `make -j`
+/// stay far below it; a fork bomb stops at it.
+pub const DEFAULT_MAX_PROCESSES: u64 = 4096;
+
+/// The limits set with [`Limits::set_defaults`] for every sandbox of this process.
+static DEFAULTS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+
+impl Limits {
+    /// The limits a new [`SandboxSpec`] starts with: those of [`Limits::set_defaults`],
+    /// else [`DEFAULT_MAX_PROCESSES`] processes and, per process, no more address space than
+    /// the host has memory (`MemTotal`). No timeout: that is the caller's.
+    pub fn defaults() -> Limits {
+        DEFAULTS.get().cloned().unwrap_or_else(Limits::builtin)
+    }
+
+    /// The built-in defaults (see [`Limits::defaults`]).
+    pub fn builtin() -> Limits {
+        Limits {
+            max_processes: Some(DEFAULT_MAX_PROCESSES),
+            memory: host_memory(),
+            ..Limits::default()
+        }
+    }
+
+    /// Sets the defaults of every later sandbox of this process (the command line does, from
+    /// `--pids-limit` and `--memory`). Only the first call counts.
+    pub fn set_defaults(limits: Limits) {
+        let _ = DEFAULTS.set(limits);
+    }
+}
+
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`).
+pub fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Everything the sandbox needs to run one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -118,7 +157,8 @@ fn default_hostname() -> String {
 }
 
 impl SandboxSpec {
-    /// A spec with defaults for everything but the root filesystem and the command.
+    /// A spec with defaults for everything but the root filesystem and the command; the
+    /// limits are [`Limits::defaults`].
     pub fn new(rootfs: RootFs, command: Vec<String>) -> Self {
         SandboxSpec {
             rootfs,
@@ -128,7 +168,7 @@ impl SandboxSpec {
             hostname: default_hostname(),
             mounts: Vec::new(),
             network: Network::None,
-            limits: Limits::default(),
+            limits: Limits::defaults(),
             uid: 0,
             gid: 0,
             id_map: IdMapPolicy::Auto,
