@@ -1,7 +1,7 @@
 //! Issue 10: what a build or an image names must not reach the host's paths around the
 //! sandbox — the copy fallback's cleanup (B11), installing a badger's scripts into an image
-//! whose `/solum` is a symlink (B12), and the per-app cache a build writes setuid files into
-//! (B06). Each runs the real binary, with and without overlay, as root and as `tester`.
+//! whose `/solum` is a symlink (B12), the per-app cache a build writes setuid files into
+//! (B06), and host paths in the sandbox's mountinfo (W15). Each runs the real binary, with and without overlay, as root and as `tester`.
 
 mod util;
 
@@ -175,6 +175,25 @@ fn hostile_setuid_file_in_the_cache_is_out_of_other_users_reach() {
     if is_root() && std::env::var_os(NESTED).is_none() {
         let other = program("runuser", &[&"-u", &"tester", &"--", &"test", &"-e", &x]);
         assert_ne!(other.code, 0, "another user reaches {}", x.display());
+    }
+}
+
+/// W15: a build could read the store's host path (and so plant files for a later request to
+/// name) from its mountinfo: overlay's layer options and the cache bind's root field. With
+/// overlay, neither shows any more.
+#[test]
+fn build_mountinfo_shows_no_store_or_scratch_path() {
+    let dir = temp_dir();
+    let store = store_with_shell(dir.path());
+    let file = app(dir.path(), "peek", "cat /proc/self/mountinfo\n");
+    let built = solum_mode(&store, false, &[&"build", &"--no-cache", &file]).ok();
+    assert!(built.stderr.contains("/solum/cache"), "{}", built.text());
+    for host in [store.to_string_lossy().into_owned(), "solum-build-".into()] {
+        assert!(
+            !built.stderr.contains(&host),
+            "{host} shows:\n{}",
+            built.stderr
+        );
     }
 }
 

@@ -269,38 +269,74 @@ pub fn mount_root(
             for (inner, make) in mount_points(spec)? {
                 mount_target(sys, &layer, &inner, make, &mut scratch)?;
             }
-            let lowerdir: Vec<String> = lowers
-                .iter()
-                .chain(std::iter::once(&layer))
-                .map(|p| p.display().to_string())
-                .collect();
-            let base = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lowerdir.join(":"),
-                upper.display(),
-                work.display()
-            );
-            // `userxattr` (Linux 5.11+) keeps overlay's own attributes in `user.overlay.*`,
-            // the only namespace a user namespace may write. Older kernels only know the
-            // privileged form.
-            let with_userxattr = format!("{base},userxattr");
-            let overlay = |options: &str| {
-                sys.mount(
-                    Some(Path::new("overlay")),
-                    &root,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(options),
-                )
-            };
-            if let Err(first) = overlay(&with_userxattr) {
-                if first.errno() != Some(libc::EINVAL) || overlay(&base).is_err() {
-                    return Err(RootfsError::Overlay {
-                        options: with_userxattr,
-                        source: first,
-                    });
-                }
-            }
+            let mut all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+            all.push(&layer);
+            mount_overlay(
+                sys,
+                &layout.staging,
+                "root",
+                &root,
+                &all,
+                upper,
+                work,
+                MsFlags::empty(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Mounts an overlay of `lowers` (top-most first), `upper` and `work` at `target`. Every
+/// layer is named to the kernel through a short symlink in the staging tmpfs (`NAME.l0`,
+/// `NAME.u`, …) relative to it, because overlay shows its options as given in the
+/// sandbox's `/proc/self/mountinfo`: the store's and scratch folders' host paths stay out
+/// of the sandbox's view.
+#[allow(clippy::too_many_arguments)]
+fn mount_overlay(
+    sys: &dyn Syscall,
+    staging: &Path,
+    name: &str,
+    target: &Path,
+    lowers: &[&Path],
+    upper: &Path,
+    work: &Path,
+    flags: MsFlags,
+) -> Result<(), RootfsError> {
+    let link = |suffix: String, to: &Path| -> Result<String, RootfsError> {
+        let short = format!("{name}.{suffix}");
+        sys.symlink(to, &staging.join(&short))
+            .map_err(ctx("an overlay layer's name"))?;
+        Ok(short)
+    };
+    let mut lowerdir = Vec::new();
+    for (i, lower) in lowers.iter().enumerate() {
+        lowerdir.push(link(format!("l{i}"), lower)?);
+    }
+    let base = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        link("u".into(), upper)?,
+        link("w".into(), work)?
+    );
+    sys.chdir(staging).map_err(ctx("the staging directory"))?;
+    // `userxattr` (Linux 5.11+) keeps overlay's own attributes in `user.overlay.*`, the only
+    // namespace a user namespace may write. Older kernels only know the privileged form.
+    let with_userxattr = format!("{base},userxattr");
+    let overlay = |options: &str| {
+        sys.mount(
+            Some(Path::new("overlay")),
+            target,
+            Some("overlay"),
+            flags,
+            Some(options),
+        )
+    };
+    if let Err(first) = overlay(&with_userxattr) {
+        if first.errno() != Some(libc::EINVAL) || overlay(&base).is_err() {
+            return Err(RootfsError::Overlay {
+                options: with_userxattr,
+                source: first,
+            });
         }
     }
     Ok(())
@@ -475,28 +511,56 @@ pub fn mount_tmp(sys: &dyn Syscall, root: &Path) -> Result<(), RootfsError> {
 pub fn mount_binds(
     sys: &dyn Syscall,
     spec: &SandboxSpec,
-    root: &Path,
+    layout: &Layout,
     report: &mut SetupReport,
 ) -> Result<(), RootfsError> {
+    let root = &layout.root();
     let points = mount_points(spec)?;
-    let mut binds: Vec<(PathBuf, PathBuf, bool)> = spec
+    let mut binds: Vec<(PathBuf, PathBuf, bool, Option<PathBuf>)> = spec
         .mounts
         .iter()
-        .map(|m| (m.source.clone(), m.target.clone(), m.read_only))
+        .map(|m| {
+            (
+                m.source.clone(),
+                m.target.clone(),
+                m.read_only,
+                m.work.clone(),
+            )
+        })
         .collect();
     if spec.network == Network::Host {
         for f in HOST_NETWORK_FILES {
             if Path::new(f).exists() {
-                binds.push((PathBuf::from(f), PathBuf::from(f), true));
+                binds.push((PathBuf::from(f), PathBuf::from(f), true, None));
             }
         }
     }
-    for (source, inner, read_only) in binds {
+    for (i, (source, inner, read_only, work)) in binds.into_iter().enumerate() {
         let make = points
             .iter()
             .find(|(p, _)| *p == inner)
             .map_or(Make::Dir, |(_, k)| *k);
         let target = mount_target(sys, root, &inner, make, &mut report.created_mount_points)?;
+        if let (false, Some(work), Make::Dir) = (read_only, &work, make) {
+            // An overlay of `source` over an empty lower writes through to `source` like a
+            // bind; where the kernel refuses it, the bind below does.
+            let empty = layout.staging.join(format!("bind{i}.empty"));
+            sys.mkdir_all(&empty, 0o755)
+                .map_err(ctx("an empty overlay lower"))?;
+            let hidden = mount_overlay(
+                sys,
+                &layout.staging,
+                &format!("bind{i}"),
+                target.path(),
+                &[&empty],
+                &source,
+                work,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            );
+            if hidden.is_ok() {
+                continue;
+            }
+        }
         if read_only {
             drop(target);
             bind_read_only_tree(sys, &source, root, &inner)?;

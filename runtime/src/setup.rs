@@ -124,7 +124,7 @@ pub fn run_setup(
             Stage::Proc => fs(rootfs::mount_proc(sys, &root, mctx, &mut report))?,
             Stage::Sys => fs(rootfs::mount_sys(sys, &root, spec.network))?,
             Stage::Tmp => fs(rootfs::mount_tmp(sys, &root))?,
-            Stage::Binds => fs(rootfs::mount_binds(sys, spec, &root, &mut report))?,
+            Stage::Binds => fs(rootfs::mount_binds(sys, spec, layout, &mut report))?,
             Stage::PivotRoot => fs(rootfs::pivot(sys, &root))?,
             Stage::Hostname => call(sys.sethostname(&spec.hostname))?,
             Stage::Loopback => {
@@ -164,6 +164,7 @@ mod tests {
             source: "/".into(),
             target: "/solum/cache".into(),
             read_only: false,
+            work: None,
         });
         s
     }
@@ -253,9 +254,14 @@ mod tests {
         };
         run_setup(&sys, &spec(rootfs), &layout(), &MountContext::default()).unwrap();
         let i = sys.position("mount overlay");
+        // Layers are named through short links in the staging tmpfs, so no host path shows
+        // in the sandbox's mountinfo.
         assert!(sys.calls()[i].ends_with(
-            "lowerdir=/l1:/l2:/nonexistent-staging/mountpoints,upperdir=/u,workdir=/w,userxattr"
+            "lowerdir=root.l0:root.l1:root.l2,upperdir=root.u,workdir=root.w,userxattr"
         ));
+        sys.position("symlink /l1 /nonexistent-staging/root.l0");
+        sys.position("symlink /nonexistent-staging/mountpoints /nonexistent-staging/root.l2");
+        assert!(sys.position("chdir /nonexistent-staging") < i);
         // The mount point layer is filled before the overlay is mounted.
         assert!(sys.position("resolve /nonexistent-staging/mountpoints/solum/cache") < i);
     }

@@ -34,6 +34,12 @@ pub struct BindMount {
     pub target: PathBuf,
     #[serde(default)]
     pub read_only: bool,
+    /// For a writable directory: an empty folder on the same mount as `source`, for
+    /// overlay's scratch. The bind is then an overlay whose upper dir is `source` over an
+    /// empty lower, which writes the same but keeps `source`'s host path out of the
+    /// sandbox's `/proc/self/mountinfo`. Without it, or where overlay is refused, a bind.
+    #[serde(default)]
+    pub work: Option<PathBuf>,
 }
 
 /// Network of the sandbox.
@@ -204,6 +210,9 @@ impl SandboxSpec {
             if !m.source.is_absolute() {
                 return Err(SpecError::HostPath(m.source.clone()));
             }
+            if let Some(w) = m.work.as_ref().filter(|w| !w.is_absolute()) {
+                return Err(SpecError::HostPath(w.clone()));
+            }
         }
         match &self.rootfs {
             RootFs::Dir(d) if !d.is_absolute() => return Err(SpecError::HostPath(d.clone())),
@@ -294,6 +303,7 @@ mod tests {
             source: "rel".into(),
             target: "/x".into(),
             read_only: true,
+            work: None,
         });
         assert!(matches!(spec.validate(), Err(SpecError::HostPath(_))));
     }

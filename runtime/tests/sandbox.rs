@@ -239,11 +239,13 @@ fn bind_mounts_read_write_and_read_only() {
             source: cache.path().into(),
             target: "/solum/cache".into(),
             read_only: false,
+            work: None,
         },
         BindMount {
             source: src.path().into(),
             target: "/src".into(),
             read_only: true,
+            work: None,
         },
     ];
     // A prepared-directory root gets its missing mount points created (and listed): use a
@@ -553,6 +555,7 @@ fn hostile_setuid_binary_gains_nothing() {
                     lib.into()
                 },
                 read_only: true,
+                work: None,
             });
         }
     }
@@ -560,6 +563,7 @@ fn hostile_setuid_binary_gains_nothing() {
         source: "/usr/lib".into(),
         target: "/lib".into(),
         read_only: true,
+        work: None,
     });
     spec.mounts.dedup();
     let r = run(&spec);
@@ -860,6 +864,7 @@ fn hostile_symlink_chain_past_40_hops_is_refused() {
         source: cache.path().into(),
         target: "/etc/solum/cache".into(),
         read_only: false,
+        work: None,
     });
     let err = runtime::run(&spec, Path::new(PROBE), |_| {}).unwrap_err();
     let msg = runtime::process::chain(&err);
@@ -885,6 +890,7 @@ fn hostile_cache_bind_is_nosuid_and_nodev() {
         source: cache.path().into(),
         target: "/solum/cache".into(),
         read_only: false,
+        work: None,
     });
     let r = run(&spec);
     assert!(r.outcome.success(), "{}", r.stderr);
@@ -894,6 +900,50 @@ fn hostile_cache_bind_is_nosuid_and_nodev() {
         "{}",
         r.stdout
     );
+}
+
+/// W15: the sandbox's mountinfo showed the host paths of the store (overlay's lowerdir,
+/// upperdir, workdir options) and of the bound cache folder (a bind's root field). Overlay
+/// layers are named through short links now, and a writable cache with a work folder is an
+/// overlay over it: none of those host paths shows, and the cache still writes through.
+#[test]
+fn mountinfo_shows_no_host_paths_of_the_layers_or_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir_in(cache.path().parent().unwrap()).unwrap();
+    let ovl = Overlay::new();
+    let mut spec = sh(
+        ovl.rootfs(),
+        "cat /proc/self/mountinfo; echo kept > /solum/cache/f; mkdir -p /solum/cache/d/e; \
+         mv /solum/cache/d /solum/cache/d2; rm -r /solum/cache/old",
+    );
+    std::fs::create_dir_all(cache.path().join("old/x")).unwrap();
+    spec.mounts.push(BindMount {
+        source: cache.path().into(),
+        target: "/solum/cache".into(),
+        read_only: false,
+        work: Some(work.path().into()),
+    });
+    let r = run(&spec);
+    assert!(r.outcome.success(), "{}", r.stderr);
+    let cache_line = r
+        .stdout
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/solum/cache"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        cache_line.contains("nosuid") && cache_line.contains("nodev"),
+        "{cache_line}"
+    );
+    for host in [rootfs(), ovl.dir.path(), cache.path(), work.path()] {
+        let host = host.to_string_lossy();
+        assert!(!r.stdout.contains(&*host), "{host} shows in\n{}", r.stdout);
+    }
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join("f")).unwrap(),
+        "kept\n"
+    );
+    assert!(cache.path().join("d2/e").is_dir());
+    assert!(!cache.path().join("old").exists());
 }
 
 // ---- the same again as an unprivileged user ----

@@ -208,10 +208,15 @@ pub fn build(
     let env = build_env(&app, &base.config, &info);
     // Private: what a build leaves there (setuid files too) is no other user's to run.
     let app_cache = super::workspace::private_dir(&cache_root, &["apps", &app.name])?;
+    // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps its
+    // host path out of the sandbox's mountinfo.
+    let work =
+        super::workspace::private_dir(&cache_root, &["apps", &format!(".work-{}", app.name)])?;
     let mounts = vec![BindMount {
         source: app_cache,
         target: PathBuf::from("/solum/cache"),
         read_only: false,
+        work: Some(work),
     }];
 
     let mut created_mount_points = Vec::new();
