@@ -99,6 +99,15 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
     };
     let report = run_in_staging(&spec, &staging, &waited, started);
     let _ = std::fs::remove_dir(&staging);
+    // Overlay leaves a mode-000 `work` in the work folder of an overlaid bind: emptied, so
+    // nothing in the caller's folders is closed to the caller.
+    for work in spec.mounts.iter().filter_map(|m| m.work.as_ref()) {
+        if let Ok(entries) = std::fs::read_dir(work) {
+            for entry in entries.flatten() {
+                let _ = crate::private::remove(&entry.path());
+            }
+        }
+    }
     report
 }
 

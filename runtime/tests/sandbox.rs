@@ -944,6 +944,8 @@ fn mountinfo_shows_no_host_paths_of_the_layers_or_the_cache() {
     );
     assert!(cache.path().join("d2/e").is_dir());
     assert!(!cache.path().join("old").exists());
+    // Overlay's mode-000 scratch is not left in the work folder.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
 
 // ---- the same again as an unprivileged user ----
