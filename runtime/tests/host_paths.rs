@@ -74,13 +74,14 @@ fn hostile_dev_symlink_to_proc_self_cwd_touches_nothing_on_the_host() {
     assert!(root.join("proc/self/cwd").is_dir());
 }
 
-/// A chain `NAME -> /c1 -> … -> /c41 -> TARGET` of 42 symlinks in `root`.
+/// A chain `NAME -> /c1 -> … -> /c40 -> TARGET` of 41 symlinks in `root`: one past the
+/// kernel's limit, the last one pointing at a host path.
 fn plant_chain(root: &Path, name: &str, target: &Path) {
     std::os::unix::fs::symlink("/c1", root.join(name)).unwrap();
-    for i in 1..=40 {
+    for i in 1..=39 {
         std::os::unix::fs::symlink(format!("/c{}", i + 1), root.join(format!("c{i}"))).unwrap();
     }
-    std::os::unix::fs::symlink(target, root.join("c41")).unwrap();
+    std::os::unix::fs::symlink(target, root.join("c40")).unwrap();
 }
 
 /// B10: past 40 symlinks the old resolver joined the rest literally and the kernel then
