@@ -1,7 +1,8 @@
 //! What this host allows the sandbox: user namespaces, overlay in a user namespace,
 //! subordinate id ranges and their helpers, cgroup v2 delegation, and what the builder will
-//! therefore do. It reads sysctls and files, and tries an overlay mount in a throwaway child;
-//! it must not change anything on the host.
+//! therefore do, limits included. It reads sysctls and files, and tries an overlay mount in
+//! a throwaway child in a private folder it removes again (see [`crate::private`]); it must
+//! not change anything else on the host.
 
 use crate::idmap::{self, HostIds, IdMapKind, SubRange};
 use crate::setup::kernel_has_pid_max_per_namespace;
