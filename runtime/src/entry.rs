@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Prefix of the staging directories in the temp dir; the suffix is the owner's pid.
+/// Prefix of the staging directories (see [`crate::private`]): `solum-sandbox.<pid>.<random>`.
 pub const STAGING_PREFIX: &str = "solum-sandbox.";
 
 /// What the outer process reports to the caller, as one JSON document on fd 0.
@@ -87,50 +87,28 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
         return failed("spec", chain(&e));
     }
     let started = Instant::now();
-    remove_stale_staging_dirs();
-    let staging = std::env::temp_dir().join(format!("{STAGING_PREFIX}{}", std::process::id()));
-    if let Err(e) = std::fs::DirBuilder::new().mode_0700().create(&staging) {
-        return failed(
-            "staging",
-            format!("cannot create {}: {e}", staging.display()),
-        );
-    }
+    crate::private::sweep(STAGING_PREFIX);
+    let staging = match crate::private::make_dir(STAGING_PREFIX) {
+        Ok(dir) => dir,
+        Err(e) => {
+            return failed(
+                "staging",
+                format!("cannot create a staging directory in the temp dir: {e}"),
+            )
+        }
+    };
     let report = run_in_staging(&spec, &staging, &waited, started);
     let _ = std::fs::remove_dir(&staging);
-    report
-}
-
-trait Mode0700 {
-    fn mode_0700(&mut self) -> &mut Self;
-}
-
-impl Mode0700 for std::fs::DirBuilder {
-    fn mode_0700(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt;
-        self.mode(0o700)
-    }
-}
-
-/// Removes staging directories left by sandboxes whose process is gone (killed with
-/// SIGKILL before it could clean up). Their mounts died with their mount namespace, so
-/// they are plain empty directories.
-pub fn remove_stale_staging_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir(entry.path());
+    // Overlay leaves a mode-000 `work` in the work folder of an overlaid bind: emptied, so
+    // nothing in the caller's folders is closed to the caller.
+    for work in spec.mounts.iter().filter_map(|m| m.work.as_ref()) {
+        if let Ok(entries) = std::fs::read_dir(work) {
+            for entry in entries.flatten() {
+                let _ = crate::private::remove(&entry.path());
+            }
         }
     }
+    report
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), Report> {
@@ -296,9 +274,4 @@ fn user_namespace_hint(e: std::io::Error) -> String {
         }
     }
     msg
-}
-
-/// Path of the staging directory of the sandbox process `pid`.
-pub fn staging_dir_of(pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("{STAGING_PREFIX}{pid}"))
 }

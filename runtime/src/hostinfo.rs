@@ -1,7 +1,8 @@
 //! What this host allows the sandbox: user namespaces, overlay in a user namespace,
 //! subordinate id ranges and their helpers, cgroup v2 delegation, and what the builder will
-//! therefore do. It reads sysctls and files, and tries an overlay mount in a throwaway child;
-//! it must not change anything on the host.
+//! therefore do, limits included. It reads sysctls and files, and tries an overlay mount in
+//! a throwaway child in a private folder it removes again (see [`crate::private`]); it must
+//! not change anything else on the host.
 
 use crate::idmap::{self, HostIds, IdMapKind, SubRange};
 use crate::setup::kernel_has_pid_max_per_namespace;
@@ -45,9 +46,13 @@ pub struct Plan {
     pub id_map: IdMapKind,
     /// `overlay` or `prepared directory`.
     pub rootfs: &'static str,
-    /// How `max_processes` is enforced.
+    /// Processes per sandbox (the default of builds and runs), if limited.
+    pub max_processes: Option<u64>,
+    /// Address space per process in bytes (the default of builds and runs), if limited.
+    pub memory: Option<u64>,
+    /// The process limit and how it is enforced.
     pub process_limit: String,
-    /// How `memory` is enforced.
+    /// The memory limit and how it is enforced.
     pub memory_limit: String,
 }
 
@@ -117,17 +122,19 @@ pub fn host_info() -> HostInfo {
     let cgroup_v2 = cgroup_v2();
     let pid_max_per_namespace = kernel_has_pid_max_per_namespace();
     let plan = idmap::plan(&ids, IdMapPolicy::Auto, 0, 0);
-    let mut process_limit = String::from("RLIMIT_NPROC");
-    if ids.euid == 0 || plan.kind == IdMapKind::Root {
-        process_limit = String::from(
-            "pid_max of the sandbox's pid namespace (kuid 0 is exempt from RLIMIT_NPROC)",
-        );
-        if !pid_max_per_namespace {
-            process_limit = String::from("none (kuid 0 is exempt from RLIMIT_NPROC and this kernel has no per-namespace pid_max)");
-        }
-    } else if pid_max_per_namespace {
-        process_limit.push_str(" and pid_max of the sandbox's pid namespace");
-    }
+    let limits = crate::spec::Limits::defaults();
+    let process_limit = describe_process_limit(
+        limits.max_processes,
+        ids.euid == 0 || plan.kind == IdMapKind::Root,
+        pid_max_per_namespace,
+    );
+    let memory_limit = match limits.memory {
+        Some(bytes) => format!(
+            "{} of address space per process (RLIMIT_AS); the sum over processes is not limited (no cgroup)",
+            gib(bytes)
+        ),
+        None => "none".to_string(),
+    };
     HostInfo {
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
@@ -149,9 +156,36 @@ pub fn host_info() -> HostInfo {
             } else {
                 "prepared directory"
             },
+            max_processes: limits.max_processes,
+            memory: limits.memory,
             process_limit,
-            memory_limit: "RLIMIT_AS (per process)".into(),
+            memory_limit,
         },
+    }
+}
+
+/// `bytes` in GiB with one decimal.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// The process limit and what enforces it: kuid 0 is exempt from `RLIMIT_NPROC`, so a root
+/// sandbox has only the pid namespace's own `pid_max` (Linux 6.14+).
+fn describe_process_limit(max: Option<u64>, root: bool, pid_max_per_namespace: bool) -> String {
+    let Some(n) = max else {
+        return "none".to_string();
+    };
+    match (root, pid_max_per_namespace) {
+        (true, true) => format!("{n} processes (pid_max of the sandbox's pid namespace)"),
+        (true, false) => format!(
+            "none: kuid 0 is exempt from RLIMIT_NPROC and this kernel has no per-namespace pid_max (asked: {n})"
+        ),
+        (false, true) => format!(
+            "{n} processes (pid_max of the sandbox's pid namespace, and RLIMIT_NPROC of its user)"
+        ),
+        (false, false) => format!(
+            "{n} processes of the sandbox's host user, counting its processes outside too (RLIMIT_NPROC)"
+        ),
     }
 }
 
@@ -192,20 +226,24 @@ fn cgroup_v2() -> CgroupV2 {
     }
 }
 
-/// Tries `mount -t overlay … userxattr` in a child in a fresh user and mount namespace.
-fn probe_overlay() -> Result<(), String> {
-    let dir = tempfile_dir().map_err(|e| format!("cannot create a probe directory: {e}"))?;
-    let result = probe_overlay_in(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
+/// Prefix of the overlay probe's folders (see [`crate::private`]).
+const PROBE_PREFIX: &str = "solum-overlay-probe.";
 
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("solum-overlay-probe.{}", std::process::id()));
-    for d in ["l", "u", "w", "m"] {
-        std::fs::create_dir_all(dir.join(d))?;
-    }
-    Ok(dir)
+/// Tries `mount -t overlay … userxattr` in a child in a fresh user and mount namespace, in
+/// a private folder that is removed afterwards (overlay leaves a mode-000 `work` in it).
+fn probe_overlay() -> Result<(), String> {
+    crate::private::sweep(PROBE_PREFIX);
+    let dir = crate::private::make_dir(PROBE_PREFIX)
+        .map_err(|e| format!("cannot create a probe directory: {e}"))?;
+    let result = (|| {
+        for d in ["l", "u", "w", "m"] {
+            std::fs::create_dir(dir.join(d))
+                .map_err(|e| format!("cannot create a probe directory: {e}"))?;
+        }
+        probe_overlay_in(&dir)
+    })();
+    let _ = crate::private::remove(&dir);
+    result
 }
 
 fn probe_overlay_in(dir: &Path) -> Result<(), String> {

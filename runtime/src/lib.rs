@@ -33,8 +33,10 @@
 pub mod entry;
 pub mod hostinfo;
 pub mod idmap;
+pub mod inroot;
 pub mod namespaces;
 pub mod parent;
+pub mod private;
 pub mod process;
 pub mod rootfs;
 pub mod setup;

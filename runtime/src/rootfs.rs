@@ -12,13 +12,16 @@
 //! - an image symlink on the way (say `/etc/resolv.conf -> ../run/resolv.conf`) is followed
 //!   inside the root, never on the host, and a missing target is created (in the upper dir
 //!   for an overlay, and listed).
+//!
+//! Every path inside the root is resolved by [`Syscall::resolve`] (see [`crate::inroot`])
+//! and named to `mount(2)` through its descriptor; none is joined as a string. A mount point
+//! that leads to the root itself is refused.
 
+use crate::inroot::{InRoot, Make};
 use crate::spec::{Network, RootFs, SandboxSpec};
 use crate::syscall::{Syscall, SyscallError};
 use nix::mount::{MntFlags, MsFlags};
-use std::collections::VecDeque;
-use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Devices bound from the host into the sandbox's `/dev`.
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -89,6 +92,14 @@ pub enum RootfsError {
         #[source]
         source: SyscallError,
     },
+    #[error("cannot resolve the mount point {} inside the root", inner.display())]
+    Target {
+        inner: PathBuf,
+        #[source]
+        source: SyscallError,
+    },
+    #[error("the mount point {} leads to the root itself (a symlink to `/` in the image?)", inner.display())]
+    TargetIsRoot { inner: PathBuf },
     #[error("bind mount source {} is missing", path.display())]
     BindSource {
         path: PathBuf,
@@ -101,116 +112,66 @@ fn ctx(what: &'static str) -> impl FnOnce(SyscallError) -> RootfsError {
     move |source| RootfsError::Mount { what, source }
 }
 
-/// What a mount point must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Dir,
-    File,
-}
-
 /// Every mount point the spec needs inside the root, in mount order.
-fn mount_points(spec: &SandboxSpec) -> Result<Vec<(PathBuf, Kind)>, RootfsError> {
-    let mut out: Vec<(PathBuf, Kind)> = ["/dev", "/proc", "/sys", "/tmp"]
+fn mount_points(spec: &SandboxSpec) -> Result<Vec<(PathBuf, Make)>, RootfsError> {
+    let mut out: Vec<(PathBuf, Make)> = FIXED_MOUNT_POINTS
         .iter()
-        .map(|p| (PathBuf::from(p), Kind::Dir))
+        .map(|p| (PathBuf::from(p), Make::Dir))
         .collect();
     for m in &spec.mounts {
         let meta = std::fs::metadata(&m.source).map_err(|source| RootfsError::BindSource {
             path: m.source.clone(),
             source,
         })?;
-        let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
-        out.push((m.target.clone(), kind));
+        let make = if meta.is_dir() { Make::Dir } else { Make::File };
+        out.push((m.target.clone(), make));
     }
     if spec.network == Network::Host {
         for f in HOST_NETWORK_FILES {
             if Path::new(f).exists() {
-                out.push((PathBuf::from(f), Kind::File));
+                out.push((PathBuf::from(f), Make::File));
             }
         }
     }
     Ok(out)
 }
 
-/// `inner` (absolute, inside the sandbox) resolved under `root`, following symlinks as if
-/// `root` were `/`: `..` and absolute link targets never leave it.
-pub fn resolve_in_root(root: &Path, inner: &Path) -> PathBuf {
-    let mut pending: VecDeque<OsString> = normal_parts(inner);
-    let mut cur = PathBuf::new();
-    let mut hops = 0;
-    while let Some(part) = pending.pop_front() {
-        if part == ".." {
-            cur.pop();
-            continue;
-        }
-        let cand = cur.join(&part);
-        let full = root.join(&cand);
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_symlink() && hops < 40 => {
-                hops += 1;
-                let Ok(target) = std::fs::read_link(&full) else {
-                    cur = cand;
-                    continue;
-                };
-                if target.is_absolute() {
-                    cur = PathBuf::new();
-                }
-                for p in normal_parts(&target).into_iter().rev() {
-                    pending.push_front(p);
-                }
-            }
-            _ => cur = cand,
-        }
-    }
-    root.join(cur)
-}
+/// The mount points of the fixed mounts, in mount order.
+const FIXED_MOUNT_POINTS: &[&str] = &["/dev", "/proc", "/sys", "/tmp"];
 
-fn normal_parts(p: &Path) -> VecDeque<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Makes sure `inner` exists under `root` as a `kind`, recording what had to be created.
-fn ensure_mount_point(
+/// `inner` resolved inside `root` (see [`crate::inroot`]), made as `make` where missing,
+/// with what had to be made recorded in `created`. A mount point that resolves to the root
+/// itself (an image with `/dev -> /`) is refused: a mount there would cover the whole image.
+fn mount_target(
     sys: &dyn Syscall,
     root: &Path,
     inner: &Path,
-    kind: Kind,
+    make: Make,
     created: &mut Vec<PathBuf>,
-) -> Result<PathBuf, RootfsError> {
-    let resolved = resolve_in_root(root, inner);
-    if std::fs::symlink_metadata(&resolved).is_ok() {
-        return Ok(resolved);
+) -> Result<InRoot, RootfsError> {
+    let mut target = sys
+        .resolve(root, inner, make)
+        .map_err(|source| RootfsError::Target {
+            inner: inner.to_path_buf(),
+            source,
+        })?;
+    if target.is_root() {
+        return Err(RootfsError::TargetIsRoot {
+            inner: inner.to_path_buf(),
+        });
     }
-    // Record the highest missing ancestor first, then everything below it.
-    let rel = resolved
-        .strip_prefix(root)
-        .unwrap_or(&resolved)
-        .to_path_buf();
-    let mut ancestors: Vec<&Path> = rel
-        .ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .collect();
-    ancestors.reverse();
-    for a in ancestors {
-        if std::fs::symlink_metadata(root.join(a)).is_err() {
-            created.push(Path::new("/").join(a));
-        }
-    }
-    let parent = resolved.parent().unwrap_or(root);
-    sys.mkdir_all(parent, 0o755)
-        .map_err(ctx("a mount point's parent"))?;
-    match kind {
-        Kind::Dir => sys.mkdir_all(&resolved, 0o755),
-        Kind::File => sys.create_file(&resolved, 0o644),
-    }
-    .map_err(ctx("a mount point"))?;
-    Ok(resolved)
+    created.append(&mut target.created);
+    Ok(target)
+}
+
+/// `inner` inside `root` as it is now (after the mounts so far), made as `make` when missing.
+fn existing(
+    sys: &dyn Syscall,
+    root: &Path,
+    inner: &str,
+    make: Make,
+) -> Result<InRoot, RootfsError> {
+    mount_target(sys, root, Path::new(inner), make, &mut Vec::new())
 }
 
 /// Remounts the bind at `target` read-only, keeping the flags the kernel locked on it.
@@ -225,22 +186,31 @@ fn remount_read_only(sys: &dyn Syscall, target: &Path) -> Result<(), SyscallErro
     )
 }
 
-/// Read-only recursive bind of `source` at `target`: the top mount and every mount below it.
+/// Read-only recursive bind of `source` at `inner` of `root` (which exists): the top mount
+/// and every mount below it. The target is resolved again after the bind, so the remount
+/// reaches the new mount rather than the directory under it.
 fn bind_read_only_tree(
     sys: &dyn Syscall,
     source: &Path,
-    target: &Path,
-) -> Result<(), SyscallError> {
+    root: &Path,
+    inner: &Path,
+) -> Result<(), RootfsError> {
+    let target = mount_target(sys, root, inner, Make::Nothing, &mut Vec::new())?;
     sys.mount(
         Some(source),
-        target,
+        target.path(),
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
-    )?;
-    remount_read_only(sys, target)?;
-    for sub in submounts(target) {
-        remount_read_only(sys, &sub)?;
+    )
+    .map_err(ctx("a read-only bind mount"))?;
+    drop(target);
+    let target = mount_target(sys, root, inner, Make::Nothing, &mut Vec::new())?;
+    remount_read_only(sys, target.path()).map_err(ctx("a read-only bind mount"))?;
+    // The mounts below come from `source` (a host tree), and the real path of the target has
+    // no symlink on the way: their paths in mountinfo name them.
+    for sub in submounts(&target.mount_path()) {
+        remount_read_only(sys, &sub).map_err(ctx("a read-only bind mount"))?;
     }
     Ok(())
 }
@@ -296,101 +266,137 @@ pub fn mount_root(
             sys.mkdir_all(&layer, 0o755)
                 .map_err(ctx("the mount point layer"))?;
             let mut scratch = Vec::new();
-            for (inner, kind) in mount_points(spec)? {
-                ensure_mount_point(sys, &layer, &inner, kind, &mut scratch)?;
+            for (inner, make) in mount_points(spec)? {
+                mount_target(sys, &layer, &inner, make, &mut scratch)?;
             }
-            let lowerdir: Vec<String> = lowers
-                .iter()
-                .chain(std::iter::once(&layer))
-                .map(|p| p.display().to_string())
-                .collect();
-            let base = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lowerdir.join(":"),
-                upper.display(),
-                work.display()
-            );
-            // `userxattr` (Linux 5.11+) keeps overlay's own attributes in `user.overlay.*`,
-            // the only namespace a user namespace may write. Older kernels only know the
-            // privileged form.
-            let with_userxattr = format!("{base},userxattr");
-            let overlay = |options: &str| {
-                sys.mount(
-                    Some(Path::new("overlay")),
-                    &root,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(options),
-                )
-            };
-            if let Err(first) = overlay(&with_userxattr) {
-                if first.errno() != Some(libc::EINVAL) || overlay(&base).is_err() {
-                    return Err(RootfsError::Overlay {
-                        options: with_userxattr,
-                        source: first,
-                    });
-                }
-            }
+            let mut all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+            all.push(&layer);
+            mount_overlay(
+                sys,
+                &layout.staging,
+                "root",
+                &root,
+                &all,
+                upper,
+                work,
+                MsFlags::empty(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Mounts an overlay of `lowers` (top-most first), `upper` and `work` at `target`. Every
+/// layer is named to the kernel through a short symlink in the staging tmpfs (`NAME.l0`,
+/// `NAME.u`, …) relative to it, because overlay shows its options as given in the
+/// sandbox's `/proc/self/mountinfo`: the store's and scratch folders' host paths stay out
+/// of the sandbox's view.
+#[allow(clippy::too_many_arguments)]
+fn mount_overlay(
+    sys: &dyn Syscall,
+    staging: &Path,
+    name: &str,
+    target: &Path,
+    lowers: &[&Path],
+    upper: &Path,
+    work: &Path,
+    flags: MsFlags,
+) -> Result<(), RootfsError> {
+    let link = |suffix: String, to: &Path| -> Result<String, RootfsError> {
+        let short = format!("{name}.{suffix}");
+        sys.symlink(to, &staging.join(&short))
+            .map_err(ctx("an overlay layer's name"))?;
+        Ok(short)
+    };
+    let mut lowerdir = Vec::new();
+    for (i, lower) in lowers.iter().enumerate() {
+        lowerdir.push(link(format!("l{i}"), lower)?);
+    }
+    let base = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowerdir.join(":"),
+        link("u".into(), upper)?,
+        link("w".into(), work)?
+    );
+    sys.chdir(staging).map_err(ctx("the staging directory"))?;
+    // `userxattr` (Linux 5.11+) keeps overlay's own attributes in `user.overlay.*`, the only
+    // namespace a user namespace may write. Older kernels only know the privileged form.
+    let with_userxattr = format!("{base},userxattr");
+    let overlay = |options: &str| {
+        sys.mount(
+            Some(Path::new("overlay")),
+            target,
+            Some("overlay"),
+            flags,
+            Some(options),
+        )
+    };
+    if let Err(first) = overlay(&with_userxattr) {
+        if first.errno() != Some(libc::EINVAL) || overlay(&base).is_err() {
+            return Err(RootfsError::Overlay {
+                options: with_userxattr,
+                source: first,
+            });
         }
     }
     Ok(())
 }
 
 /// `/dev`: a tmpfs with the host's harmless devices bound in, a private devpts and a shm.
+/// Every entry is resolved inside the root again after the tmpfs is mounted, so it lands in
+/// the tmpfs wherever the image's `/dev` leads (inside the root).
 pub fn mount_dev(sys: &dyn Syscall, root: &Path, mctx: &MountContext) -> Result<(), RootfsError> {
-    let dev = root.join("dev");
+    let dev = existing(sys, root, "/dev", Make::Dir)?;
     sys.mount(
         Some(Path::new("tmpfs")),
-        &dev,
+        dev.path(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=65536k"),
     )
     .map_err(ctx("/dev"))?;
+    drop(dev);
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
         if !host.exists() {
             continue;
         }
-        let target = dev.join(name);
-        sys.create_file(&target, 0o666)
-            .map_err(ctx("a /dev node"))?;
-        sys.mount(Some(&host), &target, None, MsFlags::MS_BIND, None)
+        let target = existing(sys, root, &format!("/dev/{name}"), Make::File)?;
+        sys.mount(Some(&host), target.path(), None, MsFlags::MS_BIND, None)
             .map_err(ctx("a /dev node bind"))?;
     }
-    let pts = dev.join("pts");
-    sys.mkdir_all(&pts, 0o755).map_err(ctx("/dev/pts"))?;
+    let pts = existing(sys, root, "/dev/pts", Make::Dir)?;
     let mut pts_opts = String::from("newinstance,ptmxmode=0666,mode=0620");
     if mctx.tty_gid_mapped {
         pts_opts.push_str(",gid=5");
     }
     sys.mount(
         Some(Path::new("devpts")),
-        &pts,
+        pts.path(),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some(&pts_opts),
     )
     .map_err(ctx("/dev/pts"))?;
-    sys.symlink(Path::new("pts/ptmx"), &dev.join("ptmx"))
-        .map_err(ctx("/dev/ptmx"))?;
-    let shm = dev.join("shm");
-    sys.mkdir_all(&shm, 0o755).map_err(ctx("/dev/shm"))?;
+    let shm = existing(sys, root, "/dev/shm", Make::Dir)?;
     sys.mount(
         Some(Path::new("shm")),
-        &shm,
+        shm.path(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777,size=65536k"),
     )
     .map_err(ctx("/dev/shm"))?;
+    // The tmpfs itself, held open: each link is one name created in it.
+    let dev = existing(sys, root, "/dev", Make::Nothing)?;
     for (link, target) in [
+        ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        sys.symlink(Path::new(target), &dev.join(link))
+        sys.symlink(Path::new(target), &dev.path().join(link))
             .map_err(ctx("a /dev symlink"))?;
     }
     Ok(())
@@ -405,10 +411,10 @@ pub fn mount_proc(
     mctx: &MountContext,
     report: &mut SetupReport,
 ) -> Result<(), RootfsError> {
-    let proc = root.join("proc");
+    let proc = existing(sys, root, "/proc", Make::Dir)?;
     if let Err(e) = sys.mount(
         Some(Path::new("proc")),
-        &proc,
+        proc.path(),
         Some("proc"),
         NOSUID_NODEV_NOEXEC,
         None,
@@ -420,26 +426,44 @@ pub fn mount_proc(
             });
         }
         report.proc_fallback = true;
-        return bind_read_only_tree(sys, Path::new("/proc"), &proc).map_err(ctx("/proc (bind)"));
+        return bind_read_only_tree(sys, Path::new("/proc"), root, Path::new("/proc"));
     }
+    drop(proc);
+    // From here on every path below /proc is in the fresh procfs, not in the image.
     if let Some(max) = mctx.pid_max {
         // Must come before /proc/sys turns read-only.
-        sys.write_file(&proc.join("sys/kernel/pid_max"), max.to_string().as_bytes())
+        let file = existing(sys, root, "/proc/sys/kernel/pid_max", Make::Nothing)?;
+        sys.write_file(file.path(), max.to_string().as_bytes())
             .map_err(ctx("the pid namespace's pid_max"))?;
     }
+    let present = |inner: &str| match sys.resolve(root, Path::new(inner), Make::Nothing) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+        Err(source) => Err(RootfsError::Target {
+            inner: PathBuf::from(inner),
+            source,
+        }),
+    };
     for name in PROC_READ_ONLY {
-        let p = proc.join(name);
-        if p.exists() {
-            sys.mount(Some(&p), &p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-                .and_then(|()| remount_read_only(sys, &p))
-                .map_err(ctx("a read-only /proc entry"))?;
+        let inner = format!("/proc/{name}");
+        if let Some(p) = present(&inner)? {
+            sys.mount(
+                Some(p.path()),
+                p.path(),
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(ctx("a read-only /proc entry"))?;
+            drop(p);
+            let p = existing(sys, root, &inner, Make::Nothing)?;
+            remount_read_only(sys, p.path()).map_err(ctx("a read-only /proc entry"))?;
         }
     }
-    let null = root.join("dev/null");
+    let null = existing(sys, root, "/dev/null", Make::Nothing)?;
     for name in PROC_MASKED {
-        let p = proc.join(name);
-        if p.is_file() {
-            sys.mount(Some(&null), &p, None, MsFlags::MS_BIND, None)
+        if let Some(p) = present(&format!("/proc/{name}"))?.filter(|p| !p.is_dir) {
+            sys.mount(Some(null.path()), p.path(), None, MsFlags::MS_BIND, None)
                 .map_err(ctx("a masked /proc entry"))?;
         }
     }
@@ -450,12 +474,12 @@ pub fn mount_proc(
 /// shows only the sandbox's network devices and none of the host's cgroup mounts), else a
 /// read-only recursive bind of the host's.
 pub fn mount_sys(sys: &dyn Syscall, root: &Path, network: Network) -> Result<(), RootfsError> {
-    let target = root.join("sys");
+    let target = existing(sys, root, "/sys", Make::Dir)?;
     if network == Network::None
         && sys
             .mount(
                 Some(Path::new("sysfs")),
-                &target,
+                target.path(),
                 Some("sysfs"),
                 NOSUID_NODEV_NOEXEC | MsFlags::MS_RDONLY,
                 None,
@@ -464,14 +488,16 @@ pub fn mount_sys(sys: &dyn Syscall, root: &Path, network: Network) -> Result<(),
     {
         return Ok(());
     }
-    bind_read_only_tree(sys, Path::new("/sys"), &target).map_err(ctx("/sys"))
+    drop(target);
+    bind_read_only_tree(sys, Path::new("/sys"), root, Path::new("/sys"))
 }
 
 /// `/tmp`: a tmpfs, world-writable and sticky.
 pub fn mount_tmp(sys: &dyn Syscall, root: &Path) -> Result<(), RootfsError> {
+    let target = existing(sys, root, "/tmp", Make::Dir)?;
     sys.mount(
         Some(Path::new("tmpfs")),
-        &root.join("tmp"),
+        target.path(),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777"),
@@ -479,43 +505,91 @@ pub fn mount_tmp(sys: &dyn Syscall, root: &Path) -> Result<(), RootfsError> {
     .map_err(ctx("/tmp"))
 }
 
-/// The spec's bind mounts, then the host's network files with [`Network::Host`].
+/// The spec's bind mounts, then the host's network files with [`Network::Host`]. A bind
+/// neither carries setuid bits nor device nodes in (`nosuid`, `nodev`): what a build leaves
+/// in `/solum/cache` sits in a host folder and must give nothing when run from there.
 pub fn mount_binds(
     sys: &dyn Syscall,
     spec: &SandboxSpec,
-    root: &Path,
+    layout: &Layout,
     report: &mut SetupReport,
 ) -> Result<(), RootfsError> {
+    let root = &layout.root();
     let points = mount_points(spec)?;
-    let mut binds: Vec<(PathBuf, PathBuf, bool)> = spec
+    let mut binds: Vec<(PathBuf, PathBuf, bool, Option<PathBuf>)> = spec
         .mounts
         .iter()
-        .map(|m| (m.source.clone(), m.target.clone(), m.read_only))
+        .map(|m| {
+            (
+                m.source.clone(),
+                m.target.clone(),
+                m.read_only,
+                m.work.clone(),
+            )
+        })
         .collect();
     if spec.network == Network::Host {
         for f in HOST_NETWORK_FILES {
             if Path::new(f).exists() {
-                binds.push((PathBuf::from(f), PathBuf::from(f), true));
+                binds.push((PathBuf::from(f), PathBuf::from(f), true, None));
             }
         }
     }
-    for (source, inner, read_only) in binds {
-        let kind = points
+    for (i, (source, inner, read_only, work)) in binds.into_iter().enumerate() {
+        let make = points
             .iter()
             .find(|(p, _)| *p == inner)
-            .map_or(Kind::Dir, |(_, k)| *k);
-        let target = ensure_mount_point(sys, root, &inner, kind, &mut report.created_mount_points)?;
+            .map_or(Make::Dir, |(_, k)| *k);
+        let target = mount_target(sys, root, &inner, make, &mut report.created_mount_points)?;
+        if let (false, Some(work), Make::Dir) = (read_only, &work, make) {
+            // An overlay of `source` over an empty lower writes through to `source` like a
+            // bind; where the kernel refuses it, the bind below does.
+            let empty = layout.staging.join(format!("bind{i}.empty"));
+            sys.mkdir_all(&empty, 0o755)
+                .map_err(ctx("an empty overlay lower"))?;
+            let hidden = mount_overlay(
+                sys,
+                &layout.staging,
+                &format!("bind{i}"),
+                target.path(),
+                &[&empty],
+                &source,
+                work,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            );
+            if hidden.is_ok() {
+                continue;
+            }
+        }
         if read_only {
-            bind_read_only_tree(sys, &source, &target).map_err(ctx("a read-only bind mount"))?;
+            drop(target);
+            bind_read_only_tree(sys, &source, root, &inner)?;
         } else {
             sys.mount(
                 Some(&source),
-                &target,
+                target.path(),
                 None,
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None,
             )
             .map_err(ctx("a bind mount"))?;
+            drop(target);
+            let target = mount_target(sys, root, &inner, Make::Nothing, &mut Vec::new())?;
+            let flags = sys
+                .mount_flags(target.path())
+                .map_err(ctx("a bind mount"))?;
+            sys.mount(
+                None,
+                target.path(),
+                None,
+                flags
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV,
+                None,
+            )
+            .map_err(ctx("a bind mount (nosuid, nodev)"))?;
         }
     }
     Ok(())
@@ -527,12 +601,12 @@ pub fn ensure_fixed_mount_points(
     root: &Path,
     report: &mut SetupReport,
 ) -> Result<(), RootfsError> {
-    for p in ["/dev", "/proc", "/sys", "/tmp"] {
-        ensure_mount_point(
+    for p in FIXED_MOUNT_POINTS {
+        mount_target(
             sys,
             root,
             Path::new(p),
-            Kind::Dir,
+            Make::Dir,
             &mut report.created_mount_points,
         )?;
     }
@@ -555,26 +629,30 @@ pub fn pivot(sys: &dyn Syscall, root: &Path) -> Result<(), RootfsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::syscall::LinuxSyscall;
 
+    /// B09: an image's `/dev -> /` may not turn the root itself into a mount point.
     #[test]
-    fn resolution_stays_inside_the_root() {
-        let dir = std::env::temp_dir().join(format!("solum-resolve-{}", std::process::id()));
-        let root = dir.join("root");
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::os::unix::fs::symlink("/../../../etc/shadow", root.join("etc/abs")).unwrap();
-        std::os::unix::fs::symlink("../../run/x", root.join("etc/rel")).unwrap();
-        assert_eq!(
-            resolve_in_root(&root, Path::new("/etc/abs")),
-            root.join("etc/shadow")
-        );
-        assert_eq!(
-            resolve_in_root(&root, Path::new("/etc/rel")),
-            root.join("run/x")
-        );
-        assert_eq!(
-            resolve_in_root(&root, Path::new("/a/../../b")),
-            root.join("b")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn hostile_mount_point_to_the_root_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink("/", root.join("dev")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("tmp")).unwrap();
+        let mut report = SetupReport::default();
+        for inner in ["/dev", "/tmp"] {
+            let err = mount_target(
+                &LinuxSyscall,
+                &root,
+                Path::new(inner),
+                Make::Dir,
+                &mut report.created_mount_points,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, RootfsError::TargetIsRoot { .. }),
+                "{inner}: {err}"
+            );
+        }
     }
 }

@@ -124,7 +124,7 @@ pub fn run_setup(
             Stage::Proc => fs(rootfs::mount_proc(sys, &root, mctx, &mut report))?,
             Stage::Sys => fs(rootfs::mount_sys(sys, &root, spec.network))?,
             Stage::Tmp => fs(rootfs::mount_tmp(sys, &root))?,
-            Stage::Binds => fs(rootfs::mount_binds(sys, spec, &root, &mut report))?,
+            Stage::Binds => fs(rootfs::mount_binds(sys, spec, layout, &mut report))?,
             Stage::PivotRoot => fs(rootfs::pivot(sys, &root))?,
             Stage::Hostname => call(sys.sethostname(&spec.hostname))?,
             Stage::Loopback => {
@@ -164,8 +164,35 @@ mod tests {
             source: "/".into(),
             target: "/solum/cache".into(),
             read_only: false,
+            work: None,
         });
         s
+    }
+
+    /// The first remount after call `i`.
+    fn next_remount(calls: &[String], i: usize) -> String {
+        calls[i..]
+            .iter()
+            .find(|c| c.contains("MS_REMOUNT"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn read_write_binds_are_nosuid_and_nodev() {
+        let sys = RecordingSyscall::default();
+        run_setup(
+            &sys,
+            &spec(RootFs::Dir("/img".into())),
+            &layout(),
+            &MountContext::default(),
+        )
+        .unwrap();
+        let calls = sys.calls();
+        let b = sys.position("mount - / /nonexistent-staging/root/solum/cache");
+        let remount = next_remount(&calls, b);
+        assert!(remount.contains("MS_NOSUID") && remount.contains("MS_NODEV"));
+        assert!(!remount.contains("MS_RDONLY"));
     }
 
     fn layout() -> Layout {
@@ -227,11 +254,16 @@ mod tests {
         };
         run_setup(&sys, &spec(rootfs), &layout(), &MountContext::default()).unwrap();
         let i = sys.position("mount overlay");
+        // Layers are named through short links in the staging tmpfs, so no host path shows
+        // in the sandbox's mountinfo.
         assert!(sys.calls()[i].ends_with(
-            "lowerdir=/l1:/l2:/nonexistent-staging/mountpoints,upperdir=/u,workdir=/w,userxattr"
+            "lowerdir=root.l0:root.l1:root.l2,upperdir=root.u,workdir=root.w,userxattr"
         ));
+        sys.position("symlink /l1 /nonexistent-staging/root.l0");
+        sys.position("symlink /nonexistent-staging/mountpoints /nonexistent-staging/root.l2");
+        assert!(sys.position("chdir /nonexistent-staging") < i);
         // The mount point layer is filled before the overlay is mounted.
-        assert!(sys.position("mkdir /nonexistent-staging/mountpoints/solum/cache") < i);
+        assert!(sys.position("resolve /nonexistent-staging/mountpoints/solum/cache") < i);
     }
 
     #[test]
@@ -247,10 +279,10 @@ mod tests {
         // /sys cannot be a fresh sysfs without our own network namespace: a read-only bind.
         let bind =
             sys.position("mount - /sys /nonexistent-staging/root/sys MsFlags(MS_BIND | MS_REC)");
-        assert!(calls[bind + 2].contains("MS_RDONLY") && calls[bind + 2].contains("MS_REMOUNT"));
+        assert!(next_remount(&calls, bind).contains("MS_RDONLY"));
         if Path::new("/etc/hosts").exists() {
             let h = sys.position("mount - /etc/hosts /nonexistent-staging/root/etc/hosts");
-            assert!(calls[h + 2].contains("MS_RDONLY"));
+            assert!(next_remount(&calls, h).contains("MS_RDONLY"));
         }
     }
 
@@ -267,7 +299,7 @@ mod tests {
         assert!(report.proc_fallback);
         let b =
             sys.position("mount - /proc /nonexistent-staging/root/proc MsFlags(MS_BIND | MS_REC)");
-        assert!(sys.calls()[b + 2].contains("MS_RDONLY"));
+        assert!(next_remount(&sys.calls(), b).contains("MS_RDONLY"));
     }
 
     #[test]

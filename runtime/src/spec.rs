@@ -34,6 +34,12 @@ pub struct BindMount {
     pub target: PathBuf,
     #[serde(default)]
     pub read_only: bool,
+    /// For a writable directory: an empty folder on the same mount as `source`, for
+    /// overlay's scratch. The bind is then an overlay whose upper dir is `source` over an
+    /// empty lower, which writes the same but keeps `source`'s host path out of the
+    /// sandbox's `/proc/self/mountinfo`. Without it, or where overlay is refused, a bind.
+    #[serde(default)]
+    pub work: Option<PathBuf>,
 }
 
 /// Network of the sandbox.
@@ -80,6 +86,45 @@ pub struct Limits {
     pub max_open_files: Option<u64>,
 }
 
+/// Processes a sandbox may hold unless its caller says otherwise. Builds that run `make -j`
+/// stay far below it; a fork bomb stops at it.
+pub const DEFAULT_MAX_PROCESSES: u64 = 4096;
+
+/// The limits set with [`Limits::set_defaults`] for every sandbox of this process.
+static DEFAULTS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+
+impl Limits {
+    /// The limits a new [`SandboxSpec`] starts with: those of [`Limits::set_defaults`],
+    /// else [`DEFAULT_MAX_PROCESSES`] processes and, per process, no more address space than
+    /// the host has memory (`MemTotal`). No timeout: that is the caller's.
+    pub fn defaults() -> Limits {
+        DEFAULTS.get().cloned().unwrap_or_else(Limits::builtin)
+    }
+
+    /// The built-in defaults (see [`Limits::defaults`]).
+    pub fn builtin() -> Limits {
+        Limits {
+            max_processes: Some(DEFAULT_MAX_PROCESSES),
+            memory: host_memory(),
+            ..Limits::default()
+        }
+    }
+
+    /// Sets the defaults of every later sandbox of this process (the command line does, from
+    /// `--pids-limit` and `--memory`). Only the first call counts.
+    pub fn set_defaults(limits: Limits) {
+        let _ = DEFAULTS.set(limits);
+    }
+}
+
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`).
+pub fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Everything the sandbox needs to run one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -118,7 +163,8 @@ fn default_hostname() -> String {
 }
 
 impl SandboxSpec {
-    /// A spec with defaults for everything but the root filesystem and the command.
+    /// A spec with defaults for everything but the root filesystem and the command; the
+    /// limits are [`Limits::defaults`].
     pub fn new(rootfs: RootFs, command: Vec<String>) -> Self {
         SandboxSpec {
             rootfs,
@@ -128,7 +174,7 @@ impl SandboxSpec {
             hostname: default_hostname(),
             mounts: Vec::new(),
             network: Network::None,
-            limits: Limits::default(),
+            limits: Limits::defaults(),
             uid: 0,
             gid: 0,
             id_map: IdMapPolicy::Auto,
@@ -163,6 +209,9 @@ impl SandboxSpec {
             }
             if !m.source.is_absolute() {
                 return Err(SpecError::HostPath(m.source.clone()));
+            }
+            if let Some(w) = m.work.as_ref().filter(|w| !w.is_absolute()) {
+                return Err(SpecError::HostPath(w.clone()));
             }
         }
         match &self.rootfs {
@@ -254,6 +303,7 @@ mod tests {
             source: "rel".into(),
             target: "/x".into(),
             read_only: true,
+            work: None,
         });
         assert!(matches!(spec.validate(), Err(SpecError::HostPath(_))));
     }

@@ -3,6 +3,7 @@
 //! ordering logic (namespaces, id maps, mounts, `pivot_root`) be tested without privileges.
 //! This module only translates calls; it must not decide what to call or in which order.
 
+use crate::inroot::{InRoot, Make};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use std::cell::RefCell;
@@ -53,8 +54,9 @@ pub trait Syscall {
     fn chdir(&self, path: &Path) -> Result<()>;
     /// Creates a directory and its missing parents.
     fn mkdir_all(&self, path: &Path, mode: u32) -> Result<()>;
-    /// Creates an empty regular file (a mount point for a file bind) if it does not exist.
-    fn create_file(&self, path: &Path, mode: u32) -> Result<()>;
+    /// `inner` (absolute, inside the sandbox) resolved under `root` without leaving it,
+    /// made as `make` says where missing (see [`crate::inroot`]).
+    fn resolve(&self, root: &Path, inner: &Path, make: Make) -> Result<InRoot>;
     fn symlink(&self, target: &Path, link: &Path) -> Result<()>;
     fn write_file(&self, path: &Path, data: &[u8]) -> Result<()>;
     fn sethostname(&self, name: &str) -> Result<()>;
@@ -108,18 +110,9 @@ impl Syscall for LinuxSyscall {
             .map_err(|e| SyscallError::new("mkdir", path, e))
     }
 
-    fn create_file(&self, path: &Path, mode: u32) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(SyscallError::new("open(O_CREAT)", path, e)),
-        }
+    fn resolve(&self, root: &Path, inner: &Path, make: Make) -> Result<InRoot> {
+        crate::inroot::resolve(root, inner, make)
+            .map_err(|e| SyscallError::new("resolve inside the root", inner, e))
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {
@@ -293,8 +286,14 @@ impl Syscall for RecordingSyscall {
         self.record("mkdir", format!("mkdir {} {mode:o}", path.display()))
     }
 
-    fn create_file(&self, path: &Path, mode: u32) -> Result<()> {
-        self.record("create", format!("create {} {mode:o}", path.display()))
+    fn resolve(&self, root: &Path, inner: &Path, make: Make) -> Result<InRoot> {
+        let path = root.join(inner.strip_prefix("/").unwrap_or(inner));
+        self.record("resolve", format!("resolve {} {make:?}", path.display()))?;
+        Ok(InRoot::recorded(
+            path,
+            inner.to_path_buf(),
+            make != Make::File,
+        ))
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> Result<()> {

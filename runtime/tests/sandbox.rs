@@ -3,155 +3,16 @@
 //! binary again as the unprivileged user `tester` (see `tests/setup-host.sh`), so every test
 //! passes in both worlds.
 
+mod common;
+
+use common::*;
 use runtime::{
     BindMount, IdMapKind, IdMapPolicy, Network, OutputEvent, RootFs, SandboxSpec, Stream,
     Termination,
 };
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
-
-const PROBE: &str = env!("CARGO_BIN_EXE_solum-sandbox-probe");
-const NESTED: &str = "SOLUM_RUNTIME_TEST_NESTED";
-
-fn busybox() -> Option<PathBuf> {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
-/// A busybox root filesystem shared by all tests of this process (read-only for them: tests
-/// that write use it as an overlay lower).
-fn rootfs() -> &'static Path {
-    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("solum-rt-rootfs")
-            .tempdir()
-            .unwrap();
-        let r = dir.path();
-        std::fs::set_permissions(r, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for d in ["bin", "etc", "root"] {
-            std::fs::create_dir(r.join(d)).unwrap();
-        }
-        let bb = busybox().expect("busybox-static is installed (apt-get install busybox-static)");
-        std::fs::copy(&bb, r.join("bin/busybox")).unwrap();
-        let list = std::process::Command::new(&bb)
-            .arg("--list")
-            .output()
-            .unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
-            }
-        }
-        std::fs::write(
-            r.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(r.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
-        std::fs::create_dir(r.join("tmp")).unwrap();
-        std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-        dir
-    })
-    .path()
-}
-
-/// An overlay over the busybox root with a fresh upper dir.
-struct Overlay {
-    dir: tempfile::TempDir,
-}
-
-impl Overlay {
-    fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("solum-rt-ovl")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir(dir.path().join("upper")).unwrap();
-        std::fs::create_dir(dir.path().join("work")).unwrap();
-        Overlay { dir }
-    }
-
-    fn upper(&self) -> PathBuf {
-        self.dir.path().join("upper")
-    }
-
-    fn rootfs(&self) -> RootFs {
-        RootFs::Overlay {
-            lowers: vec![rootfs().to_path_buf()],
-            upper: self.upper(),
-            work: self.dir.path().join("work"),
-        }
-    }
-}
-
-fn sh(rootfs: RootFs, script: &str) -> SandboxSpec {
-    let mut spec = SandboxSpec::new(rootfs, vec!["/bin/sh".into(), "-c".into(), script.into()]);
-    spec.limits.timeout = Some(Duration::from_secs(30));
-    spec
-}
-
-struct Ran {
-    outcome: runtime::Outcome,
-    stdout: String,
-    stderr: String,
-    events: Vec<OutputEvent>,
-}
-
-fn run(spec: &SandboxSpec) -> Ran {
-    let mut events = Vec::new();
-    let outcome = runtime::run(spec, Path::new(PROBE), |e| events.push(e))
-        .unwrap_or_else(|e| panic!("sandbox failed: {}", runtime::process::chain(&e)));
-    let text = |s: Stream| {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                OutputEvent::Bytes { stream, data, .. } if *stream == s => {
-                    Some(String::from_utf8_lossy(data).into_owned())
-                }
-                _ => None,
-            })
-            .collect::<String>()
-    };
-    Ran {
-        stdout: text(Stream::Stdout),
-        stderr: text(Stream::Stderr),
-        outcome,
-        events,
-    }
-}
-
-fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
-/// Host processes whose command line contains `marker`.
-fn host_processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(marker) && !cmd.contains("solum-sandbox-probe") {
-                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
-}
-
-/// A sleep duration unique to this test process and `n`, to find its processes on the host
-/// (the root run and the `tester` run go on at the same time).
-fn marker(n: u32) -> String {
-    format!("{}{:02}{}", 7, n, std::process::id())
-}
-
-fn host_mounts() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
-}
 
 // ---- functional ----
 
@@ -239,11 +100,13 @@ fn bind_mounts_read_write_and_read_only() {
             source: cache.path().into(),
             target: "/solum/cache".into(),
             read_only: false,
+            work: None,
         },
         BindMount {
             source: src.path().into(),
             target: "/src".into(),
             read_only: true,
+            work: None,
         },
     ];
     // A prepared-directory root gets its missing mount points created (and listed): use a
@@ -553,6 +416,7 @@ fn hostile_setuid_binary_gains_nothing() {
                     lib.into()
                 },
                 read_only: true,
+                work: None,
             });
         }
     }
@@ -560,6 +424,7 @@ fn hostile_setuid_binary_gains_nothing() {
         source: "/usr/lib".into(),
         target: "/lib".into(),
         read_only: true,
+        work: None,
     });
     spec.mounts.dedup();
     let r = run(&spec);
@@ -595,74 +460,139 @@ fn killing_the_caller_kills_the_sandbox_and_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    while std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(runtime::entry::STAGING_PREFIX)
-                && !Path::new(&format!(
-                    "/proc/{}",
-                    &name[runtime::entry::STAGING_PREFIX.len()..]
-                ))
-                .exists()
-        })
-    {
+    while staging_dirs().iter().any(|(_, pid)| !pid_alive(*pid)) {
         assert!(
             std::time::Instant::now() < deadline,
-            "a staging dir outlived the sandbox"
+            "a staging dir outlived the sandbox: {:?}",
+            staging_dirs()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(before, host_mounts());
 }
 
+/// Staging folders of this user (in the private folder of [`runtime::private`]) and the
+/// pid in their names.
+fn staging_dirs() -> Vec<(PathBuf, i32)> {
+    let dir = runtime::private::user_dir().unwrap();
+    let prefix = runtime::entry::STAGING_PREFIX;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(prefix)?.split('.').next()?.parse().ok()?;
+            Some((e.path(), pid))
+        })
+        .collect()
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 #[test]
 fn stale_staging_dirs_are_removed_on_the_next_start() {
-    // A pid above the kernel's maximum never exists.
-    let stale =
-        std::env::temp_dir().join(format!("{}{}", runtime::entry::STAGING_PREFIX, 99_999_999));
-    let _ = std::fs::create_dir(&stale);
+    // A pid above the kernel's maximum never exists. A mode-000 folder inside does not stop
+    // the sweep.
+    let stale = runtime::private::user_dir().unwrap().join(format!(
+        "{}{}.abcdef",
+        runtime::entry::STAGING_PREFIX,
+        99_999_999
+    ));
+    let _ = std::fs::create_dir_all(stale.join("work"));
+    std::fs::set_permissions(stale.join("work"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let r = run(&sh(RootFs::Dir(rootfs().into()), "true"));
     assert!(r.outcome.success());
     assert!(!stale.exists());
+}
+
+/// W03/W04: the staging and overlay probe folders had predictable names in the shared temp
+/// dir (`solum-sandbox.<pid>`, `solum-overlay-probe.<pid>`): another user who made them
+/// first broke the sandbox, or made the probe fail and so forced the copy fallback; and
+/// each unprivileged probe left its folder behind (overlay's mode-000 `work`). With every
+/// such name squatted for the next pids (and, as root, `solum-build-0` too), the probe and
+/// a sandbox work, and nothing of ours is left.
+#[test]
+fn hostile_squatted_temp_names_break_nothing_and_no_probe_is_left() {
+    let tmp = tempfile::Builder::new()
+        .prefix("solum-rt-tmp")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let squatter = (euid() == 0)
+        .then(|| nix::unistd::User::from_name("tester").ok().flatten())
+        .flatten();
+    if let Some(user) = &squatter {
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut names = vec![format!("solum-build-{}", euid())];
+        for pid in last + 1..last + 400 {
+            names.push(format!("solum-sandbox.{pid}"));
+            names.push(format!("solum-overlay-probe.{pid}"));
+        }
+        for name in names {
+            let d = tmp.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            nix::unistd::chown(&d, Some(user.uid), Some(user.gid)).unwrap();
+        }
+    }
+    let info = std::process::Command::new(PROBE)
+        .arg("--info")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("overlay in user namespace:  yes"),
+        "{text}{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec_file = spec_dir.path().join("spec.json");
+    std::fs::write(
+        &spec_file,
+        serde_json::to_vec(&sh(RootFs::Dir(rootfs().into()), "echo ok")).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(PROBE)
+        .arg("--spec")
+        .arg(&spec_file)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What is ours in the temp dir: at most our (empty) private folder.
+    for entry in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+        let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+        if meta.uid() != euid() {
+            continue;
+        }
+        assert_eq!(
+            entry.file_name().to_string_lossy(),
+            format!("solum-build-{}", euid())
+        );
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::read_dir(entry.path()).unwrap().count(),
+            0,
+            "left behind in {}",
+            entry.path().display()
+        );
+    }
 }
 
 // ---- the same again as an unprivileged user ----
 
 #[test]
 fn all_of_this_also_passes_as_an_unprivileged_user() {
-    if euid() != 0 || std::env::var_os(NESTED).is_some() {
-        return;
-    }
-    if nix::unistd::User::from_name("tester")
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        eprintln!("skipped: no user `tester` (run runtime/tests/setup-host.sh)");
-        return;
-    }
-    let me = std::env::current_exe().unwrap();
-    for p in [me.as_path(), Path::new(PROBE)] {
-        for a in p.ancestors().skip(1) {
-            let mode = std::fs::metadata(a).unwrap().permissions().mode();
-            if mode & 0o005 != 0o005 {
-                std::fs::set_permissions(a, std::fs::Permissions::from_mode(mode | 0o005)).unwrap();
-            }
-        }
-    }
-    let out = std::process::Command::new("runuser")
-        .args(["-u", "tester", "--", "env", &format!("{NESTED}=1")])
-        .arg(&me)
-        .args(["--test-threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "as tester:\n{text}");
-    println!("{text}");
+    rerun_as_tester();
 }

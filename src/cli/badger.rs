@@ -30,6 +30,8 @@ enum BadgerCommand {
         /// Kill the setup script after this many seconds.
         #[arg(long, value_name = "SECS", default_value = "3600")]
         timeout: u64,
+        #[command(flatten)]
+        limits: super::run::LimitArgs,
     },
     /// List the badgers of the store.
     List {
@@ -51,7 +53,9 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             tag,
             compression,
             timeout,
+            limits,
         } => {
+            limits.apply()?;
             let reporter = BuildReporter {
                 format: LogFormat::Text,
                 quiet: context.quiet,

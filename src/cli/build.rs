@@ -90,6 +90,8 @@ pub struct BuildArgs {
     push: Option<String>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
+    #[command(flatten)]
+    limits: super::run::LimitArgs,
 }
 
 /// Renders build progress as text or JSON lines on stderr.
@@ -172,6 +174,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         )
         .into());
     }
+    args.limits.apply()?;
     let request = BuildRequest {
         app_file: args.app_file,
         name: args.name,

@@ -41,6 +41,56 @@ pub struct RunArgs {
     /// The working directory (default: the image's, else /).
     #[arg(long, short = 'w', value_name = "DIR")]
     workdir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Resource limits of the sandbox, shared by `build`, `badger build` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most processes the sandbox may hold at once; 0 for no limit.
+    #[arg(long, value_name = "N", default_value_t = runtime::spec::DEFAULT_MAX_PROCESSES)]
+    pids_limit: u64,
+    /// Most address space one process of the sandbox may map (bytes, or with k, m, g
+    /// suffix); 0 for no limit. Default: the host's memory. A per-process limit
+    /// (RLIMIT_AS): the processes together may use more.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+}
+
+impl LimitArgs {
+    /// Makes these the limits of every sandbox this command starts.
+    pub fn apply(&self) -> Result<(), UsageError> {
+        let mut limits = runtime::Limits::builtin();
+        limits.max_processes = (self.pids_limit > 0).then_some(self.pids_limit);
+        if let Some(text) = &self.memory {
+            let bytes = parse_size(text).ok_or_else(|| {
+                UsageError(format!(
+                    "--memory {text:?} is not a size (bytes, or a number with k, m or g)"
+                ))
+            })?;
+            limits.memory = (bytes > 0).then_some(bytes);
+        }
+        runtime::Limits::set_defaults(limits);
+        Ok(())
+    }
+}
+
+/// `512`, `64k`, `512m`, `4g` (powers of 1024; `b`/`ib` suffixes accepted).
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
+    let (digits, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        't' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
@@ -55,6 +105,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
     if let Some(bad) = args.env.iter().find(|e| !e.contains('=')) {
         return Err(UsageError(format!("--env {bad:?} is not KEY=VALUE")).into());
     }
+    args.limits.apply()?;
     let reporter = CliReporter::new(true);
     let opened = open_image(&reference, &context.store, None, &reporter)?;
     let layout = open_store(&context.store)?;
@@ -94,4 +145,17 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         }
         Termination::Cancelled => 130,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(super::parse_size("512"), Some(512));
+        assert_eq!(super::parse_size("64k"), Some(64 << 10));
+        assert_eq!(super::parse_size("512M"), Some(512 << 20));
+        assert_eq!(super::parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(super::parse_size("lots"), None);
+        assert_eq!(super::parse_size(""), None);
+    }
 }

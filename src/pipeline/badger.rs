@@ -8,6 +8,7 @@
 use super::badgers::{self, BadgerError};
 use super::build::BuildError;
 use super::commit::{commit, Commit};
+use super::confined;
 use super::unpack::{cached_rootfs, rootfs_cache_dir};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::layer::LayerCompression;
@@ -18,14 +19,13 @@ use crate::store::{Layout, ResolvedImage};
 use crate::transport::{copy_blobs, open_store, RegistryTransport, TransportError};
 use runtime::{CancelHandle, Termination};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Badger images are named `badgers/NAME` unless `--tag` says otherwise.
 pub const BADGER_IMAGE_PREFIX: &str = "badgers/";
 
 /// Where the setup script is put for its one run; it is removed before the diff.
-const SETUP_PATH: &str = "solum/.setup";
+const SETUP_PATH: &str = "/solum/.setup";
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -43,15 +43,6 @@ pub struct BadgerRequest {
 pub struct BuiltBadger {
     pub tag: String,
     pub manifest_digest: crate::image::Digest,
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
-    let path = path.to_path_buf();
-    move |source| BuildError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 /// Builds the badger in `request.dir` into the store.
@@ -91,13 +82,17 @@ pub fn build_badger(
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.
     let script = request.dir.join("build.sh");
     if script.is_file() {
-        install(&script, &root.join(manifest.build.trim_start_matches('/')))?;
+        confined::install(&root, Path::new(&manifest.build), &script, 0o755)?;
     }
     let mut created_mount_points = Vec::new();
     let mut id_map = None;
     if let Some(setup) = &manifest.setup {
-        let setup_path = root.join(SETUP_PATH);
-        install(&request.dir.join(setup), &setup_path)?;
+        confined::install(
+            &root,
+            Path::new(SETUP_PATH),
+            &request.dir.join(setup),
+            0o755,
+        )?;
         let mut env = badgers::config_env(&base.config);
         super::commit::set_env(
             &mut env,
@@ -112,7 +107,7 @@ pub fn build_badger(
             Step {
                 stage: "BUILDING",
                 rootfs: workspace.build_root(),
-                command: vec![format!("/{SETUP_PATH}")],
+                command: vec![SETUP_PATH.to_string()],
                 env,
                 cwd: PathBuf::from("/"),
                 mounts: Vec::new(),
@@ -134,7 +129,8 @@ pub fn build_badger(
                 tail: result.tail,
             });
         }
-        std::fs::remove_file(&setup_path).map_err(io_error(&setup_path, "remove"))?;
+        // The setup ran in this tree: the removal follows no symlink it may have planted.
+        confined::remove(&root, Path::new(SETUP_PATH))?;
         created_mount_points = result.outcome.created_mount_points;
         id_map = Some(result.outcome.id_map);
     }
@@ -181,21 +177,6 @@ pub fn build_badger(
         tag,
         manifest_digest: committed.manifest_digest,
     })
-}
-
-/// Copies a script into the image as an executable file, creating its parents.
-fn install(from: &Path, to: &Path) -> Result<(), BuildError> {
-    if let Some(parent) = to.parent() {
-        // Parents made here become image directories: the usual 0755 (under the umask).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(io_error(parent, "create"))?;
-    }
-    std::fs::copy(from, to).map_err(io_error(from, "copy"))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
-        .map_err(io_error(to, "chmod"))
 }
 
 /// A badger image of the store: its name, manifest and image.

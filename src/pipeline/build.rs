@@ -54,6 +54,8 @@ pub enum BuildError {
     Unpack(#[from] UnpackError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Confined(#[from] super::confined::ConfinedError),
     #[error("the build command of badger {badger} {how}{}", tail_text(.tail))]
     BuildFailed {
         badger: String,
@@ -204,12 +206,17 @@ pub fn build(
     place_source(&source_dir, workspace.writable_root())?;
 
     let env = build_env(&app, &base.config, &info);
-    let app_cache = cache_root.join("apps").join(&app.name);
-    std::fs::create_dir_all(&app_cache).map_err(io_error(&app_cache, "create"))?;
+    // Private: what a build leaves there (setuid files too) is no other user's to run.
+    let app_cache = super::workspace::private_dir(&cache_root, &["apps", &app.name])?;
+    // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps its
+    // host path out of the sandbox's mountinfo.
+    let work =
+        super::workspace::private_dir(&cache_root, &["apps", &format!(".work-{}", app.name)])?;
     let mounts = vec![BindMount {
         source: app_cache,
         target: PathBuf::from("/solum/cache"),
         read_only: false,
+        work: Some(work),
     }];
 
     let mut created_mount_points = Vec::new();

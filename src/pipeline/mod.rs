@@ -8,6 +8,7 @@ pub mod badger;
 pub mod badgers;
 pub mod build;
 pub mod commit;
+pub mod confined;
 pub mod import;
 pub mod run;
 pub mod unpack;

@@ -6,6 +6,7 @@
 //! on a throwaway layer above the build: a second overlay whose upper is discarded, or a
 //! second copy. The scratch folder (and everything in it) is removed on drop.
 
+use super::confined;
 use super::unpack::remove_tree;
 use crate::layer::{self, Change, LayerError};
 use crate::report::Reporter;
@@ -69,16 +70,42 @@ pub fn scratch_parent(store: &Path) -> PathBuf {
     }
     let shm = Path::new("/dev/shm");
     if tmpfs_with_room(shm) && kernel_at_least(6, 6) {
-        let dir = shm.join(format!("solum-build-{}", nix::unistd::geteuid()));
-        let made = std::fs::create_dir_all(&dir).and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        });
-        if made.is_ok() {
+        // Another user may hold the name (or plant a symlink there): then the store it is.
+        if let Ok(dir) = runtime::private::user_dir_in(shm) {
             return dir;
         }
     }
     store.join("cache").join("work")
+}
+
+/// `base/NAME/…` made private to this user: each folder below `base` is created with mode
+/// 0700 (never wider, whatever the umask) or, when it exists, must be a directory of ours
+/// (not a symlink) and is tightened to 0700. A build writes what it likes into the per-app
+/// cache (`/solum/cache`), setuid files included; no other user may reach them.
+pub fn private_dir(base: &Path, names: &[&str]) -> Result<PathBuf, WorkspaceError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::create_dir_all(base).map_err(io_error(base, "create"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut dir = base.to_path_buf();
+    for name in names {
+        dir.push(name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error(&dir, "create")(e)),
+        }
+        let meta = std::fs::symlink_metadata(&dir).map_err(io_error(&dir, "inspect"))?;
+        if !meta.is_dir() || meta.uid() != me {
+            return Err(io_error(&dir, "use (not a directory of this user)")(
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
+        }
+        if meta.mode() & 0o7777 != 0o700 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_error(&dir, "make private"))?;
+        }
+    }
+    Ok(dir)
 }
 
 /// Free space a tmpfs must have to hold build scratch by default.
@@ -234,41 +261,33 @@ impl Workspace {
 /// say). Overlay keeps those in a tmpfs layer, so its upper dir never sees them; to give the
 /// same diff, they are removed again here, and a parent whose children are then the same
 /// as in the lower gets the lower's mtime back (the mkdir changed it, the build did not).
+/// The build ran in this tree and may have replaced any of these paths by a symlink to a
+/// host folder: every step goes through [`confined`], which never follows one.
 fn undo_mount_points(lower: &Path, root: &Path, created: &[PathBuf]) {
-    let mut created: Vec<PathBuf> = created
-        .iter()
-        .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
-        .collect();
+    let mut created: Vec<&PathBuf> = created.iter().collect();
     // Deepest first, so a parent is empty when its turn comes.
     created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for relative in created {
-        let path = root.join(&relative);
-        let removed = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
-        let Some(parent) = relative.parent() else {
-            continue;
-        };
-        if removed.is_err() {
+    for inner in created {
+        if !confined::remove(root, inner).unwrap_or(false) {
             continue;
         }
-        let names = |dir: &Path| -> Option<std::collections::BTreeSet<std::ffi::OsString>> {
-            Some(
-                std::fs::read_dir(dir)
-                    .ok()?
-                    .filter_map(|e| e.ok().map(|e| e.file_name()))
-                    .collect(),
-            )
+        let Some(parent) = inner.parent() else {
+            continue;
         };
-        let (lower_parent, copy_parent) = (lower.join(parent), root.join(parent));
-        if names(&lower_parent).is_some() && names(&lower_parent) == names(&copy_parent) {
-            if let Ok(meta) = std::fs::symlink_metadata(&lower_parent) {
-                use std::os::unix::fs::MetadataExt;
+        let (Some(lower_dir), Some(copy_dir)) = (
+            confined::open_dir(lower, parent),
+            confined::open_dir(root, parent),
+        ) else {
+            continue;
+        };
+        let lower_names = confined::names(&lower_dir);
+        if lower_names.is_some() && lower_names == confined::names(&copy_dir) {
+            if let Ok(st) = nix::sys::stat::fstat(&lower_dir) {
                 let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
-                let _ = nix::sys::stat::utimensat(
-                    nix::fcntl::AT_FDCWD,
-                    &copy_parent,
-                    &time(meta.atime(), meta.atime_nsec()),
-                    &time(meta.mtime(), meta.mtime_nsec()),
-                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                let _ = nix::sys::stat::futimens(
+                    &copy_dir,
+                    &time(st.st_atime, st.st_atime_nsec),
+                    &time(st.st_mtime, st.st_mtime_nsec),
                 );
             }
         }
