@@ -149,13 +149,19 @@ fn unpack_upload(body: &[u8], dir: &std::path::Path, limit: u64) -> Result<(), A
 }
 
 /// The folder holding `badger.yaml`: the top of the tarball or its only folder.
+/// Neither the folder nor `badger.yaml` is followed through a symlink: the tarball could
+/// name any server folder that way.
 fn badger_dir(root: &std::path::Path) -> Option<std::path::PathBuf> {
-    if root.join("badger.yaml").is_file() {
+    let holds_manifest =
+        |dir: &std::path::Path| std::fs::symlink_metadata(dir.join("badger.yaml")).is_ok();
+    if holds_manifest(root) {
         return Some(root.to_path_buf());
     }
     let entries: Vec<_> = std::fs::read_dir(root).ok()?.flatten().collect();
     match entries.as_slice() {
-        [only] if only.path().join("badger.yaml").is_file() => Some(only.path()),
+        [only] if only.file_type().is_ok_and(|t| t.is_dir()) && holds_manifest(&only.path()) => {
+            Some(only.path())
+        }
         _ => None,
     }
 }

@@ -86,7 +86,7 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
     }
     if let Some(error) = error.downcast_ref::<BuildError>() {
         return match error {
-            BuildError::AppFile(_) | BuildError::NoSource => true,
+            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => true,
             BuildError::Badger(inner) => is_input_error(inner),
             BuildError::Source { source, .. } => is_input_error(&**source),
             BuildError::Unpack(inner) => is_input_error(inner),

@@ -5,6 +5,7 @@
 //! badger's environment in its config and the manifest as the `org.solum.badger.manifest`
 //! annotation. Also `badger list` and `badger search`, over the store's badger images.
 
+use super::badger_files::{install_in_image, read_badger_file, remove_from_image};
 use super::badgers::{self, BadgerError};
 use super::build::BuildError;
 use super::commit::{commit, Commit};
@@ -18,7 +19,6 @@ use crate::store::{Layout, ResolvedImage};
 use crate::transport::{copy_blobs, open_store, RegistryTransport, TransportError};
 use runtime::{CancelHandle, Termination};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Badger images are named `badgers/NAME` unless `--tag` says otherwise.
@@ -62,7 +62,18 @@ pub fn build_badger(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<BuiltBadger, BuildError> {
-    let manifest = BadgerManifest::load(&request.dir.join("badger.yaml"))?;
+    // Every file of the badger folder is read through the folder, never through a symlink.
+    let origin = request.dir.join("badger.yaml");
+    let text = read_badger_file(&request.dir, "badger.yaml")?.ok_or_else(|| {
+        io_error(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        io_error(&origin, "read")(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })?;
+    let manifest = BadgerManifest::parse(&text, &origin.display().to_string())?;
     let tag = request
         .tag
         .clone()
@@ -89,15 +100,19 @@ pub fn build_badger(
     let root = workspace.writable_root().to_path_buf();
 
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.
-    let script = request.dir.join("build.sh");
-    if script.is_file() {
-        install(&script, &root.join(manifest.build.trim_start_matches('/')))?;
+    // Both are written inside the image root only (see badger_files).
+    if let Some(script) = read_badger_file(&request.dir, "build.sh")? {
+        install_in_image(&root, &manifest.build, &script)?;
     }
     let mut created_mount_points = Vec::new();
     let mut id_map = None;
     if let Some(setup) = &manifest.setup {
-        let setup_path = root.join(SETUP_PATH);
-        install(&request.dir.join(setup), &setup_path)?;
+        let script = read_badger_file(&request.dir, setup)?.ok_or_else(|| {
+            io_error(&request.dir.join(setup), "read")(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))
+        })?;
+        install_in_image(&root, &format!("/{SETUP_PATH}"), &script)?;
         let mut env = badgers::config_env(&base.config);
         super::commit::set_env(
             &mut env,
@@ -134,7 +149,7 @@ pub fn build_badger(
                 tail: result.tail,
             });
         }
-        std::fs::remove_file(&setup_path).map_err(io_error(&setup_path, "remove"))?;
+        remove_from_image(&root, &format!("/{SETUP_PATH}"))?;
         created_mount_points = result.outcome.created_mount_points;
         id_map = Some(result.outcome.id_map);
     }
@@ -181,21 +196,6 @@ pub fn build_badger(
         tag,
         manifest_digest: committed.manifest_digest,
     })
-}
-
-/// Copies a script into the image as an executable file, creating its parents.
-fn install(from: &Path, to: &Path) -> Result<(), BuildError> {
-    if let Some(parent) = to.parent() {
-        // Parents made here become image directories: the usual 0755 (under the umask).
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(io_error(parent, "create"))?;
-    }
-    std::fs::copy(from, to).map_err(io_error(from, "copy"))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
-        .map_err(io_error(to, "chmod"))
 }
 
 /// A badger image of the store: its name, manifest and image.

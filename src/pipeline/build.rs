@@ -44,6 +44,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Badger(#[from] BadgerError),
+    #[error(transparent)]
+    BadgerFile(#[from] super::badger_files::BadgerFileError),
     #[error("cannot copy the badger {reference} into the store")]
     CopyBadger {
         reference: String,

@@ -1,0 +1,244 @@
+//! Issue 10 through the real binary: what a badger folder, an API caller or a webhook
+//! sender may name and make the server do. Each test reproduces one breach (B01–B04) or
+//! weakness (W06, W11–W14) of the issue and shows it refused, with the host left as it
+//! was. The server runs on a free loopback port with a temp data folder; registries are
+//! real `docker-registry` instances.
+
+mod registry_util;
+mod util;
+
+use registry_util::{free_port, wait_for_port};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use util::*;
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let token_file = data.with_extension("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let log = data.with_extension("log");
+        let child = Command::new(bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data")
+            .arg(data)
+            .arg("--token-file")
+            .arg(&token_file)
+            .args(["--workers", "1"])
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Server { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        self.call_with(
+            method,
+            path,
+            body,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+        )
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent.run(request.body(body.to_vec()).unwrap()).unwrap();
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Waits for a workflow to reach a final state and returns its record.
+    fn wait_final(&self, app: &str, id: i64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (status, record) = self.call("GET", &format!("/v1/apps/{app}/workflows/{id}"), b"");
+            assert_eq!(status, 200, "{record}");
+            let state = record["state"].as_str().unwrap().to_string();
+            if [
+                "READY",
+                "BUILD_FAILED",
+                "UNIT_TESTING_FAILED",
+                "PUSH_FAILED",
+                "ERROR",
+                "CANCELLED",
+            ]
+            .contains(&state.as_str())
+            {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workflow {id} stuck: {record}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data folder whose store has a busybox base (and, with `badger`, the shell badger).
+fn data_with_base(dir: &Path, badger: bool) -> PathBuf {
+    let data = dir.join("data");
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    let store = data.join("store");
+    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    if badger {
+        let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
+        solum(&store, &[&"badger", &"build", &shell]).ok();
+    }
+    data
+}
+
+/// A gzip tarball of `dir`'s entries (symlinks stored as symlinks).
+fn tarball(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A badger folder with this manifest text (and a build.sh when `script` is given).
+fn badger_folder(dir: &Path, manifest: &str, script: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("badger.yaml"), manifest).unwrap();
+    if let Some(script) = script {
+        std::fs::write(dir.join("build.sh"), script).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Issue 10 B01: `build: /../../../../TMP/x/A.sh` must not write build.sh on the host,
+/// neither by `badger build` nor by `POST /v1/badgers`.
+#[test]
+fn b01_badger_build_path_cannot_leave_the_image() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), false);
+    let target = dir.path().join("x");
+    std::fs::create_dir_all(&target).unwrap();
+    let manifest = format!(
+        "name: evil\nversion: 1\nfrom: base/busybox\nbuild: /../../../..{}/A.sh\n",
+        target.display()
+    );
+    let folder = badger_folder(&dir.path().join("evil"), &manifest, Some("echo owned\n"));
+    let run = solum(&data.join("store"), &[&"badger", &"build", &folder]).fails_with(2);
+    assert!(run.stderr.contains("build:"), "{}", run.stderr);
+    assert!(run.stderr.contains("normalised path"), "{}", run.stderr);
+    assert!(!target.join("A.sh").exists());
+
+    let server = Server::start(&data, &[]);
+    let (status, answer) = server.call("POST", "/v1/badgers", &tarball(&folder));
+    assert!((400..500).contains(&status), "{status} {answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("build:"),
+        "{answer}"
+    );
+    assert!(!target.join("A.sh").exists());
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}
+
+/// Issue 10 B02: a badger whose build.sh (or setup script) is a symlink to a host file
+/// is refused; the host file is never read into the badger.
+#[test]
+fn b02_symlinked_badger_files_are_refused() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), false);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "TOP-SECRET-LINE\n").unwrap();
+    let manifest = "name: leak\nversion: 1\nfrom: base/busybox\n";
+    let folder = badger_folder(&dir.path().join("leak"), manifest, None);
+    std::os::unix::fs::symlink(&secret, folder.join("build.sh")).unwrap();
+    let store = data.join("store");
+    let run = solum(&store, &[&"badger", &"build", &folder]).fails_with(2);
+    assert!(run.stderr.contains("build.sh"), "{}", run.stderr);
+    assert!(run.stderr.contains("symlink"), "{}", run.stderr);
+    assert!(!run.text().contains("TOP-SECRET"));
+    // The setup script the same, and badger.yaml itself.
+    let setup = badger_folder(
+        &dir.path().join("leak2"),
+        "name: leak2\nversion: 1\nfrom: base/busybox\nsetup: s.sh\n",
+        Some("true\n"),
+    );
+    std::os::unix::fs::symlink(&secret, setup.join("s.sh")).unwrap();
+    let run = solum(&store, &[&"badger", &"build", &setup]).fails_with(2);
+    assert!(run.stderr.contains("s.sh"), "{}", run.stderr);
+    assert!(run.stderr.contains("symlink"), "{}", run.stderr);
+    let yaml = dir.path().join("leak3");
+    std::fs::create_dir_all(&yaml).unwrap();
+    std::os::unix::fs::symlink(&secret, yaml.join("badger.yaml")).unwrap();
+    let run = solum(&store, &[&"badger", &"build", &yaml]).fails_with(2);
+    assert!(run.stderr.contains("symlink"), "{}", run.stderr);
+    assert!(!run.text().contains("TOP-SECRET"));
+    let listed = solum(&store, &[&"badger", &"list"]).ok();
+    assert!(!listed.stdout.contains("leak"), "{}", listed.stdout);
+
+    let server = Server::start(&data, &[]);
+    for folder in [&folder, &setup, &yaml] {
+        let (status, answer) = server.call("POST", "/v1/badgers", &tarball(folder));
+        assert!((400..500).contains(&status), "{status} {answer}");
+        assert!(!answer.to_string().contains("TOP-SECRET"), "{answer}");
+    }
+    // A tarball whose only entry is a symlink to a server folder holding a badger.
+    let outside = badger_folder(&dir.path().join("outside"), manifest, Some("echo x\n"));
+    let wrapper = dir.path().join("wrapper");
+    std::fs::create_dir_all(&wrapper).unwrap();
+    std::os::unix::fs::symlink(&outside, wrapper.join("b")).unwrap();
+    let (status, answer) = server.call("POST", "/v1/badgers", &tarball(&wrapper));
+    assert_eq!(status, 400, "{answer}");
+    let (_, listed) = server.call("GET", "/v1/badgers", b"");
+    assert_eq!(listed["badgers"].as_array().unwrap().len(), 0, "{listed}");
+}
+
+#[test]
+fn as_tester() {
+    rerun_as_tester();
+}
