@@ -238,6 +238,160 @@ fn b02_symlinked_badger_files_are_refused() {
     assert_eq!(listed["badgers"].as_array().unwrap().len(), 0, "{listed}");
 }
 
+fn app_text(name: &str, badger: &str, source: &str) -> String {
+    format!(
+        "version: 1\nname: {name}\nbadger: {badger}\nsource:\n{source}\nworkflow_config:\n  \
+         run_cmd: cat /app/built\n"
+    )
+}
+
+/// Issue 10 B03: from the API an app names no server file — no local path or file:// URL
+/// as its source, no artifact path, no oci:/oci-archive:/docker-archive: badger, and no
+/// such reference to register as a DU. Each is a 400 naming the field.
+#[test]
+fn b03_requests_cannot_name_server_files() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), false);
+    let secret = dir.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("shadow"), "TOP-SECRET-LINE\n").unwrap();
+    let shadow = secret.join("shadow").display().to_string();
+    let server = Server::start(&data, &[]);
+    let cases = [
+        (
+            "source.repository",
+            app_text("a1", "badgers/shell", "  repository: /etc"),
+        ),
+        (
+            "source.repository",
+            app_text("a2", "badgers/shell", "  repository: file:///root"),
+        ),
+        (
+            "source.repository",
+            app_text(
+                "a3",
+                "badgers/shell",
+                &format!("  repository: {}", secret.display()),
+            ),
+        ),
+        (
+            "source.repository",
+            app_text("a4", "badgers/shell", "  repository: git@example.org:x/y"),
+        ),
+        (
+            "source.artifact",
+            app_text("a5", "badgers/shell", &format!("  artifact: {shadow}")),
+        ),
+        (
+            "badger",
+            app_text(
+                "a6",
+                &format!("oci:{}", data.join("store").display()),
+                "  repository: https://example.org/r.git",
+            ),
+        ),
+        (
+            "badger",
+            app_text(
+                "a7",
+                &format!("oci-archive:{shadow}"),
+                "  repository: https://example.org/r.git",
+            ),
+        ),
+        (
+            "badgers[0]",
+            format!(
+                "{}badgers: [\"docker-archive:{shadow}\"]\n",
+                app_text(
+                    "a8",
+                    "badgers/shell",
+                    "  repository: https://example.org/r.git"
+                )
+            ),
+        ),
+    ];
+    for (field, text) in &cases {
+        let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+        assert_eq!(status, 400, "{text}\n{answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("{field}:")), "{field}: {error}");
+        assert!(!answer.to_string().contains("TOP-SECRET"), "{answer}");
+    }
+    let (_, apps) = server.call("GET", "/v1/apps", b"");
+    assert!(apps["apps"].as_array().unwrap().is_empty(), "{apps}");
+    // PATCH is held to the same rules.
+    let good = app_text(
+        "ok",
+        "badgers/shell",
+        "  repository: https://example.org/r.git",
+    );
+    assert_eq!(server.call("POST", "/v1/apps", good.as_bytes()).0, 201);
+    let bad = app_text("ok", "badgers/shell", "  repository: /etc");
+    let (status, answer) = server.call("PATCH", "/v1/apps/ok", bad.as_bytes());
+    assert_eq!(status, 400, "{answer}");
+    // Registering a DU from a server path.
+    for reference in [
+        format!("oci:{}", data.join("store").display()),
+        format!("oci-archive:{shadow}"),
+        format!("docker-archive:{shadow}"),
+    ] {
+        let body = serde_json::json!({ "reference": reference, "name": "du" }).to_string();
+        let (status, answer) = server.call("POST", "/v1/dus", body.as_bytes());
+        assert_eq!(status, 400, "{reference}: {answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with("reference:"));
+    }
+    let (_, dus) = server.call("GET", "/v1/dus", b"");
+    assert!(dus["dus"].as_array().unwrap().is_empty(), "{dus}");
+}
+
+/// Issue 10 B03 with `serve --allow-local-source DIR`: folders under DIR build; a path
+/// that leaves DIR by `..` or a symlink is refused at creation, and a folder swapped for
+/// a symlink after creation is refused when the workflow runs, without quoting content.
+#[test]
+fn b03_allowed_local_folders_only_and_checked_again_at_build_time() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let allowed = dir.path().join("allowed");
+    let app_dir = allowed.join("app");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    std::fs::write(app_dir.join("build"), "echo built > /app/built\n").unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("build"), "TOP-SECRET-LINE\n").unwrap();
+    std::os::unix::fs::symlink(&secret, allowed.join("link")).unwrap();
+    let server = Server::start(&data, &["--allow-local-source", allowed.to_str().unwrap()]);
+    for source in [
+        format!("{}/link", allowed.display()),
+        format!("{}/app/../../secret", allowed.display()),
+        format!("file://{}", secret.display()),
+    ] {
+        let text = app_text("x", "badgers/shell", &format!("  repository: {source}"));
+        let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+        assert_eq!(status, 400, "{source}: {answer}");
+    }
+    let text = app_text(
+        "local",
+        "badgers/shell",
+        &format!("  repository: {}", app_dir.display()),
+    );
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let (status, started) = server.call("POST", "/v1/apps/local/workflows", b"");
+    assert_eq!(status, 202, "{started}");
+    let record = server.wait_final("local", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
+
+    // The allowed folder now leads elsewhere: the run-time check refuses it.
+    std::fs::rename(&app_dir, allowed.join("old")).unwrap();
+    std::os::unix::fs::symlink(&secret, &app_dir).unwrap();
+    let (_, started) = server.call("POST", "/v1/apps/local/workflows", b"");
+    let record = server.wait_final("local", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "ERROR", "{record}");
+    let reason = record["transitions"].to_string();
+    assert!(reason.contains("source.repository"), "{reason}");
+    assert!(!record.to_string().contains("TOP-SECRET"), "{record}");
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();

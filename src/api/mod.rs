@@ -22,6 +22,7 @@
 mod auth;
 mod git;
 mod openapi;
+mod policy;
 pub mod records;
 mod routes_apps;
 mod routes_images;
@@ -57,6 +58,8 @@ pub struct ServeOptions {
     pub network_host: bool,
     /// The largest upload (artifact, badger tarball, git push), in bytes.
     pub max_upload: usize,
+    /// Local folders an app's `source.repository` may name (none: remote URLs only).
+    pub allow_local_source: Vec<PathBuf>,
 }
 
 /// Why the server could not start, or why a request failed (with its HTTP status).
@@ -79,6 +82,8 @@ pub enum ApiError {
     },
     #[error("the token file {path} is empty")]
     EmptyToken { path: PathBuf },
+    #[error("--allow-local-source")]
+    LocalSource(#[source] crate::source::SourceError),
     #[error("--push-to {value:?} must be docker://HOST[:PORT]/PREFIX")]
     PushTo { value: String },
     #[error("missing or wrong credentials")]
@@ -154,6 +159,8 @@ pub struct Shared {
     pub data: PathBuf,
     pub store: PathBuf,
     pub records: Records,
+    /// What a request may name as a source.
+    pub sources: crate::source::SourcePolicy,
     token: String,
     /// The cancel switch of each running workflow.
     running: Mutex<HashMap<i64, CancelHandle>>,
@@ -255,6 +262,8 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
             });
         }
     }
+    let sources = crate::source::SourcePolicy::new(&options.allow_local_source)
+        .map_err(ApiError::LocalSource)?;
     let data = &options.data;
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -292,6 +301,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         store: data.join("store"),
         data: data.clone(),
         records,
+        sources,
         token,
         running: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),

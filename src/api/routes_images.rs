@@ -347,6 +347,7 @@ async fn register_du(
     // Any content type: clients and curl alike post JSON without always saying so.
     let request: RegisterRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    super::policy::check_reference("reference", &request.reference)?;
     if !crate::manifest::app::valid_name(&request.name) {
         return Err(ApiError::invalid(
             "name",

@@ -156,10 +156,24 @@ fn execute(
     let app_path = scratch.path().join("app.yaml");
     std::fs::write(&app_path, &app.app_file).map_err(|e| error(&e))?;
 
+    // Checked again at run time: the app may have been stored before a check existed, and
+    // an allowed local folder may have changed since. A local folder is built from its
+    // resolved path, the one that was checked.
+    let (file, _) =
+        super::routes_apps::parse_app_file(&app.app_file).map_err(|e| error(&error_chain(&e)))?;
+    let uses_own_source =
+        !app.managed_source && workflow.source.is_none() && workflow.artifact.is_none();
+    let checked_local = super::policy::check_app(&file, !uses_own_source, &shared.sources)
+        .map_err(|e| error(&error_chain(&e)))?;
     let managed = super::git::repository_path(&shared.data, &app.name);
-    let source = workflow.source.clone().or_else(|| {
-        (app.managed_source && workflow.artifact.is_none()).then(|| managed.display().to_string())
-    });
+    let source = workflow
+        .source
+        .clone()
+        .or_else(|| {
+            (app.managed_source && workflow.artifact.is_none())
+                .then(|| managed.display().to_string())
+        })
+        .or_else(|| checked_local.map(|path| path.display().to_string()));
     let request = BuildRequest {
         app_file: Some(app_path),
         name: None,

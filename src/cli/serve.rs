@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// The largest upload (artifact, badger tarball, git push), in MiB.
     #[arg(long, value_name = "MIB", default_value = "512")]
     max_upload: usize,
+    /// Let apps posted to the server build from local folders under DIR (repeatable).
+    /// Without it a source must be an https, http, git or ssh URL: a request never makes
+    /// the server read its own files.
+    #[arg(long, value_name = "DIR")]
+    allow_local_source: Vec<PathBuf>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -83,6 +88,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
         max_upload: args.max_upload.saturating_mul(1 << 20),
+        allow_local_source: args.allow_local_source,
     })?;
     if let Some(token) = &prepared.generated_token {
         eprintln!(

@@ -21,6 +21,7 @@
 
 mod copy;
 mod git;
+mod policy;
 mod spec;
 mod tree_digest;
 
@@ -28,6 +29,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use policy::{AllowedSource, SourcePolicy};
 pub use spec::{redact_url, SourceSpec};
 pub use tree_digest::tree_digest;
 
@@ -57,6 +59,9 @@ pub enum SourceError {
     NotFound { text: String, base: PathBuf },
     #[error("source {path} is a file, not a directory or repository (a tarball of binaries is an artifact)")]
     IsAFile { path: PathBuf },
+    /// A source a server request may not name (see `policy`).
+    #[error("source {text:?} is not allowed: {reason}")]
+    NotAllowed { text: String, reason: &'static str },
     #[error("source path {path} is not valid UTF-8, which git URLs require")]
     NonUtf8Path { path: PathBuf },
     /// A value that git would read as an option (`--upload-pack=…`).
