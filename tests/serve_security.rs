@@ -392,6 +392,122 @@ fn b03_allowed_local_folders_only_and_checked_again_at_build_time() {
     assert!(!record.to_string().contains("TOP-SECRET"), "{record}");
 }
 
+/// A TCP proxy in front of `upstream` that keeps every byte clients send, so a test can
+/// say what a registry was told.
+struct RecordingProxy {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    fn start(upstream: u16) -> RecordingProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server);
+                let (mut from_server, mut to_client) = (to_server.try_clone().unwrap(), client);
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16384];
+                    while let Ok(n) = from_client.read(&mut buffer) {
+                        if n == 0 || to_server.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                        record.lock().unwrap().extend_from_slice(&buffer[..n]);
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        RecordingProxy { port, seen }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).to_lowercase()
+    }
+}
+
+/// Issue 10 B04: `serve --creds` go to the `--push-to` registry only. A second registry
+/// (with htpasswd auth, so it asks for Basic credentials) named by a request — a DU to
+/// register, an app's badger — never sees an Authorization header.
+#[test]
+fn b04_server_credentials_go_to_the_push_registry_only() {
+    use registry_util::{Mode, Registry};
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let push = Registry::start(Mode::Basic {
+        user: "pusher".into(),
+        pass: "push-secret".into(),
+    });
+    let other = Registry::start(Mode::Basic {
+        user: "someone".into(),
+        pass: "else".into(),
+    });
+    let proxy = RecordingProxy::start(other.port);
+    let attacker = format!("127.0.0.1:{}", proxy.port);
+    let server = Server::start(
+        &data,
+        &[
+            "--push-to",
+            &format!("docker://{}/apps", push.host()),
+            "--creds",
+            "pusher:push-secret",
+        ],
+    );
+    let body = serde_json::json!({
+        "reference": format!("docker://{attacker}/x:1"), "name": "stolen"
+    });
+    let (status, answer) = server.call("POST", "/v1/dus", body.to_string().as_bytes());
+    assert!(status >= 400, "{answer}");
+    let text = app_text(
+        "lure",
+        &format!("docker://{attacker}/badger:1"),
+        "  repository: https://example.org/r.git",
+    );
+    assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
+    let (_, started) = server.call(
+        "POST",
+        "/v1/apps/lure/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    let record = server.wait_final("lure", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "ERROR", "{record}");
+    let seen = proxy.text();
+    assert!(
+        seen.contains("get /v2/"),
+        "the second registry was asked: {seen}"
+    );
+    assert!(!seen.contains("authorization:"), "{seen}");
+    assert!(!seen.contains("cHVzaGVyOnB1c2gtc2VjcmV0".to_lowercase().as_str()));
+
+    // The push registry still gets them: a DU registered and pushed there.
+    let body = serde_json::json!({ "reference": "base/busybox", "name": "busybox", "push": true });
+    let (status, answer) = server.call("POST", "/v1/dus", body.to_string().as_bytes());
+    assert_eq!(status, 201, "{answer}\n{}", server.log());
+    assert!(push.has_manifest(
+        "apps/busybox",
+        &answer["du"]["pushed_to"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap(),
+        Some("pusher:push-secret")
+    ));
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();

@@ -24,6 +24,7 @@ mod git;
 mod openapi;
 mod policy;
 pub mod records;
+mod registry_scope;
 mod routes_apps;
 mod routes_images;
 mod routes_workflows;
@@ -60,6 +61,9 @@ pub struct ServeOptions {
     pub max_upload: usize,
     /// Local folders an app's `source.repository` may name (none: remote URLs only).
     pub allow_local_source: Vec<PathBuf>,
+    /// `--registry-creds HOST=USER:PASS`: credentials for one more registry host. The
+    /// server's other credentials go to the `push_to` registry only.
+    pub registry_creds: Vec<(String, crate::registry::Credentials)>,
 }
 
 /// Why the server could not start, or why a request failed (with its HTTP status).
@@ -161,6 +165,8 @@ pub struct Shared {
     pub records: Records,
     /// What a request may name as a source.
     pub sources: crate::source::SourcePolicy,
+    /// Every registry access of the server: credentials only for their own hosts.
+    pub registry: registry_scope::ScopedRegistry,
     token: String,
     /// The cancel switch of each running workflow.
     running: Mutex<HashMap<i64, CancelHandle>>,
@@ -251,15 +257,20 @@ fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
 /// Prepares the data folder, the token and the records, marks interrupted workflows
 /// ERROR, and binds the listener. Nothing runs yet.
 pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
+    let mut push_host = None;
     if let Some(push_to) = &options.push_to {
         let sample = push_destination(push_to, "app", 1);
-        let parsed: Result<crate::image::ImageReference, _> = sample.parse();
-        if !push_to.starts_with("docker://")
-            || !matches!(parsed, Ok(crate::image::ImageReference::Registry { .. }))
-        {
-            return Err(ApiError::PushTo {
-                value: push_to.clone(),
-            });
+        match sample.parse() {
+            Ok(crate::image::ImageReference::Registry { registry, .. })
+                if push_to.starts_with("docker://") =>
+            {
+                push_host = Some(registry)
+            }
+            _ => {
+                return Err(ApiError::PushTo {
+                    value: push_to.clone(),
+                })
+            }
         }
     }
     let sources = crate::source::SourcePolicy::new(&options.allow_local_source)
@@ -296,12 +307,21 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         address: options.listen,
         source,
     })?;
+    // Never created: as the only credential file it means "no credentials".
+    let no_credentials = data.join("no-credentials.json");
+    let registry = registry_scope::ScopedRegistry::new(
+        options.registry.clone(),
+        push_host.as_deref(),
+        &options.registry_creds,
+        &no_credentials,
+    );
     let workers = options.workers.max(1);
     let shared = Arc::new(Shared {
         store: data.join("store"),
         data: data.clone(),
         records,
         sources,
+        registry,
         token,
         running: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),

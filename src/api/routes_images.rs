@@ -200,7 +200,7 @@ async fn create_badger(
                 timeout: Some(shared.options.build_timeout),
             },
             &shared.store,
-            Some(&shared.options.registry),
+            Some(&shared.registry),
             &runtime::CancelHandle::new(),
             &collected,
         );
@@ -299,7 +299,7 @@ fn register(
             .map_err(|e: crate::image::reference::ReferenceError| {
                 ApiError::invalid("reference", error_chain(&e))
             })?;
-    let registry = Some(&shared.options.registry as &dyn crate::transport::RegistryTransport);
+    let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
     let opened = crate::transport::open_image(&reference, &shared.store, registry, reporter)
         .map_err(|e| failed(&e))?;
     let store = Layout::open_or_create(&shared.store).map_err(|e| failed(&e))?;

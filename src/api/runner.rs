@@ -194,7 +194,7 @@ fn execute(
     let built = build(
         &request,
         &shared.store,
-        Some(&shared.options.registry),
+        Some(&shared.registry),
         cancel,
         reporter,
     );
@@ -262,7 +262,7 @@ pub fn push(
     let source = ImageReference::Store {
         name: store_name.to_string(),
     };
-    let registry = Some(&shared.options.registry as &dyn crate::transport::RegistryTransport);
+    let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
     let opened = crate::transport::open_image(&source, &shared.store, registry, reporter)
         .map_err(|e| error_chain(&e))?;
     crate::transport::write_image(&opened, &destination, &shared.store, registry, reporter)

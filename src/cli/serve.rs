@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// the server read its own files.
     #[arg(long, value_name = "DIR")]
     allow_local_source: Vec<PathBuf>,
+    /// Credentials for one more registry (repeatable), e.g. a private badger registry.
+    /// --creds and the credential files are used for the --push-to registry only; every
+    /// other registry a request names is reached anonymously.
+    #[arg(long, value_name = "HOST=USER:PASS")]
+    registry_creds: Vec<String>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -78,6 +83,20 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     if workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
+    let mut registry_creds = Vec::new();
+    for entry in &args.registry_creds {
+        let Some((host, creds)) = entry.split_once('=') else {
+            return Err(UsageError(format!(
+                "--registry-creds wants HOST=USER:PASS, not {:?}",
+                entry.split(':').next().unwrap_or_default()
+            ))
+            .into());
+        };
+        registry_creds.push((
+            host.to_string(),
+            crate::registry::Credentials::parse(creds)?,
+        ));
+    }
     let prepared = prepare(ServeOptions {
         listen: args.listen,
         data: data.clone(),
@@ -89,6 +108,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         network_host: matches!(args.network, NetworkMode::Host),
         max_upload: args.max_upload.saturating_mul(1 << 20),
         allow_local_source: args.allow_local_source,
+        registry_creds,
     })?;
     if let Some(token) = &prepared.generated_token {
         eprintln!(
