@@ -236,6 +236,49 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Makes the data folder private to the server's user (0700, also when it existed with
+/// a wider mode: it holds every trigger secret) and the database, its WAL and shared
+/// memory, the token and the logs 0600. The database is created empty with mode 0600 when
+/// missing, so it is never readable by others even for a moment.
+fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |path: &Path, mode: u32| -> Result<(), ApiError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() || meta.is_dir() => {
+                if meta.permissions().mode() & 0o7777 != mode {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(io_error(path, "make private"))?;
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(path, "make private")(e)),
+        }
+    };
+    private(data, 0o700)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(database)
+        .map_err(io_error(database, "create"))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        private(Path::new(&name), 0o600)?;
+    }
+    private(&data.join("token"), 0o600)?;
+    let logs = data.join("logs");
+    private(&logs, 0o700)?;
+    if let Ok(entries) = std::fs::read_dir(&logs) {
+        for entry in entries.flatten() {
+            private(&entry.path(), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
 /// The API token: from `--token-file`, else `DATA/token`, else a new one written there.
 fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
     let (path, may_create) = match &options.token_file {
@@ -296,7 +339,12 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         }
     }
     let (token, generated) = load_token(&options)?;
-    let records = Records::open(&data.join("solum.db"))?;
+    let database = data.join("solum.db");
+    make_private(data, &database)?;
+    let records = Records::open(&database)?;
+    // SQLite gives the WAL and shared-memory files the database's mode; older ones are
+    // tightened here all the same.
+    make_private(data, &database)?;
     let interrupted = records.fail_interrupted()?;
     let listener =
         std::net::TcpListener::bind(options.listen).map_err(|source| ApiError::Bind {

@@ -34,9 +34,12 @@ pub struct WorkflowReporter<'a> {
 
 impl<'a> WorkflowReporter<'a> {
     pub fn new(records: &'a Records, data: &Path, id: i64) -> WorkflowReporter<'a> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Build output may show anything of the app: private, like the rest of DATA.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(log_path(data, id))
             .ok();
         WorkflowReporter {
