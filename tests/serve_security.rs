@@ -561,6 +561,69 @@ fn w14_the_data_folder_and_its_files_are_private() {
     check(&data);
 }
 
+/// Issue 10 W13: a signed webhook delivery sent again (as is, or with a new delivery id,
+/// which is not signed) starts no second workflow: the answer is 200 and names the first.
+/// And the unsigned `X-Solum-Source` header no longer chooses what is built.
+#[test]
+fn w13_a_replayed_delivery_starts_one_workflow() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let text = app_text(
+        "hook",
+        "badgers/none",
+        "  repository: https://example.org/r.git",
+    );
+    let (status, app) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{app}");
+    let path = format!("/v1/triggers/{}", app["trigger"]["id"].as_str().unwrap());
+    let secret = app["trigger"]["secret"].as_str().unwrap();
+    let body = br#"{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567","actions":["build"]}"#;
+    let signature = solum_build::api::signature(secret, body);
+    let send = |delivery: &str| {
+        server.call_with(
+            "POST",
+            &path,
+            body,
+            &[
+                ("X-Hub-Signature-256", signature.as_str()),
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Solum-Source", "managed"),
+            ],
+        )
+    };
+    let (status, first) = send("d-1");
+    assert_eq!(status, 202, "{first}");
+    let id = first["id"].as_i64().unwrap();
+    for delivery in ["d-1", "d-2-forged"] {
+        let (status, again) = send(delivery);
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["id"].as_i64(), Some(id), "{again}");
+        assert!(again["duplicate"].is_string(), "{again}");
+    }
+    let (_, list) = server.call("GET", "/v1/apps/hook/workflows", b"");
+    assert_eq!(list["workflows"].as_array().unwrap().len(), 1, "{list}");
+    // Another push (another body) is a new workflow.
+    let other = br#"{"ref":"refs/heads/main","after":"1123456789abcdef0123456789abcdef01234567","actions":["build"]}"#;
+    let other_signature = solum_build::api::signature(secret, other);
+    let (status, _) = server.call_with(
+        "POST",
+        &path,
+        other,
+        &[("X-Hub-Signature-256", other_signature.as_str())],
+    );
+    assert_eq!(status, 202);
+    server.wait_final("hook", id);
+    let db = rusqlite::Connection::open(data.join("solum.db")).unwrap();
+    let source: Option<String> = db
+        .query_row("SELECT source FROM workflows WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(source, None, "the unsigned header chose the source");
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();
