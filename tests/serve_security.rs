@@ -624,6 +624,85 @@ fn w13_a_replayed_delivery_starts_one_workflow() {
     assert_eq!(source, None, "the unsigned header chose the source");
 }
 
+/// A whole GET /v1/health over a raw connection: the status line, or why not.
+fn raw_health(port: u16, within: Duration) -> Result<String, std::io::Error> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(within))?;
+    stream.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer.lines().next().unwrap_or_default().to_string())
+}
+
+/// Issue 10 W11: many connections that send half a request (no token needed) neither
+/// exhaust the server's descriptors nor keep it from answering: each is closed once the
+/// header deadline passes, and at most --max-connections are open at once.
+#[test]
+fn w11_half_sent_requests_are_closed_and_bounded() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--header-timeout", "2", "--max-connections", "40"]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut idle = Vec::new();
+    for i in 0..120 {
+        let mut stream = std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{}", server.port).parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        // Half of them send half a request head, the others nothing at all.
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        idle.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = fds();
+    assert!(
+        during <= before + 40 + 2,
+        "{during} descriptors open with 120 idle clients (was {before})"
+    );
+    // The server still answers, once the deadline has freed slots.
+    let started = Instant::now();
+    let status = raw_health(server.port, Duration::from_secs(30)).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first idle clients were closed by the server: they read the end of the stream.
+    for stream in idle.iter_mut().take(40) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        match stream.read(&mut buffer) {
+            Ok(_) => {}
+            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "still open"),
+        }
+    }
+    drop(idle);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        fds() <= before + 2,
+        "{} descriptors after the clients left",
+        fds()
+    );
+    assert!(raw_health(server.port, Duration::from_secs(5))
+        .unwrap()
+        .contains(" 200 "));
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();

@@ -21,6 +21,7 @@
 
 mod auth;
 mod git;
+mod listener;
 mod openapi;
 mod policy;
 pub mod records;
@@ -42,6 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use listener::ConnectionLimits;
 pub use runner::push_destination;
 pub use triggers::signature;
 
@@ -64,6 +66,8 @@ pub struct ServeOptions {
     /// `--registry-creds HOST=USER:PASS`: credentials for one more registry host. The
     /// server's other credentials go to the `push_to` registry only.
     pub registry_creds: Vec<(String, crate::registry::Credentials)>,
+    /// Open connections at most, and the deadline for a request head.
+    pub connections: ConnectionLimits,
 }
 
 /// Why the server could not start, or why a request failed (with its HTTP status).
@@ -480,20 +484,19 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
         }
         let app = router(shared.clone());
         let stop_shared = shared.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stop_signal().await;
-                stop_shared.stopping.store(true, Ordering::SeqCst);
-                let running = stop_shared
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                for handle in running.values() {
-                    handle.cancel();
-                }
-            })
-            .await
-            .map_err(|source| ApiError::Bind { address, source })
+        listener::serve(listener, app, shared.options.connections, async move {
+            stop_signal().await;
+            stop_shared.stopping.store(true, Ordering::SeqCst);
+            let running = stop_shared
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for handle in running.values() {
+                handle.cancel();
+            }
+        })
+        .await
+        .map_err(|source| ApiError::Bind { address, source })
     });
     // Cancelled builds end within a second or two; do not hang on a stuck one.
     runtime.shutdown_timeout(Duration::from_secs(30));

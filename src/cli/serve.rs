@@ -63,6 +63,13 @@ pub struct ServeArgs {
     /// other registry a request names is reached anonymously.
     #[arg(long, value_name = "HOST=USER:PASS")]
     registry_creds: Vec<String>,
+    /// Open connections at most; more clients wait until one closes.
+    #[arg(long, value_name = "N", default_value = "256")]
+    max_connections: usize,
+    /// Close a connection whose request line and headers have not all arrived within
+    /// this many seconds (also an idle keep-alive connection).
+    #[arg(long, value_name = "SECS", default_value = "15")]
+    header_timeout: u64,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -109,6 +116,10 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         max_upload: args.max_upload.saturating_mul(1 << 20),
         allow_local_source: args.allow_local_source,
         registry_creds,
+        connections: crate::api::ConnectionLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        },
     })?;
     if let Some(token) = &prepared.generated_token {
         eprintln!(
