@@ -703,6 +703,67 @@ fn w11_half_sent_requests_are_closed_and_bounded() {
         .contains(" 200 "));
 }
 
+/// Issue 10 W12: a cancel while the source is being fetched ends the workflow CANCELLED
+/// at once, and git (with its HTTP helper) is killed: here the git server accepts the
+/// connection and never answers, so without the cancel the fetch would hang for ever.
+#[test]
+fn w12_cancel_during_a_stalled_git_fetch() {
+    use std::io::Read;
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let git_port = listener.local_addr().unwrap().port();
+    let (sender, connected) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if sender.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    let server = Server::start(&data, &[]);
+    let text = app_text(
+        "stall",
+        "badgers/shell",
+        &format!("  repository: http://127.0.0.1:{git_port}/r.git"),
+    );
+    assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
+    let (_, started) = server.call(
+        "POST",
+        "/v1/apps/stall/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    let id = started["id"].as_i64().unwrap();
+    let mut held = connected
+        .recv_timeout(Duration::from_secs(60))
+        .expect("git connects to the stalled server");
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    let (status, answer) = server.call(
+        "POST",
+        &format!("/v1/apps/stall/workflows/{id}/cancel"),
+        b"",
+    );
+    assert!(status < 300, "{status} {answer}");
+    let record = server.wait_final("stall", id);
+    assert_eq!(record["state"], "CANCELLED", "{record}\n{}", server.log());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // git's side of the connection is gone: the stalled server reads its end.
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match held.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("git still holds the connection: {e}"),
+        }
+    }
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();

@@ -164,8 +164,17 @@ pub fn build(
         app: app.name.clone(),
         source: Box::new(source),
     };
-    let info = source::fetch(&spec, &source_dir, &cache_root.join("sources"), reporter)
-        .map_err(source_error)?;
+    let info = match source::fetch_cancellable(
+        &spec,
+        &source_dir,
+        &cache_root.join("sources"),
+        cancel,
+        reporter,
+    ) {
+        Ok(info) => info,
+        Err(SourceError::Cancelled) => return Err(BuildError::Cancelled),
+        Err(e) => return Err(source_error(e)),
+    };
     let epoch = request.epoch.or(info.commit_time).unwrap_or(0);
 
     let key = build_key(&app, &badgers, &info, epoch, request);

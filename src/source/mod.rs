@@ -36,6 +36,7 @@ pub use tree_digest::tree_digest;
 use crate::image::digest::Digest;
 use crate::layer::{LayerError, UnpackOptions};
 use crate::report::Reporter;
+use runtime::CancelHandle;
 
 /// What was fetched, for the image's annotations, the DU manifest and the build cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +111,8 @@ pub enum SourceError {
         #[source]
         source: LayerError,
     },
+    #[error("the source fetch was cancelled")]
+    Cancelled,
     #[error("destination {path} is not empty")]
     DestNotEmpty { path: PathBuf },
     #[error("destination {dest} lies inside the source directory {source_dir}")]
@@ -141,20 +144,33 @@ pub fn fetch(
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
+    fetch_cancellable(spec, dest, cache, &CancelHandle::new(), reporter)
+}
+
+/// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
+/// (and every process it started) is killed, a copy or an unpack stops at its next entry
+/// or read.
+pub fn fetch_cancellable(
+    spec: &SourceSpec,
+    dest: &Path,
+    cache: &Path,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<SourceInfo, SourceError> {
     prepare_dest(dest)?;
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
             reporter.status("Copying", &path.display().to_string());
-            copy::copy_tree(path, dest, reporter)?;
+            copy::copy_tree(path, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
         }
         SourceSpec::Git { url, revision } => {
-            let commit = git::fetch(url, revision.as_deref(), dest, cache, reporter)?;
+            let commit = git::fetch(url, revision.as_deref(), dest, cache, cancel, reporter)?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
             reporter.status("Unpacking", &path.display().to_string());
-            unpack_artifact(path, dest)?;
+            unpack_artifact(path, dest, cancel)?;
             (path.display().to_string(), None, None)
         }
     };
@@ -180,15 +196,37 @@ fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
 
 /// An artifact is unpacked by the layer code, which refuses entries that climb out of
 /// `dest` (`../`, absolute paths, through symlinks) and names the entry it refused.
-fn unpack_artifact(path: &Path, dest: &Path) -> Result<(), SourceError> {
+fn unpack_artifact(path: &Path, dest: &Path, cancel: &CancelHandle) -> Result<(), SourceError> {
     let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
-    crate::layer::unpack_layer(file, None, dest, &UnpackOptions::for_current_user()).map_err(
-        |source| SourceError::Artifact {
-            path: path.to_path_buf(),
-            source,
-        },
-    )?;
+    let reader = CancelReader {
+        inner: file,
+        cancel,
+    };
+    let unpacked =
+        crate::layer::unpack_layer(reader, None, dest, &UnpackOptions::for_current_user());
+    if cancel.is_cancelled() {
+        return Err(SourceError::Cancelled);
+    }
+    unpacked.map_err(|source| SourceError::Artifact {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(())
+}
+
+/// A reader that fails once the build is cancelled, so whatever reads it stops.
+pub(crate) struct CancelReader<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) cancel: &'a CancelHandle,
+}
+
+impl<R: io::Read> io::Read for CancelReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 #[cfg(test)]
