@@ -764,6 +764,102 @@ fn w12_cancel_during_a_stalled_git_fetch() {
     }
 }
 
+fn git(dir: &Path, args: &[&str]) {
+    let output = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}
+
+/// Bytes under `dir` (apparent sizes).
+fn tree_bytes(dir: &Path) -> u64 {
+    let out = program("du", &[&"-sb", &dir]).ok();
+    out.stdout
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 10 W06 through the API: an uploaded artifact (a 1 MiB gzip holding 1 GiB of
+/// zeros) and a git tree (a 64 MiB file the pack compresses to nothing) are held to the
+/// bound badger uploads have (4 × --max-upload): refused with a clear reason before
+/// anything of them is written.
+#[test]
+fn w06_artifacts_and_git_trees_are_bounded() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let bomb_path = dir.path().join("bomb.tar.gz");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg("truncate -s 1G big && tar -cf - big | gzip -9 > bomb.tar.gz && rm big")
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bomb = std::fs::read(&bomb_path).unwrap();
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+
+    let allowed = dir.path().join("repos");
+    let repo = allowed.join("big");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(repo.join("zeros"), vec![0u8; 64 << 20]).unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "big"]);
+    std::fs::remove_file(repo.join("zeros")).unwrap();
+
+    let server = Server::start(
+        &data,
+        &[
+            "--max-upload",
+            "8",
+            "--allow-local-source",
+            allowed.to_str().unwrap(),
+        ],
+    );
+    let before = tree_bytes(&data);
+    let text = app_text(
+        "art",
+        "badgers/shell",
+        "  repository: https://example.org/r.git",
+    );
+    assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
+    let (status, started) = server.call("POST", "/v1/apps/art/artifacts", &bomb);
+    assert_eq!(status, 202, "{started}");
+    let record = server.wait_final("art", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "ERROR", "{record}");
+    let reason = record["reason"].as_str().unwrap_or_default().to_string()
+        + &record["transitions"].to_string();
+    assert!(
+        reason.contains("the artifact: it expands past 33554432 bytes"),
+        "{reason}"
+    );
+
+    let text = app_text(
+        "gitbig",
+        "badgers/shell",
+        &format!("  repository: {}", repo.display()),
+    );
+    assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
+    let (_, started) = server.call(
+        "POST",
+        "/v1/apps/gitbig/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    let record = server.wait_final("gitbig", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "ERROR", "{record}");
+    let reason = record["transitions"].to_string();
+    assert!(reason.contains("expands past 33554432 bytes"), "{reason}");
+    // Nothing of either tree stayed (the git mirror, compressed, is all that is new).
+    let after = tree_bytes(&data);
+    assert!(after < before + (8 << 20), "{before} -> {after}");
+}
+
 #[test]
 fn as_tester() {
     rerun_as_tester();

@@ -149,6 +149,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How far an artifact or a git tree of a request may expand: as far as a badger upload
+/// (four times the upload limit), and at most a million entries.
+pub(crate) fn source_limit(options: &ServeOptions) -> crate::source::ExpansionLimit {
+    crate::source::ExpansionLimit {
+        bytes: 4 * options.max_upload as u64,
+        entries: 1 << 20,
+    }
+}
+
 pub(crate) fn io_error(
     path: &Path,
     action: &'static str,

@@ -193,6 +193,7 @@ fn execute(
         compression: crate::layer::LayerCompression::Gzip,
         epoch: crate::pipeline::source_date_epoch(),
         run_tests: workflow.actions.iter().any(|a| a == "unittest"),
+        source_limit: Some(super::source_limit(&shared.options)),
     };
     let built = build(
         &request,

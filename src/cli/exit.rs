@@ -112,6 +112,8 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
                 | SourceError::RevisionWithoutGit { .. }
                 | SourceError::RevisionNotFound { .. }
                 | SourceError::Artifact { .. }
+                | SourceError::Expansion { .. }
+                | SourceError::NotAllowed { .. }
         );
     }
     if error.is::<crate::manifest::ManifestError>() {

@@ -120,6 +120,8 @@ pub struct BuildRequest {
     pub epoch: Option<i64>,
     /// Run the app's `test_cmd` (the gate). Without it the DU manifest records no tests.
     pub run_tests: bool,
+    /// How far an artifact or git tree may expand (the server's bound; none for the CLI).
+    pub source_limit: Option<source::ExpansionLimit>,
 }
 
 /// What a build produced.
@@ -169,6 +171,7 @@ pub fn build(
         &source_dir,
         &cache_root.join("sources"),
         cancel,
+        request.source_limit.as_ref(),
         reporter,
     ) {
         Ok(info) => info,

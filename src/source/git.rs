@@ -86,6 +86,7 @@ pub(super) fn fetch(
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
+    limit: Option<&super::ExpansionLimit>,
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     if url.starts_with('-') {
@@ -149,6 +150,10 @@ pub(super) fn fetch(
         &format!("{} to commit {sha}", revision.unwrap_or("HEAD")),
     );
     let time = git.commit_time(&sha)?;
+    if let Some(limit) = limit {
+        // Counted before anything is written: a pack may delta a huge tree to nothing.
+        git.check_size(&sha, limit)?;
+    }
     reporter.status("Exporting", &format!("commit {sha}"));
     git.archive(&sha, dest)?;
     Ok(Commit { sha, time })
@@ -405,9 +410,28 @@ impl Git<'_> {
             })
     }
 
-    /// Streams `git archive` of `sha` into `dest`. Pinned settings keep the tree the same on
-    /// every host: modes 0644/0755 (`tar.umask`), no line-ending conversion.
-    fn archive(&self, sha: &str, dest: &Path) -> Result<(), SourceError> {
+    /// Reads `git archive` of `sha` once through the expansion check, writing nothing.
+    fn check_size(&self, sha: &str, limit: &super::ExpansionLimit) -> Result<(), SourceError> {
+        let mut command = self.archive_command(sha);
+        command.stderr(Stdio::null());
+        let mut child = self.spawn(&mut command)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let what = format!("commit {sha} of {}", self.repository);
+        let reader = super::CancelReader {
+            inner: stdout,
+            cancel: self.cancel,
+        };
+        let checked = super::bounds::check_tar(reader, limit, &what);
+        // Stopped early or not, git is done with: a refused tree leaves no git behind.
+        kill_group(&child);
+        let _ = child.wait();
+        if self.cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        checked
+    }
+
+    fn archive_command(&self, sha: &str) -> Command {
         let mut command = self.command(false);
         command
             .args([
@@ -423,6 +447,13 @@ impl Git<'_> {
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        command
+    }
+
+    /// Streams `git archive` of `sha` into `dest`. Pinned settings keep the tree the same on
+    /// every host: modes 0644/0755 (`tar.umask`), no line-ending conversion.
+    fn archive(&self, sha: &str, dest: &Path) -> Result<(), SourceError> {
+        let mut command = self.archive_command(sha);
         if self.cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
         }

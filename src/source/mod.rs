@@ -19,6 +19,7 @@
 //! file as its pointer file. The repository's own `export-ignore` and `export-subst`
 //! attributes apply, as they do for `git archive`.
 
+mod bounds;
 mod copy;
 mod git;
 mod policy;
@@ -29,6 +30,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use bounds::ExpansionLimit;
 pub use policy::{AllowedSource, SourcePolicy};
 pub use spec::{redact_url, SourceSpec};
 pub use tree_digest::tree_digest;
@@ -111,6 +113,9 @@ pub enum SourceError {
         #[source]
         source: LayerError,
     },
+    /// The source holds more than a server request may bring (see `bounds`).
+    #[error("{what}: {reason}")]
+    Expansion { what: String, reason: String },
     #[error("the source fetch was cancelled")]
     Cancelled,
     #[error("destination {path} is not empty")]
@@ -144,17 +149,19 @@ pub fn fetch(
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
-    fetch_cancellable(spec, dest, cache, &CancelHandle::new(), reporter)
+    fetch_cancellable(spec, dest, cache, &CancelHandle::new(), None, reporter)
 }
 
 /// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
 /// (and every process it started) is killed, a copy or an unpack stops at its next entry
-/// or read.
+/// or read. With a `limit`, an artifact or a git tree that would expand past it is
+/// refused before anything of it is written.
 pub fn fetch_cancellable(
     spec: &SourceSpec,
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
+    limit: Option<&ExpansionLimit>,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
     prepare_dest(dest)?;
@@ -165,12 +172,20 @@ pub fn fetch_cancellable(
             (path.display().to_string(), None, None)
         }
         SourceSpec::Git { url, revision } => {
-            let commit = git::fetch(url, revision.as_deref(), dest, cache, cancel, reporter)?;
+            let commit = git::fetch(
+                url,
+                revision.as_deref(),
+                dest,
+                cache,
+                cancel,
+                limit,
+                reporter,
+            )?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
             reporter.status("Unpacking", &path.display().to_string());
-            unpack_artifact(path, dest, cancel)?;
+            unpack_artifact(path, dest, cancel, limit)?;
             (path.display().to_string(), None, None)
         }
     };
@@ -196,7 +211,30 @@ fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
 
 /// An artifact is unpacked by the layer code, which refuses entries that climb out of
 /// `dest` (`../`, absolute paths, through symlinks) and names the entry it refused.
-fn unpack_artifact(path: &Path, dest: &Path, cancel: &CancelHandle) -> Result<(), SourceError> {
+fn unpack_artifact(
+    path: &Path,
+    dest: &Path,
+    cancel: &CancelHandle,
+    limit: Option<&ExpansionLimit>,
+) -> Result<(), SourceError> {
+    if let Some(limit) = limit {
+        let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+        let reader = CancelReader {
+            inner: file,
+            cancel,
+        };
+        let (_, stream) = crate::layer::decompressing_reader(reader, None).map_err(|source| {
+            SourceError::Artifact {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let checked = bounds::check_tar(stream, limit, "the artifact");
+        if cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        checked?;
+    }
     let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
     let reader = CancelReader {
         inner: file,
