@@ -342,6 +342,20 @@ fn b03_requests_cannot_name_server_files() {
     }
     let (_, dus) = server.call("GET", "/v1/dus", b"");
     assert!(dus["dus"].as_array().unwrap().is_empty(), "{dus}");
+    // A badger upload made `from` a server file.
+    for from in [
+        format!("oci:{}", data.join("store").display()),
+        format!("oci-archive:{shadow}"),
+    ] {
+        let manifest = format!("name: b\nversion: 1\nfrom: {from:?}\n");
+        let folder = badger_folder(&dir.path().join("b"), &manifest, Some("true\n"));
+        let (status, answer) = server.call("POST", "/v1/badgers", &tarball(&folder));
+        assert_eq!(status, 400, "{from}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with("from:"),
+            "{answer}"
+        );
+    }
 }
 
 /// Issue 10 B03 with `serve --allow-local-source DIR`: folders under DIR build; a path

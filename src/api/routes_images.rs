@@ -190,6 +190,15 @@ async fn create_badger(
         unpack_upload(&body, scratch.path(), 4 * shared.options.max_upload as u64)?;
         let dir = badger_dir(scratch.path())
             .ok_or_else(|| ApiError::invalid("body", "the tarball holds no badger.yaml"))?;
+        // `from` is resolved by the server: it must not name a server file either.
+        let text = crate::pipeline::badger_files::read_badger_file(&dir, "badger.yaml")
+            .map_err(|e| ApiError::invalid("body", error_chain(&e)))?
+            .ok_or_else(|| ApiError::invalid("body", "the tarball holds no badger.yaml"))?;
+        let text = String::from_utf8(text)
+            .map_err(|_| ApiError::invalid("badger.yaml", "it is not UTF-8 text"))?;
+        let manifest = crate::manifest::BadgerManifest::parse(&text, "badger.yaml")
+            .map_err(|e| ApiError::invalid("badger.yaml", error_chain(&e)))?;
+        super::policy::check_reference("from", &manifest.from)?;
         let collected = Collected::default();
         let built = build_badger(
             &BadgerRequest {
