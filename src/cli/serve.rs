@@ -24,7 +24,10 @@ enum NetworkMode {
     repositories: git push http://git:TOKEN@HOST/git/APP.git builds the pushed commit), \
     logs/ID.log.\n\n\
     Push: the `push` action of a workflow copies its DU to PREFIX/APP:wf-ID of --push-to \
-    (a server setting: app files cannot redirect the server's registry credentials). \
+    (a server setting: app files cannot redirect the server's registry credentials; \
+    --creds and credential files are used for the --push-to registry only, every other \
+    registry is reached anonymously). Requests name sources by https, http, git or ssh \
+    URL only, unless --allow-local-source allows folders. \
     Every route but /v1/health and signed /v1/triggers/ID needs `Authorization: Bearer \
     TOKEN`.")]
 pub struct ServeArgs {
