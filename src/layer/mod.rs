@@ -15,7 +15,7 @@ mod estimate;
 mod fsops;
 mod metadata;
 mod ownership;
-pub(crate) mod safe_path;
+mod safe_path;
 mod unpack;
 mod whiteout;
 mod write;

@@ -3,14 +3,13 @@
 //! roots. A badger folder may come from an API upload, so every name in it is hostile: a
 //! file is opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` relative to the
 //! folder and must be a regular file (a symlink to `/etc/shadow` is refused, not
-//! followed). The destination path comes from the manifest: it is normalised lexically
-//! (no `..`), its parents are created and reopened one by one through
-//! [`Root::open_dir`](crate::layer::safe_path::Root::open_dir) (an absolute symlink in the
-//! image means a path in the image, a `..` climb out of it is refused), and the file is
-//! created with `*at` calls relative to the parent's descriptor. This module runs nothing
-//! and does not parse the manifest.
+//! followed). The destination path comes from the manifest: it must be normalised (no
+//! `..`), and it is walked one component at a time from a descriptor of the image root,
+//! following no symlink: a symlink or a file where a parent directory belongs is replaced
+//! by a directory, as an overlay's upper directory shadows it, so the copy fallback and
+//! overlay give the same tree. The file is then created with `*at` calls. This module
+//! runs nothing and does not parse the manifest.
 
-use crate::layer::safe_path::{normalize, split, Resolved, Root};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fchmod, fstat, mkdirat, Mode, SFlag};
@@ -50,6 +49,42 @@ pub enum BadgerFileError {
     },
 }
 
+/// The components of a path (a leading `/` ignored); `.`, `..` and NUL are refused.
+fn components(path: &str) -> Result<Vec<&str>, &'static str> {
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" => {}
+            "." | ".." => return Err("`.` or `..` path component"),
+            _ if part.contains('\0') => return Err("NUL in the path"),
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err("it names the folder itself");
+    }
+    Ok(parts)
+}
+
+/// `openat2` flags that follow no symlink and never leave the descriptor's directory.
+fn beneath(flags: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        )
+}
+
+fn open_root(root: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// Reads the regular file `name` (relative, no `..`) of the badger folder `dir`. Symlinks
 /// anywhere on the way, and anything but a regular file, are refused. `Ok(None)` when the
 /// file does not exist.
@@ -67,25 +102,13 @@ pub fn read_badger_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Badge
             source,
         }
     };
-    let mut rel = Vec::new();
-    normalize(name.as_bytes(), &mut rel).map_err(refused)?;
-    if rel.is_empty() {
-        return Err(refused("it names the folder itself"));
+    if name.starts_with('/') {
+        return Err(refused("absolute path"));
     }
-    let root = nix::fcntl::open(
-        dir,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| failed("open the folder of")(e.into()))?;
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        );
-    let fd = match openat2(root.as_fd(), &rel[..], how) {
+    let rel = components(name).map_err(refused)?.join("/");
+    let root = open_root(dir).map_err(|e| failed("open the folder of")(e.into()))?;
+    let how = beneath(OFlag::O_RDONLY | OFlag::O_NONBLOCK);
+    let fd = match openat2(root.as_fd(), rel.as_str(), how) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(None),
         Err(Errno::ELOOP) => return Err(refused("it is (or runs through) a symlink")),
@@ -107,9 +130,26 @@ pub fn read_badger_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Badge
     Ok(Some(bytes))
 }
 
+/// Opens (making it when missing) the directory `name` in `dir`, following no symlink:
+/// whatever else holds the name is replaced by a directory.
+fn make_dir(dir: &OwnedFd, name: &str) -> nix::Result<OwnedFd> {
+    let how = || beneath(OFlag::O_PATH | OFlag::O_DIRECTORY);
+    match openat2(dir.as_fd(), name, how()) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(Errno::ELOOP | Errno::ENOTDIR) => unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)?,
+        Err(errno) => return Err(errno),
+    }
+    match mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => return Err(errno),
+    }
+    openat2(dir.as_fd(), name, how())
+}
+
 /// Writes `content` as an executable file (0755) at the image path `path` (absolute, as
 /// the manifest gives it) under the image root `root`, creating missing parents (0755).
-/// A file already there is replaced; whatever the name held is never written through.
+/// Whatever held the name, or a parent's name, is replaced; nothing is written through.
 pub fn install_in_image(root: &Path, path: &str, content: &[u8]) -> Result<(), BadgerFileError> {
     let destination = |reason| BadgerFileError::Destination {
         path: path.to_string(),
@@ -122,58 +162,34 @@ pub fn install_in_image(root: &Path, path: &str, content: &[u8]) -> Result<(), B
             source,
         }
     };
-    let mut rel = Vec::new();
-    normalize(path.trim_start_matches('/').as_bytes(), &mut rel).map_err(destination)?;
-    if rel.is_empty() {
-        return Err(destination("it names the image root"));
+    let parts = components(path).map_err(destination)?;
+    let (name, parents) = parts.split_last().expect("components are never empty");
+    let mut dir = open_root(root).map_err(|e| failed("open the image root")(e.into()))?;
+    for parent in parents {
+        dir = make_dir(&dir, parent).map_err(|e| failed("create a parent directory")(e.into()))?;
     }
-    let root = Root::open(root).map_err(failed("open the image root"))?;
-    let (parent, name) = split(&rel);
-    let open = |prefix: &[u8]| -> Result<OwnedFd, BadgerFileError> {
-        match root.open_dir(prefix, OFlag::O_PATH) {
-            Ok(Resolved::Dir(fd)) => Ok(fd),
-            Ok(Resolved::Escapes) => Err(destination(
-                "its parent runs through a symlink that leaves the image",
-            )),
-            Err(source) => Err(failed("open a parent directory")(source)),
-        }
-    };
-    let mut dir = open(b"")?;
-    if !parent.is_empty() {
-        let mut end = 0;
-        for component in parent.split(|&b| b == b'/') {
-            match mkdirat(&dir, component, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(errno) => return Err(failed("create a parent directory")(errno.into())),
-            }
-            end += if end == 0 { 0 } else { 1 } + component.len();
-            // Reopened through the root, so a symlink met here is judged like any other.
-            dir = open(&parent[..end])?;
-        }
-    }
-    // Whatever holds the name (a symlink planted by the image, say) is replaced.
-    match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
+    match unlinkat(&dir, *name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(Errno::EISDIR) => return Err(destination("a directory holds its name")),
         Err(errno) => return Err(failed("replace the existing file")(errno.into())),
     }
     let fd = openat(
         &dir,
-        name,
+        *name,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o755),
+        Mode::from_bits_truncate(0o700),
     )
     .map_err(|e| failed("create")(e.into()))?;
-    // The umask may have taken bits away.
-    fchmod(&fd, Mode::from_bits_truncate(0o755)).map_err(|e| failed("chmod")(e.into()))?;
     let mut file = std::fs::File::from(fd);
     file.write_all(content).map_err(failed("write"))?;
+    // Set after writing, whatever the umask.
+    fchmod(&file, Mode::from_bits_truncate(0o755)).map_err(|e| failed("chmod")(e.into()))?;
     Ok(())
 }
 
 /// Removes the file at the image path `path` under `root` (the setup script, after its
-/// run). The script may have replaced a parent with a symlink: the parent is opened inside
-/// the root, so nothing outside it is ever removed. A missing file is not an error.
+/// run). The script may have replaced a parent with a symlink: no symlink is followed, so
+/// nothing outside the root is ever removed. A missing file is not an error.
 pub fn remove_from_image(root: &Path, path: &str) -> Result<(), BadgerFileError> {
     let destination = |reason| BadgerFileError::Destination {
         path: path.to_string(),
@@ -186,24 +202,24 @@ pub fn remove_from_image(root: &Path, path: &str) -> Result<(), BadgerFileError>
             source,
         }
     };
-    let mut rel = Vec::new();
-    normalize(path.trim_start_matches('/').as_bytes(), &mut rel).map_err(destination)?;
-    let root = Root::open(root).map_err(failed("open the image root"))?;
-    let (parent, name) = split(&rel);
-    let dir = match root.open_dir(parent, OFlag::O_PATH) {
-        Ok(Resolved::Dir(fd)) => fd,
-        Ok(Resolved::Escapes) => return Ok(()),
-        Err(source) if source.raw_os_error() == Some(libc_enoent()) => return Ok(()),
-        Err(source) => return Err(failed("open the parent directory")(source)),
+    let parts = components(path).map_err(destination)?;
+    let (name, parents) = parts.split_last().expect("components are never empty");
+    let root = open_root(root).map_err(|e| failed("open the image root")(e.into()))?;
+    let dir = if parents.is_empty() {
+        root
+    } else {
+        let how = beneath(OFlag::O_PATH | OFlag::O_DIRECTORY);
+        match openat2(root.as_fd(), parents.join("/").as_str(), how) {
+            Ok(fd) => fd,
+            // Gone, or replaced by a symlink: nothing of ours to remove there.
+            Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => return Ok(()),
+            Err(errno) => return Err(failed("open the parent directory")(errno.into())),
+        }
     };
-    match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
+    match unlinkat(&dir, *name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(errno) => Err(failed("remove")(errno.into())),
     }
-}
-
-fn libc_enoent() -> i32 {
-    Errno::ENOENT as i32
 }
 
 #[cfg(test)]
@@ -229,6 +245,7 @@ mod tests {
         assert!(read_badger_file(dir.path(), "missing").unwrap().is_none());
         let err = read_badger_file(dir.path(), "../x").unwrap_err();
         assert!(err.to_string().contains("`..`"), "{err}");
+        assert!(read_badger_file(dir.path(), "/etc/passwd").is_err());
         let err = read_badger_file(dir.path(), "real").unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
@@ -242,24 +259,22 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         let err = install_in_image(&root, "/../outside/A.sh", b"x").unwrap_err();
         assert!(err.to_string().contains("`..`"), "{err}");
-        // An absolute symlink in the image means a path in the image.
-        std::fs::create_dir_all(root.join("opt/solum")).unwrap();
-        symlink(&outside, root.join("opt/solum/bin")).unwrap();
-        symlink("/opt/solum", root.join("solum")).unwrap();
-        install_in_image(&root, "/solum/bin/build.sh", b"echo hi").unwrap_err();
-        std::fs::remove_file(root.join("opt/solum/bin")).unwrap();
+        // A symlink where a parent belongs (absolute or climbing out) is replaced by a
+        // directory, as an overlay's upper directory would shadow it.
+        symlink(&outside, root.join("solum")).unwrap();
+        symlink("../../outside", root.join("up")).unwrap();
         install_in_image(&root, "/solum/bin/build.sh", b"echo hi").unwrap();
-        assert!(!outside.join("build.sh").exists());
-        let installed = root.join("opt/solum/bin/build.sh");
+        install_in_image(&root, "/up/b.sh", b"x").unwrap();
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        let installed = root.join("solum/bin/build.sh");
+        assert!(std::fs::symlink_metadata(root.join("solum"))
+            .unwrap()
+            .is_dir());
         assert_eq!(std::fs::read(&installed).unwrap(), b"echo hi");
         assert_eq!(
             std::fs::metadata(&installed).unwrap().permissions().mode() & 0o7777,
             0o755
         );
-        // A relative climb out of the image is refused.
-        symlink("../../outside", root.join("up")).unwrap();
-        let err = install_in_image(&root, "/up/b.sh", b"x").unwrap_err();
-        assert!(err.to_string().contains("leaves the image"), "{err}");
         // A symlink at the name itself is replaced, not written through.
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::fs::write(outside.join("victim"), "keep").unwrap();
@@ -267,6 +282,12 @@ mod tests {
         install_in_image(&root, "/usr/bin/b.sh", b"new").unwrap();
         assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
         assert_eq!(std::fs::read(root.join("usr/bin/b.sh")).unwrap(), b"new");
-        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        // Removal follows no symlink either.
+        std::fs::write(outside.join(".setup"), "keep").unwrap();
+        std::fs::remove_dir_all(root.join("solum")).unwrap();
+        symlink(&outside, root.join("solum")).unwrap();
+        remove_from_image(&root, "/solum/.setup").unwrap();
+        assert!(outside.join(".setup").exists());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 2);
     }
 }
