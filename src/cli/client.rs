@@ -274,7 +274,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    super::output::result_line(serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

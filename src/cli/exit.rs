@@ -50,6 +50,8 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
                 | LayerError::MalformedTar { .. }
                 | LayerError::CorruptCompression { .. }
                 | LayerError::Unrepresentable { .. }
+                | LayerError::TooLarge { .. }
+                | LayerError::BadPax { .. }
         );
     }
     if let Some(error) = error.downcast_ref::<TransportError>() {

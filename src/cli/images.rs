@@ -1,7 +1,7 @@
 //! `images`, `inspect`, `rmi` and `gc`: looking at and tidying the store.
 
 use super::exit::{UsageError, SUCCESS};
-use super::output::{human_size, result_line, CliReporter};
+use super::output::{escape_controls, human_size, result_line, CliReporter};
 use super::Context;
 use crate::image::ImageReference;
 use crate::store::Layout;
@@ -61,9 +61,14 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
         result_line(serde_json::to_string_pretty(&rows)?);
         return Ok(SUCCESS);
     }
+    // Names and dates come from the store's index and configs: escaped, newlines too, so
+    // that a row stays one row.
+    let cell = |row: &Value, key: &str| {
+        escape_controls(row[key].as_str().unwrap_or_default(), &[]).into_owned()
+    };
     let width = rows
         .iter()
-        .map(|r| r["name"].as_str().unwrap_or_default().len())
+        .map(|r| cell(r, "name").chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -75,11 +80,11 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
         let digest = row["digest"].as_str().unwrap_or_default();
         result_line(format_args!(
             "{:<width$}  {:<19}  {:>9}  {:>6}  {}",
-            row["name"].as_str().unwrap_or_default(),
+            cell(row, "name"),
             &digest[..digest.len().min(19)],
             human_size(row["size"].as_u64().unwrap_or(0)),
             row["layers"],
-            row["created"].as_str().unwrap_or_default(),
+            cell(row, "created"),
         ));
     }
     Ok(SUCCESS)

@@ -1,6 +1,9 @@
 //! How the CLI talks to a person: cargo-style status lines on stderr (a right-aligned verb,
-//! then the subject), `warning:` and `error:` prefixes, sizes in human units. Results go to
-//! stdout elsewhere; nothing here writes to stdout.
+//! then the subject), `warning:` and `error:` prefixes, sizes in human units, and one line
+//! of results at a time on stdout. Image names, annotations and registry messages come
+//! from others: every control character in what is printed here (escape sequences that
+//! would rewrite the terminal, retitle it or hide text) is shown as `\u00XX` instead,
+//! which JSON reads as the same character.
 
 use crate::image::Digest;
 use crate::report::Reporter;
@@ -31,6 +34,7 @@ impl CliReporter {
     }
 
     fn line(&self, text: &str) {
+        let text = &*escape_controls(text, &['\n']);
         match &self.bars {
             // Lines printed through the bars' owner do not tear the bars.
             Some(bars) => {
@@ -115,10 +119,29 @@ impl Reporter for CliReporter {
 /// Prints an error and its causes, once: `error: top` then `  caused by: …` lines.
 pub fn print_error(error: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {error}");
+    let text = |e: &dyn std::fmt::Display| escape_controls(&e.to_string(), &['\n']).into_owned();
+    let _ = writeln!(stderr, "error: {}", text(error));
     for cause in error.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        let _ = writeln!(stderr, "  caused by: {}", text(cause));
     }
+}
+
+/// `text` with every control character (C0, DEL, C1) but those in `keep` written as
+/// `\u00XX`. Inside a JSON string that is the same character, so JSON output stays valid
+/// and means the same.
+pub fn escape_controls<'t>(text: &'t str, keep: &[char]) -> std::borrow::Cow<'t, str> {
+    if !text.chars().any(|c| c.is_control() && !keep.contains(&c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && !keep.contains(&c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `12.3 MB`-style sizes (decimal units, as registries and skopeo print them).
@@ -140,6 +163,8 @@ pub fn human_size(bytes: u64) -> String {
 /// Writes one line of results to stdout. A closed pipe (`… | head`) ends the process
 /// quietly with the status a shell reports for SIGPIPE, instead of a panic.
 pub fn result_line(text: impl std::fmt::Display) {
+    let text = text.to_string();
+    let text = escape_controls(&text, &['\n', '\t']);
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{text}").and_then(|_| stdout.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
@@ -147,5 +172,24 @@ pub fn result_line(text: impl std::fmt::Display) {
         }
         eprintln!("error: cannot write to stdout: {error}");
         std::process::exit(super::exit::FAILURE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    /// Issue 10 W17: escape sequences in names are shown, not obeyed, and JSON stays JSON.
+    #[test]
+    fn control_characters_are_escaped_and_json_keeps_its_meaning() {
+        assert_eq!(escape_controls("plain/name:1", &[]), "plain/name:1");
+        let hostile = "a\u{1b}]0;owned\u{7}b\u{9b}2Jc\u{7f}\nd";
+        let shown = escape_controls(hostile, &['\n']);
+        assert_eq!(shown, "a\\u001b]0;owned\\u0007b\\u009b2Jc\\u007f\nd");
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'));
+        let json = serde_json::to_string_pretty(&serde_json::json!({ "name": hostile })).unwrap();
+        let safe = escape_controls(&json, &['\n']);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["name"], hostile);
     }
 }

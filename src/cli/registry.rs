@@ -35,6 +35,10 @@ pub struct RegistryFlags {
     /// The platform to pick from a multi-platform image (default linux/amd64).
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
+    /// Give up a pull or push that is not over after this many seconds (retries
+    /// included). Any transfer slower than 1 KiB/s over 30 s fails (and is retried).
+    #[arg(long, value_name = "SECONDS")]
+    deadline: Option<u64>,
 }
 
 impl RegistryFlags {
@@ -50,6 +54,10 @@ impl RegistryFlags {
                 tls_verify: self.tls_verify,
                 cert_dir: self.cert_dir.clone(),
                 platform: self.platform.clone(),
+                transfer: crate::registry::TransferLimits {
+                    deadline: self.deadline.map(std::time::Duration::from_secs),
+                    ..Default::default()
+                },
                 ..RegistryOptions::default()
             },
         })
@@ -133,6 +141,10 @@ pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
 }
 
 pub fn login(_context: &Context, args: LoginArgs) -> anyhow::Result<i32> {
+    // The host goes into URLs: one that is not a host (`a/../b`, `u@h`) is refused here.
+    if let Err(reason) = crate::image::validate_host(&args.registry) {
+        return Err(UsageError(format!("invalid registry {:?}: {reason}", args.registry)).into());
+    }
     let username = match &args.username {
         Some(user) => user.clone(),
         None => return Err(UsageError("give --username".into()).into()),

@@ -8,7 +8,9 @@ pub mod reference;
 
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 
-pub use reference::{ImageReference, ReferenceError};
+pub use reference::{
+    validate_host, validate_repository, validate_tag, ImageReference, ReferenceError,
+};
 
 /// Serializes a manifest, index or config as JSON with sorted object keys. oci-spec keeps
 /// annotations in a `HashMap`, whose order changes from run to run; going through

@@ -119,6 +119,107 @@ pub fn validate_name(reference: &str, name: &str) -> Result<(), ReferenceError> 
     Ok(())
 }
 
+/// A registry host as the distribution reference grammar has it: DNS labels of letters,
+/// digits and `-` joined by `.`, or a bracketed IPv6 address, then an optional `:port`.
+/// Nothing that could change the URL it is put in (`/`, `@`, `?`, `#`, spaces).
+pub fn validate_host(host: &str) -> Result<(), &'static str> {
+    const BAD: &str =
+        "the host is DNS labels (letters, digits, '-') or [IPv6], with an optional :port";
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (address, after) = rest.split_once(']').ok_or(BAD)?;
+        if address.is_empty()
+            || !address
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b":.".contains(&b))
+        {
+            return Err(BAD);
+        }
+        match after {
+            "" => return Ok(()),
+            _ => ("ipv6", after.strip_prefix(':').ok_or(BAD)?),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, port),
+            None => (host, "0"),
+        }
+    };
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BAD);
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(BAD);
+    }
+    Ok(())
+}
+
+/// A repository path by the distribution spec: components of `[a-z0-9]+` joined by one
+/// `.`, one or two `_`, or any number of `-`, separated by `/`; at most 255 characters.
+/// So never `..`, `.`, an empty component, or anything a URL would read as syntax.
+pub fn validate_repository(repository: &str) -> Result<(), &'static str> {
+    const BAD: &str = "a repository is components of lowercase letters and digits, joined inside by '.', '_', '__' or '-', separated by '/' (no '.' or '..')";
+    if repository.is_empty() || repository.len() > 255 {
+        return Err(BAD);
+    }
+    for component in repository.split('/') {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return Err(BAD);
+        }
+        // Runs of separators between alphanumerics: `.`, `_`, `__` or `-+`.
+        let mut run: &[u8] = &[];
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if alnum(b) {
+                if !run.is_empty() {
+                    let ok = run == b"."
+                        || run == b"_"
+                        || run == b"__"
+                        || run.iter().all(|&c| c == b'-');
+                    if !ok {
+                        return Err(BAD);
+                    }
+                    run = &[];
+                }
+                start = i + 1;
+            } else if b"._-".contains(&b) {
+                run = &bytes[start..=i];
+            } else {
+                return Err(BAD);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A tag by the distribution spec: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), &'static str> {
+    const BAD: &str =
+        "a tag is 1 to 128 of letters, digits, '.', '_', '-', not starting with '.' or '-'";
+    let bytes = tag.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    if ok {
+        Ok(())
+    } else {
+        Err(BAD)
+    }
+}
+
 fn split_path_and_name(
     reference: &str,
     rest: &str,
@@ -171,21 +272,10 @@ fn parse_registry(reference: &str, rest: &str) -> Result<ImageReference, Referen
         Some((repository, tag)) if !tag.contains('/') => (repository, Some(tag.to_string())),
         _ => (path, None),
     };
-    if repository.is_empty()
-        || repository.split('/').any(|c| {
-            c.is_empty()
-                || !c
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        })
-    {
-        return Err(invalid(
-            "a repository is lowercase letters, digits, '.', '_', '-' and '/'",
-        ));
-    }
+    validate_host(host).map_err(invalid)?;
+    validate_repository(repository).map_err(invalid)?;
     if let Some(tag) = &tag {
-        validate_name(reference, &format!("t:{tag}"))
-            .map_err(|_| invalid("a tag uses letters, digits, '.', '_' and '-'"))?;
+        validate_tag(tag).map_err(invalid)?;
     }
     Ok(ImageReference::Registry {
         registry: host.to_string(),
@@ -327,6 +417,54 @@ mod tests {
         );
         assert!("docker://host".parse::<ImageReference>().is_err());
         assert!("docker://host/Upper".parse::<ImageReference>().is_err());
+        assert_eq!(
+            parse("docker://[::1]:5000/a.b/c__d/e---f:v1.0_x").to_string(),
+            "docker://[::1]:5000/a.b/c__d/e---f:v1.0_x"
+        );
+    }
+
+    /// Issue 10 W10: repository paths, tags and hosts follow the distribution grammar, so
+    /// nothing a URL reads as syntax (`..`, `?`, `#`, `@`) reaches a request.
+    #[test]
+    fn registry_references_follow_the_distribution_grammar() {
+        for bad in [
+            "docker://host/../../x/..:1",
+            "docker://host/..",
+            "docker://host/a/./b",
+            "docker://host/a/.b",
+            "docker://host/a./b",
+            "docker://host/a..b",
+            "docker://host/a___b",
+            "docker://host/a_-b",
+            "docker://host/a%2e%2e/b",
+            "docker://host/a?x=1",
+            "docker://host/a#b",
+            "docker://host/a:.tag",
+            "docker://host/a:-tag",
+            "docker://host/a:t?g",
+            "docker://host/a:../b",
+            "docker://ho st/a",
+            "docker://host:/a",
+            "docker://host:99999x/a",
+            "docker://user@host/a",
+            "docker://-host/a",
+            "docker://[zz]/a",
+        ] {
+            let error = bad.parse::<ImageReference>().unwrap_err();
+            assert!(
+                matches!(error, ReferenceError::InvalidRegistry { .. }),
+                "{bad:?}: {error}"
+            );
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+        let long_tag = format!("docker://host/a:{}", "t".repeat(129));
+        assert!(long_tag.parse::<ImageReference>().is_err());
+        for good in [
+            "docker://localhost:5000/a-b/c_d:Latest",
+            "docker://r.example/x:_1",
+        ] {
+            parse(good);
+        }
     }
 
     #[test]

@@ -40,7 +40,27 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>, LayerError> {
     let mut changes = Vec::new();
     overlay_dir(&mut reader, upper, PathBuf::new(), &mut changes)?;
     sort_changes(&mut changes);
+    refuse_whiteout_names(&changes)?;
     Ok(changes)
+}
+
+/// A file the build named `.wh.x` would be written as is and read back by every
+/// unpacker as a whiteout of `x` (ours refuses the layer, umoci drops the file): the
+/// build is refused instead, naming the path.
+fn refuse_whiteout_names(changes: &[Change]) -> Result<(), LayerError> {
+    for change in changes {
+        if let Change::Add(path) = change {
+            let whiteout_like = path
+                .file_name()
+                .is_some_and(|name| name.as_bytes().starts_with(super::WHITEOUT_PREFIX));
+            if whiteout_like {
+                return Err(LayerError::WhiteoutName {
+                    path: Path::new("/").join(path),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn overlay_dir(
@@ -100,7 +120,9 @@ pub fn walk_changes(lower: &Path, current: &Path) -> Result<Vec<Change>, LayerEr
     };
     walker.compare_dir(Path::new(""))?;
     walker.close_links();
-    Ok(walker.finish())
+    let changes = walker.finish();
+    refuse_whiteout_names(&changes)?;
+    Ok(changes)
 }
 
 /// One canonical order for change lists, so that the two ways of diffing can be compared

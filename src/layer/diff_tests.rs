@@ -267,3 +267,39 @@ fn overlay_records_become_whiteouts_and_opaque_dirs() {
     assert!(names.contains(&"etc/opaque/.wh..wh..opq".to_string()));
     assert!(names.contains(&"etc/.wh.xattr-whiteout".to_string()));
 }
+
+/// Issue 10 W01: a file the build named `.wh.*` is refused by both diffs, naming it (it
+/// would be read back as a whiteout).
+#[test]
+fn files_named_like_whiteouts_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let upper = t.path().join("upper");
+    fs::create_dir_all(upper.join("app")).unwrap();
+    fs::write(upper.join("app/.wh.foo"), "not a whiteout").unwrap();
+    let error = overlay_changes(&upper).unwrap_err();
+    assert!(
+        matches!(&error, LayerError::WhiteoutName { path } if path == Path::new("/app/.wh.foo")),
+        "{error:?}"
+    );
+    assert!(error
+        .to_string()
+        .contains("/app/.wh.foo: a file name starting with `.wh.`"));
+
+    let (base, copy) = base_and_copy(t.path(), |root| fs::create_dir(root.join("app")).unwrap());
+    fs::write(copy.join("app/.wh.foo"), "").unwrap();
+    let error = walk_changes(&base, &copy).unwrap_err();
+    assert!(error.to_string().contains("/app/.wh.foo"), "{error}");
+    // `import` of such a tree is refused the same way.
+    let options = WriteOptions {
+        compression: LayerCompression::None,
+        epoch: None,
+        rootless: !is_root(),
+        subordinate_ids: None,
+    };
+    let error = write_tree(&copy, &options, std::io::sink()).unwrap_err();
+    assert!(error.to_string().contains("/app/.wh.foo"), "{error}");
+    // An ordinary name that merely contains `.wh.` is fine.
+    fs::remove_file(copy.join("app/.wh.foo")).unwrap();
+    fs::write(copy.join("app/x.wh.foo"), "").unwrap();
+    assert!(walk_changes(&base, &copy).is_ok());
+}

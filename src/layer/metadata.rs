@@ -30,6 +30,41 @@ pub(super) struct Meta {
 }
 
 impl Unpacker {
+    /// The PAX records of an entry that change how the stream is read. The tar reader
+    /// drops a `size` it cannot parse and goes on with the header's size, which reads the
+    /// rest of the layer out of step with what the writer meant: such a size is refused.
+    /// Names are bytes (PAX `hdrcharset=BINARY`, or any non-UTF-8 path), and pass as such.
+    pub(super) fn check_pax<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), LayerError> {
+        let bad = |key, value: &[u8]| LayerError::BadPax {
+            entry: self.last_entry.clone(),
+            key,
+            value: String::from_utf8_lossy(value).into_owned(),
+        };
+        let Ok(Some(extensions)) = entry.pax_extensions() else {
+            return Ok(());
+        };
+        for extension in extensions {
+            // The tar reader splits records at newlines, so a value holding one (legal
+            // in PAX, whose records are length-prefixed) cannot be read back: refused by
+            // name rather than half applied.
+            let extension =
+                extension.map_err(|_| bad("record", b"malformed, or a value holds a newline"))?;
+            if extension.key_bytes() == b"size" {
+                let value = extension.value_bytes();
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok());
+                if parsed.is_none() {
+                    return Err(bad("size", value));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Meta, LayerError> {
         let header = entry.header();
         let bad = |op| LayerError::Entry {

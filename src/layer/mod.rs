@@ -13,6 +13,7 @@ mod copy;
 mod diff;
 mod estimate;
 mod fsops;
+mod limits;
 mod metadata;
 mod ownership;
 mod safe_path;
@@ -27,6 +28,7 @@ pub use crate::image::media::LayerCompression;
 pub use compress::decompressing_reader;
 pub use copy::copy_tree;
 pub use diff::{overlay_changes, sort_changes, walk_changes};
+pub use limits::{Exceeded, UnpackLimits, RATIO_ALLOWANCE};
 pub use ownership::{RootlessOwner, ROOTLESS_XATTR};
 pub use unpack::unpack_layer;
 pub use write::{write_changes, write_tree};
@@ -95,6 +97,21 @@ pub enum LayerError {
     /// A path in the tree cannot be represented in a layer.
     #[error("{path}: {reason}")]
     Unrepresentable { path: PathBuf, reason: &'static str },
+    /// A build made a file whose name starts with `.wh.`: a layer cannot carry it, every
+    /// unpacker reads it as a whiteout. The build failed (not its input).
+    #[error("{path}: a file name starting with `.wh.` is a whiteout in a layer; rename it")]
+    WhiteoutName { path: PathBuf },
+    /// The layer expands past one of its [`UnpackLimits`]; what was written so far stays
+    /// for the caller to remove with the rest of its root.
+    #[error("refusing layer entry {entry:?}: the layer exceeds its limit of {limit}")]
+    TooLarge { entry: String, limit: Exceeded },
+    /// A PAX record of the entry cannot be used (an unparseable or overflowing size).
+    #[error("layer entry {entry:?}: bad PAX record {key}={value:?}")]
+    BadPax {
+        entry: String,
+        key: &'static str,
+        value: String,
+    },
     /// Compressing, or writing the compressed layer to its destination, failed.
     #[error("writing the {compression:?} layer failed")]
     Write {
@@ -110,13 +127,17 @@ pub struct UnpackOptions {
     /// Running without root: ownership is recorded in `user.rootlesscontainers` instead of
     /// applied, device nodes are skipped, directories are kept writable until the end.
     pub rootless: bool,
+    /// How far the layer may expand; see [`UnpackLimits`].
+    pub limits: UnpackLimits,
 }
 
 impl UnpackOptions {
-    /// Rootless iff the effective uid is not 0.
+    /// Rootless iff the effective uid is not 0; limits from the environment, else the
+    /// defaults.
     pub fn for_current_user() -> UnpackOptions {
         UnpackOptions {
             rootless: !nix::unistd::geteuid().is_root(),
+            limits: UnpackLimits::from_env(),
         }
     }
 }
@@ -128,6 +149,8 @@ pub struct UnpackReport {
     pub entries: u64,
     /// Whiteout entries (`.wh.NAME` and opaque markers) applied.
     pub whiteouts: u64,
+    /// Bytes of file content written (sparse holes included).
+    pub bytes: u64,
     /// Device nodes that a rootless unpack could not create (layer paths).
     pub skipped_devices: Vec<String>,
 }

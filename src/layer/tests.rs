@@ -207,6 +207,7 @@ fn every_entry_type_round_trips_through_write_and_unpack() {
         let target = tempfile::tempdir().unwrap();
         let unpack = UnpackOptions {
             rootless: !is_root(),
+            limits: UnpackLimits::default(),
         };
         let report = unpack_layer(&blob[..], None, target.path(), &unpack).unwrap();
         assert!(report.entries >= 18, "{report:?}");
@@ -424,7 +425,10 @@ fn rootless_unpack_records_owners_and_rootless_write_restores_them() {
         builder.append_data(&mut header, path, io::empty()).unwrap();
     }
     let layer = builder.into_inner().unwrap();
-    let rootless = UnpackOptions { rootless: true };
+    let rootless = UnpackOptions {
+        rootless: true,
+        limits: UnpackLimits::default(),
+    };
     unpack_layer(&layer[..], None, source.path(), &rootless).unwrap();
     let record = xattr::get(source.path().join("home/file"), ROOTLESS_XATTR).unwrap();
     assert_eq!(
@@ -484,7 +488,10 @@ fn rootless_unpack_handles_read_only_directories_and_skips_devices() {
         builder.append_data(&mut header, path, io::empty()).unwrap();
     }
     let layer = builder.into_inner().unwrap();
-    let rootless = UnpackOptions { rootless: true };
+    let rootless = UnpackOptions {
+        rootless: true,
+        limits: UnpackLimits::default(),
+    };
     let report = unpack_layer(&layer[..], None, root.path(), &rootless).unwrap();
     assert_eq!(report.skipped_devices, vec!["dev/null".to_string()]);
     let mode = |rel: &str| root.path().join(rel).symlink_metadata().unwrap().mode() & 0o7777;

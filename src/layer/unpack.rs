@@ -25,6 +25,7 @@ use nix::unistd::{linkat, symlinkat};
 use tar::EntryType;
 
 use super::fsops::remove_all;
+use super::limits::{Budget, CountingReader};
 use super::metadata::Meta;
 use super::safe_path::{normalize, split, Resolved, Root};
 use super::{
@@ -45,7 +46,12 @@ pub fn unpack_layer<R: Read>(
     root: &Path,
     options: &UnpackOptions,
 ) -> Result<UnpackReport, LayerError> {
-    let (compression, stream) = decompressing_reader(reader, compression)?;
+    let input = Rc::new(Cell::new(0));
+    let counted = CountingReader {
+        inner: reader,
+        count: Rc::clone(&input),
+    };
+    let (compression, stream) = decompressing_reader(counted, compression)?;
     let state = Rc::new(StreamState::default());
     let tracked = Tracked {
         inner: io::BufReader::with_capacity(TAR_BUFFER, stream),
@@ -68,6 +74,7 @@ pub fn unpack_layer<R: Read>(
         buffer: vec![0; COPY_BUFFER],
         path: Vec::new(),
         last_entry: String::new(),
+        budget: Budget::new(options.limits, input),
     };
     let mut archive = tar::Archive::new(tracked);
     unpacker.run(&mut archive)?;
@@ -77,6 +84,7 @@ pub fn unpack_layer<R: Read>(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|source| unpacker.stream_error(source))?;
     unpacker.finish_dirs()?;
+    unpacker.report.bytes = unpacker.budget.bytes;
     Ok(unpacker.report)
 }
 
@@ -132,6 +140,7 @@ pub(super) struct Unpacker {
     pub(super) buffer: Vec<u8>,
     pub(super) path: Vec<u8>,
     pub(super) last_entry: String,
+    pub(super) budget: Budget,
 }
 
 impl Unpacker {
@@ -180,6 +189,13 @@ impl Unpacker {
         }
     }
 
+    pub(super) fn too_large(&self, limit: super::Exceeded) -> LayerError {
+        LayerError::TooLarge {
+            entry: self.last_entry.clone(),
+            limit,
+        }
+    }
+
     pub(super) fn failed(&self, op: &'static str) -> impl Fn(Errno) -> LayerError + '_ {
         move |errno| LayerError::Entry {
             entry: self.last_entry.clone(),
@@ -196,6 +212,8 @@ impl Unpacker {
         let normalized = normalize(&raw, &mut path);
         drop(raw);
         normalized.map_err(|reason| self.hostile(reason))?;
+        self.budget.entry().map_err(|limit| self.too_large(limit))?;
+        self.check_pax(entry)?;
         let result = self.entry_at(entry, &path);
         self.path = path;
         result
@@ -414,6 +432,18 @@ impl Unpacker {
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
     ) -> Result<(), LayerError> {
+        // Judged before the file exists: a sparse entry's holes come from no input, so a
+        // few KiB of tar may declare a gibibyte of zeros.
+        let size = entry.size();
+        let header = entry.header();
+        let holes = if header.entry_type() == EntryType::GNUSparse {
+            size.saturating_sub(header.entry_size().unwrap_or(0))
+        } else {
+            0
+        };
+        self.budget
+            .file(size, holes)
+            .map_err(|limit| self.too_large(limit))?;
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = self
@@ -422,7 +452,6 @@ impl Unpacker {
             })
             .map_err(self.failed("create file"))?;
         let mut file = File::from(fd);
-        let size = entry.size();
         let mut copied = 0u64;
         loop {
             let n = match entry.read(&mut self.buffer) {
@@ -439,6 +468,9 @@ impl Unpacker {
                 }
             })?;
             copied += n as u64;
+            self.budget
+                .wrote(n as u64)
+                .map_err(|limit| self.too_large(limit))?;
         }
         if copied != size {
             return Err(LayerError::TruncatedTar {

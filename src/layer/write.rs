@@ -251,6 +251,12 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         let mut children = listing.map_err(self.tree_error(&rel, "read directory"))?;
         children.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, file_type) in children {
+            // Written as is, `.wh.x` would be read back as a whiteout of `x`.
+            if name.as_bytes().starts_with(WHITEOUT_PREFIX) {
+                return Err(LayerError::WhiteoutName {
+                    path: Path::new("/").join(rel.join(&name)),
+                });
+            }
             let child = rel.join(name);
             self.add(&child)?;
             if file_type.map_err(self.tree_error(&child, "stat"))?.is_dir() {

@@ -71,6 +71,19 @@ fn parse_params(text: &str) -> HashMap<String, String> {
     params
 }
 
+/// Whether a token realm may be sent the registry's credentials: over https always (token
+/// servers live on other hosts: auth.docker.io for Docker Hub), over plain http only when
+/// `cleartext_ok` says the user accepted clear text for this registry. Anything else
+/// (`ftp:`, no scheme) never.
+pub(crate) fn realm_may_get_credentials(realm: &str, cleartext_ok: bool) -> bool {
+    let scheme = realm.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("https") => true,
+        Some("http") => cleartext_ok,
+        _ => false,
+    }
+}
+
 /// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
 pub(crate) fn encode_query(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -122,7 +135,10 @@ impl TokenCache {
     }
 
     /// Fetches a token for `scopes` from the realm (with the credentials as basic auth, if
-    /// any) and caches it.
+    /// any) and caches it. `cleartext_ok`: the realm may get the credentials over plain
+    /// HTTP (see [`realm_may_get_credentials`]); otherwise an `http://` realm is refused
+    /// before anything is sent, when there are credentials to send.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn fetch(
         &self,
         agent: &ureq::Agent,
@@ -131,7 +147,14 @@ impl TokenCache {
         service: Option<&str>,
         scopes: &str,
         credentials: Option<&Credentials>,
+        cleartext_ok: bool,
     ) -> Result<String, RegistryError> {
+        if credentials.is_some() && !realm_may_get_credentials(realm, cleartext_ok) {
+            return Err(RegistryError::CleartextRealm {
+                registry: registry.to_string(),
+                realm: realm.to_string(),
+            });
+        }
         let mut url = realm.to_string();
         let mut separator = if realm.contains('?') { '&' } else { '?' };
         let mut add = |key: &str, value: &str| {
@@ -221,6 +244,49 @@ mod tests {
         );
         assert_eq!(parse_challenge("Bearer service=x"), None);
         assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    /// Issue 10 W08: a TLS registry's `realm="http://…"` gets no credentials.
+    #[test]
+    fn credentials_go_to_http_realms_only_when_clear_text_was_allowed() {
+        assert!(realm_may_get_credentials(
+            "https://auth.example/token",
+            false
+        ));
+        assert!(realm_may_get_credentials(
+            "HTTPS://auth.example/token",
+            false
+        ));
+        assert!(!realm_may_get_credentials(
+            "http://auth.example/token",
+            false
+        ));
+        assert!(realm_may_get_credentials(
+            "http://127.0.0.1:5001/token",
+            true
+        ));
+        assert!(!realm_may_get_credentials("ftp://auth.example/token", true));
+        assert!(!realm_may_get_credentials("auth.example/token", true));
+        let cache = TokenCache::default();
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let creds = Credentials::new("u", "p");
+        // Refused before any request: the port is closed, a request would be a Transport
+        // error instead.
+        let error = cache
+            .fetch(
+                &agent,
+                ("r.example", "a"),
+                "http://127.0.0.1:9/token",
+                None,
+                "",
+                Some(&creds),
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(error, RegistryError::CleartextRealm { .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ureq::http::{self, Response};
 use ureq::{Body, SendBody};
 
@@ -59,9 +59,16 @@ pub(crate) struct Client<'p> {
     /// `https://host[:port]` or `http://host[:port]`.
     base: String,
     credentials: Option<Credentials>,
+    /// The user accepted clear text for this registry (`--tls-verify=false`, plain http,
+    /// or a loopback registry reached over http): an `http://` token realm may then get
+    /// the credentials.
+    cleartext_ok: bool,
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
     pub retry: RetryPolicy,
+    pub transfer: super::TransferLimits,
+    /// When the whole operation must be over (from `transfer.deadline`).
+    pub deadline: Option<Instant>,
     pub progress: &'p dyn TransferProgress,
 }
 
@@ -88,7 +95,9 @@ impl<'p> Client<'p> {
             .user_agent(concat!("solum-build/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(options.transfer.idle_timeout))
+            // No single request outlives the operation's deadline, whatever it reads.
+            .timeout_global(options.transfer.deadline)
             .max_idle_connections_per_host(8)
             .build()
             .into();
@@ -98,9 +107,12 @@ impl<'p> Client<'p> {
             repository: target.repository.clone(),
             base: format!("https://{host}"),
             credentials,
+            cleartext_ok: false,
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             retry: options.retry.clone(),
+            transfer: options.transfer.clone(),
+            deadline: options.transfer.deadline.map(|d| Instant::now() + d),
             progress,
         };
         let insecure_allowed = is_loopback(&host) || options.tls_verify == Some(false);
@@ -121,6 +133,9 @@ impl<'p> Client<'p> {
             client.ping(true)
         };
         *client.challenge.lock().unwrap_or_else(|e| e.into_inner()) = ping?;
+        client.cleartext_ok = options.plain_http
+            || options.tls_verify == Some(false)
+            || (is_loopback(&host) && client.base.starts_with("http://"));
         Ok(client)
     }
 
@@ -171,6 +186,14 @@ impl<'p> Client<'p> {
         }
     }
 
+    /// Whether `url` has the registry's scheme, host and port.
+    pub(crate) fn is_own_origin(&self, url: &str) -> bool {
+        match (origin(url), origin(&self.base)) {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            _ => false,
+        }
+    }
+
     /// The `Authorization` header for `scopes`, fetching a token when needed.
     fn authorization(&self, scopes: &str) -> Result<Option<String>, RegistryError> {
         let challenge = self
@@ -191,6 +214,7 @@ impl<'p> Client<'p> {
                         service.as_deref(),
                         scopes,
                         self.credentials.as_ref(),
+                        self.cleartext_ok,
                     )?,
                 };
                 Ok(Some(format!("Bearer {token}")))
@@ -237,7 +261,9 @@ impl<'p> Client<'p> {
         for (name, value) in &call.headers {
             builder = builder.header(*name, value);
         }
-        if let Some(authorization) = authorization {
+        // Credentials and tokens are the registry's: a URL on another origin (an upload
+        // `Location` pointing elsewhere) gets none.
+        if let Some(authorization) = authorization.filter(|_| self.is_own_origin(&call.url)) {
             builder = builder.header(http::header::AUTHORIZATION, authorization);
         }
         match &call.payload {
@@ -286,7 +312,7 @@ impl<'p> Client<'p> {
                 Err(error) => verdict_for_error(error),
             };
             match verdict {
-                Verdict::Retry(reason, after) if number < attempts => {
+                Verdict::Retry(reason, after) if number < attempts && !self.past_deadline() => {
                     let delay = after.unwrap_or_else(|| self.backoff(number));
                     self.progress.on_retry(action, number, delay, &reason);
                     std::thread::sleep(delay);
@@ -302,6 +328,20 @@ impl<'p> Client<'p> {
                 }
             }
         }
+    }
+
+    /// Whether the operation's deadline has passed (then nothing is retried).
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// A response body guarded by the minimum rate and the deadline.
+    pub(crate) fn guarded_reader(&self, response: Response<Body>) -> impl Read + 'static {
+        super::rate::RateGuard::new(
+            response.into_body().into_reader(),
+            &self.transfer,
+            self.deadline,
+        )
     }
 
     /// The delay before retry number `n` (1-based): base × 2^(n-1), capped.
@@ -347,6 +387,19 @@ impl<'p> Client<'p> {
             Err(self.failure(&format!("login check GET {url}"), response))
         }
     }
+}
+
+/// `(scheme, host, port)` of an absolute http(s) URL, lowercased, default ports filled in.
+pub(crate) fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let host = uri.host()?.to_ascii_lowercase();
+    Some((scheme, host, uri.port_u16().unwrap_or(default)))
 }
 
 fn verdict_for_status(response: &Response<Body>, max_delay: Duration) -> Verdict {
@@ -404,5 +457,31 @@ impl<R: Read> Read for ProgressReader<'_, R> {
             self.progress.on_blob_bytes(&self.digest, n as u64);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    /// Issue 10 W07: what counts as the registry's own origin.
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let registry = origin("https://r.example/v2/").unwrap();
+        assert_eq!(
+            origin("https://R.example:443/v2/a/blobs/uploads/x"),
+            Some(registry.clone())
+        );
+        for other in [
+            "http://r.example/v2/",
+            "https://r.example:5000/v2/",
+            "https://evil.example/v2/",
+            "https://r.example.evil.example/v2/",
+            "https://r.example@evil.example/v2/",
+        ] {
+            assert_ne!(origin(other), Some(registry.clone()), "{other}");
+        }
+        assert_eq!(origin("/v2/relative"), None);
+        assert_eq!(origin("ftp://r.example/"), None);
     }
 }

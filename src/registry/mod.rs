@@ -28,6 +28,7 @@ mod client;
 pub mod credentials;
 mod pull;
 mod push;
+mod rate;
 mod target;
 mod tls;
 
@@ -35,6 +36,7 @@ pub use bridge::{RegistryClient, ReporterProgress};
 pub use credentials::{login, logout, CredentialError, Credentials};
 pub use pull::pull;
 pub use push::push;
+pub use rate::TransferLimits;
 pub use target::RegistryTarget;
 pub use tls::TlsError;
 
@@ -72,6 +74,8 @@ pub struct RegistryOptions {
     /// body (413).
     pub chunk_size: Option<u64>,
     pub retry: RetryPolicy,
+    /// Minimum rate, idle timeout and overall deadline of transfers.
+    pub transfer: TransferLimits,
 }
 
 /// How often and how patiently to retry 5xx, 429 and broken connections.
@@ -203,6 +207,8 @@ pub enum RegistryError {
         status: u16,
         errors: ErrorEnvelope,
     },
+    #[error("{registry}: token server {realm} is plain HTTP on another origin: credentials are not sent there in clear text (use --tls-verify=false only if that is intended)")]
+    CleartextRealm { registry: String, realm: String },
     #[error("{registry}: token server {realm} answered without a token")]
     BadToken { registry: String, realm: String },
     #[error("{registry}/{repository}: upload of {digest} answered with an unusable Location {location:?}")]

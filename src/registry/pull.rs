@@ -191,7 +191,7 @@ impl Puller<'_, '_> {
         expected: Option<&Digest>,
     ) -> Result<Document, RegistryError> {
         let action = format!("GET manifest {reference}");
-        let mut response = self.client.send(&Call {
+        let response = self.client.send(&Call {
             method: "GET",
             url: self.client.url(&format!("/manifests/{reference}")),
             scopes: self.scopes,
@@ -208,27 +208,30 @@ impl Puller<'_, '_> {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(DOCUMENT_LIMIT)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => RegistryError::TooLarge {
-                    registry: self.client.registry.clone(),
-                    repository: self.client.repository.clone(),
-                    what: "manifest",
-                    reference: reference.to_string(),
-                    limit: DOCUMENT_LIMIT,
-                },
-                source => RegistryError::Transport {
-                    registry: self.client.registry.clone(),
-                    repository: self.client.repository.clone(),
-                    action: action.clone(),
-                    attempts: 1,
-                    source: Box::new(source),
-                },
-            })?;
+        let mut bytes = Vec::new();
+        let read = self
+            .client
+            .guarded_reader(response)
+            .take(DOCUMENT_LIMIT + 1)
+            .read_to_end(&mut bytes);
+        if let Err(source) = read {
+            return Err(RegistryError::Transport {
+                registry: self.client.registry.clone(),
+                repository: self.client.repository.clone(),
+                action: action.clone(),
+                attempts: 1,
+                source: Box::new(ureq::Error::Io(source)),
+            });
+        }
+        if bytes.len() as u64 > DOCUMENT_LIMIT {
+            return Err(RegistryError::TooLarge {
+                registry: self.client.registry.clone(),
+                repository: self.client.repository.clone(),
+                what: "manifest",
+                reference: reference.to_string(),
+                limit: DOCUMENT_LIMIT,
+            });
+        }
         let digest = Digest::of_bytes(&bytes);
         if let Some(expected) = expected {
             if &digest != expected {
@@ -275,7 +278,7 @@ impl Puller<'_, '_> {
                     progress.on_blob_done(&digest, false);
                     return Ok(());
                 }
-                Err(error) if retryable && attempt < attempts => {
+                Err(error) if retryable && attempt < attempts && !self.client.past_deadline() => {
                     let delay = self.client.backoff(attempt);
                     progress.on_retry(
                         &format!("download blob {digest}"),
@@ -320,7 +323,7 @@ impl Puller<'_, '_> {
         // One byte more than the descriptor says is read, so that an oversized blob is
         // caught as a size mismatch instead of being cut to fit.
         let mut reader = NetworkReader {
-            inner: response.into_body().into_reader().take(size + 1),
+            inner: self.client.guarded_reader(response).take(size + 1),
             digest,
             progress: self.client.progress,
             failed: &network_failed,

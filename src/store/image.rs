@@ -14,6 +14,11 @@ use std::path::PathBuf;
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Manifests, indexes and configs are small; anything larger is refused rather than read.
 pub const DOCUMENT_LIMIT: u64 = 8 << 20;
+/// How many indexes may stand between a name and its manifest. Real images use one (a
+/// multi-platform index), rarely two; containerd and go-containerregistry stop at a
+/// handful. A deeper chain is hostile (each level costs a read, and a recursive walk of
+/// thousands of levels would overflow the stack), so it is refused.
+pub const MAX_INDEX_DEPTH: usize = 8;
 
 /// What went wrong resolving or changing images in a layout.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,18 @@ pub enum ImageError {
     },
     #[error("index {digest} in {layout} has no linux/amd64 manifest")]
     NoPlatform { layout: PathBuf, digest: Digest },
+    #[error(
+        "{reference} in {layout} nests indexes more than {limit} deep (index {digest} at depth {depth}); refused"
+    )]
+    IndexTooDeep {
+        layout: PathBuf,
+        /// The name or digest resolution started from.
+        reference: String,
+        /// The index found past the limit.
+        digest: Digest,
+        depth: usize,
+        limit: usize,
+    },
 }
 
 fn hint(names: &[String]) -> String {
@@ -168,10 +185,29 @@ impl Layout {
     }
 
     /// Reads the manifest a descriptor points at; an index is narrowed to linux/amd64.
+    /// Index inside index is followed in a loop, at most [`MAX_INDEX_DEPTH`] levels.
     pub fn resolve_descriptor(&self, descriptor: &Descriptor) -> Result<ResolvedImage, ImageError> {
-        let media_type = descriptor.media_type().to_string();
-        let digest = descriptor_digest(self, descriptor)?;
-        if media::is_index(&media_type) {
+        let reference = ref_name(descriptor)
+            .map(str::to_owned)
+            .unwrap_or_else(|| descriptor.digest().to_string());
+        let mut descriptor = descriptor.clone();
+        let mut depth = 0;
+        loop {
+            let media_type = descriptor.media_type().to_string();
+            if !media::is_index(&media_type) {
+                return self.resolve_manifest(&descriptor);
+            }
+            let digest = descriptor_digest(self, &descriptor)?;
+            depth += 1;
+            if depth > MAX_INDEX_DEPTH {
+                return Err(ImageError::IndexTooDeep {
+                    layout: self.root().to_path_buf(),
+                    reference,
+                    digest,
+                    depth,
+                    limit: MAX_INDEX_DEPTH,
+                });
+            }
             let bytes = self.read_blob(&digest, Some(descriptor.size()), DOCUMENT_LIMIT)?;
             let index =
                 ImageIndex::from_reader(&bytes[..]).map_err(|source| ImageError::BadDocument {
@@ -180,12 +216,19 @@ impl Layout {
                     digest: digest.clone(),
                     source,
                 })?;
-            let chosen = pick_platform(&index).ok_or_else(|| ImageError::NoPlatform {
-                layout: self.root().to_path_buf(),
-                digest,
-            })?;
-            return self.resolve_descriptor(chosen);
+            descriptor = pick_platform(&index)
+                .ok_or_else(|| ImageError::NoPlatform {
+                    layout: self.root().to_path_buf(),
+                    digest,
+                })?
+                .clone();
         }
+    }
+
+    /// Reads a manifest (not an index) and its config, checking every media type.
+    fn resolve_manifest(&self, descriptor: &Descriptor) -> Result<ResolvedImage, ImageError> {
+        let media_type = descriptor.media_type().to_string();
+        let digest = descriptor_digest(self, descriptor)?;
         if !media::is_manifest(&media_type) {
             return Err(ImageError::UnknownMediaType {
                 layout: self.root().to_path_buf(),
@@ -281,7 +324,7 @@ impl Layout {
         let _lock = self.lock()?;
         let mut reachable = BTreeSet::new();
         for descriptor in self.read_index()?.manifests() {
-            self.mark(descriptor, &mut reachable)?;
+            self.mark(descriptor, &mut reachable, 0)?;
         }
         let mut removed = Vec::new();
         let mut freed = 0;
@@ -325,10 +368,14 @@ impl Layout {
         Ok((removed, freed))
     }
 
+    /// Marks what `descriptor` reaches. `depth` counts the indexes above it: a chain
+    /// deeper than [`MAX_INDEX_DEPTH`] stops gc with an error (removing nothing) rather
+    /// than recursing as deep as a hostile index asks.
     fn mark(
         &self,
         descriptor: &Descriptor,
         reachable: &mut BTreeSet<Digest>,
+        depth: usize,
     ) -> Result<(), ImageError> {
         let digest = descriptor_digest(self, descriptor)?;
         if !reachable.insert(digest.clone()) {
@@ -336,12 +383,21 @@ impl Layout {
         }
         let media_type = descriptor.media_type().to_string();
         if media::is_index(&media_type) {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(ImageError::IndexTooDeep {
+                    layout: self.root().to_path_buf(),
+                    reference: "an image of index.json".to_string(),
+                    digest,
+                    depth: depth + 1,
+                    limit: MAX_INDEX_DEPTH,
+                });
+            }
             let bytes = self.read_blob(&digest, None, DOCUMENT_LIMIT)?;
             if let Ok(index) = ImageIndex::from_reader(&bytes[..]) {
                 for child in index.manifests() {
                     // A multi-platform index may list manifests we never fetched.
                     if self.has_blob(&descriptor_digest(self, child)?) {
-                        self.mark(child, reachable)?;
+                        self.mark(child, reachable, depth + 1)?;
                     }
                 }
             }

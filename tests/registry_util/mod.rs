@@ -69,6 +69,11 @@ pub enum Mode {
         realm: String,
         cert: PathBuf,
     },
+    /// TLS (as `Tls`) and `auth: token` with this realm (tokens checked against the test
+    /// leaf certificate).
+    TlsToken {
+        realm: String,
+    },
 }
 
 /// A running `docker-registry`, stopped on drop.
@@ -106,6 +111,15 @@ impl Registry {
                     "http: {{addr: 127.0.0.1:{port}, tls: {{certificate: {}, key: {}}}}}\n",
                     dir.path().join("leaf.crt").display(),
                     dir.path().join("leaf.key").display()
+                ));
+            }
+            Mode::TlsToken { realm } => {
+                make_tls(dir.path());
+                config.push_str(&format!(
+                    "http: {{addr: 127.0.0.1:{port}, tls: {{certificate: {}, key: {}}}}}\nauth: {{token: {{realm: \"{realm}\", service: test-registry, issuer: test-issuer, rootcertbundle: {}}}}}\n",
+                    dir.path().join("leaf.crt").display(),
+                    dir.path().join("leaf.key").display(),
+                    dir.path().join("leaf.crt").display()
                 ));
             }
             Mode::Token { realm, cert } => config.push_str(&format!(
