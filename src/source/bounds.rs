@@ -20,6 +20,17 @@ pub struct ExpansionLimit {
     pub entries: u64,
 }
 
+/// The unpacker's options for a tree held to `limit` (its own checks then stop a stream
+/// that differs from what the count saw).
+pub(super) fn unpack_options(limit: Option<&ExpansionLimit>) -> crate::layer::UnpackOptions {
+    let mut options = crate::layer::UnpackOptions::for_current_user();
+    if let Some(limit) = limit {
+        options.limits.max_bytes = options.limits.max_bytes.min(limit.bytes);
+        options.limits.max_entries = options.limits.max_entries.min(limit.entries);
+    }
+    options
+}
+
 /// Reads the (uncompressed) tar stream `reader` to its end, and fails naming `what` and
 /// the bound when it holds more than `limit` allows.
 pub(super) fn check_tar<R: Read>(

@@ -24,7 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use super::spec::{check_revision, redact, scrub};
 use super::{io_error, SourceError};
 use crate::image::digest::Digest;
-use crate::layer::{LayerCompression, UnpackOptions};
+use crate::layer::LayerCompression;
 use crate::report::Reporter;
 use runtime::CancelHandle;
 use std::os::unix::process::CommandExt;
@@ -155,7 +155,7 @@ pub(super) fn fetch(
         git.check_size(&sha, limit)?;
     }
     reporter.status("Exporting", &format!("commit {sha}"));
-    git.archive(&sha, dest)?;
+    git.archive(&sha, dest, limit)?;
     Ok(Commit { sha, time })
 }
 
@@ -452,7 +452,12 @@ impl Git<'_> {
 
     /// Streams `git archive` of `sha` into `dest`. Pinned settings keep the tree the same on
     /// every host: modes 0644/0755 (`tar.umask`), no line-ending conversion.
-    fn archive(&self, sha: &str, dest: &Path) -> Result<(), SourceError> {
+    fn archive(
+        &self,
+        sha: &str,
+        dest: &Path,
+        limit: Option<&super::ExpansionLimit>,
+    ) -> Result<(), SourceError> {
         let mut command = self.archive_command(sha);
         if self.cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
@@ -489,7 +494,7 @@ impl Git<'_> {
                 reader,
                 Some(LayerCompression::None),
                 dest,
-                &UnpackOptions::for_current_user(),
+                &super::bounds::unpack_options(limit),
             );
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             unpacked

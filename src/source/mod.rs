@@ -36,7 +36,7 @@ pub use spec::{redact_url, SourceSpec};
 pub use tree_digest::tree_digest;
 
 use crate::image::digest::Digest;
-use crate::layer::{LayerError, UnpackOptions};
+use crate::layer::LayerError;
 use crate::report::Reporter;
 use runtime::CancelHandle;
 
@@ -240,8 +240,7 @@ fn unpack_artifact(
         inner: file,
         cancel,
     };
-    let unpacked =
-        crate::layer::unpack_layer(reader, None, dest, &UnpackOptions::for_current_user());
+    let unpacked = crate::layer::unpack_layer(reader, None, dest, &bounds::unpack_options(limit));
     if cancel.is_cancelled() {
         return Err(SourceError::Cancelled);
     }
