@@ -38,6 +38,9 @@ impl Server {
             .arg("--token-file")
             .arg(&token_file)
             .args(["--workers", "2"])
+            // The app repositories of these tests are folders beside the data folder.
+            .arg("--allow-local-source")
+            .arg(data.parent().unwrap())
             .arg("--push-to")
             .arg(format!("docker://{}/apps", registry.host()))
             .env("SOURCE_DATE_EPOCH", "1700000000")

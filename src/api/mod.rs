@@ -21,8 +21,11 @@
 
 mod auth;
 mod git;
+mod listener;
 mod openapi;
+mod policy;
 pub mod records;
+mod registry_scope;
 mod routes_apps;
 mod routes_images;
 mod routes_workflows;
@@ -40,6 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use listener::ConnectionLimits;
 pub use runner::push_destination;
 pub use triggers::signature;
 
@@ -57,6 +61,13 @@ pub struct ServeOptions {
     pub network_host: bool,
     /// The largest upload (artifact, badger tarball, git push), in bytes.
     pub max_upload: usize,
+    /// Local folders an app's `source.repository` may name (none: remote URLs only).
+    pub allow_local_source: Vec<PathBuf>,
+    /// `--registry-creds HOST=USER:PASS`: credentials for one more registry host. The
+    /// server's other credentials go to the `push_to` registry only.
+    pub registry_creds: Vec<(String, crate::registry::Credentials)>,
+    /// Open connections at most, and the deadline for a request head.
+    pub connections: ConnectionLimits,
 }
 
 /// Why the server could not start, or why a request failed (with its HTTP status).
@@ -79,6 +90,8 @@ pub enum ApiError {
     },
     #[error("the token file {path} is empty")]
     EmptyToken { path: PathBuf },
+    #[error("--allow-local-source")]
+    LocalSource(#[source] crate::source::SourceError),
     #[error("--push-to {value:?} must be docker://HOST[:PORT]/PREFIX")]
     PushTo { value: String },
     #[error("missing or wrong credentials")]
@@ -136,6 +149,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How far an artifact or a git tree of a request may expand: as far as a badger upload
+/// (four times the upload limit), and at most a million entries.
+pub(crate) fn source_limit(options: &ServeOptions) -> crate::source::ExpansionLimit {
+    crate::source::ExpansionLimit {
+        bytes: 4 * options.max_upload as u64,
+        entries: 1 << 20,
+    }
+}
+
 pub(crate) fn io_error(
     path: &Path,
     action: &'static str,
@@ -154,6 +176,10 @@ pub struct Shared {
     pub data: PathBuf,
     pub store: PathBuf,
     pub records: Records,
+    /// What a request may name as a source.
+    pub sources: crate::source::SourcePolicy,
+    /// Every registry access of the server: credentials only for their own hosts.
+    pub registry: registry_scope::ScopedRegistry,
     token: String,
     /// The cancel switch of each running workflow.
     running: Mutex<HashMap<i64, CancelHandle>>,
@@ -223,6 +249,49 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Makes the data folder private to the server's user (0700, also when it existed with
+/// a wider mode: it holds every trigger secret) and the database, its WAL and shared
+/// memory, the token and the logs 0600. The database is created empty with mode 0600 when
+/// missing, so it is never readable by others even for a moment.
+fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |path: &Path, mode: u32| -> Result<(), ApiError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() || meta.is_dir() => {
+                if meta.permissions().mode() & 0o7777 != mode {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(io_error(path, "make private"))?;
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(path, "make private")(e)),
+        }
+    };
+    private(data, 0o700)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(database)
+        .map_err(io_error(database, "create"))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        private(Path::new(&name), 0o600)?;
+    }
+    private(&data.join("token"), 0o600)?;
+    let logs = data.join("logs");
+    private(&logs, 0o700)?;
+    if let Ok(entries) = std::fs::read_dir(&logs) {
+        for entry in entries.flatten() {
+            private(&entry.path(), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
 /// The API token: from `--token-file`, else `DATA/token`, else a new one written there.
 fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
     let (path, may_create) = match &options.token_file {
@@ -244,17 +313,24 @@ fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
 /// Prepares the data folder, the token and the records, marks interrupted workflows
 /// ERROR, and binds the listener. Nothing runs yet.
 pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
+    let mut push_host = None;
     if let Some(push_to) = &options.push_to {
         let sample = push_destination(push_to, "app", 1);
-        let parsed: Result<crate::image::ImageReference, _> = sample.parse();
-        if !push_to.starts_with("docker://")
-            || !matches!(parsed, Ok(crate::image::ImageReference::Registry { .. }))
-        {
-            return Err(ApiError::PushTo {
-                value: push_to.clone(),
-            });
+        match sample.parse() {
+            Ok(crate::image::ImageReference::Registry { registry, .. })
+                if push_to.starts_with("docker://") =>
+            {
+                push_host = Some(registry)
+            }
+            _ => {
+                return Err(ApiError::PushTo {
+                    value: push_to.clone(),
+                })
+            }
         }
     }
+    let sources = crate::source::SourcePolicy::new(&options.allow_local_source)
+        .map_err(ApiError::LocalSource)?;
     let data = &options.data;
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -276,7 +352,12 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         }
     }
     let (token, generated) = load_token(&options)?;
-    let records = Records::open(&data.join("solum.db"))?;
+    let database = data.join("solum.db");
+    make_private(data, &database)?;
+    let records = Records::open(&database)?;
+    // SQLite gives the WAL and shared-memory files the database's mode; older ones are
+    // tightened here all the same.
+    make_private(data, &database)?;
     let interrupted = records.fail_interrupted()?;
     let listener =
         std::net::TcpListener::bind(options.listen).map_err(|source| ApiError::Bind {
@@ -287,11 +368,21 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         address: options.listen,
         source,
     })?;
+    // Never created: as the only credential file it means "no credentials".
+    let no_credentials = data.join("no-credentials.json");
+    let registry = registry_scope::ScopedRegistry::new(
+        options.registry.clone(),
+        push_host.as_deref(),
+        &options.registry_creds,
+        &no_credentials,
+    );
     let workers = options.workers.max(1);
     let shared = Arc::new(Shared {
         store: data.join("store"),
         data: data.clone(),
         records,
+        sources,
+        registry,
         token,
         running: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),
@@ -402,20 +493,19 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
         }
         let app = router(shared.clone());
         let stop_shared = shared.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stop_signal().await;
-                stop_shared.stopping.store(true, Ordering::SeqCst);
-                let running = stop_shared
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                for handle in running.values() {
-                    handle.cancel();
-                }
-            })
-            .await
-            .map_err(|source| ApiError::Bind { address, source })
+        listener::serve(listener, app, shared.options.connections, async move {
+            stop_signal().await;
+            stop_shared.stopping.store(true, Ordering::SeqCst);
+            let running = stop_shared
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for handle in running.values() {
+                handle.cancel();
+            }
+        })
+        .await
+        .map_err(|source| ApiError::Bind { address, source })
     });
     // Cancelled builds end within a second or two; do not hang on a stuck one.
     runtime.shutdown_timeout(Duration::from_secs(30));

@@ -187,6 +187,13 @@ CREATE TABLE IF NOT EXISTS dus (
     pushed_to TEXT,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    app TEXT NOT NULL,
+    key TEXT NOT NULL,
+    workflow INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    PRIMARY KEY (app, key)
+);
 ";
 
 const WORKFLOW_COLUMNS: &str = "id, app, actions, revision, origin, source, artifact, state, \
@@ -372,6 +379,58 @@ impl Records {
     pub fn create_workflow(&self, new: &NewWorkflow) -> Result<i64, RecordError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(sql("begin a transaction"))?;
+        let id = Self::insert_workflow(&tx, new)?;
+        tx.commit().map_err(sql("commit a workflow"))?;
+        Ok(id)
+    }
+
+    /// A webhook delivery: the workflow it started if any of `keys` (its delivery id, its
+    /// body digest) was seen for the app within the last `window` seconds (`Err(id)`),
+    /// else a new workflow recorded under those keys (`Ok(id)`). One transaction, so two
+    /// copies of a delivery arriving at once start one workflow.
+    pub fn create_delivered_workflow(
+        &self,
+        new: &NewWorkflow,
+        keys: &[String],
+        window: i64,
+    ) -> Result<Result<i64, i64>, RecordError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(sql("begin a transaction"))?;
+        let received = chrono::Utc::now().timestamp();
+        tx.execute(
+            "DELETE FROM deliveries WHERE received < ?1",
+            params![received - window],
+        )
+        .map_err(sql("forget old deliveries"))?;
+        for key in keys {
+            let seen: Option<i64> = tx
+                .query_row(
+                    "SELECT workflow FROM deliveries WHERE app = ?1 AND key = ?2",
+                    params![new.app, key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql("look up a delivery"))?;
+            if let Some(id) = seen {
+                return Ok(Err(id));
+            }
+        }
+        let id = Self::insert_workflow(&tx, new)?;
+        for key in keys {
+            tx.execute(
+                "INSERT INTO deliveries (app, key, workflow, received) VALUES (?1, ?2, ?3, ?4)",
+                params![new.app, key, id, received],
+            )
+            .map_err(sql("record a delivery"))?;
+        }
+        tx.commit().map_err(sql("commit a workflow"))?;
+        Ok(Ok(id))
+    }
+
+    fn insert_workflow(
+        tx: &rusqlite::Transaction<'_>,
+        new: &NewWorkflow,
+    ) -> Result<i64, RecordError> {
         let at = now();
         let actions = serde_json::to_string(&new.actions).unwrap_or_else(|_| "[]".into());
         tx.execute(
@@ -395,7 +454,6 @@ impl Records {
             params![id, QUEUED, at, new.origin],
         )
         .map_err(sql("insert a transition"))?;
-        tx.commit().map_err(sql("commit a workflow"))?;
         Ok(id)
     }
 

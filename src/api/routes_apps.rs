@@ -81,6 +81,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = body_text(&body)?;
     let (app, managed) = parse_app_file(text)?;
+    super::policy::check_app(&app, managed, &shared.sources)?;
     let stamp = now();
     let record = AppRecord {
         name: app.name.clone(),
@@ -149,6 +150,7 @@ async fn replace(
     find(&shared, &name)?;
     let text = body_text(&body)?;
     let (app, managed) = parse_app_file(text)?;
+    super::policy::check_app(&app, managed, &shared.sources)?;
     if app.name != name {
         return Err(ApiError::invalid(
             "name",

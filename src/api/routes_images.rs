@@ -149,13 +149,19 @@ fn unpack_upload(body: &[u8], dir: &std::path::Path, limit: u64) -> Result<(), A
 }
 
 /// The folder holding `badger.yaml`: the top of the tarball or its only folder.
+/// Neither the folder nor `badger.yaml` is followed through a symlink: the tarball could
+/// name any server folder that way.
 fn badger_dir(root: &std::path::Path) -> Option<std::path::PathBuf> {
-    if root.join("badger.yaml").is_file() {
+    let holds_manifest =
+        |dir: &std::path::Path| std::fs::symlink_metadata(dir.join("badger.yaml")).is_ok();
+    if holds_manifest(root) {
         return Some(root.to_path_buf());
     }
     let entries: Vec<_> = std::fs::read_dir(root).ok()?.flatten().collect();
     match entries.as_slice() {
-        [only] if only.path().join("badger.yaml").is_file() => Some(only.path()),
+        [only] if only.file_type().is_ok_and(|t| t.is_dir()) && holds_manifest(&only.path()) => {
+            Some(only.path())
+        }
         _ => None,
     }
 }
@@ -184,6 +190,15 @@ async fn create_badger(
         unpack_upload(&body, scratch.path(), 4 * shared.options.max_upload as u64)?;
         let dir = badger_dir(scratch.path())
             .ok_or_else(|| ApiError::invalid("body", "the tarball holds no badger.yaml"))?;
+        // `from` is resolved by the server: it must not name a server file either.
+        let text = crate::pipeline::badger_files::read_badger_file(&dir, "badger.yaml")
+            .map_err(|e| ApiError::invalid("body", error_chain(&e)))?
+            .ok_or_else(|| ApiError::invalid("body", "the tarball holds no badger.yaml"))?;
+        let text = String::from_utf8(text)
+            .map_err(|_| ApiError::invalid("badger.yaml", "it is not UTF-8 text"))?;
+        let manifest = crate::manifest::BadgerManifest::parse(&text, "badger.yaml")
+            .map_err(|e| ApiError::invalid("badger.yaml", error_chain(&e)))?;
+        super::policy::check_reference("from", &manifest.from)?;
         let collected = Collected::default();
         let built = build_badger(
             &BadgerRequest {
@@ -194,7 +209,7 @@ async fn create_badger(
                 timeout: Some(shared.options.build_timeout),
             },
             &shared.store,
-            Some(&shared.options.registry),
+            Some(&shared.registry),
             &runtime::CancelHandle::new(),
             &collected,
         );
@@ -293,7 +308,7 @@ fn register(
             .map_err(|e: crate::image::reference::ReferenceError| {
                 ApiError::invalid("reference", error_chain(&e))
             })?;
-    let registry = Some(&shared.options.registry as &dyn crate::transport::RegistryTransport);
+    let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
     let opened = crate::transport::open_image(&reference, &shared.store, registry, reporter)
         .map_err(|e| failed(&e))?;
     let store = Layout::open_or_create(&shared.store).map_err(|e| failed(&e))?;
@@ -341,6 +356,7 @@ async fn register_du(
     // Any content type: clients and curl alike post JSON without always saying so.
     let request: RegisterRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    super::policy::check_reference("reference", &request.reference)?;
     if !crate::manifest::app::valid_name(&request.name) {
         return Err(ApiError::invalid(
             "name",

@@ -34,9 +34,12 @@ pub struct WorkflowReporter<'a> {
 
 impl<'a> WorkflowReporter<'a> {
     pub fn new(records: &'a Records, data: &Path, id: i64) -> WorkflowReporter<'a> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Build output may show anything of the app: private, like the rest of DATA.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(log_path(data, id))
             .ok();
         WorkflowReporter {
@@ -156,10 +159,24 @@ fn execute(
     let app_path = scratch.path().join("app.yaml");
     std::fs::write(&app_path, &app.app_file).map_err(|e| error(&e))?;
 
+    // Checked again at run time: the app may have been stored before a check existed, and
+    // an allowed local folder may have changed since. A local folder is built from its
+    // resolved path, the one that was checked.
+    let (file, _) =
+        super::routes_apps::parse_app_file(&app.app_file).map_err(|e| error(&error_chain(&e)))?;
+    let uses_own_source =
+        !app.managed_source && workflow.source.is_none() && workflow.artifact.is_none();
+    let checked_local = super::policy::check_app(&file, !uses_own_source, &shared.sources)
+        .map_err(|e| error(&error_chain(&e)))?;
     let managed = super::git::repository_path(&shared.data, &app.name);
-    let source = workflow.source.clone().or_else(|| {
-        (app.managed_source && workflow.artifact.is_none()).then(|| managed.display().to_string())
-    });
+    let source = workflow
+        .source
+        .clone()
+        .or_else(|| {
+            (app.managed_source && workflow.artifact.is_none())
+                .then(|| managed.display().to_string())
+        })
+        .or_else(|| checked_local.map(|path| path.display().to_string()));
     let request = BuildRequest {
         app_file: Some(app_path),
         name: None,
@@ -176,11 +193,12 @@ fn execute(
         compression: crate::layer::LayerCompression::Gzip,
         epoch: crate::pipeline::source_date_epoch(),
         run_tests: workflow.actions.iter().any(|a| a == "unittest"),
+        source_limit: Some(super::source_limit(&shared.options)),
     };
     let built = build(
         &request,
         &shared.store,
-        Some(&shared.options.registry),
+        Some(&shared.registry),
         cancel,
         reporter,
     );
@@ -248,7 +266,7 @@ pub fn push(
     let source = ImageReference::Store {
         name: store_name.to_string(),
     };
-    let registry = Some(&shared.options.registry as &dyn crate::transport::RegistryTransport);
+    let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
     let opened = crate::transport::open_image(&source, &shared.store, registry, reporter)
         .map_err(|e| error_chain(&e))?;
     crate::transport::write_image(&opened, &destination, &shared.store, registry, reporter)

@@ -34,26 +34,58 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Whether the request proves it knows the app's secret (or the API token).
+/// How a request proved it may trigger the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// An HMAC of the body: anyone who saw the delivery can send it again.
+    Signature,
+    /// The trigger secret or the API token itself.
+    Secret,
+}
+
+/// Whether the request proves it knows the app's secret (or the API token), and how.
 fn authentic(
     headers: &HeaderMap,
     query_token: Option<&str>,
     body: &[u8],
     secret: &str,
     api_token: &str,
-) -> bool {
+) -> Option<Proof> {
     let expected = signature(secret, body);
+    let ok = |valid: bool, proof| valid.then_some(proof);
     if let Some(given) = header(headers, "x-hub-signature-256") {
-        return constant_time_eq(given.trim().as_bytes(), expected.as_bytes());
+        let valid = constant_time_eq(given.trim().as_bytes(), expected.as_bytes());
+        return ok(valid, Proof::Signature);
     }
     if let Some(given) = header(headers, "x-gitea-signature") {
         let hex_part = expected.trim_start_matches("sha256=");
-        return constant_time_eq(given.trim().as_bytes(), hex_part.as_bytes());
+        let valid = constant_time_eq(given.trim().as_bytes(), hex_part.as_bytes());
+        return ok(valid, Proof::Signature);
     }
     if let Some(given) = header(headers, "x-solum-trigger-token").or(query_token) {
-        return constant_time_eq(given.as_bytes(), secret.as_bytes());
+        return ok(
+            constant_time_eq(given.as_bytes(), secret.as_bytes()),
+            Proof::Secret,
+        );
     }
-    super::auth::has_token(headers, api_token)
+    ok(super::auth::has_token(headers, api_token), Proof::Secret)
+}
+
+/// How long a signed delivery is remembered: a replay within it starts nothing.
+const DELIVERY_WINDOW_SECS: i64 = 24 * 3600;
+
+/// What identifies a signed delivery: the digest of its (signed) body, and the delivery
+/// id GitHub or Gitea sends, when there is one. Either seen before means a replay; the
+/// id alone is not enough, since headers are not signed and a replay can change it.
+fn delivery_keys(headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(body);
+    let mut keys = vec![format!("body:{}", hex::encode(digest))];
+    for name in ["x-github-delivery", "x-gitea-delivery"] {
+        if let Some(id) = header(headers, name).filter(|id| !id.is_empty() && id.len() <= 128) {
+            keys.push(format!("id:{id}"));
+        }
+    }
+    keys
 }
 
 /// The fields of a push event this server reads (GitHub's and Gitea's names).
@@ -65,6 +97,8 @@ struct PushEvent {
     /// Not part of a push event: lets a plain `curl` ask for a revision.
     revision: Option<String>,
     actions: Option<Vec<String>>,
+    /// `managed` from the managed repository's hook: build what it holds.
+    source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,15 +125,15 @@ pub async fn trigger(
     let Some(app) = app else {
         return Err(ApiError::Unauthorized);
     };
-    if !authentic(
+    let Some(proof) = authentic(
         &headers,
         query.token.as_deref(),
         &body,
         &app.trigger_secret,
         &shared.token,
-    ) {
+    ) else {
         return Err(ApiError::Unauthorized);
-    }
+    };
     if header(&headers, "x-github-event").is_some_and(|e| e == "ping") {
         return Ok((StatusCode::OK, Json(json!({ "pong": true }))));
     }
@@ -130,23 +164,52 @@ pub async fn trigger(
     if let Some(revision) = &revision {
         check_revision(revision)?;
     }
-    // The managed repository's hook says so: its commits are only there.
-    let managed = header(&headers, "x-solum-source").is_some_and(|s| s == "managed");
-    enqueue(
-        &shared,
-        NewWorkflow {
-            actions: checked_actions(&shared, event.actions)?,
-            revision,
-            origin: "webhook".into(),
-            source: managed.then(|| {
-                repository_path(&shared.data, &app.name)
-                    .display()
-                    .to_string()
-            }),
-            artifact: None,
-            app: app.name,
-        },
-    )
+    // The managed repository's hook says so in the signed body (a header is not signed):
+    // its commits are only there.
+    let managed = event.source.as_deref() == Some("managed");
+    let new = NewWorkflow {
+        actions: checked_actions(&shared, event.actions)?,
+        revision,
+        origin: "webhook".into(),
+        source: managed.then(|| {
+            repository_path(&shared.data, &app.name)
+                .display()
+                .to_string()
+        }),
+        artifact: None,
+        app: app.name,
+    };
+    if proof != Proof::Signature {
+        return enqueue(&shared, new);
+    }
+    if shared.is_stopping() {
+        return Err(ApiError::Stopping);
+    }
+    let keys = delivery_keys(&headers, &body);
+    match shared
+        .records
+        .create_delivered_workflow(&new, &keys, DELIVERY_WINDOW_SECS)?
+    {
+        Ok(id) => {
+            shared.wake_worker();
+            Ok((StatusCode::ACCEPTED, Json(started(&new.app, id, false))))
+        }
+        Err(id) => Ok((StatusCode::OK, Json(started(&new.app, id, true)))),
+    }
+}
+
+fn started(app: &str, id: i64, duplicate: bool) -> Value {
+    let mut answer = json!({
+        "id": id,
+        "app": app,
+        "url": format!("/v1/apps/{app}/workflows/{id}"),
+    });
+    if duplicate {
+        answer["duplicate"] = json!("this delivery was received before: no new workflow");
+    } else {
+        answer["state"] = json!(super::records::QUEUED);
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -165,38 +228,42 @@ mod tests {
     #[test]
     fn only_a_right_proof_is_authentic() {
         let body = br#"{"ref":"refs/heads/main"}"#;
+        let sig = Some(Proof::Signature);
         let mut headers = HeaderMap::new();
-        assert!(!authentic(&headers, None, body, "s3cret", "api"));
+        assert_eq!(authentic(&headers, None, body, "s3cret", "api"), None);
         headers.insert(
             "x-hub-signature-256",
             signature("s3cret", body).parse().unwrap(),
         );
-        assert!(authentic(&headers, None, body, "s3cret", "api"));
-        assert!(!authentic(&headers, None, b"{}", "s3cret", "api"));
+        assert_eq!(authentic(&headers, None, body, "s3cret", "api"), sig);
+        assert_eq!(authentic(&headers, None, b"{}", "s3cret", "api"), None);
         headers.insert(
             "x-hub-signature-256",
             signature("other", body).parse().unwrap(),
         );
-        assert!(!authentic(&headers, None, body, "s3cret", "api"));
+        assert_eq!(authentic(&headers, None, body, "s3cret", "api"), None);
         let mut gitea = HeaderMap::new();
         let hex_only = signature("s3cret", body)
             .trim_start_matches("sha256=")
             .to_string();
         gitea.insert("x-gitea-signature", hex_only.parse().unwrap());
-        assert!(authentic(&gitea, None, body, "s3cret", "api"));
-        assert!(authentic(
-            &HeaderMap::new(),
-            Some("s3cret"),
-            body,
-            "s3cret",
-            "api"
-        ));
-        assert!(!authentic(
-            &HeaderMap::new(),
-            Some("s3cre"),
-            body,
-            "s3cret",
-            "api"
-        ));
+        assert_eq!(authentic(&gitea, None, body, "s3cret", "api"), sig);
+        let none = HeaderMap::new();
+        let secret = Some(Proof::Secret);
+        assert_eq!(
+            authentic(&none, Some("s3cret"), body, "s3cret", "api"),
+            secret
+        );
+        assert_eq!(authentic(&none, Some("s3cre"), body, "s3cret", "api"), None);
+    }
+
+    #[test]
+    fn a_delivery_is_known_by_its_body_and_its_id() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(delivery_keys(&headers, b"{}").len(), 1);
+        headers.insert("x-github-delivery", "72d3162e".parse().unwrap());
+        let keys = delivery_keys(&headers, b"{}");
+        assert_eq!(keys[1], "id:72d3162e");
+        assert_ne!(keys[0], delivery_keys(&headers, b"{ }")[0]);
     }
 }

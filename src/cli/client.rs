@@ -412,16 +412,17 @@ pub fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
     };
     let agent = agent(Some(Duration::from_secs(60)));
     let mut code = SUCCESS;
-    for event in events {
+    for mut event in events {
+        // In the signed body, not a header: the server trusts only what is signed.
+        if args.managed {
+            event["source"] = serde_json::json!("managed");
+        }
         let body = serde_json::to_vec(&event)?;
-        let mut request = ureq::http::Request::builder()
+        let request = ureq::http::Request::builder()
             .method("POST")
             .uri(&args.url)
             .header("Content-Type", "application/json")
             .header("X-Hub-Signature-256", crate::api::signature(&secret, &body));
-        if args.managed {
-            request = request.header("X-Solum-Source", "managed");
-        }
         let response = agent
             .run(request.body(body)?)
             .map_err(|e| ClientError::Request {

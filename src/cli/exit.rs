@@ -88,7 +88,7 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
     }
     if let Some(error) = error.downcast_ref::<BuildError>() {
         return match error {
-            BuildError::AppFile(_) | BuildError::NoSource => true,
+            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => true,
             BuildError::Confined(crate::pipeline::confined::ConfinedError::BadPath { .. }) => true,
             BuildError::Badger(inner) => is_input_error(inner),
             BuildError::Source { source, .. } => is_input_error(&**source),
@@ -115,6 +115,8 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
                 | SourceError::RevisionWithoutGit { .. }
                 | SourceError::RevisionNotFound { .. }
                 | SourceError::Artifact { .. }
+                | SourceError::Expansion { .. }
+                | SourceError::NotAllowed { .. }
         );
     }
     if error.is::<crate::manifest::ManifestError>() {

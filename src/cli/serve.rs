@@ -24,7 +24,10 @@ enum NetworkMode {
     repositories: git push http://git:TOKEN@HOST/git/APP.git builds the pushed commit), \
     logs/ID.log.\n\n\
     Push: the `push` action of a workflow copies its DU to PREFIX/APP:wf-ID of --push-to \
-    (a server setting: app files cannot redirect the server's registry credentials). \
+    (a server setting: app files cannot redirect the server's registry credentials; \
+    --creds and credential files are used for the --push-to registry only, every other \
+    registry is reached anonymously). Requests name sources by https, http, git or ssh \
+    URL only, unless --allow-local-source allows folders. \
     Every route but /v1/health and signed /v1/triggers/ID needs `Authorization: Bearer \
     TOKEN`.")]
 pub struct ServeArgs {
@@ -53,6 +56,23 @@ pub struct ServeArgs {
     /// The largest upload (artifact, badger tarball, git push), in MiB.
     #[arg(long, value_name = "MIB", default_value = "512")]
     max_upload: usize,
+    /// Let apps posted to the server build from local folders under DIR (repeatable).
+    /// Without it a source must be an https, http, git or ssh URL: a request never makes
+    /// the server read its own files.
+    #[arg(long, value_name = "DIR")]
+    allow_local_source: Vec<PathBuf>,
+    /// Credentials for one more registry (repeatable), e.g. a private badger registry.
+    /// --creds and the credential files are used for the --push-to registry only; every
+    /// other registry a request names is reached anonymously.
+    #[arg(long, value_name = "HOST=USER:PASS")]
+    registry_creds: Vec<String>,
+    /// Open connections at most; more clients wait until one closes.
+    #[arg(long, value_name = "N", default_value = "256")]
+    max_connections: usize,
+    /// Close a connection whose request line and headers have not all arrived within
+    /// this many seconds (also an idle keep-alive connection).
+    #[arg(long, value_name = "SECS", default_value = "15")]
+    header_timeout: u64,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -73,6 +93,20 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     if workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
+    let mut registry_creds = Vec::new();
+    for entry in &args.registry_creds {
+        let Some((host, creds)) = entry.split_once('=') else {
+            return Err(UsageError(format!(
+                "--registry-creds wants HOST=USER:PASS, not {:?}",
+                entry.split(':').next().unwrap_or_default()
+            ))
+            .into());
+        };
+        registry_creds.push((
+            host.to_string(),
+            crate::registry::Credentials::parse(creds)?,
+        ));
+    }
     let prepared = prepare(ServeOptions {
         listen: args.listen,
         data: data.clone(),
@@ -83,6 +117,12 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
         max_upload: args.max_upload.saturating_mul(1 << 20),
+        allow_local_source: args.allow_local_source,
+        registry_creds,
+        connections: crate::api::ConnectionLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        },
     })?;
     if let Some(token) = &prepared.generated_token {
         eprintln!(

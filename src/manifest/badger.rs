@@ -184,10 +184,10 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
     let mut build = DEFAULT_BUILD.to_string();
     if let Some(n) = f.get("build") {
         if let Some(b) = d.nonempty_string(n, "build") {
-            if !b.starts_with('/') {
+            if !image_path(&b) {
                 let problem = Problem::Pattern {
                     value: b.clone(),
-                    pattern: "an absolute path inside the image",
+                    pattern: "an absolute, normalised path inside the image (no `..`, `.` or `//`)",
                 };
                 d.error(n, "build", problem);
             }
@@ -281,8 +281,25 @@ fn packages(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Package> {
 
 /// A relative path with no `..`, so `setup` cannot name a file outside the badger directory.
 fn stays_inside(path: &str) -> bool {
+    if path.contains('\0') {
+        return false;
+    }
     let p = Path::new(path);
     p.components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
         && p.components().any(|c| matches!(c, Component::Normal(_)))
+}
+
+/// An absolute, normalised path naming a file inside the image: `/` then non-empty
+/// components, none `.` or `..`, no trailing `/`, no NUL. `build` is where `build.sh` is
+/// installed on the host side, so it must not be able to climb out of the image root.
+pub fn image_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !rest.is_empty()
+        && !path.contains('\0')
+        && rest
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }

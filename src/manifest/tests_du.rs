@@ -108,6 +108,35 @@ fn badger_errors_name_file_line_and_field() {
     assert_eq!(lines[2], "b.yaml:1:1: from: required field is missing");
 }
 
+/// Issue 10 B01: `build` names where build.sh is installed, so it must stay in the image.
+#[test]
+fn badger_build_path_must_be_absolute_and_normalised() {
+    for bad in [
+        "/../../../../tmp/x/A.sh",
+        "/solum/../../etc/cron.d/x",
+        "/solum/./bin/build.sh",
+        "/solum//bin/build.sh",
+        "/solum/bin/",
+        "/",
+        "solum/bin/build.sh",
+        "/solum/bin/build.sh\0x",
+    ] {
+        let text = format!("name: x\nversion: 1\nfrom: base/busybox\nbuild: {bad:?}\n");
+        let err = BadgerManifest::parse(&text, "b.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("build:"), "{bad:?}: {err}");
+        assert!(err.contains("normalised path"), "{bad:?}: {err}");
+    }
+    let text = "name: x\nversion: 1\nfrom: base/busybox\nsetup: \"a\\u0000b\"\n";
+    assert!(BadgerManifest::parse(text, "b.yaml").is_err());
+    let ok = "name: x\nversion: 1\nfrom: base/busybox\nbuild: /usr/local/bin/b.sh\n";
+    assert_eq!(
+        BadgerManifest::parse(ok, "b.yaml").unwrap().build,
+        "/usr/local/bin/b.sh"
+    );
+}
+
 #[test]
 fn badger_search_matches_name_version_description_and_packages() {
     let b = BadgerManifest::load(&badger_fixture("python3.yaml")).unwrap();

@@ -5,6 +5,7 @@
 //! badger's environment in its config and the manifest as the `org.solum.badger.manifest`
 //! annotation. Also `badger list` and `badger search`, over the store's badger images.
 
+use super::badger_files::read_badger_file;
 use super::badgers::{self, BadgerError};
 use super::build::BuildError;
 use super::commit::{commit, Commit};
@@ -45,6 +46,15 @@ pub struct BuiltBadger {
     pub manifest_digest: crate::image::Digest,
 }
 
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
 /// Builds the badger in `request.dir` into the store.
 pub fn build_badger(
     request: &BadgerRequest,
@@ -53,7 +63,18 @@ pub fn build_badger(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<BuiltBadger, BuildError> {
-    let manifest = BadgerManifest::load(&request.dir.join("badger.yaml"))?;
+    // Every file of the badger folder is read through the folder, never through a symlink.
+    let origin = request.dir.join("badger.yaml");
+    let text = read_badger_file(&request.dir, "badger.yaml")?.ok_or_else(|| {
+        io_error(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        io_error(&origin, "read")(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text",
+        ))
+    })?;
+    let manifest = BadgerManifest::parse(&text, &origin.display().to_string())?;
     let tag = request
         .tag
         .clone()
@@ -80,19 +101,19 @@ pub fn build_badger(
     let root = workspace.writable_root().to_path_buf();
 
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.
-    let script = request.dir.join("build.sh");
-    if script.is_file() {
+    // Read from the badger folder through no symlink, written inside the image root only.
+    if let Some(script) = read_badger_file(&request.dir, "build.sh")? {
         confined::install(&root, Path::new(&manifest.build), &script, 0o755)?;
     }
     let mut created_mount_points = Vec::new();
     let mut id_map = None;
     if let Some(setup) = &manifest.setup {
-        confined::install(
-            &root,
-            Path::new(SETUP_PATH),
-            &request.dir.join(setup),
-            0o755,
-        )?;
+        let script = read_badger_file(&request.dir, setup)?.ok_or_else(|| {
+            io_error(&request.dir.join(setup), "read")(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))
+        })?;
+        confined::install(&root, Path::new(SETUP_PATH), &script, 0o755)?;
         let mut env = badgers::config_env(&base.config);
         super::commit::set_env(
             &mut env,

@@ -44,6 +44,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Badger(#[from] BadgerError),
+    #[error(transparent)]
+    BadgerFile(#[from] super::badger_files::BadgerFileError),
     #[error("cannot copy the badger {reference} into the store")]
     CopyBadger {
         reference: String,
@@ -120,6 +122,8 @@ pub struct BuildRequest {
     pub epoch: Option<i64>,
     /// Run the app's `test_cmd` (the gate). Without it the DU manifest records no tests.
     pub run_tests: bool,
+    /// How far an artifact or git tree may expand (the server's bound; none for the CLI).
+    pub source_limit: Option<source::ExpansionLimit>,
 }
 
 /// What a build produced.
@@ -164,8 +168,18 @@ pub fn build(
         app: app.name.clone(),
         source: Box::new(source),
     };
-    let info = source::fetch(&spec, &source_dir, &cache_root.join("sources"), reporter)
-        .map_err(source_error)?;
+    let info = match source::fetch_cancellable(
+        &spec,
+        &source_dir,
+        &cache_root.join("sources"),
+        cancel,
+        request.source_limit.as_ref(),
+        reporter,
+    ) {
+        Ok(info) => info,
+        Err(SourceError::Cancelled) => return Err(BuildError::Cancelled),
+        Err(e) => return Err(source_error(e)),
+    };
     let epoch = request.epoch.or(info.commit_time).unwrap_or(0);
 
     let key = build_key(&app, &badgers, &info, epoch, request);

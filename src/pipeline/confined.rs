@@ -17,7 +17,7 @@ use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -122,9 +122,9 @@ fn mkdir(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     }
 }
 
-/// Copies the host file `from` to `inner` in the root as a regular file of `mode`, making
-/// its parents; whatever `inner` was (a symlink, say) is replaced.
-pub fn install(root: &Path, inner: &Path, from: &Path, mode: u32) -> Result<(), ConfinedError> {
+/// Writes `content` to `inner` in the root as a regular file of `mode`, making its parents;
+/// whatever `inner` was (a symlink, say) is replaced.
+pub fn install(root: &Path, inner: &Path, content: &[u8], mode: u32) -> Result<(), ConfinedError> {
     let fail = |action: &'static str| {
         move |source: io::Error| ConfinedError::Io {
             root: root.to_path_buf(),
@@ -139,12 +139,6 @@ pub fn install(root: &Path, inner: &Path, from: &Path, mode: u32) -> Result<(), 
             path: inner.to_path_buf(),
         });
     };
-    let mut source = std::fs::File::open(from).map_err(|source| ConfinedError::Io {
-        root: root.to_path_buf(),
-        path: from.to_path_buf(),
-        action: "read",
-        source,
-    })?;
     let root_fd = open_root(root).map_err(fail("open"))?;
     let dir = make_dirs(&root_fd, parents).map_err(fail("create the parents of"))?;
     match unlinkat(&dir, *name, UnlinkatFlags::NoRemoveDir) {
@@ -158,11 +152,7 @@ pub fn install(root: &Path, inner: &Path, from: &Path, mode: u32) -> Result<(), 
     )
     .map_err(|e| fail("create")(e.into()))?;
     let mut file = std::fs::File::from(fd);
-    let mut buf = Vec::new();
-    source
-        .read_to_end(&mut buf)
-        .map_err(fail("read the source of"))?;
-    file.write_all(&buf).map_err(fail("write"))?;
+    file.write_all(content).map_err(fail("write"))?;
     // The mode is set after writing, whatever the umask.
     fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| fail("chmod")(e.into()))
 }
@@ -242,9 +232,8 @@ mod tests {
         std::fs::create_dir_all(outside.join("bin")).unwrap();
         symlink(&outside, root.join("solum")).unwrap();
         symlink("/etc/passwd", root.join("etc/x")).unwrap();
-        let script = dir.path().join("build.sh");
-        std::fs::write(&script, "#!/bin/sh\n").unwrap();
-        install(&root, Path::new("/solum/bin/build.sh"), &script, 0o755).unwrap();
+        let script = b"#!/bin/sh\n";
+        install(&root, Path::new("/solum/bin/build.sh"), script, 0o755).unwrap();
         assert_eq!(std::fs::read_dir(outside.join("bin")).unwrap().count(), 0);
         let installed = root.join("solum/bin/build.sh");
         assert!(!std::fs::symlink_metadata(root.join("solum"))
@@ -254,12 +243,17 @@ mod tests {
         let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
         assert_eq!(mode & 0o7777, 0o755);
         // A symlink at the file's own name is replaced, not written through.
-        install(&root, Path::new("/etc/x"), &script, 0o644).unwrap();
+        install(&root, Path::new("/etc/x"), script, 0o644).unwrap();
         assert!(std::fs::symlink_metadata(root.join("etc/x"))
             .unwrap()
             .is_file());
+        // A relative symlink climbing out is replaced too.
+        symlink("../../outside", root.join("up")).unwrap();
+        install(&root, Path::new("/up/b.sh"), script, 0o755).unwrap();
+        assert_eq!(std::fs::read_dir(outside.join("bin")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
         // B01's shape: `..` may not climb out of the root.
-        let err = install(&root, Path::new("/../../tmp/x/A.sh"), &script, 0o755).unwrap_err();
+        let err = install(&root, Path::new("/../../tmp/x/A.sh"), script, 0o755).unwrap_err();
         assert!(matches!(err, ConfinedError::BadPath { .. }));
     }
 

@@ -5,6 +5,7 @@
 //! how progress looks.
 
 pub mod badger;
+pub mod badger_files;
 pub mod badgers;
 pub mod build;
 pub mod commit;

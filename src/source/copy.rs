@@ -25,6 +25,7 @@ use crate::report::Reporter;
 pub(super) fn copy_tree(
     source: &Path,
     dest: &Path,
+    cancel: &runtime::CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<u64, SourceError> {
     let source_real = source
@@ -51,6 +52,9 @@ pub(super) fn copy_tree(
         .into_iter()
         .filter_entry(|entry| entry.file_name() != ".git");
     for entry in walk {
+        if cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
         let entry = entry.map_err(|error| {
             let path = error.path().unwrap_or(source).to_path_buf();
             io_error(&path, "reading the source directory")(error.into())

@@ -24,8 +24,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use super::spec::{check_revision, redact, scrub};
 use super::{io_error, SourceError};
 use crate::image::digest::Digest;
-use crate::layer::{LayerCompression, UnpackOptions};
+use crate::layer::LayerCompression;
 use crate::report::Reporter;
+use runtime::CancelHandle;
+use std::os::unix::process::CommandExt;
+use std::process::Child;
+use std::time::Duration;
 
 /// The ref that holds the remote's `HEAD` when no revision is given.
 const HEAD_REF: &str = "refs/solum/HEAD";
@@ -81,6 +85,8 @@ pub(super) fn fetch(
     revision: Option<&str>,
     dest: &Path,
     cache: &Path,
+    cancel: &CancelHandle,
+    limit: Option<&super::ExpansionLimit>,
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     if url.starts_with('-') {
@@ -105,6 +111,7 @@ pub(super) fn fetch(
         mirror: &mirror,
         repository: &repository,
         secrets: &secrets,
+        cancel,
     };
     let first = !mirror.join("HEAD").is_file();
     if first {
@@ -143,8 +150,12 @@ pub(super) fn fetch(
         &format!("{} to commit {sha}", revision.unwrap_or("HEAD")),
     );
     let time = git.commit_time(&sha)?;
+    if let Some(limit) = limit {
+        // Counted before anything is written: a pack may delta a huge tree to nothing.
+        git.check_size(&sha, limit)?;
+    }
     reporter.status("Exporting", &format!("commit {sha}"));
-    git.archive(&sha, dest)?;
+    git.archive(&sha, dest, limit)?;
     Ok(Commit { sha, time })
 }
 
@@ -182,6 +193,8 @@ struct Git<'a> {
     repository: &'a str,
     /// Secrets of the URL, scrubbed from git's stderr.
     secrets: &'a [String],
+    /// Set when the build is cancelled: git and its helpers are killed.
+    cancel: &'a CancelHandle,
 }
 
 impl Git<'_> {
@@ -214,16 +227,71 @@ impl Git<'_> {
         command
     }
 
-    /// Runs a command to its end and returns its stdout, or the failure with git's stderr.
-    fn run(&self, name: &'static str, mut command: Command) -> Result<Output, SourceError> {
-        let output = command.output().map_err(|source| SourceError::GitSpawn {
+    /// Starts git in a process group of its own, so that a cancel kills its helpers too
+    /// (`git-remote-https`, `ssh`), not only git.
+    fn spawn(&self, command: &mut Command) -> Result<Child, SourceError> {
+        command
+            .process_group(0)
+            .spawn()
+            .map_err(|source| SourceError::GitSpawn {
+                repository: self.repository.to_string(),
+                source,
+            })
+    }
+
+    /// Waits for `child`, polling the cancel flag; on cancel the whole group is killed.
+    fn wait(&self, child: &mut Child) -> Result<ExitStatus, SourceError> {
+        let spawn_error = |source| SourceError::GitSpawn {
             repository: self.repository.to_string(),
             source,
-        })?;
+        };
+        loop {
+            if let Some(status) = child.try_wait().map_err(spawn_error)? {
+                return Ok(status);
+            }
+            if self.cancel.is_cancelled() {
+                kill_group(child);
+                let _ = child.wait();
+                return Err(SourceError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs a command to its end and returns its stdout, or the failure with git's stderr.
+    fn run(&self, name: &'static str, mut command: Command) -> Result<Output, SourceError> {
+        if self.cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.spawn(&mut command)?;
+        // Both pipes drained on threads of their own while the status is polled.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let status = self.wait(&mut child)?;
         Ok(Output {
-            status: output.status,
-            stdout: output.stdout,
-            stderr: output.stderr,
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
             name,
         })
     }
@@ -342,9 +410,28 @@ impl Git<'_> {
             })
     }
 
-    /// Streams `git archive` of `sha` into `dest`. Pinned settings keep the tree the same on
-    /// every host: modes 0644/0755 (`tar.umask`), no line-ending conversion.
-    fn archive(&self, sha: &str, dest: &Path) -> Result<(), SourceError> {
+    /// Reads `git archive` of `sha` once through the expansion check, writing nothing.
+    fn check_size(&self, sha: &str, limit: &super::ExpansionLimit) -> Result<(), SourceError> {
+        let mut command = self.archive_command(sha);
+        command.stderr(Stdio::null());
+        let mut child = self.spawn(&mut command)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let what = format!("commit {sha} of {}", self.repository);
+        let reader = super::CancelReader {
+            inner: stdout,
+            cancel: self.cancel,
+        };
+        let checked = super::bounds::check_tar(reader, limit, &what);
+        // Stopped early or not, git is done with: a refused tree leaves no git behind.
+        kill_group(&child);
+        let _ = child.wait();
+        if self.cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        checked
+    }
+
+    fn archive_command(&self, sha: &str) -> Command {
         let mut command = self.command(false);
         command
             .args([
@@ -360,10 +447,22 @@ impl Git<'_> {
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|source| SourceError::GitSpawn {
-            repository: self.repository.to_string(),
-            source,
-        })?;
+        command
+    }
+
+    /// Streams `git archive` of `sha` into `dest`. Pinned settings keep the tree the same on
+    /// every host: modes 0644/0755 (`tar.umask`), no line-ending conversion.
+    fn archive(
+        &self,
+        sha: &str,
+        dest: &Path,
+        limit: Option<&super::ExpansionLimit>,
+    ) -> Result<(), SourceError> {
+        let mut command = self.archive_command(sha);
+        if self.cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        let mut child = self.spawn(&mut command)?;
         // stderr is drained on its own thread: a git that fills the stderr pipe while we
         // wait on stdout would otherwise hang both.
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -373,18 +472,41 @@ impl Git<'_> {
             text
         });
         let stdout = child.stdout.take().expect("stdout is piped");
-        let unpacked = crate::layer::unpack_layer(
-            stdout,
-            Some(LayerCompression::None),
-            dest,
-            &UnpackOptions::for_current_user(),
-        );
+        // On cancel the reader fails at its next read and git is killed; a git that
+        // stalls without writing is killed by the watcher.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let pid = child.id();
+        let unpacked = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if self.cancel.is_cancelled() {
+                        kill_pid_group(pid);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let reader = super::CancelReader {
+                inner: stdout,
+                cancel: self.cancel,
+            };
+            let unpacked = crate::layer::unpack_layer(
+                reader,
+                Some(LayerCompression::None),
+                dest,
+                &super::bounds::unpack_options(limit),
+            );
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            unpacked
+        });
+        if self.cancel.is_cancelled() {
+            kill_group(&child);
+            let _ = child.wait();
+            return Err(SourceError::Cancelled);
+        }
         // The pipe is closed by now (unpack_layer owned it), so a git still writing gets
         // EPIPE and ends; its status says whether a failed unpack was git's fault.
-        let status = child.wait().map_err(|source| SourceError::GitSpawn {
-            repository: self.repository.to_string(),
-            source,
-        })?;
+        let status = self.wait(&mut child)?;
         let stderr = stderr_reader.join().unwrap_or_default();
         if !status.success() && !stderr.is_empty() {
             return Err(self.failed("archive", status, &stderr));
@@ -398,6 +520,20 @@ impl Git<'_> {
             return Err(self.failed("archive", status, &stderr));
         }
         Ok(())
+    }
+}
+
+/// Kills git's process group (it leads it: spawned with `process_group(0)`).
+fn kill_group(child: &Child) {
+    kill_pid_group(child.id());
+}
+
+fn kill_pid_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

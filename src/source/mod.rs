@@ -19,8 +19,10 @@
 //! file as its pointer file. The repository's own `export-ignore` and `export-subst`
 //! attributes apply, as they do for `git archive`.
 
+mod bounds;
 mod copy;
 mod git;
+mod policy;
 mod spec;
 mod tree_digest;
 
@@ -28,12 +30,15 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use bounds::ExpansionLimit;
+pub use policy::{AllowedSource, SourcePolicy};
 pub use spec::{redact_url, SourceSpec};
 pub use tree_digest::tree_digest;
 
 use crate::image::digest::Digest;
-use crate::layer::{LayerError, UnpackOptions};
+use crate::layer::LayerError;
 use crate::report::Reporter;
+use runtime::CancelHandle;
 
 /// What was fetched, for the image's annotations, the DU manifest and the build cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +62,9 @@ pub enum SourceError {
     NotFound { text: String, base: PathBuf },
     #[error("source {path} is a file, not a directory or repository (a tarball of binaries is an artifact)")]
     IsAFile { path: PathBuf },
+    /// A source a server request may not name (see `policy`).
+    #[error("source {text:?} is not allowed: {reason}")]
+    NotAllowed { text: String, reason: &'static str },
     #[error("source path {path} is not valid UTF-8, which git URLs require")]
     NonUtf8Path { path: PathBuf },
     /// A value that git would read as an option (`--upload-pack=…`).
@@ -105,6 +113,11 @@ pub enum SourceError {
         #[source]
         source: LayerError,
     },
+    /// The source holds more than a server request may bring (see `bounds`).
+    #[error("{what}: {reason}")]
+    Expansion { what: String, reason: String },
+    #[error("the source fetch was cancelled")]
+    Cancelled,
     #[error("destination {path} is not empty")]
     DestNotEmpty { path: PathBuf },
     #[error("destination {dest} lies inside the source directory {source_dir}")]
@@ -136,20 +149,43 @@ pub fn fetch(
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
+    fetch_cancellable(spec, dest, cache, &CancelHandle::new(), None, reporter)
+}
+
+/// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
+/// (and every process it started) is killed, a copy or an unpack stops at its next entry
+/// or read. With a `limit`, an artifact or a git tree that would expand past it is
+/// refused before anything of it is written.
+pub fn fetch_cancellable(
+    spec: &SourceSpec,
+    dest: &Path,
+    cache: &Path,
+    cancel: &CancelHandle,
+    limit: Option<&ExpansionLimit>,
+    reporter: &dyn Reporter,
+) -> Result<SourceInfo, SourceError> {
     prepare_dest(dest)?;
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
             reporter.status("Copying", &path.display().to_string());
-            copy::copy_tree(path, dest, reporter)?;
+            copy::copy_tree(path, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
         }
         SourceSpec::Git { url, revision } => {
-            let commit = git::fetch(url, revision.as_deref(), dest, cache, reporter)?;
+            let commit = git::fetch(
+                url,
+                revision.as_deref(),
+                dest,
+                cache,
+                cancel,
+                limit,
+                reporter,
+            )?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
             reporter.status("Unpacking", &path.display().to_string());
-            unpack_artifact(path, dest)?;
+            unpack_artifact(path, dest, cancel, limit)?;
             (path.display().to_string(), None, None)
         }
     };
@@ -175,15 +211,59 @@ fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
 
 /// An artifact is unpacked by the layer code, which refuses entries that climb out of
 /// `dest` (`../`, absolute paths, through symlinks) and names the entry it refused.
-fn unpack_artifact(path: &Path, dest: &Path) -> Result<(), SourceError> {
+fn unpack_artifact(
+    path: &Path,
+    dest: &Path,
+    cancel: &CancelHandle,
+    limit: Option<&ExpansionLimit>,
+) -> Result<(), SourceError> {
+    if let Some(limit) = limit {
+        let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+        let reader = CancelReader {
+            inner: file,
+            cancel,
+        };
+        let (_, stream) = crate::layer::decompressing_reader(reader, None).map_err(|source| {
+            SourceError::Artifact {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let checked = bounds::check_tar(stream, limit, "the artifact");
+        if cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        checked?;
+    }
     let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
-    crate::layer::unpack_layer(file, None, dest, &UnpackOptions::for_current_user()).map_err(
-        |source| SourceError::Artifact {
-            path: path.to_path_buf(),
-            source,
-        },
-    )?;
+    let reader = CancelReader {
+        inner: file,
+        cancel,
+    };
+    let unpacked = crate::layer::unpack_layer(reader, None, dest, &bounds::unpack_options(limit));
+    if cancel.is_cancelled() {
+        return Err(SourceError::Cancelled);
+    }
+    unpacked.map_err(|source| SourceError::Artifact {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(())
+}
+
+/// A reader that fails once the build is cancelled, so whatever reads it stops.
+pub(crate) struct CancelReader<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) cancel: &'a CancelHandle,
+}
+
+impl<R: io::Read> io::Read for CancelReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 #[cfg(test)]

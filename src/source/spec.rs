@@ -26,7 +26,7 @@ pub enum SourceSpec {
 }
 
 /// URL schemes that name a git repository on another host.
-const REMOTE_SCHEMES: &[&str] = &["https", "http", "ssh", "git", "git+ssh", "ssh+git"];
+pub(super) const REMOTE_SCHEMES: &[&str] = &["https", "http", "ssh", "git", "git+ssh", "ssh+git"];
 
 impl SourceSpec {
     /// Decides what `text` names; relative paths are resolved against `base_dir` (the app
@@ -169,7 +169,7 @@ pub(crate) fn is_git_repository(path: &Path) -> bool {
 
 /// The local path of a `file://` URL: `file:///p` or `file://localhost/p`, with `%XX`
 /// escapes decoded.
-fn file_url_path(url: &str, rest: &str) -> Result<PathBuf, SourceError> {
+pub(super) fn file_url_path(url: &str, rest: &str) -> Result<PathBuf, SourceError> {
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
     if !path.starts_with('/') {
         return Err(SourceError::UnsupportedUrl {
@@ -212,7 +212,7 @@ fn is_scp_like(text: &str) -> bool {
 
 /// Git refuses a host that starts with `-` (it would reach ssh as an option); so do we,
 /// before git is even run, and for control characters that have no place in a URL.
-fn check_remote_url(url: &str) -> Result<(), SourceError> {
+pub(super) fn check_remote_url(url: &str) -> Result<(), SourceError> {
     if url.chars().any(|c| c.is_control() || c == ' ') {
         return Err(SourceError::UnsupportedUrl {
             url: redact_url(url),
