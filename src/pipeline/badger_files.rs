@@ -119,7 +119,7 @@ pub fn read_badger_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Badge
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::symlink;
 
     #[test]
     fn a_symlinked_badger_file_is_refused_not_followed() {
