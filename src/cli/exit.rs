@@ -80,7 +80,10 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
         return match error {
             UnpackError::Layout(inner) => is_input_error(inner),
             UnpackError::Image(inner) => is_input_error(inner),
-            UnpackError::NotEmpty { .. } => true,
+            UnpackError::NotEmpty { .. }
+            | UnpackError::DiffIdMismatch { .. }
+            | UnpackError::DiffIdCount { .. }
+            | UnpackError::BadDiffId { .. } => true,
             _ => false,
         };
     }

@@ -151,7 +151,8 @@ pub fn build(
         .collect::<Result<_, _>>()?;
 
     let layout = Layout::open_or_create(store)?;
-    let cache_root = store.join("cache");
+    // Private before anything (source mirrors, app caches) is put in it.
+    let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
     let scratch = tempfile::Builder::new()
         .prefix(".source-")
         .tempdir_in(layout.temp_dir()?)

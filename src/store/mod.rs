@@ -4,9 +4,11 @@
 //! oci-image-tool read the store as `oci:STORE:NAME`. This module resolves names to
 //! images, tags, untags and collects garbage; it never touches a registry.
 
+pub mod cache;
 pub mod image;
 pub mod layout;
 
+pub use cache::CacheError;
 pub use image::{ImageError, ResolvedImage};
 pub use layout::{BlobWriter, Layout, LayoutError, VerifiedBlob};
 
