@@ -35,7 +35,10 @@ fn first_config(layout: &Path) -> Value {
         layout,
         index["manifests"][0]["digest"].as_str().unwrap(),
     ));
-    read_json(&blob(layout, manifest["config"]["digest"].as_str().unwrap()))
+    read_json(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
 }
 
 /// Replaces the config's diff_ids of the first image of `layout` (new config, new
@@ -46,7 +49,10 @@ fn set_diff_ids(layout: &Path, diff_ids: Value) {
         layout,
         index["manifests"][0]["digest"].as_str().unwrap(),
     ));
-    let mut config = read_json(&blob(layout, manifest["config"]["digest"].as_str().unwrap()));
+    let mut config = read_json(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
     config["rootfs"]["diff_ids"] = diff_ids;
     let (digest, size) = put_json(layout, &config);
     manifest["config"]["digest"] = Value::from(digest);
@@ -126,10 +132,18 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     let before = snapshot(&store);
     let run = solum(&store, &[&"run", &"evil", &"--", &"cat", &"/etc/motd"]).fails_with(2);
     for needle in [&evil_layer, &genuine_diff_id, &evil_diff_id] {
-        assert!(run.stderr.contains(needle.as_str()), "{needle}: {}", run.text());
+        assert!(
+            run.stderr.contains(needle.as_str()),
+            "{needle}: {}",
+            run.text()
+        );
     }
     assert!(!run.stdout.contains("evil"), "{}", run.text());
-    assert_eq!(cached_trees(&store), Vec::<String>::new(), "the cache was filled");
+    assert_eq!(
+        cached_trees(&store),
+        Vec::<String>::new(),
+        "the cache was filled"
+    );
     assert_eq!(snapshot(&store), before, "the store changed");
     // `unpack` checks the same, and leaves no folder behind.
     let out = dir.path().join("out");
@@ -139,7 +153,11 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     // The genuine image, arriving later, runs on its own tree.
     solum(
         &store,
-        &[&"push", &format!("oci:{}:img", genuine.display()), &"busybox"],
+        &[
+            &"push",
+            &format!("oci:{}:img", genuine.display()),
+            &"busybox",
+        ],
     )
     .ok();
     let run = solum(&store, &[&"run", &"busybox", &"--", &"cat", &"/etc/motd"]).ok();
@@ -153,8 +171,16 @@ fn malformed_diff_ids_are_refused_not_mapped_to_a_shared_tree() {
     let layout = busybox_layout(dir.path(), "base", "base\n");
     let store = dir.path().join("store");
     for (case, diff_ids, needle) in [
-        ("bad-digest", serde_json::json!(["not-a-digest"]), "not a sha256 digest"),
-        ("bad-hex", serde_json::json!(["sha256:zz"]), "not a sha256 digest"),
+        (
+            "bad-digest",
+            serde_json::json!(["not-a-digest"]),
+            "not a sha256 digest",
+        ),
+        (
+            "bad-hex",
+            serde_json::json!(["sha256:zz"]),
+            "not a sha256 digest",
+        ),
         ("none", serde_json::json!([]), "0 diff_ids for 1 layers"),
     ] {
         let copy = dir.path().join(case);
@@ -191,7 +217,11 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
     assert_eq!(trees.len(), 1);
     let root = store.join("cache/rootfs").join(&trees[0]);
     let setuid = root.join("data/setuid");
-    assert_eq!(mode(&setuid) & 0o4000, 0o4000, "the tree keeps the image's modes");
+    assert_eq!(
+        mode(&setuid) & 0o4000,
+        0o4000,
+        "the tree keeps the image's modes"
+    );
     if is_root() && std::env::var_os(NESTED).is_none() {
         // Another user cannot reach the tree, its setuid file or its device node.
         for target in [setuid.clone(), root.join("dev/null")] {
@@ -205,7 +235,12 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
             "runuser",
             &[&"-u", &"tester", &"--", &"ls", &store.join("cache")],
         );
-        assert_ne!(listing.code, 0, "tester listed the cache: {}", listing.text());
+        assert_ne!(
+            listing.code,
+            0,
+            "tester listed the cache: {}",
+            listing.text()
+        );
     }
 }
 

@@ -139,17 +139,31 @@ pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
         return Ok(SUCCESS);
     }
     let layout = Layout::open(&context.store)?;
-    let (removed, freed) = layout.gc()?;
+    // Writers (build, import, pull, copy) hold the store from their first blob to their
+    // name; wait for them, as skopeo and podman wait for their storage lock.
+    let quiet = context.quiet;
+    let held = layout.exclusive_lease(&|| {
+        if !quiet {
+            eprintln!(
+                "{:>12} for the builds, imports and copies writing to the store to finish",
+                "Waiting"
+            );
+        }
+    })?;
+    let report = layout.gc(&held)?;
     let trees = crate::pipeline::unpack::prune_rootfs_cache(
         &layout,
         &crate::pipeline::unpack::rootfs_cache_dir(&context.store),
     )?;
+    drop(held);
     if !context.quiet {
         eprintln!(
-            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache",
+            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}",
             "Removed",
-            removed.len(),
-            human_size(freed)
+            report.removed.len(),
+            human_size(report.freed),
+            report.swept.entries,
+            human_size(report.swept.bytes),
         );
     }
     Ok(SUCCESS)

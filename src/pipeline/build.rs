@@ -151,6 +151,8 @@ pub fn build(
         .collect::<Result<_, _>>()?;
 
     let layout = Layout::open_or_create(store)?;
+    // Held until the name is written: `gc` waits rather than take the new blobs.
+    let _lease = layout.lease()?;
     // Private before anything (source mirrors, app caches) is put in it.
     let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
     let scratch = tempfile::Builder::new()

@@ -323,26 +323,7 @@ pub fn cached_rootfs(
     Ok(target)
 }
 
-/// Removes a tree that may hold directories without write or search permission (a rootless
-/// unpack applies the image's modes, e.g. 0555 on `/usr`): permissions are opened up from
-/// the top down before removing.
-pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
-        Ok(meta) if !meta.is_dir() => return fs::remove_file(path),
-        Ok(_) => {}
-    }
-    if fs::remove_dir_all(path).is_ok() {
-        return Ok(());
-    }
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_dir() {
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
-        }
-    }
-    fs::remove_dir_all(path)
-}
+pub use crate::store::cache::remove_tree;
 
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {

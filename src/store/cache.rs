@@ -7,7 +7,9 @@
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::{fchmod, fstat, Mode};
+use std::fs;
 use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The mode of every cache folder this module guards.
@@ -86,13 +88,37 @@ pub fn private_dir(path: &Path) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Removes a tree that may hold directories without write or search permission (a rootless
+/// unpack applies the image's modes, e.g. 0555 on `/usr`): permissions are opened up from
+/// the top down before removing.
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+        Ok(meta) if !meta.is_dir() => return fs::remove_file(path),
+        Ok(_) => {}
+    }
+    if fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if entry.file_type().is_dir() {
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    fs::remove_dir_all(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -116,8 +142,7 @@ mod tests {
     fn a_symlinked_cache_folder_is_refused_and_its_target_untouched() {
         let store = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), store.path().join("cache")).unwrap();
         assert!(matches!(
             cache_root(store.path()),

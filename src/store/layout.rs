@@ -3,11 +3,13 @@
 //! writes, verified blob reads, and serialized `index.json` updates. It knows nothing of
 //! layers' contents, registries or the command line.
 
+use super::lease::{LeaseSlot, StoreLease};
 use crate::image::{Digest, HashingReader, HashingWriter};
 use oci_spec::image::ImageIndex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -17,7 +19,7 @@ const INDEX_LOCK: &str = "index.json.lock";
 /// Where blobs are written before they are verified and renamed into `blobs/`. It sits on
 /// the same filesystem as `blobs/` so that the rename is atomic, and outside `blobs/` so
 /// that no reader ever mistakes a partial file for a blob.
-const TEMP_DIR: &str = ".tmp";
+pub(super) const TEMP_DIR: &str = ".tmp";
 
 /// What went wrong with a layout, naming the layout and the blob.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,8 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Layo
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    /// Shared by clones: the leases taken through this handle (see `lease`).
+    leases: Arc<LeaseSlot>,
 }
 
 impl Layout {
@@ -102,6 +106,7 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            leases: Arc::default(),
         })
     }
 
@@ -129,6 +134,7 @@ impl Layout {
         }
         let layout = Layout {
             root: root.to_path_buf(),
+            leases: Arc::default(),
         };
         let blobs = layout.blobs_dir();
         fs::create_dir_all(&blobs).map_err(io_error(&blobs, "cannot create blobs/sha256"))?;
@@ -140,6 +146,10 @@ impl Layout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(super) fn lease_slot(&self) -> &LeaseSlot {
+        &self.leases
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -162,16 +172,21 @@ impl Layout {
         Ok(dir)
     }
 
-    /// Starts a blob whose digest is not known yet; `BlobWriter::commit` names it.
+    /// Starts a blob whose digest is not known yet; `BlobWriter::commit` names it. The
+    /// writer holds a lease on the store until it is committed or dropped.
     pub fn begin_blob(&self) -> Result<BlobWriter, LayoutError> {
+        let lease = self.lease()?;
         let dir = self.temp_dir()?;
-        let temp = tempfile::Builder::new()
+        let (file, path) = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&dir)
-            .map_err(io_error(&dir, "cannot create a temp blob"))?;
+            .map_err(io_error(&dir, "cannot create a temp blob"))?
+            .into_parts();
         Ok(BlobWriter {
             layout: self.clone(),
-            temp,
+            file: Some(file),
+            path,
+            _lease: lease,
         })
     }
 
@@ -195,8 +210,8 @@ impl Layout {
         reader: &mut dyn Read,
         expected: Option<(&Digest, u64)>,
     ) -> Result<(BlobWriter, Digest, u64), LayoutError> {
-        let blob = self.begin_blob()?;
-        let temp_path = blob.temp.path().to_path_buf();
+        let mut blob = self.begin_blob()?;
+        let temp_path = blob.path.to_path_buf();
         let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, blob.file()?));
         io::copy(reader, &mut writer).map_err(|error| {
             // A verifying source (another layout's blob) reports corruption as an I/O
@@ -234,6 +249,9 @@ impl Layout {
                 });
             }
         }
+        // A staged blob keeps no descriptor open: a copy of thousands of layers stages
+        // them all before committing any.
+        blob.close()?;
         Ok((blob, digest, size))
     }
 
@@ -313,6 +331,14 @@ impl Layout {
         change: impl FnOnce(&mut ImageIndex) -> T,
     ) -> Result<T, LayoutError> {
         let _lock = self.lock()?;
+        self.update_index_locked(change)
+    }
+
+    /// [`Layout::update_index`] for a caller that holds the layout's lock already.
+    pub(super) fn update_index_locked<T>(
+        &self,
+        change: impl FnOnce(&mut ImageIndex) -> T,
+    ) -> Result<T, LayoutError> {
         let mut index = self.read_index()?;
         let outcome = change(&mut index);
         let bytes = crate::image::canonical_json(&index);
@@ -365,41 +391,52 @@ pub struct LayoutLock {
 }
 
 /// A blob being written: a temp file that becomes `blobs/sha256/<hex>` on `commit`, and is
-/// removed if dropped uncommitted.
+/// removed if dropped uncommitted. It holds a lease on the store so that `gc` leaves it be.
 pub struct BlobWriter {
     layout: Layout,
-    temp: tempfile::NamedTempFile,
+    /// Open while the blob is being written; closed (synced, made readable) once staged.
+    file: Option<File>,
+    path: tempfile::TempPath,
+    _lease: StoreLease,
 }
 
 impl BlobWriter {
     /// A handle on the temp file to write through (it shares the file's offset).
     pub fn file(&self) -> Result<File, LayoutError> {
-        self.temp
-            .as_file()
-            .try_clone()
-            .map_err(io_error(self.temp.path(), "cannot reopen the temp blob"))
+        let Some(file) = &self.file else {
+            return Err(io_error(&self.path, "cannot reopen the temp blob")(
+                io::Error::other("the blob is already closed"),
+            ));
+        };
+        file.try_clone()
+            .map_err(io_error(&self.path, "cannot reopen the temp blob"))
     }
 
     pub fn temp_path(&self) -> &Path {
-        self.temp.path()
+        &self.path
+    }
+
+    /// Syncs the content, makes it readable and closes the descriptor.
+    fn close(&mut self) -> Result<(), LayoutError> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()
+                .map_err(io_error(&self.path, "cannot sync blob"))?;
+            set_readable_mode(&file, &self.path)?;
+        }
+        Ok(())
     }
 
     /// Syncs the content and renames it into place under its digest. The caller vouches for
     /// the digest (it hashed the bytes while writing them).
-    pub fn commit(self, digest: &Digest) -> Result<(), LayoutError> {
+    pub fn commit(mut self, digest: &Digest) -> Result<(), LayoutError> {
         let target = self.layout.blob_path(digest);
-        let temp_path = self.temp.path().to_path_buf();
-        self.temp
-            .as_file()
-            .sync_all()
-            .map_err(io_error(&temp_path, "cannot sync blob"))?;
-        set_readable_mode(self.temp.as_file(), &temp_path)?;
+        self.close()?;
         // Blobs are content-addressed: if another writer got there first, its file has the
         // same bytes and ours is simply dropped.
         if target.exists() {
             return Ok(());
         }
-        self.temp
+        self.path
             .persist(&target)
             .map_err(|e| io_error(&target, "cannot move blob into place")(e.error))?;
         Ok(())

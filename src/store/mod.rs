@@ -7,10 +7,12 @@
 pub mod cache;
 pub mod image;
 pub mod layout;
+pub mod lease;
 
 pub use cache::CacheError;
 pub use image::{ImageError, ResolvedImage};
 pub use layout::{BlobWriter, Layout, LayoutError, VerifiedBlob};
+pub use lease::{ExclusiveLease, StoreLease};
 
 use std::path::PathBuf;
 
