@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The largest `index.json` read: some 50,000 named images. (Manifests and configs have
+/// their own, smaller bound, `image::DOCUMENT_LIMIT`.)
+pub const INDEX_LIMIT: u64 = 16 << 20;
 /// The lock that serializes writers of `index.json`. Readers need no lock: the index is
 /// replaced by rename, so a reader sees the old or the new file, never half of one.
 const INDEX_LOCK: &str = "index.json.lock";
@@ -49,6 +52,8 @@ pub enum LayoutError {
         digest: Digest,
         limit: u64,
     },
+    #[error("{path} is larger than {limit} bytes; refusing to read it as an image index")]
+    IndexTooLarge { path: PathBuf, limit: u64 },
     #[error("{path}: index.json is not a valid OCI image index")]
     BadIndex {
         path: PathBuf,
@@ -316,12 +321,23 @@ impl Layout {
         Ok(bytes)
     }
 
-    /// Reads `index.json`.
+    /// Reads `index.json`, refusing one larger than `INDEX_LIMIT` before parsing it (the
+    /// parsed index takes about twice its size in memory).
     pub fn read_index(&self) -> Result<ImageIndex, LayoutError> {
         let path = self.root.join("index.json");
         let file = File::open(&path).map_err(io_error(&path, "cannot open index.json"))?;
-        ImageIndex::from_reader(io::BufReader::new(file))
-            .map_err(|source| LayoutError::BadIndex { path, source })
+        let mut bytes = Vec::new();
+        // Read at most one byte past the bound: a file that grows meanwhile is caught too.
+        file.take(INDEX_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(&path, "cannot read index.json"))?;
+        if bytes.len() as u64 > INDEX_LIMIT {
+            return Err(LayoutError::IndexTooLarge {
+                path,
+                limit: INDEX_LIMIT,
+            });
+        }
+        ImageIndex::from_reader(&bytes[..]).map_err(|source| LayoutError::BadIndex { path, source })
     }
 
     /// Changes `index.json` under the layout's lock: read, change, write to a temp file,
