@@ -15,7 +15,12 @@ use std::time::{Duration, Instant};
 use util::*;
 
 fn spawn(store: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Child {
+    spawn_env(store, &[], args)
+}
+
+fn spawn_env(store: &Path, env: &[(&str, &Path)], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Child {
     let mut command = Command::new(bin());
+    command.envs(env.iter().copied());
     command.arg("--store").arg(store);
     for arg in args {
         command.arg(arg.as_ref());
@@ -221,6 +226,95 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     );
     assert_complete(&store);
     assert!(temp_entries(&store, "").is_empty());
+}
+
+/// Folders in `dir` whose name starts with `prefix`.
+fn entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let tree = dir.path().join("tree");
+    busybox_rootfs(&tree);
+    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    let archive = dir.path().join("seed.tar");
+    solum(
+        &store,
+        &[
+            &"push",
+            &"seed",
+            &format!("oci-archive:{}", archive.display()),
+        ],
+    )
+    .ok();
+    let bytes = std::fs::read(&archive).unwrap();
+    // A private temp folder, so that other tests' scratch is not counted.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let prefix = "solum-build-oci-archive-";
+    // A copy from an archive that arrives through a FIFO stops mid-way, its scratch made.
+    let start = |name: &str| {
+        let fifo = dir.path().join(format!("{name}.fifo"));
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let before = entries(&tmp, prefix);
+        let child = spawn_env(
+            &store,
+            &[("TMPDIR", &tmp)],
+            &[&"push", &format!("oci-archive:{}", fifo.display()), &name],
+        );
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        writer.write_all(&bytes[..bytes.len() / 2]).unwrap();
+        wait_for("the copy's scratch", || {
+            entries(&tmp, prefix).iter().any(|p| !before.contains(p))
+        });
+        (child, writer)
+    };
+    let kill = |name: &str| {
+        let (mut child, writer) = start(name);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(writer);
+        let dead = entries(&tmp, prefix);
+        assert_eq!(dead.len(), 1);
+        dead[0].clone()
+    };
+    // gc sweeps the scratch of a killed copy.
+    let dead = kill("killed");
+    let run = solum_env(&store, &[("TMPDIR", &tmp)], &[&"gc"]).ok();
+    assert!(run.stderr.contains("1 scratch folders"), "{}", run.text());
+    assert!(!dead.exists(), "gc left the killed copy's scratch");
+    // So does the next copy, as it makes its own.
+    let dead = kill("killed-again");
+    let (live, mut writer) = start("live");
+    assert!(
+        !dead.exists(),
+        "the next copy left the killed one's scratch"
+    );
+    // A live copy's scratch is never swept.
+    let run = solum_env(&store, &[("TMPDIR", &tmp)], &[&"gc"]).ok();
+    assert!(run.stderr.contains("0 scratch folders"), "{}", run.text());
+    assert_eq!(
+        entries(&tmp, prefix).len(),
+        1,
+        "gc removed the live copy's scratch"
+    );
+    writer.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(writer);
+    let output = live.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the live copy failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(entries(&tmp, prefix).is_empty());
+    solum(&store, &[&"inspect", &"live"]).ok();
 }
 
 #[test]

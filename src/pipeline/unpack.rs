@@ -15,6 +15,7 @@ use crate::layer::{self, LayerCompression, LayerError, UnpackOptions, UnpackRepo
 use crate::report::Reporter;
 use crate::store::cache::{private_dir, CacheError};
 use crate::store::image::descriptor_digest;
+use crate::store::scratch::OwnedTempDir;
 use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
 use oci_spec::image::Descriptor;
 use std::fs;
@@ -266,6 +267,9 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     chain
 }
 
+/// The name prefix of a tree being unpacked into the cache.
+const UNPACK_PREFIX: &str = ".unpack-";
+
 /// The rootfs cache folder of a store.
 pub fn rootfs_cache_dir(store: &Path) -> PathBuf {
     store.join("cache").join("rootfs")
@@ -294,11 +298,11 @@ pub fn cached_rootfs(
     if target.is_dir() {
         return Ok(target);
     }
-    let temp = tempfile::Builder::new()
-        .prefix(".unpack-")
-        .tempdir_in(cache)
-        .map_err(io_error(cache, "create a temp dir in"))?
-        .keep();
+    // Owned by this process (a killed unpack's tree is swept by the next one and by gc);
+    // only its inner folder is renamed into place.
+    let owner =
+        OwnedTempDir::new(cache, UNPACK_PREFIX).map_err(io_error(cache, "create a temp dir in"))?;
+    let temp = owner.path().to_path_buf();
     let result = (|| {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
             .map_err(io_error(&temp, "chmod"))?;
@@ -357,12 +361,14 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Trees being made (`.unpack-*`) belong to a running process.
+        // Trees being made (`.unpack-*`, `.run-*`) belong to a running process; those of
+        // killed ones are swept below.
         if name.starts_with('.') || keep.contains(&name) {
             continue;
         }
         remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
         removed += 1;
     }
+    removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX);
     Ok(removed)
 }

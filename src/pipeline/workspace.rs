@@ -9,6 +9,7 @@
 use super::unpack::remove_tree;
 use crate::layer::{self, Change, LayerError};
 use crate::report::Reporter;
+use crate::store::scratch::OwnedTempDir;
 use runtime::{BindMount, CancelHandle, Network, Outcome, OutputEvent, RootFs, SandboxSpec};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,9 @@ pub struct Workspace {
     scratch: PathBuf,
     lowers: Vec<PathBuf>,
     mode: Mode,
+    /// Holds the scratch folder's lock while the build lives, so that sweeps of stale
+    /// scratch (killed builds) leave it alone; dropped after `scratch` is removed.
+    _owner: OwnedTempDir,
 }
 
 /// Where a build's writable layer lives, in order: `$SOLUM_BUILD_SCRATCH`; else a folder
@@ -80,6 +84,9 @@ pub fn scratch_parent(store: &Path) -> PathBuf {
     }
     store.join("cache").join("work")
 }
+
+/// The name prefix of a build's scratch folder under [`scratch_parent`].
+pub const SCRATCH_PREFIX: &str = ".build-";
 
 /// Free space a tmpfs must have to hold build scratch by default.
 pub const TMPFS_SCRATCH_MIN_FREE: u64 = 4 << 30;
@@ -123,17 +130,17 @@ impl Workspace {
         overlay: bool,
     ) -> Result<Workspace, WorkspaceError> {
         std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
-        let scratch = tempfile::Builder::new()
-            .prefix(".build-")
-            .tempdir_in(parent)
-            .map_err(io_error(parent, "create a scratch folder in"))?
-            .keep();
+        // Scratch of builds that were killed is swept here (and by `gc`).
+        let owner = OwnedTempDir::new(parent, SCRATCH_PREFIX)
+            .map_err(io_error(parent, "create a scratch folder in"))?;
+        let scratch = owner.path().to_path_buf();
         let mut workspace = Workspace {
             scratch: scratch.clone(),
             lowers,
             mode: Mode::Copy {
                 root: PathBuf::new(),
             },
+            _owner: owner,
         };
         workspace.mode = if overlay {
             let upper = scratch.join("upper");

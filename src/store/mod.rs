@@ -8,6 +8,7 @@ pub mod cache;
 pub mod image;
 pub mod layout;
 pub mod lease;
+pub mod scratch;
 
 pub use cache::CacheError;
 pub use image::{ImageError, ResolvedImage};
