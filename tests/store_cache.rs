@@ -89,6 +89,22 @@ fn cached_trees(store: &Path) -> Vec<String> {
     }
 }
 
+/// The files of the store's layout (its cache aside).
+fn layout_files(store: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    snapshot(store)
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("cache"))
+        .collect()
+}
+
+/// The cached trees (not the cache's own dot files).
+fn real_trees(store: &Path) -> Vec<String> {
+    cached_trees(store)
+        .into_iter()
+        .filter(|t| !t.starts_with('.'))
+        .collect()
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path)
         .unwrap()
@@ -129,7 +145,7 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
         &[&"push", &format!("oci:{}:img", evil.display()), &"evil"],
     )
     .ok();
-    let before = snapshot(&store);
+    let before = layout_files(&store);
     let run = solum(&store, &[&"run", &"evil", &"--", &"cat", &"/etc/motd"]).fails_with(2);
     for needle in [&evil_layer, &genuine_diff_id, &evil_diff_id] {
         assert!(
@@ -140,11 +156,11 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     }
     assert!(!run.stdout.contains("evil"), "{}", run.text());
     assert_eq!(
-        cached_trees(&store),
+        real_trees(&store),
         Vec::<String>::new(),
         "the cache was filled"
     );
-    assert_eq!(snapshot(&store), before, "the store changed");
+    assert_eq!(layout_files(&store), before, "the store changed");
     // `unpack` checks the same, and leaves no folder behind.
     let out = dir.path().join("out");
     solum(&store, &[&"unpack", &"evil", &out]).fails_with(2);
@@ -162,7 +178,35 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     .ok();
     let run = solum(&store, &[&"run", &"busybox", &"--", &"cat", &"/etc/motd"]).ok();
     assert_eq!(run.stdout, "genuine\n", "{}", run.text());
-    assert_eq!(cached_trees(&store).len(), 1);
+    assert_eq!(real_trees(&store).len(), 1);
+}
+
+#[test]
+fn trees_cached_before_diff_ids_were_checked_are_not_trusted() {
+    let dir = temp_dir();
+    let layout = busybox_layout(dir.path(), "genuine", "genuine\n");
+    let store = dir.path().join("store");
+    solum(
+        &store,
+        &[
+            &"push",
+            &format!("oci:{}:img", layout.display()),
+            &"busybox",
+        ],
+    )
+    .ok();
+    solum(&store, &[&"run", &"busybox", &"--", &"true"]).ok();
+    // A cache as an older version left it: no marker, and a tree poisoned under the
+    // genuine chain id.
+    let trees = cached_trees(&store);
+    let real: Vec<_> = trees.iter().filter(|t| !t.starts_with('.')).collect();
+    assert_eq!(real.len(), 1);
+    let tree = store.join("cache/rootfs").join(real[0]);
+    std::fs::write(tree.join("etc/motd"), "evil\n").unwrap();
+    std::fs::remove_file(store.join("cache/rootfs/.diff-ids-checked")).unwrap();
+    let run = solum(&store, &[&"run", &"busybox", &"--", &"cat", &"/etc/motd"]).ok();
+    assert_eq!(run.stdout, "genuine\n", "{}", run.text());
+    assert!(store.join("cache/rootfs/.diff-ids-checked").exists());
 }
 
 #[test]
@@ -193,7 +237,7 @@ fn malformed_diff_ids_are_refused_not_mapped_to_a_shared_tree() {
         .ok();
         let run = solum(&store, &[&"run", &case, &"--", &"true"]).fails_with(2);
         assert!(run.stderr.contains(needle), "{case}: {}", run.text());
-        assert_eq!(cached_trees(&store), Vec::<String>::new(), "{case}");
+        assert_eq!(real_trees(&store), Vec::<String>::new(), "{case}");
     }
 }
 
@@ -213,7 +257,7 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
     solum(&store, &[&"run", &"every", &"--", &"true"]).ok();
     assert_eq!(mode(&store.join("cache")), 0o700);
     assert_eq!(mode(&store.join("cache/rootfs")), 0o700);
-    let trees = cached_trees(&store);
+    let trees = real_trees(&store);
     assert_eq!(trees.len(), 1);
     let root = store.join("cache/rootfs").join(&trees[0]);
     let setuid = root.join("data/setuid");

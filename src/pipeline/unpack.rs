@@ -267,6 +267,33 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     chain
 }
 
+/// Marks a rootfs cache whose trees were all checked against their diff_ids.
+const CHECKED_MARKER: &str = ".diff-ids-checked";
+
+/// Trees cached before layers were checked against their diff_ids may hold another
+/// image's files under a genuine chain id; a cache without the marker is emptied once
+/// (they are unpacked again, checked, on next use). Under a lock of the cache folder, so
+/// that a second process never empties the cache after the first has refilled it.
+fn forget_unchecked_trees(cache: &Path) -> Result<(), UnpackError> {
+    let marker = cache.join(CHECKED_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let folder = fs::File::open(cache).map_err(io_error(cache, "open"))?;
+    folder.lock().map_err(io_error(cache, "lock"))?;
+    if marker.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(cache).map_err(io_error(cache, "read"))? {
+        let entry = entry.map_err(io_error(cache, "read"))?;
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
+        }
+    }
+    fs::File::create(&marker).map_err(io_error(&marker, "create"))?;
+    Ok(())
+}
+
 /// The name prefix of a tree being unpacked into the cache.
 const UNPACK_PREFIX: &str = ".unpack-";
 
@@ -294,6 +321,7 @@ pub fn cached_rootfs(
         private_dir(parent)?;
     }
     private_dir(cache)?;
+    forget_unchecked_trees(cache)?;
     let target = cache.join(name);
     if target.is_dir() {
         return Ok(target);
