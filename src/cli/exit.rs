@@ -35,6 +35,8 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(error) = error.downcast_ref::<ImageError>() {
         return match error {
             ImageError::Layout(inner) => is_input_error(inner),
+            // The store lost a blob: not the user's input.
+            ImageError::Incomplete { .. } => false,
             _ => true,
         };
     }
