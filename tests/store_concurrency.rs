@@ -318,6 +318,39 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
 }
 
 #[test]
+fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let tree = dir.path().join("tree");
+    busybox_rootfs(&tree);
+    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    solum(&store, &[&"run", &"seed", &"--", &"true"]).ok();
+    let cache = store.join("cache/rootfs");
+    let runs = || entries(&cache, ".run-");
+    let mut killed = spawn(&store, &[&"run", &"seed", &"--", &"sleep", &"5"]);
+    wait_for("the run's scratch", || !runs().is_empty());
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let dead = runs();
+    assert_eq!(dead.len(), 1);
+    let live = spawn(&store, &[&"run", &"seed", &"--", &"sleep", &"3"]);
+    wait_for("the live run's scratch", || {
+        runs().iter().any(|p| !dead.contains(p)) || runs().len() > 1
+    });
+    solum(&store, &[&"gc"]).ok();
+    let left = runs();
+    assert!(!left.contains(&dead[0]), "the killed run's scratch stayed");
+    assert_eq!(left.len(), 1, "the live run's scratch was swept");
+    let output = live.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(runs().is_empty());
+}
+
+#[test]
 fn run_again_as_tester() {
     rerun_as_tester();
 }

@@ -397,6 +397,7 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
         remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
         removed += 1;
     }
-    removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX);
+    removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX)
+        + crate::store::scratch::sweep(cache, super::run::RUN_PREFIX);
     Ok(removed)
 }
