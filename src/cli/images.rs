@@ -135,7 +135,9 @@ pub fn rmi(context: &Context, args: RmiArgs) -> anyhow::Result<i32> {
 }
 
 pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
-    if !context.store.exists() {
+    // No store yet, or one being made by a first writer (its `oci-layout` is written
+    // last): nothing to collect, and nothing here is ours to judge.
+    if !context.store.join("oci-layout").exists() {
         return Ok(SUCCESS);
     }
     let layout = Layout::open(&context.store)?;
