@@ -683,6 +683,60 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
     );
 }
 
+/// Issue 10, B13: a build on a fresh store, its badger copied in from an `oci:` layout
+/// (blobs no name reaches until the DU is tagged), with `gc` looping every 50 ms: the
+/// build waits for nothing it should not, and every blob of the DU is there afterwards.
+#[test]
+fn gc_looping_during_a_build_loses_nothing() {
+    let dir = temp_dir();
+    let badgers = store_with_badgers(dir.path());
+    let layout = dir.path().join("badger-layout");
+    solum(
+        &badgers,
+        &[
+            &"push",
+            &"badgers/shell",
+            &format!("oci:{}:shell", layout.display()),
+        ],
+    )
+    .ok();
+    shell_app(dir.path());
+    let app = dir.path().join("app.yaml");
+    let text = std::fs::read_to_string(&app).unwrap().replace(
+        "badger: badgers/shell",
+        &format!("badger: oci:{}:shell", layout.display()),
+    );
+    std::fs::write(&app, text).unwrap();
+    let store = dir.path().join("fresh");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (stop, store) = (stop.clone(), store.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                solum(&store, &[&"gc"]).ok();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let built = solum(&store, &[&"build", &app]).ok();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    collector.join().unwrap();
+    solum(&store, &[&"inspect", &"shellapp"]).ok();
+    let run = solum(&store, &[&"run", &"shellapp"]).ok();
+    assert!(run.stdout.contains("hello from shellapp"), "{}", run.text());
+    solum(&store, &[&"gc"]).ok();
+    solum(
+        &store,
+        &[
+            &"push",
+            &"shellapp",
+            &format!("oci:{}:du", dir.path().join("out").display()),
+        ],
+    )
+    .ok();
+    assert!(built.last_line().starts_with("sha256:"));
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

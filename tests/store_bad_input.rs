@@ -291,6 +291,12 @@ fn unknown_names_and_bad_references_are_usage_errors() {
     assert_eq!(
         std::fs::read_dir(store.join("cache/rootfs"))
             .unwrap()
+            .filter(|e| !e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.'))
             .count(),
         1
     );
@@ -298,6 +304,12 @@ fn unknown_names_and_bad_references_are_usage_errors() {
     assert_eq!(
         std::fs::read_dir(store.join("cache/rootfs"))
             .unwrap()
+            .filter(|e| !e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.'))
             .count(),
         1
     );

@@ -35,6 +35,8 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(error) = error.downcast_ref::<ImageError>() {
         return match error {
             ImageError::Layout(inner) => is_input_error(inner),
+            // The store lost a blob: not the user's input.
+            ImageError::Incomplete { .. } => false,
             _ => true,
         };
     }
@@ -82,7 +84,10 @@ fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
         return match error {
             UnpackError::Layout(inner) => is_input_error(inner),
             UnpackError::Image(inner) => is_input_error(inner),
-            UnpackError::NotEmpty { .. } => true,
+            UnpackError::NotEmpty { .. }
+            | UnpackError::DiffIdMismatch { .. }
+            | UnpackError::DiffIdCount { .. }
+            | UnpackError::BadDiffId { .. } => true,
             _ => false,
         };
     }

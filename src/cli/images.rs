@@ -140,21 +140,46 @@ pub fn rmi(context: &Context, args: RmiArgs) -> anyhow::Result<i32> {
 }
 
 pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
-    if !context.store.exists() {
+    // No store yet, or one being made by a first writer (its `oci-layout` is written
+    // last): nothing to collect, and nothing here is ours to judge.
+    if !context.store.join("oci-layout").exists() {
         return Ok(SUCCESS);
     }
     let layout = Layout::open(&context.store)?;
-    let (removed, freed) = layout.gc()?;
+    // Writers (build, import, pull, copy) hold the store from their first blob to their
+    // name; wait for them, as skopeo and podman wait for their storage lock.
+    let quiet = context.quiet;
+    let held = layout.exclusive_lease(&|| {
+        if !quiet {
+            eprintln!(
+                "{:>12} for the builds, imports and copies writing to the store to finish",
+                "Waiting"
+            );
+        }
+    })?;
+    let report = layout.gc(&held)?;
     let trees = crate::pipeline::unpack::prune_rootfs_cache(
         &layout,
         &crate::pipeline::unpack::rootfs_cache_dir(&context.store),
     )?;
+    drop(held);
+    // Scratch of pulls, archives and builds that were killed (their owners' locks are
+    // free and their pids gone; live ones are left alone).
+    let temp = std::env::temp_dir();
+    let scratch = crate::store::scratch::sweep(&temp, "solum-build-pull-")
+        + crate::store::scratch::sweep(&temp, "solum-build-oci-archive-")
+        + crate::store::scratch::sweep(
+            &crate::pipeline::workspace::scratch_parent(&context.store),
+            crate::pipeline::workspace::SCRATCH_PREFIX,
+        );
     if !context.quiet {
         eprintln!(
-            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache",
+            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}; {scratch} scratch folders of stopped pulls and builds",
             "Removed",
-            removed.len(),
-            human_size(freed)
+            report.removed.len(),
+            human_size(report.freed),
+            report.swept.entries,
+            human_size(report.swept.bytes),
         );
     }
     Ok(SUCCESS)

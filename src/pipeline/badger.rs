@@ -85,6 +85,8 @@ pub fn build_badger(
     );
     let from = badgers::resolve(&manifest.from, store, registry, reporter)?;
     let layout = Layout::open_or_create(store)?;
+    // Held until the name is written: `gc` waits rather than take the new blobs.
+    let _lease = layout.lease()?;
     copy_blobs(&from.image.layout, &from.image.image, &layout, reporter).map_err(|source| {
         BuildError::CopyBadger {
             reference: from.reference.clone(),

@@ -157,7 +157,10 @@ pub fn build(
         .collect::<Result<_, _>>()?;
 
     let layout = Layout::open_or_create(store)?;
-    let cache_root = store.join("cache");
+    // Held until the name is written: `gc` waits rather than take the new blobs.
+    let _lease = layout.lease()?;
+    // Private before anything (source mirrors, app caches) is put in it.
+    let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
     let scratch = tempfile::Builder::new()
         .prefix(".source-")
         .tempdir_in(layout.temp_dir()?)
@@ -221,11 +224,14 @@ pub fn build(
 
     let env = build_env(&app, &base.config, &info);
     // Private: what a build leaves there (setuid files too) is no other user's to run.
-    let app_cache = super::workspace::private_dir(&cache_root, &["apps", &app.name])?;
+    let apps = cache_root.join("apps");
+    let app_cache = apps.join(&app.name);
     // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps its
     // host path out of the sandbox's mountinfo.
-    let work =
-        super::workspace::private_dir(&cache_root, &["apps", &format!(".work-{}", app.name)])?;
+    let work = apps.join(format!(".work-{}", app.name));
+    for dir in [&apps, &app_cache, &work] {
+        crate::store::cache::private_dir(dir).map_err(UnpackError::from)?;
+    }
     let mounts = vec![BindMount {
         source: app_cache,
         target: PathBuf::from("/solum/cache"),

@@ -117,6 +117,8 @@ pub fn import(
         path: source.clone(),
     })?;
     let layout = Layout::open_or_create(store)?;
+    // Held until the name is written: `gc` waits rather than take the new blobs.
+    let _lease = layout.lease()?;
     let rootless = !nix::unistd::geteuid().is_root();
 
     // A tarball is unpacked into a temp folder of the store, which goes away on return.

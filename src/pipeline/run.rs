@@ -90,14 +90,16 @@ pub fn run_image(
 
     let cache = rootfs_cache_dir(store);
     let lower = cached_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".run-")
-        .tempdir_in(&cache)
-        .map_err(|source| RunError::Scratch {
-            path: cache.clone(),
-            source,
+    // Owned by this process: the scratch of a killed run is swept by the next one and by
+    // `gc`, never while this one lives.
+    let scratch =
+        crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX).map_err(|source| {
+            RunError::Scratch {
+                path: cache.clone(),
+                source,
+            }
         })?;
-    let scratch_path = scratch.keep();
+    let scratch_path = scratch.path().to_path_buf();
     let exe = std::env::current_exe().map_err(|source| RunError::Scratch {
         path: PathBuf::from("/proc/self/exe"),
         source,
@@ -147,8 +149,12 @@ pub fn run_image(
         }
     })();
     let _ = remove_tree(&scratch_path);
+    drop(scratch);
     result
 }
+
+/// The name prefix of a run's scratch folder in the rootfs cache.
+pub const RUN_PREFIX: &str = ".run-";
 
 /// `cp -a`: the fallback root when overlay is refused.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), RunError> {

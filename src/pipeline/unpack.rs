@@ -1,15 +1,21 @@
 //! Unpacking an image's layer stack into a directory (`solum-build unpack`, like `umoci
-//! unpack`) and into the shared rootfs cache the sandbox runs on. Each layer blob is read
-//! through the store's verifying reader and applied with `layer::unpack_layer`, bottom
-//! first; the blob's digest is checked even when the tar ends before the compressed stream
-//! does. The cache holds one flattened tree per layer chain (`cache/rootfs/<chain id>`),
-//! made in a temp folder and renamed into place, so a reader never sees a half-made tree
-//! and two processes making the same one do not collide.
+//! unpack`) and into the rootfs cache the sandbox runs on. Each layer blob is read through
+//! the store's verifying reader, decompressed here and hashed on the way into
+//! `layer::unpack_layer`, bottom first: the compressed blob must match its digest and the
+//! uncompressed stream must match the config's `diff_id`, so the tree on disk is the one
+//! the config names. The cache holds one flattened tree per layer chain
+//! (`cache/rootfs/<chain id>`) keyed by those diff_ids: a tree is made in a temp folder and
+//! renamed into place only once every layer has been checked against its diff_id, so a
+//! reader never sees a half-made tree, and an image that lies about its diff_ids cannot
+//! fill the tree another image will run on. The cache folder is private to its user
+//! (`store::cache`).
 
-use crate::image::{media, Digest};
-use crate::layer::{self, LayerError, UnpackOptions, UnpackReport};
+use crate::image::{media, Digest, DigestError, HashingReader};
+use crate::layer::{self, LayerCompression, LayerError, UnpackOptions, UnpackReport};
 use crate::report::Reporter;
+use crate::store::cache::{private_dir, CacheError};
 use crate::store::image::descriptor_digest;
+use crate::store::scratch::OwnedTempDir;
 use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
 use oci_spec::image::Descriptor;
 use std::fs;
@@ -34,6 +40,23 @@ pub enum UnpackError {
         #[source]
         source: LayerError,
     },
+    #[error("layer {digest} does not match the image config: its uncompressed content is {actual}, the config's diff_id says {expected}")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("the image config lists {diff_ids} diff_ids for {layers} layers; each layer needs exactly one")]
+    DiffIdCount { diff_ids: usize, layers: usize },
+    #[error("diff_id {index} of the image config, {value:?}, is not a sha256 digest")]
+    BadDiffId {
+        index: usize,
+        value: String,
+        #[source]
+        source: DigestError,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
@@ -49,41 +72,100 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// Applies `layers` (bottom first, blobs in `layout`) onto `root`, which must exist.
-/// Returns the summed report.
+/// Applies `layers` (bottom first, blobs in `layout`) onto `root`, which must exist, checking
+/// each layer's uncompressed content against its entry of `diff_ids` (one per layer).
+/// Returns the summed report. On error `root` holds a partial tree the caller removes.
 pub fn apply_layers(
     layout: &Layout,
     layers: &[Descriptor],
+    diff_ids: &[Digest],
     root: &Path,
     reporter: &dyn Reporter,
 ) -> Result<UnpackReport, UnpackError> {
+    if diff_ids.len() != layers.len() {
+        return Err(UnpackError::DiffIdCount {
+            diff_ids: diff_ids.len(),
+            layers: layers.len(),
+        });
+    }
     let options = UnpackOptions::for_current_user();
     let mut total = UnpackReport::default();
-    for (index, descriptor) in layers.iter().enumerate() {
+    for (index, (descriptor, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
         let digest = descriptor_digest(layout, descriptor)?;
         reporter.status(
             "Unpacking",
             &format!("layer {}/{} {}", index + 1, layers.len(), digest.short()),
         );
-        let compression = media::layer_compression(descriptor.media_type().as_ref());
-        let mut blob = layout.open_blob(&digest, Some(descriptor.size()))?;
-        let layer_error = |source| UnpackError::Layer {
-            digest: digest.clone(),
-            source,
-        };
-        let report = layer::unpack_layer(
-            std::io::BufReader::with_capacity(1 << 20, &mut blob),
-            compression,
-            root,
-            &options,
-        )
-        .map_err(layer_error)?;
-        blob.finish()?;
+        let report = apply_layer(layout, descriptor, &digest, diff_id, root, &options)?;
         total.entries += report.entries;
         total.whiteouts += report.whiteouts;
         total.skipped_devices.extend(report.skipped_devices);
     }
     Ok(total)
+}
+
+/// One layer onto `root`: blob digest and size checked by the store's reader, the
+/// uncompressed stream hashed on its way into the unpacker and compared with `diff_id`.
+fn apply_layer(
+    layout: &Layout,
+    descriptor: &Descriptor,
+    digest: &Digest,
+    diff_id: &Digest,
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackReport, UnpackError> {
+    let layer_error = |source| UnpackError::Layer {
+        digest: digest.clone(),
+        source,
+    };
+    let declared = media::layer_compression(descriptor.media_type().as_ref());
+    let mut blob = layout.open_blob(digest, Some(descriptor.size()))?;
+    let (report, actual) = {
+        let (compression, stream) = layer::decompressing_reader(
+            std::io::BufReader::with_capacity(1 << 20, &mut blob),
+            declared,
+        )
+        .map_err(layer_error)?;
+        let mut hashed = HashingReader::new(stream);
+        // The unpacker sees a plain tar; it reads its stream to the end (the compressed
+        // trailer is checked by the decompressor), so the hash covers the whole layer.
+        let report = layer::unpack_layer(&mut hashed, Some(LayerCompression::None), root, options)
+            .map_err(|error| decompression_fault(error, compression))
+            .map_err(layer_error)?;
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|source| decompression_fault(LayerError::Read { source }, compression))
+            .map_err(layer_error)?;
+        (report, hashed.finish().0)
+    };
+    blob.finish()?;
+    if &actual != diff_id {
+        return Err(UnpackError::DiffIdMismatch {
+            digest: digest.clone(),
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(report)
+}
+
+/// The unpacker was handed an already decompressed stream, so it reports a failing
+/// decompressor as a failed read; say what it was. A read error that carries a store error
+/// (the blob is corrupt or short) stays what it is.
+fn decompression_fault(error: LayerError, compression: LayerCompression) -> LayerError {
+    match error {
+        LayerError::Read { source }
+            if compression != LayerCompression::None
+                && !source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<LayoutError>()) =>
+        {
+            LayerError::CorruptCompression {
+                compression,
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 /// `solum-build unpack`: the image's root filesystem in `dir` (new, or an empty
@@ -116,7 +198,9 @@ pub fn unpack_image(
         }
         Err(error) => return Err(io_error(dir, "read")(error)),
     };
-    let result = apply_layers(layout, image.layers(), dir, reporter);
+    let result = LayerStack::of(image)
+        .verified_diff_ids()
+        .and_then(|diff_ids| apply_layers(layout, image.layers(), &diff_ids, dir, reporter));
     if result.is_err() {
         if created {
             let _ = remove_tree(dir);
@@ -127,52 +211,91 @@ pub fn unpack_image(
     result
 }
 
-/// A stack of layers to unpack: descriptors (bottom first) with their diff_ids when known.
+/// A stack of layers to unpack: descriptors (bottom first) with the config's diff_ids.
 #[derive(Clone, Debug)]
 pub struct LayerStack {
     pub layers: Vec<Descriptor>,
-    /// One per layer, or empty when unknown (layer digests then stand in).
+    /// One per layer when the config is well-formed; checked by
+    /// [`LayerStack::verified_diff_ids`] before anything trusts them.
     pub diff_ids: Vec<String>,
 }
 
 impl LayerStack {
     pub fn of(image: &ResolvedImage) -> LayerStack {
-        let diff_ids = image.config.rootfs().diff_ids();
         LayerStack {
             layers: image.layers().to_vec(),
-            diff_ids: if diff_ids.len() == image.layers().len() {
-                diff_ids.clone()
-            } else {
-                Vec::new()
-            },
+            diff_ids: image.config.rootfs().diff_ids().clone(),
         }
+    }
+
+    /// The diff_ids as digests, one per layer. A config with a missing, extra or malformed
+    /// diff_id is refused: such an image has no chain id of its own, and a default key
+    /// would let unrelated images share one cached tree.
+    pub fn verified_diff_ids(&self) -> Result<Vec<Digest>, UnpackError> {
+        if self.diff_ids.len() != self.layers.len() {
+            return Err(UnpackError::DiffIdCount {
+                diff_ids: self.diff_ids.len(),
+                layers: self.layers.len(),
+            });
+        }
+        self.diff_ids
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                value.parse().map_err(|source| UnpackError::BadDiffId {
+                    index,
+                    value: value.clone(),
+                    source,
+                })
+            })
+            .collect()
     }
 }
 
-/// The chain id of the stack's top layer (OCI image spec: `chainid(L0) = diffid(L0)`,
-/// `chainid(Ln) = sha256(chainid(Ln-1) + " " + diffid(Ln))`); layer digests stand in when
-/// the diff_ids are not known one to one.
-pub fn chain_id(stack: &LayerStack) -> Digest {
-    let ids: Vec<String> = if stack.diff_ids.len() == stack.layers.len() {
-        stack.diff_ids.clone()
-    } else {
-        stack
-            .layers
-            .iter()
-            .map(|l| l.digest().to_string())
-            .collect()
-    };
-    let mut chain: Option<String> = None;
-    for id in ids {
-        chain = Some(match chain {
-            None => id,
-            Some(previous) => Digest::of_bytes(format!("{previous} {id}").as_bytes()).to_string(),
-        });
+/// The chain id of every prefix of a layer stack, bottom first (OCI image spec:
+/// `chainid(L0) = diffid(L0)`, `chainid(Ln) = sha256(chainid(Ln-1) + " " + diffid(Ln))`).
+/// One hash per layer: the chain of a prefix is a step of the chain of the whole.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(previous) => Digest::of_bytes(format!("{previous} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
     }
     chain
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| Digest::of_bytes(b""))
 }
+
+/// Marks a rootfs cache whose trees were all checked against their diff_ids.
+const CHECKED_MARKER: &str = ".diff-ids-checked";
+
+/// Trees cached before layers were checked against their diff_ids may hold another
+/// image's files under a genuine chain id; a cache without the marker is emptied once
+/// (they are unpacked again, checked, on next use). Under a lock of the cache folder, so
+/// that a second process never empties the cache after the first has refilled it.
+fn forget_unchecked_trees(cache: &Path) -> Result<(), UnpackError> {
+    let marker = cache.join(CHECKED_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let folder = fs::File::open(cache).map_err(io_error(cache, "open"))?;
+    folder.lock().map_err(io_error(cache, "lock"))?;
+    if marker.exists() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(cache).map_err(io_error(cache, "read"))? {
+        let entry = entry.map_err(io_error(cache, "read"))?;
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
+        }
+    }
+    fs::File::create(&marker).map_err(io_error(&marker, "create"))?;
+    Ok(())
+}
+
+/// The name prefix of a tree being unpacked into the cache.
+const UNPACK_PREFIX: &str = ".unpack-";
 
 /// The rootfs cache folder of a store.
 pub fn rootfs_cache_dir(store: &Path) -> PathBuf {
@@ -181,26 +304,37 @@ pub fn rootfs_cache_dir(store: &Path) -> PathBuf {
 
 /// The stack's flattened root filesystem in the store's rootfs cache, unpacked on first
 /// use. The returned folder is shared and must be treated as read-only (an overlay lower).
+/// The cache folder and its parent are made private first; a new tree is checked layer by
+/// layer against the diff_ids that name it before it is moved into place.
 pub fn cached_rootfs(
     layout: &Layout,
     stack: &LayerStack,
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, UnpackError> {
-    let target = cache.join(chain_id(stack).hex());
+    let diff_ids = stack.verified_diff_ids()?;
+    // An image without layers runs on an empty tree, the same for every such image.
+    let name = chain_ids(&diff_ids)
+        .pop()
+        .map_or_else(|| "empty".to_string(), |chain| chain.hex().to_string());
+    if let Some(parent) = cache.parent() {
+        private_dir(parent)?;
+    }
+    private_dir(cache)?;
+    forget_unchecked_trees(cache)?;
+    let target = cache.join(name);
     if target.is_dir() {
         return Ok(target);
     }
-    fs::create_dir_all(cache).map_err(io_error(cache, "create"))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".unpack-")
-        .tempdir_in(cache)
-        .map_err(io_error(cache, "create a temp dir in"))?
-        .keep();
+    // Owned by this process (a killed unpack's tree is swept by the next one and by gc);
+    // only its inner folder is renamed into place.
+    let owner =
+        OwnedTempDir::new(cache, UNPACK_PREFIX).map_err(io_error(cache, "create a temp dir in"))?;
+    let temp = owner.path().to_path_buf();
     let result = (|| {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
             .map_err(io_error(&temp, "chmod"))?;
-        apply_layers(layout, &stack.layers, &temp, reporter)?;
+        apply_layers(layout, &stack.layers, &diff_ids, &temp, reporter)?;
         Ok(())
     })();
     if let Err(error) = result {
@@ -208,7 +342,7 @@ pub fn cached_rootfs(
         return Err(error);
     }
     if fs::rename(&temp, &target).is_err() {
-        // Another process made the same tree first: keep theirs.
+        // Another process made (and checked) the same tree first: keep theirs.
         let _ = remove_tree(&temp);
         if !target.is_dir() {
             return Err(UnpackError::Io {
@@ -221,26 +355,7 @@ pub fn cached_rootfs(
     Ok(target)
 }
 
-/// Removes a tree that may hold directories without write or search permission (a rootless
-/// unpack applies the image's modes, e.g. 0555 on `/usr`): permissions are opened up from
-/// the top down before removing.
-pub fn remove_tree(path: &Path) -> std::io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
-        Ok(meta) if !meta.is_dir() => return fs::remove_file(path),
-        Ok(_) => {}
-    }
-    if fs::remove_dir_all(path).is_ok() {
-        return Ok(());
-    }
-    for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
-        if entry.file_type().is_dir() {
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
-        }
-    }
-    fs::remove_dir_all(path)
-}
+pub use crate::store::cache::remove_tree;
 
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
@@ -251,25 +366,22 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Removes unpacked trees of the rootfs cache that no named image of the store reaches
 /// (`gc`). A tree is kept when it is the chain of a named image or a prefix of one (a
-/// badger's tree under a DU). Returns how many trees went.
+/// badger's tree under a DU). Returns how many trees went. Linear in the layers of the
+/// store's images: `index.json` is read once and each image's prefix chains come from one
+/// pass over its diff_ids.
 pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, UnpackError> {
-    let mut keep = std::collections::BTreeSet::new();
-    for name in layout.names()? {
-        let Ok(image) = layout.resolve(Some(&name)) else {
+    let mut keep = std::collections::HashSet::new();
+    for descriptor in layout.read_index()?.manifests() {
+        if crate::store::image::ref_name(descriptor).is_none() {
+            continue;
+        }
+        let Ok(image) = layout.resolve_descriptor(descriptor) else {
             continue;
         };
-        let full = LayerStack::of(&image);
-        for depth in 1..=full.layers.len() {
-            let prefix = LayerStack {
-                layers: full.layers[..depth].to_vec(),
-                diff_ids: if full.diff_ids.len() == full.layers.len() {
-                    full.diff_ids[..depth].to_vec()
-                } else {
-                    Vec::new()
-                },
-            };
-            keep.insert(chain_id(&prefix).hex().to_string());
-        }
+        let Ok(diff_ids) = LayerStack::of(&image).verified_diff_ids() else {
+            continue;
+        };
+        keep.extend(chain_ids(&diff_ids).iter().map(|c| c.hex().to_string()));
     }
     let mut removed = 0;
     let Ok(entries) = fs::read_dir(cache) else {
@@ -277,12 +389,15 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Trees being made (`.unpack-*`) belong to a running process.
+        // Trees being made (`.unpack-*`, `.run-*`) belong to a running process; those of
+        // killed ones are swept below.
         if name.starts_with('.') || keep.contains(&name) {
             continue;
         }
         remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
         removed += 1;
     }
+    removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX)
+        + crate::store::scratch::sweep(cache, super::run::RUN_PREFIX);
     Ok(removed)
 }

@@ -10,6 +10,7 @@ use super::confined;
 use super::unpack::remove_tree;
 use crate::layer::{self, Change, LayerError};
 use crate::report::Reporter;
+use crate::store::scratch::OwnedTempDir;
 use runtime::{BindMount, CancelHandle, Network, Outcome, OutputEvent, RootFs, SandboxSpec};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,9 @@ pub struct Workspace {
     scratch: PathBuf,
     lowers: Vec<PathBuf>,
     mode: Mode,
+    /// Holds the scratch folder's lock while the build lives, so that sweeps of stale
+    /// scratch (killed builds) leave it alone; dropped after `scratch` is removed.
+    _owner: OwnedTempDir,
 }
 
 /// Where a build's writable layer lives, in order: `$SOLUM_BUILD_SCRATCH`; else a folder
@@ -78,35 +82,8 @@ pub fn scratch_parent(store: &Path) -> PathBuf {
     store.join("cache").join("work")
 }
 
-/// `base/NAME/…` made private to this user: each folder below `base` is created with mode
-/// 0700 (never wider, whatever the umask) or, when it exists, must be a directory of ours
-/// (not a symlink) and is tightened to 0700. A build writes what it likes into the per-app
-/// cache (`/solum/cache`), setuid files included; no other user may reach them.
-pub fn private_dir(base: &Path, names: &[&str]) -> Result<PathBuf, WorkspaceError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::create_dir_all(base).map_err(io_error(base, "create"))?;
-    let me = nix::unistd::geteuid().as_raw();
-    let mut dir = base.to_path_buf();
-    for name in names {
-        dir.push(name);
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_error(&dir, "create")(e)),
-        }
-        let meta = std::fs::symlink_metadata(&dir).map_err(io_error(&dir, "inspect"))?;
-        if !meta.is_dir() || meta.uid() != me {
-            return Err(io_error(&dir, "use (not a directory of this user)")(
-                std::io::Error::from_raw_os_error(libc::EPERM),
-            ));
-        }
-        if meta.mode() & 0o7777 != 0o700 {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io_error(&dir, "make private"))?;
-        }
-    }
-    Ok(dir)
-}
+/// The name prefix of a build's scratch folder under [`scratch_parent`].
+pub const SCRATCH_PREFIX: &str = ".build-";
 
 /// Free space a tmpfs must have to hold build scratch by default.
 pub const TMPFS_SCRATCH_MIN_FREE: u64 = 4 << 30;
@@ -150,17 +127,17 @@ impl Workspace {
         overlay: bool,
     ) -> Result<Workspace, WorkspaceError> {
         std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
-        let scratch = tempfile::Builder::new()
-            .prefix(".build-")
-            .tempdir_in(parent)
-            .map_err(io_error(parent, "create a scratch folder in"))?
-            .keep();
+        // Scratch of builds that were killed is swept here (and by `gc`).
+        let owner = OwnedTempDir::new(parent, SCRATCH_PREFIX)
+            .map_err(io_error(parent, "create a scratch folder in"))?;
+        let scratch = owner.path().to_path_buf();
         let mut workspace = Workspace {
             scratch: scratch.clone(),
             lowers,
             mode: Mode::Copy {
                 root: PathBuf::new(),
             },
+            _owner: owner,
         };
         workspace.mode = if overlay {
             let upper = scratch.join("upper");

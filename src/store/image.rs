@@ -4,16 +4,23 @@
 //! unknown media type is an error that names it.
 
 use super::layout::{Layout, LayoutError};
+use super::lease::{ExclusiveLease, Swept};
 use crate::image::{media, Digest, DigestError};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
 
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Manifests, indexes and configs are small; anything larger is refused rather than read.
-pub const DOCUMENT_LIMIT: u64 = 8 << 20;
+/// Manifests, indexes and configs are small; anything larger is refused rather than read
+/// (containerd's bound: a manifest of `MAX_LAYERS` layers is about 150 KiB).
+pub const DOCUMENT_LIMIT: u64 = 4 << 20;
+/// The most layers an image may have. Docker and podman stop at 125-127 (the overlay mount
+/// of that many lower folders fills a page of mount options), so no image they build or
+/// run comes near; the bound keeps a hostile manifest from costing a blob, a verification
+/// pass and a cache chain step per entry by the tens of thousands.
+pub const MAX_LAYERS: usize = 1000;
 /// How many indexes may stand between a name and its manifest. Real images use one (a
 /// multi-platform index), rarely two; containerd and go-containerregistry stop at a
 /// handful. A deeper chain is hostile (each level costs a read, and a recursive walk of
@@ -74,6 +81,30 @@ pub enum ImageError {
         depth: usize,
         limit: usize,
     },
+    #[error("manifest {digest} in {layout} has {count} layers; at most {limit} are supported")]
+    TooManyLayers {
+        layout: PathBuf,
+        digest: Digest,
+        count: usize,
+        limit: usize,
+    },
+    #[error("cannot name {name:?} in {layout}: blob {digest} it reaches is missing (removed by a concurrent gc, or never written)")]
+    Incomplete {
+        layout: PathBuf,
+        name: String,
+        digest: Digest,
+    },
+}
+
+/// What `gc` did.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// The blobs removed.
+    pub removed: Vec<Digest>,
+    /// Their bytes.
+    pub freed: u64,
+    /// Temp files and folders of dead writers.
+    pub swept: Swept,
 }
 
 fn hint(names: &[String]) -> String {
@@ -250,6 +281,14 @@ impl Layout {
         };
         let manifest =
             ImageManifest::from_reader(&manifest_bytes[..]).map_err(bad("manifest", &digest))?;
+        if manifest.layers().len() > MAX_LAYERS {
+            return Err(ImageError::TooManyLayers {
+                layout: self.root().to_path_buf(),
+                digest,
+                count: manifest.layers().len(),
+                limit: MAX_LAYERS,
+            });
+        }
         let config_type = manifest.config().media_type().to_string();
         let config_digest = descriptor_digest(self, manifest.config())?;
         if !media::is_config(&config_type) {
@@ -291,19 +330,50 @@ impl Layout {
         })
     }
 
-    /// Points `name` at a manifest (replacing what the name pointed at before). The
-    /// manifest blob must already be stored.
+    /// Points `name` at a manifest (replacing what the name pointed at before). Every blob
+    /// the manifest reaches must be stored: that is checked under the index lock, which
+    /// `gc` holds while it marks and sweeps, so a name never points at missing blobs.
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> Result<(), ImageError> {
         let mut entry = manifest.clone();
         let mut annotations = entry.annotations().clone().unwrap_or_default();
         annotations.insert(REF_NAME.to_string(), name.to_string());
         entry.set_annotations(Some(annotations));
-        self.update_index(|index| {
+        self.add_entry(entry, Some(name))
+    }
+
+    /// Adds `entry` to `index.json` once every blob it reaches is stored. With a name, the
+    /// entry replaces what the name pointed at; without one, it replaces unnamed entries of
+    /// the same digest (as skopeo does for `oci:DIR`).
+    pub fn add_entry(&self, entry: Descriptor, name: Option<&str>) -> Result<(), ImageError> {
+        let _lock = self.lock()?;
+        self.check_complete(&entry, name.unwrap_or("(unnamed)"))?;
+        let digest = entry.digest().to_string();
+        self.update_index_locked(|index| {
             let mut manifests = index.manifests().clone();
-            manifests.retain(|d| ref_name(d) != Some(name));
+            match name {
+                Some(name) => manifests.retain(|d| ref_name(d) != Some(name)),
+                None => {
+                    manifests.retain(|d| d.digest().to_string() != digest || ref_name(d).is_some())
+                }
+            }
             manifests.push(entry);
             index.set_manifests(manifests);
         })?;
+        Ok(())
+    }
+
+    /// Every blob `descriptor` reaches is stored, and no manifest exceeds `MAX_LAYERS`.
+    fn check_complete(&self, descriptor: &Descriptor, name: &str) -> Result<(), ImageError> {
+        let reached = self.reach([descriptor], true)?;
+        for digest in &reached {
+            if !self.has_blob(digest) {
+                return Err(ImageError::Incomplete {
+                    layout: self.root().to_path_buf(),
+                    name: name.to_string(),
+                    digest: digest.clone(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -318,16 +388,15 @@ impl Layout {
         })?)
     }
 
-    /// Removes every blob that no entry of `index.json` reaches, and stale temp files.
-    /// Returns the removed digests and the bytes freed.
-    pub fn gc(&self) -> Result<(Vec<Digest>, u64), ImageError> {
+    /// Removes every blob that no entry of `index.json` reaches, and the temp files of
+    /// writers that died. The caller holds the store exclusively (no writer is between its
+    /// first blob and its name); the index lock is held too, so no name is added while
+    /// blobs are marked and swept. Linear in the blobs: reachable digests are a set.
+    pub fn gc(&self, _held: &ExclusiveLease) -> Result<GcReport, ImageError> {
         let _lock = self.lock()?;
-        let mut reachable = BTreeSet::new();
-        for descriptor in self.read_index()?.manifests() {
-            self.mark(descriptor, &mut reachable, 0)?;
-        }
-        let mut removed = Vec::new();
-        let mut freed = 0;
+        let index = self.read_index()?;
+        let reachable = self.reach(index.manifests().iter(), false)?;
+        let mut report = GcReport::default();
         let blobs = self.root().join("blobs").join("sha256");
         let entries = fs::read_dir(&blobs).map_err(|source| LayoutError::Io {
             path: blobs.clone(),
@@ -342,48 +411,46 @@ impl Layout {
             if reachable.contains(&digest) {
                 continue;
             }
-            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            report.freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
             fs::remove_file(entry.path()).map_err(|source| LayoutError::Io {
                 path: entry.path(),
                 action: "cannot remove blob",
                 source,
             })?;
-            removed.push(digest);
+            report.removed.push(digest);
         }
-        // Temp blobs of writers that died; a live writer holds the lock only when it tags,
-        // so only files older than an hour are taken.
-        if let Ok(entries) = fs::read_dir(self.root().join(".tmp")) {
-            for entry in entries.flatten() {
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 3600);
-                if old {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok((removed, freed))
+        report.swept = self.sweep_temp();
+        Ok(report)
     }
 
-    /// Marks what `descriptor` reaches. `depth` counts the indexes above it: a chain
-    /// deeper than [`MAX_INDEX_DEPTH`] stops gc with an error (removing nothing) rather
-    /// than recursing as deep as a hostile index asks.
-    fn mark(
+    /// The digests `roots` reach: indexes, manifests, configs, layers. A worklist, not
+    /// recursion, so a deeply nested index costs memory for its digests, not stack. For
+    /// `gc` (`strict` false) an unreadable document keeps what was reached so far, and an
+    /// index's children that were never fetched are skipped (a multi-platform index
+    /// names manifests of other platforms). For `tag` (`strict` true) a manifest must be
+    /// readable and within `MAX_LAYERS`; an index's absent children are still allowed.
+    fn reach<'a>(
         &self,
-        descriptor: &Descriptor,
-        reachable: &mut BTreeSet<Digest>,
-        depth: usize,
-    ) -> Result<(), ImageError> {
-        let digest = descriptor_digest(self, descriptor)?;
-        if !reachable.insert(digest.clone()) {
-            return Ok(());
-        }
-        let media_type = descriptor.media_type().to_string();
-        if media::is_index(&media_type) {
-            if depth >= MAX_INDEX_DEPTH {
+        roots: impl IntoIterator<Item = &'a Descriptor>,
+        strict: bool,
+    ) -> Result<HashSet<Digest>, ImageError> {
+        let mut reached = HashSet::new();
+        // Each entry carries how many indexes stand above it.
+        let mut work: Vec<(Descriptor, usize)> =
+            roots.into_iter().map(|d| (d.clone(), 0)).collect();
+        while let Some((descriptor, depth)) = work.pop() {
+            let digest = descriptor_digest(self, &descriptor)?;
+            if !reached.insert(digest.clone()) {
+                continue;
+            }
+            let media_type = descriptor.media_type().to_string();
+            let is_index = media::is_index(&media_type);
+            if !is_index && !media::is_manifest(&media_type) {
+                continue;
+            }
+            // A chain deeper than any real image is hostile: refused (gc then removes
+            // nothing), as resolution refuses it.
+            if is_index && depth >= MAX_INDEX_DEPTH {
                 return Err(ImageError::IndexTooDeep {
                     layout: self.root().to_path_buf(),
                     reference: "an image of index.json".to_string(),
@@ -392,25 +459,50 @@ impl Layout {
                     limit: MAX_INDEX_DEPTH,
                 });
             }
-            let bytes = self.read_blob(&digest, None, DOCUMENT_LIMIT)?;
-            if let Ok(index) = ImageIndex::from_reader(&bytes[..]) {
+            let bytes = match self.read_blob(&digest, None, DOCUMENT_LIMIT) {
+                Ok(bytes) => bytes,
+                Err(LayoutError::MissingBlob { .. }) if strict => continue, // reported by the caller
+                Err(error) if strict => return Err(error.into()),
+                Err(_) => continue,
+            };
+            let bad = |source| ImageError::BadDocument {
+                layout: self.root().to_path_buf(),
+                what: if is_index { "index" } else { "manifest" },
+                digest: digest.clone(),
+                source,
+            };
+            if is_index {
+                let index = match ImageIndex::from_reader(&bytes[..]) {
+                    Ok(index) => index,
+                    Err(source) if strict => return Err(bad(source)),
+                    Err(_) => continue,
+                };
                 for child in index.manifests() {
-                    // A multi-platform index may list manifests we never fetched.
                     if self.has_blob(&descriptor_digest(self, child)?) {
-                        self.mark(child, reachable, depth + 1)?;
+                        work.push((child.clone(), depth + 1));
                     }
                 }
+                continue;
             }
-        } else if media::is_manifest(&media_type) {
-            let bytes = self.read_blob(&digest, None, DOCUMENT_LIMIT)?;
-            if let Ok(manifest) = ImageManifest::from_reader(&bytes[..]) {
-                reachable.insert(descriptor_digest(self, manifest.config())?);
-                for layer in manifest.layers() {
-                    reachable.insert(descriptor_digest(self, layer)?);
-                }
+            let manifest = match ImageManifest::from_reader(&bytes[..]) {
+                Ok(manifest) => manifest,
+                Err(source) if strict => return Err(bad(source)),
+                Err(_) => continue,
+            };
+            if strict && manifest.layers().len() > MAX_LAYERS {
+                return Err(ImageError::TooManyLayers {
+                    layout: self.root().to_path_buf(),
+                    digest,
+                    count: manifest.layers().len(),
+                    limit: MAX_LAYERS,
+                });
+            }
+            reached.insert(descriptor_digest(self, manifest.config())?);
+            for layer in manifest.layers() {
+                reached.insert(descriptor_digest(self, layer)?);
             }
         }
-        Ok(())
+        Ok(reached)
     }
 }
 
@@ -443,4 +535,73 @@ pub fn manifest_descriptor(
     );
     descriptor.set_annotations(annotations);
     descriptor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A manifest (stored) naming a config (stored) and `layers` layer digests.
+    fn manifest_naming(layout: &Layout, layers: &[Digest]) -> Descriptor {
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config_digest = layout.put_bytes(config).unwrap();
+        let layers: Vec<_> = layers
+            .iter()
+            .map(
+                |d| json!({"mediaType": media::OCI_LAYER_GZIP, "digest": d.to_string(), "size": 3}),
+            )
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        layout.put_bytes(&bytes).unwrap();
+        manifest_descriptor(&bytes, None)
+    }
+
+    #[test]
+    fn a_name_is_never_given_to_a_manifest_whose_blobs_are_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let present = layout.put_bytes(b"abc").unwrap();
+        let missing = Digest::of_bytes(b"never stored");
+        let descriptor = manifest_naming(&layout, &[present.clone(), missing.clone()]);
+        let before = std::fs::read(dir.path().join("index.json")).unwrap();
+        match layout.tag("broken", &descriptor) {
+            Err(ImageError::Incomplete { digest, name, .. }) => {
+                assert_eq!(digest, missing);
+                assert_eq!(name, "broken");
+            }
+            other => panic!("expected Incomplete, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join("index.json")).unwrap(),
+            before
+        );
+        let complete = manifest_naming(&layout, &[present]);
+        layout.tag("whole", &complete).unwrap();
+        assert_eq!(layout.names().unwrap(), vec!["whole".to_string()]);
+    }
+
+    #[test]
+    fn a_manifest_with_too_many_layers_is_neither_named_nor_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open_or_create(dir.path()).unwrap();
+        let layer = layout.put_bytes(b"abc").unwrap();
+        let layers = vec![layer; MAX_LAYERS + 1];
+        let descriptor = manifest_naming(&layout, &layers);
+        assert!(matches!(
+            layout.tag("deep", &descriptor),
+            Err(ImageError::TooManyLayers { count, .. }) if count == MAX_LAYERS + 1
+        ));
+        assert!(matches!(
+            layout.resolve_descriptor(&descriptor),
+            Err(ImageError::TooManyLayers { .. })
+        ));
+    }
 }

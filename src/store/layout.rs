@@ -3,21 +3,26 @@
 //! writes, verified blob reads, and serialized `index.json` updates. It knows nothing of
 //! layers' contents, registries or the command line.
 
+use super::lease::{LeaseSlot, StoreLease};
 use crate::image::{Digest, HashingReader, HashingWriter};
 use oci_spec::image::ImageIndex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The largest `index.json` read: some 50,000 named images. (Manifests and configs have
+/// their own, smaller bound, `image::DOCUMENT_LIMIT`.)
+pub const INDEX_LIMIT: u64 = 16 << 20;
 /// The lock that serializes writers of `index.json`. Readers need no lock: the index is
 /// replaced by rename, so a reader sees the old or the new file, never half of one.
 const INDEX_LOCK: &str = "index.json.lock";
 /// Where blobs are written before they are verified and renamed into `blobs/`. It sits on
 /// the same filesystem as `blobs/` so that the rename is atomic, and outside `blobs/` so
 /// that no reader ever mistakes a partial file for a blob.
-const TEMP_DIR: &str = ".tmp";
+pub(super) const TEMP_DIR: &str = ".tmp";
 
 /// What went wrong with a layout, naming the layout and the blob.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,8 @@ pub enum LayoutError {
         digest: Digest,
         limit: u64,
     },
+    #[error("{path} is larger than {limit} bytes; refusing to read it as an image index")]
+    IndexTooLarge { path: PathBuf, limit: u64 },
     #[error("{path}: index.json is not a valid OCI image index")]
     BadIndex {
         path: PathBuf,
@@ -75,6 +82,8 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Layo
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    /// Shared by clones: the leases taken through this handle (see `lease`).
+    leases: Arc<LeaseSlot>,
 }
 
 impl Layout {
@@ -102,6 +111,7 @@ impl Layout {
         }
         Ok(Layout {
             root: root.to_path_buf(),
+            leases: Arc::default(),
         })
     }
 
@@ -129,6 +139,7 @@ impl Layout {
         }
         let layout = Layout {
             root: root.to_path_buf(),
+            leases: Arc::default(),
         };
         let blobs = layout.blobs_dir();
         fs::create_dir_all(&blobs).map_err(io_error(&blobs, "cannot create blobs/sha256"))?;
@@ -140,6 +151,10 @@ impl Layout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub(super) fn lease_slot(&self) -> &LeaseSlot {
+        &self.leases
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -162,16 +177,21 @@ impl Layout {
         Ok(dir)
     }
 
-    /// Starts a blob whose digest is not known yet; `BlobWriter::commit` names it.
+    /// Starts a blob whose digest is not known yet; `BlobWriter::commit` names it. The
+    /// writer holds a lease on the store until it is committed or dropped.
     pub fn begin_blob(&self) -> Result<BlobWriter, LayoutError> {
+        let lease = self.lease()?;
         let dir = self.temp_dir()?;
-        let temp = tempfile::Builder::new()
+        let (file, path) = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&dir)
-            .map_err(io_error(&dir, "cannot create a temp blob"))?;
+            .map_err(io_error(&dir, "cannot create a temp blob"))?
+            .into_parts();
         Ok(BlobWriter {
             layout: self.clone(),
-            temp,
+            file: Some(file),
+            path,
+            _lease: lease,
         })
     }
 
@@ -195,8 +215,8 @@ impl Layout {
         reader: &mut dyn Read,
         expected: Option<(&Digest, u64)>,
     ) -> Result<(BlobWriter, Digest, u64), LayoutError> {
-        let blob = self.begin_blob()?;
-        let temp_path = blob.temp.path().to_path_buf();
+        let mut blob = self.begin_blob()?;
+        let temp_path = blob.path.to_path_buf();
         let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, blob.file()?));
         io::copy(reader, &mut writer).map_err(|error| {
             // A verifying source (another layout's blob) reports corruption as an I/O
@@ -234,6 +254,9 @@ impl Layout {
                 });
             }
         }
+        // A staged blob keeps no descriptor open: a copy of thousands of layers stages
+        // them all before committing any.
+        blob.close()?;
         Ok((blob, digest, size))
     }
 
@@ -298,12 +321,23 @@ impl Layout {
         Ok(bytes)
     }
 
-    /// Reads `index.json`.
+    /// Reads `index.json`, refusing one larger than `INDEX_LIMIT` before parsing it (the
+    /// parsed index takes about twice its size in memory).
     pub fn read_index(&self) -> Result<ImageIndex, LayoutError> {
         let path = self.root.join("index.json");
         let file = File::open(&path).map_err(io_error(&path, "cannot open index.json"))?;
-        ImageIndex::from_reader(io::BufReader::new(file))
-            .map_err(|source| LayoutError::BadIndex { path, source })
+        let mut bytes = Vec::new();
+        // Read at most one byte past the bound: a file that grows meanwhile is caught too.
+        file.take(INDEX_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(&path, "cannot read index.json"))?;
+        if bytes.len() as u64 > INDEX_LIMIT {
+            return Err(LayoutError::IndexTooLarge {
+                path,
+                limit: INDEX_LIMIT,
+            });
+        }
+        ImageIndex::from_reader(&bytes[..]).map_err(|source| LayoutError::BadIndex { path, source })
     }
 
     /// Changes `index.json` under the layout's lock: read, change, write to a temp file,
@@ -313,6 +347,14 @@ impl Layout {
         change: impl FnOnce(&mut ImageIndex) -> T,
     ) -> Result<T, LayoutError> {
         let _lock = self.lock()?;
+        self.update_index_locked(change)
+    }
+
+    /// [`Layout::update_index`] for a caller that holds the layout's lock already.
+    pub(super) fn update_index_locked<T>(
+        &self,
+        change: impl FnOnce(&mut ImageIndex) -> T,
+    ) -> Result<T, LayoutError> {
         let mut index = self.read_index()?;
         let outcome = change(&mut index);
         let bytes = crate::image::canonical_json(&index);
@@ -365,41 +407,52 @@ pub struct LayoutLock {
 }
 
 /// A blob being written: a temp file that becomes `blobs/sha256/<hex>` on `commit`, and is
-/// removed if dropped uncommitted.
+/// removed if dropped uncommitted. It holds a lease on the store so that `gc` leaves it be.
 pub struct BlobWriter {
     layout: Layout,
-    temp: tempfile::NamedTempFile,
+    /// Open while the blob is being written; closed (synced, made readable) once staged.
+    file: Option<File>,
+    path: tempfile::TempPath,
+    _lease: StoreLease,
 }
 
 impl BlobWriter {
     /// A handle on the temp file to write through (it shares the file's offset).
     pub fn file(&self) -> Result<File, LayoutError> {
-        self.temp
-            .as_file()
-            .try_clone()
-            .map_err(io_error(self.temp.path(), "cannot reopen the temp blob"))
+        let Some(file) = &self.file else {
+            return Err(io_error(&self.path, "cannot reopen the temp blob")(
+                io::Error::other("the blob is already closed"),
+            ));
+        };
+        file.try_clone()
+            .map_err(io_error(&self.path, "cannot reopen the temp blob"))
     }
 
     pub fn temp_path(&self) -> &Path {
-        self.temp.path()
+        &self.path
+    }
+
+    /// Syncs the content, makes it readable and closes the descriptor.
+    fn close(&mut self) -> Result<(), LayoutError> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()
+                .map_err(io_error(&self.path, "cannot sync blob"))?;
+            set_readable_mode(&file, &self.path)?;
+        }
+        Ok(())
     }
 
     /// Syncs the content and renames it into place under its digest. The caller vouches for
     /// the digest (it hashed the bytes while writing them).
-    pub fn commit(self, digest: &Digest) -> Result<(), LayoutError> {
+    pub fn commit(mut self, digest: &Digest) -> Result<(), LayoutError> {
         let target = self.layout.blob_path(digest);
-        let temp_path = self.temp.path().to_path_buf();
-        self.temp
-            .as_file()
-            .sync_all()
-            .map_err(io_error(&temp_path, "cannot sync blob"))?;
-        set_readable_mode(self.temp.as_file(), &temp_path)?;
+        self.close()?;
         // Blobs are content-addressed: if another writer got there first, its file has the
         // same bytes and ours is simply dropped.
         if target.exists() {
             return Ok(());
         }
-        self.temp
+        self.path
             .persist(&target)
             .map_err(|e| io_error(&target, "cannot move blob into place")(e.error))?;
         Ok(())

@@ -2,13 +2,20 @@
 //! `$XDG_DATA_HOME/solum-build` (`~/.local/share/solum-build`). Image names live in
 //! `index.json` as `org.opencontainers.image.ref.name`, so skopeo, umoci and
 //! oci-image-tool read the store as `oci:STORE:NAME`. This module resolves names to
-//! images, tags, untags and collects garbage; it never touches a registry.
+//! images, tags (only complete images), untags and collects garbage under the store lease
+//! (`lease`); it guards the private cache folder (`cache`) and the owned scratch folders
+//! of pulls and builds (`scratch`). It never touches a registry.
 
+pub mod cache;
 pub mod image;
 pub mod layout;
+pub mod lease;
+pub mod scratch;
 
+pub use cache::CacheError;
 pub use image::{ImageError, ResolvedImage};
 pub use layout::{BlobWriter, Layout, LayoutError, VerifiedBlob};
+pub use lease::{ExclusiveLease, StoreLease};
 
 use std::path::PathBuf;
 

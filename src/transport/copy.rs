@@ -19,6 +19,8 @@ pub fn copy_image(
     name: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<Digest, TransportError> {
+    // From the first blob until the name is written, `gc` must wait.
+    let _lease = destination.lease()?;
     copy_blobs(source, image, destination, reporter)?;
     // The manifest bytes were verified when the image was resolved.
     let stored = destination.put_bytes(&image.manifest_bytes)?;
@@ -30,17 +32,7 @@ pub fn copy_image(
     entry.set_annotations((!annotations.is_empty()).then_some(annotations));
     match name {
         Some(name) => destination.tag(name, &entry)?,
-        None => {
-            let digest = image.manifest_digest.to_string();
-            destination.update_index(|index| {
-                let mut manifests = index.manifests().clone();
-                manifests.retain(|d| {
-                    d.digest().to_string() != digest || crate::store::image::ref_name(d).is_some()
-                });
-                manifests.push(entry);
-                index.set_manifests(manifests);
-            })?;
-        }
+        None => destination.add_entry(entry, None)?,
     }
     Ok(image.manifest_digest.clone())
 }
@@ -54,6 +46,8 @@ pub fn copy_blobs(
     destination: &Layout,
     reporter: &dyn Reporter,
 ) -> Result<(), TransportError> {
+    let _lease = destination.lease()?;
+    // Staged blobs hold no open descriptor, so thousands of layers fit any fd limit.
     let mut staged = Vec::new();
     for blob in image.blobs() {
         let digest = descriptor_digest(source, &blob)?;

@@ -104,7 +104,7 @@ pub struct OpenedImage {
     pub layout: Layout,
     pub image: ResolvedImage,
     pub reference: String,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<crate::store::scratch::OwnedTempDir>,
 }
 
 fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -250,11 +250,11 @@ pub fn describe(reference: &ImageReference) -> String {
     }
 }
 
-fn temp_dir(purpose: &str) -> Result<tempfile::TempDir, TransportError> {
+/// A temp folder for a pull or an archive, owned by this process; the folders of such
+/// runs that were killed are swept first (`store::scratch`).
+fn temp_dir(purpose: &str) -> Result<crate::store::scratch::OwnedTempDir, TransportError> {
     let base = std::env::temp_dir();
-    tempfile::Builder::new()
-        .prefix(&format!("solum-build-{purpose}-"))
-        .tempdir_in(&base)
+    crate::store::scratch::OwnedTempDir::new(&base, &format!("solum-build-{purpose}-"))
         .map_err(io_error(&base, "cannot create a temp dir in"))
 }
 
