@@ -717,6 +717,83 @@ fn w11_half_sent_requests_are_closed_and_bounded() {
         .contains(" 200 "));
 }
 
+/// Issue 10 W11 by the one route that takes no token: a client that sends a whole request
+/// head to a trigger URL and then drips the body a byte at a time is held to the head's
+/// deadline too. Before, four such clients against --max-connections 4 kept every slot,
+/// and nobody else was answered for as long as they dripped. An unknown trigger id is
+/// refused before its body is read at all.
+#[test]
+fn w11_a_dripped_trigger_body_does_not_hold_the_server() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--header-timeout", "2", "--max-connections", "4"]);
+    let text = app_text(
+        "drip",
+        "badgers/none",
+        "  repository: https://example.org/r.git",
+    );
+    let (status, app) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{app}");
+    let known = format!("/v1/triggers/{}", app["trigger"]["id"].as_str().unwrap());
+    let unknown = format!("/v1/triggers/{}", "ab".repeat(20));
+    let head = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{{").into_bytes()
+    };
+    // As many dripping clients as there are connection slots.
+    let mut drippers = Vec::new();
+    for _ in 0..4 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.write_all(&head(&known)).unwrap();
+        drippers.push(std::thread::spawn(move || {
+            stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut answer = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(30) {
+                // A byte now and then: never idle, never done.
+                let _ = stream.write_all(b" ");
+                let mut chunk = [0u8; 512];
+                match stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                    Err(_) => std::thread::sleep(Duration::from_millis(300)),
+                }
+            }
+            String::from_utf8_lossy(&answer).to_string()
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let status = raw_health(server.port, Duration::from_secs(15))
+        .unwrap_or_else(|e| format!("no answer: {e}"));
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    for dripper in drippers {
+        let answer = dripper.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("header-timeout"),
+            "{answer}"
+        );
+    }
+    // An unknown id is answered before its body comes.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream.write_all(&head(&unknown)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 401");
+    let (_, list) = server.call("GET", "/v1/apps/drip/workflows", b"");
+    assert_eq!(list["workflows"].as_array().unwrap().len(), 0, "{list}");
+}
+
 /// Issue 10 W12: a cancel while the source is being fetched ends the workflow CANCELLED
 /// at once, and git (with its HTTP helper) is killed: here the git server accepts the
 /// connection and never answers, so without the cancel the fetch would hang for ever.

@@ -217,14 +217,44 @@ fn bind_read_only_tree(
 
 /// Mount points strictly below `target`, from `/proc/self/mountinfo`.
 fn submounts(target: &Path) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    // Read as bytes: a mount point's path (the image names it) need not be UTF-8, and a
+    // file that failed to read as text would leave every mount below writable.
+    let Ok(text) = std::fs::read("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    text.split(|&b| b == b'\n')
+        .filter_map(|l| l.split(|&b| b == b' ').nth(4))
+        .map(unescape_mountinfo)
         .filter(|p| p != target && p.starts_with(target))
         .collect()
+}
+
+/// A path field of `/proc/self/mountinfo` as the path it names: the kernel writes space,
+/// tab, newline and backslash as `\ooo` octal escapes, and every other byte as it is.
+fn unescape_mountinfo(field: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let octal = |b: &[u8]| -> Option<u8> {
+        let digits = std::str::from_utf8(b).ok()?;
+        digits
+            .bytes()
+            .all(|d| (b'0'..=b'7').contains(&d))
+            .then(|| u8::from_str_radix(digits, 8).ok())?
+    };
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        match field.get(i + 1..i + 4).and_then(octal) {
+            Some(byte) if field[i] == b'\\' => {
+                out.push(byte);
+                i += 4;
+            }
+            _ => {
+                out.push(field[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Mounts the root filesystem at `layout.root()`.
@@ -654,5 +684,17 @@ mod tests {
                 "{inner}: {err}"
             );
         }
+    }
+
+    /// A mount point the image names may hold any byte but `/` and NUL; mountinfo escapes
+    /// four of them. Decoding only `\040` lost the mounts below a hostile `/sys`.
+    #[test]
+    fn mountinfo_paths_are_decoded_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let decoded = |field: &[u8]| unescape_mountinfo(field).as_os_str().as_bytes().to_vec();
+        assert_eq!(decoded(br"/a\040b\011c\012d\134e"), b"/a b\tc\nd\\e");
+        assert_eq!(decoded(b"/s\xffx/fs"), b"/s\xffx/fs");
+        // Not an escape: kept as it is.
+        assert_eq!(decoded(br"/a\x\09\1"), br"/a\x\09\1");
     }
 }

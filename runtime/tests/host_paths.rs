@@ -197,6 +197,48 @@ fn mountinfo_shows_no_host_paths_of_the_layers_or_the_cache() {
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 }
 
+/// A read-only bind of a host tree (the host's `/sys`, with the host network) had its
+/// submounts remounted read-only by their paths in mountinfo, decoding `\040` only and
+/// reading the file as UTF-8: an image whose `/sys` led to a folder named with a tab, a
+/// newline, a backslash or a non-UTF-8 byte kept every mount below it (the host's cgroup
+/// v1 hierarchies) read-write in the sandbox, and a root build made cgroups on the host.
+/// Every mount below the bind is read-only now.
+#[test]
+fn hostile_sys_symlink_to_an_oddly_named_folder_leaves_no_host_mount_writable() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    // The folder's name, and how the sandbox's mountinfo shows it (read lossily).
+    let cases: [(&[u8], &str); 4] = [
+        (b"s\tx", r"/s\011x/"),
+        (b"s\nx", r"/s\012x/"),
+        (b"s\\x", r"/s\134x/"),
+        (b"s\xffx", "/s\u{fffd}x/"),
+    ];
+    for (name, shown) in cases {
+        let dir = root_copy();
+        let root = dir.path().join("root");
+        std::fs::create_dir(root.join(OsStr::from_bytes(name))).unwrap();
+        let target = [b"/", name].concat();
+        std::os::unix::fs::symlink(OsStr::from_bytes(&target), root.join("sys")).unwrap();
+        let mut spec = sh(RootFs::Dir(root.clone()), "cat /proc/self/mountinfo");
+        spec.network = Network::Host;
+        let r = run(&spec);
+        assert!(r.outcome.success(), "{shown}: {}", r.stderr);
+        let writable: Vec<&str> = r
+            .stdout
+            .lines()
+            .filter(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                fields.len() > 5 && fields[4].starts_with(shown) && !fields[5].starts_with("ro")
+            })
+            .collect();
+        assert!(
+            writable.is_empty(),
+            "{shown}: writable below /sys:\n{writable:#?}"
+        );
+    }
+}
+
 #[test]
 fn all_of_this_also_passes_as_an_unprivileged_user() {
     rerun_as_tester();

@@ -86,7 +86,7 @@ pub fn spec() -> Value {
             "/v1/triggers/{trigger_id}": { "post": path_params(json!({
                 "summary": "webhook: a push event signed with X-Hub-Signature-256 or X-Gitea-Signature (HMAC-SHA256 with the app's trigger secret), or the secret as X-Solum-Trigger-Token",
                 "security": [],
-                "responses": { "202": { "description": "workflow queued" }, "200": { "description": "ignored (another branch), or a signed delivery received before: names its workflow" }, "401": { "description": "wrong signature" } } }), &["trigger_id"]) },
+                "responses": { "202": { "description": "workflow queued" }, "200": { "description": "ignored (another branch), or a signed delivery received before: names its workflow" }, "400": { "description": "a body that is not a push event, over 1 MiB, or not whole within --header-timeout" }, "401": { "description": "wrong signature" } } }), &["trigger_id"]) },
             "/git/{app}.git": { "description": "git smart HTTP (clone, fetch, push) with the token as basic-auth password; a push to the watched branch queues a build" },
         }
     })

@@ -13,7 +13,7 @@ use super::git::{repository_path, watched_branch};
 use super::records::NewWorkflow;
 use super::routes_workflows::{check_revision, checked_actions, enqueue};
 use super::{ApiError, Shared};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -74,6 +74,31 @@ fn authentic(
 /// How long a signed delivery is remembered: a replay within it starts nothing.
 const DELIVERY_WINDOW_SECS: i64 = 24 * 3600;
 
+/// The largest webhook body (push events are a few KiB; GitHub's largest are far less).
+const MAX_TRIGGER_BODY: usize = 1 << 20;
+
+/// The body of a trigger request, whole within `deadline`. This route takes no token, so
+/// the body is read only for a known trigger id, and under the same deadline as a request
+/// head (`--header-timeout`): a client that dripped it a byte at a time would otherwise
+/// hold a connection slot for as long as it liked, and a few hundred would lock everyone
+/// out.
+async fn read_body(body: Body, deadline: std::time::Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_TRIGGER_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::invalid(
+            "body",
+            format!("unreadable or larger than {} KiB", MAX_TRIGGER_BODY >> 10),
+        )),
+        Err(_) => Err(ApiError::invalid(
+            "body",
+            format!(
+                "not received within {} s (the server's --header-timeout)",
+                deadline.as_secs()
+            ),
+        )),
+    }
+}
+
 /// What identifies a signed delivery: the digest of its (signed) body, and the delivery
 /// id GitHub or Gitea sends, when there is one. Either seen before means a replay; the
 /// id alone is not enough, since headers are not signed and a replay can change it.
@@ -111,7 +136,7 @@ pub async fn trigger(
     Path(trigger_id): Path<String>,
     Query(query): Query<TriggerQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let valid_id = !trigger_id.is_empty()
         && trigger_id.len() <= 64
@@ -125,6 +150,7 @@ pub async fn trigger(
     let Some(app) = app else {
         return Err(ApiError::Unauthorized);
     };
+    let body = read_body(body, shared.options.connections.header_timeout).await?;
     let Some(proof) = authentic(
         &headers,
         query.token.as_deref(),

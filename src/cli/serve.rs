@@ -70,7 +70,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value = "256")]
     max_connections: usize,
     /// Close a connection whose request line and headers have not all arrived within
-    /// this many seconds (also an idle keep-alive connection).
+    /// this many seconds (also an idle keep-alive connection). A webhook's body (the
+    /// trigger URL takes no token) must arrive within the same time.
     #[arg(long, value_name = "SECS", default_value = "15")]
     header_timeout: u64,
     #[command(flatten)]
