@@ -24,6 +24,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(data, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the server.
+    fn start_env(data: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let port = free_port();
         let token_file = data.with_extension("token");
         std::fs::write(&token_file, TOKEN).unwrap();
@@ -37,6 +42,7 @@ impl Server {
             .args(["--workers", "1"])
             .args(extra)
             .env("SOURCE_DATE_EPOCH", "1700000000")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -853,6 +859,69 @@ fn w12_cancel_during_a_stalled_git_fetch() {
             Err(e) => panic!("git still holds the connection: {e}"),
         }
     }
+}
+
+/// The server's own git identity (a credential helper with a stored password in its
+/// HOME) must not be offered to a repository a request names: B04 for git.
+#[test]
+fn b04_server_git_credentials_are_not_offered_to_request_sources() {
+    use std::io::{Read, Write};
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let git_port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let record = std::sync::Arc::clone(&seen);
+    // A git host that asks every request for Basic credentials and records what it gets.
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buffer = [0u8; 8192];
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            record
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]).to_lowercase());
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let home = dir.path().join("server-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[credential]\n\thelper = store\n").unwrap();
+    std::fs::write(
+        home.join(".git-credentials"),
+        format!("http://server-user:SERVER-SECRET@127.0.0.1:{git_port}\n"),
+    )
+    .unwrap();
+    let server = Server::start_env(&data, &[], &[("HOME", &home)]);
+    let text = app_text(
+        "private",
+        "badgers/shell",
+        &format!("  repository: http://127.0.0.1:{git_port}/victim/private.git"),
+    );
+    assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
+    let (_, started) = server.call(
+        "POST",
+        "/v1/apps/private/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    let record = server.wait_final("private", started["id"].as_i64().unwrap());
+    assert_eq!(record["state"], "ERROR", "{record}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains("get /victim/private.git"),
+        "git asked: {seen}"
+    );
+    assert!(!seen.contains("authorization:"), "{seen}");
+    // The stored password, base64 of `server-user:SERVER-SECRET`, lowercased as recorded.
+    assert!(
+        !seen.contains("c2vydmvylxvzzxi6u0vsvkvslvnfq1jfva=="),
+        "{seen}"
+    );
 }
 
 fn git(dir: &Path, args: &[&str]) {

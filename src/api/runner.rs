@@ -193,7 +193,10 @@ fn execute(
         compression: crate::layer::LayerCompression::Gzip,
         epoch: crate::pipeline::source_date_epoch(),
         run_tests: workflow.actions.iter().any(|a| a == "unittest"),
-        source_limit: Some(super::source_limit(&shared.options)),
+        source_rules: crate::source::FetchRules {
+            limit: Some(super::source_limit(&shared.options)),
+            anonymous: true,
+        },
     };
     let built = build(
         &request,

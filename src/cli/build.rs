@@ -195,7 +195,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         compression: args.compression.into(),
         epoch: source_date_epoch(),
         run_tests: !args.skip_tests,
-        source_limit: None,
+        source_rules: Default::default(),
     };
     let reporter = BuildReporter {
         format: args.log_format,

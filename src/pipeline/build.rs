@@ -122,8 +122,9 @@ pub struct BuildRequest {
     pub epoch: Option<i64>,
     /// Run the app's `test_cmd` (the gate). Without it the DU manifest records no tests.
     pub run_tests: bool,
-    /// How far an artifact or git tree may expand (the server's bound; none for the CLI).
-    pub source_limit: Option<source::ExpansionLimit>,
+    /// What fetching the source may use: the server's bounds and no identity of its own;
+    /// the CLI's defaults (no bound beyond the unpacker's, the user's git identity).
+    pub source_rules: source::FetchRules,
 }
 
 /// What a build produced.
@@ -176,7 +177,7 @@ pub fn build(
         &source_dir,
         &cache_root.join("sources"),
         cancel,
-        request.source_limit.as_ref(),
+        &request.source_rules,
         reporter,
     ) {
         Ok(info) => info,

@@ -42,6 +42,21 @@ const STDERR_TAIL: usize = 2000;
 /// configuration, the ssh agent and ssh overrides, proxies and CA bundles. Everything else
 /// — notably `GIT_DIR`, `GIT_CONFIG_PARAMETERS`, `GIT_ALTERNATE_OBJECT_DIRECTORIES` — is
 /// dropped, because it could point git somewhere other than the mirror.
+/// The part of [`PASSED_ENV`] that carries the host user's identity (configuration with
+/// credential helpers, the ssh agent and ssh overrides, askpass programs): withheld from an
+/// anonymous fetch.
+const IDENTITY_ENV: &[&str] = &[
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_GLOBAL",
+    "SSH_AUTH_SOCK",
+    "SSH_ASKPASS",
+    "GIT_ASKPASS",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+];
+
 const PASSED_ENV: &[&str] = &[
     "PATH",
     "HOME",
@@ -87,6 +102,7 @@ pub(super) fn fetch(
     cache: &Path,
     cancel: &CancelHandle,
     limit: Option<&super::ExpansionLimit>,
+    anonymous: bool,
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     if url.starts_with('-') {
@@ -112,6 +128,7 @@ pub(super) fn fetch(
         repository: &repository,
         secrets: &secrets,
         cancel,
+        anonymous_home: anonymous.then_some(root.as_path()),
     };
     let first = !mirror.join("HEAD").is_file();
     if first {
@@ -195,6 +212,9 @@ struct Git<'a> {
     secrets: &'a [String],
     /// Set when the build is cancelled: git and its helpers are killed.
     cancel: &'a CancelHandle,
+    /// For a fetch with no identity of this host ([`super::FetchRules::anonymous`]): the
+    /// `HOME` git gets, a private folder holding no configuration.
+    anonymous_home: Option<&'a Path>,
 }
 
 impl Git<'_> {
@@ -204,9 +224,27 @@ impl Git<'_> {
         let mut command = Command::new("git");
         command.env_clear();
         for name in PASSED_ENV {
+            if self.anonymous_home.is_some() && IDENTITY_ENV.contains(name) {
+                continue;
+            }
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);
             }
+        }
+        if let Some(home) = self.anonymous_home {
+            // No credential helper, `insteadOf` or `url.*` rewrite of the host's, no key or
+            // agent: a server fetches for its callers as nobody.
+            command
+                .env("HOME", home)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_ASKPASS", "/bin/false")
+                .env("SSH_ASKPASS", "/bin/false")
+                .env(
+                    "GIT_SSH_COMMAND",
+                    "ssh -F /dev/null -o BatchMode=yes -o IdentityAgent=none \
+                     -o IdentitiesOnly=yes -o IdentityFile=/dev/null",
+                );
         }
         command
             .env("GIT_TERMINAL_PROMPT", "0")

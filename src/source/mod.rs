@@ -31,6 +31,19 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use bounds::ExpansionLimit;
+
+/// What a fetch may use beyond the source itself. The CLI fetches as its user, with that
+/// user's git configuration and credentials; a server fetching for a request must not, or
+/// a caller could build what only the server's identity may read (its credential helpers,
+/// `~/.git-credentials`, ssh keys and agent).
+#[derive(Clone, Debug, Default)]
+pub struct FetchRules {
+    /// How far an artifact or a git tree may expand; `None`: the unpacker's own limits.
+    pub limit: Option<ExpansionLimit>,
+    /// Git runs with no identity of this host: no system or global configuration, no
+    /// askpass, no ssh agent or key, `HOME` pointing at the private mirror folder.
+    pub anonymous: bool,
+}
 pub use policy::{AllowedSource, SourcePolicy};
 pub use spec::{redact_url, SourceSpec};
 pub use tree_digest::tree_digest;
@@ -149,21 +162,29 @@ pub fn fetch(
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
-    fetch_cancellable(spec, dest, cache, &CancelHandle::new(), None, reporter)
+    fetch_cancellable(
+        spec,
+        dest,
+        cache,
+        &CancelHandle::new(),
+        &FetchRules::default(),
+        reporter,
+    )
 }
 
 /// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
 /// (and every process it started) is killed, a copy or an unpack stops at its next entry
-/// or read. With a `limit`, an artifact or a git tree that would expand past it is
+/// or read. With a `rules.limit`, an artifact or a git tree that would expand past it is
 /// refused before anything of it is written.
 pub fn fetch_cancellable(
     spec: &SourceSpec,
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
-    limit: Option<&ExpansionLimit>,
+    rules: &FetchRules,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
+    let limit = rules.limit.as_ref();
     prepare_dest(dest)?;
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
@@ -179,6 +200,7 @@ pub fn fetch_cancellable(
                 cache,
                 cancel,
                 limit,
+                rules.anonymous,
                 reporter,
             )?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
