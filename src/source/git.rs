@@ -101,10 +101,10 @@ pub(super) fn fetch(
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
-    limit: Option<&super::ExpansionLimit>,
-    anonymous: bool,
+    rules: &super::FetchRules,
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
+    let limit = rules.limit.as_ref();
     if url.starts_with('-') {
         return Err(SourceError::OptionLike {
             what: "repository URL",
@@ -128,7 +128,7 @@ pub(super) fn fetch(
         repository: &repository,
         secrets: &secrets,
         cancel,
-        anonymous_home: anonymous.then_some(root.as_path()),
+        anonymous_home: rules.anonymous.then_some(root.as_path()),
     };
     let first = !mirror.join("HEAD").is_file();
     if first {

@@ -199,8 +199,7 @@ pub fn fetch_cancellable(
                 dest,
                 cache,
                 cancel,
-                limit,
-                rules.anonymous,
+                rules,
                 reporter,
             )?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
