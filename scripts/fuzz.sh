@@ -30,6 +30,10 @@ cd fuzz
 # shellcheck disable=SC2086
 cargo +nightly fuzz build $flags
 targets=${*:-$(cargo +nightly fuzz list)}
+# The unpack target makes a temp dir per input: on tmpfs it runs about five times faster.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    export TMPDIR=/dev/shm
+fi
 failed=""
 summary=""
 for target in $targets; do
