@@ -2,7 +2,9 @@
 # The test command: unit and integration tests of the whole workspace. As root it first
 # installs the peers and the `tester` user, and caches the debian-python3 root filesystem
 # the python badger test imports (debootstrap; once, then reused). Every integration test
-# file runs again as the unprivileged user `tester`.
+# file runs again as the unprivileged user `tester`. On CI (CI=true), or with
+# SOLUM_FUZZ_SECONDS=N, every fuzz target then runs briefly (20 s, or N seconds, each; N=0
+# skips): scripts/fuzz.sh, which needs the nightly toolchain.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
@@ -10,3 +12,10 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/make-base-images.sh --only busybox,debian-python3 --no-import
 fi
 cargo test --workspace --release
+fuzz_seconds=${SOLUM_FUZZ_SECONDS:-}
+if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = true ]; then
+    fuzz_seconds=20
+fi
+if [ -n "$fuzz_seconds" ] && [ "$fuzz_seconds" != 0 ]; then
+    sh scripts/fuzz.sh "$fuzz_seconds"
+fi

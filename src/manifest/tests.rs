@@ -386,3 +386,52 @@ fn name_rule_matches_solum() {
         assert!(!app::valid_name(bad), "{bad}");
     }
 }
+
+/// A 1 MiB app file (the API's body limit) of nested flow sequences, parsed on a thread
+/// with a server worker's 2 MiB stack: refused with the line and column where the nesting
+/// gets too deep, not a stack overflow that aborts the whole process (`- - - x` did).
+#[test]
+fn deeply_nested_documents_are_refused_not_a_stack_overflow() {
+    // Flow collections, and block sequences nested on one line (`- - - x`).
+    for (open, close) in [("[", "]"), ("{a: ", "}"), ("- ", "x"), ("? ", "x")] {
+        let closing = if close == "x" { 1 } else { 500_000 };
+        let text = format!("{}{}", open.repeat(500_000), close.repeat(closing));
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let app = AppFile::parse(&text, "deep.yaml")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let badger = BadgerManifest::parse(&text, "deep.yaml")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                (app, badger)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for result in [outcome.0, outcome.1] {
+            let message = result.expect_err("a deep document is refused");
+            assert!(message.starts_with("deep.yaml:"), "{message}");
+            // Flow collections hit the scanner's own limit (256) first.
+            assert!(
+                message.contains("nested more than 64 levels deep")
+                    || message.contains("recursion limit exceeded"),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_accepted() {
+    let deep = format!("{}1{}", "[".repeat(60), "]".repeat(60));
+    let text = format!("name: a\nbadger: shell\nsource: {{repository: ./}}\nx-deep: {deep}\n");
+    AppFile::parse(&text, "deep.yaml").unwrap();
+    let text = format!("name: a\nbadger: shell\nx-deep:\n  {}1\n", "- ".repeat(70));
+    let message = AppFile::parse(&text, "deep.yaml").unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "deep.yaml:4:129: collections are nested more than 64 levels deep"
+    );
+}

@@ -12,11 +12,17 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use saphyr::{MarkedYaml, Scalar, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::Parser;
+use saphyr_parser::{Event, Parser};
 
 use super::{FieldError, Location, ManifestError, Origin, Problem};
 
 pub(crate) type Node<'a> = MarkedYaml<'a>;
+
+/// How deep collections may nest. The parser's loader and the node tree it builds (and
+/// drops) recurse once per level; block sequences written on one line (`- - - x`) cost two
+/// bytes a level, so a 1 MiB document would otherwise overflow any thread's stack and abort
+/// the process. Real manifests nest four or five levels.
+const MAX_DEPTH: usize = 64;
 
 /// Load exactly one YAML (or JSON) document from `text`.
 pub(crate) fn load<'a>(text: &'a str, origin: &str) -> Result<Node<'a>, ManifestError> {
@@ -25,6 +31,14 @@ pub(crate) fn load<'a>(text: &'a str, origin: &str) -> Result<Node<'a>, Manifest
         at,
         message,
     };
+    // First a flat pass over the events (the event parser keeps its state on the heap) to
+    // refuse a document nested too deep before anything recursive runs.
+    if let Some(at) = too_deep(text) {
+        return Err(syntax(
+            at,
+            format!("collections are nested more than {MAX_DEPTH} levels deep"),
+        ));
+    }
     let mut loader: YamlLoader<'a, Node<'a>> = YamlLoader::default();
     loader.early_parse(false);
     let mut parser = Parser::new_from_str(text);
@@ -46,6 +60,26 @@ pub(crate) fn load<'a>(text: &'a str, origin: &str) -> Result<Node<'a>, Manifest
             "more than one YAML document: write a single one".to_string(),
         )),
     }
+}
+
+/// Where the first collection deeper than [`MAX_DEPTH`] starts, if any. A syntax error ends
+/// the pass: the loader then reports it, having recursed no deeper than this pass went.
+fn too_deep(text: &str) -> Option<Location> {
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(marker(&span.start));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn marker(m: &saphyr::Marker) -> Location {

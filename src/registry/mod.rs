@@ -22,7 +22,7 @@
 //! missing and an interrupted push, rerun, uploads only what is missing: HEAD each blob,
 //! mount or upload what is missing (config first, then layers), and PUT the manifest last.
 
-mod auth;
+pub(crate) mod auth;
 mod bridge;
 mod client;
 pub mod credentials;

@@ -1,0 +1,5 @@
+//! The layer unpacker: arbitrary bytes as a plain, gzip or two-layer input; nothing may
+//! be written outside the unpack root.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| solum_build::fuzzing::unpack_layer(data));
