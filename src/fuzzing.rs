@@ -47,6 +47,7 @@ pub fn unpack_layer(data: &[u8]) {
 
     let options = UnpackOptions {
         rootless: mode & 1 == 1 || !nix::unistd::geteuid().is_root(),
+        limits: Default::default(),
     };
     match (mode >> 1) % 3 {
         0 => {
@@ -268,7 +269,10 @@ pub fn layout_resolve(data: &[u8]) {
         );
         assert_eq!(Digest::of_bytes(&image.config_bytes), image.config_digest);
     }
-    if layout.gc().is_err() {
+    let Ok(held) = layout.exclusive_lease(&|| {}) else {
+        return;
+    };
+    if layout.gc(&held).is_err() {
         return;
     }
     for (name, before) in wanted.iter().zip(&resolved) {

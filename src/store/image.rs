@@ -435,17 +435,22 @@ impl Layout {
         strict: bool,
     ) -> Result<HashSet<Digest>, ImageError> {
         let mut reached = HashSet::new();
+        // Documents already walked. Apart from `reached`: one digest may be listed under
+        // several media types (an index naming a manifest once as an opaque blob, once as
+        // a manifest), and only the listing as a document says to walk it.
+        let mut walked = HashSet::new();
         // Each entry carries how many indexes stand above it.
         let mut work: Vec<(Descriptor, usize)> =
             roots.into_iter().map(|d| (d.clone(), 0)).collect();
         while let Some((descriptor, depth)) = work.pop() {
             let digest = descriptor_digest(self, &descriptor)?;
-            if !reached.insert(digest.clone()) {
-                continue;
-            }
+            reached.insert(digest.clone());
             let media_type = descriptor.media_type().to_string();
             let is_index = media::is_index(&media_type);
             if !is_index && !media::is_manifest(&media_type) {
+                continue;
+            }
+            if !walked.insert(digest.clone()) {
                 continue;
             }
             // A chain deeper than any real image is hostile: refused (gc then removes
@@ -603,5 +608,45 @@ mod tests {
             layout.resolve_descriptor(&descriptor),
             Err(ImageError::TooManyLayers { .. })
         ));
+    }
+
+    /// Found by the `layout_resolve` fuzz target: an index listing one manifest digest twice,
+    /// once under a media type that is no document's, made gc skip the real listing and
+    /// delete the config and layers of a named image.
+    #[test]
+    fn gc_walks_a_manifest_listed_also_as_an_opaque_blob() {
+        for opaque_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open_or_create(dir.path()).unwrap();
+            let layer = layout.put_bytes(b"layer").unwrap();
+            let real = manifest_naming(&layout, &[layer.clone()]);
+            layout.tag("real", &real).unwrap();
+            let mut opaque = Descriptor::new(
+                MediaType::Other("application/octet-stream".into()),
+                real.size(),
+                real.digest().clone(),
+            );
+            opaque.set_annotations(Some(HashMap::from([(
+                REF_NAME.to_string(),
+                "opaque".to_string(),
+            )])));
+            layout
+                .update_index(|index| {
+                    let mut entries = index.manifests().clone();
+                    if opaque_first {
+                        entries.push(opaque);
+                    } else {
+                        entries.insert(0, opaque);
+                    }
+                    index.set_manifests(entries);
+                })
+                .unwrap();
+            let held = layout.exclusive_lease(&|| {}).unwrap();
+            layout.gc(&held).unwrap();
+            drop(held);
+            let image = layout.resolve(Some("real")).unwrap();
+            assert!(layout.has_blob(&layer), "opaque first: {opaque_first}");
+            assert!(layout.has_blob(&image.config_digest));
+        }
     }
 }
