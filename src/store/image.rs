@@ -619,7 +619,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let layout = Layout::open_or_create(dir.path()).unwrap();
             let layer = layout.put_bytes(b"layer").unwrap();
-            let real = manifest_naming(&layout, &[layer.clone()]);
+            let real = manifest_naming(&layout, std::slice::from_ref(&layer));
             layout.tag("real", &real).unwrap();
             let mut opaque = Descriptor::new(
                 MediaType::Other("application/octet-stream".into()),
