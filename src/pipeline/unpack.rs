@@ -355,6 +355,59 @@ pub fn cached_rootfs(
     Ok(target)
 }
 
+/// A shared `flock` on a cached tree, held by a process that runs on it: `gc` leaves a held
+/// tree be, whatever names the store has by then (the image may be renamed or removed
+/// while it runs). Released on drop.
+#[derive(Debug)]
+pub struct TreeHold {
+    _lock: fs::File,
+}
+
+/// Like [`cached_rootfs`], with a hold on the tree. The tree is locked and then checked to
+/// be still the one at its name: a `gc` that took it between the two leaves the name empty
+/// (or to a new tree), and the tree is made again.
+pub fn held_rootfs(
+    layout: &Layout,
+    stack: &LayerStack,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(PathBuf, TreeHold), UnpackError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let target = cached_rootfs(layout, stack, cache, reporter)?;
+        let lock = match fs::File::open(&target) {
+            Ok(lock) => lock,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
+            Err(error) => return Err(io_error(&target, "open")(error)),
+        };
+        lock.lock_shared().map_err(io_error(&target, "lock"))?;
+        let held = lock.metadata().map_err(io_error(&target, "inspect"))?;
+        match fs::symlink_metadata(&target) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                return Ok((target, TreeHold { _lock: lock }))
+            }
+            _ if attempts < 3 => continue,
+            Ok(_) | Err(_) => {
+                return Err(UnpackError::Io {
+                    path: target,
+                    action: "hold the unpacked tree at",
+                    source: std::io::Error::other("it was removed while being locked"),
+                })
+            }
+        }
+    }
+}
+
+/// Whether a process holds the tree (see [`TreeHold`]); when not, the returned lock keeps
+/// new holders out until it drops.
+fn unheld(tree: &Path) -> Option<fs::File> {
+    let lock = fs::File::open(tree).ok()?;
+    lock.try_lock().ok()?;
+    Some(lock)
+}
+
 pub use crate::store::cache::remove_tree;
 
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
@@ -394,6 +447,10 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
         if name.starts_with('.') || keep.contains(&name) {
             continue;
         }
+        // A tree a live run stands on stays, though no name reaches it any more.
+        let Some(_exclusive) = unheld(&entry.path()) else {
+            continue;
+        };
         remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
         removed += 1;
     }
