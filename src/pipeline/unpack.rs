@@ -357,15 +357,32 @@ pub fn cached_rootfs(
 
 /// A shared `flock` on a cached tree, held by a process that runs on it: `gc` leaves a held
 /// tree be, whatever names the store has by then (the image may be renamed or removed
-/// while it runs). Released on drop.
+/// while it runs). The lock is on a file beside the tree (`.hold-<name>`), not on the tree,
+/// whose root may carry the image's mode (0000 keeps even its owner from opening it).
+/// Released on drop.
 #[derive(Debug)]
 pub struct TreeHold {
     _lock: fs::File,
 }
 
-/// Like [`cached_rootfs`], with a hold on the tree. The tree is locked and then checked to
-/// be still the one at its name: a `gc` that took it between the two leaves the name empty
-/// (or to a new tree), and the tree is made again.
+/// The hold file of a tree of the cache.
+fn hold_path(tree: &Path) -> PathBuf {
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    tree.with_file_name(format!(".hold-{name}"))
+}
+
+fn open_hold(tree: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(hold_path(tree))
+}
+
+/// Like [`cached_rootfs`], with a hold on the tree. The hold file is locked and then checked
+/// to be still the one at its name, with the tree beside it: a `gc` that took the tree
+/// meanwhile removed both, and the tree is made again.
 pub fn held_rootfs(
     layout: &Layout,
     stack: &LayerStack,
@@ -377,35 +394,36 @@ pub fn held_rootfs(
     loop {
         attempts += 1;
         let target = cached_rootfs(layout, stack, cache, reporter)?;
-        let lock = match fs::File::open(&target) {
-            Ok(lock) => lock,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
-            Err(error) => return Err(io_error(&target, "open")(error)),
-        };
-        lock.lock_shared().map_err(io_error(&target, "lock"))?;
-        let held = lock.metadata().map_err(io_error(&target, "inspect"))?;
-        match fs::symlink_metadata(&target) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                return Ok((target, TreeHold { _lock: lock }))
-            }
-            _ if attempts < 3 => continue,
-            Ok(_) | Err(_) => {
-                return Err(UnpackError::Io {
-                    path: target,
-                    action: "hold the unpacked tree at",
-                    source: std::io::Error::other("it was removed while being locked"),
-                })
-            }
+        let hold = hold_path(&target);
+        let lock = open_hold(&target).map_err(io_error(&hold, "open"))?;
+        lock.lock_shared().map_err(io_error(&hold, "lock"))?;
+        let held = lock.metadata().map_err(io_error(&hold, "inspect"))?;
+        let current = fs::symlink_metadata(&hold)
+            .is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino());
+        if current && target.is_dir() {
+            return Ok((target, TreeHold { _lock: lock }));
+        }
+        if attempts >= 3 {
+            return Err(UnpackError::Io {
+                path: target,
+                action: "hold the unpacked tree at",
+                source: std::io::Error::other("it was removed each time it was made"),
+            });
         }
     }
 }
 
-/// Whether a process holds the tree (see [`TreeHold`]); when not, the returned lock keeps
-/// new holders out until it drops.
-fn unheld(tree: &Path) -> Option<fs::File> {
-    let lock = fs::File::open(tree).ok()?;
-    lock.try_lock().ok()?;
-    Some(lock)
+/// Removes a tree of the cache unless a process holds it (see [`TreeHold`]); its hold file
+/// goes after it, under the exclusive lock, so a holder that opened the old file sees it
+/// gone and makes the tree again. Returns whether the tree went.
+fn remove_unheld(tree: &Path) -> std::io::Result<bool> {
+    let lock = open_hold(tree)?;
+    if lock.try_lock().is_err() {
+        return Ok(false);
+    }
+    remove_tree(tree)?;
+    fs::remove_file(hold_path(tree))?;
+    Ok(true)
 }
 
 pub use crate::store::cache::remove_tree;
@@ -448,11 +466,9 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
             continue;
         }
         // A tree a live run stands on stays, though no name reaches it any more.
-        let Some(_exclusive) = unheld(&entry.path()) else {
-            continue;
-        };
-        remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
-        removed += 1;
+        if remove_unheld(&entry.path()).map_err(io_error(&entry.path(), "remove"))? {
+            removed += 1;
+        }
     }
     removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX)
         + crate::store::scratch::sweep(cache, super::run::RUN_PREFIX);
