@@ -350,6 +350,47 @@ fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
     assert!(runs().is_empty());
 }
 
+/// A run's image renamed while it runs (a rebuild retags it), then `gc`: the tree the run
+/// stands on is no longer reached by any name, but it stays until the run is done.
+#[test]
+fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let tree = dir.path().join("tree");
+    busybox_rootfs(&tree);
+    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    let cache = store.join("cache/rootfs");
+    let runs = || entries(&cache, ".run-");
+    let live = spawn(
+        &store,
+        &[
+            &"run",
+            &"seed",
+            &"--",
+            &"sh",
+            &"-c",
+            &"sleep 3; ls /bin | wc -l",
+        ],
+    );
+    wait_for("the live run's scratch", || {
+        cache.is_dir() && !runs().is_empty()
+    });
+    std::fs::write(tree.join("app/new"), "a rebuild\n").unwrap();
+    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    let run = solum(&store, &[&"gc"]).ok();
+    assert!(run.stderr.contains("0 unpacked trees"), "{}", run.text());
+    let output = live.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim().parse::<usize>().unwrap() > 10,
+        "the live run lost its root filesystem: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Once the run is done, the unnamed tree goes.
+    let run = solum(&store, &[&"gc"]).ok();
+    assert!(run.stderr.contains("1 unpacked trees"), "{}", run.text());
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

@@ -5,7 +5,7 @@
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
 //! replace the command and add environment.
 
-use super::unpack::{cached_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
+use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
@@ -89,7 +89,8 @@ pub fn run_image(
         .unwrap_or_else(|| PathBuf::from("/"));
 
     let cache = rootfs_cache_dir(store);
-    let lower = cached_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
+    // Held while the command runs: `gc` keeps the tree though the image be renamed.
+    let (lower, _hold) = held_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
     // `gc`, never while this one lives.
     let scratch =

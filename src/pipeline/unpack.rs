@@ -355,6 +355,77 @@ pub fn cached_rootfs(
     Ok(target)
 }
 
+/// A shared `flock` on a cached tree, held by a process that runs on it: `gc` leaves a held
+/// tree be, whatever names the store has by then (the image may be renamed or removed
+/// while it runs). The lock is on a file beside the tree (`.hold-<name>`), not on the tree,
+/// whose root may carry the image's mode (0000 keeps even its owner from opening it).
+/// Released on drop.
+#[derive(Debug)]
+pub struct TreeHold {
+    _lock: fs::File,
+}
+
+/// The hold file of a tree of the cache.
+fn hold_path(tree: &Path) -> PathBuf {
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    tree.with_file_name(format!(".hold-{name}"))
+}
+
+fn open_hold(tree: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(hold_path(tree))
+}
+
+/// Like [`cached_rootfs`], with a hold on the tree. The hold file is locked and then checked
+/// to be still the one at its name, with the tree beside it: a `gc` that took the tree
+/// meanwhile removed both, and the tree is made again.
+pub fn held_rootfs(
+    layout: &Layout,
+    stack: &LayerStack,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(PathBuf, TreeHold), UnpackError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let target = cached_rootfs(layout, stack, cache, reporter)?;
+        let hold = hold_path(&target);
+        let lock = open_hold(&target).map_err(io_error(&hold, "open"))?;
+        lock.lock_shared().map_err(io_error(&hold, "lock"))?;
+        let held = lock.metadata().map_err(io_error(&hold, "inspect"))?;
+        let current = fs::symlink_metadata(&hold)
+            .is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino());
+        if current && target.is_dir() {
+            return Ok((target, TreeHold { _lock: lock }));
+        }
+        if attempts >= 3 {
+            return Err(UnpackError::Io {
+                path: target,
+                action: "hold the unpacked tree at",
+                source: std::io::Error::other("it was removed each time it was made"),
+            });
+        }
+    }
+}
+
+/// Removes a tree of the cache unless a process holds it (see [`TreeHold`]); its hold file
+/// goes after it, under the exclusive lock, so a holder that opened the old file sees it
+/// gone and makes the tree again. Returns whether the tree went.
+fn remove_unheld(tree: &Path) -> std::io::Result<bool> {
+    let lock = open_hold(tree)?;
+    if lock.try_lock().is_err() {
+        return Ok(false);
+    }
+    remove_tree(tree)?;
+    fs::remove_file(hold_path(tree))?;
+    Ok(true)
+}
+
 pub use crate::store::cache::remove_tree;
 
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
@@ -394,8 +465,10 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
         if name.starts_with('.') || keep.contains(&name) {
             continue;
         }
-        remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
-        removed += 1;
+        // A tree a live run stands on stays, though no name reaches it any more.
+        if remove_unheld(&entry.path()).map_err(io_error(&entry.path(), "remove"))? {
+            removed += 1;
+        }
     }
     removed += crate::store::scratch::sweep(cache, UNPACK_PREFIX)
         + crate::store::scratch::sweep(cache, super::run::RUN_PREFIX);
