@@ -312,6 +312,8 @@ fn register(
     let opened = crate::transport::open_image(&reference, &shared.store, registry, reporter)
         .map_err(|e| failed(&e))?;
     let store = Layout::open_or_create(&shared.store).map_err(|e| failed(&e))?;
+    // Held from the first blob to the name, as every writer does: gc waits meanwhile.
+    let _lease = store.lease().map_err(|e| failed(&e))?;
     crate::transport::copy_blobs(&opened.layout, &opened.image, &store, reporter)
         .map_err(|e| failed(&e))?;
     let mut manifest: Value = serde_json::from_slice(&opened.image.manifest_bytes)
