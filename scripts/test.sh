@@ -11,11 +11,19 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/install-deps.sh
     sh scripts/make-base-images.sh --only busybox,debian-python3 --no-import
 fi
-cargo test --workspace --release
+# cargo's own summaries are kept to print one total as the closing line.
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+status=0
+{ cargo test --workspace --release 2>&1 || echo "cargo-test-exit $?"; } | tee "$summary"
+if grep -q '^cargo-test-exit ' "$summary"; then status=1; fi
 fuzz_seconds=${SOLUM_FUZZ_SECONDS:-}
 if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = true ]; then
     fuzz_seconds=20
 fi
-if [ -n "$fuzz_seconds" ] && [ "$fuzz_seconds" != 0 ]; then
+if [ "$status" = 0 ] && [ -n "$fuzz_seconds" ] && [ "$fuzz_seconds" != 0 ]; then
     sh scripts/fuzz.sh "$fuzz_seconds"
 fi
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$summary"
+exit $status
