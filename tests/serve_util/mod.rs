@@ -1,0 +1,168 @@
+//! The `solum-build serve` harness of the server's integration tests: a server on a free
+//! loopback port with a temp data folder (killed on drop), a data folder whose store holds
+//! a busybox base and the shell badger, badger folders and tarballs, app-file text.
+#![allow(dead_code)]
+
+use crate::registry_util::{free_port, wait_for_port};
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A running server, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(data, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the server.
+    pub fn start_env(data: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
+        let port = free_port();
+        let token_file = data.with_extension("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let log = data.with_extension("log");
+        let child = Command::new(bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data")
+            .arg(data)
+            .arg("--token-file")
+            .arg(&token_file)
+            .args(["--workers", "1"])
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Server { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        self.call_with(
+            method,
+            path,
+            body,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+        )
+    }
+
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent.run(request.body(body.to_vec()).unwrap()).unwrap();
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Waits for a workflow to reach a final state and returns its record.
+    pub fn wait_final(&self, app: &str, id: i64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (status, record) = self.call("GET", &format!("/v1/apps/{app}/workflows/{id}"), b"");
+            assert_eq!(status, 200, "{record}");
+            let state = record["state"].as_str().unwrap().to_string();
+            if [
+                "READY",
+                "BUILD_FAILED",
+                "UNIT_TESTING_FAILED",
+                "PUSH_FAILED",
+                "ERROR",
+                "CANCELLED",
+            ]
+            .contains(&state.as_str())
+            {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workflow {id} stuck: {record}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data folder whose store has a busybox base (and, with `badger`, the shell badger).
+pub fn data_with_base(dir: &Path, badger: bool) -> PathBuf {
+    let data = dir.join("data");
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    let store = data.join("store");
+    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    if badger {
+        let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
+        solum(&store, &[&"badger", &"build", &shell]).ok();
+    }
+    data
+}
+
+/// A gzip tarball of `dir`'s entries (symlinks stored as symlinks).
+pub fn tarball(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A badger folder with this manifest text (and a build.sh when `script` is given).
+pub fn badger_folder(dir: &Path, manifest: &str, script: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("badger.yaml"), manifest).unwrap();
+    if let Some(script) = script {
+        std::fs::write(dir.join("build.sh"), script).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// An app file building `source` on `badger`.
+pub fn app_text(name: &str, badger: &str, source: &str) -> String {
+    format!(
+        "version: 1\nname: {name}\nbadger: {badger}\nsource:\n{source}\nworkflow_config:\n  \
+         run_cmd: cat /app/built\n"
+    )
+}
