@@ -435,10 +435,12 @@ impl Layout {
         strict: bool,
     ) -> Result<HashSet<Digest>, ImageError> {
         let mut reached = HashSet::new();
-        // Documents already walked. Apart from `reached`: one digest may be listed under
-        // several media types (an index naming a manifest once as an opaque blob, once as
-        // a manifest), and only the listing as a document says to walk it.
-        let mut walked = HashSet::new();
+        // Documents already walked, as what they were walked. Apart from `reached`: one
+        // digest may be listed under several media types (an index naming a manifest once
+        // as an opaque blob, once as a manifest; or once as an index, once as a manifest),
+        // and each listing as a document says to walk it as that kind: a manifest walked as
+        // an index (which fails to parse) must still be walked as a manifest.
+        let mut walked: HashSet<(Digest, bool)> = HashSet::new();
         // Each entry carries how many indexes stand above it.
         let mut work: Vec<(Descriptor, usize)> =
             roots.into_iter().map(|d| (d.clone(), 0)).collect();
@@ -450,7 +452,7 @@ impl Layout {
             if !is_index && !media::is_manifest(&media_type) {
                 continue;
             }
-            if !walked.insert(digest.clone()) {
+            if !walked.insert((digest.clone(), is_index)) {
                 continue;
             }
             // A chain deeper than any real image is hostile: refused (gc then removes
@@ -646,6 +648,45 @@ mod tests {
             drop(held);
             let image = layout.resolve(Some("real")).unwrap();
             assert!(layout.has_blob(&layer), "opaque first: {opaque_first}");
+            assert!(layout.has_blob(&image.config_digest));
+        }
+    }
+
+    /// Found by the `layout_resolve` fuzz target in CI: `index.json` listing a manifest's
+    /// digest once as an index (which does not parse as one) and once as a manifest. gc
+    /// marked the digest walked at the first listing and skipped the second, so the named
+    /// image lost its config and layers.
+    #[test]
+    fn gc_walks_a_manifest_listed_also_as_an_index() {
+        for index_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open_or_create(dir.path()).unwrap();
+            let layer = layout.put_bytes(b"layer").unwrap();
+            let real = manifest_naming(&layout, std::slice::from_ref(&layer));
+            layout.tag("real", &real).unwrap();
+            let mut as_index =
+                Descriptor::new(MediaType::ImageIndex, real.size(), real.digest().clone());
+            as_index.set_annotations(Some(HashMap::from([(
+                REF_NAME.to_string(),
+                "as-index".to_string(),
+            )])));
+            layout
+                .update_index(|index| {
+                    let mut entries = index.manifests().clone();
+                    // gc's worklist takes the last entry first.
+                    if index_first {
+                        entries.push(as_index);
+                    } else {
+                        entries.insert(0, as_index);
+                    }
+                    index.set_manifests(entries);
+                })
+                .unwrap();
+            let held = layout.exclusive_lease(&|| {}).unwrap();
+            layout.gc(&held).unwrap();
+            drop(held);
+            let image = layout.resolve(Some("real")).unwrap();
+            assert!(layout.has_blob(&layer), "index first: {index_first}");
             assert!(layout.has_blob(&image.config_digest));
         }
     }
