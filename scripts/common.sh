@@ -14,15 +14,16 @@ solum_repo_root() {
 }
 
 # Prints the path of a built workspace binary NAME (solum-build, solum-sandbox-probe).
-# Order: $SOLUM_BUILD (for solum-build only), the cargo target dir (release before debug,
-# because benchmarks of debug builds mean nothing), then PATH.
+# Order: $SOLUM_BUILD (for solum-build only), the cargo target dir (profiling — release code
+# with symbols, for perf — then release, then debug, because benchmarks of debug builds mean
+# nothing), then PATH.
 solum_find_bin() {
     _name=$1
     if [ "$_name" = solum-build ] && [ -n "${SOLUM_BUILD:-}" ]; then echo "$SOLUM_BUILD"; return 0; fi
     _root=$(solum_repo_root) || return 1
     for _t in "${CARGO_TARGET_DIR:-}" "$_root/target"; do
         [ -n "$_t" ] || continue
-        for _p in release debug; do
+        for _p in profiling release debug; do
             if [ -x "$_t/$_p/$_name" ]; then echo "$_t/$_p/$_name"; return 0; fi
         done
     done

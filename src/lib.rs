@@ -6,6 +6,7 @@
 //! terminal: progress goes through [`report::Reporter`].
 #![deny(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod api;
 pub mod cli;
 #[doc(hidden)]
@@ -19,3 +20,4 @@ pub mod report;
 pub mod source;
 pub mod store;
 pub mod transport;
+pub mod webhook;

@@ -11,7 +11,7 @@
 #   BENCH_TOOL     builtin (default; alternates ours and peer runs) | hyperfine
 #   BENCH_TMPDIR   where temp trees go (default /var/tmp: big trees, on disk, not tmpfs)
 #   BENCH_STORE    the store with the base images (default /var/tmp/solum-bench-store)
-#   SOLUM_BUILD    the solum-build binary (default: the cargo target dir, release first)
+#   SOLUM_BUILD    the solum-build binary (default: the cargo target dir, profiling, then release)
 
 set -euo pipefail
 

@@ -1,10 +1,10 @@
 #!/bin/sh
 # GET status p99 of `solum-build serve` at 200 requests/s while two builds run.
-# Usage: scripts/bench/serve.sh [debug|release]   (default: release)
+# Usage: scripts/bench/serve.sh [debug|release|profiling]   (default: release)
 # Needs: busybox-static, git. Builds the binary and examples/serve_bench with cargo.
 set -eu
 profile=${1:-release}
-flag=""; [ "$profile" = release ] && flag="--release"
+flag=""; [ "$profile" != debug ] && flag="--profile $profile"
 cd "$(dirname "$0")/../.."
 cargo build -j 1 $flag --bin solum-build --example serve_bench
 target=${CARGO_TARGET_DIR:-target}/$profile

@@ -43,9 +43,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::webhook::signature;
 pub use listener::ConnectionLimits;
 pub use runner::push_destination;
-pub use triggers::signature;
 
 /// Everything `serve` is started with.
 #[derive(Clone, Debug)]

@@ -13,22 +13,14 @@ use super::git::{repository_path, watched_branch};
 use super::records::NewWorkflow;
 use super::routes_workflows::{check_revision, checked_actions, enqueue};
 use super::{ApiError, Shared};
+use crate::webhook::signature;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// The header value GitHub sends: `sha256=` and the hex HMAC-SHA256 of `body`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

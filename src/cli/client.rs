@@ -422,7 +422,10 @@ pub fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
             .method("POST")
             .uri(&args.url)
             .header("Content-Type", "application/json")
-            .header("X-Hub-Signature-256", crate::api::signature(&secret, &body));
+            .header(
+                "X-Hub-Signature-256",
+                crate::webhook::signature(&secret, &body),
+            );
         let response = agent
             .run(request.body(body)?)
             .map_err(|e| ClientError::Request {

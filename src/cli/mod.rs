@@ -15,6 +15,7 @@ mod output;
 mod push;
 mod registry;
 mod run;
+#[cfg(feature = "server")]
 mod serve;
 mod unpack;
 
@@ -71,6 +72,7 @@ enum Command {
     Run(run::RunArgs),
     /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
     Info(info::InfoArgs),
+    #[cfg(feature = "server")]
     /// Run the REST API server: apps, workflows, managed git, webhooks (see --help).
     Serve(Box<serve::ServeArgs>),
     /// Apps on a server: create FILE | list | show | update | delete.
@@ -128,6 +130,7 @@ pub fn main() -> i32 {
         Command::Login(args) => registry::login(&context, args),
         Command::Logout(args) => registry::logout(&context, args),
         Command::Info(args) => info::run(&context, args),
+        #[cfg(feature = "server")]
         Command::Serve(args) => serve::run_serve(&context, *args),
         Command::App(args) => client::app(args),
         Command::Workflow(args) => client::workflow(args),
