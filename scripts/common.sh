@@ -14,21 +14,22 @@ solum_repo_root() {
 }
 
 # Prints the path of a built workspace binary NAME (solum-build, solum-sandbox-probe).
-# Order: $SOLUM_BUILD (for solum-build only), the cargo target dir (profiling — release code
-# with symbols, for perf — then release, then debug, because benchmarks of debug builds mean
-# nothing), then PATH.
+# Order: $SOLUM_BUILD (for solum-build only), the cargo target dir (the profiles in
+# $SOLUM_PROFILES, default release then debug; the benchmarks put `profiling` first, release
+# code with symbols for perf), then PATH.
 solum_find_bin() {
     _name=$1
     if [ "$_name" = solum-build ] && [ -n "${SOLUM_BUILD:-}" ]; then echo "$SOLUM_BUILD"; return 0; fi
-    _root=$(solum_repo_root) || return 1
-    for _t in "${CARGO_TARGET_DIR:-}" "$_root/target"; do
+    # Outside a checkout (the scripts copied elsewhere) only CARGO_TARGET_DIR and PATH count.
+    _root=$(solum_repo_root 2>/dev/null) || _root=""
+    for _t in "${CARGO_TARGET_DIR:-}" "${_root:+$_root/target}"; do
         [ -n "$_t" ] || continue
-        for _p in profiling release debug; do
+        for _p in ${SOLUM_PROFILES:-release debug}; do
             if [ -x "$_t/$_p/$_name" ]; then echo "$_t/$_p/$_name"; return 0; fi
         done
     done
     if command -v "$_name" >/dev/null 2>&1; then command -v "$_name"; return 0; fi
-    echo "cannot find $_name: build it (cargo build --release) or set CARGO_TARGET_DIR / SOLUM_BUILD" >&2
+    echo "cannot find $_name: build it (cargo build --release), put it on PATH, or set SOLUM_BUILD / CARGO_TARGET_DIR" >&2
     return 1
 }
 

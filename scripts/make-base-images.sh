@@ -104,9 +104,11 @@ import_kind() {
     echo "image $name: imported into $store" >&2
 }
 
+# The binary is looked for before the long work (debootstrap takes minutes), not after it.
+bin=""
+if [ "$import" = 1 ]; then bin=$(solum_find_bin solum-build); fi
 for k in $kinds; do make_tarball "$k"; done
 [ "$import" = 1 ] || exit 0
-bin=$(solum_find_bin solum-build)
 mkdir -p "$store"
 for k in $kinds; do import_kind "$k"; done
 # Unprivileged users (the rootless tests run as `tester`) must be able to read the store a

@@ -20,6 +20,8 @@ SCRIPTS_DIR=$(dirname "$BENCH_DIR")
 SOLUM_REPO=$(dirname "$SCRIPTS_DIR")
 # shellcheck source=../common.sh
 . "$SCRIPTS_DIR/common.sh"
+# Benchmarks take `cargo build --profile profiling` first (release code with symbols).
+SOLUM_PROFILES=${SOLUM_PROFILES:-profiling release}
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_STORE=${BENCH_STORE:-/var/tmp/solum-bench-store}
