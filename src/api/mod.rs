@@ -108,6 +108,8 @@ pub enum ApiError {
     Failed { what: String, reason: String },
     #[error("the server is stopping")]
     Stopping,
+    #[error("the server's store")]
+    Store(#[source] crate::store::LayoutError),
 }
 
 impl ApiError {
@@ -223,6 +225,8 @@ pub struct Prepared {
     pub address: SocketAddr,
     /// Workflows found cut off by a previous stop, now marked ERROR.
     pub interrupted: Vec<i64>,
+    /// Where the API token is kept (`--token-file`, else `DATA/token`).
+    pub token_file: PathBuf,
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {
@@ -293,11 +297,16 @@ fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
 }
 
 /// The API token: from `--token-file`, else `DATA/token`, else a new one written there.
-fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
-    let (path, may_create) = match &options.token_file {
+/// Where the token is read from, and whether it may be made there.
+fn token_path(options: &ServeOptions) -> (PathBuf, bool) {
+    match &options.token_file {
         Some(path) => (path.clone(), false),
         None => (options.data.join("token"), true),
-    };
+    }
+}
+
+fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
+    let (path, may_create) = token_path(options);
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().is_empty() => Err(ApiError::EmptyToken { path }),
         Ok(text) => Ok((text.trim().to_string(), false)),
@@ -344,6 +353,9 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         let dir = data.join(sub);
         std::fs::create_dir_all(&dir).map_err(io_error(&dir, "create"))?;
     }
+    // The store is made now, not by the first workflow: `store/` is empty on a new server,
+    // and every later reader finds a layout.
+    crate::store::Layout::open_or_create(&data.join("store")).map_err(ApiError::Store)?;
     // Scratch folders of builds cut off by a stop: nothing refers to them any more.
     let work = data.join("work");
     if let Ok(entries) = std::fs::read_dir(&work) {
@@ -352,6 +364,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         }
     }
     let (token, generated) = load_token(&options)?;
+    let token_file = token_path(&options).0;
     let database = data.join("solum.db");
     make_private(data, &database)?;
     let records = Records::open(&database)?;
@@ -399,6 +412,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         generated_token,
         address,
         interrupted,
+        token_file,
     })
 }
 

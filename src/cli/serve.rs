@@ -136,9 +136,11 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     }
     if !context.quiet {
         eprintln!(
-            "solum-build serve: listening on http://{} (data {}, {workers} workers)",
+            "solum-build serve: listening on http://{} ({workers} workers)\n  data  {}\n  store {}\n  token {}",
             prepared.address,
-            data.display()
+            data.display(),
+            data.join("store").display(),
+            prepared.token_file.display(),
         );
     }
     run(prepared)?;

@@ -116,12 +116,18 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// Opens the store read-only: it must exist and be a layout.
+/// Opens the store to read from it: it must exist. An empty folder is a new, empty store
+/// (made into a layout here, as a writer would), not an error.
 pub fn open_store(store: &Path) -> Result<Layout, TransportError> {
     if !store.exists() {
         return Err(TransportError::NoStore {
             path: store.to_path_buf(),
         });
+    }
+    let is_empty_folder = !store.join("oci-layout").exists()
+        && std::fs::read_dir(store).is_ok_and(|mut entries| entries.next().is_none());
+    if is_empty_folder {
+        return Ok(Layout::open_or_create(store)?);
     }
     Ok(Layout::open(store)?)
 }
