@@ -23,15 +23,24 @@ use std::path::PathBuf;
 /// data folder.
 pub fn default_store_path(flag: Option<PathBuf>) -> PathBuf {
     if let Some(path) = flag {
-        return path;
+        return absolute(path);
     }
     if let Some(path) = std::env::var_os("SOLUM_BUILD_STORE").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
+        return absolute(PathBuf::from(path));
     }
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    data_home.join("solum-build")
+    absolute(data_home.join("solum-build"))
+}
+
+/// `path` made absolute against the working directory, once, at the edge: the sandbox's
+/// bind mounts and the server's workers need absolute host paths, and a relative one
+/// would change meaning if anything changed directory. `..` and symlinks stay as given (the
+/// kernel resolves them, as it would have for the relative path). Unchanged when the
+/// working directory is gone.
+pub fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
