@@ -1,12 +1,15 @@
 //! The image model shared by every other module: digests with streaming hashers, media
-//! types, and image references with their transports. It performs no I/O of its own beyond
+//! types, image references with their transports, and platforms with the rule that picks
+//! one from an index. It performs no I/O of its own beyond
 //! the readers and writers it wraps.
 
 pub mod digest;
 pub mod media;
+pub mod platform;
 pub mod reference;
 
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use platform::{Platform, PlatformError};
 
 pub use reference::{
     validate_host, validate_repository, validate_tag, ImageReference, ReferenceError,
