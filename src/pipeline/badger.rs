@@ -116,8 +116,8 @@ pub fn build_badger(
             ))
         })?;
         confined::install(&root, Path::new(SETUP_PATH), &script, 0o755)?;
-        let mut env = badgers::config_env(&base.config);
-        super::commit::set_env(
+        let mut env = base.config.env();
+        crate::image::config::merge_env(
             &mut env,
             &manifest
                 .environment

@@ -14,7 +14,8 @@ use super::badgers::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
 use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
-use crate::image::{canonical_json, Digest};
+use crate::image::config::{ensure_path, merge_env};
+use crate::image::{canonical_json, Digest, ImageConfig};
 use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
@@ -306,7 +307,7 @@ pub fn build(
             })
             .collect(),
         badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
-        default_command: base_command(&base.config),
+        default_command: base.config.command(),
         revision: info.revision.clone(),
         // The app's name, not the --tag: the name the DU is stored under must not change
         // its digest. The template takes the real reference as its `image` parameter.
@@ -475,11 +476,9 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
 
 /// The build contract's environment: the base image's Env (with the badgers'
 /// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
-fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Vec<String> {
-    let mut env = badgers::config_env(config);
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    }
+fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<String> {
+    let mut env = config.env();
+    ensure_path(&mut env);
     let mut extra: Vec<String> = app
         .environment
         .iter()
@@ -491,21 +490,8 @@ fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Ve
         info.revision.clone().unwrap_or_default()
     ));
     extra.push("HOME=/root".to_string());
-    super::commit::set_env(&mut env, &extra);
+    merge_env(&mut env, &extra);
     env
-}
-
-fn base_command(config: &serde_json::Value) -> Vec<String> {
-    let part = |key: &str| -> Vec<String> {
-        config
-            .get("config")
-            .and_then(|c| c.get(key))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
-    };
-    let mut command = part("Entrypoint");
-    command.extend(part("Cmd"));
-    command
 }
 
 fn shell(command: &str) -> Vec<String> {

@@ -6,6 +6,7 @@
 //! temp folder, so that what is imported is exactly what an unpack would produce. Blobs are
 //! written before the name, which is set last under the index lock.
 
+use crate::image::config::{self, HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest, ImageReference};
 use crate::layer::{self, LayerCompression, LayerDigests, LayerError, UnpackOptions, WriteOptions};
 use crate::report::Reporter;
@@ -73,24 +74,17 @@ pub struct Imported {
     pub layer: LayerDigests,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// The config `Env`: the default `PATH`, then each `KEY=VALUE` (a later key replaces an
-/// earlier one, in place).
-pub fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>, ImportError> {
-    let mut env: Vec<String> = base.to_vec();
-    for entry in extra {
-        let Some((key, _)) = entry.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(ImportError::BadEnv {
-                entry: entry.clone(),
-            });
-        };
-        let prefix = format!("{key}=");
-        match env.iter_mut().find(|e| e.starts_with(&prefix)) {
-            Some(existing) => *existing = entry.clone(),
-            None => env.push(entry.clone()),
-        }
+/// earlier one, in place). An entry without a key is refused.
+fn import_env(extra: &[String]) -> Result<Vec<String>, ImportError> {
+    if let Some(entry) = extra.iter().find(|e| config::env_key(e).is_none()) {
+        return Err(ImportError::BadEnv {
+            entry: entry.clone(),
+        });
     }
+    let mut env = Vec::new();
+    config::ensure_path(&mut env);
+    config::merge_env(&mut env, extra);
     Ok(env)
 }
 
@@ -111,7 +105,7 @@ pub fn import(
             tag: request.tag.clone(),
         });
     }
-    let env = merge_env(&[DEFAULT_PATH.to_string()], &request.env)?;
+    let env = import_env(&request.env)?;
     let source = &request.source;
     let metadata = std::fs::metadata(source).map_err(|_| ImportError::Missing {
         path: source.clone(),
@@ -170,25 +164,23 @@ pub fn import(
     drop(staging);
 
     let created = super::timestamp(request.epoch);
-    let mut container_config = json!({ "Env": env });
+    let mut config = ImageConfig::new();
+    config.set_created(&created);
+    config.default_platform(super::host_architecture(), "linux");
+    config.set_env(&env);
     if !request.cmd.is_empty() {
-        container_config["Cmd"] = json!(request.cmd);
+        config.set_cmd(&request.cmd);
     }
     if let Some(dir) = &request.working_dir {
-        container_config["WorkingDir"] = json!(dir);
+        config.set_working_dir(dir);
     }
-    let config = json!({
-        "created": created,
-        "architecture": super::host_architecture(),
-        "os": "linux",
-        "config": container_config,
-        "rootfs": { "type": "layers", "diff_ids": [digests.diff_id.to_string()] },
-        "history": [{
-            "created": created,
-            "created_by": "solum-build import",
-        }],
+    config.set_diff_ids(&[digests.diff_id.to_string()]);
+    config.push_history(&HistoryEntry {
+        created: &created,
+        created_by: "solum-build import",
+        comment: None,
     });
-    let config_bytes = canonical_json(&config);
+    let config_bytes = config.to_canonical_json();
     let config_digest = layout.put_bytes(&config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,

@@ -76,11 +76,7 @@ pub fn run_image(
     }
     let config = image.config.config().clone().unwrap_or_default();
     let mut env = config.env().clone().unwrap_or_default();
-    for entry in &request.env {
-        let key = entry.split('=').next().unwrap_or_default();
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(entry.clone());
-    }
+    crate::image::config::merge_env(&mut env, &request.env);
     let cwd = request
         .workdir
         .clone()
