@@ -14,6 +14,7 @@ pub mod image;
 pub mod layer;
 pub mod manifest;
 pub mod pipeline;
+pub mod privilege;
 pub mod registry;
 pub mod report;
 pub mod source;

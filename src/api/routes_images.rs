@@ -207,6 +207,7 @@ async fn create_badger(
                 compression: crate::layer::LayerCompression::Gzip,
                 epoch: crate::pipeline::source_date_epoch(),
                 timeout: Some(shared.options.build_timeout),
+                privilege: shared.privilege,
             },
             &shared.store,
             Some(&shared.registry),

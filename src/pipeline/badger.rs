@@ -15,6 +15,7 @@ use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use crate::transport::{copy_blobs, open_store, RegistryTransport, TransportError};
@@ -38,6 +39,8 @@ pub struct BadgerRequest {
     pub compression: LayerCompression,
     pub epoch: Option<i64>,
     pub timeout: Option<std::time::Duration>,
+    /// Decided at the edge: how layers are unpacked, copied and written.
+    pub privilege: Privilege,
 }
 
 /// A built badger: its store name and manifest digest.
@@ -94,11 +97,18 @@ pub fn build_badger(
         }
     })?;
     let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
-    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
+    let lower = cached_rootfs(
+        &layout,
+        &stack,
+        &rootfs_cache_dir(store),
+        request.privilege,
+        reporter,
+    )?;
     let workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
         vec![lower],
         overlay_available(),
+        request.privilege,
     )?;
     let root = workspace.writable_root().to_path_buf();
 
@@ -173,6 +183,7 @@ pub fn build_badger(
         Commit {
             base: &base,
             root: &root,
+            privilege: request.privilege,
             changes,
             compression: request.compression,
             epoch,

@@ -20,6 +20,7 @@ use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::{ImageError, Layout, LayoutError};
@@ -126,6 +127,8 @@ pub struct BuildRequest {
     /// What fetching the source may use: the server's bounds and no identity of its own;
     /// the CLI's defaults (no bound beyond the unpacker's, the user's git identity).
     pub source_rules: source::FetchRules,
+    /// Decided at the edge: how layers are unpacked, copied and written.
+    pub privilege: Privilege,
 }
 
 /// What a build produced.
@@ -179,6 +182,7 @@ pub fn build(
         &cache_root.join("sources"),
         cancel,
         &request.source_rules,
+        request.privilege,
         reporter,
     ) {
         Ok(info) => info,
@@ -216,13 +220,20 @@ pub fn build(
         )?;
     }
     let (base, stack) = badgers::stack(&badgers)?;
-    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
+    let lower = cached_rootfs(
+        &layout,
+        &stack,
+        &rootfs_cache_dir(store),
+        request.privilege,
+        reporter,
+    )?;
     let workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
         vec![lower],
         overlay_available(),
+        request.privilege,
     )?;
-    place_source(&source_dir, workspace.writable_root())?;
+    place_source(&source_dir, workspace.writable_root(), request.privilege)?;
 
     let env = build_env(&app, &base.config, &info);
     // Private: what a build leaves there (setuid files too) is no other user's to run.
@@ -320,6 +331,7 @@ pub fn build(
         Commit {
             base: &base,
             root: workspace.writable_root(),
+            privilege: request.privilege,
             changes,
             compression: request.compression,
             epoch,
@@ -428,7 +440,7 @@ fn build_key(
         "epoch": epoch,
         "compression": format!("{:?}", request.compression),
         "network_host": request.network_host,
-        "rootless": !nix::unistd::geteuid().is_root(),
+        "rootless": request.privilege.is_rootless(),
     });
     Digest::of_bytes(&canonical_json(&document))
 }
@@ -454,7 +466,7 @@ fn write_record(record: &Path, digest: &Digest) {
 }
 
 /// Moves the fetched source to `/app` of the writable root.
-fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
+fn place_source(source: &Path, root: &Path, privilege: Privilege) -> Result<(), BuildError> {
     let target = root.join(WORKDIR.trim_start_matches('/'));
     if target.exists() {
         // The copy fallback holds the badger's own /app: the source goes over it.
@@ -464,7 +476,7 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
         Ok(()) => Ok(()),
         // The scratch folder may be on another filesystem (a tmpfs): copy instead.
         Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
-            crate::layer::copy_tree(source, &target).map_err(|e| BuildError::Io {
+            crate::layer::copy_tree(source, &target, privilege).map_err(|e| BuildError::Io {
                 path: target.clone(),
                 action: "copy the source to",
                 source: std::io::Error::other(e),

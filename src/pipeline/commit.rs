@@ -7,6 +7,7 @@
 use crate::image::config::{HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest};
 use crate::layer::{self, Change, LayerCompression, LayerDigests, LayerError, WriteOptions};
+use crate::privilege::Privilege;
 use crate::store::image::manifest_descriptor;
 use crate::store::{ImageError, Layout, LayoutError};
 use oci_spec::image::Descriptor;
@@ -42,6 +43,8 @@ pub struct Commit<'a> {
     pub base: &'a Base,
     /// The folder the changes are read from (overlay upper or the copied root).
     pub root: &'a Path,
+    /// Rootless, owners come from the `user.rootlesscontainers` record.
+    pub privilege: Privilege,
     pub changes: Vec<Change>,
     pub compression: LayerCompression,
     pub epoch: i64,
@@ -74,7 +77,7 @@ pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitEr
     let options = WriteOptions {
         compression: request.compression,
         epoch: Some(request.epoch),
-        rootless: !nix::unistd::geteuid().is_root(),
+        rootless: request.privilege.is_rootless(),
         subordinate_ids: request.subordinate_ids,
     };
     let digests = layer::write_changes(request.root, request.changes, &options, blob.file()?)

@@ -9,6 +9,7 @@
 use crate::image::config::{self, HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest, ImageReference};
 use crate::layer::{self, LayerCompression, LayerDigests, LayerError, UnpackOptions, WriteOptions};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::image::manifest_descriptor;
 use crate::store::{ImageError, Layout, LayoutError};
@@ -65,6 +66,8 @@ pub struct ImportRequest {
     pub compression: LayerCompression,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes and sets `created`.
     pub epoch: Option<i64>,
+    /// Decided at the edge: how the tarball is unpacked and the layer written.
+    pub privilege: Privilege,
 }
 
 /// What an import produced.
@@ -113,7 +116,6 @@ pub fn import(
     let layout = Layout::open_or_create(store)?;
     // Held until the name is written: `gc` waits rather than take the new blobs.
     let _lease = layout.lease()?;
-    let rootless = !nix::unistd::geteuid().is_root();
 
     // A tarball is unpacked into a temp folder of the store, which goes away on return.
     let mut staging = None;
@@ -136,7 +138,7 @@ pub fn import(
             std::io::BufReader::with_capacity(1 << 20, file),
             None,
             temp.path(),
-            &UnpackOptions::for_current_user(),
+            &UnpackOptions::new(request.privilege),
         )
         .map_err(|e| ImportError::Unpack {
             path: source.clone(),
@@ -152,7 +154,7 @@ pub fn import(
     let options = WriteOptions {
         compression: request.compression,
         epoch: request.epoch,
-        rootless,
+        rootless: request.privilege.is_rootless(),
         subordinate_ids: None,
     };
     let digests =
