@@ -7,11 +7,10 @@
 
 use super::badger_files::read_badger_file;
 use super::badgers::{self, BadgerError};
-use super::build::BuildError;
+use super::build::{stack_workspace, BuildError};
 use super::commit::{commit, Commit};
 use super::confined;
-use super::unpack::{cached_rootfs, rootfs_cache_dir};
-use super::workspace::{overlay_available, run_step, Step, Workspace};
+use super::workspace::{run_step, Step};
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
@@ -97,19 +96,7 @@ pub fn build_badger(
         }
     })?;
     let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
-    let lower = cached_rootfs(
-        &layout,
-        &stack,
-        &rootfs_cache_dir(store),
-        request.privilege,
-        reporter,
-    )?;
-    let workspace = Workspace::new(
-        &super::workspace::scratch_parent(store),
-        vec![lower],
-        overlay_available(),
-        request.privilege,
-    )?;
+    let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
     let root = workspace.writable_root().to_path_buf();
 
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.

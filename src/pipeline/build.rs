@@ -12,7 +12,7 @@
 
 use super::badgers::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
-use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
+use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
 use crate::image::config::{ensure_path, merge_env};
 use crate::image::{canonical_json, Digest, ImageConfig};
@@ -220,19 +220,7 @@ pub fn build(
         )?;
     }
     let (base, stack) = badgers::stack(&badgers)?;
-    let lower = cached_rootfs(
-        &layout,
-        &stack,
-        &rootfs_cache_dir(store),
-        request.privilege,
-        reporter,
-    )?;
-    let workspace = Workspace::new(
-        &super::workspace::scratch_parent(store),
-        vec![lower],
-        overlay_available(),
-        request.privilege,
-    )?;
+    let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
     place_source(&source_dir, workspace.writable_root(), request.privilege)?;
 
     let env = build_env(&app, &base.config, &info);
@@ -463,6 +451,24 @@ fn write_record(record: &Path, digest: &Digest) {
             }
         }
     }
+}
+
+/// A build's workspace on `stack`, unpacked once into the store's rootfs cache (the
+/// overlay lower, or the tree copied where overlay is unavailable).
+pub(super) fn stack_workspace(
+    layout: &Layout,
+    stack: &LayerStack,
+    store: &Path,
+    privilege: Privilege,
+    reporter: &dyn Reporter,
+) -> Result<Workspace, BuildError> {
+    let lower = cached_rootfs(layout, stack, &rootfs_cache_dir(store), privilege, reporter)?;
+    Ok(Workspace::new(
+        &super::workspace::scratch_parent(store),
+        vec![lower],
+        overlay_available(),
+        privilege,
+    )?)
 }
 
 /// Moves the fetched source to `/app` of the writable root.
