@@ -46,7 +46,7 @@ pub fn unpack_layer(data: &[u8]) {
     std::os::unix::fs::symlink(&outside, root.join("abs")).expect("symlink abs");
 
     let options = UnpackOptions {
-        rootless: mode & 1 == 1 || !nix::unistd::geteuid().is_root(),
+        rootless: mode & 1 == 1 || crate::privilege::Privilege::of_this_process().is_rootless(),
         limits: Default::default(),
     };
     match (mode >> 1) % 3 {

@@ -15,6 +15,7 @@ pub mod image;
 pub mod layer;
 pub mod manifest;
 pub mod pipeline;
+pub mod privilege;
 pub mod registry;
 pub mod report;
 pub mod source;

@@ -21,6 +21,7 @@ use solum_build::layer::{
     copy_tree, overlay_changes, unpack_layer, walk_changes, write_changes, write_tree, Change,
     LayerCompression, LayerDigests, UnpackOptions, WriteOptions,
 };
+use solum_build::privilege::Privilege;
 
 const EXE: &str = env!("CARGO_BIN_EXE_solum-build");
 const NESTED: &str = "SOLUM_DIFF_TEST_NESTED";
@@ -316,7 +317,7 @@ fn check_unpacked(work: &Path, base: &Path, layer: &[u8], after: &Path) {
     fs::create_dir(&unpacked).unwrap();
     let base_layer = Shared::default();
     write_tree(base, &options(), base_layer.clone()).unwrap();
-    let unpack = UnpackOptions::for_current_user();
+    let unpack = UnpackOptions::new(Privilege::of_this_process());
     let base_bytes = base_layer.0.lock().unwrap().clone();
     unpack_layer(base_bytes.as_slice(), None, &unpacked, &unpack).unwrap();
     let report = unpack_layer(layer, None, &unpacked, &unpack).unwrap();
@@ -400,7 +401,7 @@ fn a_root_overlay_mount_and_a_walked_copy_give_the_same_layer() {
     run(&mounted.0);
     drop(mounted);
     let copy = t.join("copy");
-    copy_tree(&base, &copy).unwrap();
+    copy_tree(&base, &copy, Privilege::of_this_process()).unwrap();
     run(&copy);
     check_equivalent(t, &base, &t.join("upper"), &copy);
 }
@@ -437,7 +438,7 @@ fn the_sandbox_overlay_and_a_sandboxed_copy_give_the_same_layer() {
         work: t.join("work"),
     });
     let copy = t.join("copy");
-    copy_tree(&base, &copy).unwrap();
+    copy_tree(&base, &copy, Privilege::of_this_process()).unwrap();
     let outcome = sandbox(runtime::RootFs::Dir(copy.clone()));
     // The base has every mount point, so the sandbox made none in the copy.
     assert!(
@@ -505,7 +506,7 @@ fn unreadable_entries_of_our_own_are_copied_and_compared() {
     fs::set_permissions(base.join("locked/f"), fs::Permissions::from_mode(0o000)).unwrap();
     fs::set_permissions(base.join("locked"), fs::Permissions::from_mode(0o311)).unwrap();
     let copy = tmp.path().join("copy");
-    copy_tree(&base, &copy).unwrap();
+    copy_tree(&base, &copy, Privilege::of_this_process()).unwrap();
     assert_eq!(walk_changes(&base, &copy).unwrap(), Vec::<Change>::new());
     fs::set_permissions(copy.join("locked/f"), fs::Permissions::from_mode(0o400)).unwrap();
     assert_eq!(

@@ -288,7 +288,7 @@ fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
         .env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or(crate::spec::DEFAULT_PATH);
     let mut last = std::io::Error::from_raw_os_error(libc::ENOENT);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let Ok(full) = CString::new(Path::new(dir).join(program).as_os_str().as_encoded_bytes())

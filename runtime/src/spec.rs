@@ -158,6 +158,9 @@ fn default_cwd() -> PathBuf {
     PathBuf::from("/")
 }
 
+/// `PATH` when a spec's environment names none: the one the OCI runtimes and Docker use.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn default_hostname() -> String {
     "solum".to_string()
 }
@@ -169,7 +172,7 @@ impl SandboxSpec {
         SandboxSpec {
             rootfs,
             command,
-            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            env: vec![format!("PATH={DEFAULT_PATH}")],
             cwd: default_cwd(),
             hostname: default_hostname(),
             mounts: Vec::new(),

@@ -182,6 +182,8 @@ pub struct Shared {
     pub sources: crate::source::SourcePolicy,
     /// Every registry access of the server: credentials only for their own hosts.
     pub registry: registry_scope::ScopedRegistry,
+    /// Root or rootless, decided once when the server starts.
+    pub privilege: crate::privilege::Privilege,
     token: String,
     /// The cancel switch of each running workflow.
     running: Mutex<HashMap<i64, CancelHandle>>,
@@ -396,6 +398,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         records,
         sources,
         registry,
+        privilege: crate::privilege::Privilege::of_this_process(),
         token,
         running: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),

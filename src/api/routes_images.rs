@@ -11,7 +11,7 @@ use super::records::{self, DuRecord, NewWorkflow};
 use super::routes_workflows::{checked_actions, enqueue};
 use super::runner::error_chain;
 use super::{io_error, ApiError, Shared};
-use crate::image::ImageReference;
+use crate::image::{ImageConfig, ImageReference};
 use crate::manifest::{AppFile, DuInputs, DuManifest, DU_ANNOTATION};
 use crate::pipeline::badger::{build_badger, list_badgers, BadgerRequest};
 use crate::report::Reporter;
@@ -207,6 +207,7 @@ async fn create_badger(
                 compression: crate::layer::LayerCompression::Gzip,
                 epoch: crate::pipeline::source_date_epoch(),
                 timeout: Some(shared.options.build_timeout),
+                privilege: shared.privilege,
             },
             &shared.store,
             Some(&shared.registry),
@@ -252,20 +253,12 @@ struct RegisterRequest {
 }
 
 /// A DU manifest for an image that came without one, from its config.
-fn derived_du(name: &str, reference: &str, config: &Value) -> Result<DuManifest, ApiError> {
-    let section = &config["config"];
-    let list = |key: &str| -> Vec<String> {
-        serde_json::from_value(section[key].clone()).unwrap_or_default()
-    };
-    let ports: Vec<u16> = section["ExposedPorts"]
-        .as_object()
-        .map(|ports| {
-            ports
-                .keys()
-                .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default();
+fn derived_du(name: &str, reference: &str, config: &ImageConfig) -> Result<DuManifest, ApiError> {
+    let ports: Vec<u16> = config
+        .exposed_ports()
+        .iter()
+        .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
+        .collect();
     // JSON is YAML: the app file is written as JSON, so no value needs quoting rules.
     let document = json!({
         "version": 1,
@@ -276,8 +269,7 @@ fn derived_du(name: &str, reference: &str, config: &Value) -> Result<DuManifest,
     });
     let app =
         AppFile::parse(&document.to_string(), "the registered DU").map_err(ApiError::AppFile)?;
-    let mut command = list("Entrypoint");
-    command.extend(list("Cmd"));
+    let command = config.command();
     DuManifest::new(&DuInputs {
         app: &app,
         badgers: Vec::new(),
@@ -326,10 +318,9 @@ fn register(
             DuManifest::from_json(&json).map_err(ApiError::AppFile)?;
         }
         None => {
-            let config: Value =
-                serde_json::from_slice(&opened.image.config_bytes).map_err(|e| {
-                    ApiError::invalid("reference", format!("the config is not JSON: {e}"))
-                })?;
+            let config = ImageConfig::parse(&opened.image.config_bytes).map_err(|e| {
+                ApiError::invalid("reference", format!("the config is not JSON: {e}"))
+            })?;
             let du = derived_du(&request.name, &request.reference, &config)?;
             if !manifest["annotations"].is_object() {
                 manifest["annotations"] = json!({});

@@ -197,6 +197,7 @@ fn execute(
             limit: Some(super::source_limit(&shared.options)),
             anonymous: true,
         },
+        privilege: shared.privilege,
     };
     let built = build(
         &request,

@@ -68,6 +68,7 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
                     compression: compression.into(),
                     epoch: source_date_epoch(),
                     timeout: Some(Duration::from_secs(timeout)),
+                    privilege: context.privilege,
                 },
                 &context.store,
                 None,

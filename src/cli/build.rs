@@ -196,6 +196,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         epoch: source_date_epoch(),
         run_tests: !args.skip_tests,
         source_rules: Default::default(),
+        privilege: context.privilege,
     };
     let reporter = BuildReporter {
         format: args.log_format,

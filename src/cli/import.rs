@@ -62,6 +62,7 @@ pub fn run(context: &Context, args: ImportArgs) -> anyhow::Result<i32> {
         working_dir: args.workdir,
         compression: args.compression.into(),
         epoch: source_date_epoch(),
+        privilege: context.privilege,
     };
     let imported = import(&request, &context.store, &reporter)?;
     reporter_done(context, &request.tag, &imported.layer);

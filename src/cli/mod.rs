@@ -87,6 +87,8 @@ enum Command {
 pub struct Context {
     pub store: PathBuf,
     pub quiet: bool,
+    /// Root or rootless, decided once here for every command.
+    pub privilege: crate::privilege::Privilege,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -114,6 +116,7 @@ pub fn main() -> i32 {
     let context = Context {
         store: crate::store::default_store_path(cli.store),
         quiet: cli.quiet,
+        privilege: crate::privilege::Privilege::of_this_process(),
     };
     let result = match cli.command {
         Command::Build(args) => build::run(&context, *args),

@@ -115,6 +115,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         workdir: args.workdir,
         network_host: matches!(args.network, NetworkMode::Host),
         timeout: args.timeout.map(Duration::from_secs),
+        privilege: context.privilege,
     };
     let reporter = CliReporter::new(context.quiet);
     let outcome = run_image(

@@ -24,7 +24,13 @@ pub fn run(context: &Context, args: UnpackArgs) -> anyhow::Result<i32> {
     let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
-    let report = unpack_image(&opened.layout, &opened.image, &args.dir, &reporter)?;
+    let report = unpack_image(
+        &opened.layout,
+        &opened.image,
+        &args.dir,
+        context.privilege,
+        &reporter,
+    )?;
     if !report.skipped_devices.is_empty() {
         reporter_warning(&report.skipped_devices);
     }

@@ -1,12 +1,17 @@
 //! The image model shared by every other module: digests with streaming hashers, media
-//! types, and image references with their transports. It performs no I/O of its own beyond
+//! types, image references with their transports, platforms with the rule that picks one
+//! from an index, and the image config's editor with the environment rules. It performs no I/O of its own beyond
 //! the readers and writers it wraps.
 
+pub mod config;
 pub mod digest;
 pub mod media;
+pub mod platform;
 pub mod reference;
 
+pub use config::{ConfigError, ImageConfig};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use platform::{Platform, PlatformError};
 
 pub use reference::{
     validate_host, validate_repository, validate_tag, ImageReference, ReferenceError,

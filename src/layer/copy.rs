@@ -25,10 +25,12 @@ use nix::unistd::{fchownat, mkfifo, Gid, Uid};
 
 use super::diff::Reader;
 use super::LayerError;
+use crate::privilege::Privilege;
 
 /// Copies the tree `from` to the new directory `to` (see the module documentation for
 /// what is kept). Sockets are skipped: they cannot be in a layer.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<(), LayerError> {
+/// As [`Privilege::Root`], owners are copied; rootless every file is ours already.
+pub fn copy_tree(from: &Path, to: &Path, privilege: Privilege) -> Result<(), LayerError> {
     let reader = Reader::new();
     let stat = fs::symlink_metadata(from).map_err(tree_error(from, "stat"))?;
     if !stat.is_dir() {
@@ -38,7 +40,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), LayerError> {
             source: io::Error::from_raw_os_error(libc::ENOTDIR),
         });
     }
-    copy_entry(&reader, from, to, &stat)
+    copy_entry(&reader, privilege, from, to, &stat)
 }
 
 fn tree_error(path: &Path, op: &'static str) -> impl Fn(io::Error) -> LayerError {
@@ -57,6 +59,7 @@ fn nix_error(path: &Path, op: &'static str) -> impl Fn(nix::errno::Errno) -> Lay
 
 fn copy_entry(
     reader: &Reader,
+    privilege: Privilege,
     from: &Path,
     to: &Path,
     stat: &fs::Metadata,
@@ -70,7 +73,7 @@ fn copy_entry(
         for name in reader.list(from)? {
             let child = from.join(&name);
             let child_stat = fs::symlink_metadata(&child).map_err(tree_error(&child, "stat"))?;
-            copy_entry(reader, &child, &to.join(&name), &child_stat)?;
+            copy_entry(reader, privilege, &child, &to.join(&name), &child_stat)?;
         }
     } else if file_type.is_file() {
         let _guard = reader.readable(from, stat, 0o400)?;
@@ -106,7 +109,7 @@ fn copy_entry(
     for (name, value) in reader.image_xattrs(from, stat)? {
         xattr::set(to, &name, &value).map_err(tree_error(to, "set xattr"))?;
     }
-    if nix::unistd::geteuid().is_root() {
+    if privilege == Privilege::Root {
         fchownat(
             nix::fcntl::AT_FDCWD,
             to,

@@ -44,7 +44,7 @@ fn base_and_copy(t: &Path, make: impl Fn(&Path)) -> (std::path::PathBuf, std::pa
     fs::create_dir(&base).unwrap();
     make(&base);
     let copy = t.join("copy");
-    copy_tree(&base, &copy).unwrap();
+    copy_tree(&base, &copy, crate::privilege::Privilege::of_this_process()).unwrap();
     (base, copy)
 }
 

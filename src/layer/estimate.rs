@@ -128,7 +128,7 @@ mod tests {
         let options = WriteOptions {
             compression: LayerCompression::Gzip,
             epoch: Some(0),
-            rootless: !nix::unistd::geteuid().is_root(),
+            rootless: crate::privilege::Privilege::of_this_process().is_rootless(),
             subordinate_ids: None,
         };
         let digests = write_changes(
@@ -146,7 +146,7 @@ mod tests {
             File::open(&blob).unwrap(),
             None,
             &out,
-            &UnpackOptions::for_current_user(),
+            &UnpackOptions::new(crate::privilege::Privilege::of_this_process()),
         )
         .unwrap();
         assert_eq!(std::fs::read(out.join("random.bin")).unwrap(), data);

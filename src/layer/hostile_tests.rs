@@ -33,7 +33,12 @@ impl Sandbox {
             .join("testdata/layer")
             .join(fixture);
         let file = fs::File::open(&path).unwrap();
-        unpack_layer(file, None, &self.root, &UnpackOptions::for_current_user())
+        unpack_layer(
+            file,
+            None,
+            &self.root,
+            &UnpackOptions::new(crate::privilege::Privilege::of_this_process()),
+        )
     }
 
     /// The sentinel holds exactly what it held before, and its one file is untouched.

@@ -34,6 +34,7 @@ pub use unpack::unpack_layer;
 pub use write::{write_changes, write_tree};
 
 use crate::image::digest::Digest;
+use crate::privilege::Privilege;
 
 /// Everything that can go wrong while reading or writing a layer.
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +133,10 @@ pub struct UnpackOptions {
 }
 
 impl UnpackOptions {
-    /// Rootless iff the effective uid is not 0; limits from the environment, else the
-    /// defaults.
-    pub fn for_current_user() -> UnpackOptions {
+    /// Rootless as `privilege` says; limits from the environment, else the defaults.
+    pub fn new(privilege: Privilege) -> UnpackOptions {
         UnpackOptions {
-            rootless: !nix::unistd::geteuid().is_root(),
+            rootless: privilege.is_rootless(),
             limits: UnpackLimits::from_env(),
         }
     }

@@ -36,7 +36,7 @@ impl Shared {
 }
 
 pub(super) fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    crate::privilege::Privilege::of_this_process() == crate::privilege::Privilege::Root
 }
 
 fn options(compression: LayerCompression, rootless: bool) -> WriteOptions {
@@ -285,7 +285,12 @@ pub(super) fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
 }
 
 fn unpack(tar: &[u8], root: &Path) -> Result<UnpackReport, LayerError> {
-    unpack_layer(tar, None, root, &UnpackOptions::for_current_user())
+    unpack_layer(
+        tar,
+        None,
+        root,
+        &UnpackOptions::new(crate::privilege::Privilege::of_this_process()),
+    )
 }
 
 #[test]
@@ -594,7 +599,13 @@ fn bench() {
         fs::create_dir_all(&tree).unwrap();
         let start = std::time::Instant::now();
         let file = fs::File::open(&blob).unwrap();
-        let report = unpack_layer(file, None, &tree, &UnpackOptions::for_current_user()).unwrap();
+        let report = unpack_layer(
+            file,
+            None,
+            &tree,
+            &UnpackOptions::new(crate::privilege::Privilege::of_this_process()),
+        )
+        .unwrap();
         eprintln!(
             "unpack: {:?} for {} entries",
             start.elapsed(),

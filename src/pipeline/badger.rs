@@ -7,14 +7,14 @@
 
 use super::badger_files::read_badger_file;
 use super::badgers::{self, BadgerError};
-use super::build::BuildError;
+use super::build::{stack_workspace, BuildError};
 use super::commit::{commit, Commit};
 use super::confined;
-use super::unpack::{cached_rootfs, rootfs_cache_dir};
-use super::workspace::{overlay_available, run_step, Step, Workspace};
+use super::workspace::{run_step, Step};
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use crate::transport::{copy_blobs, open_store, RegistryTransport, TransportError};
@@ -38,6 +38,8 @@ pub struct BadgerRequest {
     pub compression: LayerCompression,
     pub epoch: Option<i64>,
     pub timeout: Option<std::time::Duration>,
+    /// Decided at the edge: how layers are unpacked, copied and written.
+    pub privilege: Privilege,
 }
 
 /// A built badger: its store name and manifest digest.
@@ -94,12 +96,7 @@ pub fn build_badger(
         }
     })?;
     let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
-    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
-    let workspace = Workspace::new(
-        &super::workspace::scratch_parent(store),
-        vec![lower],
-        overlay_available(),
-    )?;
+    let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
     let root = workspace.writable_root().to_path_buf();
 
     // The build command: `build.sh` beside badger.yaml, installed at the manifest's path.
@@ -116,8 +113,8 @@ pub fn build_badger(
             ))
         })?;
         confined::install(&root, Path::new(SETUP_PATH), &script, 0o755)?;
-        let mut env = badgers::config_env(&base.config);
-        super::commit::set_env(
+        let mut env = base.config.env();
+        crate::image::config::merge_env(
             &mut env,
             &manifest
                 .environment
@@ -173,6 +170,7 @@ pub fn build_badger(
         Commit {
             base: &base,
             root: &root,
+            privilege: request.privilege,
             changes,
             compression: request.compression,
             epoch,

@@ -5,13 +5,13 @@
 //! badger's layers, then each later badger's own layers (those past the prefix it shares
 //! with the stack so far), with the environments merged in order.
 
-use super::commit::{set_env, Base};
+use super::commit::Base;
 use super::unpack::LayerStack;
+use crate::image::{ConfigError, ImageConfig};
 use crate::image::{Digest, ImageReference, ReferenceError};
 use crate::manifest::{badger::DEFAULT_BUILD, BadgerManifest, ManifestError, BADGER_ANNOTATION};
 use crate::report::Reporter;
 use crate::transport::{self, OpenedImage, RegistryTransport, TransportError};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,11 +36,11 @@ pub enum BadgerError {
         #[source]
         source: ManifestError,
     },
-    #[error("badger {reference:?} has a config that is not JSON")]
+    #[error("badger {reference:?} has a config that is not a JSON object")]
     Config {
         reference: String,
         #[source]
-        source: serde_json::Error,
+        source: ConfigError,
     },
 }
 
@@ -150,13 +150,12 @@ pub fn resolve(
 /// the first badger with every badger's Env and manifest environment applied in order.
 pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
     let first = &badgers[0];
-    let mut config: Value =
-        serde_json::from_slice(&first.image.image.config_bytes).map_err(|source| {
-            BadgerError::Config {
-                reference: first.reference.clone(),
-                source,
-            }
-        })?;
+    let mut config = ImageConfig::parse(&first.image.image.config_bytes).map_err(|source| {
+        BadgerError::Config {
+            reference: first.reference.clone(),
+            source,
+        }
+    })?;
     let mut stack = LayerStack::of(&first.image.image);
     for badger in &badgers[1..] {
         let own = LayerStack::of(&badger.image.image);
@@ -184,7 +183,9 @@ pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
             .as_ref()
             .and_then(|c| c.env().clone())
             .unwrap_or_default();
-        apply_env(&mut config, &env);
+        if !env.is_empty() {
+            config.merge_env(&env);
+        }
     }
     for badger in badgers {
         let env: Vec<String> = badger
@@ -192,7 +193,9 @@ pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        apply_env(&mut config, &env);
+        if !env.is_empty() {
+            config.merge_env(&env);
+        }
     }
     let base = Base {
         layers: stack.layers.clone(),
@@ -200,31 +203,4 @@ pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
         config,
     };
     Ok((base, stack))
-}
-
-fn apply_env(config: &mut Value, entries: &[String]) {
-    if entries.is_empty() {
-        return;
-    }
-    let Some(object) = config.as_object_mut() else {
-        return;
-    };
-    let container = object
-        .entry("config")
-        .or_insert_with(|| serde_json::json!({}));
-    let mut env: Vec<String> = container
-        .get("Env")
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
-        .unwrap_or_default();
-    set_env(&mut env, entries);
-    container["Env"] = serde_json::json!(env);
-}
-
-/// The Env list of a base config.
-pub fn config_env(config: &Value) -> Vec<String> {
-    config
-        .get("config")
-        .and_then(|c| c.get("Env"))
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
-        .unwrap_or_default()
 }

@@ -12,13 +12,15 @@
 
 use super::badgers::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
-use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
+use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
-use crate::image::{canonical_json, Digest};
+use crate::image::config::{ensure_path, merge_env};
+use crate::image::{canonical_json, Digest, ImageConfig};
 use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::{ImageError, Layout, LayoutError};
@@ -125,6 +127,8 @@ pub struct BuildRequest {
     /// What fetching the source may use: the server's bounds and no identity of its own;
     /// the CLI's defaults (no bound beyond the unpacker's, the user's git identity).
     pub source_rules: source::FetchRules,
+    /// Decided at the edge: how layers are unpacked, copied and written.
+    pub privilege: Privilege,
 }
 
 /// What a build produced.
@@ -178,6 +182,7 @@ pub fn build(
         &cache_root.join("sources"),
         cancel,
         &request.source_rules,
+        request.privilege,
         reporter,
     ) {
         Ok(info) => info,
@@ -215,13 +220,8 @@ pub fn build(
         )?;
     }
     let (base, stack) = badgers::stack(&badgers)?;
-    let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
-    let workspace = Workspace::new(
-        &super::workspace::scratch_parent(store),
-        vec![lower],
-        overlay_available(),
-    )?;
-    place_source(&source_dir, workspace.writable_root())?;
+    let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
+    place_source(&source_dir, workspace.writable_root(), request.privilege)?;
 
     let env = build_env(&app, &base.config, &info);
     // Private: what a build leaves there (setuid files too) is no other user's to run.
@@ -306,7 +306,7 @@ pub fn build(
             })
             .collect(),
         badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
-        default_command: base_command(&base.config),
+        default_command: base.config.command(),
         revision: info.revision.clone(),
         // The app's name, not the --tag: the name the DU is stored under must not change
         // its digest. The template takes the real reference as its `image` parameter.
@@ -319,6 +319,7 @@ pub fn build(
         Commit {
             base: &base,
             root: workspace.writable_root(),
+            privilege: request.privilege,
             changes,
             compression: request.compression,
             epoch,
@@ -427,7 +428,7 @@ fn build_key(
         "epoch": epoch,
         "compression": format!("{:?}", request.compression),
         "network_host": request.network_host,
-        "rootless": !nix::unistd::geteuid().is_root(),
+        "rootless": request.privilege.is_rootless(),
     });
     Digest::of_bytes(&canonical_json(&document))
 }
@@ -452,8 +453,26 @@ fn write_record(record: &Path, digest: &Digest) {
     }
 }
 
+/// A build's workspace on `stack`, unpacked once into the store's rootfs cache (the
+/// overlay lower, or the tree copied where overlay is unavailable).
+pub(super) fn stack_workspace(
+    layout: &Layout,
+    stack: &LayerStack,
+    store: &Path,
+    privilege: Privilege,
+    reporter: &dyn Reporter,
+) -> Result<Workspace, BuildError> {
+    let lower = cached_rootfs(layout, stack, &rootfs_cache_dir(store), privilege, reporter)?;
+    Ok(Workspace::new(
+        &super::workspace::scratch_parent(store),
+        vec![lower],
+        overlay_available(),
+        privilege,
+    )?)
+}
+
 /// Moves the fetched source to `/app` of the writable root.
-fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
+fn place_source(source: &Path, root: &Path, privilege: Privilege) -> Result<(), BuildError> {
     let target = root.join(WORKDIR.trim_start_matches('/'));
     if target.exists() {
         // The copy fallback holds the badger's own /app: the source goes over it.
@@ -463,7 +482,7 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
         Ok(()) => Ok(()),
         // The scratch folder may be on another filesystem (a tmpfs): copy instead.
         Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
-            crate::layer::copy_tree(source, &target).map_err(|e| BuildError::Io {
+            crate::layer::copy_tree(source, &target, privilege).map_err(|e| BuildError::Io {
                 path: target.clone(),
                 action: "copy the source to",
                 source: std::io::Error::other(e),
@@ -475,11 +494,9 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
 
 /// The build contract's environment: the base image's Env (with the badgers'
 /// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
-fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Vec<String> {
-    let mut env = badgers::config_env(config);
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    }
+fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<String> {
+    let mut env = config.env();
+    ensure_path(&mut env);
     let mut extra: Vec<String> = app
         .environment
         .iter()
@@ -491,21 +508,8 @@ fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Ve
         info.revision.clone().unwrap_or_default()
     ));
     extra.push("HOME=/root".to_string());
-    super::commit::set_env(&mut env, &extra);
+    merge_env(&mut env, &extra);
     env
-}
-
-fn base_command(config: &serde_json::Value) -> Vec<String> {
-    let part = |key: &str| -> Vec<String> {
-        config
-            .get("config")
-            .and_then(|c| c.get(key))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
-    };
-    let mut command = part("Entrypoint");
-    command.extend(part("Cmd"));
-    command
 }
 
 fn shell(command: &str) -> Vec<String> {

@@ -4,8 +4,10 @@
 //! before the name, which is set last. Documents are canonical JSON, and every timestamp
 //! comes from the build's epoch, so the same inputs give the same digest.
 
+use crate::image::config::{HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest};
 use crate::layer::{self, Change, LayerCompression, LayerDigests, LayerError, WriteOptions};
+use crate::privilege::Privilege;
 use crate::store::image::manifest_descriptor;
 use crate::store::{ImageError, Layout, LayoutError};
 use oci_spec::image::Descriptor;
@@ -22,8 +24,6 @@ pub enum CommitError {
         #[source]
         source: LayerError,
     },
-    #[error("the base config is not a JSON object")]
-    BaseConfig,
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
@@ -35,7 +35,7 @@ pub enum CommitError {
 pub struct Base {
     pub layers: Vec<Descriptor>,
     pub diff_ids: Vec<String>,
-    pub config: Value,
+    pub config: ImageConfig,
 }
 
 /// What to commit on top of a base.
@@ -43,6 +43,8 @@ pub struct Commit<'a> {
     pub base: &'a Base,
     /// The folder the changes are read from (overlay upper or the copied root).
     pub root: &'a Path,
+    /// Rootless, owners come from the `user.rootlesscontainers` record.
+    pub privilege: Privilege,
     pub changes: Vec<Change>,
     pub compression: LayerCompression,
     pub epoch: i64,
@@ -69,25 +71,13 @@ pub struct Committed {
     pub layer: LayerDigests,
 }
 
-/// Sets `KEY=VALUE` entries in an Env list, replacing an existing key in place.
-pub fn set_env(env: &mut Vec<String>, entries: &[String]) {
-    for entry in entries {
-        let key = entry.split('=').next().unwrap_or_default();
-        let prefix = format!("{key}=");
-        match env.iter_mut().find(|e| e.starts_with(&prefix)) {
-            Some(existing) => *existing = entry.clone(),
-            None => env.push(entry.clone()),
-        }
-    }
-}
-
 /// Writes the layer, config and manifest into `store`. Does not tag.
 pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitError> {
     let blob = store.begin_blob()?;
     let options = WriteOptions {
         compression: request.compression,
         epoch: Some(request.epoch),
-        rootless: !nix::unistd::geteuid().is_root(),
+        rootless: request.privilege.is_rootless(),
         subordinate_ids: request.subordinate_ids,
     };
     let digests = layer::write_changes(request.root, request.changes, &options, blob.file()?)
@@ -99,53 +89,26 @@ pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitEr
 
     let created = super::timestamp(Some(request.epoch));
     let mut config = request.base.config.clone();
-    let object = config.as_object_mut().ok_or(CommitError::BaseConfig)?;
-    object.insert("created".into(), json!(created));
-    object
-        .entry("architecture")
-        .or_insert(json!(super::host_architecture()));
-    object.entry("os").or_insert(json!("linux"));
-    let container = object
-        .entry("config")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .ok_or(CommitError::BaseConfig)?;
-    let mut env: Vec<String> = container
-        .get("Env")
-        .and_then(|e| serde_json::from_value(e.clone()).ok())
-        .unwrap_or_default();
-    set_env(&mut env, &request.env);
-    container.insert("Env".into(), json!(env));
+    config.set_created(&created);
+    config.default_platform(super::host_architecture(), "linux");
+    config.merge_env(&request.env);
     if let Some(cmd) = &request.cmd {
-        container.insert("Cmd".into(), json!(cmd));
-        container.remove("Entrypoint");
+        config.set_cmd(cmd);
+        config.set_entrypoint(None);
     }
     if let Some(dir) = &request.working_dir {
-        container.insert("WorkingDir".into(), json!(dir));
+        config.set_working_dir(dir);
     }
-    if !request.exposed_ports.is_empty() {
-        let ports = container.entry("ExposedPorts").or_insert_with(|| json!({}));
-        if let Some(ports) = ports.as_object_mut() {
-            for port in &request.exposed_ports {
-                ports.insert(port.clone(), json!({}));
-            }
-        }
-    }
+    config.expose_ports(&request.exposed_ports);
     let mut diff_ids = request.base.diff_ids.clone();
     diff_ids.push(digests.diff_id.to_string());
-    object.insert(
-        "rootfs".into(),
-        json!({ "type": "layers", "diff_ids": diff_ids }),
-    );
-    let history = object.entry("history").or_insert_with(|| json!([]));
-    if let Some(history) = history.as_array_mut() {
-        let mut entry = json!({ "created": created, "created_by": request.created_by });
-        if let Some(comment) = &request.comment {
-            entry["comment"] = json!(comment);
-        }
-        history.push(entry);
-    }
-    let config_bytes = canonical_json(&config);
+    config.set_diff_ids(&diff_ids);
+    config.push_history(&HistoryEntry {
+        created: &created,
+        created_by: &request.created_by,
+        comment: request.comment.as_deref(),
+    });
+    let config_bytes = config.to_canonical_json();
     let config_digest = store.put_bytes(&config_bytes)?;
 
     let mut layers: Vec<Value> = request

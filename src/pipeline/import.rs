@@ -6,8 +6,10 @@
 //! temp folder, so that what is imported is exactly what an unpack would produce. Blobs are
 //! written before the name, which is set last under the index lock.
 
+use crate::image::config::{self, HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest, ImageReference};
 use crate::layer::{self, LayerCompression, LayerDigests, LayerError, UnpackOptions, WriteOptions};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::image::manifest_descriptor;
 use crate::store::{ImageError, Layout, LayoutError};
@@ -64,6 +66,8 @@ pub struct ImportRequest {
     pub compression: LayerCompression,
     /// `SOURCE_DATE_EPOCH`: clamps mtimes and sets `created`.
     pub epoch: Option<i64>,
+    /// Decided at the edge: how the tarball is unpacked and the layer written.
+    pub privilege: Privilege,
 }
 
 /// What an import produced.
@@ -73,24 +77,17 @@ pub struct Imported {
     pub layer: LayerDigests,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// The config `Env`: the default `PATH`, then each `KEY=VALUE` (a later key replaces an
-/// earlier one, in place).
-pub fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>, ImportError> {
-    let mut env: Vec<String> = base.to_vec();
-    for entry in extra {
-        let Some((key, _)) = entry.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(ImportError::BadEnv {
-                entry: entry.clone(),
-            });
-        };
-        let prefix = format!("{key}=");
-        match env.iter_mut().find(|e| e.starts_with(&prefix)) {
-            Some(existing) => *existing = entry.clone(),
-            None => env.push(entry.clone()),
-        }
+/// earlier one, in place). An entry without a key is refused.
+fn import_env(extra: &[String]) -> Result<Vec<String>, ImportError> {
+    if let Some(entry) = extra.iter().find(|e| config::env_key(e).is_none()) {
+        return Err(ImportError::BadEnv {
+            entry: entry.clone(),
+        });
     }
+    let mut env = Vec::new();
+    config::ensure_path(&mut env);
+    config::merge_env(&mut env, extra);
     Ok(env)
 }
 
@@ -111,7 +108,7 @@ pub fn import(
             tag: request.tag.clone(),
         });
     }
-    let env = merge_env(&[DEFAULT_PATH.to_string()], &request.env)?;
+    let env = import_env(&request.env)?;
     let source = &request.source;
     let metadata = std::fs::metadata(source).map_err(|_| ImportError::Missing {
         path: source.clone(),
@@ -119,7 +116,6 @@ pub fn import(
     let layout = Layout::open_or_create(store)?;
     // Held until the name is written: `gc` waits rather than take the new blobs.
     let _lease = layout.lease()?;
-    let rootless = !nix::unistd::geteuid().is_root();
 
     // A tarball is unpacked into a temp folder of the store, which goes away on return.
     let mut staging = None;
@@ -142,7 +138,7 @@ pub fn import(
             std::io::BufReader::with_capacity(1 << 20, file),
             None,
             temp.path(),
-            &UnpackOptions::for_current_user(),
+            &UnpackOptions::new(request.privilege),
         )
         .map_err(|e| ImportError::Unpack {
             path: source.clone(),
@@ -158,7 +154,7 @@ pub fn import(
     let options = WriteOptions {
         compression: request.compression,
         epoch: request.epoch,
-        rootless,
+        rootless: request.privilege.is_rootless(),
         subordinate_ids: None,
     };
     let digests =
@@ -170,25 +166,23 @@ pub fn import(
     drop(staging);
 
     let created = super::timestamp(request.epoch);
-    let mut container_config = json!({ "Env": env });
+    let mut config = ImageConfig::new();
+    config.set_created(&created);
+    config.default_platform(super::host_architecture(), "linux");
+    config.set_env(&env);
     if !request.cmd.is_empty() {
-        container_config["Cmd"] = json!(request.cmd);
+        config.set_cmd(&request.cmd);
     }
     if let Some(dir) = &request.working_dir {
-        container_config["WorkingDir"] = json!(dir);
+        config.set_working_dir(dir);
     }
-    let config = json!({
-        "created": created,
-        "architecture": super::host_architecture(),
-        "os": "linux",
-        "config": container_config,
-        "rootfs": { "type": "layers", "diff_ids": [digests.diff_id.to_string()] },
-        "history": [{
-            "created": created,
-            "created_by": "solum-build import",
-        }],
+    config.set_diff_ids(&[digests.diff_id.to_string()]);
+    config.push_history(&HistoryEntry {
+        created: &created,
+        created_by: "solum-build import",
+        comment: None,
     });
-    let config_bytes = canonical_json(&config);
+    let config_bytes = config.to_canonical_json();
     let config_digest = layout.put_bytes(&config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,

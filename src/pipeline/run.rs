@@ -6,6 +6,7 @@
 //! replace the command and add environment.
 
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
@@ -36,7 +37,7 @@ pub enum RunError {
 }
 
 /// What to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunRequest {
     /// Replaces the image's Entrypoint + Cmd when not empty.
     pub command: Vec<String>,
@@ -45,6 +46,8 @@ pub struct RunRequest {
     pub workdir: Option<PathBuf>,
     pub network_host: bool,
     pub timeout: Option<Duration>,
+    /// Decided at the edge: how the rootfs is unpacked and copied.
+    pub privilege: Privilege,
 }
 
 /// The command the image's config implies: Entrypoint followed by Cmd.
@@ -76,11 +79,7 @@ pub fn run_image(
     }
     let config = image.config.config().clone().unwrap_or_default();
     let mut env = config.env().clone().unwrap_or_default();
-    for entry in &request.env {
-        let key = entry.split('=').next().unwrap_or_default();
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(entry.clone());
-    }
+    crate::image::config::merge_env(&mut env, &request.env);
     let cwd = request
         .workdir
         .clone()
@@ -90,7 +89,13 @@ pub fn run_image(
 
     let cache = rootfs_cache_dir(store);
     // Held while the command runs: `gc` keeps the tree though the image be renamed.
-    let (lower, _hold) = held_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
+    let (lower, _hold) = held_rootfs(
+        layout,
+        &LayerStack::of(image),
+        &cache,
+        request.privilege,
+        reporter,
+    )?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
     // `gc`, never while this one lives.
     let scratch =

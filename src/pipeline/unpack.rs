@@ -12,6 +12,7 @@
 
 use crate::image::{media, Digest, DigestError, HashingReader};
 use crate::layer::{self, LayerCompression, LayerError, UnpackOptions, UnpackReport};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::cache::{private_dir, CacheError};
 use crate::store::image::descriptor_digest;
@@ -80,6 +81,7 @@ pub fn apply_layers(
     layers: &[Descriptor],
     diff_ids: &[Digest],
     root: &Path,
+    privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<UnpackReport, UnpackError> {
     if diff_ids.len() != layers.len() {
@@ -88,7 +90,7 @@ pub fn apply_layers(
             layers: layers.len(),
         });
     }
-    let options = UnpackOptions::for_current_user();
+    let options = UnpackOptions::new(privilege);
     let mut total = UnpackReport::default();
     for (index, (descriptor, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
         let digest = descriptor_digest(layout, descriptor)?;
@@ -174,6 +176,7 @@ pub fn unpack_image(
     layout: &Layout,
     image: &ResolvedImage,
     dir: &Path,
+    privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<UnpackReport, UnpackError> {
     let created = match fs::read_dir(dir) {
@@ -200,7 +203,9 @@ pub fn unpack_image(
     };
     let result = LayerStack::of(image)
         .verified_diff_ids()
-        .and_then(|diff_ids| apply_layers(layout, image.layers(), &diff_ids, dir, reporter));
+        .and_then(|diff_ids| {
+            apply_layers(layout, image.layers(), &diff_ids, dir, privilege, reporter)
+        });
     if result.is_err() {
         if created {
             let _ = remove_tree(dir);
@@ -310,6 +315,7 @@ pub fn cached_rootfs(
     layout: &Layout,
     stack: &LayerStack,
     cache: &Path,
+    privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<PathBuf, UnpackError> {
     let diff_ids = stack.verified_diff_ids()?;
@@ -334,7 +340,7 @@ pub fn cached_rootfs(
     let result = (|| {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
             .map_err(io_error(&temp, "chmod"))?;
-        apply_layers(layout, &stack.layers, &diff_ids, &temp, reporter)?;
+        apply_layers(layout, &stack.layers, &diff_ids, &temp, privilege, reporter)?;
         Ok(())
     })();
     if let Err(error) = result {
@@ -387,13 +393,14 @@ pub fn held_rootfs(
     layout: &Layout,
     stack: &LayerStack,
     cache: &Path,
+    privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<(PathBuf, TreeHold), UnpackError> {
     use std::os::unix::fs::MetadataExt;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let target = cached_rootfs(layout, stack, cache, reporter)?;
+        let target = cached_rootfs(layout, stack, cache, privilege, reporter)?;
         let hold = hold_path(&target);
         let lock = open_hold(&target).map_err(io_error(&hold, "open"))?;
         lock.lock_shared().map_err(io_error(&hold, "lock"))?;

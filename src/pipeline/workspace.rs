@@ -9,6 +9,7 @@
 use super::confined;
 use super::unpack::remove_tree;
 use crate::layer::{self, Change, LayerError};
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::scratch::OwnedTempDir;
 use runtime::{BindMount, CancelHandle, Network, Outcome, OutputEvent, RootFs, SandboxSpec};
@@ -57,6 +58,8 @@ pub struct Workspace {
     scratch: PathBuf,
     lowers: Vec<PathBuf>,
     mode: Mode,
+    /// How the copy fallback treats owners.
+    privilege: Privilege,
     /// Holds the scratch folder's lock while the build lives, so that sweeps of stale
     /// scratch (killed builds) leave it alone; dropped after `scratch` is removed.
     _owner: OwnedTempDir,
@@ -125,6 +128,7 @@ impl Workspace {
         parent: &Path,
         lowers: Vec<PathBuf>,
         overlay: bool,
+        privilege: Privilege,
     ) -> Result<Workspace, WorkspaceError> {
         std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
         // Scratch of builds that were killed is swept here (and by `gc`).
@@ -137,6 +141,7 @@ impl Workspace {
             mode: Mode::Copy {
                 root: PathBuf::new(),
             },
+            privilege,
             _owner: owner,
         };
         workspace.mode = if overlay {
@@ -150,7 +155,7 @@ impl Workspace {
             // Without overlay a single flattened lower is copied whole.
             let root = scratch.join("root");
             let lower = workspace.lowers.first().cloned().unwrap_or_default();
-            layer::copy_tree(&lower, &root).map_err(WorkspaceError::Copy)?;
+            layer::copy_tree(&lower, &root, privilege).map_err(WorkspaceError::Copy)?;
             Mode::Copy { root }
         };
         Ok(workspace)
@@ -203,7 +208,7 @@ impl Workspace {
             }
             Mode::Copy { root } => {
                 let copy = dir.join("root");
-                layer::copy_tree(root, &copy).map_err(WorkspaceError::Copy)?;
+                layer::copy_tree(root, &copy, self.privilege).map_err(WorkspaceError::Copy)?;
                 Ok(RootFs::Dir(copy))
             }
         }

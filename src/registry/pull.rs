@@ -12,6 +12,7 @@
 use super::client::{Call, Client, Payload};
 use super::push::{for_each_bounded, DEFAULT_PARALLEL};
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferProgress};
+use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
 use crate::store::{Layout, LayoutError};
@@ -32,7 +33,9 @@ pub fn pull(
     options: &RegistryOptions,
     progress: &dyn TransferProgress,
 ) -> Result<Descriptor, RegistryError> {
-    let platform = Platform::parse(options.platform.as_deref())?;
+    let platform = Platform::parse(options.platform.as_deref()).map_err(
+        |platform::PlatformError::Malformed { platform }| RegistryError::BadPlatform { platform },
+    )?;
     let client = Client::connect(source, options, progress)?;
     let scopes = format!("repository:{}:pull", source.repository);
     let puller = Puller {
@@ -46,19 +49,20 @@ pub fn pull(
     if media::is_index(&document.media_type) {
         let index = ImageIndex::from_reader(&document.bytes[..])
             .map_err(|e| puller.bad_document("index", &reference, e))?;
-        let chosen = platform
-            .pick(&index, options.platform.is_none())
-            .ok_or_else(|| RegistryError::NoPlatform {
-                registry: client.registry.clone(),
-                repository: client.repository.clone(),
-                reference: reference.clone(),
-                platform: platform.to_string(),
-                available: index
-                    .manifests()
-                    .iter()
-                    .filter_map(|d| d.platform().as_ref())
-                    .map(|p| format!("{}/{}", p.os(), p.architecture()))
-                    .collect(),
+        let chosen =
+            platform::select(&index, &platform, options.platform.is_none()).ok_or_else(|| {
+                RegistryError::NoPlatform {
+                    registry: client.registry.clone(),
+                    repository: client.repository.clone(),
+                    reference: reference.clone(),
+                    platform: platform.to_string(),
+                    available: index
+                        .manifests()
+                        .iter()
+                        .filter_map(|d| d.platform().as_ref())
+                        .map(|p| Platform::of(p).to_string())
+                        .collect(),
+                }
             })?;
         let child = Digest::try_from(chosen.digest()).map_err(|_| RegistryError::BadDocument {
             registry: client.registry.clone(),
@@ -97,62 +101,6 @@ pub fn pull(
         document.bytes.len() as u64,
         &document.digest,
     ))
-}
-
-/// `os/arch[/variant]`, default linux/amd64.
-struct Platform {
-    os: String,
-    architecture: String,
-    variant: Option<String>,
-}
-
-impl Platform {
-    fn parse(text: Option<&str>) -> Result<Platform, RegistryError> {
-        let text = text.unwrap_or("linux/amd64");
-        let parts: Vec<&str> = text.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: parts.get(2).map(|v| v.to_string()),
-            }),
-            _ => Err(RegistryError::BadPlatform {
-                platform: text.to_string(),
-            }),
-        }
-    }
-
-    /// The matching entry; with `fallback_to_only`, an index of one entry gives that one.
-    fn pick<'i>(&self, index: &'i ImageIndex, fallback_to_only: bool) -> Option<&'i Descriptor> {
-        let matches = |d: &&Descriptor| {
-            d.platform().as_ref().is_some_and(|p| {
-                p.os().to_string() == self.os
-                    && p.architecture().to_string() == self.architecture
-                    && self
-                        .variant
-                        .as_ref()
-                        .is_none_or(|v| p.variant().as_deref() == Some(v.as_str()))
-            })
-        };
-        index
-            .manifests()
-            .iter()
-            .find(matches)
-            .or(match index.manifests().as_slice() {
-                [only] if fallback_to_only => Some(only),
-                _ => None,
-            })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A manifest or index as fetched.
@@ -372,50 +320,5 @@ impl<R: Read> Read for NetworkReader<'_, R> {
                 Err(e)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn index(platforms: &[(&str, &str, Option<&str>)]) -> ImageIndex {
-        let manifests: Vec<serde_json::Value> = platforms
-            .iter()
-            .enumerate()
-            .map(|(i, (os, arch, variant))| {
-                let mut platform = serde_json::json!({"os": os, "architecture": arch});
-                if let Some(v) = variant {
-                    platform["variant"] = serde_json::json!(v);
-                }
-                serde_json::json!({
-                    "mediaType": media::OCI_MANIFEST,
-                    "digest": Digest::of_bytes(&[i as u8]).to_string(),
-                    "size": 10 + i,
-                    "platform": platform,
-                })
-            })
-            .collect();
-        let json = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-        ImageIndex::from_reader(json.to_string().as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn platform_selection_defaults_to_linux_amd64_and_honours_variants() {
-        let idx = index(&[
-            ("linux", "arm64", Some("v8")),
-            ("linux", "amd64", None),
-            ("linux", "arm", Some("v7")),
-        ]);
-        let default = Platform::parse(None).unwrap();
-        assert_eq!(default.pick(&idx, true).unwrap().size(), 11);
-        let arm = Platform::parse(Some("linux/arm/v7")).unwrap();
-        assert_eq!(arm.pick(&idx, false).unwrap().size(), 12);
-        let wrong_variant = Platform::parse(Some("linux/arm/v6")).unwrap();
-        assert!(wrong_variant.pick(&idx, false).is_none());
-        let only = index(&[("linux", "s390x", None)]);
-        assert_eq!(default.pick(&only, true).unwrap().size(), 10);
-        assert!(default.pick(&only, false).is_none());
-        assert!(Platform::parse(Some("linux")).is_err());
     }
 }

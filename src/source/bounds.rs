@@ -22,8 +22,11 @@ pub struct ExpansionLimit {
 
 /// The unpacker's options for a tree held to `limit` (its own checks then stop a stream
 /// that differs from what the count saw).
-pub(super) fn unpack_options(limit: Option<&ExpansionLimit>) -> crate::layer::UnpackOptions {
-    let mut options = crate::layer::UnpackOptions::for_current_user();
+pub(super) fn unpack_options(
+    limit: Option<&ExpansionLimit>,
+    privilege: crate::privilege::Privilege,
+) -> crate::layer::UnpackOptions {
+    let mut options = crate::layer::UnpackOptions::new(privilege);
     if let Some(limit) = limit {
         options.limits.max_bytes = options.limits.max_bytes.min(limit.bytes);
         options.limits.max_entries = options.limits.max_entries.min(limit.entries);

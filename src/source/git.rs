@@ -94,7 +94,8 @@ pub(super) struct Commit {
 }
 
 /// Fetches `url` into its mirror under `cache`, resolves `revision` (else `HEAD`) and
-/// exports that commit's tree into `dest`.
+/// exports that commit's tree into `dest`, unpacked as `privilege` says.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fetch(
     url: &str,
     revision: Option<&str>,
@@ -102,6 +103,7 @@ pub(super) fn fetch(
     cache: &Path,
     cancel: &CancelHandle,
     rules: &super::FetchRules,
+    privilege: crate::privilege::Privilege,
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     let limit = rules.limit.as_ref();
@@ -172,7 +174,7 @@ pub(super) fn fetch(
         git.check_size(&sha, limit)?;
     }
     reporter.status("Exporting", &format!("commit {sha}"));
-    git.archive(&sha, dest, limit)?;
+    git.archive(&sha, dest, limit, privilege)?;
     Ok(Commit { sha, time })
 }
 
@@ -495,6 +497,7 @@ impl Git<'_> {
         sha: &str,
         dest: &Path,
         limit: Option<&super::ExpansionLimit>,
+        privilege: crate::privilege::Privilege,
     ) -> Result<(), SourceError> {
         let mut command = self.archive_command(sha);
         if self.cancel.is_cancelled() {
@@ -532,7 +535,7 @@ impl Git<'_> {
                 reader,
                 Some(LayerCompression::None),
                 dest,
-                &super::bounds::unpack_options(limit),
+                &super::bounds::unpack_options(limit, privilege),
             );
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             unpacked

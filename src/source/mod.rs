@@ -50,6 +50,7 @@ pub use tree_digest::tree_digest;
 
 use crate::image::digest::Digest;
 use crate::layer::LayerError;
+use crate::privilege::Privilege;
 use crate::report::Reporter;
 use runtime::CancelHandle;
 
@@ -155,8 +156,10 @@ pub(crate) fn io_error(path: &Path, op: &'static str) -> impl FnOnce(io::Error) 
 /// Writes the source named by `spec` into `dest` (created if missing, and required to be
 /// empty) and says what was written. `cache` holds the git mirrors (`cache/git/…`) and is
 /// kept between builds; it is created if missing. On error `dest` may hold part of the
-/// tree: the caller owns it and removes it.
-pub fn fetch(
+/// tree: the caller owns it and removes it. The tests' shorthand for
+/// [`fetch_cancellable`] with the command line's rules, as this process's user.
+#[cfg(test)]
+pub(crate) fn fetch(
     spec: &SourceSpec,
     dest: &Path,
     cache: &Path,
@@ -168,6 +171,7 @@ pub fn fetch(
         cache,
         &CancelHandle::new(),
         &FetchRules::default(),
+        Privilege::of_this_process(),
         reporter,
     )
 }
@@ -175,13 +179,15 @@ pub fn fetch(
 /// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
 /// (and every process it started) is killed, a copy or an unpack stops at its next entry
 /// or read. With a `rules.limit`, an artifact or a git tree that would expand past it is
-/// refused before anything of it is written.
+/// refused before anything of it is written. An artifact or a git tree is unpacked as
+/// `privilege` says (owners applied, or recorded).
 pub fn fetch_cancellable(
     spec: &SourceSpec,
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
     rules: &FetchRules,
+    privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<SourceInfo, SourceError> {
     let limit = rules.limit.as_ref();
@@ -200,13 +206,14 @@ pub fn fetch_cancellable(
                 cache,
                 cancel,
                 rules,
+                privilege,
                 reporter,
             )?;
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
             reporter.status("Unpacking", &path.display().to_string());
-            unpack_artifact(path, dest, cancel, limit)?;
+            unpack_artifact(path, dest, cancel, limit, privilege)?;
             (path.display().to_string(), None, None)
         }
     };
@@ -237,6 +244,7 @@ fn unpack_artifact(
     dest: &Path,
     cancel: &CancelHandle,
     limit: Option<&ExpansionLimit>,
+    privilege: Privilege,
 ) -> Result<(), SourceError> {
     if let Some(limit) = limit {
         let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
@@ -261,7 +269,12 @@ fn unpack_artifact(
         inner: file,
         cancel,
     };
-    let unpacked = crate::layer::unpack_layer(reader, None, dest, &bounds::unpack_options(limit));
+    let unpacked = crate::layer::unpack_layer(
+        reader,
+        None,
+        dest,
+        &bounds::unpack_options(limit, privilege),
+    );
     if cancel.is_cancelled() {
         return Err(SourceError::Cancelled);
     }

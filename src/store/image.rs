@@ -5,6 +5,7 @@
 
 use super::layout::{Layout, LayoutError};
 use super::lease::{ExclusiveLease, Swept};
+use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest, DigestError};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use std::collections::{HashMap, HashSet};
@@ -247,7 +248,8 @@ impl Layout {
                     digest: digest.clone(),
                     source,
                 })?;
-            descriptor = pick_platform(&index)
+            // The store is never asked for a platform: the default one, else a lone entry.
+            descriptor = platform::select(&index, &Platform::default(), true)
                 .ok_or_else(|| ImageError::NoPlatform {
                     layout: self.root().to_path_buf(),
                     digest,
@@ -511,23 +513,6 @@ impl Layout {
         }
         Ok(reached)
     }
-}
-
-/// linux/amd64 if the index has it, else its only manifest.
-fn pick_platform(index: &ImageIndex) -> Option<&Descriptor> {
-    let wanted = |d: &&Descriptor| {
-        d.platform().as_ref().is_some_and(|p| {
-            p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"
-        })
-    };
-    index
-        .manifests()
-        .iter()
-        .find(wanted)
-        .or(match index.manifests().as_slice() {
-            [only] => Some(only),
-            _ => None,
-        })
 }
 
 /// A manifest descriptor for bytes about to be stored.
