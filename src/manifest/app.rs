@@ -1,7 +1,8 @@
 //! The application file (`app.yaml`): what to build, from which source, on which badger,
 //! and how the DU runs. Solum's v1 app file is accepted unchanged (`languagepack`,
 //! `trigger_actions`, `workflow_config`, plain-integer `ports`); the fields this builder adds
-//! are described in `formats.md`. This module parses and validates; it never touches the
+//! are described in `formats.md`. A port may also be text, `"8080"` or `"53/udp"`, as
+//! Dockerfile `EXPOSE` writes it. This module parses and validates; it never touches the
 //! source, the store or the network.
 //!
 //! Order of work in [`AppFile::parse_with`]: shape (types, unknown keys) field by field,
@@ -431,6 +432,53 @@ fn reference(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<String> {
     Some(value)
 }
 
+/// A port written without a mapping: `8080`, or as text `"8080"` or `"8080/udp"` (the
+/// spelling of Dockerfile `EXPOSE` and compose files).
+fn plain_port(d: &mut Decoder<'_>, item: &Node<'_>, field: &str) -> Option<Port> {
+    let text = d.string(item, field)?;
+    let (number, protocol) = match text.split_once('/') {
+        Some((number, protocol)) => (number, Some(protocol)),
+        None => (text.as_str(), None),
+    };
+    let pattern = "PORT or \"PORT/PROTOCOL\" (tcp, udp, sctp)";
+    let Ok(number) = number.trim().parse::<i64>() else {
+        let value = text.clone();
+        d.error(item, field, Problem::Pattern { value, pattern });
+        return None;
+    };
+    if !(1..=65535).contains(&number) {
+        let problem = Problem::OutOfRange {
+            value: number,
+            min: 1,
+            max: 65535,
+        };
+        d.error(item, field, problem);
+        return None;
+    }
+    let protocol = match protocol.map(str::trim) {
+        None | Some("tcp") => Protocol::Tcp,
+        Some("udp") => Protocol::Udp,
+        Some("sctp") => Protocol::Sctp,
+        Some(_) => {
+            let value = text.clone();
+            d.error(
+                item,
+                field,
+                Problem::NotOneOf {
+                    value,
+                    allowed: PROTOCOLS,
+                },
+            );
+            return None;
+        }
+    };
+    Some(Port {
+        port: u16::try_from(number).expect("checked to be in 1..=65535"),
+        protocol,
+        name: None,
+    })
+}
+
 fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
     let mut out: Vec<Port> = Vec::new();
     for (i, item) in d
@@ -479,14 +527,10 @@ fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
                 _ => continue,
             }
         } else {
-            let Some(number) = d.integer_in(item, &field, 1, 65535) else {
+            let Some(port) = plain_port(d, item, &field) else {
                 continue;
             };
-            Port {
-                port: number as u16,
-                protocol: Protocol::Tcp,
-                name: None,
-            }
+            port
         };
         if out
             .iter()

@@ -298,6 +298,34 @@ fn duplicate_keys_are_a_syntax_error() {
 }
 
 #[test]
+fn ports_written_as_text_are_taken_like_expose() {
+    let text =
+        "name: a\nbadger: b\nsource: {repository: ./}\nports: [\"8080\", \"53/udp\", 9000]\n";
+    let app = AppFile::parse(text, "app.yaml").unwrap();
+    let ports: Vec<_> = app
+        .ports
+        .iter()
+        .map(|p| (p.port, p.protocol.as_str()))
+        .collect();
+    assert_eq!(ports, [(8080, "tcp"), (53, "udp"), (9000, "tcp")]);
+    for (bad, message) in [
+        (
+            "\"http\"",
+            "ports[0]: \"http\" does not match PORT or \"PORT/PROTOCOL\" (tcp, udp, sctp)",
+        ),
+        ("\"70000\"", "ports[0]: 70000 is out of range 1..=65535"),
+        (
+            "\"80/icmp\"",
+            "ports[0]: \"80/icmp\" is not one of: tcp, udp, sctp",
+        ),
+    ] {
+        let text = format!("name: a\nbadger: b\nsource: {{repository: ./}}\nports: [{bad}]\n");
+        let err = AppFile::parse(&text, "app.yaml").unwrap_err().to_string();
+        assert!(err.ends_with(message), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn duplicate_ports_are_rejected() {
     let text = "name: a\nbadger: b\nsource: {repository: ./}\nports: [80, {port: 80}]\n";
     let err = AppFile::parse(text, "app.yaml").unwrap_err();
