@@ -46,8 +46,20 @@ fn basic_auth_needs_credentials_and_login_writes_what_push_reads() {
     );
 
     // A wrong password is refused at login and nothing is written.
+    // The message names the registry and what was refused, not a pseudo repository, and
+    // does not send the user to `login`, which is what failed.
     let wrong = Credentials::new("alice", "nope");
-    assert!(login(&registry.host(), &wrong, Some(&authfile), &options()).is_err());
+    let refused = login(&registry.host(), &wrong, Some(&authfile), &options())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.starts_with(&format!(
+            "{}: the registry refused the user name or password (HTTP 401",
+            registry.host()
+        )),
+        "{refused}"
+    );
+    assert!(!refused.contains("login-check") && !refused.contains("solum-build login"));
     assert!(!authfile.exists());
 
     let right = Credentials::parse("alice:wonder:land").unwrap();

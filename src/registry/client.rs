@@ -381,10 +381,18 @@ impl<'p> Client<'p> {
             retry: true,
             action: format!("login check GET {url}"),
         })?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.failure(&format!("login check GET {url}"), response))
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            // The check names no repository: say what was refused, not a pseudo reference.
+            status @ (401 | 403) => match self.failure("", response) {
+                RegistryError::Status { errors, .. } => Err(RegistryError::LoginRefused {
+                    registry: self.registry.clone(),
+                    status,
+                    errors,
+                }),
+                other => Err(other),
+            },
+            _ => Err(self.failure(&format!("login check GET {url}"), response)),
         }
     }
 }

@@ -189,6 +189,12 @@ pub enum RegistryError {
         status: u16,
         errors: ErrorEnvelope,
     },
+    #[error("{registry}: the registry refused the user name or password (HTTP {status}{errors})")]
+    LoginRefused {
+        registry: String,
+        status: u16,
+        errors: ErrorEnvelope,
+    },
     #[error("{registry}/{repository}: {action} failed after {attempts} attempt(s)")]
     Transport {
         registry: String,
