@@ -46,7 +46,7 @@ pub struct FetchRules {
 }
 pub use policy::{AllowedSource, SourcePolicy};
 pub use spec::{redact_url, SourceSpec};
-pub use tree_digest::tree_digest;
+pub use tree_digest::{tree_digest, tree_summary};
 
 use crate::image::digest::Digest;
 use crate::layer::LayerError;
@@ -67,6 +67,9 @@ pub struct SourceInfo {
     pub commit_time: Option<i64>,
     /// [`tree_digest`] of the fetched tree.
     pub tree_digest: Digest,
+    /// The newest mtime (seconds) of the fetched tree's files: for a folder or an artifact,
+    /// the default `SOURCE_DATE_EPOCH` (a git source has its commit time instead).
+    pub newest_mtime: Option<i64>,
 }
 
 /// Everything that can go wrong while naming or fetching a source.
@@ -217,11 +220,13 @@ pub fn fetch_cancellable(
             (path.display().to_string(), None, None)
         }
     };
+    let (tree_digest, newest_mtime) = tree_summary(dest)?;
     Ok(SourceInfo {
         repository,
         revision,
         commit_time,
-        tree_digest: tree_digest(dest)?,
+        tree_digest,
+        newest_mtime,
     })
 }
 

@@ -367,6 +367,31 @@ fn tree_digest_follows_content_modes_and_links_but_not_times() {
     assert_ne!(tree_digest(&b).unwrap(), tree_digest(&c).unwrap());
 }
 
+#[test]
+fn tree_summary_gives_the_newest_mtime_of_files_not_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    write(&a.join("x/old"), "one");
+    write(&a.join("new"), "two");
+    let at = |name: &str, secs: u64| {
+        fs::File::options()
+            .write(true)
+            .open(a.join(name))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    at("x/old", 1_600_000_000);
+    at("new", 1_700_000_000);
+    // The folders were just made (now): they do not count.
+    let (digest, newest) = tree_summary(&a).unwrap();
+    assert_eq!(newest, Some(1_700_000_000));
+    assert_eq!(digest, tree_digest(&a).unwrap());
+    let empty = tmp.path().join("empty");
+    fs::create_dir_all(empty.join("sub")).unwrap();
+    assert_eq!(tree_summary(&empty).unwrap().1, None);
+}
+
 /// A tar built by hand, so that it can hold entries a well-behaved writer refuses.
 fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();

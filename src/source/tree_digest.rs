@@ -26,6 +26,14 @@ use crate::image::digest::{Digest, HashingWriter};
 /// for a symlink its length-prefixed target, for a device its number. Lengths are prefixed
 /// so that no two different trees can produce the same byte stream.
 pub fn tree_digest(root: &Path) -> Result<Digest, SourceError> {
+    Ok(tree_summary(root)?.0)
+}
+
+/// [`tree_digest`] and, from the same walk, the newest mtime (seconds) of the tree's
+/// files and symlinks — not of folders, whose mtimes change when entries are copied in.
+/// `None` for a tree without files.
+pub fn tree_summary(root: &Path) -> Result<(Digest, Option<i64>), SourceError> {
+    let mut newest: Option<i64> = None;
     let mut hasher = Sha256::new();
     hasher.update(b"solum-build tree v1\0");
     let walk = WalkDir::new(root)
@@ -63,6 +71,9 @@ pub fn tree_digest(root: &Path) -> Result<Digest, SourceError> {
         let relative = path
             .strip_prefix(root)
             .expect("walkdir yields paths under its root");
+        if !kind.is_dir() {
+            newest = newest.max(Some(meta.mtime()));
+        }
         hasher.update([letter]);
         let mode = if kind.is_symlink() {
             0
@@ -83,9 +94,10 @@ pub fn tree_digest(root: &Path) -> Result<Digest, SourceError> {
         }
     }
     let hex = hex::encode(hasher.finalize());
-    Ok(format!("sha256:{hex}")
+    let digest = format!("sha256:{hex}")
         .parse()
-        .expect("a sha256 hash formats as a valid digest"))
+        .expect("a sha256 hash formats as a valid digest");
+    Ok((digest, newest))
 }
 
 fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
