@@ -34,6 +34,9 @@ targets=${*:-$(cargo +nightly fuzz list)}
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
     export TMPDIR=/dev/shm
 fi
+# SOLUM_FUZZ_SEED fixes libFuzzer's seed (CI does, so that a run there can be repeated
+# here with the same inputs); unset, each run explores from a new random seed.
+seed=${SOLUM_FUZZ_SEED:-}
 failed=""
 summary=""
 for target in $targets; do
@@ -42,7 +45,7 @@ for target in $targets; do
     # shellcheck disable=SC2086
     if cargo +nightly fuzz run $flags "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-        -dict="dict/$target.dict" -print_final_stats=1; then
+        -dict="dict/$target.dict" -print_final_stats=1 ${seed:+-seed="$seed"}; then
         outcome=ok
     else
         outcome=FAILED
