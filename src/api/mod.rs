@@ -426,12 +426,15 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .merge(routes_apps::routes())
         .merge(routes_workflows::routes())
         .merge(routes_images::routes(shared.options.max_upload))
-        .route("/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
         ));
+    // Open to anyone: the landing page, the API's description (static text, the same for
+    // every server) and health. Everything else needs the token or a trigger's proof.
     axum::Router::new()
+        .route("/", get(openapi::landing_page))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/health", get(health))
         .route("/v1/triggers/{trigger_id}", post(triggers::trigger))
         .merge(git::routes(shared.options.max_upload))

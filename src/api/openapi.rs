@@ -55,6 +55,8 @@ pub fn spec() -> Value {
         "paths": {
             "/v1/health": { "get": { "summary": "liveness (no token)", "security": [],
                 "responses": { "200": { "description": "ok" } } } },
+            "/v1/openapi.json": { "get": { "summary": "this document (no token)", "security": [],
+                "responses": { "200": { "description": "the OpenAPI 3.1 document" } } } },
             "/v1/apps": {
                 "get": op("list apps", "200"),
                 "post": with_body(op("create an app from an app file (YAML or JSON)", "201"), "application/yaml", json!({ "type": "string" })),
@@ -94,6 +96,23 @@ pub fn spec() -> Value {
 
 pub async fn document() -> Json<Value> {
     Json(spec())
+}
+
+/// `GET /`: a page that says what answers here and where the API is described, so that a
+/// browser pointed at the server finds its way (no token: it names nothing of the server's).
+pub async fn landing_page() -> axum::response::Html<String> {
+    let version = env!("CARGO_PKG_VERSION");
+    axum::response::Html(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>solum-build {version}</title></head>\n\
+         <body><h1>solum-build {version}</h1>\n\
+         <p>A build server: apps, workflows and DUs over a REST API.</p>\n<ul>\n\
+         <li><a href=\"/v1/openapi.json\">/v1/openapi.json</a>: the API (OpenAPI 3.1, no token needed)</li>\n\
+         <li><a href=\"/v1/health\">/v1/health</a>: liveness</li>\n\
+         <li>Every other <code>/v1/</code> call takes the server's token: <code>Authorization: Bearer TOKEN</code> \
+         (the token is in the server's <code>DATA/token</code>; client commands read <code>SOLUM_BUILD_TOKEN</code>).</li>\n\
+         <li><code>git push http://HOST/git/APP.git</code> builds a managed app (the token as the password).</li>\n\
+         </ul></body></html>\n"
+    ))
 }
 
 #[cfg(test)]

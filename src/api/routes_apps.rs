@@ -47,6 +47,49 @@ pub fn parse_app_file(text: &str) -> Result<(AppFile, bool), ApiError> {
     }
 }
 
+/// Refuses an app whose badger names an image of the server's store that is not there
+/// (as a build would, but now rather than at its first workflow). `NAME` is also looked
+/// for as `badgers/NAME`, as builds do. Registry badgers are checked when a build pulls
+/// them: the request would otherwise wait on a registry.
+pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
+    use crate::image::ImageReference;
+    let names = crate::store::Layout::open(&shared.store)
+        .ok()
+        .and_then(|layout| layout.names().ok())
+        .unwrap_or_default();
+    for (index, badger) in app.all_badgers().enumerate() {
+        let Ok(ImageReference::Store { name }) = badger.parse::<ImageReference>() else {
+            continue;
+        };
+        let known = |wanted: &str| {
+            names
+                .iter()
+                .any(|n| n == wanted || n.starts_with(&format!("{wanted}:")))
+        };
+        if known(&name) || known(&format!("badgers/{name}")) {
+            continue;
+        }
+        let badgers: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.starts_with("badgers/"))
+            .collect();
+        let field = if index == 0 {
+            "badger".to_string()
+        } else {
+            format!("badgers[{}]", index - 1)
+        };
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "no badger {name:?} in the server's store (it has: {}); upload one with POST /v1/badgers, or name a registry image (docker://HOST/REPO:TAG)",
+                if badgers.is_empty() { "none".to_string() } else { badgers.join(", ") }
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// An app as the API shows it.
 pub fn view(app: &AppRecord) -> Value {
     let parsed = parse_app_file(&app.app_file).ok().map(|(file, _)| file);
@@ -82,6 +125,7 @@ async fn create(
     let text = body_text(&body)?;
     let (app, managed) = parse_app_file(text)?;
     super::policy::check_app(&app, managed, &shared.sources)?;
+    check_badgers(&shared, &app)?;
     let stamp = now();
     let record = AppRecord {
         name: app.name.clone(),
@@ -151,6 +195,7 @@ async fn replace(
     let text = body_text(&body)?;
     let (app, managed) = parse_app_file(text)?;
     super::policy::check_app(&app, managed, &shared.sources)?;
+    check_badgers(&shared, &app)?;
     if app.name != name {
         return Err(ApiError::invalid(
             "name",

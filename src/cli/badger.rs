@@ -87,6 +87,15 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
                 .into_iter()
                 .filter(|b| b.manifest.matches(&term))
                 .collect();
+            if found.is_empty() && !json {
+                // An empty table reads like a failure to list; say what happened instead.
+                eprintln!(
+                    "no badger in {} matches {:?} (names, descriptions and packages are searched; `badger list` shows them all)",
+                    context.store.display(),
+                    term
+                );
+                return Ok(1);
+            }
             show(&found, json)?;
             // Like grep: nothing found is exit 1, so scripts can test for a badger.
             Ok(if found.is_empty() { 1 } else { SUCCESS })

@@ -228,6 +228,18 @@ impl Client {
                 })
             })
             .unwrap_or(text);
+        let message = if status == 401 {
+            let given = match self.token {
+                Some(_) => "the token given was refused",
+                None => "no token was given",
+            };
+            format!(
+                "{message} ({given}: pass the server's token with --token or SOLUM_BUILD_TOKEN; \
+                 the server keeps it in DATA/token and prints that path when it starts)"
+            )
+        } else {
+            message
+        };
         Err(ClientError::Status {
             url,
             status,
