@@ -68,6 +68,31 @@ pub struct ServeOptions {
     pub registry_creds: Vec<(String, crate::registry::Credentials)>,
     /// Open connections at most, and the deadline for a request head.
     pub connections: ConnectionLimits,
+    /// `--public-url`: the base of the URLs the API hands out (git, trigger); else the
+    /// request's `Host`.
+    pub public_url: Option<String>,
+}
+
+/// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:
+/// `--public-url` when the operator gave one (behind a proxy), else the `Host` the client
+/// itself used, else the listening address.
+pub fn public_base(options: &ServeOptions, headers: &axum::http::HeaderMap) -> String {
+    if let Some(url) = &options.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        // A Host header is the client's own text, echoed to that client; still, only what
+        // a host[:port] may hold goes into a URL.
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| options.listen.to_string());
+    format!("http://{host}")
 }
 
 /// Why the server could not start, or why a request failed (with its HTTP status).

@@ -10,7 +10,7 @@ use super::records::{now, AppRecord};
 use super::{git, ApiError, Shared};
 use crate::manifest::{AppFile, Overrides};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -91,7 +91,7 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
 }
 
 /// An app as the API shows it.
-pub fn view(app: &AppRecord) -> Value {
+pub fn view(app: &AppRecord, base: &str) -> Value {
     let parsed = parse_app_file(&app.app_file).ok().map(|(file, _)| file);
     json!({
         "name": app.name,
@@ -103,10 +103,10 @@ pub fn view(app: &AppRecord) -> Value {
             parsed.as_ref().map(|f| json!(f.source)).unwrap_or(Value::Null)
         },
         "managed_source": app.managed_source,
-        "git": format!("/git/{}.git", app.name),
+        "git": format!("{base}/git/{}.git", app.name),
         "trigger": {
             "id": app.trigger_id,
-            "url": format!("/v1/triggers/{}", app.trigger_id),
+            "url": format!("{base}/v1/triggers/{}", app.trigger_id),
             "secret": app.trigger_secret,
         },
         "created_at": app.created_at,
@@ -120,6 +120,7 @@ fn body_text(body: &[u8]) -> Result<&str, ApiError> {
 
 async fn create(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = body_text(&body)?;
@@ -155,14 +156,18 @@ async fn create(
         what: "app",
         id: app.name.clone(),
     })?;
-    Ok((StatusCode::CREATED, Json(view(&stored))))
+    let base = super::public_base(&shared.options, &headers);
+    Ok((StatusCode::CREATED, Json(view(&stored, &base))))
 }
 
-async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let apps = shared.records.apps()?;
-    Ok(Json(
-        json!({ "apps": apps.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    let base = super::public_base(&shared.options, &headers);
+    let views: Vec<Value> = apps.iter().map(|app| view(app, &base)).collect();
+    Ok(Json(json!({ "apps": views })))
 }
 
 /// A live app, or 404.
@@ -181,13 +186,16 @@ pub fn find(shared: &Shared, name: &str) -> Result<AppRecord, ApiError> {
 
 async fn show(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view(&find(&shared, &name)?)))
+    let base = super::public_base(&shared.options, &headers);
+    Ok(Json(view(&find(&shared, &name)?, &base)))
 }
 
 async fn replace(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -211,7 +219,8 @@ async fn replace(
             id: name,
         });
     }
-    Ok(Json(view(&find(&shared, &name)?)))
+    let base = super::public_base(&shared.options, &headers);
+    Ok(Json(view(&find(&shared, &name)?, &base)))
 }
 
 async fn delete(

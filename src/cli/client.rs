@@ -119,8 +119,11 @@ pub struct WorkflowArgs {
     and sends one push event per line, signed with X-Hub-Signature-256."
 )]
 pub struct TriggerArgs {
-    /// The trigger URL (http://HOST/v1/triggers/ID).
+    /// The trigger: its URL (http://HOST/v1/triggers/ID, as `app show` gives it), its path
+    /// (/v1/triggers/ID) or its ID, the last two on --server.
     url: String,
+    #[command(flatten)]
+    server: ServerFlags,
     #[arg(
         long,
         conflicts_with = "secret_file",
@@ -403,7 +406,20 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
     Ok(SUCCESS)
 }
 
-pub fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
+/// The URL a trigger argument names: a URL as given, a path or a bare id on `server`.
+fn trigger_url(given: &str, server: &str) -> String {
+    let server = server.trim_end_matches('/');
+    if given.starts_with("http://") || given.starts_with("https://") {
+        given.to_string()
+    } else if given.starts_with('/') {
+        format!("{server}{given}")
+    } else {
+        format!("{server}/v1/triggers/{given}")
+    }
+}
+
+pub fn trigger(mut args: TriggerArgs) -> anyhow::Result<i32> {
+    args.url = trigger_url(&args.url, &args.server.server);
     let secret = match (&args.secret, &args.secret_file) {
         (Some(secret), _) => secret.clone(),
         (None, Some(path)) => String::from_utf8_lossy(&read(path)?).trim().to_string(),
@@ -454,4 +470,22 @@ pub fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_trigger_is_a_url_a_path_or_an_id() {
+        let server = "http://127.0.0.1:9777/";
+        for (given, url) in [
+            (
+                "https://ci.example/v1/triggers/ab",
+                "https://ci.example/v1/triggers/ab",
+            ),
+            ("/v1/triggers/ab", "http://127.0.0.1:9777/v1/triggers/ab"),
+            ("ab", "http://127.0.0.1:9777/v1/triggers/ab"),
+        ] {
+            assert_eq!(super::trigger_url(given, server), url);
+        }
+    }
 }

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Where the `push` action sends DUs: docker://HOST[:PORT]/PREFIX.
     #[arg(long, value_name = "docker://HOST/PREFIX")]
     push_to: Option<String>,
+    /// The server's URL as clients reach it (e.g. behind a proxy): the base of the git and
+    /// trigger URLs the API returns. Default: the Host of each request.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Kill a build or test step that runs longer than this.
     #[arg(long, value_name = "SECS", default_value = "3600")]
     timeout: u64,
@@ -114,6 +118,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         token_file: args.token_file,
         workers,
         push_to: args.push_to,
+        public_url: args.public_url,
         registry: args.registry.client()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
