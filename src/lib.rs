@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod error_class;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;

@@ -32,6 +32,7 @@ mod routes_workflows;
 mod runner;
 mod triggers;
 
+use crate::error_class::{Classify, ErrorClass};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use records::{RecordError, Records};
@@ -108,6 +109,37 @@ pub enum ApiError {
     Failed { what: String, reason: String },
     #[error("the server is stopping")]
     Stopping,
+}
+
+impl Classify for ApiError {
+    fn class(&self) -> ErrorClass {
+        // The server's start-up and its records; requests get HTTP statuses, not exit codes.
+        match self {
+            ApiError::LocalSource(inner) => inner.class(),
+            ApiError::AppFile(inner) => inner.class(),
+            ApiError::Records(inner) => inner.class(),
+            ApiError::Io { .. }
+            | ApiError::Bind { .. }
+            | ApiError::EmptyToken { .. }
+            | ApiError::PushTo { .. }
+            | ApiError::Unauthorized
+            | ApiError::NotFound { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Invalid { .. }
+            | ApiError::Failed { .. }
+            | ApiError::Stopping => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for RecordError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RecordError::Open { .. } | RecordError::Sql { .. } | RecordError::Corrupt { .. } => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 impl ApiError {

@@ -21,6 +21,7 @@ mod unpack;
 mod whiteout;
 mod write;
 
+use crate::error_class::{Classify, ErrorClass};
 use std::io;
 use std::path::PathBuf;
 
@@ -119,6 +120,30 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Classify for LayerError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // What the tarball itself says is wrong with it.
+            LayerError::HostileEntry { .. }
+            | LayerError::UnsupportedEntry { .. }
+            | LayerError::TruncatedTar { .. }
+            | LayerError::MalformedTar { .. }
+            | LayerError::CorruptCompression { .. }
+            | LayerError::Unrepresentable { .. }
+            | LayerError::TooLarge { .. }
+            | LayerError::BadPax { .. } => ErrorClass::Input,
+            // The filesystem, the stream's source, or what a build made.
+            LayerError::Entry { .. }
+            | LayerError::Read { .. }
+            | LayerError::OwnershipRecord { .. }
+            | LayerError::Root { .. }
+            | LayerError::Tree { .. }
+            | LayerError::WhiteoutName { .. }
+            | LayerError::Write { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// How to unpack a layer.

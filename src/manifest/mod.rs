@@ -36,6 +36,7 @@ pub use app::{
 pub use badger::{BadgerManifest, Network, Package};
 pub use du::{BadgerUsed, DuInputs, DuManifest, DuRuntime, DuSource, DuTests};
 
+use crate::error_class::{Classify, ErrorClass};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -177,6 +178,21 @@ pub enum ManifestError {
         #[source]
         source: saphyr::EmitError,
     },
+}
+
+impl Classify for ManifestError {
+    fn class(&self) -> ErrorClass {
+        // An app file or a DU annotation the user handed in, even where it fails to read
+        // back out (a map key JSON cannot hold came from that file too).
+        match self {
+            ManifestError::Read { .. }
+            | ManifestError::Syntax { .. }
+            | ManifestError::Invalid { .. }
+            | ManifestError::DuJson { .. }
+            | ManifestError::ToJson { .. }
+            | ManifestError::HeatEmit { .. } => ErrorClass::Input,
+        }
+    }
 }
 
 impl ManifestError {

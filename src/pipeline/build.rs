@@ -14,6 +14,7 @@ use super::badgers::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
 use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{canonical_json, Digest};
 use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
@@ -85,6 +86,29 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Classify for BuildError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => {
+                ErrorClass::Input
+            }
+            BuildError::Source { source, .. } => source.class(),
+            BuildError::Badger(inner) => inner.class(),
+            BuildError::CopyBadger { source, .. } => source.class(),
+            BuildError::Unpack(inner) => inner.class(),
+            BuildError::Workspace(inner) => inner.class(),
+            BuildError::Confined(inner) => inner.class(),
+            BuildError::Commit(inner) => inner.class(),
+            BuildError::Layout(inner) => inner.class(),
+            BuildError::Image(inner) => inner.class(),
+            BuildError::Cancelled => ErrorClass::Interrupted,
+            BuildError::BuildFailed { .. }
+            | BuildError::TestsFailed { .. }
+            | BuildError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 fn tail_text(tail: &[String]) -> String {

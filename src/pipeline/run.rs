@@ -6,6 +6,7 @@
 //! replace the command and add environment.
 
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
+use crate::error_class::{Classify, ErrorClass};
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
@@ -33,6 +34,19 @@ pub enum RunError {
     },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+}
+
+impl Classify for RunError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RunError::Unpack(inner) => inner.class(),
+            RunError::NoCommand => ErrorClass::Input,
+            // The sandbox's own errors are failures of the work.
+            RunError::Scratch { .. } | RunError::Copy { .. } | RunError::Sandbox(_) => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 /// What to run.

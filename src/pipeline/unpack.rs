@@ -10,6 +10,7 @@
 //! fill the tree another image will run on. The cache folder is private to its user
 //! (`store::cache`).
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{media, Digest, DigestError, HashingReader};
 use crate::layer::{self, LayerCompression, LayerError, UnpackOptions, UnpackReport};
 use crate::report::Reporter;
@@ -61,6 +62,22 @@ pub enum UnpackError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Image(#[from] ImageError),
+}
+
+impl Classify for UnpackError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            UnpackError::NotEmpty { .. }
+            | UnpackError::DiffIdMismatch { .. }
+            | UnpackError::DiffIdCount { .. }
+            | UnpackError::BadDiffId { .. } => ErrorClass::Input,
+            UnpackError::Layer { source, .. } => source.class(),
+            UnpackError::Cache(inner) => inner.class(),
+            UnpackError::Layout(inner) => inner.class(),
+            UnpackError::Image(inner) => inner.class(),
+            UnpackError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> UnpackError {

@@ -8,6 +8,7 @@
 
 use super::confined;
 use super::unpack::remove_tree;
+use crate::error_class::{Classify, ErrorClass};
 use crate::layer::{self, Change, LayerError};
 use crate::report::Reporter;
 use crate::store::scratch::OwnedTempDir;
@@ -36,6 +37,16 @@ pub enum WorkspaceError {
         #[source]
         source: runtime::SandboxError,
     },
+}
+
+impl Classify for WorkspaceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            WorkspaceError::Copy(inner) | WorkspaceError::Diff(inner) => inner.class(),
+            // The sandbox's own errors are failures of the work.
+            WorkspaceError::Io { .. } | WorkspaceError::Sandbox { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkspaceError {

@@ -10,6 +10,7 @@
 use super::client::Client;
 use super::target::RegistryTarget;
 use super::{RegistryError, RegistryOptions};
+use crate::error_class::{Classify, ErrorClass};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -60,6 +61,21 @@ pub enum CredentialError {
     },
     #[error("no place to keep credentials: set $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR or $HOME, or pass --authfile")]
     NoAuthFile,
+}
+
+impl Classify for CredentialError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CredentialError::BadCreds
+            | CredentialError::Read { .. }
+            | CredentialError::Malformed { .. }
+            | CredentialError::BadAuthEntry { .. }
+            | CredentialError::HelperSpawn { .. }
+            | CredentialError::HelperFailed { .. }
+            | CredentialError::Write { .. }
+            | CredentialError::NoAuthFile => ErrorClass::Failure,
+        }
+    }
 }
 
 /// A user name and its password (or token). `Debug` never shows the password.

@@ -4,6 +4,7 @@
 //! use TLS at all is the client's decision.
 
 use super::RegistryOptions;
+use crate::error_class::{Classify, ErrorClass};
 use std::fs;
 use std::path::{Path, PathBuf};
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
@@ -31,6 +32,17 @@ pub enum TlsError {
     },
     #[error("{cert}: client certificate without its key {key}")]
     MissingKey { cert: PathBuf, key: PathBuf },
+}
+
+impl Classify for TlsError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            TlsError::ReadDir { .. }
+            | TlsError::ReadFile { .. }
+            | TlsError::BadPem { .. }
+            | TlsError::MissingKey { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// The cert dir for a registry: the option, else the system's `certs.d` folder for the

@@ -26,6 +26,7 @@ mod policy;
 mod spec;
 mod tree_digest;
 
+use crate::error_class::{Classify, ErrorClass};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -144,6 +145,31 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Classify for SourceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SourceError::NotFound { .. }
+            | SourceError::IsAFile { .. }
+            | SourceError::OptionLike { .. }
+            | SourceError::UnsupportedUrl { .. }
+            | SourceError::InvalidRevision { .. }
+            | SourceError::RevisionWithoutGit { .. }
+            | SourceError::RevisionNotFound { .. }
+            | SourceError::Artifact { .. }
+            | SourceError::Expansion { .. }
+            | SourceError::NotAllowed { .. } => ErrorClass::Input,
+            SourceError::Export { source, .. } => source.class(),
+            SourceError::Cancelled => ErrorClass::Interrupted,
+            SourceError::NonUtf8Path { .. }
+            | SourceError::GitSpawn { .. }
+            | SourceError::GitFailed { .. }
+            | SourceError::DestNotEmpty { .. }
+            | SourceError::DestInsideSource { .. }
+            | SourceError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// A closure that turns an `io::Error` into [`SourceError::Io`] for `path`.

@@ -5,6 +5,7 @@
 //! symlink or belongs to someone else (a folder another user planted would let them read or
 //! swap what we cache). This module only guards folders; it knows nothing of their content.
 
+use crate::error_class::{Classify, ErrorClass};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::{fchmod, fstat, Mode};
 use std::fs;
@@ -29,6 +30,16 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Classify for CacheError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CacheError::NotADirectory { .. }
+            | CacheError::NotOwned { .. }
+            | CacheError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// `STORE/cache`, made private (see the module comment). Every user of the cache folder

@@ -5,6 +5,7 @@
 
 use super::layout::{Layout, LayoutError};
 use super::lease::{ExclusiveLease, Swept};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{media, Digest, DigestError};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use std::collections::{HashMap, HashSet};
@@ -94,6 +95,25 @@ pub enum ImageError {
         name: String,
         digest: Digest,
     },
+}
+
+impl Classify for ImageError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ImageError::Layout(inner) => inner.class(),
+            ImageError::NotFound { .. }
+            | ImageError::Ambiguous { .. }
+            | ImageError::Empty { .. }
+            | ImageError::UnknownMediaType { .. }
+            | ImageError::BadDigest { .. }
+            | ImageError::BadDocument { .. }
+            | ImageError::NoPlatform { .. }
+            | ImageError::IndexTooDeep { .. }
+            | ImageError::TooManyLayers { .. } => ErrorClass::Input,
+            // The store lost a blob: not the user's input.
+            ImageError::Incomplete { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// What `gc` did.

@@ -4,6 +4,7 @@
 //! layers' contents, registries or the command line.
 
 use super::lease::{LeaseSlot, StoreLease};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, HashingReader, HashingWriter};
 use oci_spec::image::ImageIndex;
 use std::fs::{self, File, OpenOptions};
@@ -67,6 +68,24 @@ pub enum LayoutError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Classify for LayoutError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // A layout that is not one, or whose blobs do not match their digests, came from
+            // whoever made it: the user named it.
+            LayoutError::NotALayout { .. }
+            | LayoutError::UnsupportedVersion { .. }
+            | LayoutError::MissingBlob { .. }
+            | LayoutError::DigestMismatch { .. }
+            | LayoutError::SizeMismatch { .. }
+            | LayoutError::TooLarge { .. }
+            | LayoutError::IndexTooLarge { .. }
+            | LayoutError::BadIndex { .. } => ErrorClass::Input,
+            LayoutError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LayoutError {

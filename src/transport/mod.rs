@@ -15,6 +15,7 @@ mod docker_archive;
 
 pub use copy::{copy_blobs, copy_image};
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::layer::LayerError;
 use crate::report::Reporter;
@@ -76,6 +77,24 @@ pub enum TransportError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Classify for TransportError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            TransportError::Layout(inner) => inner.class(),
+            TransportError::Image(inner) => inner.class(),
+            TransportError::Layer { source, .. } => source.class(),
+            TransportError::NoStore { .. }
+            | TransportError::NotALayout { .. }
+            | TransportError::ArchiveEntry { .. }
+            | TransportError::DiffIdMismatch { .. }
+            | TransportError::DiffIdCount { .. }
+            | TransportError::WriteOnly { .. } => ErrorClass::Input,
+            // A registry's error stays in the chain; the command line asks it there.
+            TransportError::Io { .. } | TransportError::Registry { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// Hands `docker://` references to the registry client. The transport layer does not
