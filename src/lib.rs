@@ -12,6 +12,7 @@ pub mod error_class;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
+pub mod io_at;
 pub mod layer;
 pub mod manifest;
 pub mod pipeline;

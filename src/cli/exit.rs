@@ -84,6 +84,7 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
     }
     ask!(
         UsageError,
+        crate::io_at::IoAt,
         super::output::OutputError,
         ReferenceError,
         DigestError,
@@ -147,11 +148,11 @@ mod tests {
             not_a_layout(),
         ))));
         assert_eq!(code_for(&error), USAGE);
-        let lost = LayoutError::Io {
-            path: PathBuf::from("/x"),
-            action: "read",
-            source: std::io::Error::other("disk"),
-        };
+        let lost = LayoutError::Io(crate::io_at::IoAt::new(
+            "/x",
+            "read",
+            std::io::Error::other("disk"),
+        ));
         let error = anyhow::Error::new(TransportError::Layout(lost));
         assert_eq!(code_for(&error), FAILURE);
         let error = anyhow::Error::new(BuildError::Cancelled);

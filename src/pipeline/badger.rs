@@ -12,6 +12,7 @@ use super::commit::{commit, Commit};
 use super::confined;
 use super::unpack::{cached_rootfs, rootfs_cache_dir};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
+use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
@@ -46,15 +47,6 @@ pub struct BuiltBadger {
     pub manifest_digest: crate::image::Digest,
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
-    let path = path.to_path_buf();
-    move |source| BuildError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
 /// Builds the badger in `request.dir` into the store.
 pub fn build_badger(
     request: &BadgerRequest,
@@ -66,10 +58,10 @@ pub fn build_badger(
     // Every file of the badger folder is read through the folder, never through a symlink.
     let origin = request.dir.join("badger.yaml");
     let text = read_badger_file(&request.dir, "badger.yaml")?.ok_or_else(|| {
-        io_error(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
+        IoAt::at(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
     })?;
     let text = String::from_utf8(text).map_err(|_| {
-        io_error(&origin, "read")(std::io::Error::new(
+        IoAt::at(&origin, "read")(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "not UTF-8 text",
         ))
@@ -111,7 +103,7 @@ pub fn build_badger(
     let mut id_map = None;
     if let Some(setup) = &manifest.setup {
         let script = read_badger_file(&request.dir, setup)?.ok_or_else(|| {
-            io_error(&request.dir.join(setup), "read")(std::io::Error::from(
+            IoAt::at(&request.dir.join(setup), "read")(std::io::Error::from(
                 std::io::ErrorKind::NotFound,
             ))
         })?;

@@ -27,6 +27,7 @@ mod spec;
 mod tree_digest;
 
 use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -138,13 +139,8 @@ pub enum SourceError {
     DestInsideSource { dest: PathBuf, source_dir: PathBuf },
     /// A filesystem operation on the destination, the cache, a source directory or an
     /// artifact failed.
-    #[error("{path}: {op} failed")]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
 }
 
 impl Classify for SourceError {
@@ -167,15 +163,9 @@ impl Classify for SourceError {
             | SourceError::GitFailed { .. }
             | SourceError::DestNotEmpty { .. }
             | SourceError::DestInsideSource { .. }
-            | SourceError::Io { .. } => ErrorClass::Failure,
+            | SourceError::Io(_) => ErrorClass::Failure,
         }
     }
-}
-
-/// A closure that turns an `io::Error` into [`SourceError::Io`] for `path`.
-pub(crate) fn io_error(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> SourceError {
-    let path = path.to_path_buf();
-    move |source| SourceError::Io { path, op, source }
 }
 
 /// Writes the source named by `spec` into `dest` (created if missing, and required to be
@@ -246,8 +236,8 @@ pub fn fetch_cancellable(
 
 /// `dest` must be empty so that what lands in `/app` is exactly the source.
 fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
-    fs::create_dir_all(dest).map_err(io_error(dest, "creating the destination"))?;
-    let mut entries = fs::read_dir(dest).map_err(io_error(dest, "listing the destination"))?;
+    fs::create_dir_all(dest).map_err(IoAt::at(dest, "create the destination"))?;
+    let mut entries = fs::read_dir(dest).map_err(IoAt::at(dest, "list the destination"))?;
     if entries.next().is_some() {
         return Err(SourceError::DestNotEmpty {
             path: dest.to_path_buf(),
@@ -265,7 +255,7 @@ fn unpack_artifact(
     limit: Option<&ExpansionLimit>,
 ) -> Result<(), SourceError> {
     if let Some(limit) = limit {
-        let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+        let file = fs::File::open(path).map_err(IoAt::at(path, "open the artifact"))?;
         let reader = CancelReader {
             inner: file,
             cancel,
@@ -282,7 +272,7 @@ fn unpack_artifact(
         }
         checked?;
     }
-    let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+    let file = fs::File::open(path).map_err(IoAt::at(path, "open the artifact"))?;
     let reader = CancelReader {
         inner: file,
         cancel,

@@ -17,6 +17,7 @@ pub use copy::{copy_blobs, copy_image};
 
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
+use crate::io_at::IoAt;
 use crate::layer::LayerError;
 use crate::report::Reporter;
 use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
@@ -39,13 +40,8 @@ pub enum TransportError {
         entry: String,
         reason: &'static str,
     },
-    #[error("{action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("layer {digest} of {reference}")]
     Layer {
         reference: String,
@@ -92,7 +88,7 @@ impl Classify for TransportError {
             | TransportError::DiffIdCount { .. }
             | TransportError::WriteOnly { .. } => ErrorClass::Input,
             // A registry's error stays in the chain; the command line asks it there.
-            TransportError::Io { .. } | TransportError::Registry { .. } => ErrorClass::Failure,
+            TransportError::Io(_) | TransportError::Registry { .. } => ErrorClass::Failure,
         }
     }
 }
@@ -124,15 +120,6 @@ pub struct OpenedImage {
     pub image: ResolvedImage,
     pub reference: String,
     _temp: Option<crate::store::scratch::OwnedTempDir>,
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
-    let path = path.to_path_buf();
-    move |source| TransportError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 /// Opens the store read-only: it must exist and be a layout.
@@ -273,8 +260,10 @@ pub fn describe(reference: &ImageReference) -> String {
 /// runs that were killed are swept first (`store::scratch`).
 fn temp_dir(purpose: &str) -> Result<crate::store::scratch::OwnedTempDir, TransportError> {
     let base = std::env::temp_dir();
-    crate::store::scratch::OwnedTempDir::new(&base, &format!("solum-build-{purpose}-"))
-        .map_err(io_error(&base, "cannot create a temp dir in"))
+    Ok(
+        crate::store::scratch::OwnedTempDir::new(&base, &format!("solum-build-{purpose}-"))
+            .map_err(IoAt::at(&base, "create a temp dir in"))?,
+    )
 }
 
 #[cfg(test)]
