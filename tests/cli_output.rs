@@ -40,3 +40,8 @@ fn a_closed_stdout_ends_the_listing_quietly_with_141() {
         assert_eq!(stderr, "", "{args:?} printed on stderr");
     }
 }
+
+#[test]
+fn run_again_as_tester() {
+    rerun_as_tester();
+}

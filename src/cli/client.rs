@@ -8,6 +8,7 @@
 use super::exit::{UsageError, FAILURE, SUCCESS};
 use super::output::{copy_to_stdout, result_line};
 use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,18 +51,14 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] IoAt),
 }
 
 impl Classify for ClientError {
     fn class(&self) -> ErrorClass {
         match self {
-            ClientError::Request { .. } | ClientError::Status { .. } | ClientError::Read { .. } => {
+            ClientError::Request { .. } | ClientError::Status { .. } | ClientError::Read(_) => {
                 ErrorClass::Failure
             }
         }
@@ -279,10 +276,7 @@ fn input_error(error: ClientError) -> anyhow::Error {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::Read {
-        path: path.clone(),
-        source,
-    })
+    Ok(std::fs::read(path).map_err(IoAt::at(path, "read"))?)
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {

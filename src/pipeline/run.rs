@@ -7,6 +7,7 @@
 
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
 use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
 use runtime::{Network, Outcome, OutputEvent, RootFs, SandboxError, SandboxSpec};
@@ -20,12 +21,9 @@ pub enum RunError {
     Unpack(#[from] UnpackError),
     #[error("the image has no command: give one after --")]
     NoCommand,
-    #[error("cannot prepare a scratch folder in {path}")]
-    Scratch {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Preparing the run's scratch folder failed.
+    #[error(transparent)]
+    Scratch(#[from] IoAt),
     #[error("cannot copy the root filesystem {from} (overlay is not available here)")]
     Copy {
         from: PathBuf,
@@ -42,7 +40,7 @@ impl Classify for RunError {
             RunError::Unpack(inner) => inner.class(),
             RunError::NoCommand => ErrorClass::Input,
             // The sandbox's own errors are failures of the work.
-            RunError::Scratch { .. } | RunError::Copy { .. } | RunError::Sandbox(_) => {
+            RunError::Scratch(_) | RunError::Copy { .. } | RunError::Sandbox(_) => {
                 ErrorClass::Failure
             }
         }
@@ -107,18 +105,10 @@ pub fn run_image(
     let (lower, _hold) = held_rootfs(layout, &LayerStack::of(image), &cache, reporter)?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
     // `gc`, never while this one lives.
-    let scratch =
-        crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX).map_err(|source| {
-            RunError::Scratch {
-                path: cache.clone(),
-                source,
-            }
-        })?;
+    let scratch = crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX)
+        .map_err(IoAt::at(&cache, "create a scratch folder in"))?;
     let scratch_path = scratch.path().to_path_buf();
-    let exe = std::env::current_exe().map_err(|source| RunError::Scratch {
-        path: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
+    let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
 
     let make_spec = |rootfs: RootFs| {
         let mut spec = SandboxSpec::new(rootfs, command.clone());
@@ -136,10 +126,7 @@ pub fn run_image(
     let work = scratch_path.join("work");
     let result = (|| {
         for dir in [&upper, &work] {
-            std::fs::create_dir(dir).map_err(|source| RunError::Scratch {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir(dir).map_err(IoAt::at(dir, "create"))?;
         }
         let overlay = make_spec(RootFs::Overlay {
             lowers: vec![lower.clone()],
