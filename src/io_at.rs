@@ -26,10 +26,11 @@ impl IoAt {
         }
     }
 
-    /// For `map_err`: `fs::read(&path).map_err(IoAt::at(&path, "read"))?`.
-    pub fn at(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IoAt {
+    /// For `map_err`: `fs::read(&path).map_err(IoAt::at(&path, "read"))?`; `Fn`, so that
+    /// one can serve several calls.
+    pub fn at(path: &Path, action: &'static str) -> impl Fn(io::Error) -> IoAt {
         let path = path.to_path_buf();
-        move |error| IoAt::new(path, action, error)
+        move |error| IoAt::new(path.clone(), action, error)
     }
 
     pub fn path(&self) -> &Path {

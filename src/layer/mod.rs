@@ -22,6 +22,7 @@ mod whiteout;
 mod write;
 
 use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::io;
 use std::path::PathBuf;
 
@@ -79,22 +80,10 @@ pub enum LayerError {
     /// A `user.rootlesscontainers` record that cannot be decoded.
     #[error("{path}: malformed user.rootlesscontainers ownership record")]
     OwnershipRecord { path: PathBuf },
-    /// The root directory to unpack into or pack from cannot be used.
-    #[error("layer root {path}: {op} failed")]
-    Root {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    /// Reading a file of the tree that is being written as a layer failed.
-    #[error("{path}: {op} failed")]
-    Tree {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation on the root to unpack into or pack from, or on a file of
+    /// the tree that is being written or copied, failed.
+    #[error(transparent)]
+    Io(#[from] IoAt),
     /// A path in the tree cannot be represented in a layer.
     #[error("{path}: {reason}")]
     Unrepresentable { path: PathBuf, reason: &'static str },
@@ -138,8 +127,7 @@ impl Classify for LayerError {
             LayerError::Entry { .. }
             | LayerError::Read { .. }
             | LayerError::OwnershipRecord { .. }
-            | LayerError::Root { .. }
-            | LayerError::Tree { .. }
+            | LayerError::Io(_)
             | LayerError::WhiteoutName { .. }
             | LayerError::Write { .. } => ErrorClass::Failure,
         }
