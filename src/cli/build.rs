@@ -2,7 +2,8 @@
 //! (a header per stage, each output line indented), or JSON lines with `--log-format json`
 //! (`{"ts", "stage", "message"}`); the DU's digest is the last line of stdout. Ctrl-C (or
 //! SIGTERM) cancels: the sandbox is killed and the scratch folders removed; a second Ctrl-C
-//! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input.
+//! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input, 130
+//! cancelled.
 
 use super::exit::{UsageError, INTERRUPTED, SUCCESS};
 use super::import::Compression;

@@ -1,8 +1,9 @@
 //! The command line: clap definitions, one subcommand per file, and the mapping of outcomes
 //! to exit codes: 0 success, 1 the work failed (a build, test or command failed, a transfer
 //! or the filesystem failed), 2 the input was wrong (usage, a reference, a file or image the
-//! user named), 130 interrupted, 141 stdout closed early (see `exit`). Errors are printed once, as a chain, on stderr; stdout carries only results
-//! (a digest, a listing, JSON) so that scripts can read it.
+//! user named), 130 interrupted, 141 stdout closed early (see `exit`). Errors are printed
+//! once, as a chain, on stderr; stdout carries only results (a digest, a listing, JSON) so
+//! that scripts can read it.
 
 mod badger;
 mod build;
@@ -96,9 +97,9 @@ pub fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(exit_status(run_command_line()))
 }
 
-/// A code as the process's exit status: a shell sees only its low 8 bits.
+/// A code as the process's exit status: its low 8 bits, all that a parent ever sees.
 fn exit_status(code: i32) -> u8 {
-    u8::try_from(code).unwrap_or(exit::FAILURE as u8)
+    (code & 0xff) as u8
 }
 
 fn run_command_line() -> i32 {

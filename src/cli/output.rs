@@ -167,7 +167,7 @@ pub enum OutputError {
     /// The reader went away (`… | head -1`): the command ends quietly with 141.
     #[error("stdout is closed")]
     BrokenPipe,
-    #[error("cannot write to stdout: {0}")]
+    #[error("cannot write to stdout")]
     Write(#[source] std::io::Error),
 }
 
