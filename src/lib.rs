@@ -9,9 +9,11 @@
 #[cfg(feature = "server")]
 pub mod api;
 pub mod cli;
+pub mod error_class;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
+pub mod io_at;
 pub mod layer;
 pub mod manifest;
 pub mod pipeline;

@@ -18,7 +18,8 @@
 
 use super::records::{AppRecord, NewWorkflow};
 use super::routes_workflows::{checked_actions, enqueue};
-use super::{io_error, ApiError, Shared};
+use super::{ApiError, Shared};
+use crate::io_at::IoAt;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -64,7 +65,7 @@ fn git(args: &[&str], dir: &std::path::Path) -> Result<String, ApiError> {
         .args(args)
         .current_dir(dir)
         .output()
-        .map_err(io_error(dir, "run git in"))?;
+        .map_err(IoAt::at(dir, "run git in"))?;
     if !output.status.success() {
         return Err(ApiError::Failed {
             what: format!("git {} in {}", args.join(" "), dir.display()),
@@ -79,7 +80,7 @@ fn git(args: &[&str], dir: &std::path::Path) -> Result<String, ApiError> {
 pub fn create_repository(shared: &Shared, name: &str) -> Result<(), ApiError> {
     let path = repository_path(&shared.data, name);
     if !path.join("HEAD").is_file() {
-        std::fs::create_dir_all(&path).map_err(io_error(&path, "create"))?;
+        std::fs::create_dir_all(&path).map_err(IoAt::at(&path, "create"))?;
         git(
             &["init", "--quiet", "--bare", "--initial-branch=main"],
             &path,
@@ -106,7 +107,7 @@ fn write_hook(
 ) -> Result<(), ApiError> {
     let secret = repo.join(SECRET_FILE);
     super::write_private(&secret, &app.trigger_secret)?;
-    let exe = std::env::current_exe().map_err(io_error(repo, "find the binary for the hook of"))?;
+    let exe = std::env::current_exe().map_err(IoAt::at(repo, "find the binary for the hook of"))?;
     let hook = repo.join("hooks/post-receive");
     let script = format!(
         "#!/bin/sh\n\
@@ -119,11 +120,12 @@ fn write_hook(
         shell_quote(&secret.display().to_string()),
     );
     if let Some(parent) = hook.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
+        std::fs::create_dir_all(parent).map_err(IoAt::at(parent, "create"))?;
     }
-    std::fs::write(&hook, script).map_err(io_error(&hook, "write"))?;
+    std::fs::write(&hook, script).map_err(IoAt::at(&hook, "write"))?;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
-        .map_err(io_error(&hook, "chmod"))
+        .map_err(IoAt::at(&hook, "chmod"))?;
+    Ok(())
 }
 
 /// At start: the hooks name the server's address, which may have changed.
@@ -230,7 +232,7 @@ async fn serve_git(
         .kill_on_drop(true);
     let mut child = command
         .spawn()
-        .map_err(io_error(&repo_path, "run git http-backend for"))?;
+        .map_err(IoAt::at(&repo_path, "run git http-backend for"))?;
     let mut stdin = child.stdin.take();
     // Feed the request while the output is read: a large push would fill both pipes.
     let feeder = tokio::spawn(async move {
@@ -242,7 +244,7 @@ async fn serve_git(
     let output = child
         .wait_with_output()
         .await
-        .map_err(io_error(&repo_path, "run git http-backend for"))?;
+        .map_err(IoAt::at(&repo_path, "run git http-backend for"))?;
     let _ = feeder.await;
     let response = cgi_response(&output.stdout).ok_or_else(|| ApiError::Failed {
         what: format!("git http-backend for {}", app.name),

@@ -32,6 +32,8 @@ mod routes_workflows;
 mod runner;
 mod triggers;
 
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use records::{RecordError, Records};
@@ -98,13 +100,8 @@ pub fn public_base(options: &ServeOptions, headers: &axum::http::HeaderMap) -> S
 /// Why the server could not start, or why a request failed (with its HTTP status).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot {action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error(transparent)]
     Records(#[from] RecordError),
     #[error("cannot listen on {address}")]
@@ -135,6 +132,38 @@ pub enum ApiError {
     Stopping,
     #[error("the server's store")]
     Store(#[source] crate::store::LayoutError),
+}
+
+impl Classify for ApiError {
+    fn class(&self) -> ErrorClass {
+        // The server's start-up and its records; requests get HTTP statuses, not exit codes.
+        match self {
+            ApiError::LocalSource(inner) => inner.class(),
+            ApiError::AppFile(inner) => inner.class(),
+            ApiError::Records(inner) => inner.class(),
+            ApiError::Io(_)
+            | ApiError::Bind { .. }
+            | ApiError::EmptyToken { .. }
+            | ApiError::PushTo { .. }
+            | ApiError::Unauthorized
+            | ApiError::NotFound { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::Invalid { .. }
+            | ApiError::Failed { .. }
+            | ApiError::Stopping
+            | ApiError::Store(_) => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for RecordError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RecordError::Open { .. } | RecordError::Sql { .. } | RecordError::Corrupt { .. } => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 impl ApiError {
@@ -182,18 +211,6 @@ pub(crate) fn source_limit(options: &ServeOptions) -> crate::source::ExpansionLi
     crate::source::ExpansionLimit {
         bytes: 4 * options.max_upload as u64,
         entries: 1 << 20,
-    }
-}
-
-pub(crate) fn io_error(
-    path: &Path,
-    action: &'static str,
-) -> impl FnOnce(std::io::Error) -> ApiError {
-    let path = path.to_path_buf();
-    move |source| ApiError::Io {
-        path,
-        action,
-        source,
     }
 }
 
@@ -267,16 +284,16 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io_error(dir, "write in"))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(IoAt::at(dir, "write in"))?;
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io_error(path, "chmod"))?;
+        .map_err(IoAt::at(path, "chmod"))?;
     temp.write_all(text.as_bytes())
         .and_then(|_| temp.as_file().sync_all())
-        .map_err(io_error(path, "write"))?;
+        .map_err(IoAt::at(path, "write"))?;
     temp.persist(path)
         .map_err(|e| e.error)
-        .map_err(io_error(path, "write"))?;
+        .map_err(IoAt::at(path, "write"))?;
     Ok(())
 }
 
@@ -291,13 +308,13 @@ fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
             Ok(meta) if meta.is_file() || meta.is_dir() => {
                 if meta.permissions().mode() & 0o7777 != mode {
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                        .map_err(io_error(path, "make private"))?;
+                        .map_err(IoAt::at(path, "set the mode of"))?;
                 }
                 Ok(())
             }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(path, "make private")(e)),
+            Err(e) => Err(IoAt::at(path, "set the mode of")(e).into()),
         }
     };
     private(data, 0o700)?;
@@ -306,7 +323,7 @@ fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
         .append(true)
         .mode(0o600)
         .open(database)
-        .map_err(io_error(database, "create"))?;
+        .map_err(IoAt::at(database, "create"))?;
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = database.as_os_str().to_owned();
         name.push(suffix);
@@ -342,7 +359,7 @@ fn load_token(options: &ServeOptions) -> Result<(String, bool), ApiError> {
             write_private(&path, &token)?;
             Ok((token, true))
         }
-        Err(e) => Err(io_error(&path, "read the token file")(e)),
+        Err(e) => Err(IoAt::at(&path, "read the token file")(e).into()),
     }
 }
 
@@ -374,11 +391,11 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
             .recursive(true)
             .mode(0o700)
             .create(data)
-            .map_err(io_error(data, "create"))?;
+            .map_err(IoAt::at(data, "create"))?;
     }
     for sub in ["git", "logs", "uploads", "work", "store"] {
         let dir = data.join(sub);
-        std::fs::create_dir_all(&dir).map_err(io_error(&dir, "create"))?;
+        std::fs::create_dir_all(&dir).map_err(IoAt::at(&dir, "create"))?;
     }
     // The store is made now, not by the first workflow: `store/` is empty on a new server,
     // and every later reader finds a layout.
@@ -525,7 +542,7 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
         .enable_all()
         .worker_threads(2)
         .build()
-        .map_err(io_error(Path::new("tokio runtime"), "start"))?;
+        .map_err(IoAt::at(Path::new("tokio runtime"), "start"))?;
     let result = runtime.block_on(async {
         prepared
             .listener

@@ -10,8 +10,9 @@
 use super::records::{self, DuRecord, NewWorkflow};
 use super::routes_workflows::{checked_actions, enqueue};
 use super::runner::error_chain;
-use super::{io_error, ApiError, Shared};
+use super::{ApiError, Shared};
 use crate::image::{ImageConfig, ImageReference};
+use crate::io_at::IoAt;
 use crate::manifest::{AppFile, DuInputs, DuManifest, DU_ANNOTATION};
 use crate::pipeline::badger::{build_badger, list_badgers, BadgerRequest};
 use crate::report::Reporter;
@@ -186,7 +187,7 @@ async fn create_badger(
         let scratch = tempfile::Builder::new()
             .prefix("badger-")
             .tempdir_in(&work)
-            .map_err(io_error(&work, "create a folder in"))?;
+            .map_err(IoAt::at(&work, "create a folder in"))?;
         unpack_upload(&body, scratch.path(), 4 * shared.options.max_upload as u64)?;
         let dir = badger_dir(scratch.path())
             .ok_or_else(|| ApiError::invalid("body", "the tarball holds no badger.yaml"))?;
@@ -424,12 +425,12 @@ async fn upload_artifact(
             .prefix("artifact-")
             .suffix(".tar")
             .tempfile_in(&uploads)
-            .map_err(io_error(&uploads, "write in"))?;
+            .map_err(IoAt::at(&uploads, "write in"))?;
         temp.write_all(&body)
-            .map_err(io_error(&uploads, "write in"))?;
+            .map_err(IoAt::at(&uploads, "write in"))?;
         let (_, path) = temp
             .keep()
-            .map_err(|e| io_error(&uploads, "write in")(e.error))?;
+            .map_err(|e| IoAt::at(&uploads, "write in")(e.error))?;
         Ok(path)
     })
     .await

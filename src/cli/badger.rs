@@ -75,7 +75,7 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
                 &cancel,
                 &reporter,
             )?;
-            result_line(&built.manifest_digest);
+            result_line(&built.manifest_digest)?;
             Ok(SUCCESS)
         }
         BadgerCommand::List { json } => {
@@ -115,13 +115,13 @@ fn show(badgers: &[StoredBadger], json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        result_line(serde_json::to_string_pretty(&list)?);
+        result_line(serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
     result_line(format_args!(
         "{:<24} {:<10} {:<40} DESCRIPTION",
         "IMAGE", "VERSION", "PACKAGES"
-    ));
+    ))?;
     for badger in badgers {
         let packages = badger
             .manifest
@@ -139,7 +139,7 @@ fn show(badgers: &[StoredBadger], json: bool) -> anyhow::Result<()> {
             badger.manifest.version,
             packages,
             badger.manifest.description.clone().unwrap_or_default()
-        ));
+        ))?;
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 //! (a header per stage, each output line indented), or JSON lines with `--log-format json`
 //! (`{"ts", "stage", "message"}`); the DU's digest is the last line of stdout. Ctrl-C (or
 //! SIGTERM) cancels: the sandbox is killed and the scratch folders removed; a second Ctrl-C
-//! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input.
+//! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input, 130
+//! cancelled.
 
-use super::exit::{UsageError, SUCCESS};
+use super::exit::{UsageError, INTERRUPTED, SUCCESS};
 use super::import::Compression;
 use super::output::{human_size, result_line};
 use super::Context;
@@ -153,7 +154,7 @@ impl Reporter for BuildReporter {
 pub fn cancel_on_signals() -> anyhow::Result<CancelHandle> {
     let cancel = CancelHandle::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, cancel.flag())?;
+        signal_hook::flag::register_conditional_shutdown(signal, INTERRUPTED, cancel.flag())?;
         signal_hook::flag::register(signal, cancel.flag())?;
     }
     Ok(cancel)
@@ -209,7 +210,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
     let built = build(&request, &context.store, Some(&client), &cancel, &reporter);
     if cancel.flag().load(Ordering::SeqCst) && built.is_err() {
         reporter.stage("CANCELLED", "interrupted");
-        return Ok(130);
+        return Ok(INTERRUPTED);
     }
     let built = match built {
         Ok(built) => built,
@@ -253,6 +254,6 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             if built.cache_hit { " (cache hit)" } else { "" }
         ),
     );
-    result_line(&built.manifest_digest);
+    result_line(&built.manifest_digest)?;
     Ok(SUCCESS)
 }

@@ -6,7 +6,10 @@
 //! input error (exit 2), anything else that fails is exit 1.
 
 use super::exit::{UsageError, FAILURE, SUCCESS};
-use std::io::{BufRead, Read, Write};
+use super::output::{copy_to_stdout, result_line};
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,12 +51,18 @@ pub enum ClientError {
         status: u16,
         message: String,
     },
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] IoAt),
+}
+
+impl Classify for ClientError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ClientError::Request { .. } | ClientError::Status { .. } | ClientError::Read(_) => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -282,14 +291,11 @@ fn input_error(error: ClientError) -> anyhow::Error {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::Read {
-        path: path.clone(),
-        source,
-    })
+    Ok(std::fs::read(path).map_err(IoAt::at(path, "read"))?)
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    super::output::result_line(serde_json::to_string_pretty(value)?);
+    result_line(serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
@@ -313,11 +319,11 @@ pub fn app(args: AppArgs) -> anyhow::Result<i32> {
                         .unwrap_or("")
                         .to_string()
                 };
-                println!(
+                result_line(format_args!(
                     "{}\t{}\t{source}",
                     app["name"].as_str().unwrap_or(""),
                     app["badger"].as_str().unwrap_or("")
-                );
+                ))?;
             }
         }
         AppCommand::Show { app } => {
@@ -349,18 +355,18 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
                 &format!("/v1/apps/{app}/workflows"),
                 Some(("application/json", serde_json::to_vec(&body)?)),
             )?;
-            println!("{}", started["id"]);
+            result_line(&started["id"])?;
         }
         WorkflowCommand::List { app } => {
             let list = client.json("GET", &format!("/v1/apps/{app}/workflows"), None)?;
             for wf in list["workflows"].as_array().into_iter().flatten() {
-                println!(
+                result_line(format_args!(
                     "{}\t{}\t{}\t{}",
                     wf["id"],
                     wf["state"].as_str().unwrap_or(""),
                     wf["created_at"].as_str().unwrap_or(""),
                     wf["du_digest"].as_str().unwrap_or("-")
-                );
+                ))?;
             }
         }
         WorkflowCommand::Show { app, wf } => {
@@ -377,17 +383,7 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
                 if follow { "?follow=1" } else { "" }
             );
             let response = streaming.call("GET", &path, None).map_err(input_error)?;
-            let mut reader = response.into_body().into_reader();
-            let mut stdout = std::io::stdout().lock();
-            let mut buffer = [0u8; 16 * 1024];
-            loop {
-                let n = reader.read(&mut buffer)?;
-                if n == 0 {
-                    break;
-                }
-                stdout.write_all(&buffer[..n])?;
-                stdout.flush()?;
-            }
+            copy_to_stdout(&mut response.into_body().into_reader())?;
             if follow {
                 let record = client.json("GET", &format!("/v1/apps/{app}/workflows/{wf}"), None)?;
                 let state = record["state"].as_str().unwrap_or("");
@@ -463,7 +459,11 @@ pub fn trigger(mut args: TriggerArgs) -> anyhow::Result<i32> {
         let status = response.status().as_u16();
         let text = response.into_body().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
-            println!("{}: {}", event["ref"].as_str().unwrap_or(""), text.trim());
+            result_line(format_args!(
+                "{}: {}",
+                event["ref"].as_str().unwrap_or(""),
+                text.trim()
+            ))?;
         } else {
             eprintln!("error: {} answered {status}: {}", args.url, text.trim());
             code = FAILURE;

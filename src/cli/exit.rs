@@ -1,147 +1,189 @@
-//! Exit codes scripts can trust: 0 success, 1 the work failed, 2 the input was wrong. An
-//! error is an input error when something in its chain says the user's reference, file,
-//! image name or argument is at fault; everything else (I/O, a failed command, a registry
-//! that failed) is a failure of the work.
+//! Exit codes scripts can trust: 0 success, 1 the work failed, 2 the input was wrong, 130
+//! the work was interrupted (Ctrl-C, SIGTERM), 141 stdout's reader went away (`… | head`).
+//! `run` exits with its command's own status instead. Every error decides its own
+//! [`ErrorClass`] ([`Classify`], an exhaustive `match` in each error module); this module
+//! only walks an error's chain once, asks each error in it that is one of the crate's, and
+//! keeps the most decisive answer. The chain is walked rather than only its top asked
+//! because an error reaches the command line under `anyhow` context, inside `io::Error`s
+//! (a corrupt blob found by a reader) and behind `Box<dyn Error>` sources.
 
-use crate::image::ReferenceError;
+#[cfg(feature = "server")]
+use crate::api::{records::RecordError, ApiError};
+use crate::error_class::{Classify, ErrorClass};
+use crate::image::{DigestError, ReferenceError};
 use crate::layer::LayerError;
+use crate::manifest::ManifestError;
+use crate::pipeline::badger_files::BadgerFileError;
 use crate::pipeline::badgers::BadgerError;
 use crate::pipeline::build::BuildError;
+use crate::pipeline::commit::CommitError;
+use crate::pipeline::confined::ConfinedError;
 use crate::pipeline::import::ImportError;
 use crate::pipeline::run::RunError;
 use crate::pipeline::unpack::UnpackError;
+use crate::pipeline::workspace::WorkspaceError;
+use crate::registry::{CredentialError, RegistryError, TlsError};
 use crate::source::SourceError;
-use crate::store::{ImageError, LayoutError};
+use crate::store::{CacheError, ImageError, LayoutError};
 use crate::transport::TransportError;
+use std::error::Error;
 
 pub const SUCCESS: i32 = 0;
 pub const FAILURE: i32 = 1;
 pub const USAGE: i32 = 2;
+/// As a shell reports a process ended by SIGINT (128 + 2).
+pub const INTERRUPTED: i32 = 130;
+/// As a shell reports a process ended by SIGPIPE (128 + 13).
+pub const BROKEN_PIPE: i32 = 141;
 
 /// An error the CLI itself raises about its arguments.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn is_input_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    if error.is::<UsageError>() || error.is::<ReferenceError>() {
-        return true;
+impl Classify for UsageError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Input
     }
-    // `#[error(transparent)]` wrappers hand `source()` on to the inner error's source, so
-    // the inner error itself never appears in the chain: look through them here.
-    if let Some(error) = error.downcast_ref::<std::io::Error>() {
-        return error.get_ref().is_some_and(|inner| is_input_error(inner));
-    }
-    if let Some(error) = error.downcast_ref::<ImageError>() {
-        return match error {
-            ImageError::Layout(inner) => is_input_error(inner),
-            // The store lost a blob: not the user's input.
-            ImageError::Incomplete { .. } => false,
-            _ => true,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<LayoutError>() {
-        return !matches!(error, LayoutError::Io { .. });
-    }
-    if let Some(error) = error.downcast_ref::<LayerError>() {
-        return matches!(
-            error,
-            LayerError::HostileEntry { .. }
-                | LayerError::UnsupportedEntry { .. }
-                | LayerError::TruncatedTar { .. }
-                | LayerError::MalformedTar { .. }
-                | LayerError::CorruptCompression { .. }
-                | LayerError::Unrepresentable { .. }
-                | LayerError::TooLarge { .. }
-                | LayerError::BadPax { .. }
-        );
-    }
-    if let Some(error) = error.downcast_ref::<TransportError>() {
-        return match error {
-            TransportError::Layout(inner) => is_input_error(inner),
-            TransportError::Image(inner) => is_input_error(inner),
-            TransportError::NoStore { .. }
-            | TransportError::NotALayout { .. }
-            | TransportError::ArchiveEntry { .. }
-            | TransportError::DiffIdMismatch { .. }
-            | TransportError::DiffIdCount { .. }
-            | TransportError::WriteOnly { .. } => true,
-            _ => false,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<ImportError>() {
-        return match error {
-            ImportError::Layout(inner) => is_input_error(inner),
-            ImportError::Image(inner) => is_input_error(inner),
-            ImportError::Missing { .. }
-            | ImportError::BadEnv { .. }
-            | ImportError::BadTag(_)
-            | ImportError::TagNotAStoreName { .. } => true,
-            _ => false,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<UnpackError>() {
-        return match error {
-            UnpackError::Layout(inner) => is_input_error(inner),
-            UnpackError::Image(inner) => is_input_error(inner),
-            UnpackError::NotEmpty { .. }
-            | UnpackError::DiffIdMismatch { .. }
-            | UnpackError::DiffIdCount { .. }
-            | UnpackError::BadDiffId { .. } => true,
-            _ => false,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<BuildError>() {
-        return match error {
-            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => true,
-            BuildError::Confined(crate::pipeline::confined::ConfinedError::BadPath { .. }) => true,
-            BuildError::Badger(inner) => is_input_error(inner),
-            BuildError::Source { source, .. } => is_input_error(&**source),
-            BuildError::Unpack(inner) => is_input_error(inner),
-            BuildError::Layout(inner) => is_input_error(inner),
-            BuildError::Image(inner) => is_input_error(inner),
-            _ => false,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<BadgerError>() {
-        return match error {
-            BadgerError::Open { source, .. } => is_input_error(&**source),
-            _ => true,
-        };
-    }
-    if let Some(error) = error.downcast_ref::<SourceError>() {
-        return matches!(
-            error,
-            SourceError::NotFound { .. }
-                | SourceError::IsAFile { .. }
-                | SourceError::OptionLike { .. }
-                | SourceError::UnsupportedUrl { .. }
-                | SourceError::InvalidRevision { .. }
-                | SourceError::RevisionWithoutGit { .. }
-                | SourceError::RevisionNotFound { .. }
-                | SourceError::Artifact { .. }
-                | SourceError::Expansion { .. }
-                | SourceError::NotAllowed { .. }
-        );
-    }
-    if error.is::<crate::manifest::ManifestError>() {
-        return true;
-    }
-    if let Some(error) = error.downcast_ref::<RunError>() {
-        return match error {
-            RunError::Unpack(inner) => is_input_error(inner),
-            RunError::NoCommand => true,
-            _ => false,
-        };
-    }
-    false
 }
 
-/// The exit code for an error: 2 if any error in the chain is the user's input, else 1.
-pub fn code_for(error: &anyhow::Error) -> i32 {
-    if error.chain().any(is_input_error) {
-        USAGE
-    } else {
-        FAILURE
+/// The exit code of a class.
+pub fn code_of(class: ErrorClass) -> i32 {
+    match class {
+        ErrorClass::Failure => FAILURE,
+        ErrorClass::Input => USAGE,
+        ErrorClass::Interrupted => INTERRUPTED,
+        ErrorClass::BrokenPipe => BROKEN_PIPE,
+    }
+}
+
+/// The class of an error's chain: the most decisive class any error in it answers, else a
+/// failure of the work (context strings and foreign errors say nothing).
+pub fn class_of(error: &anyhow::Error) -> ErrorClass {
+    error
+        .chain()
+        .filter_map(class_of_one)
+        .max()
+        .unwrap_or(ErrorClass::Failure)
+}
+
+/// Asks one error of a chain, if it is one of the crate's. Every type that implements
+/// [`Classify`] is listed here once.
+fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
+    // An `io::Error` made from another error (a verifying reader's digest mismatch) hides
+    // it from the chain: ask the error inside.
+    if let Some(error) = error.downcast_ref::<std::io::Error>() {
+        return error.get_ref().and_then(|inner| class_of_one(inner));
+    }
+    macro_rules! ask {
+        ($($type:ty),* $(,)?) => {
+            $(if let Some(error) = error.downcast_ref::<$type>() {
+                return Some(error.class());
+            })*
+        };
+    }
+    ask!(
+        UsageError,
+        crate::io_at::IoAt,
+        super::output::OutputError,
+        ReferenceError,
+        DigestError,
+        LayoutError,
+        ImageError,
+        CacheError,
+        LayerError,
+        TransportError,
+        SourceError,
+        ManifestError,
+        UnpackError,
+        BadgerFileError,
+        BadgerError,
+        WorkspaceError,
+        CommitError,
+        ConfinedError,
+        RunError,
+        ImportError,
+        BuildError,
+        RegistryError,
+        CredentialError,
+        TlsError,
+        super::client::ClientError,
+    );
+    #[cfg(feature = "server")]
+    ask!(ApiError, RecordError);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn code_for(error: &anyhow::Error) -> i32 {
+        code_of(class_of(error))
+    }
+
+    fn hostile_entry() -> LayerError {
+        LayerError::HostileEntry {
+            entry: "../etc/passwd".into(),
+            reason: "escapes the root",
+        }
+    }
+
+    #[test]
+    fn classes_map_to_the_documented_codes() {
+        assert_eq!(code_of(ErrorClass::Failure), 1);
+        assert_eq!(code_of(ErrorClass::Input), 2);
+        assert_eq!(code_of(ErrorClass::Interrupted), 130);
+        assert_eq!(code_of(ErrorClass::BrokenPipe), 141);
+    }
+
+    /// Transparent wrappers hide the inner error from the chain; the wrapper asks it.
+    #[test]
+    fn wrappers_ask_the_error_they_wrap() {
+        let not_a_layout = || LayoutError::NotALayout {
+            path: PathBuf::from("/x"),
+        };
+        let error = anyhow::Error::new(BuildError::Unpack(UnpackError::Image(ImageError::Layout(
+            not_a_layout(),
+        ))));
+        assert_eq!(code_for(&error), USAGE);
+        let lost = LayoutError::Io(crate::io_at::IoAt::new(
+            "/x",
+            "read",
+            std::io::Error::other("disk"),
+        ));
+        let error = anyhow::Error::new(TransportError::Layout(lost));
+        assert_eq!(code_for(&error), FAILURE);
+        let error = anyhow::Error::new(BuildError::Cancelled);
+        assert_eq!(code_for(&error), INTERRUPTED);
+    }
+
+    /// An input error anywhere in the chain wins, under context and inside an io::Error.
+    #[test]
+    fn input_anywhere_in_the_chain_decides() {
+        let error = anyhow::Error::new(TransportError::Layer {
+            reference: "oci:x".into(),
+            digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                .parse()
+                .unwrap(),
+            source: hostile_entry(),
+        })
+        .context("copying");
+        assert_eq!(code_for(&error), USAGE);
+        let hidden = std::io::Error::new(std::io::ErrorKind::InvalidData, hostile_entry());
+        let error = anyhow::Error::new(LayerError::Read { source: hidden });
+        assert_eq!(code_for(&error), USAGE);
+        let error = anyhow::anyhow!("no crate error at all");
+        assert_eq!(code_for(&error), FAILURE);
+        let error = anyhow::Error::new(UsageError("bad".into())).context("while parsing");
+        assert_eq!(code_for(&error), USAGE);
+    }
+
+    #[test]
+    fn a_closed_stdout_is_its_own_class() {
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let error = anyhow::Error::new(super::super::output::OutputError::from(closed));
+        assert_eq!(code_for(&error), BROKEN_PIPE);
     }
 }

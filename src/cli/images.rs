@@ -38,7 +38,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
     // A store that was never made holds no images; that is not an error.
     if !context.store.exists() {
         if args.json {
-            result_line(format_args!("[]"));
+            result_line(format_args!("[]"))?;
         }
         return Ok(SUCCESS);
     }
@@ -58,7 +58,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
         }));
     }
     if args.json {
-        result_line(serde_json::to_string_pretty(&rows)?);
+        result_line(serde_json::to_string_pretty(&rows)?)?;
         return Ok(SUCCESS);
     }
     // Names and dates come from the store's index and configs: escaped, newlines too, so
@@ -75,7 +75,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
     result_line(format_args!(
         "{:<width$}  {:<19}  {:>9}  {:>6}  CREATED",
         "NAME", "DIGEST", "SIZE", "LAYERS"
-    ));
+    ))?;
     for row in &rows {
         let digest = row["digest"].as_str().unwrap_or_default();
         result_line(format_args!(
@@ -85,7 +85,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
             human_size(row["size"].as_u64().unwrap_or(0)),
             row["layers"],
             cell(row, "created"),
-        ));
+        ))?;
     }
     Ok(SUCCESS)
 }
@@ -106,7 +106,7 @@ pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
         "manifest": manifest,
         "config": config,
     });
-    result_line(serde_json::to_string_pretty(&document)?);
+    result_line(serde_json::to_string_pretty(&document)?)?;
     Ok(SUCCESS)
 }
 

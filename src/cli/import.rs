@@ -66,7 +66,7 @@ pub fn run(context: &Context, args: ImportArgs) -> anyhow::Result<i32> {
     };
     let imported = import(&request, &context.store, &reporter)?;
     reporter_done(context, &request.tag, &imported.layer);
-    result_line(imported.manifest_digest);
+    result_line(imported.manifest_digest)?;
     Ok(SUCCESS)
 }
 

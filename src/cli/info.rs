@@ -17,10 +17,10 @@ pub fn run(context: &Context, args: InfoArgs) -> anyhow::Result<i32> {
     if args.json {
         let mut value = serde_json::to_value(&info)?;
         value["store"] = serde_json::json!(context.store);
-        result_line(serde_json::to_string_pretty(&value)?);
+        result_line(serde_json::to_string_pretty(&value)?)?;
     } else {
-        result_line(&info);
-        result_line(format_args!("store: {}", context.store.display()));
+        result_line(&info)?;
+        result_line(format_args!("store: {}", context.store.display()))?;
     }
     if let Some(fix) = runtime::hostinfo::userns_fix() {
         eprintln!("error: the sandbox cannot run on this host: {fix}");

@@ -1,8 +1,9 @@
 //! The command line: clap definitions, one subcommand per file, and the mapping of outcomes
 //! to exit codes: 0 success, 1 the work failed (a build, test or command failed, a transfer
 //! or the filesystem failed), 2 the input was wrong (usage, a reference, a file or image the
-//! user named). Errors are printed once, as a chain, on stderr; stdout carries only results
-//! (a digest, a listing, JSON) so that scripts can read it.
+//! user named), 130 interrupted, 141 stdout closed early (see `exit`). Errors are printed
+//! once, as a chain, on stderr; stdout carries only results (a digest, a listing, JSON) so
+//! that scripts can read it.
 
 mod badger;
 mod build;
@@ -28,6 +29,10 @@ use std::path::PathBuf;
 /// else ~/.local/share/solum-build) that skopeo, umoci and podman read as oci:STORE:NAME.
 /// References: NAME[:TAG] (the store), oci:DIR[:NAME], oci-archive:FILE[:NAME],
 /// docker-archive:FILE[:NAME:TAG] (output), docker://HOST/REPO[:TAG|@DIGEST].
+///
+/// Exit codes: 0 success, 1 the work failed, 2 the input was wrong, 130 interrupted
+/// (Ctrl-C, SIGTERM), 141 stdout was closed early (`… | head`), quietly. `run` exits with
+/// its command's own status.
 #[derive(Debug, Parser)]
 #[command(name = "solum-build", version, max_term_width = 100)]
 pub struct Cli {
@@ -92,7 +97,16 @@ pub struct Context {
 }
 
 /// Runs the command line and returns the process exit code.
-pub fn main() -> i32 {
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(exit_status(run_command_line()))
+}
+
+/// A code as the process's exit status: its low 8 bits, all that a parent ever sees.
+fn exit_status(code: i32) -> u8 {
+    (code & 0xff) as u8
+}
+
+fn run_command_line() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -142,8 +156,12 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(error) => {
-            output::print_error(&error);
-            exit::code_for(&error)
+            let class = exit::class_of(&error);
+            // Nobody reads stdout any more; there is no one to tell.
+            if class != crate::error_class::ErrorClass::BrokenPipe {
+                output::print_error(&error);
+            }
+            exit::code_of(class)
         }
     }
 }

@@ -5,6 +5,7 @@
 //! would rewrite the terminal, retitle it or hide text) is shown as `\u00XX` instead,
 //! which JSON reads as the same character.
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::Digest;
 use crate::report::Reporter;
 use std::collections::HashMap;
@@ -160,18 +161,62 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Writes one line of results to stdout. A closed pipe (`… | head`) ends the process
-/// quietly with the status a shell reports for SIGPIPE, instead of a panic.
-pub fn result_line(text: impl std::fmt::Display) {
+/// Stdout could not take a line of results.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The reader went away (`… | head -1`): the command ends quietly with 141.
+    #[error("stdout is closed")]
+    BrokenPipe,
+    #[error("cannot write to stdout")]
+    Write(#[source] std::io::Error),
+}
+
+impl From<std::io::Error> for OutputError {
+    fn from(error: std::io::Error) -> OutputError {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            OutputError::BrokenPipe
+        } else {
+            OutputError::Write(error)
+        }
+    }
+}
+
+impl Classify for OutputError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            OutputError::BrokenPipe => ErrorClass::BrokenPipe,
+            OutputError::Write(_) => ErrorClass::Failure,
+        }
+    }
+}
+
+/// Writes one line of results to stdout. A closed pipe is [`OutputError::BrokenPipe`],
+/// which the command hands up like any error: its leases and temporary folders are
+/// released on the way, and `cli::main` ends the process quietly.
+pub fn result_line(text: impl std::fmt::Display) -> Result<(), OutputError> {
     let text = text.to_string();
     let text = escape_controls(&text, &['\n', '\t']);
     let mut stdout = std::io::stdout().lock();
-    if let Err(error) = writeln!(stdout, "{text}").and_then(|_| stdout.flush()) {
-        if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(141);
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Copies a stream to stdout as it comes (a workflow's log), with [`result_line`]'s
+/// handling of a closed pipe. The bytes are the server's and go out unchanged, as a log
+/// file would.
+pub fn copy_to_stdout(reader: &mut impl std::io::Read) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(());
         }
-        eprintln!("error: cannot write to stdout: {error}");
-        std::process::exit(super::exit::FAILURE);
+        stdout
+            .write_all(&buffer[..n])
+            .and_then(|_| stdout.flush())
+            .map_err(OutputError::from)?;
     }
 }
 

@@ -44,6 +44,6 @@ pub fn run(context: &Context, args: PushArgs) -> anyhow::Result<i32> {
             describe(&destination)
         );
     }
-    result_line(&digest);
+    result_line(&digest)?;
     Ok(SUCCESS)
 }

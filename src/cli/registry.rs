@@ -136,7 +136,7 @@ pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
     if !context.quiet {
         eprintln!("{:>12} {} as {name}", "Pulled", describe(&reference));
     }
-    result_line(&digest);
+    result_line(&digest)?;
     Ok(SUCCESS)
 }
 

@@ -4,7 +4,7 @@
 //! command's own (128+N when killed by signal N, 124 on timeout, as `timeout(1)` does), so
 //! scripts can use `run` like the command itself.
 
-use super::exit::UsageError;
+use super::exit::{UsageError, INTERRUPTED};
 use super::output::CliReporter;
 use super::Context;
 use crate::image::ImageReference;
@@ -144,7 +144,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
             );
             124
         }
-        Termination::Cancelled => 130,
+        Termination::Cancelled => INTERRUPTED,
     })
 }
 

@@ -2,6 +2,7 @@
 //! bytes flow to or from disk, so that no blob is ever read twice or held whole in memory.
 //! Only sha256 is produced; other algorithms are rejected with a clear error.
 
+use crate::error_class::{Classify, ErrorClass};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -14,6 +15,16 @@ pub enum DigestError {
     Malformed(String),
     #[error("unsupported digest algorithm in {0:?}: only sha256 is supported")]
     UnsupportedAlgorithm(String),
+}
+
+impl Classify for DigestError {
+    fn class(&self) -> ErrorClass {
+        // Where a digest comes from the user's input, the error that wraps this one says so
+        // (a descriptor, a diff_id); alone it is the store's or a peer's.
+        match self {
+            DigestError::Malformed(_) | DigestError::UnsupportedAlgorithm(_) => ErrorClass::Failure,
+        }
+    }
 }
 
 /// A validated sha256 content digest.

@@ -2,6 +2,7 @@
 //! `oci-archive:`, `docker-archive:` and `docker://`. Parsing is pure; opening the image a
 //! reference names is the job of `transport`.
 
+use crate::error_class::{Classify, ErrorClass};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -32,6 +33,18 @@ pub enum ReferenceError {
         reference: String,
         transport: String,
     },
+}
+
+impl Classify for ReferenceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ReferenceError::Empty
+            | ReferenceError::InvalidName { .. }
+            | ReferenceError::MissingPath { .. }
+            | ReferenceError::InvalidRegistry { .. }
+            | ReferenceError::UnknownTransport { .. } => ErrorClass::Input,
+        }
+    }
 }
 
 /// Where an image lives, and which one.

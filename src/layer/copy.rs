@@ -14,6 +14,7 @@
 //! It only reads `from` (rootless, our own unreadable entries are opened up for a moment,
 //! as the diff does) and only creates inside `to`, which must not exist yet.
 
+use crate::io_at::IoAt;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -32,29 +33,21 @@ use crate::privilege::Privilege;
 /// As [`Privilege::Root`], owners are copied; rootless every file is ours already.
 pub fn copy_tree(from: &Path, to: &Path, privilege: Privilege) -> Result<(), LayerError> {
     let reader = Reader::new();
-    let stat = fs::symlink_metadata(from).map_err(tree_error(from, "stat"))?;
+    let stat = fs::symlink_metadata(from).map_err(IoAt::at(from, "stat"))?;
     if !stat.is_dir() {
-        return Err(LayerError::Tree {
-            path: from.to_path_buf(),
-            op: "copy tree",
-            source: io::Error::from_raw_os_error(libc::ENOTDIR),
-        });
+        return Err(IoAt::new(
+            from,
+            "copy the tree",
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        )
+        .into());
     }
     copy_entry(&reader, privilege, from, to, &stat)
 }
 
-fn tree_error(path: &Path, op: &'static str) -> impl Fn(io::Error) -> LayerError {
-    let path = path.to_path_buf();
-    move |source| LayerError::Tree {
-        path: path.clone(),
-        op,
-        source,
-    }
-}
-
-fn nix_error(path: &Path, op: &'static str) -> impl Fn(nix::errno::Errno) -> LayerError {
-    let inner = tree_error(path, op);
-    move |errno| inner(io::Error::from(errno))
+fn nix_error(path: &Path, action: &'static str) -> impl Fn(nix::errno::Errno) -> LayerError {
+    let inner = IoAt::at(path, action);
+    move |errno| inner(io::Error::from(errno)).into()
 }
 
 fn copy_entry(
@@ -67,12 +60,12 @@ fn copy_entry(
     let file_type = stat.file_type();
     let private = Mode::from_bits_truncate(0o600);
     if file_type.is_dir() {
-        fs::create_dir(to).map_err(tree_error(to, "create directory"))?;
+        fs::create_dir(to).map_err(IoAt::at(to, "create the directory"))?;
         fs::set_permissions(to, fs::Permissions::from_mode(0o700))
-            .map_err(tree_error(to, "chmod"))?;
+            .map_err(IoAt::at(to, "chmod"))?;
         for name in reader.list(from)? {
             let child = from.join(&name);
-            let child_stat = fs::symlink_metadata(&child).map_err(tree_error(&child, "stat"))?;
+            let child_stat = fs::symlink_metadata(&child).map_err(IoAt::at(&child, "stat"))?;
             copy_entry(reader, privilege, &child, &to.join(&name), &child_stat)?;
         }
     } else if file_type.is_file() {
@@ -81,33 +74,33 @@ fn copy_entry(
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(from)
-            .map_err(tree_error(from, "open"))?;
+            .map_err(IoAt::at(from, "open"))?;
         let mut target: File = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(to)
-            .map_err(tree_error(to, "create"))?;
+            .map_err(IoAt::at(to, "create"))?;
         // File to file: the standard library uses copy_file_range (reflinks where the
         // filesystem has them).
-        io::copy(&mut source, &mut target).map_err(tree_error(to, "copy contents"))?;
+        io::copy(&mut source, &mut target).map_err(IoAt::at(to, "copy the contents to"))?;
     } else if file_type.is_symlink() {
-        let target = fs::read_link(from).map_err(tree_error(from, "readlink"))?;
-        symlink(&target, to).map_err(tree_error(to, "create symlink"))?;
+        let target = fs::read_link(from).map_err(IoAt::at(from, "read the symlink"))?;
+        symlink(&target, to).map_err(IoAt::at(to, "create the symlink"))?;
     } else if file_type.is_fifo() {
-        mkfifo(to, private).map_err(nix_error(to, "create fifo"))?;
+        mkfifo(to, private).map_err(nix_error(to, "create the fifo"))?;
     } else if file_type.is_char_device() || file_type.is_block_device() {
         let kind = if file_type.is_char_device() {
             SFlag::S_IFCHR
         } else {
             SFlag::S_IFBLK
         };
-        mknod(to, kind, private, stat.rdev()).map_err(nix_error(to, "create device node"))?;
+        mknod(to, kind, private, stat.rdev()).map_err(nix_error(to, "create the device node"))?;
     } else {
         return Ok(());
     }
     for (name, value) in reader.image_xattrs(from, stat)? {
-        xattr::set(to, &name, &value).map_err(tree_error(to, "set xattr"))?;
+        xattr::set(to, &name, &value).map_err(IoAt::at(to, "set an xattr on"))?;
     }
     if privilege == Privilege::Root {
         fchownat(
@@ -121,7 +114,7 @@ fn copy_entry(
     }
     if !file_type.is_symlink() {
         fs::set_permissions(to, fs::Permissions::from_mode(stat.mode() & 0o7777))
-            .map_err(tree_error(to, "chmod"))?;
+            .map_err(IoAt::at(to, "chmod"))?;
     }
     let atime = TimeSpec::new(stat.atime(), stat.atime_nsec());
     let mtime = TimeSpec::new(stat.mtime(), stat.mtime_nsec());
@@ -132,5 +125,5 @@ fn copy_entry(
         &mtime,
         UtimensatFlags::NoFollowSymlink,
     )
-    .map_err(nix_error(to, "set times"))
+    .map_err(nix_error(to, "set the times of"))
 }

@@ -16,6 +16,7 @@
 //! takes to read its xattrs or list it, and its mode put back at once, as `write` does.
 //! It does not write layers (that is `write_changes`) and knows nothing of mounts.
 
+use crate::io_at::IoAt;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
@@ -316,11 +317,7 @@ impl Walker {
 }
 
 fn lstat(path: &Path) -> Result<fs::Metadata, LayerError> {
-    fs::symlink_metadata(path).map_err(|source| LayerError::Tree {
-        path: path.to_path_buf(),
-        op: "stat",
-        source,
-    })
+    Ok(fs::symlink_metadata(path).map_err(IoAt::at(path, "stat"))?)
 }
 
 /// Reads listings and xattrs, opening up our own unreadable entries for the moment it
@@ -349,13 +346,7 @@ impl Reader {
 
     /// The names in a directory, sorted by bytes.
     pub(super) fn list(&self, dir: &Path) -> Result<Vec<OsString>, LayerError> {
-        let error = |op| {
-            move |source| LayerError::Tree {
-                path: dir.to_path_buf(),
-                op,
-                source,
-            }
-        };
+        let error = |action| IoAt::at(dir, action);
         let stat = fs::symlink_metadata(dir).map_err(error("stat"))?;
         let _guard = self.readable(dir, &stat, 0o500)?;
         let mut names = fs::read_dir(dir)
@@ -364,7 +355,7 @@ impl Reader {
                     .map(|entry| entry.map(|e| e.file_name()))
                     .collect::<io::Result<Vec<_>>>()
             })
-            .map_err(error("read directory"))?;
+            .map_err(error("read the directory"))?;
         names.sort();
         Ok(names)
     }
@@ -389,13 +380,7 @@ impl Reader {
                         error.raw_os_error(),
                         Some(libc::ENOTSUP | libc::EPERM | libc::EACCES)
                     ) => {}
-                Err(source) => {
-                    return Err(LayerError::Tree {
-                        path: path.to_path_buf(),
-                        op: "read xattr",
-                        source,
-                    })
-                }
+                Err(source) => return Err(IoAt::new(path, "read an xattr of", source).into()),
             }
         }
         Ok(false)
@@ -421,11 +406,7 @@ impl Reader {
         let target = match kind {
             Kind::Symlink => Some(
                 fs::read_link(path)
-                    .map_err(|source| LayerError::Tree {
-                        path: path.to_path_buf(),
-                        op: "readlink",
-                        source,
-                    })?
+                    .map_err(IoAt::at(path, "read the symlink"))?
                     .into_os_string(),
             ),
             _ => None,
@@ -453,17 +434,11 @@ impl Reader {
         path: &Path,
         stat: &fs::Metadata,
     ) -> Result<Vec<(OsString, Vec<u8>)>, LayerError> {
-        let error = |op| {
-            move |source| LayerError::Tree {
-                path: path.to_path_buf(),
-                op,
-                source,
-            }
-        };
+        let error = |action| IoAt::at(path, action);
         let names = match xattr::list(path) {
             Ok(names) => names.collect::<Vec<_>>(),
             Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(error("list xattrs")(e)),
+            Err(e) => return Err(error("list the xattrs of")(e).into()),
         };
         let names: Vec<OsString> = names
             .into_iter()
@@ -480,7 +455,7 @@ impl Reader {
         };
         let mut out = Vec::with_capacity(names.len());
         for name in names {
-            if let Some(value) = xattr::get(path, &name).map_err(error("read xattr"))? {
+            if let Some(value) = xattr::get(path, &name).map_err(error("read an xattr of"))? {
                 out.push((name, value));
             }
         }

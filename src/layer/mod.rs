@@ -21,6 +21,8 @@ mod unpack;
 mod whiteout;
 mod write;
 
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::io;
 use std::path::PathBuf;
 
@@ -79,22 +81,10 @@ pub enum LayerError {
     /// A `user.rootlesscontainers` record that cannot be decoded.
     #[error("{path}: malformed user.rootlesscontainers ownership record")]
     OwnershipRecord { path: PathBuf },
-    /// The root directory to unpack into or pack from cannot be used.
-    #[error("layer root {path}: {op} failed")]
-    Root {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    /// Reading a file of the tree that is being written as a layer failed.
-    #[error("{path}: {op} failed")]
-    Tree {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    /// A filesystem operation on the root to unpack into or pack from, or on a file of
+    /// the tree that is being written or copied, failed.
+    #[error(transparent)]
+    Io(#[from] IoAt),
     /// A path in the tree cannot be represented in a layer.
     #[error("{path}: {reason}")]
     Unrepresentable { path: PathBuf, reason: &'static str },
@@ -120,6 +110,29 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Classify for LayerError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // What the tarball itself says is wrong with it.
+            LayerError::HostileEntry { .. }
+            | LayerError::UnsupportedEntry { .. }
+            | LayerError::TruncatedTar { .. }
+            | LayerError::MalformedTar { .. }
+            | LayerError::CorruptCompression { .. }
+            | LayerError::Unrepresentable { .. }
+            | LayerError::TooLarge { .. }
+            | LayerError::BadPax { .. } => ErrorClass::Input,
+            // The filesystem, the stream's source, or what a build made.
+            LayerError::Entry { .. }
+            | LayerError::Read { .. }
+            | LayerError::OwnershipRecord { .. }
+            | LayerError::Io(_)
+            | LayerError::WhiteoutName { .. }
+            | LayerError::Write { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// How to unpack a layer.

@@ -7,6 +7,7 @@
 //! `safe_path`), never follows a symlink in the last component of an entry, and does not
 //! clean up after an error: the caller owns the root and removes a partial one.
 
+use crate::io_at::IoAt;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -57,11 +58,7 @@ pub fn unpack_layer<R: Read>(
         inner: io::BufReader::with_capacity(TAR_BUFFER, stream),
         state: Rc::clone(&state),
     };
-    let root = Root::open(root).map_err(|source| LayerError::Root {
-        path: root.to_path_buf(),
-        op: "open",
-        source,
-    })?;
+    let root = Root::open(root).map_err(IoAt::at(root, "open the layer root"))?;
     let mut unpacker = Unpacker {
         root,
         rootless: options.rootless,

@@ -9,6 +9,7 @@
 //! unreadable entries of its own user and puts it back). It streams: one file at a time through a bounded buffer, into the
 //! compressing sink of `compress`.
 
+use crate::io_at::IoAt;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -163,13 +164,8 @@ pub(super) fn grant_owner_bits(
     if euid == 0 || stat.uid() != euid || mode & bits == bits {
         return Ok(ModeGuard(None));
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits)).map_err(|source| {
-        LayerError::Tree {
-            path: path.to_path_buf(),
-            op: "make readable",
-            source,
-        }
-    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
+        .map_err(IoAt::at(path, "add read permission to"))?;
     Ok(ModeGuard(Some((path.to_path_buf(), mode))))
 }
 
@@ -220,13 +216,9 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         })
     }
 
-    fn tree_error(&self, rel: &Path, op: &'static str) -> impl Fn(io::Error) -> LayerError {
-        let path = self.root.join(rel);
-        move |source| LayerError::Tree {
-            path: path.clone(),
-            op,
-            source,
-        }
+    /// `rel` is relative to the root; the error names the full path.
+    fn tree_error(&self, rel: &Path, action: &'static str) -> impl Fn(io::Error) -> IoAt {
+        IoAt::at(&self.root.join(rel), action)
     }
 
     fn write_error(&self) -> impl Fn(io::Error) -> LayerError {
@@ -248,7 +240,7 @@ impl<W: Write + Send + 'static> TarWriter<W> {
                 .map(|entry| entry.map(|e| (e.file_name(), e.file_type())))
                 .collect::<io::Result<Vec<_>>>()
         });
-        let mut children = listing.map_err(self.tree_error(&rel, "read directory"))?;
+        let mut children = listing.map_err(self.tree_error(&rel, "read the directory"))?;
         children.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, file_type) in children {
             // Written as is, `.wh.x` would be read back as a whiteout of `x`.
@@ -313,7 +305,8 @@ impl<W: Write + Send + 'static> TarWriter<W> {
                 size = stat.len();
                 EntryType::Regular
             } else if file_type.is_symlink() {
-                let target = fs::read_link(&full).map_err(self.tree_error(rel, "readlink"))?;
+                let target =
+                    fs::read_link(&full).map_err(self.tree_error(rel, "read the symlink"))?;
                 link_target = Some(target.into_os_string().into_vec());
                 EntryType::Symlink
             } else if file_type.is_fifo() {
@@ -414,7 +407,7 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         let names = match xattr::list(full) {
             Ok(names) => names,
             Err(error) if error.raw_os_error() == Some(libc::ENOTSUP) => return Ok((out, None)),
-            Err(error) => return Err(self.tree_error(rel, "list xattrs")(error)),
+            Err(error) => return Err(self.tree_error(rel, "list the xattrs of")(error).into()),
         };
         for name in names {
             let key = name.as_bytes();
@@ -422,7 +415,7 @@ impl<W: Write + Send + 'static> TarWriter<W> {
                 continue;
             }
             let Some(value) =
-                xattr::get(full, &name).map_err(self.tree_error(rel, "read xattr"))?
+                xattr::get(full, &name).map_err(self.tree_error(rel, "read an xattr of"))?
             else {
                 continue;
             };
@@ -523,7 +516,8 @@ impl<W: Write + Send + 'static> TarWriter<W> {
                 return Err(self.tree_error(rel, "read")(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the file shrank while it was being archived",
-                )));
+                ))
+                .into());
             }
             self.sink
                 .write_all(&self.buffer[..n])

@@ -10,6 +10,7 @@
 //! (exactly one source, scaling order), so a `--source` flag can stand in for a missing
 //! `source.repository` and an error about an overridden value names the flag, not a line.
 
+use crate::io_at::IoAt;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -218,10 +219,7 @@ impl AppFile {
 
     /// [`AppFile::load`] with command-line overrides applied before validation.
     pub fn load_with(path: &Path, overrides: &Overrides) -> Result<AppFile, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(IoAt::at(path, "read"))?;
         Self::parse_with(&text, &path.display().to_string(), overrides)
     }
 

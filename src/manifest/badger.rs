@@ -5,6 +5,7 @@
 //! decoder so an annotation gets the same checks as a file. This module does not build
 //! badgers and does not look at the badger directory beyond reading `badger.yaml`.
 
+use crate::io_at::IoAt;
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 use std::str::FromStr;
@@ -85,10 +86,7 @@ pub enum Network {
 impl BadgerManifest {
     /// Read and validate `badger.yaml` (or any file holding a badger manifest).
     pub fn load(path: &Path) -> Result<BadgerManifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(IoAt::at(path, "read"))?;
         Self::parse(&text, &path.display().to_string())
     }
 

@@ -36,8 +36,9 @@ pub use app::{
 pub use badger::{BadgerManifest, Network, Package};
 pub use du::{BadgerUsed, DuInputs, DuManifest, DuRuntime, DuSource, DuTests};
 
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::fmt;
-use std::path::PathBuf;
 
 /// Manifest annotation holding the DU manifest (JSON) on a DU image.
 pub const DU_ANNOTATION: &str = "org.solum.du.manifest";
@@ -137,12 +138,8 @@ impl std::error::Error for FieldError {}
 /// Why a manifest could not be read, parsed or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] IoAt),
     /// The text is not YAML (or JSON) at all.
     #[error("{origin}:{}:{}: {message}", .at.line, .at.column)]
     Syntax {
@@ -177,6 +174,21 @@ pub enum ManifestError {
         #[source]
         source: saphyr::EmitError,
     },
+}
+
+impl Classify for ManifestError {
+    fn class(&self) -> ErrorClass {
+        // An app file or a DU annotation the user handed in, even where it fails to read
+        // back out (a map key JSON cannot hold came from that file too).
+        match self {
+            ManifestError::Read(_)
+            | ManifestError::Syntax { .. }
+            | ManifestError::Invalid { .. }
+            | ManifestError::DuJson { .. }
+            | ManifestError::ToJson { .. }
+            | ManifestError::HeatEmit { .. } => ErrorClass::Input,
+        }
+    }
 }
 
 impl ManifestError {

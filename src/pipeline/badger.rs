@@ -11,6 +11,7 @@ use super::build::{stack_workspace, BuildError};
 use super::commit::{commit, Commit};
 use super::confined;
 use super::workspace::{run_step, Step};
+use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
@@ -48,15 +49,6 @@ pub struct BuiltBadger {
     pub manifest_digest: crate::image::Digest,
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
-    let path = path.to_path_buf();
-    move |source| BuildError::Io {
-        path,
-        action,
-        source,
-    }
-}
-
 /// Builds the badger in `request.dir` into the store.
 pub fn build_badger(
     request: &BadgerRequest,
@@ -68,10 +60,10 @@ pub fn build_badger(
     // Every file of the badger folder is read through the folder, never through a symlink.
     let origin = request.dir.join("badger.yaml");
     let text = read_badger_file(&request.dir, "badger.yaml")?.ok_or_else(|| {
-        io_error(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
+        IoAt::at(&origin, "read")(std::io::Error::from(std::io::ErrorKind::NotFound))
     })?;
     let text = String::from_utf8(text).map_err(|_| {
-        io_error(&origin, "read")(std::io::Error::new(
+        IoAt::at(&origin, "read")(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "not UTF-8 text",
         ))
@@ -108,7 +100,7 @@ pub fn build_badger(
     let mut id_map = None;
     if let Some(setup) = &manifest.setup {
         let script = read_badger_file(&request.dir, setup)?.ok_or_else(|| {
-            io_error(&request.dir.join(setup), "read")(std::io::Error::from(
+            IoAt::at(&request.dir.join(setup), "read")(std::io::Error::from(
                 std::io::ErrorKind::NotFound,
             ))
         })?;

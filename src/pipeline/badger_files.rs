@@ -6,6 +6,7 @@
 //! the image is [`super::confined`]'s work. This module runs nothing and does not parse
 //! the manifest.
 
+use crate::error_class::{Classify, ErrorClass};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
@@ -33,6 +34,15 @@ pub enum BadgerFileError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Classify for BadgerFileError {
+    fn class(&self) -> ErrorClass {
+        // The badger folder is the user's: a file in it that cannot be read is theirs to fix.
+        match self {
+            BadgerFileError::Refused { .. } | BadgerFileError::Read { .. } => ErrorClass::Input,
+        }
+    }
 }
 
 /// The components of a path (a leading `/` ignored); `.`, `..` and NUL are refused.

@@ -7,6 +7,7 @@
 
 use super::commit::Base;
 use super::unpack::LayerStack;
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{ConfigError, ImageConfig};
 use crate::image::{Digest, ImageReference, ReferenceError};
 use crate::manifest::{badger::DEFAULT_BUILD, BadgerManifest, ManifestError, BADGER_ANNOTATION};
@@ -42,6 +43,17 @@ pub enum BadgerError {
         #[source]
         source: ConfigError,
     },
+}
+
+impl Classify for BadgerError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BadgerError::Open { source, .. } => source.class(),
+            BadgerError::Reference { .. }
+            | BadgerError::Annotation { .. }
+            | BadgerError::Config { .. } => ErrorClass::Input,
+        }
+    }
 }
 
 /// One resolved badger.

@@ -14,8 +14,10 @@ use super::badgers::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
 use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{ensure_path, merge_env};
 use crate::image::{canonical_json, Digest, ImageConfig};
+use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
@@ -80,13 +82,31 @@ pub enum BuildError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("cannot {action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
+}
+
+impl Classify for BuildError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => {
+                ErrorClass::Input
+            }
+            BuildError::Source { source, .. } => source.class(),
+            BuildError::Badger(inner) => inner.class(),
+            BuildError::CopyBadger { source, .. } => source.class(),
+            BuildError::Unpack(inner) => inner.class(),
+            BuildError::Workspace(inner) => inner.class(),
+            BuildError::Confined(inner) => inner.class(),
+            BuildError::Commit(inner) => inner.class(),
+            BuildError::Layout(inner) => inner.class(),
+            BuildError::Image(inner) => inner.class(),
+            BuildError::Cancelled => ErrorClass::Interrupted,
+            BuildError::BuildFailed { .. } | BuildError::TestsFailed { .. } | BuildError::Io(_) => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 fn tail_text(tail: &[String]) -> String {
@@ -94,15 +114,6 @@ fn tail_text(tail: &[String]) -> String {
         String::new()
     } else {
         format!("; last lines of its output:\n    {}", tail.join("\n    "))
-    }
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> BuildError {
-    let path = path.to_path_buf();
-    move |source| BuildError::Io {
-        path,
-        action,
-        source,
     }
 }
 
@@ -169,7 +180,7 @@ pub fn build(
     let scratch = tempfile::Builder::new()
         .prefix(".source-")
         .tempdir_in(layout.temp_dir()?)
-        .map_err(io_error(&layout.root().join(".tmp"), "create a folder in"))?;
+        .map_err(IoAt::at(&layout.root().join(".tmp"), "create a folder in"))?;
     let source_dir = scratch.path().join("app");
     let spec = source_spec(&app, &base_dir)?;
     let source_error = |source| BuildError::Source {
@@ -370,7 +381,7 @@ pub fn build(
 /// The app file, or one made of the command line alone; and the folder relative sources
 /// are resolved against.
 fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
-    let cwd = std::env::current_dir().map_err(io_error(Path::new("."), "read"))?;
+    let cwd = std::env::current_dir().map_err(IoAt::at(Path::new("."), "read"))?;
     match &request.app_file {
         Some(path) => {
             let app = AppFile::load_with(path, &request.overrides)?;
@@ -476,19 +487,21 @@ fn place_source(source: &Path, root: &Path, privilege: Privilege) -> Result<(), 
     let target = root.join(WORKDIR.trim_start_matches('/'));
     if target.exists() {
         // The copy fallback holds the badger's own /app: the source goes over it.
-        super::unpack::remove_tree(&target).map_err(io_error(&target, "clear"))?;
+        super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "clear"))?;
     }
     match std::fs::rename(source, &target) {
         Ok(()) => Ok(()),
         // The scratch folder may be on another filesystem (a tmpfs): copy instead.
         Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
-            crate::layer::copy_tree(source, &target, privilege).map_err(|e| BuildError::Io {
-                path: target.clone(),
-                action: "copy the source to",
-                source: std::io::Error::other(e),
+            crate::layer::copy_tree(source, &target, privilege).map_err(|e| {
+                BuildError::Io(IoAt::new(
+                    target.clone(),
+                    "copy the source to",
+                    std::io::Error::other(e),
+                ))
             })
         }
-        Err(error) => Err(io_error(&target, "move the source to")(error)),
+        Err(error) => Err(IoAt::at(&target, "move the source to")(error).into()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! before the name, which is set last. Documents are canonical JSON, and every timestamp
 //! comes from the build's epoch, so the same inputs give the same digest.
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest};
 use crate::layer::{self, Change, LayerCompression, LayerDigests, LayerError, WriteOptions};
@@ -28,6 +29,17 @@ pub enum CommitError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Image(#[from] ImageError),
+}
+
+impl Classify for CommitError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CommitError::Layer { source, .. } => source.class(),
+            // Committing writes the build's result into the store, which the build already
+            // read from: a layout error here is the store failing, not the user's input.
+            CommitError::Layout(_) | CommitError::Image(_) => ErrorClass::Failure,
+        }
+    }
 }
 
 /// The image a build starts from: its layers, their diff_ids and its config document.

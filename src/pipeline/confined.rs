@@ -12,6 +12,7 @@
 //! lower symlink — so both build modes give the same layer. Paths with `..` are refused.
 //! This module must not follow a symlink, nor take a path string from the tree.
 
+use crate::error_class::{Classify, ErrorClass};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
@@ -35,6 +36,15 @@ pub enum ConfinedError {
         #[source]
         source: io::Error,
     },
+}
+
+impl Classify for ConfinedError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ConfinedError::BadPath { .. } => ErrorClass::Input,
+            ConfinedError::Io { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// The normal components of `inner` (an absolute path inside the image); `..` is refused.

@@ -6,6 +6,7 @@
 //! temp folder, so that what is imported is exactly what an unpack would produce. Blobs are
 //! written before the name, which is set last under the index lock.
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{self, HistoryEntry, ImageConfig};
 use crate::image::{canonical_json, media, Digest, ImageReference};
 use crate::layer::{self, LayerCompression, LayerDigests, LayerError, UnpackOptions, WriteOptions};
@@ -49,6 +50,23 @@ pub enum ImportError {
     BadTag(#[source] crate::image::ReferenceError),
     #[error("--tag {tag:?} reads as a transport reference; a store name is NAME[:TAG]")]
     TagNotAStoreName { tag: String },
+}
+
+impl Classify for ImportError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ImportError::Missing { .. }
+            | ImportError::BadEnv { .. }
+            | ImportError::BadTag(_)
+            | ImportError::TagNotAStoreName { .. } => ErrorClass::Input,
+            ImportError::Unpack { source, .. } | ImportError::Write { source, .. } => {
+                source.class()
+            }
+            ImportError::Layout(inner) => inner.class(),
+            ImportError::Image(inner) => inner.class(),
+            ImportError::Open { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// What to import and how.

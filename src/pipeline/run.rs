@@ -6,6 +6,8 @@
 //! replace the command and add environment.
 
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
@@ -20,12 +22,9 @@ pub enum RunError {
     Unpack(#[from] UnpackError),
     #[error("the image has no command: give one after --")]
     NoCommand,
-    #[error("cannot prepare a scratch folder in {path}")]
-    Scratch {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Preparing the run's scratch folder failed.
+    #[error(transparent)]
+    Scratch(#[from] IoAt),
     #[error("cannot copy the root filesystem {from} (overlay is not available here)")]
     Copy {
         from: PathBuf,
@@ -34,6 +33,19 @@ pub enum RunError {
     },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+}
+
+impl Classify for RunError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RunError::Unpack(inner) => inner.class(),
+            RunError::NoCommand => ErrorClass::Input,
+            // The sandbox's own errors are failures of the work.
+            RunError::Scratch(_) | RunError::Copy { .. } | RunError::Sandbox(_) => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 /// What to run.
@@ -98,18 +110,10 @@ pub fn run_image(
     )?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
     // `gc`, never while this one lives.
-    let scratch =
-        crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX).map_err(|source| {
-            RunError::Scratch {
-                path: cache.clone(),
-                source,
-            }
-        })?;
+    let scratch = crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX)
+        .map_err(IoAt::at(&cache, "create a scratch folder in"))?;
     let scratch_path = scratch.path().to_path_buf();
-    let exe = std::env::current_exe().map_err(|source| RunError::Scratch {
-        path: PathBuf::from("/proc/self/exe"),
-        source,
-    })?;
+    let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
 
     let make_spec = |rootfs: RootFs| {
         let mut spec = SandboxSpec::new(rootfs, command.clone());
@@ -127,10 +131,7 @@ pub fn run_image(
     let work = scratch_path.join("work");
     let result = (|| {
         for dir in [&upper, &work] {
-            std::fs::create_dir(dir).map_err(|source| RunError::Scratch {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir(dir).map_err(IoAt::at(dir, "create"))?;
         }
         let overlay = make_spec(RootFs::Overlay {
             lowers: vec![lower.clone()],

@@ -10,7 +10,9 @@
 //! fill the tree another image will run on. The cache folder is private to its user
 //! (`store::cache`).
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{media, Digest, DigestError, HashingReader};
+use crate::io_at::IoAt;
 use crate::layer::{self, LayerCompression, LayerError, UnpackOptions, UnpackReport};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
@@ -28,13 +30,8 @@ use std::path::{Path, PathBuf};
 pub enum UnpackError {
     #[error("{path} exists and is not an empty directory; unpack needs a new or empty one")]
     NotEmpty { path: PathBuf },
-    #[error("cannot {action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("layer {digest}")]
     Layer {
         digest: Digest,
@@ -64,12 +61,19 @@ pub enum UnpackError {
     Image(#[from] ImageError),
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> UnpackError {
-    let path = path.to_path_buf();
-    move |source| UnpackError::Io {
-        path,
-        action,
-        source,
+impl Classify for UnpackError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            UnpackError::NotEmpty { .. }
+            | UnpackError::DiffIdMismatch { .. }
+            | UnpackError::DiffIdCount { .. }
+            | UnpackError::BadDiffId { .. } => ErrorClass::Input,
+            UnpackError::Layer { source, .. } => source.class(),
+            UnpackError::Cache(inner) => inner.class(),
+            UnpackError::Layout(inner) => inner.class(),
+            UnpackError::Image(inner) => inner.class(),
+            UnpackError::Io(_) => ErrorClass::Failure,
+        }
     }
 }
 
@@ -189,9 +193,9 @@ pub fn unpack_image(
             false
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).map_err(io_error(dir, "create"))?;
+            fs::create_dir_all(dir).map_err(IoAt::at(dir, "create"))?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-                .map_err(io_error(dir, "chmod"))?;
+                .map_err(IoAt::at(dir, "chmod"))?;
             true
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
@@ -199,7 +203,7 @@ pub fn unpack_image(
                 path: dir.to_path_buf(),
             })
         }
-        Err(error) => return Err(io_error(dir, "read")(error)),
+        Err(error) => return Err(IoAt::at(dir, "read")(error).into()),
     };
     let result = LayerStack::of(image)
         .verified_diff_ids()
@@ -284,18 +288,18 @@ fn forget_unchecked_trees(cache: &Path) -> Result<(), UnpackError> {
     if marker.exists() {
         return Ok(());
     }
-    let folder = fs::File::open(cache).map_err(io_error(cache, "open"))?;
-    folder.lock().map_err(io_error(cache, "lock"))?;
+    let folder = fs::File::open(cache).map_err(IoAt::at(cache, "open"))?;
+    folder.lock().map_err(IoAt::at(cache, "lock"))?;
     if marker.exists() {
         return Ok(());
     }
-    for entry in fs::read_dir(cache).map_err(io_error(cache, "read"))? {
-        let entry = entry.map_err(io_error(cache, "read"))?;
+    for entry in fs::read_dir(cache).map_err(IoAt::at(cache, "read"))? {
+        let entry = entry.map_err(IoAt::at(cache, "read"))?;
         if !entry.file_name().to_string_lossy().starts_with('.') {
-            remove_tree(&entry.path()).map_err(io_error(&entry.path(), "remove"))?;
+            remove_tree(&entry.path()).map_err(IoAt::at(&entry.path(), "remove"))?;
         }
     }
-    fs::File::create(&marker).map_err(io_error(&marker, "create"))?;
+    fs::File::create(&marker).map_err(IoAt::at(&marker, "create"))?;
     Ok(())
 }
 
@@ -335,11 +339,11 @@ pub fn cached_rootfs(
     // Owned by this process (a killed unpack's tree is swept by the next one and by gc);
     // only its inner folder is renamed into place.
     let owner =
-        OwnedTempDir::new(cache, UNPACK_PREFIX).map_err(io_error(cache, "create a temp dir in"))?;
+        OwnedTempDir::new(cache, UNPACK_PREFIX).map_err(IoAt::at(cache, "create a temp dir in"))?;
     let temp = owner.path().to_path_buf();
     let result = (|| {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
-            .map_err(io_error(&temp, "chmod"))?;
+            .map_err(IoAt::at(&temp, "chmod"))?;
         apply_layers(layout, &stack.layers, &diff_ids, &temp, privilege, reporter)?;
         Ok(())
     })();
@@ -351,11 +355,11 @@ pub fn cached_rootfs(
         // Another process made (and checked) the same tree first: keep theirs.
         let _ = remove_tree(&temp);
         if !target.is_dir() {
-            return Err(UnpackError::Io {
-                path: target,
-                action: "move the unpacked tree to",
-                source: std::io::Error::other("rename failed"),
-            });
+            return Err(UnpackError::Io(IoAt::new(
+                target,
+                "move the unpacked tree to",
+                std::io::Error::other("rename failed"),
+            )));
         }
     }
     Ok(target)
@@ -402,20 +406,20 @@ pub fn held_rootfs(
         attempts += 1;
         let target = cached_rootfs(layout, stack, cache, privilege, reporter)?;
         let hold = hold_path(&target);
-        let lock = open_hold(&target).map_err(io_error(&hold, "open"))?;
-        lock.lock_shared().map_err(io_error(&hold, "lock"))?;
-        let held = lock.metadata().map_err(io_error(&hold, "inspect"))?;
+        let lock = open_hold(&target).map_err(IoAt::at(&hold, "open"))?;
+        lock.lock_shared().map_err(IoAt::at(&hold, "lock"))?;
+        let held = lock.metadata().map_err(IoAt::at(&hold, "inspect"))?;
         let current = fs::symlink_metadata(&hold)
             .is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino());
         if current && target.is_dir() {
             return Ok((target, TreeHold { _lock: lock }));
         }
         if attempts >= 3 {
-            return Err(UnpackError::Io {
-                path: target,
-                action: "hold the unpacked tree at",
-                source: std::io::Error::other("it was removed each time it was made"),
-            });
+            return Err(UnpackError::Io(IoAt::new(
+                target,
+                "hold the unpacked tree at",
+                std::io::Error::other("it was removed each time it was made"),
+            )));
         }
     }
 }
@@ -473,7 +477,7 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
             continue;
         }
         // A tree a live run stands on stays, though no name reaches it any more.
-        if remove_unheld(&entry.path()).map_err(io_error(&entry.path(), "remove"))? {
+        if remove_unheld(&entry.path()).map_err(IoAt::at(&entry.path(), "remove"))? {
             removed += 1;
         }
     }

@@ -8,6 +8,8 @@
 
 use super::confined;
 use super::unpack::remove_tree;
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use crate::layer::{self, Change, LayerError};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
@@ -20,13 +22,8 @@ use std::time::Duration;
 /// What went wrong preparing or running a step.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
-    #[error("cannot {action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("cannot copy the root filesystem for a build without overlay")]
     Copy(#[source] LayerError),
     #[error("cannot diff the build's changes")]
@@ -39,12 +36,13 @@ pub enum WorkspaceError {
     },
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkspaceError {
-    let path = path.to_path_buf();
-    move |source| WorkspaceError::Io {
-        path,
-        action,
-        source,
+impl Classify for WorkspaceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            WorkspaceError::Copy(inner) | WorkspaceError::Diff(inner) => inner.class(),
+            // The sandbox's own errors are failures of the work.
+            WorkspaceError::Io(_) | WorkspaceError::Sandbox { .. } => ErrorClass::Failure,
+        }
     }
 }
 
@@ -130,10 +128,10 @@ impl Workspace {
         overlay: bool,
         privilege: Privilege,
     ) -> Result<Workspace, WorkspaceError> {
-        std::fs::create_dir_all(parent).map_err(io_error(parent, "create"))?;
+        std::fs::create_dir_all(parent).map_err(IoAt::at(parent, "create"))?;
         // Scratch of builds that were killed is swept here (and by `gc`).
         let owner = OwnedTempDir::new(parent, SCRATCH_PREFIX)
-            .map_err(io_error(parent, "create a scratch folder in"))?;
+            .map_err(IoAt::at(parent, "create a scratch folder in"))?;
         let scratch = owner.path().to_path_buf();
         let mut workspace = Workspace {
             scratch: scratch.clone(),
@@ -148,7 +146,7 @@ impl Workspace {
             let upper = scratch.join("upper");
             let work = scratch.join("work");
             for dir in [&upper, &work] {
-                std::fs::create_dir(dir).map_err(io_error(dir, "create"))?;
+                std::fs::create_dir(dir).map_err(IoAt::at(dir, "create"))?;
             }
             Mode::Overlay { upper, work }
         } else {
@@ -190,13 +188,13 @@ impl Workspace {
     /// away (a fresh upper above the build's upper, or a second copy).
     pub fn throwaway_root(&self) -> Result<RootFs, WorkspaceError> {
         let dir = self.scratch.join("test");
-        std::fs::create_dir(&dir).map_err(io_error(&dir, "create"))?;
+        std::fs::create_dir(&dir).map_err(IoAt::at(&dir, "create"))?;
         match &self.mode {
             Mode::Overlay { upper, .. } => {
                 let test_upper = dir.join("upper");
                 let test_work = dir.join("work");
                 for d in [&test_upper, &test_work] {
-                    std::fs::create_dir(d).map_err(io_error(d, "create"))?;
+                    std::fs::create_dir(d).map_err(IoAt::at(d, "create"))?;
                 }
                 let mut lowers = vec![upper.clone()];
                 lowers.extend(self.lowers.iter().cloned());
@@ -320,7 +318,7 @@ pub fn run_step(
         Network::None
     };
     spec.limits.timeout = step.timeout;
-    let exe = std::env::current_exe().map_err(io_error(Path::new("/proc/self/exe"), "read"))?;
+    let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let stage = step.stage;
     let outcome = runtime::run_with_cancel(&spec, &exe, cancel, |event| {

@@ -10,6 +10,8 @@
 use super::client::Client;
 use super::target::RegistryTarget;
 use super::{RegistryError, RegistryOptions};
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -22,12 +24,9 @@ use std::process::{Command, Stdio};
 pub enum CredentialError {
     #[error("--creds must be USER:PASS (or USER alone with an empty password is refused)")]
     BadCreds,
-    #[error("{path}: cannot read the credential file")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Reading or writing a credential file failed.
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("{path}: not a JSON auth file (expected {{\"auths\": {{...}}}})")]
     Malformed {
         path: PathBuf,
@@ -52,14 +51,22 @@ pub enum CredentialError {
         registry: String,
         message: String,
     },
-    #[error("{path}: cannot write the credential file")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error("no place to keep credentials: set $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR or $HOME, or pass --authfile")]
     NoAuthFile,
+}
+
+impl Classify for CredentialError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CredentialError::BadCreds
+            | CredentialError::Io(_)
+            | CredentialError::Malformed { .. }
+            | CredentialError::BadAuthEntry { .. }
+            | CredentialError::HelperSpawn { .. }
+            | CredentialError::HelperFailed { .. }
+            | CredentialError::NoAuthFile => ErrorClass::Failure,
+        }
+    }
 }
 
 /// A user name and its password (or token). `Debug` never shows the password.
@@ -200,7 +207,7 @@ pub(crate) fn lookup(
             // A missing default file is normal; a missing --authfile means "no credentials"
             // too, as podman treats it.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(CredentialError::Read { path, source }),
+            Err(source) => return Err(IoAt::new(path, "read the credential file", source).into()),
         };
         let file: Value =
             serde_json::from_slice(&text).map_err(|source| CredentialError::Malformed {
@@ -346,10 +353,7 @@ fn read_object(path: &Path) -> Result<Map<String, Value>, CredentialError> {
             _ => Ok(Map::new()),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(source) => Err(CredentialError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(IoAt::new(path, "read the credential file", source).into()),
     }
 }
 
@@ -357,10 +361,8 @@ fn read_object(path: &Path) -> Result<Map<String, Value>, CredentialError> {
 /// half of it and the secret is never readable by others, even for a moment.
 fn write_object(path: &Path, object: Map<String, Value>) -> Result<(), CredentialError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let write_error = |source| CredentialError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let write_error =
+        |source| CredentialError::from(IoAt::new(path, "write the credential file", source));
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()

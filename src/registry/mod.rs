@@ -40,6 +40,7 @@ pub use rate::TransferLimits;
 pub use target::RegistryTarget;
 pub use tls::TlsError;
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::Digest;
 use crate::store::{ImageError, LayoutError};
 use std::fmt;
@@ -293,6 +294,36 @@ pub enum RegistryError {
     Credentials(#[from] CredentialError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+}
+
+impl Classify for RegistryError {
+    fn class(&self) -> ErrorClass {
+        // Everything a registry transfer meets counts as the transfer failing, the store it
+        // writes into and the credentials it sends included.
+        match self {
+            RegistryError::Status { .. }
+            | RegistryError::LoginRefused { .. }
+            | RegistryError::Transport { .. }
+            | RegistryError::BadChallenge { .. }
+            | RegistryError::TokenRefused { .. }
+            | RegistryError::CleartextRealm { .. }
+            | RegistryError::BadToken { .. }
+            | RegistryError::BadLocation { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::TooLarge { .. }
+            | RegistryError::UnsupportedMediaType { .. }
+            | RegistryError::BadDocument { .. }
+            | RegistryError::NoPlatform { .. }
+            | RegistryError::PullBlob { .. }
+            | RegistryError::ReadBlob { .. }
+            | RegistryError::NotARegistry { .. }
+            | RegistryError::BadPlatform { .. }
+            | RegistryError::Layout(_)
+            | RegistryError::Image(_)
+            | RegistryError::Credentials(_)
+            | RegistryError::Tls(_) => ErrorClass::Failure,
+        }
+    }
 }
 
 fn status_hint(status: u16) -> &'static str {

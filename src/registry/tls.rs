@@ -4,6 +4,8 @@
 //! use TLS at all is the client's decision.
 
 use super::RegistryOptions;
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
@@ -11,18 +13,8 @@ use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConf
 /// A certificate folder or file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: cannot read the certificate folder")]
-    ReadDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: cannot read")]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("{path}: not a PEM file of certificates or a private key")]
     BadPem {
         path: PathBuf,
@@ -31,6 +23,16 @@ pub enum TlsError {
     },
     #[error("{cert}: client certificate without its key {key}")]
     MissingKey { cert: PathBuf, key: PathBuf },
+}
+
+impl Classify for TlsError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            TlsError::Io(_) | TlsError::BadPem { .. } | TlsError::MissingKey { .. } => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 /// The cert dir for a registry: the option, else the system's `certs.d` folder for the
@@ -87,10 +89,7 @@ fn system_bundle_present() -> bool {
 /// `NAME.key` is the client certificate (the first one by name, as containers/image does).
 fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>), TlsError> {
     let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|source| TlsError::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?
+        .map_err(IoAt::at(dir, "read the certificate folder"))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .collect();
     names.sort();
@@ -118,10 +117,7 @@ fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Client
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    fs::read(path).map_err(|source| TlsError::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(fs::read(path).map_err(IoAt::at(path, "read"))?)
 }
 
 fn read_certs(path: &Path) -> Result<Vec<Certificate<'static>>, TlsError> {

@@ -8,6 +8,7 @@
 //! modes and times are applied last, deepest first, so that a read-only source directory
 //! can still be filled and its mtime is not disturbed by the entries written into it.
 
+use crate::io_at::IoAt;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -17,7 +18,7 @@ use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use walkdir::WalkDir;
 
-use super::{io_error, SourceError};
+use super::SourceError;
 use crate::report::Reporter;
 
 /// Copies the tree under `source` into the existing, empty `dest`; returns the number of
@@ -30,10 +31,10 @@ pub(super) fn copy_tree(
 ) -> Result<u64, SourceError> {
     let source_real = source
         .canonicalize()
-        .map_err(io_error(source, "opening the source directory"))?;
+        .map_err(IoAt::at(source, "open the source directory"))?;
     let dest_real = dest
         .canonicalize()
-        .map_err(io_error(dest, "opening the destination"))?;
+        .map_err(IoAt::at(dest, "open the destination"))?;
     // A destination inside the source would be walked while it is being filled.
     if dest_real.starts_with(&source_real) {
         return Err(SourceError::DestInsideSource {
@@ -57,7 +58,7 @@ pub(super) fn copy_tree(
         }
         let entry = entry.map_err(|error| {
             let path = error.path().unwrap_or(source).to_path_buf();
-            io_error(&path, "reading the source directory")(error.into())
+            IoAt::at(&path, "read the source directory")(error.into())
         })?;
         let from = entry.path();
         let relative = from
@@ -66,14 +67,14 @@ pub(super) fn copy_tree(
         let to = dest.join(relative);
         let meta = entry
             .metadata()
-            .map_err(|error| io_error(from, "reading metadata")(error.into()))?;
+            .map_err(|error| IoAt::at(from, "read the metadata of")(error.into()))?;
         let kind = meta.file_type();
         if kind.is_dir() {
             // Owner-writable until the final pass gives it its real mode.
             fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&to)
-                .map_err(io_error(&to, "creating a directory"))?;
+                .map_err(IoAt::at(&to, "create the directory"))?;
             dirs.push((to, meta));
             entries += 1;
             continue;
@@ -82,20 +83,20 @@ pub(super) fn copy_tree(
             let inode = (meta.dev(), meta.ino());
             if meta.nlink() > 1 {
                 if let Some(first) = links.get(&inode) {
-                    fs::hard_link(first, &to).map_err(io_error(&to, "creating a hard link"))?;
+                    fs::hard_link(first, &to).map_err(IoAt::at(&to, "create the hard link"))?;
                     entries += 1;
                     continue;
                 }
                 links.insert(inode, to.clone());
             }
-            fs::copy(from, &to).map_err(io_error(from, "copying a file"))?;
+            fs::copy(from, &to).map_err(IoAt::at(from, "copy the file"))?;
         } else if kind.is_symlink() {
-            let target = fs::read_link(from).map_err(io_error(from, "reading a symlink"))?;
+            let target = fs::read_link(from).map_err(IoAt::at(from, "read the symlink"))?;
             std::os::unix::fs::symlink(&target, &to)
-                .map_err(io_error(&to, "creating a symlink"))?;
+                .map_err(IoAt::at(&to, "create the symlink"))?;
         } else if kind.is_fifo() {
             nix::unistd::mkfifo(&to, Mode::from_bits_truncate(0o600))
-                .map_err(|errno| io_error(&to, "creating a fifo")(errno.into()))?;
+                .map_err(|errno| IoAt::at(&to, "create the fifo")(errno.into()))?;
         } else {
             let reason = if kind.is_socket() {
                 "a socket cannot be copied"
@@ -120,7 +121,8 @@ pub(super) fn copy_tree(
 
 fn set_mode(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
     fs::set_permissions(path, fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(io_error(path, "setting the mode"))
+        .map_err(IoAt::at(path, "set the mode of"))?;
+    Ok(())
 }
 
 /// Access and modification times of `meta`, set on `path` itself (a symlink's own times).
@@ -134,5 +136,5 @@ fn set_times(path: &Path, meta: &fs::Metadata) -> Result<(), SourceError> {
         &mtime,
         UtimensatFlags::NoFollowSymlink,
     )
-    .map_err(|errno| io_error(path, "setting the times")(errno.into()))
+    .map_err(|errno| IoAt::new(path, "set the times of", errno.into()).into())
 }

@@ -16,13 +16,14 @@
 //! commands that only read the mirror see no configuration at all, so the exported tree
 //! does not depend on the host (`core.autocrlf`, `tar.umask`, global attributes).
 
+use crate::io_at::IoAt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::spec::{check_revision, redact, scrub};
-use super::{io_error, SourceError};
+use super::SourceError;
 use crate::image::digest::Digest;
 use crate::layer::LayerCompression;
 use crate::report::Reporter;
@@ -118,7 +119,7 @@ pub(super) fn fetch(
     }
     let (repository, secrets) = redact(url);
     let root = cache.join("git");
-    fs::create_dir_all(&root).map_err(io_error(&root, "creating the git cache"))?;
+    fs::create_dir_all(&root).map_err(IoAt::at(&root, "create the git cache"))?;
     // One mirror per repository, named by the redacted URL: a new token for the same
     // repository reuses the mirror, and no secret appears in a file name.
     let key = Digest::of_bytes(repository.as_bytes());
@@ -200,8 +201,8 @@ fn lock(path: &Path) -> Result<File, SourceError> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io_error(path, "opening the mirror lock"))?;
-    file.lock().map_err(io_error(path, "locking the mirror"))?;
+        .map_err(IoAt::at(path, "open the mirror lock"))?;
+    file.lock().map_err(IoAt::at(path, "lock the mirror"))?;
     Ok(file)
 }
 
@@ -357,7 +358,7 @@ impl Git<'_> {
         let temp = tempfile::Builder::new()
             .prefix(".new-mirror-")
             .tempdir_in(root)
-            .map_err(io_error(root, "creating a temporary mirror"))?;
+            .map_err(IoAt::at(root, "create a temporary mirror in"))?;
         let mut command = Command::new("git");
         command
             .env_clear()
@@ -380,10 +381,11 @@ impl Git<'_> {
         self.run("init", command)?.check(self)?;
         if self.mirror.exists() {
             fs::remove_dir_all(self.mirror)
-                .map_err(io_error(self.mirror, "removing a broken mirror"))?;
+                .map_err(IoAt::at(self.mirror, "remove the broken mirror"))?;
         }
         let temp = temp.keep();
-        fs::rename(&temp, self.mirror).map_err(io_error(self.mirror, "moving the new mirror"))
+        fs::rename(&temp, self.mirror).map_err(IoAt::at(self.mirror, "move the new mirror to"))?;
+        Ok(())
     }
 
     fn fetch(&self, url: &str, refspecs: &[String]) -> Result<(), SourceError> {

@@ -26,6 +26,8 @@ mod policy;
 mod spec;
 mod tree_digest;
 
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -141,19 +143,33 @@ pub enum SourceError {
     DestInsideSource { dest: PathBuf, source_dir: PathBuf },
     /// A filesystem operation on the destination, the cache, a source directory or an
     /// artifact failed.
-    #[error("{path}: {op} failed")]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
 }
 
-/// A closure that turns an `io::Error` into [`SourceError::Io`] for `path`.
-pub(crate) fn io_error(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> SourceError {
-    let path = path.to_path_buf();
-    move |source| SourceError::Io { path, op, source }
+impl Classify for SourceError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SourceError::NotFound { .. }
+            | SourceError::IsAFile { .. }
+            | SourceError::OptionLike { .. }
+            | SourceError::UnsupportedUrl { .. }
+            | SourceError::InvalidRevision { .. }
+            | SourceError::RevisionWithoutGit { .. }
+            | SourceError::RevisionNotFound { .. }
+            | SourceError::Artifact { .. }
+            | SourceError::Expansion { .. }
+            | SourceError::NotAllowed { .. } => ErrorClass::Input,
+            SourceError::Export { source, .. } => source.class(),
+            SourceError::Cancelled => ErrorClass::Interrupted,
+            SourceError::NonUtf8Path { .. }
+            | SourceError::GitSpawn { .. }
+            | SourceError::GitFailed { .. }
+            | SourceError::DestNotEmpty { .. }
+            | SourceError::DestInsideSource { .. }
+            | SourceError::Io(_) => ErrorClass::Failure,
+        }
+    }
 }
 
 /// Writes the source named by `spec` into `dest` (created if missing, and required to be
@@ -232,8 +248,8 @@ pub fn fetch_cancellable(
 
 /// `dest` must be empty so that what lands in `/app` is exactly the source.
 fn prepare_dest(dest: &Path) -> Result<(), SourceError> {
-    fs::create_dir_all(dest).map_err(io_error(dest, "creating the destination"))?;
-    let mut entries = fs::read_dir(dest).map_err(io_error(dest, "listing the destination"))?;
+    fs::create_dir_all(dest).map_err(IoAt::at(dest, "create the destination"))?;
+    let mut entries = fs::read_dir(dest).map_err(IoAt::at(dest, "list the destination"))?;
     if entries.next().is_some() {
         return Err(SourceError::DestNotEmpty {
             path: dest.to_path_buf(),
@@ -252,7 +268,7 @@ fn unpack_artifact(
     privilege: Privilege,
 ) -> Result<(), SourceError> {
     if let Some(limit) = limit {
-        let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+        let file = fs::File::open(path).map_err(IoAt::at(path, "open the artifact"))?;
         let reader = CancelReader {
             inner: file,
             cancel,
@@ -269,7 +285,7 @@ fn unpack_artifact(
         }
         checked?;
     }
-    let file = fs::File::open(path).map_err(io_error(path, "opening the artifact"))?;
+    let file = fs::File::open(path).map_err(IoAt::at(path, "open the artifact"))?;
     let reader = CancelReader {
         inner: file,
         cancel,

@@ -7,6 +7,7 @@
 //! (`host:path`) is refused too: it is only told from a local path by looking at the
 //! server's filesystem. This module decides and resolves; it fetches nothing.
 
+use crate::io_at::IoAt;
 use std::path::{Path, PathBuf};
 
 use super::spec::{check_remote_url, file_url_path, redact_url, REMOTE_SCHEMES};
@@ -33,7 +34,7 @@ impl SourcePolicy {
         for root in roots {
             let real = root
                 .canonicalize()
-                .map_err(super::io_error(root, "resolving the allowed source folder"))?;
+                .map_err(IoAt::at(root, "resolve the allowed source folder"))?;
             if !real.is_dir() {
                 return Err(SourceError::IsAFile { path: real });
             }

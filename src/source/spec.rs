@@ -5,6 +5,7 @@
 //! It looks at the filesystem only to tell a directory from a repository (it never runs
 //! git) and never changes anything.
 
+use crate::io_at::IoAt;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -84,16 +85,16 @@ impl SourceSpec {
         let path = base_dir.join(text);
         match path.metadata() {
             Ok(meta) if meta.is_file() => Ok(SourceSpec::Artifact(path)),
-            Ok(_) => Err(SourceError::Io {
+            Ok(_) => Err(SourceError::Io(IoAt::new(
                 path,
-                op: "using the artifact (it is not a regular file)",
-                source: std::io::ErrorKind::InvalidInput.into(),
-            }),
-            Err(source) => Err(SourceError::Io {
+                "use the artifact",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ))),
+            Err(source) => Err(SourceError::Io(IoAt::new(
                 path,
-                op: "opening the artifact",
+                "open the artifact",
                 source,
-            }),
+            ))),
         }
     }
 
@@ -141,7 +142,7 @@ fn local(
     // mirror and the recorded repository does not depend on the caller's working folder.
     let path = path
         .canonicalize()
-        .map_err(super::io_error(path, "resolving the source path"))?;
+        .map_err(IoAt::at(path, "resolve the source path"))?;
     if !is_git_repository(&path) {
         return Ok(SourceSpec::Directory(path));
     }

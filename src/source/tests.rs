@@ -454,6 +454,6 @@ fn artifact_tarballs_unpack_and_hostile_entries_are_refused() {
 
     assert!(matches!(
         SourceSpec::artifact("missing.tar", tmp.path()),
-        Err(SourceError::Io { path, .. }) if path.ends_with("missing.tar")
+        Err(SourceError::Io(error)) if error.path().ends_with("missing.tar")
     ));
 }

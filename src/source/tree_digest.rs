@@ -8,6 +8,7 @@
 //! holds device nodes, which the copy leaves out). The root's own mode is not part of the
 //! digest (the destination's root is made by the caller, not copied).
 
+use crate::io_at::IoAt;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -17,7 +18,7 @@ use std::path::Path;
 use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
-use super::{io_error, SourceError};
+use super::SourceError;
 use crate::image::digest::{Digest, HashingWriter};
 
 /// The digest of the tree under `root`. Each entry, in a walk that visits siblings in byte
@@ -45,12 +46,12 @@ pub fn tree_summary(root: &Path) -> Result<(Digest, Option<i64>), SourceError> {
     for entry in walk {
         let entry = entry.map_err(|error| {
             let path = error.path().unwrap_or(root).to_path_buf();
-            io_error(&path, "reading the tree to digest")(error.into())
+            IoAt::at(&path, "walk the tree at")(error.into())
         })?;
         let path = entry.path();
         let meta = entry
             .metadata()
-            .map_err(|error| io_error(path, "reading metadata")(error.into()))?;
+            .map_err(|error| IoAt::at(path, "read the metadata of")(error.into()))?;
         let kind = meta.file_type();
         let letter = if kind.is_dir() {
             b'd'
@@ -87,7 +88,7 @@ pub fn tree_summary(root: &Path) -> Result<(Digest, Option<i64>), SourceError> {
             hasher.update(meta.len().to_le_bytes());
             hasher.update(digest.hex().as_bytes());
         } else if kind.is_symlink() {
-            let target = std::fs::read_link(path).map_err(io_error(path, "reading a symlink"))?;
+            let target = std::fs::read_link(path).map_err(IoAt::at(path, "read the symlink"))?;
             put_bytes(&mut hasher, target.as_os_str().as_bytes());
         } else if kind.is_char_device() || kind.is_block_device() {
             hasher.update(meta.rdev().to_le_bytes());
@@ -106,8 +107,8 @@ fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
 }
 
 fn file_digest(path: &Path) -> Result<Digest, SourceError> {
-    let mut file = File::open(path).map_err(io_error(path, "opening a file to digest"))?;
+    let mut file = File::open(path).map_err(IoAt::at(path, "open the file"))?;
     let mut writer = HashingWriter::new(io::sink());
-    io::copy(&mut file, &mut writer).map_err(io_error(path, "reading a file to digest"))?;
+    io::copy(&mut file, &mut writer).map_err(IoAt::at(path, "read the file"))?;
     Ok(writer.finish().0)
 }

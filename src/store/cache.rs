@@ -5,6 +5,8 @@
 //! symlink or belongs to someone else (a folder another user planted would let them read or
 //! swap what we cache). This module only guards folders; it knows nothing of their content.
 
+use crate::error_class::{Classify, ErrorClass};
+use crate::io_at::IoAt;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::{fchmod, fstat, Mode};
 use std::fs;
@@ -22,13 +24,18 @@ pub enum CacheError {
     NotADirectory { path: PathBuf },
     #[error("the cache folder {path} belongs to uid {owner}, not to you (uid {me}); use a store of your own (--store)")]
     NotOwned { path: PathBuf, owner: u32, me: u32 },
-    #[error("cannot {action} the cache folder {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
+}
+
+impl Classify for CacheError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CacheError::NotADirectory { .. } | CacheError::NotOwned { .. } | CacheError::Io(_) => {
+                ErrorClass::Failure
+            }
+        }
+    }
 }
 
 /// `STORE/cache`, made private (see the module comment). Every user of the cache folder
@@ -44,20 +51,13 @@ pub fn cache_root(store: &Path) -> Result<PathBuf, CacheError> {
 /// effective uid — and its mode set to 0700. The checks and the chmod act on one open
 /// descriptor, so a rename in between cannot point them at different folders.
 pub fn private_dir(path: &Path) -> Result<(), CacheError> {
-    let io = |action| {
-        let path = path.to_path_buf();
-        move |source| CacheError::Io {
-            path,
-            action,
-            source,
-        }
-    };
+    let io = |action| IoAt::at(path, action);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io("create the parent of"))?;
+        std::fs::create_dir_all(parent).map_err(io("create the parent of the cache folder"))?;
     }
     match nix::unistd::mkdir(path, Mode::from_bits_truncate(PRIVATE)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(errno) => return Err(io("create")(errno.into())),
+        Err(errno) => return Err(io("create the cache folder")(errno.into()).into()),
     }
     let fd = match open(
         path,
@@ -70,9 +70,9 @@ pub fn private_dir(path: &Path) -> Result<(), CacheError> {
                 path: path.to_path_buf(),
             })
         }
-        Err(errno) => return Err(io("open")(errno.into())),
+        Err(errno) => return Err(io("open the cache folder")(errno.into()).into()),
     };
-    let stat = fstat(fd.as_fd()).map_err(|e| io("inspect")(e.into()))?;
+    let stat = fstat(fd.as_fd()).map_err(|e| io("inspect the cache folder")(e.into()))?;
     let me = nix::unistd::geteuid().as_raw();
     if stat.st_uid != me {
         return Err(CacheError::NotOwned {
@@ -83,7 +83,7 @@ pub fn private_dir(path: &Path) -> Result<(), CacheError> {
     }
     if stat.st_mode & 0o7777 != PRIVATE {
         fchmod(fd.as_fd(), Mode::from_bits_truncate(PRIVATE))
-            .map_err(|e| io("make private")(e.into()))?;
+            .map_err(|e| io("set the mode of the cache folder")(e.into()))?;
     }
     Ok(())
 }

@@ -5,8 +5,10 @@
 
 use super::layout::{Layout, LayoutError};
 use super::lease::{ExclusiveLease, Swept};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest, DigestError};
+use crate::io_at::IoAt;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -95,6 +97,25 @@ pub enum ImageError {
         name: String,
         digest: Digest,
     },
+}
+
+impl Classify for ImageError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ImageError::Layout(inner) => inner.class(),
+            ImageError::NotFound { .. }
+            | ImageError::Ambiguous { .. }
+            | ImageError::Empty { .. }
+            | ImageError::UnknownMediaType { .. }
+            | ImageError::BadDigest { .. }
+            | ImageError::BadDocument { .. }
+            | ImageError::NoPlatform { .. }
+            | ImageError::IndexTooDeep { .. }
+            | ImageError::TooManyLayers { .. } => ErrorClass::Input,
+            // The store lost a blob: not the user's input.
+            ImageError::Incomplete { .. } => ErrorClass::Failure,
+        }
+    }
 }
 
 /// What `gc` did.
@@ -400,10 +421,8 @@ impl Layout {
         let reachable = self.reach(index.manifests().iter(), false)?;
         let mut report = GcReport::default();
         let blobs = self.root().join("blobs").join("sha256");
-        let entries = fs::read_dir(&blobs).map_err(|source| LayoutError::Io {
-            path: blobs.clone(),
-            action: "cannot list blobs",
-            source,
+        let entries = fs::read_dir(&blobs).map_err(|source| {
+            LayoutError::Io(IoAt::new(blobs.clone(), "list the blobs in", source))
         })?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -414,10 +433,8 @@ impl Layout {
                 continue;
             }
             report.freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(entry.path()).map_err(|source| LayoutError::Io {
-                path: entry.path(),
-                action: "cannot remove blob",
-                source,
+            fs::remove_file(entry.path()).map_err(|source| {
+                LayoutError::Io(IoAt::new(entry.path(), "remove blob", source))
             })?;
             report.removed.push(digest);
         }

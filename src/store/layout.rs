@@ -4,7 +4,9 @@
 //! layers' contents, registries or the command line.
 
 use super::lease::{LeaseSlot, StoreLease};
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, HashingReader, HashingWriter};
+use crate::io_at::IoAt;
 use oci_spec::image::ImageIndex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -60,21 +62,25 @@ pub enum LayoutError {
         #[source]
         source: oci_spec::OciSpecError,
     },
-    #[error("{path}: {action}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LayoutError {
-    let path = path.to_path_buf();
-    move |source| LayoutError::Io {
-        path,
-        action,
-        source,
+impl Classify for LayoutError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // A layout that is not one, or whose blobs do not match their digests, came from
+            // whoever made it: the user named it.
+            LayoutError::NotALayout { .. }
+            | LayoutError::UnsupportedVersion { .. }
+            | LayoutError::MissingBlob { .. }
+            | LayoutError::DigestMismatch { .. }
+            | LayoutError::SizeMismatch { .. }
+            | LayoutError::TooLarge { .. }
+            | LayoutError::IndexTooLarge { .. }
+            | LayoutError::BadIndex { .. } => ErrorClass::Input,
+            LayoutError::Io(_) => ErrorClass::Failure,
+        }
     }
 }
 
@@ -97,7 +103,7 @@ impl Layout {
                     path: root.to_path_buf(),
                 })
             }
-            Err(e) => return Err(io_error(&marker, "cannot read oci-layout")(e)),
+            Err(e) => return Err(IoAt::at(&marker, "read")(e).into()),
         };
         let version_ok = serde_json::from_str::<serde_json::Value>(&content)
             .ok()
@@ -123,15 +129,13 @@ impl Layout {
         if root.join("oci-layout").exists() {
             return Layout::open(root);
         }
-        fs::create_dir_all(root).map_err(io_error(root, "cannot create the folder"))?;
-        let folder = File::open(root).map_err(io_error(root, "cannot open the folder"))?;
-        folder
-            .lock()
-            .map_err(io_error(root, "cannot lock the folder"))?;
+        fs::create_dir_all(root).map_err(IoAt::at(root, "create the folder"))?;
+        let folder = File::open(root).map_err(IoAt::at(root, "open the folder"))?;
+        folder.lock().map_err(IoAt::at(root, "lock the folder"))?;
         if root.join("oci-layout").exists() {
             return Layout::open(root);
         }
-        let mut entries = fs::read_dir(root).map_err(io_error(root, "cannot read the folder"))?;
+        let mut entries = fs::read_dir(root).map_err(IoAt::at(root, "read the folder"))?;
         if entries.next().is_some() {
             return Err(LayoutError::NotALayout {
                 path: root.to_path_buf(),
@@ -142,7 +146,7 @@ impl Layout {
             leases: Arc::default(),
         };
         let blobs = layout.blobs_dir();
-        fs::create_dir_all(&blobs).map_err(io_error(&blobs, "cannot create blobs/sha256"))?;
+        fs::create_dir_all(&blobs).map_err(IoAt::at(&blobs, "create"))?;
         // index.json first, oci-layout last: a folder with oci-layout is a complete layout.
         layout.write_file_atomic("index.json", br#"{"schemaVersion":2,"manifests":[]}"#)?;
         layout.write_file_atomic("oci-layout", OCI_LAYOUT.as_bytes())?;
@@ -173,7 +177,7 @@ impl Layout {
     /// The folder for temporary files of this layout, created on demand.
     pub fn temp_dir(&self) -> Result<PathBuf, LayoutError> {
         let dir = self.root.join(TEMP_DIR);
-        fs::create_dir_all(&dir).map_err(io_error(&dir, "cannot create the temp folder"))?;
+        fs::create_dir_all(&dir).map_err(IoAt::at(&dir, "create the temp folder"))?;
         Ok(dir)
     }
 
@@ -185,7 +189,7 @@ impl Layout {
         let (file, path) = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&dir)
-            .map_err(io_error(&dir, "cannot create a temp blob"))?
+            .map_err(IoAt::at(&dir, "create a temp blob"))?
             .into_parts();
         Ok(BlobWriter {
             layout: self.clone(),
@@ -230,12 +234,10 @@ impl Layout {
                 }
                 unreachable!("checked above");
             }
-            io_error(&temp_path, "cannot write blob")(error)
+            IoAt::at(&temp_path, "write blob")(error).into()
         })?;
         let (digest, size, mut inner) = writer.finish();
-        inner
-            .flush()
-            .map_err(io_error(&temp_path, "cannot write blob"))?;
+        inner.flush().map_err(IoAt::at(&temp_path, "write blob"))?;
         drop(inner);
         if let Some((expected_digest, expected_size)) = expected {
             if &digest != expected_digest {
@@ -285,7 +287,7 @@ impl Layout {
                     digest: digest.clone(),
                 })
             }
-            Err(e) => return Err(io_error(&path, "cannot open blob")(e)),
+            Err(e) => return Err(IoAt::at(&path, "open blob")(e).into()),
         };
         Ok(VerifiedBlob {
             reader: Some(HashingReader::new(file)),
@@ -306,7 +308,7 @@ impl Layout {
         let path = self.blob_path(digest);
         let mut blob = self.open_blob(digest, expected_size)?;
         let length = fs::metadata(&path)
-            .map_err(io_error(&path, "cannot read blob"))?
+            .map_err(IoAt::at(&path, "read blob"))?
             .len();
         if length > limit {
             return Err(LayoutError::TooLarge {
@@ -325,12 +327,12 @@ impl Layout {
     /// parsed index takes about twice its size in memory).
     pub fn read_index(&self) -> Result<ImageIndex, LayoutError> {
         let path = self.root.join("index.json");
-        let file = File::open(&path).map_err(io_error(&path, "cannot open index.json"))?;
+        let file = File::open(&path).map_err(IoAt::at(&path, "open"))?;
         let mut bytes = Vec::new();
         // Read at most one byte past the bound: a file that grows meanwhile is caught too.
         file.take(INDEX_LIMIT + 1)
             .read_to_end(&mut bytes)
-            .map_err(io_error(&path, "cannot read index.json"))?;
+            .map_err(IoAt::at(&path, "read"))?;
         if bytes.len() as u64 > INDEX_LIMIT {
             return Err(LayoutError::IndexTooLarge {
                 path,
@@ -371,9 +373,8 @@ impl Layout {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io_error(&path, "cannot open the lock file"))?;
-        file.lock()
-            .map_err(io_error(&path, "cannot lock the layout"))?;
+            .map_err(IoAt::at(&path, "open the lock file"))?;
+        file.lock().map_err(IoAt::at(&path, "lock"))?;
         Ok(LayoutLock { _file: file })
     }
 
@@ -382,13 +383,13 @@ impl Layout {
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{name}-"))
             .tempfile_in(&self.root)
-            .map_err(io_error(&self.root, "cannot create a temp file"))?;
+            .map_err(IoAt::at(&self.root, "create a temp file"))?;
         temp.write_all(bytes)
             .and_then(|_| temp.as_file().sync_all())
-            .map_err(io_error(&target, "cannot write"))?;
+            .map_err(IoAt::at(&target, "write"))?;
         set_readable_mode(temp.as_file(), &target)?;
         temp.persist(&target)
-            .map_err(|e| io_error(&target, "cannot replace")(e.error))?;
+            .map_err(|e| IoAt::at(&target, "replace")(e.error))?;
         Ok(())
     }
 }
@@ -397,8 +398,9 @@ impl Layout {
 /// (a store shared through a group, a layout handed to skopeo), so they get 0644.
 fn set_readable_mode(file: &File, path: &Path) -> Result<(), LayoutError> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(io_error(path, "cannot set permissions"))
+    Ok(file
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(IoAt::at(path, "set the permissions of"))?)
 }
 
 /// The writer lock of a layout; released on drop.
@@ -420,12 +422,16 @@ impl BlobWriter {
     /// A handle on the temp file to write through (it shares the file's offset).
     pub fn file(&self) -> Result<File, LayoutError> {
         let Some(file) = &self.file else {
-            return Err(io_error(&self.path, "cannot reopen the temp blob")(
+            return Err(IoAt::new(
+                &self.path,
+                "reopen the temp blob",
                 io::Error::other("the blob is already closed"),
-            ));
+            )
+            .into());
         };
-        file.try_clone()
-            .map_err(io_error(&self.path, "cannot reopen the temp blob"))
+        Ok(file
+            .try_clone()
+            .map_err(IoAt::at(&self.path, "reopen the temp blob"))?)
     }
 
     pub fn temp_path(&self) -> &Path {
@@ -435,8 +441,7 @@ impl BlobWriter {
     /// Syncs the content, makes it readable and closes the descriptor.
     fn close(&mut self) -> Result<(), LayoutError> {
         if let Some(file) = self.file.take() {
-            file.sync_all()
-                .map_err(io_error(&self.path, "cannot sync blob"))?;
+            file.sync_all().map_err(IoAt::at(&self.path, "sync blob"))?;
             set_readable_mode(&file, &self.path)?;
         }
         Ok(())
@@ -454,7 +459,7 @@ impl BlobWriter {
         }
         self.path
             .persist(&target)
-            .map_err(|e| io_error(&target, "cannot move blob into place")(e.error))?;
+            .map_err(|e| IoAt::at(&target, "move a blob into place at")(e.error))?;
         Ok(())
     }
 }
@@ -509,7 +514,7 @@ impl VerifiedBlob {
             let inner = error.into_inner().expect("checked above");
             return *inner.downcast::<LayoutError>().expect("checked above");
         }
-        io_error(path, "cannot read blob")(error)
+        IoAt::at(path, "read blob")(error).into()
     }
 }
 

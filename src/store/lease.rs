@@ -13,6 +13,7 @@
 //! process, so a `kill -9` never leaves the store locked.
 
 use super::layout::{Layout, LayoutError};
+use crate::io_at::IoAt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,10 +48,12 @@ pub struct Swept {
 
 fn open_lock(root: &Path) -> Result<File, LayoutError> {
     let path = root.join(LEASE_FILE);
-    let lock_error = |source| LayoutError::Io {
-        path: path.clone(),
-        action: "cannot open the store's lock file",
-        source,
+    let lock_error = |source| {
+        LayoutError::Io(IoAt::new(
+            path.clone(),
+            "open the store's lock file",
+            source,
+        ))
     };
     // A member of a store's group may not create files in its root, but can lock the file
     // its owner made (a shared or exclusive flock needs no write access).
@@ -82,10 +85,12 @@ impl Layout {
             return Ok(StoreLease { _file: file });
         }
         let file = open_lock(self.root())?;
-        let lock_error = |source| LayoutError::Io {
-            path: self.root().join(LEASE_FILE),
-            action: "cannot lock the store",
-            source,
+        let lock_error = |source| {
+            LayoutError::Io(IoAt::new(
+                self.root().join(LEASE_FILE),
+                "lock the store",
+                source,
+            ))
         };
         // Alone (the exclusive lock is free): sweep, then hold the lock shared. Linux
         // converts by dropping and re-taking, so a `gc` may slip in between; it then only
@@ -103,10 +108,12 @@ impl Layout {
     /// and the call blocks until they are done.
     pub fn exclusive_lease(&self, on_wait: &dyn Fn()) -> Result<ExclusiveLease, LayoutError> {
         let file = open_lock(self.root())?;
-        let lock_error = |source| LayoutError::Io {
-            path: self.root().join(LEASE_FILE),
-            action: "cannot lock the store",
-            source,
+        let lock_error = |source| {
+            LayoutError::Io(IoAt::new(
+                self.root().join(LEASE_FILE),
+                "lock the store",
+                source,
+            ))
         };
         match file.try_lock() {
             Ok(()) => {}

@@ -5,8 +5,9 @@
 //! fixed owners, modes and mtimes, so the same image always gives the same archive bytes;
 //! the archive appears at its path only when complete (temp file, then rename).
 
-use super::{copy_image, io_error, OpenedImage, TransportError};
+use super::{copy_image, OpenedImage, TransportError};
 use crate::image::Digest;
+use crate::io_at::IoAt;
 use crate::report::Reporter;
 use crate::store::Layout;
 use std::fs::{self, File};
@@ -57,16 +58,14 @@ fn layout_entry(parts: &[String]) -> LayoutEntry {
 
 /// Extracts the layout archive at `path` into the empty folder `dest` and opens it.
 pub(super) fn extract_oci_archive(path: &Path, dest: &Path) -> Result<Layout, TransportError> {
-    let file = File::open(path).map_err(io_error(path, "cannot open archive"))?;
+    let file = File::open(path).map_err(IoAt::at(path, "open archive"))?;
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
-    let entries = archive
-        .entries()
-        .map_err(io_error(path, "cannot read archive"))?;
+    let entries = archive.entries().map_err(IoAt::at(path, "read archive"))?;
     for entry in entries {
-        let mut entry = entry.map_err(io_error(path, "cannot read archive"))?;
+        let mut entry = entry.map_err(IoAt::at(path, "read archive"))?;
         let entry_path = entry
             .path()
-            .map_err(io_error(path, "cannot read an entry name of"))?
+            .map_err(IoAt::at(path, "read an entry name of"))?
             .into_owned();
         let bad = |reason| TransportError::ArchiveEntry {
             path: path.to_path_buf(),
@@ -85,7 +84,7 @@ pub(super) fn extract_oci_archive(path: &Path, dest: &Path) -> Result<Layout, Tr
                 }
                 let target = dest.join(&relative);
                 if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).map_err(io_error(parent, "cannot create"))?;
+                    fs::create_dir_all(parent).map_err(IoAt::at(parent, "create"))?;
                 }
                 // create_new: a second entry of the same name is refused, not merged.
                 let mut out = File::options()
@@ -93,8 +92,7 @@ pub(super) fn extract_oci_archive(path: &Path, dest: &Path) -> Result<Layout, Tr
                     .create_new(true)
                     .open(&target)
                     .map_err(|_| bad("appears twice"))?;
-                std::io::copy(&mut entry, &mut out)
-                    .map_err(io_error(path, "cannot extract a blob of"))?;
+                std::io::copy(&mut entry, &mut out).map_err(IoAt::at(path, "extract a blob of"))?;
             }
         }
     }
@@ -117,13 +115,13 @@ pub(super) fn write_oci_archive(
     let staging = tempfile::Builder::new()
         .prefix(".solum-build-archive-")
         .tempdir_in(&parent)
-        .map_err(io_error(&parent, "cannot create a temp dir in"))?;
+        .map_err(IoAt::at(&parent, "create a temp dir in"))?;
     let layout = Layout::open_or_create(&staging.path().join("layout"))?;
     let digest = copy_image(&source.layout, &source.image, &layout, name, reporter)?;
 
     let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
     let mut blobs: Vec<PathBuf> = fs::read_dir(layout.root().join("blobs/sha256"))
-        .map_err(io_error(layout.root(), "cannot list blobs of"))?
+        .map_err(IoAt::at(layout.root(), "list blobs of"))?
         .filter_map(|e| e.ok())
         .map(|e| PathBuf::from("blobs/sha256").join(e.file_name()))
         .collect();
@@ -133,30 +131,27 @@ pub(super) fn write_oci_archive(
     let temp = tempfile::Builder::new()
         .prefix(".solum-build-archive-")
         .tempfile_in(&parent)
-        .map_err(io_error(&parent, "cannot create a temp file in"))?;
+        .map_err(IoAt::at(&parent, "create a temp file in"))?;
     // The builder writes through its own handle, so the temp file can be moved on finish.
     let handle = temp
         .as_file()
         .try_clone()
-        .map_err(io_error(temp.path(), "cannot reopen"))?;
+        .map_err(IoAt::at(temp.path(), "reopen"))?;
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, handle));
     for dir in ["blobs", "blobs/sha256"] {
         let mut header = fixed_header(tar::EntryType::Directory, 0o755, 0);
         builder
             .append_data(&mut header, dir, std::io::empty())
-            .map_err(io_error(path, "cannot write archive"))?;
+            .map_err(IoAt::at(path, "write archive"))?;
     }
     for relative in &files {
         let full = layout.root().join(relative);
-        let file = File::open(&full).map_err(io_error(&full, "cannot read"))?;
-        let size = file
-            .metadata()
-            .map_err(io_error(&full, "cannot stat"))?
-            .len();
+        let file = File::open(&full).map_err(IoAt::at(&full, "read"))?;
+        let size = file.metadata().map_err(IoAt::at(&full, "stat"))?.len();
         let mut header = fixed_header(tar::EntryType::Regular, 0o644, size);
         builder
             .append_data(&mut header, relative, file)
-            .map_err(io_error(path, "cannot write archive"))?;
+            .map_err(IoAt::at(path, "write archive"))?;
     }
     finish_archive(builder, temp, path)?;
     Ok(digest)
@@ -171,17 +166,18 @@ pub(super) fn finish_archive<W: std::io::Write>(
 ) -> Result<(), TransportError> {
     let mut out = builder
         .into_inner()
-        .map_err(io_error(path, "cannot write archive"))?;
-    out.flush()
-        .map_err(io_error(path, "cannot write archive"))?;
+        .map_err(IoAt::at(path, "write archive"))?;
+    out.flush().map_err(IoAt::at(path, "write archive"))?;
     drop(out);
     temp.as_file()
         .sync_all()
-        .map_err(io_error(path, "cannot sync archive"))?;
-    temp.persist(path).map_err(|e| TransportError::Io {
-        path: path.to_path_buf(),
-        action: "cannot move the finished archive to",
-        source: e.error,
+        .map_err(IoAt::at(path, "sync archive"))?;
+    temp.persist(path).map_err(|e| {
+        TransportError::Io(IoAt::new(
+            path.to_path_buf(),
+            "move the finished archive to",
+            e.error,
+        ))
     })?;
     Ok(())
 }

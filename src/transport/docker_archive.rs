@@ -6,8 +6,9 @@
 //! a need of this tool.
 
 use super::archive::{finish_archive, fixed_header, parent_dir};
-use super::{io_error, OpenedImage, TransportError};
+use super::{OpenedImage, TransportError};
 use crate::image::{media, Digest, HashingWriter};
+use crate::io_at::IoAt;
 use crate::layer::decompressing_reader;
 use crate::report::Reporter;
 use crate::store::image::descriptor_digest;
@@ -35,14 +36,14 @@ pub(super) fn write_docker_archive(
     let temp = tempfile::Builder::new()
         .prefix(".solum-build-archive-")
         .tempfile_in(&parent)
-        .map_err(io_error(&parent, "cannot create a temp file in"))?;
+        .map_err(IoAt::at(&parent, "create a temp file in"))?;
     // The builder writes through its own handle, so the temp file can be moved on finish.
     let handle = temp
         .as_file()
         .try_clone()
-        .map_err(io_error(temp.path(), "cannot reopen"))?;
+        .map_err(IoAt::at(temp.path(), "reopen"))?;
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, handle));
-    let write_error = io_error(path, "cannot write archive");
+    let write_error = IoAt::at(path, "write archive");
 
     let config_name = format!("{}.json", image.config_digest.hex());
     let mut header = fixed_header(
@@ -73,12 +74,12 @@ pub(super) fn write_docker_archive(
             let size = uncompressed
                 .as_file()
                 .metadata()
-                .map_err(io_error(uncompressed.path(), "cannot stat"))?
+                .map_err(IoAt::at(uncompressed.path(), "stat"))?
                 .len();
             let mut header = fixed_header(tar::EntryType::Regular, 0o644, size);
             builder
                 .append_data(&mut header, &layer_name, uncompressed.as_file())
-                .map_err(io_error(path, "cannot write archive"))?;
+                .map_err(IoAt::at(path, "write archive"))?;
         }
         reporter.blob_done(&digest, false);
         layer_names.push(layer_name);
@@ -94,7 +95,7 @@ pub(super) fn write_docker_archive(
     let mut header = fixed_header(tar::EntryType::Regular, 0o644, manifest.len() as u64);
     builder
         .append_data(&mut header, "manifest.json", &manifest[..])
-        .map_err(io_error(path, "cannot write archive"))?;
+        .map_err(IoAt::at(path, "write archive"))?;
     finish_archive(builder, temp, path)?;
     Ok(image.manifest_digest.clone())
 }
@@ -131,21 +132,21 @@ fn decompress_to_temp(
     let mut temp = tempfile::Builder::new()
         .prefix(".solum-build-layer-")
         .tempfile_in(dir)
-        .map_err(io_error(dir, "cannot create a temp file in"))?;
+        .map_err(IoAt::at(dir, "create a temp file in"))?;
     let temp_path = temp.path().to_path_buf();
     let mut writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp.as_file_mut()));
-    std::io::copy(&mut reader, &mut writer).map_err(|e| TransportError::Io {
-        path: source.layout.blob_path(digest),
-        action: "cannot decompress layer",
-        source: e,
+    std::io::copy(&mut reader, &mut writer).map_err(|e| {
+        TransportError::Io(IoAt::new(
+            source.layout.blob_path(digest),
+            "decompress layer",
+            e,
+        ))
     })?;
     let (actual, _, mut inner) = writer.finish();
-    inner
-        .flush()
-        .map_err(io_error(&temp_path, "cannot write"))?;
+    inner.flush().map_err(IoAt::at(&temp_path, "write"))?;
     drop(inner);
     temp.as_file_mut()
         .seek(SeekFrom::Start(0))
-        .map_err(io_error(temp.path(), "cannot rewind"))?;
+        .map_err(IoAt::at(temp.path(), "rewind"))?;
     Ok((temp, actual))
 }

@@ -15,7 +15,9 @@ mod docker_archive;
 
 pub use copy::{copy_blobs, copy_image};
 
+use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
+use crate::io_at::IoAt;
 use crate::layer::LayerError;
 use crate::report::Reporter;
 use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
@@ -38,13 +40,8 @@ pub enum TransportError {
         entry: String,
         reason: &'static str,
     },
-    #[error("{action} {path}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoAt),
     #[error("layer {digest} of {reference}")]
     Layer {
         reference: String,
@@ -78,6 +75,24 @@ pub enum TransportError {
     },
 }
 
+impl Classify for TransportError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            TransportError::Layout(inner) => inner.class(),
+            TransportError::Image(inner) => inner.class(),
+            TransportError::Layer { source, .. } => source.class(),
+            TransportError::NoStore { .. }
+            | TransportError::NotALayout { .. }
+            | TransportError::ArchiveEntry { .. }
+            | TransportError::DiffIdMismatch { .. }
+            | TransportError::DiffIdCount { .. }
+            | TransportError::WriteOnly { .. } => ErrorClass::Input,
+            // A registry's error stays in the chain; the command line asks it there.
+            TransportError::Io(_) | TransportError::Registry { .. } => ErrorClass::Failure,
+        }
+    }
+}
+
 /// Hands `docker://` references to the registry client. The transport layer does not
 /// depend on the network code; the caller (the CLI) passes an implementation.
 pub trait RegistryTransport {
@@ -105,15 +120,6 @@ pub struct OpenedImage {
     pub image: ResolvedImage,
     pub reference: String,
     _temp: Option<crate::store::scratch::OwnedTempDir>,
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> TransportError {
-    let path = path.to_path_buf();
-    move |source| TransportError::Io {
-        path,
-        action,
-        source,
-    }
 }
 
 /// Opens the store to read from it: it must exist. An empty folder is a new, empty store
@@ -260,8 +266,10 @@ pub fn describe(reference: &ImageReference) -> String {
 /// runs that were killed are swept first (`store::scratch`).
 fn temp_dir(purpose: &str) -> Result<crate::store::scratch::OwnedTempDir, TransportError> {
     let base = std::env::temp_dir();
-    crate::store::scratch::OwnedTempDir::new(&base, &format!("solum-build-{purpose}-"))
-        .map_err(io_error(&base, "cannot create a temp dir in"))
+    Ok(
+        crate::store::scratch::OwnedTempDir::new(&base, &format!("solum-build-{purpose}-"))
+            .map_err(IoAt::at(&base, "create a temp dir in"))?,
+    )
 }
 
 #[cfg(test)]
