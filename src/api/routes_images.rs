@@ -13,7 +13,7 @@ use super::runner::error_chain;
 use super::{io_error, ApiError, Shared};
 use crate::image::ImageReference;
 use crate::manifest::{AppFile, DuInputs, DuManifest, DU_ANNOTATION};
-use crate::pipeline::badger::{build_badger, list_badgers, BadgerRequest};
+use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest};
 use crate::report::Reporter;
 use crate::store::Layout;
 use axum::body::Bytes;
@@ -72,7 +72,7 @@ struct SearchQuery {
     q: Option<String>,
 }
 
-fn badger_view(badger: &crate::pipeline::badger::StoredBadger) -> Value {
+fn badger_view(badger: &crate::pipeline::badger_image::StoredBadger) -> Value {
     json!({
         "name": badger.manifest.name,
         "version": badger.manifest.version,

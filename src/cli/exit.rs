@@ -5,7 +5,7 @@
 
 use crate::image::ReferenceError;
 use crate::layer::LayerError;
-use crate::pipeline::badgers::BadgerError;
+use crate::pipeline::badger_stack::BadgerError;
 use crate::pipeline::build::BuildError;
 use crate::pipeline::import::ImportError;
 use crate::pipeline::run::RunError;

@@ -10,7 +10,7 @@
 //! name is set (and the cache record written) only after everything else succeeded; on
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
-use super::badgers::{self, Badger, BadgerError};
+use super::badger_stack::{self, Badger, BadgerError};
 use super::commit::{commit, Commit, CommitError};
 use super::unpack::{cached_rootfs, rootfs_cache_dir, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
@@ -154,7 +154,7 @@ pub fn build(
 
     let badgers: Vec<Badger> = app
         .all_badgers()
-        .map(|reference| badgers::resolve(reference, store, registry, reporter))
+        .map(|reference| badger_stack::resolve(reference, store, registry, reporter))
         .collect::<Result<_, _>>()?;
 
     let layout = Layout::open_or_create(store)?;
@@ -214,7 +214,7 @@ pub fn build(
             },
         )?;
     }
-    let (base, stack) = badgers::stack(&badgers)?;
+    let (base, stack) = badger_stack::stack(&badgers)?;
     let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
     let workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
@@ -476,7 +476,7 @@ fn place_source(source: &Path, root: &Path) -> Result<(), BuildError> {
 /// The build contract's environment: the base image's Env (with the badgers'
 /// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
 fn build_env(app: &AppFile, config: &serde_json::Value, info: &SourceInfo) -> Vec<String> {
-    let mut env = badgers::config_env(config);
+    let mut env = badger_stack::config_env(config);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }

@@ -4,9 +4,9 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
-pub mod badger;
 pub mod badger_files;
-pub mod badgers;
+pub mod badger_image;
+pub mod badger_stack;
 pub mod build;
 pub mod commit;
 pub mod confined;

@@ -1,4 +1,4 @@
-//! `badger build DIR`: a badger image from `badgers/NAME/` — its `badger.yaml`, the
+//! Badger images of the store. `badger build DIR` makes one from `badgers/NAME/`: its `badger.yaml`, the
 //! `build.sh` installed at the manifest's build path (default `/solum/bin/build.sh`), and
 //! an optional `setup` script run once in the sandbox (with the host network only when the
 //! manifest says `network: host`). The result is the `from` image plus one layer, with the
@@ -6,7 +6,7 @@
 //! annotation. Also `badger list` and `badger search`, over the store's badger images.
 
 use super::badger_files::read_badger_file;
-use super::badgers::{self, BadgerError};
+use super::badger_stack::{self, BadgerError};
 use super::build::BuildError;
 use super::commit::{commit, Commit};
 use super::confined;
@@ -83,7 +83,7 @@ pub fn build_badger(
         "BUILDING",
         &format!("badger {} from {}", manifest.name, manifest.from),
     );
-    let from = badgers::resolve(&manifest.from, store, registry, reporter)?;
+    let from = badger_stack::resolve(&manifest.from, store, registry, reporter)?;
     let layout = Layout::open_or_create(store)?;
     // Held until the name is written: `gc` waits rather than take the new blobs.
     let _lease = layout.lease()?;
@@ -93,7 +93,7 @@ pub fn build_badger(
             source: Box::new(source),
         }
     })?;
-    let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
+    let (base, stack) = badger_stack::stack(std::slice::from_ref(&from))?;
     let lower = cached_rootfs(&layout, &stack, &rootfs_cache_dir(store), reporter)?;
     let workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
@@ -116,7 +116,7 @@ pub fn build_badger(
             ))
         })?;
         confined::install(&root, Path::new(SETUP_PATH), &script, 0o755)?;
-        let mut env = badgers::config_env(&base.config);
+        let mut env = badger_stack::config_env(&base.config);
         super::commit::set_env(
             &mut env,
             &manifest
