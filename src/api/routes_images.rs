@@ -14,6 +14,7 @@ use super::{io_error, ApiError, Shared};
 use crate::image::ImageReference;
 use crate::manifest::{AppFile, DuInputs, DuManifest, DU_ANNOTATION};
 use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest};
+use crate::pipeline::state::State as WorkflowState;
 use crate::report::Reporter;
 use crate::store::Layout;
 use axum::body::Bytes;
@@ -59,10 +60,10 @@ impl Reporter for Collected {
     fn warning(&self, message: &str) {
         self.push(format!("warning: {message}"));
     }
-    fn stage(&self, stage: &str, detail: &str) {
-        self.push(format!("==> {stage} {detail}"));
+    fn stage(&self, state: WorkflowState, detail: &str) {
+        self.push(format!("==> {state} {detail}"));
     }
-    fn output_line(&self, _stage: &str, line: &str, _stderr: bool) {
+    fn output_line(&self, _state: WorkflowState, line: &str, _stderr: bool) {
         self.push(format!("    | {line}"));
     }
 }

@@ -1,15 +1,17 @@
-//! Badger images of the store. `badger build DIR` makes one from `badgers/NAME/`: its `badger.yaml`, the
-//! `build.sh` installed at the manifest's build path (default `/solum/bin/build.sh`), and
-//! an optional `setup` script run once in the sandbox (with the host network only when the
-//! manifest says `network: host`). The result is the `from` image plus one layer, with the
-//! badger's environment in its config and the manifest as the `org.solum.badger.manifest`
-//! annotation. Also `badger list` and `badger search`, over the store's badger images.
+//! Badger images of the store. `badger build DIR` makes one from `badgers/NAME/`: its
+//! `badger.yaml`, the `build.sh` installed at the manifest's build path (default
+//! `/solum/bin/build.sh`), and an optional `setup` script run once in the sandbox (with the
+//! host network only when the manifest says `network: host`). The result is the `from`
+//! image plus one layer, with the badger's environment in its config and the manifest as
+//! the `org.solum.badger.manifest` annotation. Also `badger list` and `badger search`, over
+//! the store's badger images.
 
 use super::badger_files::read_badger_file;
 use super::badger_stack::{self, BadgerError};
 use super::build::BuildError;
 use super::commit::{commit, Commit};
 use super::confined;
+use super::state::State;
 use super::unpack::{cached_rootfs, rootfs_cache_dir};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::layer::LayerCompression;
@@ -80,7 +82,7 @@ pub fn build_badger(
         .clone()
         .unwrap_or_else(|| format!("{BADGER_IMAGE_PREFIX}{}", manifest.name));
     reporter.stage(
-        "BUILDING",
+        State::Building,
         &format!("badger {} from {}", manifest.name, manifest.from),
     );
     let from = badger_stack::resolve(&manifest.from, store, registry, reporter)?;
@@ -125,10 +127,10 @@ pub fn build_badger(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>(),
         );
-        reporter.stage("BUILDING", &format!("setup {setup}"));
+        reporter.stage(State::Building, &format!("setup {setup}"));
         let result = run_step(
             Step {
-                stage: "BUILDING",
+                stage: State::Building,
                 rootfs: workspace.build_root(),
                 command: vec![SETUP_PATH.to_string()],
                 env,
@@ -193,7 +195,7 @@ pub fn build_badger(
     drop(workspace);
     layout.tag(&tag, &committed.descriptor)?;
     reporter.stage(
-        "BUILT",
+        State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
     );
     Ok(BuiltBadger {

@@ -10,8 +10,10 @@ pub mod badger_stack;
 pub mod build;
 pub mod commit;
 pub mod confined;
+pub mod delivery;
 pub mod import;
 pub mod run;
+pub mod state;
 pub mod unpack;
 pub mod workspace;
 
