@@ -278,6 +278,69 @@ mod tests {
         }
     }
 
+    /// Keeps the states a delivery reports.
+    #[derive(Default)]
+    struct States(std::sync::Mutex<Vec<(State, String)>>);
+
+    impl Reporter for States {
+        fn stage(&self, state: State, detail: &str) {
+            self.0.lock().unwrap().push((state, detail.to_string()));
+        }
+    }
+
+    /// A delivery whose build fails at once: its app file is not an app file.
+    fn broken_delivery() -> Delivery {
+        Delivery {
+            build: BuildRequest {
+                app: crate::pipeline::build::AppInput::Text {
+                    text: "version: 1\n".into(),
+                    origin: "a test".into(),
+                },
+                overrides: Default::default(),
+                tag: None,
+                network_host: false,
+                timeout: None,
+                no_cache: false,
+                compression: crate::layer::LayerCompression::Gzip,
+                epoch: None,
+                run_tests: false,
+                source_rules: Default::default(),
+            },
+            push: PushTo::Refused("never reached".into()),
+        }
+    }
+
+    #[test]
+    fn the_final_state_is_reported_once_and_a_cancel_wins() {
+        let store = tempfile::tempdir().unwrap();
+        let run = |cancel: &CancelHandle| {
+            let states = States::default();
+            let error = deliver(
+                &broken_delivery(),
+                store.path(),
+                None,
+                cancel,
+                &states,
+                &NoLedger,
+            )
+            .unwrap_err();
+            (error.state(), states.0.into_inner().unwrap())
+        };
+
+        let (state, reported) = run(&CancelHandle::new());
+        assert_eq!(state, State::Error);
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert_eq!(reported[0].0, State::Error);
+        assert!(reported[0].1.contains("a test"), "{reported:?}");
+
+        // The same failure after a cancel was asked for is a cancel.
+        let cancel = CancelHandle::new();
+        cancel.cancel();
+        let (state, reported) = run(&cancel);
+        assert_eq!(state, State::Cancelled);
+        assert_eq!(reported, [(State::Cancelled, "cancelled".to_string())]);
+    }
+
     #[test]
     fn a_chain_reads_as_one_line() {
         let error = DeliveryError::Ledger {
