@@ -4,11 +4,12 @@
 //! [`Ledger`].
 //!
 //! In order: the build (`pipeline::build`, which reports QUEUED, BUILDING, UNIT_TESTING and
-//! BUILT and names the DU in the store); the ledger's `built`; the cancel check; PUSHING and
-//! the copy to the destination when there is one; the ledger's `delivered`; and last the
-//! final state, READY or the failure's, reported through the same reporter. Every outcome
-//! is reported exactly once as a terminal state, so a caller never maps errors itself:
-//! [`DeliveryError::state`] is the one map from a failure to its state.
+//! BUILT and names the DU in the store); the cancel check; the ledger's `built`; when there
+//! is a destination, the cancel check again, PUSHING and the copy; the ledger's
+//! `delivered`; and last the final state, READY or the failure's, reported through the
+//! same reporter. Every outcome is reported exactly once as a terminal state, so a caller
+//! never maps errors itself: [`DeliveryError::state`] is the one map from a failure to its
+//! state.
 //!
 //! The cancel rule: a cancel requested before the build returns wins over whatever the
 //! build returned (a killed step may surface as a failed command or a fetch error rather
