@@ -4,6 +4,7 @@
 //! below the CLI prints.
 
 use crate::image::Digest;
+use crate::pipeline::state::State;
 
 /// Events of long work. Every method has an empty default so that a caller implements only
 /// what it shows.
@@ -19,10 +20,12 @@ pub trait Reporter: Sync {
     fn blob_done(&self, _digest: &Digest, _skipped: bool) {}
     /// A warning the user should see, that does not stop the work.
     fn warning(&self, _message: &str) {}
-    /// A build enters a stage (`BUILDING`, `UNIT_TESTING`, `BUILT`, … as Solum names them).
-    fn stage(&self, _stage: &str, _detail: &str) {}
-    /// One line of output of a command running in the sandbox (`stderr` tells the stream).
-    fn output_line(&self, _stage: &str, _line: &str, _stderr: bool) {}
+    /// A delivery enters a state (`BUILDING`, `UNIT_TESTING`, `BUILT`, … as Solum names
+    /// them), its final one included.
+    fn stage(&self, _state: State, _detail: &str) {}
+    /// One line of output of a command running in the sandbox for `state` (`stderr` tells
+    /// the stream).
+    fn output_line(&self, _state: State, _line: &str, _stderr: bool) {}
 }
 
 /// A reporter that shows nothing (tests, `--quiet`).

@@ -526,7 +526,7 @@ async fn worker(shared: Arc<Shared>) {
         if let Err(panic) = result {
             let _ = shared.records.transition(
                 id,
-                records::ERROR,
+                crate::pipeline::state::State::Error,
                 &format!("the build worker failed: {panic}"),
             );
         }

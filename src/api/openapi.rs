@@ -26,19 +26,7 @@ fn path_params(mut operation: Value, names: &[&str]) -> Value {
 
 /// The document.
 pub fn spec() -> Value {
-    let states = json!([
-        "QUEUED",
-        "BUILDING",
-        "UNIT_TESTING",
-        "BUILT",
-        "PUSHING",
-        "READY",
-        "UNIT_TESTING_FAILED",
-        "BUILD_FAILED",
-        "PUSH_FAILED",
-        "ERROR",
-        "CANCELLED"
-    ]);
+    let states = json!(crate::pipeline::state::State::ALL);
     let workflow_request = json!({ "type": "object", "properties": {
         "actions": { "type": "array", "items": { "enum": ["unittest", "build", "push"] } },
         "revision": { "type": "string" } } });

@@ -3,12 +3,13 @@
 //! being written and readers never block the writer).
 //!
 //! This module owns the schema and every SQL statement, and nothing else: it never runs a
-//! build, reads a store or decides what a state means beyond "terminal or not". One
-//! connection behind a mutex serves the whole server; every statement is short (an index
-//! lookup or one small write), so a request waits microseconds for it, and a claim of
-//! queued work is atomic without SQL-level locking tricks.
+//! build, reads a store or decides what a state means (`pipeline::state` says which states
+//! are terminal). One connection behind a mutex serves the whole server; every statement
+//! is short (an index lookup or one small write), so a request waits microseconds for it,
+//! and a claim of queued work is atomic without SQL-level locking tricks.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::pipeline::state::State;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -41,27 +42,6 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> RecordError {
     move |source| RecordError::Sql { what, source }
 }
 
-/// The states of a workflow, as Solum named them.
-pub const QUEUED: &str = "QUEUED";
-pub const BUILDING: &str = "BUILDING";
-pub const UNIT_TESTING: &str = "UNIT_TESTING";
-pub const BUILT: &str = "BUILT";
-pub const PUSHING: &str = "PUSHING";
-pub const READY: &str = "READY";
-pub const BUILD_FAILED: &str = "BUILD_FAILED";
-pub const UNIT_TESTING_FAILED: &str = "UNIT_TESTING_FAILED";
-pub const PUSH_FAILED: &str = "PUSH_FAILED";
-pub const ERROR: &str = "ERROR";
-pub const CANCELLED: &str = "CANCELLED";
-
-/// Whether a workflow in `state` will not change any more.
-pub fn is_terminal(state: &str) -> bool {
-    matches!(
-        state,
-        READY | BUILD_FAILED | UNIT_TESTING_FAILED | PUSH_FAILED | ERROR | CANCELLED
-    )
-}
-
 /// Now, as stored: RFC 3339 in UTC with milliseconds.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -85,7 +65,7 @@ pub struct AppRecord {
 /// One state change of a workflow.
 #[derive(Clone, Debug, Serialize)]
 pub struct Transition {
-    pub state: String,
+    pub state: State,
     pub at: String,
     pub detail: String,
 }
@@ -116,7 +96,7 @@ pub struct WorkflowRecord {
     pub source: Option<String>,
     #[serde(skip)]
     pub artifact: Option<String>,
-    pub state: String,
+    pub state: State,
     pub reason: Option<String>,
     pub du_digest: Option<String>,
     pub pushed_to: Option<String>,
@@ -443,7 +423,7 @@ impl Records {
                 new.origin,
                 new.source,
                 new.artifact,
-                QUEUED,
+                State::Queued,
                 at
             ],
         )
@@ -451,7 +431,7 @@ impl Records {
         let id = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO transitions (workflow, seq, state, at, detail) VALUES (?1, 0, ?2, ?3, ?4)",
-            params![id, QUEUED, at, new.origin],
+            params![id, State::Queued, at, new.origin],
         )
         .map_err(sql("insert a transition"))?;
         Ok(id)
@@ -523,7 +503,7 @@ impl Records {
     }
 
     /// Only the state of a workflow (the log follower polls it).
-    pub fn workflow_state(&self, id: i64) -> Result<Option<String>, RecordError> {
+    pub fn workflow_state(&self, id: i64) -> Result<Option<State>, RecordError> {
         self.lock()
             .prepare_cached("SELECT state FROM workflows WHERE id = ?1")
             .map_err(sql("read a workflow state"))?
@@ -551,10 +531,10 @@ impl Records {
 
     /// Records a transition (and the new state) unless the workflow is already in that
     /// state or finished. Returns whether it was recorded.
-    pub fn transition(&self, id: i64, state: &str, detail: &str) -> Result<bool, RecordError> {
+    pub fn transition(&self, id: i64, state: State, detail: &str) -> Result<bool, RecordError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(sql("begin a transaction"))?;
-        let current: Option<String> = tx
+        let current: Option<State> = tx
             .query_row("SELECT state FROM workflows WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
@@ -563,15 +543,13 @@ impl Records {
         let Some(current) = current else {
             return Ok(false);
         };
-        if current == state || is_terminal(&current) {
+        if current == state || current.is_terminal() {
             return Ok(false);
         }
         let at = now();
-        let finished = is_terminal(state).then_some(at.clone());
+        let finished = state.is_terminal().then_some(at.clone());
         // A failure's detail is also its reason, so that the list shows why.
-        let reason = is_terminal(state)
-            .then_some(detail)
-            .filter(|_| state != READY);
+        let reason = state.is_failure().then_some(detail);
         tx.execute(
             "UPDATE workflows SET state = ?2, finished_at = COALESCE(?3, finished_at), \
              reason = COALESCE(?4, reason) WHERE id = ?1",
@@ -613,7 +591,7 @@ impl Records {
                 .query_row(
                     "SELECT id FROM workflows WHERE state = ?1 AND started_at IS NULL \
                      ORDER BY id LIMIT 1",
-                    [QUEUED],
+                    [State::Queued],
                     |r| r.get(0),
                 )
                 .optional()
@@ -637,26 +615,19 @@ impl Records {
     /// by the stop. Each is marked ERROR with the stage it was in; returns their ids.
     /// Queued, unstarted workflows are left for the workers.
     pub fn fail_interrupted(&self) -> Result<Vec<i64>, RecordError> {
-        let interrupted: Vec<(i64, String)> = {
+        let interrupted: Vec<(i64, State)> = {
             let conn = self.lock();
+            let terminal = vec!["?"; State::TERMINAL.len()].join(", ");
             let mut statement = conn
-                .prepare(
+                .prepare(&format!(
                     "SELECT id, state FROM workflows WHERE started_at IS NOT NULL \
-                     AND state NOT IN (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
+                     AND state NOT IN ({terminal})"
+                ))
                 .map_err(sql("find interrupted work"))?;
             let rows = statement
-                .query_map(
-                    params![
-                        READY,
-                        BUILD_FAILED,
-                        UNIT_TESTING_FAILED,
-                        PUSH_FAILED,
-                        ERROR,
-                        CANCELLED
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .query_map(params_from_iter(State::TERMINAL), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .map_err(sql("find interrupted work"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(sql("find interrupted work"))?
@@ -664,7 +635,7 @@ impl Records {
         for (id, state) in &interrupted {
             self.transition(
                 *id,
-                ERROR,
+                State::Error,
                 &format!("interrupted: the server stopped while the workflow was {state}"),
             )?;
         }
@@ -757,24 +728,20 @@ mod tests {
         let second = records.create_workflow(&new("git")).unwrap();
         let claimed = records.claim_next().unwrap().unwrap();
         assert_eq!(claimed.id, first);
-        assert!(records.transition(first, BUILDING, "x").unwrap());
-        assert!(!records.transition(first, BUILDING, "again").unwrap());
+        assert!(records.transition(first, State::Building, "x").unwrap());
+        assert!(!records.transition(first, State::Building, "again").unwrap());
         drop(records);
 
         // A restart: the started one is cut off, the queued one waits for a worker.
         let records = Records::open(&path).unwrap();
         assert_eq!(records.fail_interrupted().unwrap(), vec![first]);
         let failed = records.workflow(first).unwrap().unwrap();
-        assert_eq!(failed.state, ERROR);
+        assert_eq!(failed.state, State::Error);
         assert!(failed.reason.unwrap().contains("BUILDING"));
-        let states: Vec<_> = failed
-            .transitions
-            .iter()
-            .map(|t| t.state.as_str())
-            .collect();
-        assert_eq!(states, [QUEUED, BUILDING, ERROR]);
+        let states: Vec<_> = failed.transitions.iter().map(|t| t.state).collect();
+        assert_eq!(states, [State::Queued, State::Building, State::Error]);
         assert!(
-            !records.transition(first, READY, "late").unwrap(),
+            !records.transition(first, State::Ready, "late").unwrap(),
             "terminal"
         );
         assert_eq!(records.claim_next().unwrap().unwrap().id, second);

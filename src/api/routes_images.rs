@@ -14,7 +14,8 @@ use super::{ApiError, Shared};
 use crate::image::{ImageConfig, ImageReference};
 use crate::io_at::IoAt;
 use crate::manifest::{AppFile, DuInputs, DuManifest, DU_ANNOTATION};
-use crate::pipeline::badger::{build_badger, list_badgers, BadgerRequest};
+use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest};
+use crate::pipeline::state::State as WorkflowState;
 use crate::report::Reporter;
 use crate::store::Layout;
 use axum::body::Bytes;
@@ -60,10 +61,10 @@ impl Reporter for Collected {
     fn warning(&self, message: &str) {
         self.push(format!("warning: {message}"));
     }
-    fn stage(&self, stage: &str, detail: &str) {
-        self.push(format!("==> {stage} {detail}"));
+    fn stage(&self, state: WorkflowState, detail: &str) {
+        self.push(format!("==> {state} {detail}"));
     }
-    fn output_line(&self, _stage: &str, line: &str, _stderr: bool) {
+    fn output_line(&self, _state: WorkflowState, line: &str, _stderr: bool) {
         self.push(format!("    | {line}"));
     }
 }
@@ -73,7 +74,7 @@ struct SearchQuery {
     q: Option<String>,
 }
 
-fn badger_view(badger: &crate::pipeline::badger::StoredBadger) -> Value {
+fn badger_view(badger: &crate::pipeline::badger_image::StoredBadger) -> Value {
     json!({
         "name": badger.manifest.name,
         "version": badger.manifest.version,

@@ -8,6 +8,7 @@
 use super::records::{self, NewWorkflow};
 use super::routes_apps::find;
 use super::{ApiError, Shared};
+use crate::pipeline::state::State as WorkflowState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -100,7 +101,7 @@ pub fn enqueue(shared: &Shared, new: NewWorkflow) -> Result<(StatusCode, Json<Va
         Json(json!({
             "id": id,
             "app": new.app,
-            "state": records::QUEUED,
+            "state": WorkflowState::Queued,
             "url": format!("/v1/apps/{}/workflows/{id}", new.app),
         })),
     ))
@@ -211,7 +212,7 @@ async fn next_chunk(mut f: Follower) -> Option<(Result<Bytes, std::io::Error>, F
             return None;
         }
         match f.shared.records.workflow_state(f.id) {
-            Ok(Some(state)) if !records::is_terminal(&state) => {
+            Ok(Some(state)) if !state.is_terminal() => {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
             _ => f.finishing = true,
@@ -250,7 +251,7 @@ async fn cancel(
     Path((app, wf)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let record = workflow(&shared, &app, &wf)?;
-    if records::is_terminal(&record.state) {
+    if record.state.is_terminal() {
         return Err(ApiError::Conflict {
             what: "a finished workflow",
             id: format!("{app}/{wf} ({})", record.state),
@@ -258,9 +259,11 @@ async fn cancel(
     }
     if !shared.cancel(record.id) {
         // Not running here: it is still queued, and ends before it starts.
-        shared
-            .records
-            .transition(record.id, records::CANCELLED, "cancelled while queued")?;
+        shared.records.transition(
+            record.id,
+            WorkflowState::Cancelled,
+            "cancelled while queued",
+        )?;
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -1,49 +1,54 @@
-//! Running one workflow: the app file as stored, the build of the pipeline, then the push,
-//! with every stage recorded as a transition and every line of progress appended to the
-//! workflow's log file (`DATA/logs/{id}.log`).
+//! Running one workflow: the stored app file, checked again, becomes a delivery
+//! (`pipeline::delivery`) whose states are recorded as transitions and whose every line of
+//! progress is appended to the workflow's log file (`DATA/logs/{id}.log`).
 //!
-//! The order: write the stored app file to a scratch folder (the build reads a file), build
-//! with the workflow's source, revision or artifact laid over the file's, record the DU,
-//! push when the actions ask for it, and only then READY. The pipeline calls `stage()` with
-//! BUILDING before UNIT_TESTING (tests run on the built filesystem, see formats.md "Build
-//! states"); those calls become transitions as they come. This module runs on a blocking
-//! thread and never touches HTTP.
+//! The order: read the app and check its file again (a failure here ends the workflow in
+//! ERROR), lay the workflow's source, revision or artifact over the file's, and run the
+//! delivery, with the push destination when the actions ask for a push. The delivery
+//! reports each state as it comes (BUILDING before UNIT_TESTING: tests run on the built
+//! filesystem, see formats.md "Build states"; then BUILT, PUSHING and its final state) and
+//! this module's reporter records each one; its ledger records the DU's digest once built,
+//! and the DU itself before READY. This module runs on a blocking thread and never touches
+//! HTTP.
 
-use super::records::{self, DuRecord, Records, WorkflowRecord};
+use super::records::{DuRecord, WorkflowRecord};
 use super::Shared;
 use crate::image::{Digest, ImageReference};
 use crate::manifest::Overrides;
-use crate::pipeline::build::{build, BuildError, BuildRequest};
+use crate::pipeline::build::{AppInput, BuildRequest, Built};
+use crate::pipeline::delivery::{self, deliver, Delivered, Delivery, Ledger, LedgerError, PushTo};
+use crate::pipeline::state::State;
 use crate::report::Reporter;
 use runtime::CancelHandle;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub use crate::pipeline::delivery::error_chain;
 /// The log file of a workflow.
 pub fn log_path(data: &Path, id: i64) -> PathBuf {
     data.join("logs").join(format!("{id}.log"))
 }
 
-/// Records stages and appends lines to the workflow's log.
+/// Records states and appends lines to the workflow's log.
 pub struct WorkflowReporter<'a> {
-    records: &'a Records,
+    shared: &'a Shared,
     id: i64,
     log: Mutex<Option<std::fs::File>>,
 }
 
 impl<'a> WorkflowReporter<'a> {
-    pub fn new(records: &'a Records, data: &Path, id: i64) -> WorkflowReporter<'a> {
+    pub fn new(shared: &'a Shared, id: i64) -> WorkflowReporter<'a> {
         use std::os::unix::fs::OpenOptionsExt;
         // Build output may show anything of the app: private, like the rest of DATA.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(log_path(data, id))
+            .open(log_path(&shared.data, id))
             .ok();
         WorkflowReporter {
-            records,
+            shared,
             id,
             log: Mutex::new(log),
         }
@@ -59,9 +64,9 @@ impl<'a> WorkflowReporter<'a> {
     }
 
     /// A state change: recorded, and written to the log.
-    pub fn record(&self, state: &str, detail: &str) {
+    fn record(&self, state: State, detail: &str) {
         self.line(&format!("==> {state} {detail}"));
-        if let Err(error) = self.records.transition(self.id, state, detail) {
+        if let Err(error) = self.shared.records.transition(self.id, state, detail) {
             self.line(&format!("warning: cannot record {state}: {error}"));
         }
     }
@@ -78,19 +83,20 @@ impl Reporter for WorkflowReporter<'_> {
     fn warning(&self, message: &str) {
         self.line(&format!("warning: {message}"));
     }
-    fn stage(&self, stage: &str, detail: &str) {
-        match stage {
+    fn stage(&self, state: State, detail: &str) {
+        match state {
             // The record already says QUEUED; the pipeline's QUEUED only names the build.
-            records::QUEUED => self.line(&format!("==> {stage} {detail}")),
-            // READY is the workflow's to set, after the push (if any).
-            records::READY => self.record(records::BUILT, detail),
-            records::BUILDING | records::UNIT_TESTING | records::BUILT => {
-                self.record(stage, detail)
-            }
-            _ => self.line(&format!("==> {stage} {detail}")),
+            State::Queued => self.line(&format!("==> {state} {detail}")),
+            // A stop of the server cancels running builds: that is not the user's cancel,
+            // and what failed then failed because the server stopped.
+            State::Cancelled | State::Error if self.shared.is_stopping() => self.record(
+                State::Error,
+                &format!("interrupted: the server stopped ({detail})"),
+            ),
+            _ => self.record(state, detail),
         }
     }
-    fn output_line(&self, _stage: &str, line: &str, _stderr: bool) {
+    fn output_line(&self, _state: State, line: &str, _stderr: bool) {
         self.line(&format!("    | {line}"));
     }
 }
@@ -103,27 +109,25 @@ pub fn push_destination(push_to: &str, app: &str, id: i64) -> String {
 /// Runs a claimed workflow to a terminal state. Never panics on a failed build: every
 /// outcome is a recorded state.
 pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelHandle) {
-    let reporter = WorkflowReporter::new(&shared.records, &shared.data, workflow.id);
+    let reporter = WorkflowReporter::new(shared, workflow.id);
     reporter.line(&format!(
         "workflow {} of {} ({}), actions {:?}",
         workflow.id, workflow.app, workflow.origin, workflow.actions
     ));
-    match execute(shared, workflow, cancel, &reporter) {
-        Ok(()) => {}
-        Err((state, reason)) => {
-            // A stop of the server cancels running builds; that is not the user's cancel.
-            let state = if state == records::CANCELLED && shared.is_stopping() {
-                records::ERROR
-            } else {
-                state
-            };
-            let reason = if state == records::ERROR && shared.is_stopping() {
-                format!("interrupted: the server stopped ({reason})")
-            } else {
-                reason
-            };
-            reporter.record(state, &reason);
+    match prepare(shared, workflow) {
+        Ok((delivery, ledger)) => {
+            // The delivery reports its final state itself; the error is in the record.
+            let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
+            let _ = deliver(
+                &delivery,
+                &shared.store,
+                registry,
+                cancel,
+                &reporter,
+                &ledger,
+            );
         }
+        Err(reason) => reporter.stage(State::Error, &reason),
     }
     // An uploaded artifact is only ever built once.
     if let Some(artifact) = &workflow.artifact {
@@ -133,41 +137,26 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
     }
 }
 
-type Failure = (&'static str, String);
-
-fn execute(
-    shared: &Shared,
-    workflow: &WorkflowRecord,
-    cancel: &CancelHandle,
-    reporter: &WorkflowReporter<'_>,
-) -> Result<(), Failure> {
-    let error = |e: &dyn std::fmt::Display| (records::ERROR, e.to_string());
+/// The workflow's delivery, and the ledger that records it; or why there is none.
+fn prepare<'a>(
+    shared: &'a Shared,
+    workflow: &'a WorkflowRecord,
+) -> Result<(Delivery, WorkflowLedger<'a>), String> {
     let app = shared
         .records
         .app(&workflow.app)
-        .map_err(|e| error(&e))?
-        .ok_or((
-            records::ERROR,
-            format!("the app {} was deleted", workflow.app),
-        ))?;
-
-    // The build reads an app file: the stored text goes to a scratch folder of its own.
-    let scratch = tempfile::Builder::new()
-        .prefix(&format!("wf-{}-", workflow.id))
-        .tempdir_in(shared.data.join("work"))
-        .map_err(|e| error(&e))?;
-    let app_path = scratch.path().join("app.yaml");
-    std::fs::write(&app_path, &app.app_file).map_err(|e| error(&e))?;
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the app {} was deleted", workflow.app))?;
 
     // Checked again at run time: the app may have been stored before a check existed, and
     // an allowed local folder may have changed since. A local folder is built from its
     // resolved path, the one that was checked.
     let (file, _) =
-        super::routes_apps::parse_app_file(&app.app_file).map_err(|e| error(&error_chain(&e)))?;
+        super::routes_apps::parse_app_file(&app.app_file).map_err(|e| error_chain(&e))?;
     let uses_own_source =
         !app.managed_source && workflow.source.is_none() && workflow.artifact.is_none();
     let checked_local = super::policy::check_app(&file, !uses_own_source, &shared.sources)
-        .map_err(|e| error(&error_chain(&e)))?;
+        .map_err(|e| error_chain(&e))?;
     let managed = super::git::repository_path(&shared.data, &app.name);
     let source = workflow
         .source
@@ -177,9 +166,11 @@ fn execute(
                 .then(|| managed.display().to_string())
         })
         .or_else(|| checked_local.map(|path| path.display().to_string()));
-    let request = BuildRequest {
-        app_file: Some(app_path),
-        name: None,
+    let build = BuildRequest {
+        app: AppInput::Text {
+            text: app.app_file,
+            origin: format!("the app file of {}", app.name),
+        },
         overrides: Overrides {
             source,
             revision: workflow.revision.clone(),
@@ -199,64 +190,70 @@ fn execute(
         },
         privilege: shared.privilege,
     };
-    let built = build(
-        &request,
-        &shared.store,
-        Some(&shared.registry),
-        cancel,
-        reporter,
-    );
-    if cancel.is_cancelled() {
-        return Err((records::CANCELLED, "cancelled".into()));
-    }
-    let built = built.map_err(|e| {
-        let state = match &e {
-            BuildError::BuildFailed { .. } => records::BUILD_FAILED,
-            BuildError::TestsFailed { .. } => records::UNIT_TESTING_FAILED,
-            BuildError::Cancelled => records::CANCELLED,
-            _ => records::ERROR,
-        };
-        (state, error_chain(&e))
-    })?;
-    let digest = built.manifest_digest.to_string();
-    reporter.record(records::BUILT, &format!("{} {digest}", built.tag));
-    shared
-        .records
-        .set_result(workflow.id, &digest, None)
-        .map_err(|e| error(&e))?;
 
-    let mut pushed_to = None;
-    if workflow.actions.iter().any(|a| a == "push") {
-        let Some(push_to) = &shared.options.push_to else {
-            return Err((
-                records::PUSH_FAILED,
-                "the server has no --push-to destination".into(),
-            ));
-        };
-        let destination = push_destination(push_to, &app.name, workflow.id);
-        reporter.record(records::PUSHING, &destination);
-        push(shared, &built.tag, &destination, reporter).map_err(|e| (records::PUSH_FAILED, e))?;
-        shared
+    let mut destination = None;
+    let push = if !workflow.actions.iter().any(|a| a == "push") {
+        PushTo::Nowhere
+    } else if let Some(push_to) = &shared.options.push_to {
+        let text = push_destination(push_to, &app.name, workflow.id);
+        let parsed = text.parse::<ImageReference>();
+        destination = Some(text);
+        match parsed {
+            Ok(reference) => PushTo::Destination(reference),
+            Err(e) => PushTo::Refused(error_chain(&e)),
+        }
+    } else {
+        PushTo::Refused("the server has no --push-to destination".into())
+    };
+    let ledger = WorkflowLedger {
+        shared,
+        workflow,
+        app: app.name,
+        destination,
+    };
+    Ok((Delivery { build, push }, ledger))
+}
+
+/// Keeps a workflow's result in the records: its DU's digest once built, where it was
+/// pushed, and the DU itself.
+struct WorkflowLedger<'a> {
+    shared: &'a Shared,
+    workflow: &'a WorkflowRecord,
+    app: String,
+    /// The push destination as the server wrote it (recorded as `pushed_to`).
+    destination: Option<String>,
+}
+
+impl Ledger for WorkflowLedger<'_> {
+    fn built(&self, built: &Built) -> Result<(), LedgerError> {
+        let digest = built.manifest_digest.to_string();
+        self.shared
             .records
-            .set_result(workflow.id, &digest, Some(&destination))
-            .map_err(|e| error(&e))?;
-        pushed_to = Some(destination);
+            .set_result(self.workflow.id, &digest, None)?;
+        Ok(())
     }
-    shared
-        .records
-        .add_du(&DuRecord {
+
+    fn delivered(&self, delivered: &Delivered) -> Result<(), LedgerError> {
+        let built = &delivered.built;
+        let digest = built.manifest_digest.to_string();
+        let pushed_to = delivered.pushed_to.as_ref().and(self.destination.clone());
+        if let Some(pushed_to) = &pushed_to {
+            self.shared
+                .records
+                .set_result(self.workflow.id, &digest, Some(pushed_to))?;
+        }
+        self.shared.records.add_du(&DuRecord {
             id: 0,
-            name: app.name.clone(),
-            digest: digest.clone(),
+            name: self.app.clone(),
+            digest,
             store_name: built.tag.clone(),
-            origin: workflow.origin.clone(),
-            workflow: Some(workflow.id),
+            origin: self.workflow.origin.clone(),
+            workflow: Some(self.workflow.id),
             pushed_to,
-            created_at: records::now(),
-        })
-        .map_err(|e| error(&e))?;
-    reporter.record(records::READY, &digest);
-    Ok(())
+            created_at: super::records::now(),
+        })?;
+        Ok(())
+    }
 }
 
 /// Copies a store image to a destination reference; the error as one line.
@@ -267,24 +264,7 @@ pub fn push(
     reporter: &dyn Reporter,
 ) -> Result<Digest, String> {
     let destination: ImageReference = destination.parse().map_err(|e| error_chain(&e))?;
-    let source = ImageReference::Store {
-        name: store_name.to_string(),
-    };
     let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
-    let opened = crate::transport::open_image(&source, &shared.store, registry, reporter)
-        .map_err(|e| error_chain(&e))?;
-    crate::transport::write_image(&opened, &destination, &shared.store, registry, reporter)
+    delivery::push(&shared.store, registry, store_name, &destination, reporter)
         .map_err(|e| error_chain(&e))
-}
-
-/// An error and its causes on one line, for records and HTTP answers.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

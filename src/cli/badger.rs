@@ -5,7 +5,7 @@ use super::exit::SUCCESS;
 use super::import::Compression;
 use super::output::result_line;
 use super::Context;
-use crate::pipeline::badger::{build_badger, list_badgers, BadgerRequest, StoredBadger};
+use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest, StoredBadger};
 use crate::pipeline::source_date_epoch;
 use std::path::PathBuf;
 use std::time::Duration;

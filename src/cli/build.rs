@@ -3,7 +3,8 @@
 //! (`{"ts", "stage", "message"}`); the DU's digest is the last line of stdout. Ctrl-C (or
 //! SIGTERM) cancels: the sandbox is killed and the scratch folders removed; a second Ctrl-C
 //! exits at once. Exit codes: 0 built, 1 the build or its tests failed, 2 bad input, 130
-//! cancelled.
+//! cancelled. The work itself is the delivery of `pipeline::delivery`, the one the server
+//! runs too; this module only turns flags into it and renders its progress.
 
 use super::exit::{UsageError, INTERRUPTED, SUCCESS};
 use super::import::Compression;
@@ -11,12 +12,13 @@ use super::output::{human_size, result_line};
 use super::Context;
 use crate::image::Digest;
 use crate::manifest::Overrides;
-use crate::pipeline::build::{build, BuildRequest};
+use crate::pipeline::build::{AppInput, BuildRequest};
+use crate::pipeline::delivery::{deliver, Delivery, DeliveryError, NoLedger, PushTo};
 use crate::pipeline::source_date_epoch;
+use crate::pipeline::state::State;
 use crate::report::Reporter;
 use runtime::CancelHandle;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -133,17 +135,21 @@ impl Reporter for BuildReporter {
         }
     }
 
-    fn stage(&self, stage: &str, detail: &str) {
+    fn stage(&self, state: State, detail: &str) {
         match self.format {
-            LogFormat::Json => self.json(stage, detail),
-            LogFormat::Text if !self.quiet => eprintln!("==> {stage} {detail}"),
+            LogFormat::Json => self.json(state.as_str(), detail),
+            // A failure's detail is the error, which the command prints once as it exits.
+            LogFormat::Text if state.is_failure() && state != State::Cancelled => {
+                eprintln!("==> {state}")
+            }
+            LogFormat::Text if !self.quiet => eprintln!("==> {state} {detail}"),
             LogFormat::Text => {}
         }
     }
 
-    fn output_line(&self, stage: &str, line: &str, _stderr: bool) {
+    fn output_line(&self, state: State, line: &str, _stderr: bool) {
         match self.format {
-            LogFormat::Json => self.json(stage, line),
+            LogFormat::Json => self.json(state.as_str(), line),
             LogFormat::Text if !self.quiet => eprintln!("    | {line}"),
             LogFormat::Text => {}
         }
@@ -176,9 +182,12 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         .into());
     }
     args.limits.apply()?;
-    let request = BuildRequest {
-        app_file: args.app_file,
-        name: args.name,
+    let app = match args.app_file {
+        Some(path) => AppInput::File(path),
+        None => AppInput::CommandLine { name: args.name },
+    };
+    let build = BuildRequest {
+        app,
         overrides: Overrides {
             badger: args.badger,
             source: args.source,
@@ -203,57 +212,29 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         format: args.log_format,
         quiet: context.quiet,
     };
-    let push_to: Option<crate::image::ImageReference> =
-        args.push.as_deref().map(str::parse).transpose()?;
+    // Parsed before the build: a bad destination is bad input, not a failed push.
+    let push = match args.push.as_deref() {
+        Some(destination) => PushTo::Destination(destination.parse()?),
+        None => PushTo::Nowhere,
+    };
     let client = args.registry.client()?;
     let cancel = cancel_on_signals()?;
-    let built = build(&request, &context.store, Some(&client), &cancel, &reporter);
-    if cancel.flag().load(Ordering::SeqCst) && built.is_err() {
-        reporter.stage("CANCELLED", "interrupted");
-        return Ok(INTERRUPTED);
-    }
-    let built = match built {
-        Ok(built) => built,
-        Err(error) => {
-            let stage = match &error {
-                crate::pipeline::build::BuildError::TestsFailed { .. } => "UNIT_TESTING_FAILED",
-                crate::pipeline::build::BuildError::BuildFailed { .. } => "BUILD_FAILED",
-                _ => "ERROR",
-            };
-            if matches!(args.log_format, LogFormat::Json) {
-                reporter.stage(stage, &format!("{error}"));
-            }
-            return Err(error.into());
+    let delivery = Delivery { build, push };
+    match deliver(
+        &delivery,
+        &context.store,
+        Some(&client),
+        &cancel,
+        &reporter,
+        &NoLedger,
+    ) {
+        Ok(delivered) => {
+            result_line(&delivered.built.manifest_digest)?;
+            Ok(SUCCESS)
         }
-    };
-    if let Some(destination) = &push_to {
-        reporter.stage("PUSHING", &crate::transport::describe(destination));
-        let source: crate::image::ImageReference = built.tag.parse()?;
-        let pushed = (|| {
-            let opened =
-                crate::transport::open_image(&source, &context.store, Some(&client), &reporter)?;
-            crate::transport::write_image(
-                &opened,
-                destination,
-                &context.store,
-                Some(&client),
-                &reporter,
-            )
-        })();
-        if let Err(error) = pushed {
-            reporter.stage("PUSH_FAILED", &error.to_string());
-            return Err(error.into());
-        }
+        Err(error) if error.state() == State::Cancelled => Ok(INTERRUPTED),
+        // The build's own error, so that the exit code sees what in it was bad input.
+        Err(DeliveryError::Build(error)) => Err(error.into()),
+        Err(error) => Err(error.into()),
     }
-    reporter.stage(
-        "READY",
-        &format!(
-            "{} {}{}",
-            built.tag,
-            built.manifest_digest,
-            if built.cache_hit { " (cache hit)" } else { "" }
-        ),
-    );
-    result_line(&built.manifest_digest)?;
-    Ok(SUCCESS)
 }

@@ -388,7 +388,8 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
                 let record = client.json("GET", &format!("/v1/apps/{app}/workflows/{wf}"), None)?;
                 let state = record["state"].as_str().unwrap_or("");
                 eprintln!("workflow {wf}: {state}");
-                return Ok(if state == "READY" { SUCCESS } else { FAILURE });
+                let ready = state == crate::pipeline::state::State::Ready.as_str();
+                return Ok(if ready { SUCCESS } else { FAILURE });
             }
         }
         WorkflowCommand::Cancel { app, wf } => {

@@ -14,7 +14,7 @@ use crate::image::{DigestError, ReferenceError};
 use crate::layer::LayerError;
 use crate::manifest::ManifestError;
 use crate::pipeline::badger_files::BadgerFileError;
-use crate::pipeline::badgers::BadgerError;
+use crate::pipeline::badger_stack::BadgerError;
 use crate::pipeline::build::BuildError;
 use crate::pipeline::commit::CommitError;
 use crate::pipeline::confined::ConfinedError;
@@ -104,6 +104,7 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
         RunError,
         ImportError,
         BuildError,
+        crate::pipeline::delivery::DeliveryError,
         RegistryError,
         CredentialError,
         TlsError,

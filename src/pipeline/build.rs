@@ -10,8 +10,9 @@
 //! name is set (and the cache record written) only after everything else succeeded; on
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
-use super::badgers::{self, Badger, BadgerError};
-use super::commit::{commit, Commit, CommitError};
+use super::badger_stack::{self, Badger, BadgerError};
+use super::commit::{commit, Base, Commit, CommitError, Committed};
+use super::state::State;
 use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
@@ -27,7 +28,7 @@ use crate::report::Reporter;
 use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::{ImageError, Layout, LayoutError};
 use crate::transport::{copy_blobs, RegistryTransport, TransportError};
-use runtime::{BindMount, CancelHandle, Termination};
+use runtime::{BindMount, CancelHandle, RootFs, Termination};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,13 +118,24 @@ fn tail_text(tail: &[String]) -> String {
     }
 }
 
+/// Where the app file of a build comes from.
+#[derive(Clone, Debug)]
+pub enum AppInput {
+    /// A file; relative sources are resolved against its folder.
+    File(PathBuf),
+    /// App-file text as stored (the server's records); `origin` names it in messages.
+    /// Relative sources are resolved against the current folder (the server's checks
+    /// admit only URLs and absolute folders).
+    Text { text: String, origin: String },
+    /// No app file: the name (default `app`) alone, everything else from the overrides.
+    CommandLine { name: Option<String> },
+}
+
 /// Everything a build takes.
 #[derive(Clone, Debug)]
 pub struct BuildRequest {
-    /// The app file; without one, the name comes from `name` and everything else from
-    /// `overrides`.
-    pub app_file: Option<PathBuf>,
-    pub name: Option<String>,
+    /// The app file; command-line values in `overrides` are laid over it.
+    pub app: AppInput,
     pub overrides: Overrides,
     /// The store name for the DU (default: the app's name).
     pub tag: Option<String>,
@@ -131,7 +143,8 @@ pub struct BuildRequest {
     pub timeout: Option<Duration>,
     pub no_cache: bool,
     pub compression: LayerCompression,
-    /// `SOURCE_DATE_EPOCH` when set; else the source commit's time; else 0.
+    /// `SOURCE_DATE_EPOCH` when set; else the source commit's time; else the newest mtime
+    /// of the source's files; else 0.
     pub epoch: Option<i64>,
     /// Run the app's `test_cmd` (the gate). Without it the DU manifest records no tests.
     pub run_tests: bool,
@@ -151,7 +164,7 @@ pub struct Built {
     pub du: Option<DuManifest>,
 }
 
-/// Runs a build into the store at `store`.
+/// Runs a build into the store at `store`: the stages below, in this order.
 pub fn build(
     request: &BuildRequest,
     store: &Path,
@@ -165,209 +178,53 @@ pub fn build(
         app.workflow_config.test_cmd = None;
     }
     let tag = request.tag.clone().unwrap_or_else(|| app.name.clone());
-    reporter.stage("QUEUED", &format!("{} → {tag}", app.name));
+    reporter.stage(State::Queued, &format!("{} → {tag}", app.name));
 
     let badgers: Vec<Badger> = app
         .all_badgers()
-        .map(|reference| badgers::resolve(reference, store, registry, reporter))
+        .map(|reference| badger_stack::resolve(reference, store, registry, reporter))
         .collect::<Result<_, _>>()?;
+    let job = Job {
+        request,
+        app,
+        badgers,
+        cancel,
+        reporter,
+    };
 
     let layout = Layout::open_or_create(store)?;
     // Held until the name is written: `gc` waits rather than take the new blobs.
     let _lease = layout.lease()?;
     // Private before anything (source mirrors, app caches) is put in it.
     let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".source-")
-        .tempdir_in(layout.temp_dir()?)
-        .map_err(IoAt::at(&layout.root().join(".tmp"), "create a folder in"))?;
-    let source_dir = scratch.path().join("app");
-    let spec = source_spec(&app, &base_dir)?;
-    let source_error = |source| BuildError::Source {
-        app: app.name.clone(),
-        source: Box::new(source),
-    };
-    let info = match source::fetch_cancellable(
-        &spec,
-        &source_dir,
-        &cache_root.join("sources"),
-        cancel,
-        &request.source_rules,
-        request.privilege,
-        reporter,
-    ) {
-        Ok(info) => info,
-        Err(SourceError::Cancelled) => return Err(BuildError::Cancelled),
-        Err(e) => return Err(source_error(e)),
-    };
-    let epoch = request.epoch.or(info.commit_time).unwrap_or(0);
+    let fetched = job.fetch_source(&base_dir, &layout, &cache_root)?;
+    // The DU's `created` and the mtime clamp: SOURCE_DATE_EPOCH, else the commit's time,
+    // else the newest file of a folder or artifact source; the same source gives the same
+    // DU, and no DU says it was made in 1970.
+    let epoch = request
+        .epoch
+        .or(fetched.info.commit_time)
+        .or(fetched.info.newest_mtime)
+        .unwrap_or(0);
 
-    let key = build_key(&app, &badgers, &info, epoch, request);
+    // The key needs the fetched source (its tree digest); a hit skips everything after.
+    let key = build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
     let record = cache_root.join("builds").join(key.hex());
     if !request.no_cache {
-        if let Some(digest) = cached_build(&layout, &record) {
-            let descriptor =
-                layout.resolve_descriptor(&crate::store::image::manifest_descriptor(
-                    &layout.read_blob(&digest, None, crate::store::image::DOCUMENT_LIMIT)?,
-                    None,
-                ))?;
-            layout.tag(&tag, &descriptor.descriptor)?;
-            reporter.stage("BUILT", &format!("{tag} (cached, {})", digest.short()));
-            return Ok(Built {
-                manifest_digest: digest,
-                tag,
-                cache_hit: true,
-                du: None,
-            });
+        if let Some(built) = reuse_cached(&layout, &record, &tag, reporter)? {
+            return Ok(built);
         }
     }
 
-    for badger in &badgers {
-        copy_blobs(&badger.image.layout, &badger.image.image, &layout, reporter).map_err(
-            |source| BuildError::CopyBadger {
-                reference: badger.reference.clone(),
-                source: Box::new(source),
-            },
-        )?;
-    }
-    let (base, stack) = badgers::stack(&badgers)?;
-    let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
-    place_source(&source_dir, workspace.writable_root(), request.privilege)?;
-
-    let env = build_env(&app, &base.config, &info);
-    // Private: what a build leaves there (setuid files too) is no other user's to run.
-    let apps = cache_root.join("apps");
-    let app_cache = apps.join(&app.name);
-    // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps its
-    // host path out of the sandbox's mountinfo.
-    let work = apps.join(format!(".work-{}", app.name));
-    for dir in [&apps, &app_cache, &work] {
-        crate::store::cache::private_dir(dir).map_err(UnpackError::from)?;
-    }
-    let mounts = vec![BindMount {
-        source: app_cache,
-        target: PathBuf::from("/solum/cache"),
-        read_only: false,
-        work: Some(work),
-    }];
-
-    let mut created_mount_points = Vec::new();
-    let mut id_map = None;
-    for badger in &badgers {
-        reporter.stage("BUILDING", &format!("{} on {}", app.name, badger.reference));
-        let result = run_step(
-            Step {
-                stage: "BUILDING",
-                rootfs: workspace.build_root(),
-                command: shell(&badger.build_command()),
-                env: env.clone(),
-                cwd: PathBuf::from(WORKDIR),
-                mounts: mounts.clone(),
-                network_host: request.network_host,
-                timeout: request.timeout,
-            },
-            cancel,
-            reporter,
-        )?;
-        if let Some(how) = failure(&result.outcome.termination)? {
-            return Err(BuildError::BuildFailed {
-                badger: badger.reference.clone(),
-                how,
-                tail: result.tail,
-            });
-        }
-        created_mount_points.extend(result.outcome.created_mount_points);
-        id_map = Some(result.outcome.id_map);
-    }
-
-    if let Some(test_cmd) = &app.workflow_config.test_cmd {
-        reporter.stage("UNIT_TESTING", test_cmd);
-        let result = run_step(
-            Step {
-                stage: "UNIT_TESTING",
-                rootfs: workspace.throwaway_root()?,
-                command: shell(test_cmd),
-                env: env.clone(),
-                cwd: PathBuf::from(WORKDIR),
-                mounts: mounts.clone(),
-                network_host: request.network_host,
-                timeout: request.timeout,
-            },
-            cancel,
-            reporter,
-        )?;
-        if let Some(how) = failure(&result.outcome.termination)? {
-            return Err(BuildError::TestsFailed {
-                command: test_cmd.clone(),
-                how,
-                tail: result.tail,
-            });
-        }
-    }
-
-    let changes = workspace.changes(&created_mount_points)?;
-    let du = DuManifest::new(&DuInputs {
-        app: &app,
-        badgers: badgers
-            .iter()
-            .map(|b| BadgerUsed {
-                name: b.name(),
-                version: b.version(),
-                digest: b.digest().to_string(),
-            })
-            .collect(),
-        badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
-        default_command: base.config.command(),
-        revision: info.revision.clone(),
-        // The app's name, not the --tag: the name the DU is stored under must not change
-        // its digest. The template takes the real reference as its `image` parameter.
-        image: &app.name,
-        tests_passed: true,
-    })?;
-    let annotations = annotations(&du, &badgers[0], &info, &app, epoch, &key)?;
-    let committed = commit(
-        &layout,
-        Commit {
-            base: &base,
-            root: workspace.writable_root(),
-            privilege: request.privilege,
-            changes,
-            compression: request.compression,
-            epoch,
-            env: app
-                .environment
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-            cmd: Some(du.runtime.command.clone()),
-            working_dir: Some(WORKDIR.to_string()),
-            exposed_ports: app
-                .ports
-                .iter()
-                .map(|p| format!("{}/{}", p.port, p.protocol.as_str()))
-                .collect(),
-            created_by: format!(
-                "solum-build build {} on {}",
-                app.name,
-                badgers
-                    .iter()
-                    .map(|b| format!("{}@{}", b.reference, b.digest()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            comment: info
-                .revision
-                .as_ref()
-                .map(|r| format!("source revision {r}")),
-            annotations,
-            subordinate_ids: id_map.as_ref().and_then(super::workspace::subordinate_ids),
-        },
-    )?;
-    drop(workspace);
+    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
+    let ran = job.run_build_commands(&sandbox)?;
+    job.run_tests(&sandbox)?;
+    let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
+    drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
     write_record(&record, &committed.manifest_digest);
     reporter.stage(
-        "BUILT",
+        State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
     );
     Ok(Built {
@@ -382,8 +239,8 @@ pub fn build(
 /// are resolved against.
 fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
     let cwd = std::env::current_dir().map_err(IoAt::at(Path::new("."), "read"))?;
-    match &request.app_file {
-        Some(path) => {
+    match &request.app {
+        AppInput::File(path) => {
             let app = AppFile::load_with(path, &request.overrides)?;
             let dir = path
                 .parent()
@@ -392,16 +249,318 @@ fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
                 .unwrap_or(cwd);
             Ok((app, dir))
         }
-        None => {
-            let name = request.name.clone().unwrap_or_else(|| "app".to_string());
+        AppInput::Text { text, origin } => {
+            let app = AppFile::parse_with(text, origin, &request.overrides)?;
+            Ok((app, cwd))
+        }
+        AppInput::CommandLine { name } => {
+            let name = name.as_deref().unwrap_or("app");
             let text = format!(
                 "version: 1\nname: {}\n",
-                serde_json::to_string(&name).unwrap_or_default()
+                serde_json::to_string(name).unwrap_or_default()
             );
             let app = AppFile::parse_with(&text, "the command line", &request.overrides)?;
             Ok((app, cwd))
         }
     }
+}
+
+/// The source, fetched into a scratch folder of the store that goes with it.
+struct FetchedSource {
+    /// Removed, with whatever is left of `dir`, when the build ends.
+    _scratch: tempfile::TempDir,
+    dir: PathBuf,
+    info: SourceInfo,
+}
+
+/// One build under way, past its app file and badgers: what every later stage reads.
+struct Job<'a> {
+    request: &'a BuildRequest,
+    app: AppFile,
+    badgers: Vec<Badger>,
+    cancel: &'a CancelHandle,
+    reporter: &'a dyn Reporter,
+}
+
+impl Job<'_> {
+    /// The app's source (artifact, folder or git revision) into a scratch folder of the
+    /// store, with what the build key needs of it.
+    fn fetch_source(
+        &self,
+        base_dir: &Path,
+        layout: &Layout,
+        cache_root: &Path,
+    ) -> Result<FetchedSource, BuildError> {
+        let (app, request) = (&self.app, self.request);
+        let scratch = tempfile::Builder::new()
+            .prefix(".source-")
+            .tempdir_in(layout.temp_dir()?)
+            .map_err(IoAt::at(&layout.root().join(".tmp"), "create a folder in"))?;
+        let dir = scratch.path().join("app");
+        let spec = source_spec(app, base_dir)?;
+        let info = match source::fetch_cancellable(
+            &spec,
+            &dir,
+            &cache_root.join("sources"),
+            self.cancel,
+            &request.source_rules,
+            request.privilege,
+            self.reporter,
+        ) {
+            Ok(info) => info,
+            Err(SourceError::Cancelled) => return Err(BuildError::Cancelled),
+            Err(e) => {
+                return Err(BuildError::Source {
+                    app: app.name.clone(),
+                    source: Box::new(e),
+                })
+            }
+        };
+        Ok(FetchedSource {
+            _scratch: scratch,
+            dir,
+            info,
+        })
+    }
+
+    /// The badgers' blobs into the store, their stacked layers unpacked once into the
+    /// rootfs cache, a workspace over them with the source at `/app`, the build
+    /// environment and the app's cache mount.
+    fn prepare_sandbox(
+        &self,
+        layout: &Layout,
+        store: &Path,
+        cache_root: &Path,
+        fetched: &FetchedSource,
+    ) -> Result<Sandbox, BuildError> {
+        let (app, badgers, reporter) = (&self.app, &self.badgers, self.reporter);
+        for badger in badgers {
+            copy_blobs(&badger.image.layout, &badger.image.image, layout, reporter).map_err(
+                |source| BuildError::CopyBadger {
+                    reference: badger.reference.clone(),
+                    source: Box::new(source),
+                },
+            )?;
+        }
+        let (base, stack) = badger_stack::stack(badgers)?;
+        let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
+        place_source(
+            &fetched.dir,
+            workspace.writable_root(),
+            self.request.privilege,
+        )?;
+
+        let env = build_env(app, &base.config, &fetched.info);
+        // Private: what a build leaves there (setuid files too) is no other user's to run.
+        let apps = cache_root.join("apps");
+        let app_cache = apps.join(&app.name);
+        // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps
+        // its host path out of the sandbox's mountinfo.
+        let work = apps.join(format!(".work-{}", app.name));
+        for dir in [&apps, &app_cache, &work] {
+            crate::store::cache::private_dir(dir).map_err(UnpackError::from)?;
+        }
+        let mounts = vec![BindMount {
+            source: app_cache,
+            target: PathBuf::from("/solum/cache"),
+            read_only: false,
+            work: Some(work),
+        }];
+        Ok(Sandbox {
+            workspace,
+            base,
+            env,
+            mounts,
+        })
+    }
+
+    /// Each badger's build command, in order, in the writable layer.
+    fn run_build_commands(&self, sandbox: &Sandbox) -> Result<BuildRun, BuildError> {
+        let (app, request, reporter) = (&self.app, self.request, self.reporter);
+        let mut ran = BuildRun::default();
+        for badger in &self.badgers {
+            reporter.stage(
+                State::Building,
+                &format!("{} on {}", app.name, badger.reference),
+            );
+            let step = sandbox.step(
+                State::Building,
+                sandbox.workspace.build_root(),
+                &badger.build_command(),
+                request,
+            );
+            let result = run_step(step, self.cancel, reporter)?;
+            if let Some(how) = failure(&result.outcome.termination)? {
+                return Err(BuildError::BuildFailed {
+                    badger: badger.reference.clone(),
+                    how,
+                    tail: result.tail,
+                });
+            }
+            ran.created_mount_points
+                .extend(result.outcome.created_mount_points);
+            ran.id_map = Some(result.outcome.id_map);
+        }
+        Ok(ran)
+    }
+
+    /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests
+    /// write reaches the DU.
+    fn run_tests(&self, sandbox: &Sandbox) -> Result<(), BuildError> {
+        let reporter = self.reporter;
+        let Some(test_cmd) = &self.app.workflow_config.test_cmd else {
+            return Ok(());
+        };
+        reporter.stage(State::UnitTesting, test_cmd);
+        let step = sandbox.step(
+            State::UnitTesting,
+            sandbox.workspace.throwaway_root()?,
+            test_cmd,
+            self.request,
+        );
+        let result = run_step(step, self.cancel, reporter)?;
+        if let Some(how) = failure(&result.outcome.termination)? {
+            return Err(BuildError::TestsFailed {
+                command: test_cmd.clone(),
+                how,
+                tail: result.tail,
+            });
+        }
+        Ok(())
+    }
+
+    /// The writable layer as one new layer over the badgers', with config, DU manifest and
+    /// annotations: committed to the store, not yet named.
+    fn commit_du(
+        &self,
+        layout: &Layout,
+        sandbox: &Sandbox,
+        ran: &BuildRun,
+        info: &SourceInfo,
+        epoch: i64,
+        key: &Digest,
+    ) -> Result<(DuManifest, Committed), BuildError> {
+        let (app, badgers, request) = (&self.app, &self.badgers, self.request);
+        let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
+        let du = DuManifest::new(&DuInputs {
+            app,
+            badgers: badgers
+                .iter()
+                .map(|b| BadgerUsed {
+                    name: b.name(),
+                    version: b.version(),
+                    digest: b.digest().to_string(),
+                })
+                .collect(),
+            badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
+            default_command: sandbox.base.config.command(),
+            revision: info.revision.clone(),
+            // The app's name, not the --tag: the name the DU is stored under must not change
+            // its digest. The template takes the real reference as its `image` parameter.
+            image: &app.name,
+            tests_passed: true,
+        })?;
+        let annotations = annotations(&du, &badgers[0], info, app, epoch, key)?;
+        let committed = commit(
+            layout,
+            Commit {
+                base: &sandbox.base,
+                root: sandbox.workspace.writable_root(),
+                privilege: request.privilege,
+                changes,
+                compression: request.compression,
+                epoch,
+                env: app
+                    .environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+                cmd: Some(du.runtime.command.clone()),
+                working_dir: Some(WORKDIR.to_string()),
+                exposed_ports: app
+                    .ports
+                    .iter()
+                    .map(|p| format!("{}/{}", p.port, p.protocol.as_str()))
+                    .collect(),
+                created_by: format!(
+                    "solum-build build {} on {}",
+                    app.name,
+                    badgers
+                        .iter()
+                        .map(|b| format!("{}@{}", b.reference, b.digest()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                comment: info
+                    .revision
+                    .as_ref()
+                    .map(|r| format!("source revision {r}")),
+                annotations,
+                subordinate_ids: ran
+                    .id_map
+                    .as_ref()
+                    .and_then(super::workspace::subordinate_ids),
+            },
+        )?;
+        Ok((du, committed))
+    }
+}
+
+/// The DU an identical build recorded, named `tag` again, if the store still has it.
+fn reuse_cached(
+    layout: &Layout,
+    record: &Path,
+    tag: &str,
+    reporter: &dyn Reporter,
+) -> Result<Option<Built>, BuildError> {
+    let Some(digest) = cached_build(layout, record) else {
+        return Ok(None);
+    };
+    let descriptor = layout.resolve_descriptor(&crate::store::image::manifest_descriptor(
+        &layout.read_blob(&digest, None, crate::store::image::DOCUMENT_LIMIT)?,
+        None,
+    ))?;
+    layout.tag(tag, &descriptor.descriptor)?;
+    reporter.stage(State::Built, &format!("{tag} (cached, {})", digest.short()));
+    Ok(Some(Built {
+        manifest_digest: digest,
+        tag: tag.to_string(),
+        cache_hit: true,
+        du: None,
+    }))
+}
+
+/// Where the build and test commands run: the badgers' stacked filesystem with the source
+/// at `/app` of a fresh writable layer, their environment, and the app's cache mount.
+struct Sandbox {
+    workspace: Workspace,
+    base: Base,
+    env: Vec<String>,
+    mounts: Vec<BindMount>,
+}
+
+impl Sandbox {
+    /// A step of `state` running `command` (through the shell) in `rootfs`.
+    fn step(&self, state: State, rootfs: RootFs, command: &str, request: &BuildRequest) -> Step {
+        Step {
+            stage: state,
+            rootfs,
+            command: shell(command),
+            env: self.env.clone(),
+            cwd: PathBuf::from(WORKDIR),
+            mounts: self.mounts.clone(),
+            network_host: request.network_host,
+            timeout: request.timeout,
+        }
+    }
+}
+
+/// What the build commands left besides files: the mount points the sandbox created (kept
+/// out of the diff) and the id mapping they ran under (for the layer's ownership).
+#[derive(Default)]
+struct BuildRun {
+    created_mount_points: Vec<PathBuf>,
+    id_map: Option<runtime::IdMapKind>,
 }
 
 fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError> {

@@ -4,14 +4,16 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
-pub mod badger;
 pub mod badger_files;
-pub mod badgers;
+pub mod badger_image;
+pub mod badger_stack;
 pub mod build;
 pub mod commit;
 pub mod confined;
+pub mod delivery;
 pub mod import;
 pub mod run;
+pub mod state;
 pub mod unpack;
 pub mod workspace;
 

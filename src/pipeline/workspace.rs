@@ -7,6 +7,7 @@
 //! second copy. The scratch folder (and everything in it) is removed on drop.
 
 use super::confined;
+use super::state::State;
 use super::unpack::remove_tree;
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
@@ -281,9 +282,9 @@ impl Drop for Workspace {
 }
 
 /// One command to run in the sandbox for a build stage.
-pub struct Step<'a> {
-    /// The stage name for logs (`BUILDING`, `UNIT_TESTING`, `SETUP`).
-    pub stage: &'a str,
+pub struct Step {
+    /// The state the step belongs to, for its output lines (`BUILDING`, `UNIT_TESTING`).
+    pub stage: State,
     pub rootfs: RootFs,
     pub command: Vec<String>,
     pub env: Vec<String>,
@@ -304,7 +305,7 @@ const TAIL_LINES: usize = 20;
 
 /// Runs one step, streaming its output lines to the reporter.
 pub fn run_step(
-    step: Step<'_>,
+    step: Step,
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<StepResult, WorkspaceError> {

@@ -1,15 +1,17 @@
-//! `badger build DIR`: a badger image from `badgers/NAME/` — its `badger.yaml`, the
-//! `build.sh` installed at the manifest's build path (default `/solum/bin/build.sh`), and
-//! an optional `setup` script run once in the sandbox (with the host network only when the
-//! manifest says `network: host`). The result is the `from` image plus one layer, with the
-//! badger's environment in its config and the manifest as the `org.solum.badger.manifest`
-//! annotation. Also `badger list` and `badger search`, over the store's badger images.
+//! Badger images of the store. `badger build DIR` makes one from `badgers/NAME/`: its
+//! `badger.yaml`, the `build.sh` installed at the manifest's build path (default
+//! `/solum/bin/build.sh`), and an optional `setup` script run once in the sandbox (with the
+//! host network only when the manifest says `network: host`). The result is the `from`
+//! image plus one layer, with the badger's environment in its config and the manifest as
+//! the `org.solum.badger.manifest` annotation. Also `badger list` and `badger search`, over
+//! the store's badger images.
 
 use super::badger_files::read_badger_file;
-use super::badgers::{self, BadgerError};
+use super::badger_stack::{self, BadgerError};
 use super::build::{stack_workspace, BuildError};
 use super::commit::{commit, Commit};
 use super::confined;
+use super::state::State;
 use super::workspace::{run_step, Step};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
@@ -74,10 +76,10 @@ pub fn build_badger(
         .clone()
         .unwrap_or_else(|| format!("{BADGER_IMAGE_PREFIX}{}", manifest.name));
     reporter.stage(
-        "BUILDING",
+        State::Building,
         &format!("badger {} from {}", manifest.name, manifest.from),
     );
-    let from = badgers::resolve(&manifest.from, store, registry, reporter)?;
+    let from = badger_stack::resolve(&manifest.from, store, registry, reporter)?;
     let layout = Layout::open_or_create(store)?;
     // Held until the name is written: `gc` waits rather than take the new blobs.
     let _lease = layout.lease()?;
@@ -87,7 +89,7 @@ pub fn build_badger(
             source: Box::new(source),
         }
     })?;
-    let (base, stack) = badgers::stack(std::slice::from_ref(&from))?;
+    let (base, stack) = badger_stack::stack(std::slice::from_ref(&from))?;
     let workspace = stack_workspace(&layout, &stack, store, request.privilege, reporter)?;
     let root = workspace.writable_root().to_path_buf();
 
@@ -114,10 +116,10 @@ pub fn build_badger(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>(),
         );
-        reporter.stage("BUILDING", &format!("setup {setup}"));
+        reporter.stage(State::Building, &format!("setup {setup}"));
         let result = run_step(
             Step {
-                stage: "BUILDING",
+                stage: State::Building,
                 rootfs: workspace.build_root(),
                 command: vec![SETUP_PATH.to_string()],
                 env,
@@ -183,7 +185,7 @@ pub fn build_badger(
     drop(workspace);
     layout.tag(&tag, &committed.descriptor)?;
     reporter.stage(
-        "BUILT",
+        State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
     );
     Ok(BuiltBadger {

@@ -1,0 +1,370 @@
+//! A delivery: build (with the test gate) and commit a DU, push it when asked, and end in a
+//! final state. The CLI's `build` and the server's workflows both run this one function;
+//! they differ only in what they report and record, through a [`Reporter`] and a
+//! [`Ledger`].
+//!
+//! In order: the build (`pipeline::build`, which reports QUEUED, BUILDING, UNIT_TESTING and
+//! BUILT and names the DU in the store); the cancel check; the ledger's `built`; when there
+//! is a destination, the cancel check again, PUSHING and the copy; the ledger's
+//! `delivered`; and last the final state, READY or the failure's, reported through the
+//! same reporter. Every outcome is reported exactly once as a terminal state, so a caller
+//! never maps errors itself: [`DeliveryError::state`] is the one map from a failure to its
+//! state.
+//!
+//! The cancel rule: a cancel requested before the build returns wins over whatever the
+//! build returned (a killed step may surface as a failed command or a fetch error rather
+//! than as `BuildError::Cancelled`), and it is checked once more before the push starts.
+//! A push that has started runs to its end; a DU already named in the store stays there
+//! (the next build of the same inputs finds it in the build cache).
+
+use super::build::{build, BuildError, BuildRequest, Built};
+use super::state::State;
+use crate::error_class::{Classify, ErrorClass};
+use crate::image::{Digest, ImageReference};
+use crate::report::Reporter;
+use crate::transport::{self, RegistryTransport, TransportError};
+use runtime::CancelHandle;
+use std::path::Path;
+
+/// An error of a caller's ledger (the server's database), kept as the caller made it.
+pub type LedgerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a delivery did not end READY.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The caller asked for a push it cannot make (no destination configured, or one that
+    /// does not parse): found before the build, reported as PUSH_FAILED after it.
+    #[error("{0}")]
+    PushRefused(String),
+    #[error("cannot push {store_name} to {destination}")]
+    Push {
+        store_name: String,
+        destination: String,
+        #[source]
+        source: Box<TransportError>,
+    },
+    #[error("cannot record the {what}")]
+    Ledger {
+        what: &'static str,
+        #[source]
+        source: LedgerError,
+    },
+}
+
+impl Classify for DeliveryError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DeliveryError::Cancelled => ErrorClass::Interrupted,
+            DeliveryError::Build(inner) => inner.class(),
+            DeliveryError::Push { source, .. } => source.class(),
+            // A push the caller asked for but cannot have, and the caller's own records.
+            DeliveryError::PushRefused(_) | DeliveryError::Ledger { .. } => ErrorClass::Failure,
+        }
+    }
+}
+
+impl DeliveryError {
+    /// The final state of a delivery that ended with this error: the one map from a
+    /// failure to a state.
+    pub fn state(&self) -> State {
+        match self {
+            DeliveryError::Cancelled | DeliveryError::Build(BuildError::Cancelled) => {
+                State::Cancelled
+            }
+            DeliveryError::Build(BuildError::BuildFailed { .. }) => State::BuildFailed,
+            DeliveryError::Build(BuildError::TestsFailed { .. }) => State::UnitTestingFailed,
+            DeliveryError::PushRefused(_) | DeliveryError::Push { .. } => State::PushFailed,
+            DeliveryError::Build(_) | DeliveryError::Ledger { .. } => State::Error,
+        }
+    }
+}
+
+/// Where the DU goes after the build.
+#[derive(Clone, Debug)]
+pub enum PushTo {
+    /// Nowhere: the delivery ends with the DU in the store.
+    Nowhere,
+    Destination(ImageReference),
+    /// A push was asked for and cannot be made: the delivery builds, then ends
+    /// PUSH_FAILED with this reason.
+    Refused(String),
+}
+
+/// Everything a delivery takes.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub build: BuildRequest,
+    pub push: PushTo,
+}
+
+/// What a delivery delivered.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub built: Built,
+    /// The push's destination, when there was one.
+    pub pushed_to: Option<ImageReference>,
+}
+
+/// What a caller keeps of a delivery as it goes, beyond what the reporter shows: the
+/// server's records. A failure of either step ends the delivery in ERROR.
+pub trait Ledger {
+    /// The DU is built and named in the store (before any push).
+    fn built(&self, _built: &Built) -> Result<(), LedgerError> {
+        Ok(())
+    }
+    /// Everything is done; READY follows.
+    fn delivered(&self, _delivered: &Delivered) -> Result<(), LedgerError> {
+        Ok(())
+    }
+}
+
+/// A ledger that keeps nothing (the CLI: stdout and the store are its record).
+pub struct NoLedger;
+
+impl Ledger for NoLedger {}
+
+/// Runs a delivery to its final state, which is reported through `reporter` (READY with
+/// the DU's store name and digest, or the failure's state with the error and its causes).
+pub fn deliver(
+    delivery: &Delivery,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+    ledger: &dyn Ledger,
+) -> Result<Delivered, DeliveryError> {
+    let result = run(delivery, store, registry, cancel, reporter, ledger);
+    match &result {
+        Ok(delivered) => {
+            let built = &delivered.built;
+            let cache_hit = if built.cache_hit { " (cache hit)" } else { "" };
+            reporter.stage(
+                State::Ready,
+                &format!("{} {}{cache_hit}", built.tag, built.manifest_digest),
+            );
+        }
+        Err(error) => reporter.stage(error.state(), &error_chain(error)),
+    }
+    result
+}
+
+fn run(
+    delivery: &Delivery,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+    ledger: &dyn Ledger,
+) -> Result<Delivered, DeliveryError> {
+    let built = build(&delivery.build, store, registry, cancel, reporter);
+    check_cancel(cancel)?;
+    let built = built?;
+    ledger
+        .built(&built)
+        .map_err(|source| DeliveryError::Ledger {
+            what: "built DU",
+            source,
+        })?;
+
+    let pushed_to = match &delivery.push {
+        PushTo::Nowhere => None,
+        PushTo::Refused(reason) => return Err(DeliveryError::PushRefused(reason.clone())),
+        PushTo::Destination(destination) => {
+            check_cancel(cancel)?;
+            reporter.stage(State::Pushing, &transport::describe(destination));
+            push(store, registry, &built.tag, destination, reporter).map_err(|source| {
+                DeliveryError::Push {
+                    store_name: built.tag.clone(),
+                    destination: transport::describe(destination),
+                    source: Box::new(source),
+                }
+            })?;
+            Some(destination.clone())
+        }
+    };
+    let delivered = Delivered { built, pushed_to };
+    ledger
+        .delivered(&delivered)
+        .map_err(|source| DeliveryError::Ledger {
+            what: "delivered DU",
+            source,
+        })?;
+    Ok(delivered)
+}
+
+fn check_cancel(cancel: &CancelHandle) -> Result<(), DeliveryError> {
+    if cancel.is_cancelled() {
+        Err(DeliveryError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies the store image `store_name` to `destination` (any sink: a registry, a layout,
+/// an archive).
+pub fn push(
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    store_name: &str,
+    destination: &ImageReference,
+    reporter: &dyn Reporter,
+) -> Result<Digest, TransportError> {
+    let source = ImageReference::Store {
+        name: store_name.to_string(),
+    };
+    let opened = transport::open_image(&source, store, registry, reporter)?;
+    transport::write_image(&opened, destination, store, registry, reporter)
+}
+
+/// An error and its causes on one line, for records, logs and HTTP answers.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_error(error: BuildError) -> DeliveryError {
+        DeliveryError::Build(error)
+    }
+
+    #[test]
+    fn every_failure_has_one_state() {
+        let tail = Vec::new;
+        let cases = [
+            (DeliveryError::Cancelled, State::Cancelled),
+            (build_error(BuildError::Cancelled), State::Cancelled),
+            (
+                build_error(BuildError::BuildFailed {
+                    badger: "b".into(),
+                    how: "exited with 1".into(),
+                    tail: tail(),
+                }),
+                State::BuildFailed,
+            ),
+            (
+                build_error(BuildError::TestsFailed {
+                    command: "make test".into(),
+                    how: "exited with 2".into(),
+                    tail: tail(),
+                }),
+                State::UnitTestingFailed,
+            ),
+            (build_error(BuildError::NoSource), State::Error),
+            (
+                DeliveryError::PushRefused("the server has no --push-to destination".into()),
+                State::PushFailed,
+            ),
+            (
+                DeliveryError::Push {
+                    store_name: "app".into(),
+                    destination: "oci:/nowhere".into(),
+                    source: Box::new(TransportError::WriteOnly {
+                        reference: "x".into(),
+                        transport: "docker-archive",
+                    }),
+                },
+                State::PushFailed,
+            ),
+            (
+                DeliveryError::Ledger {
+                    what: "built DU",
+                    source: "the database is gone".into(),
+                },
+                State::Error,
+            ),
+        ];
+        for (error, state) in cases {
+            assert_eq!(error.state(), state, "{error}");
+            assert!(error.state().is_failure(), "{error}");
+        }
+    }
+
+    /// Keeps the states a delivery reports.
+    #[derive(Default)]
+    struct States(std::sync::Mutex<Vec<(State, String)>>);
+
+    impl Reporter for States {
+        fn stage(&self, state: State, detail: &str) {
+            self.0.lock().unwrap().push((state, detail.to_string()));
+        }
+    }
+
+    /// A delivery whose build fails at once: its app file is not an app file.
+    fn broken_delivery() -> Delivery {
+        Delivery {
+            build: BuildRequest {
+                app: crate::pipeline::build::AppInput::Text {
+                    text: "version: 1\n".into(),
+                    origin: "a test".into(),
+                },
+                overrides: Default::default(),
+                tag: None,
+                network_host: false,
+                timeout: None,
+                no_cache: false,
+                compression: crate::layer::LayerCompression::Gzip,
+                epoch: None,
+                run_tests: false,
+                source_rules: Default::default(),
+                privilege: crate::privilege::Privilege::of_this_process(),
+            },
+            push: PushTo::Refused("never reached".into()),
+        }
+    }
+
+    #[test]
+    fn the_final_state_is_reported_once_and_a_cancel_wins() {
+        let store = tempfile::tempdir().unwrap();
+        let run = |cancel: &CancelHandle| {
+            let states = States::default();
+            let error = deliver(
+                &broken_delivery(),
+                store.path(),
+                None,
+                cancel,
+                &states,
+                &NoLedger,
+            )
+            .unwrap_err();
+            (error.state(), states.0.into_inner().unwrap())
+        };
+
+        let (state, reported) = run(&CancelHandle::new());
+        assert_eq!(state, State::Error);
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert_eq!(reported[0].0, State::Error);
+        assert!(reported[0].1.contains("a test"), "{reported:?}");
+
+        // The same failure after a cancel was asked for is a cancel.
+        let cancel = CancelHandle::new();
+        cancel.cancel();
+        let (state, reported) = run(&cancel);
+        assert_eq!(state, State::Cancelled);
+        assert_eq!(reported, [(State::Cancelled, "cancelled".to_string())]);
+    }
+
+    #[test]
+    fn a_chain_reads_as_one_line() {
+        let error = DeliveryError::Ledger {
+            what: "built DU",
+            source: "the database is gone".into(),
+        };
+        assert_eq!(
+            error_chain(&error),
+            "cannot record the built DU: the database is gone"
+        );
+    }
+}
