@@ -39,8 +39,7 @@ fn main() {
                         .get(&url)
                         .header("Authorization", format!("Bearer {token}"))
                         .call()
-                        .map(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
-                        .unwrap_or(false);
+                        .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok());
                     latencies.push(sent.elapsed());
                     errors += u64::from(!ok);
                     next += interval;

@@ -20,6 +20,7 @@ use crate::layer::{unpack_layer as unpack, LayerCompression, UnpackOptions};
 use crate::manifest::{AppFile, BadgerManifest};
 use crate::registry::auth::{parse_challenge, Challenge};
 use crate::store::Layout;
+use std::fmt::Write as _;
 
 /// What the sentinel file beside the unpack root holds.
 const SECRET: &[u8] = b"secret\n";
@@ -47,7 +48,7 @@ pub fn unpack_layer(data: &[u8]) {
 
     let options = UnpackOptions {
         rootless: mode & 1 == 1 || crate::privilege::Privilege::of_this_process().is_rootless(),
-        limits: Default::default(),
+        limits: crate::layer::UnpackLimits::default(),
     };
     match (mode >> 1) % 3 {
         0 => {
@@ -221,7 +222,7 @@ pub fn www_authenticate(data: &[u8]) {
     let quote = |value: &str| value.replace('\\', "\\\\").replace('"', "\\\"");
     let mut again = format!("Bearer realm=\"{}\"", quote(&realm));
     if let Some(service) = &service {
-        again.push_str(&format!(",service=\"{}\"", quote(service)));
+        let _ = write!(again, ",service=\"{}\"", quote(service));
     }
     assert_eq!(
         parse_challenge(&again),

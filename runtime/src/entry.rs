@@ -155,7 +155,7 @@ fn run_in_staging(spec: &SandboxSpec, staging: &Path, waited: &SigSet, started: 
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (flags.bits() as libc::c_long) | libc::SIGCHLD as libc::c_long,
+            libc::c_long::from(flags.bits()) | libc::c_long::from(libc::SIGCHLD),
             0 as libc::c_long,
             0 as libc::c_long,
             0 as libc::c_long,
@@ -223,11 +223,11 @@ fn wait_init(init: Pid, waited: &SigSet, deadline: Option<Instant>) -> Option<Te
 fn next_signal(set: &SigSet, timeout: Option<Duration>) -> Option<Signal> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs() as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
     });
     let ts_ptr = ts
         .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        .map_or(std::ptr::null(), std::ptr::from_ref::<libc::timespec>);
     // SAFETY: `set` is a valid sigset_t, the info pointer may be null, and `ts_ptr` is null or
     // points at `ts`, alive for the call.
     let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), ts_ptr) };
@@ -266,7 +266,7 @@ fn user_namespace_hint(e: std::io::Error) -> String {
     let mut msg = format!("clone of the sandbox's init failed: {e}");
     if matches!(
         e.raw_os_error(),
-        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EACCES)
+        Some(libc::EPERM | libc::ENOSPC | libc::EACCES)
     ) {
         if let Some(fix) = crate::hostinfo::userns_fix() {
             msg.push_str("; ");

@@ -326,7 +326,7 @@ impl fmt::Display for HostInfo {
                 format!(
                     "{}..{} ({} ids)",
                     r.start,
-                    r.start as u64 + r.count as u64,
+                    u64::from(r.start) + u64::from(r.count),
                     r.count
                 )
             })

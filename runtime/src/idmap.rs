@@ -212,10 +212,11 @@ impl IdMapPlan {
 }
 
 fn map_text(ranges: &[IdRange]) -> String {
-    ranges
-        .iter()
-        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
-        .collect()
+    use std::fmt::Write as _;
+    ranges.iter().fold(String::new(), |mut text, r| {
+        let _ = writeln!(text, "{} {} {}", r.inside, r.outside, r.count);
+        text
+    })
 }
 
 fn run_helper(name: &'static str, pid: i32, ranges: &[IdRange]) -> Result<(), IdMapError> {

@@ -299,7 +299,7 @@ fn read_some(fd: Option<&OwnedFd>, buf: &mut [u8]) -> usize {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(n) => return n,
-            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return 0,
         }
     }

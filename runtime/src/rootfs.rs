@@ -449,7 +449,7 @@ pub fn mount_proc(
         NOSUID_NODEV_NOEXEC,
         None,
     ) {
-        if !matches!(e.errno(), Some(libc::EPERM) | Some(libc::EACCES)) {
+        if !matches!(e.errno(), Some(libc::EPERM | libc::EACCES)) {
             return Err(RootfsError::Mount {
                 what: "/proc",
                 source: e,

@@ -271,6 +271,8 @@ mod opt_duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    // serde's `serialize_with` hands the field itself: `&Option<_>` is its signature.
+    #[allow(clippy::ref_option)]
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&(d.as_millis() as u64)),

@@ -207,7 +207,10 @@ impl RecordingSyscall {
     pub fn failing(prefixes: &[&str]) -> Self {
         RecordingSyscall {
             calls: RefCell::new(Vec::new()),
-            failing: prefixes.iter().map(|s| s.to_string()).collect(),
+            failing: prefixes
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         }
     }
 
@@ -257,9 +260,7 @@ impl Syscall for RecordingSyscall {
             format!(
                 "mount {} {} {} {:?} {}",
                 fstype.unwrap_or("-"),
-                source
-                    .map(|s| s.display().to_string())
-                    .unwrap_or("-".into()),
+                source.map_or("-".into(), |s| s.display().to_string()),
                 target.display(),
                 flags,
                 data.unwrap_or("-"),

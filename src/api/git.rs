@@ -56,8 +56,10 @@ pub fn watched_branch(app: &AppRecord) -> String {
         .ok()
         .and_then(|(file, _)| file.source.revision)
         .filter(|r| !(r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit())))
-        .map(|r| r.trim_start_matches("refs/heads/").to_string())
-        .unwrap_or_else(|| "main".to_string())
+        .map_or_else(
+            || "main".to_string(),
+            |r| r.trim_start_matches("refs/heads/").to_string(),
+        )
 }
 
 fn git(args: &[&str], dir: &std::path::Path) -> Result<String, ApiError> {
@@ -277,12 +279,12 @@ async fn serve_git(
 
 /// A CGI program's output as an HTTP response: `Status:` and headers, a blank line, body.
 fn cgi_response(output: &[u8]) -> Option<Response> {
-    let (head_end, body_start) = match output.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(at) => (at, at + 4),
-        None => {
-            let at = output.windows(2).position(|w| w == b"\n\n")?;
-            (at, at + 2)
-        }
+    let (head_end, body_start) = if let Some(at) = output.windows(4).position(|w| w == b"\r\n\r\n")
+    {
+        (at, at + 4)
+    } else {
+        let at = output.windows(2).position(|w| w == b"\n\n")?;
+        (at, at + 2)
     };
     let head = std::str::from_utf8(&output[..head_end]).ok()?;
     let mut builder = Response::builder().status(StatusCode::OK);

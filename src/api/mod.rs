@@ -92,8 +92,7 @@ pub fn public_base(options: &ServeOptions, headers: &axum::http::HeaderMap) -> S
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| options.listen.to_string());
+        .map_or_else(|| options.listen.to_string(), str::to_owned);
     format!("http://{host}")
 }
 
@@ -192,7 +191,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut body = serde_json::json!({ "error": runner::error_chain(&self) });
         if let ApiError::AppFile(crate::manifest::ManifestError::Invalid { errors, .. }) = &self {
-            body["problems"] = errors.iter().map(|e| e.to_string()).collect();
+            body["problems"] = errors
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect();
         }
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -249,7 +251,10 @@ impl Shared {
 
     /// Cancels a running workflow; `false` when it is not running here.
     pub fn cancel(&self, id: i64) -> bool {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match running.get(&id) {
             Some(handle) => {
                 handle.cancel();
@@ -289,7 +294,7 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
         .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(IoAt::at(path, "chmod"))?;
     temp.write_all(text.as_bytes())
-        .and_then(|_| temp.as_file().sync_all())
+        .and_then(|()| temp.as_file().sync_all())
         .map_err(IoAt::at(path, "write"))?;
     temp.persist(path)
         .map_err(|e| e.error)
@@ -373,7 +378,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
             Ok(crate::image::ImageReference::Registry { registry, .. })
                 if push_to.starts_with("docker://") =>
             {
-                push_host = Some(registry)
+                push_host = Some(registry);
             }
             _ => {
                 return Err(ApiError::PushTo {
@@ -510,18 +515,18 @@ async fn worker(shared: Arc<Shared>) {
         shared
             .running
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(workflow.id, cancel.clone());
         let id = workflow.id;
         let task_shared = shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            runner::run_workflow(&task_shared, &workflow, &cancel)
+            runner::run_workflow(&task_shared, &workflow, &cancel);
         })
         .await;
         shared
             .running
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
         if let Err(panic) = result {
             let _ = shared.records.transition(
@@ -561,7 +566,7 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
             let running = stop_shared
                 .running
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for handle in running.values() {
                 handle.cancel();
             }

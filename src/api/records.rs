@@ -214,7 +214,7 @@ impl Records {
         // own transaction or an explicit one that rolls back on drop): keep serving.
         self.conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     // ---- apps ----

@@ -100,7 +100,7 @@ pub fn view(app: &AppRecord, base: &str) -> Value {
         "source": if app.managed_source {
             json!({ "managed": true })
         } else {
-            parsed.as_ref().map(|f| json!(f.source)).unwrap_or(Value::Null)
+            parsed.as_ref().map_or(Value::Null, |f| json!(f.source))
         },
         "managed_source": app.managed_source,
         "git": format!("{base}/git/{}.git", app.name),

@@ -47,10 +47,16 @@ struct Collected(Mutex<Vec<String>>);
 
 impl Collected {
     fn push(&self, line: String) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
     }
     fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -275,7 +281,7 @@ fn derived_du(name: &str, reference: &str, config: &ImageConfig) -> Result<DuMan
     DuManifest::new(&DuInputs {
         app: &app,
         badgers: Vec::new(),
-        badger_environment: Default::default(),
+        badger_environment: std::collections::BTreeMap::default(),
         default_command: command,
         revision: None,
         image: name,
@@ -315,21 +321,17 @@ fn register(
     let existing = manifest["annotations"][DU_ANNOTATION]
         .as_str()
         .map(str::to_string);
-    match existing {
-        Some(json) => {
-            DuManifest::from_json(&json).map_err(ApiError::AppFile)?;
+    if let Some(json) = existing {
+        DuManifest::from_json(&json).map_err(ApiError::AppFile)?;
+    } else {
+        let config = ImageConfig::parse(&opened.image.config_bytes)
+            .map_err(|e| ApiError::invalid("reference", format!("the config is not JSON: {e}")))?;
+        let du = derived_du(&request.name, &request.reference, &config)?;
+        if !manifest["annotations"].is_object() {
+            manifest["annotations"] = json!({});
         }
-        None => {
-            let config = ImageConfig::parse(&opened.image.config_bytes).map_err(|e| {
-                ApiError::invalid("reference", format!("the config is not JSON: {e}"))
-            })?;
-            let du = derived_du(&request.name, &request.reference, &config)?;
-            if !manifest["annotations"].is_object() {
-                manifest["annotations"] = json!({});
-            }
-            manifest["annotations"][DU_ANNOTATION] =
-                Value::String(du.to_json().map_err(ApiError::AppFile)?);
-        }
+        manifest["annotations"][DU_ANNOTATION] =
+            Value::String(du.to_json().map_err(ApiError::AppFile)?);
     }
     let bytes =
         serde_json::to_vec(&manifest).map_err(|e| ApiError::invalid("reference", e.to_string()))?;

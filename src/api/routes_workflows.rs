@@ -50,7 +50,7 @@ pub fn checked_actions(
         ACTIONS
             .iter()
             .filter(|a| **a != "push" || shared.options.push_to.is_some())
-            .map(|a| a.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     });
     for action in &actions {

@@ -56,7 +56,10 @@ impl<'a> WorkflowReporter<'a> {
 
     /// One line, written at once (the log follower reads the file while it grows).
     pub fn line(&self, text: &str) {
-        let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(file) = guard.as_mut() {
             let stamp = chrono::Utc::now().format("%H:%M:%S%.3f");
             let _ = writeln!(file, "{stamp} {text}");

@@ -104,7 +104,7 @@ pub struct BuildReporter {
 }
 
 impl BuildReporter {
-    fn json(&self, stage: &str, message: &str) {
+    fn json(stage: &str, message: &str) {
         let line = serde_json::json!({
             "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "stage": stage,
@@ -117,7 +117,7 @@ impl BuildReporter {
 impl Reporter for BuildReporter {
     fn status(&self, verb: &str, subject: &str) {
         match self.format {
-            LogFormat::Json => self.json("STATUS", &format!("{verb} {subject}")),
+            LogFormat::Json => Self::json("STATUS", &format!("{verb} {subject}")),
             LogFormat::Text if !self.quiet => eprintln!("{verb:>12} {subject}"),
             LogFormat::Text => {}
         }
@@ -130,17 +130,17 @@ impl Reporter for BuildReporter {
 
     fn warning(&self, message: &str) {
         match self.format {
-            LogFormat::Json => self.json("WARNING", message),
+            LogFormat::Json => Self::json("WARNING", message),
             LogFormat::Text => eprintln!("warning: {message}"),
         }
     }
 
     fn stage(&self, state: State, detail: &str) {
         match self.format {
-            LogFormat::Json => self.json(state.as_str(), detail),
+            LogFormat::Json => Self::json(state.as_str(), detail),
             // A failure's detail is the error, which the command prints once as it exits.
             LogFormat::Text if state.is_failure() && state != State::Cancelled => {
-                eprintln!("==> {state}")
+                eprintln!("==> {state}");
             }
             LogFormat::Text if !self.quiet => eprintln!("==> {state} {detail}"),
             LogFormat::Text => {}
@@ -149,7 +149,7 @@ impl Reporter for BuildReporter {
 
     fn output_line(&self, state: State, line: &str, _stderr: bool) {
         match self.format {
-            LogFormat::Json => self.json(state.as_str(), line),
+            LogFormat::Json => Self::json(state.as_str(), line),
             LogFormat::Text if !self.quiet => eprintln!("    | {line}"),
             LogFormat::Text => {}
         }
@@ -205,7 +205,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         compression: args.compression.into(),
         epoch: source_date_epoch(),
         run_tests: !args.skip_tests,
-        source_rules: Default::default(),
+        source_rules: crate::source::FetchRules::default(),
         privilege: context.privilege,
     };
     let reporter = BuildReporter {

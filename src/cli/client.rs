@@ -327,7 +327,7 @@ pub fn app(args: AppArgs) -> anyhow::Result<i32> {
             }
         }
         AppCommand::Show { app } => {
-            print_json(&client.json("GET", &format!("/v1/apps/{app}"), None)?)?
+            print_json(&client.json("GET", &format!("/v1/apps/{app}"), None)?)?;
         }
         AppCommand::Update { app, file } => print_json(&client.json(
             "PATCH",
@@ -370,7 +370,7 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
             }
         }
         WorkflowCommand::Show { app, wf } => {
-            print_json(&client.json("GET", &format!("/v1/apps/{app}/workflows/{wf}"), None)?)?
+            print_json(&client.json("GET", &format!("/v1/apps/{app}/workflows/{wf}"), None)?)?;
         }
         WorkflowCommand::Logs { app, wf, follow } => {
             // A follow lasts as long as the build: no response timeout.

@@ -48,7 +48,11 @@ pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
         let image = layout
             .resolve(Some(&name))
             .with_context(|| format!("image {name:?}"))?;
-        let size: u64 = image.blobs().iter().map(|d| d.size()).sum();
+        let size: u64 = image
+            .blobs()
+            .iter()
+            .map(oci_spec::image::Descriptor::size)
+            .sum();
         rows.push(json!({
             "name": name,
             "digest": image.manifest_digest.to_string(),

@@ -9,6 +9,7 @@ use crate::error_class::{Classify, ErrorClass};
 use crate::image::Digest;
 use crate::report::Reporter;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -57,28 +58,25 @@ impl Reporter for CliReporter {
         if self.quiet {
             return;
         }
-        match &self.bars {
-            Some(bars) => {
-                let bar = bars
-                    .multi
-                    .add(indicatif::ProgressBar::new(size.unwrap_or(0)));
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix:>12} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix("Copying");
-                bar.set_message(digest.short());
-                if let Ok(mut active) = bars.active.lock() {
-                    active.insert(digest.clone(), bar);
-                }
+        if let Some(bars) = &self.bars {
+            let bar = bars
+                .multi
+                .add(indicatif::ProgressBar::new(size.unwrap_or(0)));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>12} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix("Copying");
+            bar.set_message(digest.short());
+            if let Ok(mut active) = bars.active.lock() {
+                active.insert(digest.clone(), bar);
             }
-            None => {
-                let size = size.map(human_size).unwrap_or_default();
-                eprintln!("{:>12} blob {} {size}", "Copying", digest.short());
-            }
+        } else {
+            let size = size.map(human_size).unwrap_or_default();
+            eprintln!("{:>12} blob {} {size}", "Copying", digest.short());
         }
     }
 
@@ -137,7 +135,7 @@ pub fn escape_controls<'t>(text: &'t str, keep: &[char]) -> std::borrow::Cow<'t,
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if c.is_control() && !keep.contains(&c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
             out.push(c);
         }
@@ -215,7 +213,7 @@ pub fn copy_to_stdout(reader: &mut impl std::io::Read) -> anyhow::Result<()> {
         }
         stdout
             .write_all(&buffer[..n])
-            .and_then(|_| stdout.flush())
+            .and_then(|()| stdout.flush())
             .map_err(OutputError::from)?;
     }
 }

@@ -140,7 +140,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         Termination::TimedOut => {
             eprintln!(
                 "error: the command was killed after the {}s timeout",
-                request.timeout.map(|t| t.as_secs()).unwrap_or(0)
+                request.timeout.map_or(0, |t| t.as_secs())
             );
             124
         }

@@ -90,11 +90,9 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
             None => return Err(UsageError("give --data DIR".into()).into()),
         },
     };
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     if workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }

@@ -268,7 +268,7 @@ pub fn merge_env(env: &mut Vec<String>, entries: &[String]) {
         let key = entry.split('=').next().unwrap_or_default();
         let prefix = format!("{key}=");
         match env.iter_mut().find(|e| e.starts_with(&prefix)) {
-            Some(existing) => *existing = entry.clone(),
+            Some(existing) => existing.clone_from(entry),
             None => env.push(entry.clone()),
         }
     }

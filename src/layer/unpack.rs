@@ -244,7 +244,7 @@ impl Unpacker {
         let parent_fd = self.parent(parent)?;
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.create_file(&parent_fd, name, entry, &meta)?
+                self.create_file(&parent_fd, name, entry, &meta)?;
             }
             EntryType::Directory => self.create_dir(&parent_fd, path, name, &meta)?,
             EntryType::Symlink => {
@@ -276,7 +276,7 @@ impl Unpacker {
                 } else {
                     SFlag::S_IFBLK
                 };
-                self.create_node(&parent_fd, name, sflag, device, &meta)?
+                self.create_node(&parent_fd, name, sflag, device, &meta)?;
             }
             other => {
                 return Err(LayerError::UnsupportedEntry {

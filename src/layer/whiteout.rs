@@ -99,8 +99,11 @@ impl Unpacker {
     /// subtree (mode 0555 or 0000) before it is done with it.
     pub(super) fn finish_dirs(&mut self) -> Result<(), LayerError> {
         let mut dirs: Vec<((u64, u64), DirMeta)> = self.dirs.drain().collect();
-        let depth =
-            |path: &[u8]| path.iter().filter(|&&b| b == b'/').count() + !path.is_empty() as usize;
+        // Paths are short: a crate for counting bytes would not pay for itself here.
+        #[allow(clippy::naive_bytecount)]
+        let depth = |path: &[u8]| {
+            path.iter().filter(|&&b| b == b'/').count() + usize::from(!path.is_empty())
+        };
         dirs.sort_by(|a, b| {
             depth(&b.1.path)
                 .cmp(&depth(&a.1.path))

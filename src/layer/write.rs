@@ -29,8 +29,8 @@ const BLOCK: usize = 512;
 /// File contents are streamed through this buffer: memory stays flat for any file size.
 const COPY_BUFFER: usize = 256 * 1024;
 /// Largest values the ustar octal fields hold; beyond them a PAX record carries the value.
-const USTAR_MAX_ID: u64 = 0o7777777;
-const USTAR_MAX_SIZE: u64 = 0o77777777777;
+const USTAR_MAX_ID: u64 = 0o7_777_777;
+const USTAR_MAX_SIZE: u64 = 0o77_777_777_777;
 /// Name of our PAX extended headers: fixed, so that output does not depend on pids or time.
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
@@ -288,12 +288,11 @@ impl<W: Write + Send + 'static> TarWriter<W> {
         } else {
             let first = if stat.nlink() > 1 {
                 let key = (stat.dev(), stat.ino());
-                match self.links.get(&key) {
-                    Some(first) => Some(first.clone()),
-                    None => {
-                        self.links.insert(key, name.clone());
-                        None
-                    }
+                if let Some(first) = self.links.get(&key) {
+                    Some(first.clone())
+                } else {
+                    self.links.insert(key, name.clone());
+                    None
                 }
             } else {
                 None

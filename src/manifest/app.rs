@@ -490,12 +490,11 @@ fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
             let Some(p) = d.mapping(item, &field, PORT_KEYS) else {
                 continue;
             };
-            let number = match p.get("port") {
-                Some(n) => d.integer_in(n, &p.path_of("port"), 1, 65535),
-                None => {
-                    d.error(item, &p.path_of("port"), Problem::Missing);
-                    None
-                }
+            let number = if let Some(n) = p.get("port") {
+                d.integer_in(n, &p.path_of("port"), 1, 65535)
+            } else {
+                d.error(item, &p.path_of("port"), Problem::Missing);
+                None
             };
             let mut protocol = Some(Protocol::Tcp);
             if let Some(n) = p.get("protocol") {
@@ -573,9 +572,10 @@ fn services(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Service> {
         let Some(s) = d.mapping(item, &field, SERVICE_KEYS) else {
             continue;
         };
-        let mut required = |key: &str| match s.get(key) {
-            Some(n) => d.nonempty_string(n, &s.path_of(key)),
-            None => {
+        let mut required = |key: &str| {
+            if let Some(n) = s.get(key) {
+                d.nonempty_string(n, &s.path_of(key))
+            } else {
                 d.error(item, &s.path_of(key), Problem::Missing);
                 None
             }
@@ -604,12 +604,12 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
             at: Origin::Flag(flag),
             field: field.to_string(),
             problem,
-        })
+        });
     };
     if let Some(badger) = &o.badger {
         match ImageReference::from_str(badger) {
             Ok(_) => {
-                file.badger = badger.clone();
+                file.badger.clone_from(badger);
                 draft.badger_at = Some(Origin::Flag("--badger"));
             }
             Err(e) => flag_error(
@@ -623,9 +623,9 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
         }
     }
     if o.source.is_some() || o.artifact.is_some() {
-        file.source.repository = o.source.clone();
+        file.source.repository.clone_from(&o.source);
         draft.repository_at = o.source.as_ref().map(|_| Origin::Flag("--source"));
-        file.source.artifact = o.artifact.clone();
+        file.source.artifact.clone_from(&o.artifact);
         draft.artifact_at = o.artifact.as_ref().map(|_| Origin::Flag("--artifact"));
     }
     if let Some(rev) = &o.revision {
@@ -677,7 +677,7 @@ fn check(draft: &Draft, origin: &str, errors: &mut Vec<FieldError>) {
             at,
             field: field.to_string(),
             problem,
-        })
+        });
     };
     let file = &draft.file;
     let root = Origin::File(draft.root);

@@ -239,12 +239,11 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
 }
 
 fn required(d: &mut Decoder<'_>, f: &Fields<'_>, root: &Node<'_>, key: &str) -> Option<String> {
-    match f.get(key) {
-        Some(n) => d.nonempty_string(n, key),
-        None => {
-            d.error(root, key, Problem::Missing);
-            None
-        }
+    if let Some(n) = f.get(key) {
+        d.nonempty_string(n, key)
+    } else {
+        d.error(root, key, Problem::Missing);
+        None
     }
 }
 
@@ -260,12 +259,11 @@ fn packages(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Package> {
         let Some(p) = d.mapping(item, &field, PACKAGE_KEYS) else {
             continue;
         };
-        let name = match p.get("name") {
-            Some(n) => d.nonempty_string(n, &p.path_of("name")),
-            None => {
-                d.error(item, &p.path_of("name"), Problem::Missing);
-                None
-            }
+        let name = if let Some(n) = p.get("name") {
+            d.nonempty_string(n, &p.path_of("name"))
+        } else {
+            d.error(item, &p.path_of("name"), Problem::Missing);
+            None
         };
         let version = p
             .get("version")

@@ -244,7 +244,7 @@ impl<'o> Decoder<'o> {
             return None;
         };
         let mut entries = Vec::with_capacity(map.len());
-        for (key, value) in map.iter() {
+        for (key, value) in map {
             let Resolved::Scalar(scalar, raw, _) = resolve(key) else {
                 self.wrong_type(key, path_or_root(path), "a string key");
                 continue;
@@ -302,12 +302,11 @@ impl<'o> Decoder<'o> {
 
     /// An integer field.
     pub fn integer(&mut self, node: &Node<'_>, field: &str) -> Option<i64> {
-        match resolve(node) {
-            Resolved::Scalar(Scalar::Integer(i), ..) => Some(i),
-            _ => {
-                self.wrong_type(node, field, "an integer");
-                None
-            }
+        if let Resolved::Scalar(Scalar::Integer(i), ..) = resolve(node) {
+            Some(i)
+        } else {
+            self.wrong_type(node, field, "an integer");
+            None
         }
     }
 
@@ -323,12 +322,11 @@ impl<'o> Decoder<'o> {
 
     /// A sequence field; returns its items.
     pub fn sequence<'n>(&mut self, node: &'n Node<'n>, field: &str) -> Option<&'n [Node<'n>]> {
-        match resolve(untag(node)) {
-            Resolved::Sequence(items) => Some(items),
-            _ => {
-                self.wrong_type(node, field, "a sequence");
-                None
-            }
+        if let Resolved::Sequence(items) = resolve(untag(node)) {
+            Some(items)
+        } else {
+            self.wrong_type(node, field, "a sequence");
+            None
         }
     }
 
@@ -356,7 +354,7 @@ impl<'o> Decoder<'o> {
             return None;
         };
         let mut out = BTreeMap::new();
-        for (key, value) in map.iter() {
+        for (key, value) in map {
             let Some(name) = self.string(key, field) else {
                 continue;
             };
@@ -389,7 +387,7 @@ pub(crate) fn to_json(node: &Node<'_>) -> serde_json::Value {
     let node = untag(node);
     if let YamlData::Mapping(map) = &node.data {
         let mut out = serde_json::Map::new();
-        for (k, v) in map.iter() {
+        for (k, v) in map {
             let key = match to_json(k) {
                 Value::String(s) => s,
                 other => other.to_string(),
@@ -404,8 +402,7 @@ pub(crate) fn to_json(node: &Node<'_>) -> serde_json::Value {
         Resolved::Scalar(Scalar::Boolean(b), ..) => Value::Bool(b),
         Resolved::Scalar(Scalar::Integer(i), ..) => Value::from(i),
         Resolved::Scalar(Scalar::FloatingPoint(f), raw, _) => serde_json::Number::from_f64(f.0)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(raw.to_string())),
+            .map_or_else(|| Value::String(raw.to_string()), Value::Number),
         Resolved::Scalar(Scalar::String(s), ..) => Value::String(s.into_owned()),
     }
 }

@@ -69,8 +69,7 @@ impl Badger {
     pub fn name(&self) -> String {
         self.manifest
             .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_else(|| self.reference.clone())
+            .map_or_else(|| self.reference.clone(), |m| m.name.clone())
     }
 
     pub fn version(&self) -> String {
@@ -84,8 +83,7 @@ impl Badger {
     pub fn build_command(&self) -> String {
         self.manifest
             .as_ref()
-            .map(|m| m.build.clone())
-            .unwrap_or_else(|| DEFAULT_BUILD.to_string())
+            .map_or_else(|| DEFAULT_BUILD.to_string(), |m| m.build.clone())
     }
 
     pub fn environment(&self) -> BTreeMap<String, String> {

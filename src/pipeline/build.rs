@@ -390,7 +390,7 @@ impl Job<'_> {
                 request,
             );
             let result = run_step(step, self.cancel, reporter)?;
-            if let Some(how) = failure(&result.outcome.termination)? {
+            if let Some(how) = failure(result.outcome.termination)? {
                 return Err(BuildError::BuildFailed {
                     badger: badger.reference.clone(),
                     how,
@@ -419,7 +419,7 @@ impl Job<'_> {
             self.request,
         );
         let result = run_step(step, self.cancel, reporter)?;
-        if let Some(how) = failure(&result.outcome.termination)? {
+        if let Some(how) = failure(result.outcome.termination)? {
             return Err(BuildError::TestsFailed {
                 command: test_cmd.clone(),
                 how,
@@ -452,7 +452,10 @@ impl Job<'_> {
                     digest: b.digest().to_string(),
                 })
                 .collect(),
-            badger_environment: badgers.iter().flat_map(|b| b.environment()).collect(),
+            badger_environment: badgers
+                .iter()
+                .flat_map(super::badger_stack::Badger::environment)
+                .collect(),
             default_command: sandbox.base.config.command(),
             revision: info.revision.clone(),
             // The app's name, not the --tag: the name the DU is stored under must not change
@@ -689,7 +692,7 @@ fn shell(command: &str) -> Vec<String> {
 }
 
 /// `None` on success; otherwise how the step ended, or `Cancelled`.
-fn failure(termination: &Termination) -> Result<Option<String>, BuildError> {
+fn failure(termination: Termination) -> Result<Option<String>, BuildError> {
     Ok(match termination {
         Termination::Exited(0) => None,
         Termination::Exited(code) => Some(format!("exited with {code}")),
@@ -720,8 +723,7 @@ fn annotations(
         .repository
         .as_deref()
         .or(app.source.artifact.as_deref())
-        .map(source::redact_url)
-        .unwrap_or_else(|| info.repository.clone());
+        .map_or_else(|| info.repository.clone(), source::redact_url);
     annotations.insert(oci("source"), source);
     if let Some(revision) = &info.revision {
         annotations.insert(oci("revision"), revision.clone());

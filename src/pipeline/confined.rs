@@ -219,7 +219,7 @@ pub fn names(fd: &OwnedFd) -> Option<std::collections::BTreeSet<std::ffi::OsStri
     let mut dir = nix::dir::Dir::from_fd(dup).ok()?;
     Some(
         dir.iter()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
             .filter(|n| n != "." && n != "..")
             .collect(),

@@ -117,8 +117,8 @@ pub fn run_image(
 
     let make_spec = |rootfs: RootFs| {
         let mut spec = SandboxSpec::new(rootfs, command.clone());
-        spec.env = env.clone();
-        spec.cwd = cwd.clone();
+        spec.env.clone_from(&env);
+        spec.cwd.clone_from(&cwd);
         spec.network = if request.network_host {
             Network::Host
         } else {

@@ -161,9 +161,11 @@ fn decompression_fault(error: LayerError, compression: LayerCompression) -> Laye
     match error {
         LayerError::Read { source }
             if compression != LayerCompression::None
-                && !source
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<LayoutError>()) =>
+                && !source.get_ref().is_some_and(
+                    <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<
+                        LayoutError,
+                    >,
+                ) =>
         {
             LayerError::CorruptCompression {
                 compression,

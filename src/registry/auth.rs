@@ -6,6 +6,7 @@
 use super::credentials::Credentials;
 use super::{ErrorEnvelope, RegistryError};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ pub(crate) fn encode_query(value: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -112,7 +113,10 @@ pub(crate) struct TokenCache {
 impl TokenCache {
     /// A cached token that is not about to expire.
     pub(crate) fn get(&self, scopes: &str) -> Option<String> {
-        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens
             .get(scopes)
             .filter(|t| Instant::now() < t.renew_at)
@@ -121,7 +125,10 @@ impl TokenCache {
 
     /// Forgets a token the registry refused, so the next request fetches a new one.
     pub(crate) fn invalidate(&self, scopes: &str) {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens.remove(scopes);
     }
 
@@ -130,7 +137,10 @@ impl TokenCache {
         // costs a 401 and a resend of that request.
         let margin = (lifetime / 10).min(Duration::from_secs(10));
         let renew_at = Instant::now() + lifetime.saturating_sub(margin);
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens.insert(scopes.to_string(), Token { value, renew_at });
     }
 

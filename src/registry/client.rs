@@ -132,7 +132,10 @@ impl<'p> Client<'p> {
         } else {
             client.ping(true)
         };
-        *client.challenge.lock().unwrap_or_else(|e| e.into_inner()) = ping?;
+        *client
+            .challenge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ping?;
         client.cleartext_ok = options.plain_http
             || options.tls_verify == Some(false)
             || (is_loopback(&host) && client.base.starts_with("http://"));
@@ -199,11 +202,14 @@ impl<'p> Client<'p> {
         let challenge = self
             .challenge
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credentials.as_ref().map(|c| c.basic_header())),
+            Some(Challenge::Basic) => Ok(self
+                .credentials
+                .as_ref()
+                .map(super::credentials::Credentials::basic_header)),
             Some(Challenge::Bearer { realm, service }) => {
                 let token = match self.tokens.get(scopes) {
                     Some(token) => token,
@@ -239,7 +245,7 @@ impl<'p> Client<'p> {
             let previous = self
                 .challenge
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .replace(challenge.clone());
             self.tokens.invalidate(call.scopes);
             // Basic auth refused twice with the same credentials will not get better.

@@ -376,12 +376,12 @@ fn write_object(path: &Path, object: Map<String, Value>) -> Result<(), Credentia
         .map_err(write_error)?;
     let bytes = serde_json::to_vec_pretty(&Value::Object(object)).expect("JSON serializes");
     temp.write_all(&bytes)
-        .and_then(|_| temp.write_all(b"\n"))
-        .and_then(|_| {
+        .and_then(|()| temp.write_all(b"\n"))
+        .and_then(|()| {
             temp.as_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o600))
         })
-        .and_then(|_| temp.as_file().sync_all())
+        .and_then(|()| temp.as_file().sync_all())
         .map_err(write_error)?;
     temp.persist(path).map_err(|e| write_error(e.error))?;
     Ok(())

@@ -142,19 +142,18 @@ impl ErrorEnvelope {
         struct Envelope {
             errors: Vec<ErrorEntry>,
         }
-        match serde_json::from_slice::<Envelope>(body) {
-            Ok(envelope) => ErrorEnvelope(envelope.errors),
-            Err(_) => {
-                let text = String::from_utf8_lossy(body);
-                let text = text.trim();
-                if text.is_empty() {
-                    ErrorEnvelope(Vec::new())
-                } else {
-                    ErrorEnvelope(vec![ErrorEntry {
-                        code: String::new(),
-                        message: text.chars().take(200).collect(),
-                    }])
-                }
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
+            ErrorEnvelope(envelope.errors)
+        } else {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                ErrorEnvelope(Vec::new())
+            } else {
+                ErrorEnvelope(vec![ErrorEntry {
+                    code: String::new(),
+                    message: text.chars().take(200).collect(),
+                }])
             }
         }
     }

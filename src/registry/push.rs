@@ -19,6 +19,7 @@ use crate::image::{media, Digest};
 use crate::store::{Layout, LayoutError, ResolvedImage};
 use oci_spec::image::Descriptor;
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use ureq::http::{self, Response};
@@ -44,7 +45,7 @@ pub fn push(
         .filter(|from| *from != dest.repository);
     let mut scopes = format!("repository:{}:pull,push", dest.repository);
     if let Some(from) = mount_from {
-        scopes.push_str(&format!(" repository:{from}:pull"));
+        let _ = write!(scopes, " repository:{from}:pull");
     }
     let pusher = Pusher {
         client: &client,
@@ -102,14 +103,17 @@ pub(crate) fn for_each_bounded<T: Sync>(
                         failed.store(true, Ordering::SeqCst);
                         first_error
                             .lock()
-                            .unwrap_or_else(|e| e.into_inner())
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .get_or_insert(error);
                     }
                 }
             });
         }
     });
-    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    match first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         Some(error) => Err(error),
         None => Ok(()),
     }
@@ -410,12 +414,10 @@ impl Pusher<'_, '_> {
         };
         // The manifest's own mediaType field wins: a Docker v2s2 manifest stored as it is
         // must be put under its Docker type or the registry rejects it.
-        let media_type = image
-            .manifest
-            .media_type()
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| image.descriptor.media_type().to_string());
+        let media_type = image.manifest.media_type().as_ref().map_or_else(
+            || image.descriptor.media_type().to_string(),
+            std::string::ToString::to_string,
+        );
         let media_type = if media::is_manifest(&media_type) {
             media_type
         } else {

@@ -47,7 +47,7 @@ impl<R> RateGuard<R> {
         RateGuard {
             inner,
             window,
-            min_bytes: (limits.min_rate as u128 * window.as_millis() / 1000) as u64,
+            min_bytes: (u128::from(limits.min_rate) * window.as_millis() / 1000) as u64,
             deadline,
             window_start: Instant::now(),
             window_bytes: 0,

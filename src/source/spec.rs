@@ -220,15 +220,12 @@ pub(super) fn check_remote_url(url: &str) -> Result<(), SourceError> {
             reason: "it contains spaces or control characters",
         });
     }
-    let host = match url.split_once("://") {
-        Some((_, rest)) => {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            authority.rsplit('@').next().unwrap_or("")
-        }
-        None => {
-            let before_colon = url.split(':').next().unwrap_or("");
-            before_colon.rsplit('@').next().unwrap_or("")
-        }
+    let host = if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        authority.rsplit('@').next().unwrap_or("")
+    } else {
+        let before_colon = url.split(':').next().unwrap_or("");
+        before_colon.rsplit('@').next().unwrap_or("")
     };
     if host.is_empty() {
         return Err(SourceError::UnsupportedUrl {

@@ -240,9 +240,8 @@ impl Layout {
     /// Reads the manifest a descriptor points at; an index is narrowed to linux/amd64.
     /// Index inside index is followed in a loop, at most [`MAX_INDEX_DEPTH`] levels.
     pub fn resolve_descriptor(&self, descriptor: &Descriptor) -> Result<ResolvedImage, ImageError> {
-        let reference = ref_name(descriptor)
-            .map(str::to_owned)
-            .unwrap_or_else(|| descriptor.digest().to_string());
+        let reference =
+            ref_name(descriptor).map_or_else(|| descriptor.digest().to_string(), str::to_owned);
         let mut descriptor = descriptor.clone();
         let mut depth = 0;
         loop {
@@ -376,7 +375,7 @@ impl Layout {
             match name {
                 Some(name) => manifests.retain(|d| ref_name(d) != Some(name)),
                 None => {
-                    manifests.retain(|d| d.digest().to_string() != digest || ref_name(d).is_some())
+                    manifests.retain(|d| d.digest().to_string() != digest || ref_name(d).is_some());
                 }
             }
             manifests.push(entry);
@@ -432,7 +431,7 @@ impl Layout {
             if reachable.contains(&digest) {
                 continue;
             }
-            report.freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            report.freed += entry.metadata().map_or(0, |m| m.len());
             fs::remove_file(entry.path()).map_err(|source| {
                 LayoutError::Io(IoAt::new(entry.path(), "remove blob", source))
             })?;

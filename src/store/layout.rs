@@ -225,10 +225,11 @@ impl Layout {
         io::copy(reader, &mut writer).map_err(|error| {
             // A verifying source (another layout's blob) reports corruption as an I/O
             // error; that is the source's fault, so say so rather than blame the write.
-            if error
-                .get_ref()
-                .is_some_and(|inner| inner.is::<LayoutError>())
-            {
+            if error.get_ref().is_some_and(
+                <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<
+                    LayoutError,
+                >,
+            ) {
                 if let Ok(inner) = error.into_inner().unwrap().downcast::<LayoutError>() {
                     return *inner;
                 }
@@ -319,7 +320,7 @@ impl Layout {
         }
         let mut bytes = Vec::with_capacity(length as usize);
         blob.read_to_end(&mut bytes)
-            .map_err(|e| blob.explain(e, &path))?;
+            .map_err(|e| VerifiedBlob::explain(e, &path))?;
         Ok(bytes)
     }
 
@@ -385,7 +386,7 @@ impl Layout {
             .tempfile_in(&self.root)
             .map_err(IoAt::at(&self.root, "create a temp file"))?;
         temp.write_all(bytes)
-            .and_then(|_| temp.as_file().sync_all())
+            .and_then(|()| temp.as_file().sync_all())
             .map_err(IoAt::at(&target, "write"))?;
         set_readable_mode(temp.as_file(), &target)?;
         temp.persist(&target)
@@ -478,7 +479,7 @@ impl VerifiedBlob {
     /// reader ignores trailing padding).
     pub fn finish(&mut self) -> Result<(), LayoutError> {
         let path = self.path.clone();
-        io::copy(self, &mut io::sink()).map_err(|e| self.explain(e, &path))?;
+        io::copy(self, &mut io::sink()).map_err(|e| Self::explain(e, &path))?;
         Ok(())
     }
 
@@ -506,11 +507,12 @@ impl VerifiedBlob {
     }
 
     /// Turns an I/O error from `read` back into the layout error it carries, if any.
-    fn explain(&self, error: io::Error, path: &Path) -> LayoutError {
-        if error
-            .get_ref()
-            .is_some_and(|inner| inner.is::<LayoutError>())
-        {
+    fn explain(error: io::Error, path: &Path) -> LayoutError {
+        if error.get_ref().is_some_and(
+            <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<
+                LayoutError,
+            >,
+        ) {
             let inner = error.into_inner().expect("checked above");
             return *inner.downcast::<LayoutError>().expect("checked above");
         }

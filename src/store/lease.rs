@@ -80,7 +80,7 @@ impl Layout {
             .lease_slot()
             .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(file) = slot.upgrade() {
             return Ok(StoreLease { _file: file });
         }

@@ -75,7 +75,7 @@ pub(super) fn extract_oci_archive(path: &Path, dest: &Path) -> Result<Layout, Tr
         let parts = classify(&entry_path).map_err(bad)?;
         let kind = entry.header().entry_type();
         match layout_entry(&parts) {
-            LayoutEntry::Ignored => continue,
+            LayoutEntry::Ignored => {}
             LayoutEntry::Directory if kind.is_dir() => {}
             LayoutEntry::Directory => return Err(bad("should be a directory")),
             LayoutEntry::File(relative) => {
@@ -122,7 +122,7 @@ pub(super) fn write_oci_archive(
     let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
     let mut blobs: Vec<PathBuf> = fs::read_dir(layout.root().join("blobs/sha256"))
         .map_err(IoAt::at(layout.root(), "list blobs of"))?
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .map(|e| PathBuf::from("blobs/sha256").join(e.file_name()))
         .collect();
     blobs.sort();
