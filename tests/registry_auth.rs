@@ -3,10 +3,9 @@
 //! a key the test makes, trusted through distribution's `rootcertbundle`), and TLS with a
 //! test CA through a certs.d folder.
 
-mod registry_util;
+mod support;
 
 use base64::Engine as _;
-use registry_util::*;
 use solum_build::registry::{
     login, logout, pull, push, Credentials, NoProgress, RegistryError, RegistryTarget,
 };
@@ -17,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use support::registry::*;
 
 #[test]
 fn basic_auth_needs_credentials_and_login_writes_what_push_reads() {

@@ -4,9 +4,8 @@
 //! the registry, the repository and what failed; a rerun completes and sends only what is
 //! missing; and the registry never holds a manifest whose blobs are missing.
 
-mod registry_util;
+mod support;
 
-use registry_util::*;
 use solum_build::image::Digest;
 use solum_build::registry::{pull, push, RegistryTarget};
 use solum_build::store::Layout;
@@ -14,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use support::registry::*;
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {

@@ -1,14 +1,14 @@
 //! Push and pull against a real `docker-registry` over plain HTTP, checked with skopeo
 //! (issue 5: protocol, HEAD-skip, mounts, chunked uploads, indexes, Docker v2s2).
 
-mod registry_util;
+mod support;
 
-use registry_util::*;
 use solum_build::image::{media, Digest};
 use solum_build::registry::{pull, push, NoProgress, RegistryTarget};
 use solum_build::store::Layout;
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use support::registry::*;
 
 fn target(registry: &Registry, repo: &str, tag: &str) -> RegistryTarget {
     RegistryTarget::new(&registry.host(), repo, Some(tag))

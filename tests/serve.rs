@@ -4,14 +4,13 @@
 //! uploaded artifact and a registered DU; webhooks signed right and wrong; kill -9 in the
 //! middle of a build and restart; 50 clients reading status while two builds run.
 
-mod registry_util;
-mod util;
+mod support;
 
-use registry_util::{free_port, wait_for_port, Mode, Registry};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use util::*;
+use support::registry::{free_port, wait_for_port, Mode, Registry};
+use support::*;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -65,21 +64,11 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// The CLI client against this server.
-    fn client(&self, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-        let mut command = Command::new(bin());
-        for arg in args {
-            command.arg(arg.as_ref());
-        }
-        command
+    /// The CLI client against this server; the caller adds the arguments.
+    fn client(&self) -> Cmd {
+        Cmd::solum_without_store()
             .env("SOLUM_BUILD_SERVER", self.url(""))
-            .env("SOLUM_BUILD_TOKEN", TOKEN);
-        let output = command.output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .env("SOLUM_BUILD_TOKEN", TOKEN)
     }
 
     fn log(&self) -> String {
@@ -155,9 +144,18 @@ fn data_with_badger(dir: &Path) -> PathBuf {
     let rootfs = dir.join("busybox");
     busybox_rootfs(&rootfs);
     let store = data.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    Cmd::solum(&store)
+        .arg("import")
+        .arg(&rootfs)
+        .args(["--tag", "base/busybox"])
+        .run()
+        .ok();
     let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-    solum(&store, &[&"badger", &"build", &badger]).ok();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&badger)
+        .run()
+        .ok();
     data
 }
 
@@ -237,15 +235,11 @@ fn start(server: &Server, app: &str, body: &str) -> i64 {
 }
 
 fn skopeo_digest(reference: &str) -> String {
-    let inspect = program(
-        "skopeo",
-        &[
-            &"inspect",
-            &"--tls-verify=false",
-            &format!("docker://{reference}"),
-        ],
-    )
-    .ok();
+    let inspect = Cmd::program("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     json["Digest"].as_str().unwrap().to_string()
 }
@@ -271,32 +265,42 @@ fn the_three_workflows_end_to_end() {
     // A bad app file is refused with the field named.
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "version: 1\nname: Bad Name\nbadger: badgers/shell\n").unwrap();
-    let refused = server.client(&[&"app", &"create", &bad]).fails_with(2);
+    let refused = server
+        .client()
+        .args(["app", "create"])
+        .arg(&bad)
+        .run()
+        .fails_with(2);
     assert!(refused.stderr.contains("name"), "{}", refused.text());
 
     // (a) The app from a local git repository; a workflow started by the CLI, its log
     // followed to the end, the DU found in the registry.
     server
-        .client(&[
-            &"app",
-            &"create",
-            &app_file(dir.path(), "hello", Some(&repo)),
-        ])
+        .client()
+        .args(["app", "create"])
+        .arg(app_file(dir.path(), "hello", Some(&repo)))
+        .run()
         .ok();
-    let list = server.client(&[&"app", &"list"]).ok();
+    let list = server.client().args(["app", "list"]).run().ok();
     assert!(
         list.stdout.contains("hello\tbadgers/shell"),
         "{}",
         list.text()
     );
     let id: i64 = server
-        .client(&[&"workflow", &"start", &"hello"])
+        .client()
+        .args(["workflow", "start", "hello"])
+        .run()
         .ok()
         .last_line()
         .parse()
         .unwrap();
     let logs = server
-        .client(&[&"workflow", &"logs", &"hello", &id.to_string(), &"--follow"])
+        .client()
+        .args(["workflow", "logs", "hello"])
+        .arg(id.to_string())
+        .arg("--follow")
+        .run()
         .ok();
     assert!(logs.stdout.contains("==> BUILDING"), "{}", logs.text());
     assert!(logs.stdout.contains("==> READY"), "{}", logs.text());
@@ -328,7 +332,11 @@ fn the_three_workflows_end_to_end() {
         skopeo_digest(pushed.trim_start_matches("docker://")),
         digest
     );
-    let run = solum(&data.join("store"), &[&"run", &format!("hello:wf-{id}")]).ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built");
     assert!(record["revision"].is_null());
     let (_, dus) = call("GET", &server.url("/v1/dus"), None);
@@ -345,11 +353,11 @@ fn the_three_workflows_end_to_end() {
     let built = wait_final(&server, "hello", pushed["id"].as_i64().unwrap());
     assert_eq!(built["state"], "READY", "{built}");
     assert_ne!(built["du_digest"], digest.as_str());
-    let run = solum(
-        &data.join("store"),
-        &[&"run", &format!("hello:wf-{}", built["id"])],
-    )
-    .ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{}", built["id"]))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built by push");
     // Without the token git is refused.
     let anonymous = format!("http://127.0.0.1:{}/git/hello.git", server.port);
@@ -412,11 +420,11 @@ fn the_three_workflows_end_to_end() {
     let rebuilt_id = hooked["id"].as_i64().unwrap();
     assert_eq!(wait_final(&server, "hello", rebuilt_id)["state"], "READY");
     // The first commit again, not the branch's newest.
-    let run = solum(
-        &data.join("store"),
-        &[&"run", &format!("hello:wf-{rebuilt_id}")],
-    )
-    .ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{rebuilt_id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built");
 
     // (c) Binaries uploaded as a tarball, built on the app's badger.
@@ -424,7 +432,14 @@ fn the_three_workflows_end_to_end() {
     std::fs::create_dir_all(&artifact_dir).unwrap();
     std::fs::write(artifact_dir.join("built"), "from ci\n").unwrap();
     let tarball = dir.path().join("bin.tar");
-    program("tar", &[&"-C", &artifact_dir, &"-cf", &tarball, &"."]).ok();
+    Cmd::program("tar")
+        .arg("-C")
+        .arg(&artifact_dir)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .run()
+        .ok();
     let (status, queued) = call(
         "POST",
         &server.url("/v1/apps/hello/artifacts"),
@@ -434,7 +449,11 @@ fn the_three_workflows_end_to_end() {
     let id = queued["id"].as_i64().unwrap();
     let record = wait_final(&server, "hello", id);
     assert_eq!(record["state"], "READY", "{record}");
-    let run = solum(&data.join("store"), &[&"run", &format!("hello:wf-{id}")]).ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "from ci");
 
     // (c) A ready-made image registered as a DU: annotated, stored and pushed.
@@ -449,11 +468,11 @@ fn the_three_workflows_end_to_end() {
     );
     assert_eq!(status, 201, "{registered}");
     let du = &registered["du"];
-    let inspect = solum(
-        &data.join("store"),
-        &[&"inspect", &du["store_name"].as_str().unwrap()],
-    )
-    .ok();
+    let inspect = Cmd::solum(&data.join("store"))
+        .arg("inspect")
+        .arg(du["store_name"].as_str().unwrap())
+        .run()
+        .ok();
     assert!(
         inspect.stdout.contains("org.solum.du.manifest"),
         "{}",
@@ -474,7 +493,7 @@ fn the_three_workflows_end_to_end() {
     assert_eq!(status, 200);
 
     // Soft delete: gone from the list, history kept.
-    server.client(&[&"app", &"delete", &"hello"]).ok();
+    server.client().args(["app", "delete", "hello"]).run().ok();
     let (status, _) = call("GET", &server.url("/v1/apps/hello"), None);
     assert_eq!(status, 404);
     let (_, history) = call("GET", &server.url("/v1/apps/hello/workflows"), None);
@@ -492,11 +511,10 @@ fn kill_9_mid_build_then_restart_and_load() {
     let port = free_port();
     let mut server = Server::start(&data, port, &registry);
     server
-        .client(&[
-            &"app",
-            &"create",
-            &app_file(dir.path(), "slow", Some(&repo)),
-        ])
+        .client()
+        .args(["app", "create"])
+        .arg(app_file(dir.path(), "slow", Some(&repo)))
+        .run()
         .ok();
 
     let cut = start(

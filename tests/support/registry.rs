@@ -2,7 +2,6 @@
 //! loopback port in plain, htpasswd, TLS or token mode, small images built in temp
 //! layouts, and a counter of what a push or pull reported. Tests that need a peer that is
 //! not installed fail with the apt package to install; they never pass silently.
-#![allow(dead_code)]
 
 use solum_build::image::{media, Digest};
 use solum_build::layer::{write_tree, LayerCompression, WriteOptions};

@@ -1,10 +1,10 @@
 //! The `solum-build serve` harness of the server's integration tests: a server on a free
 //! loopback port with a temp data folder (killed on drop), a data folder whose store holds
-//! a busybox base and the shell badger, badger folders and tarballs, app-file text.
-#![allow(dead_code)]
+//! a busybox base and the shell badger, badger folders, app-file text.
 
-use crate::registry_util::{free_port, wait_for_port};
-use crate::util::*;
+use super::cmd::{bin, Cmd};
+use super::fixtures::busybox_rootfs;
+use super::registry::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -132,21 +132,21 @@ pub fn data_with_base(dir: &Path, badger: bool) -> PathBuf {
     let rootfs = dir.join("busybox");
     busybox_rootfs(&rootfs);
     let store = data.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    Cmd::solum(&store)
+        .arg("import")
+        .arg(&rootfs)
+        .args(["--tag", "base/busybox"])
+        .run()
+        .ok();
     if badger {
         let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-        solum(&store, &[&"badger", &"build", &shell]).ok();
+        Cmd::solum(&store)
+            .args(["badger", "build"])
+            .arg(&shell)
+            .run()
+            .ok();
     }
     data
-}
-
-/// A gzip tarball of `dir`'s entries (symlinks stored as symlinks).
-pub fn tarball(dir: &Path) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", dir).unwrap();
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// A badger folder with this manifest text (and a build.sh when `script` is given).
