@@ -367,3 +367,8 @@ fn bearer_tokens_are_fetched_cached_and_renewed_when_refused() {
     push(&layout, &image, &other, &from_file, &NoProgress).unwrap();
     assert!(registry.has_manifest("tok/other", "1", Some("bob:builder")));
 }
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
+}

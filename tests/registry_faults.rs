@@ -336,3 +336,8 @@ fn a_manifest_put_that_always_fails_names_the_status_and_a_rerun_uploads_no_blob
     assert_eq!(rerun.bytes.load(Ordering::SeqCst), 0);
     assert!(registry.has_manifest("nomani/app", "1", None));
 }
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
+}

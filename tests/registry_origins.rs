@@ -327,3 +327,8 @@ fn dot_dot_in_a_repository_never_reaches_the_registry() {
         heads.lock().unwrap()
     );
 }
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
+}

@@ -315,3 +315,8 @@ fn the_transport_layer_pushes_and_pulls_docker_references_through_the_client() {
         "{chain}"
     );
 }
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
+}
