@@ -491,29 +491,16 @@ fn the_build_without_overlay_gives_the_same_du() {
         .arg(dir.path().join("app.yaml"))
         .run()
         .ok();
-    let mut command = std::process::Command::new(bin());
-    command
-        .arg("--store")
-        .arg(&store)
+    let copied = Cmd::solum(&store)
         .args(["build", "--no-cache", "--tag", "copied"])
         .arg(dir.path().join("app.yaml"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
         .env("SOLUM_BUILD_NO_OVERLAY", "1")
         // The first build's scratch is the default (a tmpfs where there is one); this one
         // is on the disk: neither the mode nor the filesystem may change the DU.
-        .env("SOLUM_BUILD_SCRATCH", dir.path().join("disk-scratch"));
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let digest = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    assert_eq!(digest, with_overlay.last_line());
+        .env("SOLUM_BUILD_SCRATCH", dir.path().join("disk-scratch"))
+        .run()
+        .ok();
+    assert_eq!(copied.last_line(), with_overlay.last_line());
 }
 
 #[test]
@@ -625,9 +612,7 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
         format!("echo started; exec sh -c 'sleep 300; :' {marker}\n"),
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .arg("--store")
-        .arg(&store)
+    let mut child = Cmd::solum(&store)
         .args([
             "build",
             "--badger",
@@ -639,6 +624,7 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
         ])
         .arg("--source")
         .arg(&app)
+        .into_command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -17,6 +17,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use support::registry::*;
+use support::Cmd;
 
 #[test]
 fn basic_auth_needs_credentials_and_login_writes_what_push_reads() {
@@ -134,21 +135,25 @@ impl TokenServer {
     fn start(user: &str, pass: &str, first_token_expired: bool) -> TokenServer {
         require("openssl", "openssl");
         let dir = tempfile::tempdir().unwrap();
-        run(Command::new("openssl").current_dir(dir.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=token signer",
-        ]));
+        Cmd::program("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token signer",
+            ])
+            .run()
+            .ok();
         let der = run_bytes(
             Command::new("openssl")
                 .current_dir(dir.path())

@@ -136,7 +136,7 @@ fn login_and_logout_with_basic_auth() {
         denied.text()
     );
 
-    let wrong = std::process::Command::new(bin())
+    let wrong = Cmd::solum_without_store()
         .args([
             "login",
             &registry.host(),
@@ -147,12 +147,11 @@ fn login_and_logout_with_basic_auth() {
             "--authfile",
         ])
         .arg(&authfile)
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
+        .run();
+    assert_ne!(wrong.code, 0, "{}", wrong.text());
     assert!(!authfile.exists(), "a failed login wrote credentials");
 
-    let mut login = std::process::Command::new(bin())
+    Cmd::solum_without_store()
         .args([
             "login",
             &registry.host(),
@@ -162,12 +161,8 @@ fn login_and_logout_with_basic_auth() {
             "--authfile",
         ])
         .arg(&authfile)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    login.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-    assert!(login.wait().unwrap().success());
+        .run_with_input(b"s3cret\n")
+        .ok();
     let saved = std::fs::read_to_string(&authfile).unwrap();
     assert!(
         !saved.contains("s3cret"),
@@ -187,12 +182,11 @@ fn login_and_logout_with_basic_auth() {
         .arg(&destination)
         .run()
         .ok();
-    let logout = std::process::Command::new(bin())
+    Cmd::solum_without_store()
         .args(["logout", &registry.host(), "--authfile"])
         .arg(&authfile)
-        .output()
-        .unwrap();
-    assert!(logout.status.success());
+        .run()
+        .ok();
     Cmd::solum(&store)
         .arg("pull")
         .arg(&destination)

@@ -30,7 +30,7 @@ impl Server {
             .append(true)
             .open(data.with_extension("log"))
             .unwrap();
-        let child = Command::new(bin())
+        let child = Cmd::solum_without_store()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
             .arg(data)
@@ -42,7 +42,7 @@ impl Server {
             .arg(data.parent().unwrap())
             .arg("--push-to")
             .arg(format!("docker://{}/apps", registry.host()))
-            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .into_command()
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

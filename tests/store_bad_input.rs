@@ -263,12 +263,11 @@ fn concurrent_imports_keep_every_name() {
     let store = dir.path().join("store");
     let children: Vec<_> = (0..8)
         .map(|i| {
-            std::process::Command::new(bin())
-                .arg("--store")
-                .arg(&store)
+            Cmd::solum(&store)
                 .args(["-q", "import"])
                 .arg(&tree)
                 .args(["--tag", &format!("parallel/n{i}")])
+                .into_command()
                 .spawn()
                 .unwrap()
         })

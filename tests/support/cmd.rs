@@ -5,6 +5,7 @@
 //! script that installs it; it never counts as a pass.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -101,6 +102,20 @@ impl Cmd {
             panic!("cannot run {} ({e})", self.missing);
         });
         Run::from(output)
+    }
+
+    /// Runs to the end with `input` on stdin, and keeps the output.
+    pub fn run_with_input(mut self, input: &[u8]) -> Run {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {} ({e})", self.missing));
+        // Written before reading, and the pipe closed, so the program sees the end of it.
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        Run::from(child.wait_with_output().unwrap())
     }
 
     /// Starts in the background with both outputs piped.

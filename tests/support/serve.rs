@@ -2,11 +2,11 @@
 //! loopback port with a temp data folder (killed on drop), a data folder whose store holds
 //! a busybox base and the shell badger, badger folders, app-file text.
 
-use super::cmd::{bin, Cmd};
+use super::cmd::Cmd;
 use super::fixtures::busybox_rootfs;
 use super::registry::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789";
@@ -29,7 +29,7 @@ impl Server {
         let token_file = data.with_extension("token");
         std::fs::write(&token_file, TOKEN).unwrap();
         let log = data.with_extension("log");
-        let child = Command::new(bin())
+        let child = Cmd::solum_without_store()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
             .arg(data)
@@ -37,8 +37,8 @@ impl Server {
             .arg(&token_file)
             .args(["--workers", "1"])
             .args(extra)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .envs(env.iter().copied())
+            .into_command()
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
