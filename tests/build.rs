@@ -10,28 +10,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A store with `base/busybox` and the shipped `badgers/shell` and `badgers/static`.
 fn store_with_badgers(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
-    for badger in ["shell", "static"] {
-        Cmd::solum(&store)
-            .args(["badger", "build"])
-            .arg(repo_dir().join("badgers").join(badger))
-            .run()
-            .ok();
-    }
+    busybox_store(dir, &store, &["shell", "static"]);
     store
 }
 
@@ -334,23 +316,6 @@ fn bad_app_files_exit_2_naming_file_line_and_field() {
         run.text()
     );
     assert!(!store.exists(), "a failed build created the store");
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -9,21 +9,8 @@ use support::registry::{Mode, Registry};
 use support::*;
 
 fn store_with_shell_badger(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(&badger)
-        .run()
-        .ok();
+    busybox_store(dir, &store, &["shell"]);
     store
 }
 

@@ -9,26 +9,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A store with `base/busybox` and the shipped `badgers/shell`.
 fn store_with_shell(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(repo_dir().join("badgers/shell"))
-        .run()
-        .ok();
+    busybox_store(dir, &store, &["shell"]);
     store
 }
 

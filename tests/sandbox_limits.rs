@@ -9,15 +9,8 @@ use std::path::Path;
 use support::*;
 
 fn store_with_busybox(dir: &Path) -> std::path::PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
+    busybox_store(dir, &store, &[]);
     store
 }
 

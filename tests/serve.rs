@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::registry::{free_port, wait_for_port, Mode, Registry};
+use support::serve::data_with_base;
 use support::*;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -106,21 +107,6 @@ fn call(method: &str, url: &str, body: Option<&[u8]>) -> (u16, serde_json::Value
     )
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 /// A git work tree with a `build` script for the shell badger; returns its commit.
 fn app_repo(dir: &Path, build: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -136,27 +122,6 @@ fn commit_change(dir: &Path, file: &str, text: &str) -> String {
     git(dir, &["add", "."]);
     git(dir, &["commit", "--quiet", "-m", file]);
     git(dir, &["rev-parse", "HEAD"])
-}
-
-/// A data folder whose store has a busybox base and the shipped shell badger.
-fn data_with_badger(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
-    let store = data.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(&badger)
-        .run()
-        .ok();
-    data
 }
 
 fn app_file(dir: &Path, name: &str, repo: Option<&Path>) -> PathBuf {
@@ -248,7 +213,7 @@ fn skopeo_digest(reference: &str) -> String {
 fn the_three_workflows_end_to_end() {
     let registry = Registry::start(Mode::Plain);
     let dir = temp_dir();
-    let data = data_with_badger(dir.path());
+    let data = data_with_base(dir.path(), true);
     let repo = dir.path().join("hello-src");
     let first = app_repo(&repo, "echo built > /app/built\n");
     let server = Server::start(&data, free_port(), &registry);
@@ -504,7 +469,7 @@ fn the_three_workflows_end_to_end() {
 fn kill_9_mid_build_then_restart_and_load() {
     let registry = Registry::start(Mode::Plain);
     let dir = temp_dir();
-    let data = data_with_badger(dir.path());
+    let data = data_with_base(dir.path(), true);
     let repo = dir.path().join("slow-src");
     let fast = app_repo(&repo, "echo built > /app/built\n");
     let slow = commit_change(&repo, "build", "sleep 60; echo built > /app/built\n");

@@ -345,16 +345,6 @@ fn w12_cancel_during_a_stalled_git_fetch() {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-}
-
 /// Bytes under `dir` (apparent sizes).
 fn tree_bytes(dir: &Path) -> u64 {
     let out = Cmd::program("du").arg("-sb").arg(dir).run().ok();

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::cmd::is_root;
+use super::cmd::{is_root, Cmd};
 
 /// A busybox root filesystem from Debian's busybox-static (a handful of applets).
 pub fn busybox_rootfs(dir: &Path) {
@@ -28,6 +28,46 @@ pub fn busybox_rootfs(dir: &Path) {
     }
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+/// The folder of this repository (shipped badgers, scripts, testdata).
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fills `store` for a build: a busybox root filesystem made in `dir/busybox` and imported
+/// as `base/busybox`, then each shipped badger named (`badgers/NAME`) built on it.
+pub fn busybox_store(dir: &Path, store: &Path, badgers: &[&str]) {
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    Cmd::solum(store)
+        .arg("import")
+        .arg(&rootfs)
+        .args(["--tag", "base/busybox"])
+        .run()
+        .ok();
+    for badger in badgers {
+        Cmd::solum(store)
+            .args(["badger", "build"])
+            .arg(repo_dir().join("badgers").join(badger))
+            .run()
+            .ok();
+    }
+}
+
+/// `git ARGS…` in `dir` as a fixed committer at a fixed time; returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    Cmd::program("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .run()
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// A tree with every entry kind the layer format carries: files with odd modes (setuid,

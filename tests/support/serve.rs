@@ -3,7 +3,7 @@
 //! a busybox base and the shell badger, badger folders, app-file text.
 
 use super::cmd::Cmd;
-use super::fixtures::busybox_rootfs;
+use super::fixtures::busybox_store;
 use super::registry::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -129,23 +129,8 @@ impl Drop for Server {
 /// A data folder whose store has a busybox base (and, with `badger`, the shell badger).
 pub fn data_with_base(dir: &Path, badger: bool) -> PathBuf {
     let data = dir.join("data");
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
-    let store = data.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
-    if badger {
-        let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-        Cmd::solum(&store)
-            .args(["badger", "build"])
-            .arg(&shell)
-            .run()
-            .ok();
-    }
+    let badgers: &[&str] = if badger { &["shell"] } else { &[] };
+    busybox_store(dir, &data.join("store"), badgers);
     data
 }
 
