@@ -9,16 +9,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// A store holding one small image named `good`.
 fn store_with_image(dir: &Path) -> PathBuf {
     let tree = dir.join("tree");

@@ -44,16 +44,6 @@ fn store_and_layout(dir: &Path) -> (PathBuf, PathBuf) {
     (store, layout)
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Stores `manifest` as a new blob of `layout` and points the first index entry at it.
 fn replace_manifest(layout: &Path, index: &mut Value, manifest: &Value) {
     let bytes = manifest.to_string().into_bytes();

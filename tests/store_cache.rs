@@ -10,16 +10,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Writes `value` as a blob of `layout`; returns its digest and size.
 fn put_json(layout: &Path, value: &Value) -> (String, usize) {
     let bytes = value.to_string().into_bytes();

@@ -35,12 +35,6 @@ fn assert_complete(store: &Path) {
     }
 }
 
-fn blob(store: &Path, digest: &str) -> PathBuf {
-    store
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Entries of the store's temp folder whose name starts with `prefix`.
 fn temp_entries(store: &Path, prefix: &str) -> Vec<PathBuf> {
     match std::fs::read_dir(store.join(".tmp")) {

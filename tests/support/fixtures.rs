@@ -55,6 +55,18 @@ pub fn busybox_store(dir: &Path, store: &Path, badgers: &[&str]) {
     }
 }
 
+/// The JSON document in a file (an `index.json`, a blob).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Where an OCI layout (or a store) keeps the blob `digest` (`sha256:HEX`).
+pub fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
 /// `git ARGS…` in `dir` as a fixed committer at a fixed time; returns stdout, trimmed.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     Cmd::program("git")
