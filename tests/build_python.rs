@@ -56,12 +56,7 @@ with zipfile.ZipFile(os.path.join(out, "greeting-1.0-py3-none-any.whl"), "w") as
 fn python_app_test_gate_and_offline_requirements() {
     let dir = temp_dir();
     let store = dir.path().join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(base_tarball())
-        .args(["--tag", "base/debian-python3"])
-        .run()
-        .ok();
+    import_tree(&store, &base_tarball(), "base/debian-python3");
     let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python3");
     Cmd::solum(&store)
         .args(["badger", "build"])

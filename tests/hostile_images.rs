@@ -14,12 +14,7 @@ fn store_with_image(dir: &Path) -> PathBuf {
     let tree = dir.join("tree");
     busybox_rootfs(&tree);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "good"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "good");
     store
 }
 
@@ -271,12 +266,7 @@ fn non_utf8_pax_name_is_kept_as_bytes() {
         b"hello\n",
     );
     std::fs::write(&tarball, bytes).unwrap();
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tarball)
-        .args(["--tag", "latin1"])
-        .run()
-        .ok();
+    import_tree(&store, &tarball, "latin1");
     let tree = dir.path().join("unpacked");
     Cmd::solum(&store)
         .args(["unpack", "latin1"])

@@ -80,12 +80,7 @@ fn hostile_from_image_with_a_solum_symlink_keeps_scripts_in_the_image() {
     busybox_rootfs(&rootfs);
     std::os::unix::fs::symlink(&host_dir, rootfs.join("solum")).unwrap();
     let store = dir.path().join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/evil"])
-        .run()
-        .ok();
+    import_tree(&store, &rootfs, "base/evil");
     let badger = dir.path().join("evil-badger");
     std::fs::create_dir_all(&badger).unwrap();
     std::fs::write(

@@ -21,20 +21,10 @@ fn store_and_layout(dir: &Path) -> (PathBuf, PathBuf) {
     let tree = dir.join("tree");
     busybox_rootfs(&tree);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "good"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "good");
     std::fs::write(tree.join("etc/motd"), "a different image").unwrap();
     let other = dir.join("other-store");
-    Cmd::solum(&other)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "other"])
-        .run()
-        .ok();
+    import_tree(&other, &tree, "other");
     let layout = dir.join("layout");
     Cmd::solum(&other)
         .args(["push", "other"])

@@ -266,12 +266,7 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
     let tree = dir.path().join("tree");
     every_kind_rootfs(&tree);
     let store = dir.path().join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "every"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "every");
     // A store made before caches were private: open folders, which must be tightened.
     std::fs::create_dir_all(store.join("cache/rootfs")).unwrap();
     for folder in ["cache", "cache/rootfs"] {

@@ -68,12 +68,7 @@ fn gc_looping_during_imports_and_copies_never_loses_a_named_blob() {
     for i in 0..200 {
         std::fs::write(tree.join(format!("bulk/{i}")), vec![i as u8; 20_000]).unwrap();
     }
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
     let layout = dir.path().join("layout");
     let other = dir.path().join("other");
 
@@ -105,12 +100,7 @@ fn gc_looping_during_imports_and_copies_never_loses_a_named_blob() {
         assert!(run.last_line().starts_with("sha256:"), "{}", run.text());
         // And a copy into the store of an image whose blobs it does not have yet.
         std::fs::write(tree.join("etc/copied"), format!("{round}\n")).unwrap();
-        Cmd::solum(&other)
-            .arg("import")
-            .arg(&tree)
-            .args(["--tag", "img"])
-            .run()
-            .ok();
+        import_tree(&other, &tree, "img");
         Cmd::solum(&other)
             .args(["push", "img"])
             .arg(format!("oci:{}:img", layout.display()))
@@ -170,12 +160,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
 
     // SIGKILL mid-way leaves the temp tree; gc removes it.
     let (mut child, writer, _) = import_from_fifo(dir.path(), &store, "killed");
@@ -195,12 +180,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     drop(writer);
     let leftovers = temp_entries(&store, "import-");
     assert_eq!(leftovers.len(), 1);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "next"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "next");
     assert!(
         !leftovers[0].exists(),
         "the next import left the dead one's tree"
@@ -212,12 +192,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     let live = temp_entries(&store, "import-");
     assert_eq!(live.len(), 1);
     let mut gc = Cmd::solum(&store).arg("gc").spawn();
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "meanwhile"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "meanwhile");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         gc.try_wait().unwrap().is_none(),
@@ -258,12 +233,7 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
     let archive = dir.path().join("seed.tar");
     Cmd::solum(&store)
         .args(["push", "seed"])
@@ -340,12 +310,7 @@ fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
     Cmd::solum(&store)
         .args(["run", "seed", "--", "true"])
         .run()
@@ -387,12 +352,7 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
     let cache = store.join("cache/rootfs");
     let runs = || entries(&cache, ".run-");
     let live = Cmd::solum(&store)
@@ -402,12 +362,7 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
         cache.is_dir() && !runs().is_empty()
     });
     std::fs::write(tree.join("app/new"), "a rebuild\n").unwrap();
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "seed"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "seed");
     let run = Cmd::solum(&store).arg("gc").run().ok();
     assert!(run.stderr.contains("0 unpacked trees"), "{}", run.text());
     let output = live.wait_with_output().unwrap();

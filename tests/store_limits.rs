@@ -142,12 +142,7 @@ fn an_image_of_more_layers_than_the_bound_is_refused_and_the_store_unchanged() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "good"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "good");
     let before = snapshot(&store);
     let run = Cmd::solum(&store)
         .arg("push")
@@ -174,12 +169,7 @@ fn gc_is_linear_in_the_layers_of_the_store() {
     });
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "good"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "good");
     let before = std::fs::read_dir(store.join("blobs/sha256"))
         .unwrap()
         .count();

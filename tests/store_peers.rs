@@ -23,12 +23,7 @@ fn import_every_kind(dir: &Path) -> std::path::PathBuf {
     let tree = dir.join("tree");
     every_kind_rootfs(&tree);
     let store = dir.join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "fixture/every-kind"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "fixture/every-kind");
     store
 }
 
@@ -134,12 +129,7 @@ fn our_unpack_of_umoci_and_skopeo_layouts_matches_umoci() {
 
     // A layout whose layer skopeo compressed itself (from an uncompressed docker archive).
     let store = dir.path().join("store");
-    Cmd::solum(&store)
-        .arg("import")
-        .arg(&tree)
-        .args(["--tag", "t"])
-        .run()
-        .ok();
+    import_tree(&store, &tree, "t");
     let archive = dir.path().join("d.tar");
     Cmd::solum(&store)
         .args(["push", "t"])

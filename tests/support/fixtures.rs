@@ -35,17 +35,22 @@ pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `solum-build import TREE --tag TAG` into `store`, which must succeed.
+pub fn import_tree(store: &Path, tree: &Path, tag: &str) {
+    Cmd::solum(store)
+        .arg("import")
+        .arg(tree)
+        .args(["--tag", tag])
+        .run()
+        .ok();
+}
+
 /// Fills `store` for a build: a busybox root filesystem made in `dir/busybox` and imported
 /// as `base/busybox`, then each shipped badger named (`badgers/NAME`) built on it.
 pub fn busybox_store(dir: &Path, store: &Path, badgers: &[&str]) {
     let rootfs = dir.join("busybox");
     busybox_rootfs(&rootfs);
-    Cmd::solum(store)
-        .arg("import")
-        .arg(&rootfs)
-        .args(["--tag", "base/busybox"])
-        .run()
-        .ok();
+    import_tree(store, &rootfs, "base/busybox");
     for badger in badgers {
         Cmd::solum(store)
             .args(["badger", "build"])
