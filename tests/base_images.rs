@@ -5,12 +5,12 @@
 //! not exercised here: debootstrap takes minutes and needs the network to Debian's mirror.
 //! Run as root, then again as `tester`.
 
-mod util;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use util::*;
+use support::*;
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,23 +18,13 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `sh scripts/NAME ARGS…` with SOLUM_BUILD pointing at the binary under test and the
-/// tarball cache in CACHE.
-fn run_script(name: &str, cache: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-    let mut command = Command::new("sh");
-    command
+/// `sh scripts/NAME` with SOLUM_BUILD pointing at the binary under test and the tarball
+/// cache in CACHE; the caller adds the script's arguments.
+fn script_cmd(name: &str, cache: &Path) -> Cmd {
+    Cmd::program("sh")
         .arg(script(name))
         .env("SOLUM_BUILD", bin())
-        .env("SOLUM_BASE_CACHE", cache);
-    for arg in args {
-        command.arg(arg.as_ref());
-    }
-    let out = command.output().expect("run sh");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .env("SOLUM_BASE_CACHE", cache)
 }
 
 /// The manifest digest index.json of STORE gives NAME.
@@ -57,12 +47,11 @@ fn busybox_rootfs_imports_and_runs_in_the_sandbox() {
     let t = temp_dir();
     let rootfs = t.path().join("rootfs");
     let store = t.path().join("store");
-    run_script(
-        "make-rootfs.sh",
-        &t.path().join("cache"),
-        &[&"busybox", &rootfs],
-    )
-    .ok();
+    script_cmd("make-rootfs.sh", &t.path().join("cache"))
+        .arg("busybox")
+        .arg(&rootfs)
+        .run()
+        .ok();
 
     assert_eq!(
         std::fs::read_link(rootfs.join("bin/sh")).unwrap(),
@@ -78,38 +67,30 @@ fn busybox_rootfs_imports_and_runs_in_the_sandbox() {
     assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
 
     // A second call must refuse to write into the now non-empty directory.
-    let again = run_script(
-        "make-rootfs.sh",
-        &t.path().join("cache"),
-        &[&"busybox", &rootfs],
-    );
+    let again = script_cmd("make-rootfs.sh", &t.path().join("cache"))
+        .arg("busybox")
+        .arg(&rootfs)
+        .run();
     assert_eq!(again.code, 2, "{}", again.text());
     assert!(again.stderr.contains("not empty"), "{}", again.text());
 
-    solum(
-        &store,
-        &[
-            &"import",
-            &rootfs,
-            &"--tag",
-            &"base/busybox",
-            &"--cmd",
-            &"/bin/sh",
-        ],
-    )
-    .ok();
-    let out = solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--",
-            &"sh",
-            &"-c",
-            &"echo hi from $(echo x | awk '{print \"awk\"}'); id -u; ls -ld /tmp",
-        ],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("import")
+        .arg(&rootfs)
+        .args(["--tag", "base/busybox", "--cmd", "/bin/sh"])
+        .run()
+        .ok();
+    let out = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--",
+            "sh",
+            "-c",
+            "echo hi from $(echo x | awk '{print \"awk\"}'); id -u; ls -ld /tmp",
+        ])
+        .run()
+        .ok();
     assert!(out.stdout.contains("hi from awk"), "{}", out.text());
     assert!(out.stdout.lines().any(|l| l == "0"), "{}", out.text());
     assert!(out.stdout.contains("drwxrwxrwt"), "{}", out.text());
@@ -121,12 +102,11 @@ fn make_base_images_caches_the_tarball_and_skips_names_already_there() {
     let cache = t.path().join("cache");
     let (store1, store2) = (t.path().join("store1"), t.path().join("store2"));
 
-    let first = run_script(
-        "make-base-images.sh",
-        &cache,
-        &[&"--only", &"busybox", &store1],
-    )
-    .ok();
+    let first = script_cmd("make-base-images.sh", &cache)
+        .args(["--only", "busybox"])
+        .arg(&store1)
+        .run()
+        .ok();
     assert!(
         first.stderr.contains("rootfs busybox: made"),
         "{}",
@@ -149,12 +129,11 @@ fn make_base_images_caches_the_tarball_and_skips_names_already_there() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     let tar_before = std::fs::read(&tarball).unwrap();
-    let second = run_script(
-        "make-base-images.sh",
-        &cache,
-        &[&"--only", &"busybox", &store1],
-    )
-    .ok();
+    let second = script_cmd("make-base-images.sh", &cache)
+        .args(["--only", "busybox"])
+        .arg(&store1)
+        .run()
+        .ok();
     assert!(
         second.stderr.contains("rootfs busybox: cached"),
         "{}",
@@ -168,17 +147,20 @@ fn make_base_images_caches_the_tarball_and_skips_names_already_there() {
     );
 
     // Another store filled from the same tarball gets the same image, digest for digest.
-    run_script("make-base-images.sh", &cache, &[&"--only=busybox", &store2]).ok();
+    script_cmd("make-base-images.sh", &cache)
+        .arg("--only=busybox")
+        .arg(&store2)
+        .run()
+        .ok();
     assert_eq!(
         digest_of(&store1, "base/busybox"),
         digest_of(&store2, "base/busybox")
     );
 
-    let bad = run_script(
-        "make-base-images.sh",
-        &cache,
-        &[&"--only", &"alpine", &store1],
-    );
+    let bad = script_cmd("make-base-images.sh", &cache)
+        .args(["--only", "alpine"])
+        .arg(&store1)
+        .run();
     assert_eq!(bad.code, 2, "{}", bad.text());
     assert!(bad.stderr.contains("unknown kind alpine"), "{}", bad.text());
 }

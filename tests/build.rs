@@ -4,33 +4,16 @@
 //! commit; reproducible digests; cache hits; `--artifact` builds on `badgers/static`; and
 //! failures that leave no name, temp folder or mount behind.
 
-mod util;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use util::*;
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::*;
 
 /// A store with `base/busybox` and the shipped `badgers/shell` and `badgers/static`.
 fn store_with_badgers(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
-    for badger in ["shell", "static"] {
-        solum(
-            &store,
-            &[
-                &"badger",
-                &"build",
-                &repo_dir().join("badgers").join(badger),
-            ],
-        )
-        .ok();
-    }
+    busybox_store(dir, &store, &["shell", "static"]);
     store
 }
 
@@ -63,11 +46,12 @@ fn apply_shell_app_build(root: &Path, app_source: &Path) {
     std::fs::remove_file(p("etc/group")).unwrap();
     std::fs::create_dir_all(p("srv/data")).unwrap();
     std::fs::write(p("srv/data/c"), "new\n").unwrap();
-    program(
-        "cp",
-        &[&"-a", &format!("{}/.", app_source.display()), &p("app")],
-    )
-    .ok();
+    Cmd::program("cp")
+        .arg("-a")
+        .arg(format!("{}/.", app_source.display()))
+        .arg(p("app"))
+        .run()
+        .ok();
     std::fs::create_dir_all(p("app/out")).unwrap();
     std::fs::write(p("app/out/file"), "payload\n").unwrap();
     std::fs::hard_link(p("app/out/file"), p("app/out/hardlink")).unwrap();
@@ -105,13 +89,19 @@ fn shell_app(dir: &Path) -> PathBuf {
 fn umoci_unpack(layout: &Path, name: &str, bundle: &Path) {
     let image = format!("{}:{name}", layout.display());
     if is_root() {
-        program("umoci", &[&"unpack", &"--image", &image, &bundle]).ok();
+        Cmd::program("umoci")
+            .args(["unpack", "--image"])
+            .arg(&image)
+            .arg(bundle)
+            .run()
+            .ok();
     } else {
-        program(
-            "umoci",
-            &[&"unpack", &"--rootless", &"--image", &image, &bundle],
-        )
-        .ok();
+        Cmd::program("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(&image)
+            .arg(bundle)
+            .run()
+            .ok();
     }
 }
 
@@ -120,7 +110,11 @@ fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
     let dir = temp_dir();
     let store = store_with_badgers(dir.path());
     let app = shell_app(dir.path());
-    let built = solum(&store, &[&"build", &dir.path().join("app.yaml")]).ok();
+    let built = Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("app.yaml"))
+        .run()
+        .ok();
     let digest = built.last_line();
     assert!(digest.starts_with("sha256:"), "{}", built.text());
     assert!(
@@ -157,7 +151,7 @@ fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
     assert!(!rootfs.join("solum/cache").exists() || is_empty(&rootfs.join("solum/cache")));
 
     // The DU manifest and the OCI annotations.
-    let inspect = solum(&store, &[&"inspect", &"shellapp"]).ok();
+    let inspect = Cmd::solum(&store).args(["inspect", "shellapp"]).run().ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let du: serde_json::Value = serde_json::from_str(
         json["annotations"]["org.solum.du.manifest"]
@@ -180,7 +174,7 @@ fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
         .starts_with("sha256:"));
 
     // It runs under our sandbox with its Cmd, and under podman as root.
-    let run = solum(&store, &[&"run", &"shellapp"]).ok();
+    let run = Cmd::solum(&store).args(["run", "shellapp"]).run().ok();
     assert_eq!(run.stdout.trim(), "hello from shellapp");
     if is_root() {
         let conf = dir.path().join("containers.conf");
@@ -191,15 +185,11 @@ fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
         .unwrap();
         // podman reads `oci:PATH` as an image name too, which must be lowercase.
         let layout = PathBuf::from(format!("/tmp/solum-podman-{}", std::process::id()));
-        solum(
-            &store,
-            &[
-                &"push",
-                &"shellapp",
-                &format!("oci:{}:shellapp", layout.display()),
-            ],
-        )
-        .ok();
+        Cmd::solum(&store)
+            .args(["push", "shellapp"])
+            .arg(format!("oci:{}:shellapp", layout.display()))
+            .run()
+            .ok();
         let out = std::process::Command::new("podman")
             .env("CONTAINERS_CONF", &conf)
             .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
@@ -232,20 +222,13 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
     let before = snapshot(&store);
     let scratch = dir.path().join("scratch");
     let env = [("SOLUM_BUILD_SCRATCH", scratch.as_path())];
-    let failed = solum_env(
-        &store,
-        &env,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"broken",
-        ],
-    )
-    .fails_with(1);
+    let failed = Cmd::solum(&store)
+        .envs(env)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "broken"])
+        .run()
+        .fails_with(1);
     assert!(
         failed.stderr.contains("exited with 3") && failed.stderr.contains("oops"),
         "{}",
@@ -253,28 +236,19 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
     );
 
     std::fs::write(app.join("build"), "echo fine\n").unwrap();
-    let failed = solum_env(
-        &store,
-        &env,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"broken",
-            &"--test-cmd",
-            &"echo testing; false",
-        ],
-    )
-    .fails_with(1);
+    let failed = Cmd::solum(&store)
+        .envs(env)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "broken", "--test-cmd", "echo testing; false"])
+        .run()
+        .fails_with(1);
     assert!(
         failed.stderr.contains("tests") && failed.stderr.contains("testing"),
         "{}",
         failed.text()
     );
-    let images = solum(&store, &[&"images", &"--json"]).ok();
+    let images = Cmd::solum(&store).args(["images", "--json"]).run().ok();
     assert!(!images.stdout.contains("broken"), "{}", images.text());
     // No scratch folder, no staged blob and no new name are left behind; the rootfs cache
     // and source cache may hold what the next build reuses.
@@ -302,24 +276,14 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
         "a mount was left: {mounts}"
     );
     // Skipping the gate builds, and the DU does not claim a test result.
-    solum_env(
-        &store,
-        &env,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"untested",
-            &"--test-cmd",
-            &"false",
-            &"--skip-tests",
-        ],
-    )
-    .ok();
-    let inspect = solum(&store, &[&"inspect", &"untested"]).ok();
+    Cmd::solum(&store)
+        .envs(env)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "untested", "--test-cmd", "false", "--skip-tests"])
+        .run()
+        .ok();
+    let inspect = Cmd::solum(&store).args(["inspect", "untested"]).run().ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let du: serde_json::Value = serde_json::from_str(
         json["annotations"]["org.solum.du.manifest"]
@@ -328,7 +292,7 @@ fn failing_tests_or_build_leave_no_du_and_no_scratch() {
     )
     .unwrap();
     assert!(du.get("tests").is_none(), "{du}");
-    solum(&store, &[&"rmi", &"untested"]).ok();
+    Cmd::solum(&store).args(["rmi", "untested"]).run().ok();
 }
 
 #[test]
@@ -341,30 +305,17 @@ fn bad_app_files_exit_2_naming_file_line_and_field() {
         "version: 1\nname: ok\nbadger: badgers/shell\nsource: {repository: .}\nports: [99999]\n",
     )
     .unwrap();
-    let run = solum(&store, &[&"build", &file]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .arg("build")
+        .arg(&file)
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains("app.yaml:5") && run.stderr.contains("ports"),
         "{}",
         run.text()
     );
     assert!(!store.exists(), "a failed build created the store");
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -385,30 +336,34 @@ fn git_source_at_a_tag_and_a_commit_records_the_commit() {
 
     for (revision, commit, content) in [("v1", &first, "one"), (&second[..12], &second, "two")] {
         let name = format!("gitapp-{content}");
-        solum(
-            &store,
-            &[
-                &"build",
-                &"--badger",
-                &"badgers/shell",
-                &"--source",
-                &repo,
-                &"--revision",
-                &revision,
-                &"--name",
-                &name,
-            ],
-        )
-        .ok();
-        let inspect = solum(&store, &[&"inspect", &name]).ok();
+        Cmd::solum(&store)
+            .args(["build", "--badger", "badgers/shell", "--source"])
+            .arg(&repo)
+            .arg("--revision")
+            .arg(revision)
+            .arg("--name")
+            .arg(&name)
+            .run()
+            .ok();
+        let inspect = Cmd::solum(&store).arg("inspect").arg(&name).run().ok();
         let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
         assert_eq!(
             json["annotations"]["org.opencontainers.image.revision"],
             commit.as_str()
         );
-        let run = solum(&store, &[&"run", &name, &"--", &"cat", &"/app/version"]).ok();
+        let run = Cmd::solum(&store)
+            .arg("run")
+            .arg(&name)
+            .args(["--", "cat", "/app/version"])
+            .run()
+            .ok();
         assert_eq!(run.stdout.trim(), content);
-        let ls = solum(&store, &[&"run", &name, &"--", &"ls", &"-a", &"/app"]).ok();
+        let ls = Cmd::solum(&store)
+            .arg("run")
+            .arg(&name)
+            .args(["--", "ls", "-a", "/app"])
+            .run()
+            .ok();
         assert!(!ls.stdout.contains(".git"), "{}", ls.stdout);
     }
 }
@@ -421,14 +376,27 @@ fn same_inputs_same_digest_and_a_rebuild_is_a_cache_hit() {
         let base = dir.path().join(copy);
         let store = store_with_badgers(&base);
         shell_app(&base);
-        let built = solum(&store, &[&"build", &base.join("app.yaml")]).ok();
+        let built = Cmd::solum(&store)
+            .arg("build")
+            .arg(base.join("app.yaml"))
+            .run()
+            .ok();
         digests.push(built.last_line());
         if copy == "a" {
-            let again = solum(&store, &[&"build", &base.join("app.yaml")]).ok();
+            let again = Cmd::solum(&store)
+                .arg("build")
+                .arg(base.join("app.yaml"))
+                .run()
+                .ok();
             assert_eq!(again.last_line(), digests[0]);
             assert!(again.stderr.contains("cache hit"), "{}", again.text());
             assert!(!again.stderr.contains("BUILDING"), "{}", again.text());
-            let forced = solum(&store, &[&"build", &base.join("app.yaml"), &"--no-cache"]).ok();
+            let forced = Cmd::solum(&store)
+                .arg("build")
+                .arg(base.join("app.yaml"))
+                .arg("--no-cache")
+                .run()
+                .ok();
             assert!(forced.stderr.contains("BUILDING"), "{}", forced.text());
             assert_eq!(
                 forced.last_line(),
@@ -451,39 +419,30 @@ fn artifact_builds_on_the_static_badger() {
     std::fs::create_dir_all(dist.join("bin")).unwrap();
     std::fs::write(dist.join("bin/hello"), "#!/bin/sh\necho static hello\n").unwrap();
     let tarball = dir.path().join("hello.tar.gz");
-    program("tar", &[&"-czf", &tarball, &"-C", &dist, &"."]).ok();
-    solum(
-        &store,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/static",
-            &"--artifact",
-            &tarball,
-            &"--name",
-            &"static-hello",
-            &"--run-cmd",
-            &"hello",
-        ],
-    )
-    .ok();
-    let run = solum(&store, &[&"run", &"static-hello"]).ok();
+    Cmd::program("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dist)
+        .arg(".")
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/static", "--artifact"])
+        .arg(&tarball)
+        .args(["--name", "static-hello", "--run-cmd", "hello"])
+        .run()
+        .ok();
+    let run = Cmd::solum(&store).args(["run", "static-hello"]).run().ok();
     assert_eq!(run.stdout.trim(), "static hello");
     // A hostile artifact is refused, naming the entry.
     let evil = repo_dir().join("testdata/layer/dotdot.tar");
-    let run = solum(
-        &store,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/static",
-            &"--artifact",
-            &evil,
-            &"--name",
-            &"evil",
-        ],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/static", "--artifact"])
+        .arg(&evil)
+        .args(["--name", "evil"])
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("hostile"), "{}", run.text());
 }
 
@@ -492,30 +451,21 @@ fn the_build_without_overlay_gives_the_same_du() {
     let dir = temp_dir();
     let store = store_with_badgers(dir.path());
     shell_app(dir.path());
-    let with_overlay = solum(&store, &[&"build", &dir.path().join("app.yaml")]).ok();
-    let mut command = std::process::Command::new(bin());
-    command
-        .arg("--store")
-        .arg(&store)
+    let with_overlay = Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("app.yaml"))
+        .run()
+        .ok();
+    let copied = Cmd::solum(&store)
         .args(["build", "--no-cache", "--tag", "copied"])
         .arg(dir.path().join("app.yaml"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
         .env("SOLUM_BUILD_NO_OVERLAY", "1")
         // The first build's scratch is the default (a tmpfs where there is one); this one
         // is on the disk: neither the mode nor the filesystem may change the DU.
-        .env("SOLUM_BUILD_SCRATCH", dir.path().join("disk-scratch"));
-    let out = command.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let digest = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    assert_eq!(digest, with_overlay.last_line());
+        .env("SOLUM_BUILD_SCRATCH", dir.path().join("disk-scratch"))
+        .run()
+        .ok();
+    assert_eq!(copied.last_line(), with_overlay.last_line());
 }
 
 #[test]
@@ -536,7 +486,11 @@ fn stacked_badgers_run_their_build_commands_in_order() {
         "#!/bin/sh\nset -eu\necho \"greeter after: $(cat /app/order)\" > /app/order\n",
     )
     .unwrap();
-    solum(&store, &[&"badger", &"build", &greeter]).ok();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&greeter)
+        .run()
+        .ok();
     let app = dir.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("build"), "echo shell > /app/order\n").unwrap();
@@ -546,16 +500,19 @@ fn stacked_badgers_run_their_build_commands_in_order() {
          source: {repository: ./app}\nworkflow_config: {run_cmd: cat /app/order}\n",
     )
     .unwrap();
-    solum(&store, &[&"build", &dir.path().join("stacked.yaml")]).ok();
-    let run = solum(&store, &[&"run", &"stacked"]).ok();
+    Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("stacked.yaml"))
+        .run()
+        .ok();
+    let run = Cmd::solum(&store).args(["run", "stacked"]).run().ok();
     assert_eq!(run.stdout.trim(), "greeter after: shell");
-    let env = solum(
-        &store,
-        &[&"run", &"stacked", &"--", &"sh", &"-c", &"echo $GREETER"],
-    )
-    .ok();
+    let env = Cmd::solum(&store)
+        .args(["run", "stacked", "--", "sh", "-c", "echo $GREETER"])
+        .run()
+        .ok();
     assert_eq!(env.stdout.trim(), "yes");
-    let inspect = solum(&store, &[&"inspect", &"stacked"]).ok();
+    let inspect = Cmd::solum(&store).args(["inspect", "stacked"]).run().ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let du: serde_json::Value = serde_json::from_str(
         json["annotations"]["org.solum.du.manifest"]
@@ -583,25 +540,22 @@ fn owners_set_by_the_build_reach_the_layer() {
         "echo x > owned && chown 1000:1001 owned\n",
     )
     .unwrap();
-    solum(
-        &store,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"owners",
-        ],
-    )
-    .ok();
-    let inspect = solum(&store, &[&"inspect", &"owners"]).ok();
+    Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "owners"])
+        .run()
+        .ok();
+    let inspect = Cmd::solum(&store).args(["inspect", "owners"]).run().ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let layers = json["manifest"]["layers"].as_array().unwrap();
     let top = layers.last().unwrap()["digest"].as_str().unwrap();
     let blob = store.join("blobs/sha256").join(&top["sha256:".len()..]);
-    let listing = program("tar", &[&"--numeric-owner", &"-tvzf", &blob]).ok();
+    let listing = Cmd::program("tar")
+        .args(["--numeric-owner", "-tvzf"])
+        .arg(&blob)
+        .run()
+        .ok();
     let line = listing
         .stdout
         .lines()
@@ -623,9 +577,7 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
         format!("echo started; exec sh -c 'sleep 300; :' {marker}\n"),
     )
     .unwrap();
-    let mut child = std::process::Command::new(bin())
-        .arg("--store")
-        .arg(&store)
+    let mut child = Cmd::solum(&store)
         .args([
             "build",
             "--badger",
@@ -637,6 +589,7 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
         ])
         .arg("--source")
         .arg(&app)
+        .into_command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -666,11 +619,11 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let images = solum(&store, &[&"images", &"--json"]).ok();
+    let images = Cmd::solum(&store).args(["images", "--json"]).run().ok();
     assert!(!images.stdout.contains("cancelled"));
     let work = dir.path().join("scratch");
     assert!(is_empty(&work), "scratch left in {}", work.display());
-    let ps = program("ps", &[&"-eo", &"args"]).ok();
+    let ps = Cmd::program("ps").args(["-eo", "args"]).run().ok();
     assert!(
         !ps.stdout.contains(&marker),
         "a build process survived:\n{}",
@@ -691,15 +644,11 @@ fn gc_looping_during_a_build_loses_nothing() {
     let dir = temp_dir();
     let badgers = store_with_badgers(dir.path());
     let layout = dir.path().join("badger-layout");
-    solum(
-        &badgers,
-        &[
-            &"push",
-            &"badgers/shell",
-            &format!("oci:{}:shell", layout.display()),
-        ],
-    )
-    .ok();
+    Cmd::solum(&badgers)
+        .args(["push", "badgers/shell"])
+        .arg(format!("oci:{}:shell", layout.display()))
+        .run()
+        .ok();
     shell_app(dir.path());
     let app = dir.path().join("app.yaml");
     let text = std::fs::read_to_string(&app).unwrap().replace(
@@ -713,27 +662,23 @@ fn gc_looping_during_a_build_loses_nothing() {
         let (stop, store) = (stop.clone(), store.clone());
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                solum(&store, &[&"gc"]).ok();
+                Cmd::solum(&store).arg("gc").run().ok();
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         })
     };
-    let built = solum(&store, &[&"build", &app]).ok();
+    let built = Cmd::solum(&store).arg("build").arg(&app).run().ok();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     collector.join().unwrap();
-    solum(&store, &[&"inspect", &"shellapp"]).ok();
-    let run = solum(&store, &[&"run", &"shellapp"]).ok();
+    Cmd::solum(&store).args(["inspect", "shellapp"]).run().ok();
+    let run = Cmd::solum(&store).args(["run", "shellapp"]).run().ok();
     assert!(run.stdout.contains("hello from shellapp"), "{}", run.text());
-    solum(&store, &[&"gc"]).ok();
-    solum(
-        &store,
-        &[
-            &"push",
-            &"shellapp",
-            &format!("oci:{}:du", dir.path().join("out").display()),
-        ],
-    )
-    .ok();
+    Cmd::solum(&store).arg("gc").run().ok();
+    Cmd::solum(&store)
+        .args(["push", "shellapp"])
+        .arg(format!("oci:{}:du", dir.path().join("out").display()))
+        .run()
+        .ok();
     assert!(built.last_line().starts_with("sha256:"));
 }
 

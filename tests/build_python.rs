@@ -4,10 +4,10 @@
 //! `scripts/make-base-images.sh --only debian-python3 --no-import` fills (the test command
 //! does that first); without it this test fails and says how to make it.
 
-mod util;
+mod support;
 
 use std::path::{Path, PathBuf};
-use util::*;
+use support::*;
 
 fn base_tarball() -> PathBuf {
     let cache = std::env::var_os("SOLUM_BASE_CACHE")
@@ -44,20 +44,25 @@ with zipfile.ZipFile(os.path.join(out, "greeting-1.0-py3-none-any.whl"), "w") as
     for name, data in files.items():
         z.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
 "#;
-    program("python3", &[&"-c", &script, &dir.join("wheelhouse")]).ok();
+    Cmd::program("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("wheelhouse"))
+        .run()
+        .ok();
 }
 
 #[test]
 fn python_app_test_gate_and_offline_requirements() {
     let dir = temp_dir();
     let store = dir.path().join("store");
-    solum(
-        &store,
-        &[&"import", &base_tarball(), &"--tag", &"base/debian-python3"],
-    )
-    .ok();
+    import_tree(&store, &base_tarball(), "base/debian-python3");
     let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python3");
-    solum(&store, &[&"badger", &"build", &badger]).ok();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&badger)
+        .run()
+        .ok();
 
     let app = dir.path().join("src");
     std::fs::create_dir_all(&app).unwrap();
@@ -84,16 +89,24 @@ fn python_app_test_gate_and_offline_requirements() {
         app_file("python3 -c 'raise SystemExit(4)'"),
     )
     .unwrap();
-    let failed = solum(&store, &[&"build", &dir.path().join("failing.yaml")]).fails_with(1);
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("failing.yaml"))
+        .run()
+        .fails_with(1);
     assert!(failed.stderr.contains("exited with 4"), "{}", failed.text());
-    let images = solum(&store, &[&"images", &"--json"]).ok();
+    let images = Cmd::solum(&store).args(["images", "--json"]).run().ok();
     assert!(
         !images.stdout.contains("\"pyapp\""),
         "a failed test left a DU"
     );
 
     std::fs::write(dir.path().join("app.yaml"), app_file("python3 test_app.py")).unwrap();
-    let built = solum(&store, &[&"build", &dir.path().join("app.yaml")]).ok();
+    let built = Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("app.yaml"))
+        .run()
+        .ok();
     assert!(
         built.stderr.contains("offline from wheelhouse"),
         "{}",
@@ -104,20 +117,19 @@ fn python_app_test_gate_and_offline_requirements() {
         "{}",
         built.text()
     );
-    let run = solum(&store, &[&"run", &"pyapp"]).ok();
+    let run = Cmd::solum(&store).args(["run", "pyapp"]).run().ok();
     assert_eq!(run.stdout.trim(), "hello from the python DU");
-    let check = solum(
-        &store,
-        &[
-            &"run",
-            &"pyapp",
-            &"--",
-            &"sh",
-            &"-c",
-            &"test ! -e /app/test-output.txt && echo absent",
-        ],
-    )
-    .ok();
+    let check = Cmd::solum(&store)
+        .args([
+            "run",
+            "pyapp",
+            "--",
+            "sh",
+            "-c",
+            "test ! -e /app/test-output.txt && echo absent",
+        ])
+        .run()
+        .ok();
     assert_eq!(
         check.stdout.trim(),
         "absent",

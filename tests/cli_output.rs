@@ -1,10 +1,10 @@
 //! Issue 11, item 4: a reader that stops early (`solum-build images | head -1`) ends the
 //! command quietly with 141, as a shell reports SIGPIPE: no "Broken pipe" message, no panic.
 
-mod util;
+mod support;
 
 use std::process::{Command, Stdio};
-use util::*;
+use support::*;
 
 /// Runs the binary with its stdout a pipe whose reading end is already closed, so the very
 /// first line of results meets a broken pipe.
@@ -32,7 +32,7 @@ fn a_closed_stdout_ends_the_listing_quietly_with_141() {
     std::fs::write(tree.join("etc/motd"), "hello\n").unwrap();
     let store = dir.path().join("store");
     for tag in ["one", "two", "three"] {
-        solum(&store, &[&"import", &tree, &"--tag", &tag]).ok();
+        import_tree(&store, &tree, tag);
     }
     for args in [&["images"][..], &["images", "--json"], &["inspect", "one"]] {
         let (code, stderr) = with_closed_stdout(&store, args);

@@ -8,6 +8,8 @@
 //! walk). Run as root, the sandbox test also runs this binary again as the unprivileged
 //! user `tester`, which is how builds really run.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
@@ -17,6 +19,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::rootless::TesterRerun;
+
 use solum_build::layer::{
     copy_tree, overlay_changes, unpack_layer, walk_changes, write_changes, write_tree, Change,
     LayerCompression, LayerDigests, UnpackOptions, WriteOptions,
@@ -24,7 +28,6 @@ use solum_build::layer::{
 use solum_build::privilege::Privilege;
 
 const EXE: &str = env!("CARGO_BIN_EXE_solum-build");
-const NESTED: &str = "SOLUM_DIFF_TEST_NESTED";
 /// Every entry of the base gets this mtime; the layer clamps to `EPOCH`, which lies
 /// between it and the time the build runs, so entries the build wrote carry `EPOCH` in
 /// both layers while untouched ones keep their own time.
@@ -451,38 +454,14 @@ fn the_sandbox_overlay_and_a_sandboxed_copy_give_the_same_layer() {
 
 #[test]
 fn all_of_this_also_passes_as_an_unprivileged_user() {
-    if euid() != 0 || std::env::var_os(NESTED).is_some() {
+    let Some(text) = TesterRerun::new()
+        .program(EXE)
+        .test_threads(1)
+        .include_ignored()
+        .run()
+    else {
         return;
-    }
-    if nix::unistd::User::from_name("tester")
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        eprintln!("skipped: no user `tester` (run runtime/tests/setup-host.sh)");
-        return;
-    }
-    let me = std::env::current_exe().unwrap();
-    for p in [me.as_path(), Path::new(EXE)] {
-        for a in p.ancestors().skip(1) {
-            let mode = fs::metadata(a).unwrap().permissions().mode();
-            if mode & 0o005 != 0o005 {
-                fs::set_permissions(a, fs::Permissions::from_mode(mode | 0o005)).unwrap();
-            }
-        }
-    }
-    let out = Command::new("runuser")
-        .args(["-u", "tester", "--", "env", &format!("{NESTED}=1")])
-        .arg(&me)
-        .args(["--test-threads", "1", "--include-ignored"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "as tester:\n{text}");
+    };
     for test in [
         "the_sandbox_overlay_and_a_sandboxed_copy_give_the_same_layer",
         "unreadable_entries_of_our_own_are_copied_and_compared",

@@ -3,28 +3,18 @@
 //! like whiteouts, names carrying terminal escapes). Each is refused with a clear error
 //! (or printed safely), nothing crashes, and the store is left as it was.
 
-mod util;
+mod support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use util::*;
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
+use support::*;
 
 /// A store holding one small image named `good`.
 fn store_with_image(dir: &Path) -> PathBuf {
     let tree = dir.join("tree");
     busybox_rootfs(&tree);
     let store = dir.join("store");
-    solum(&store, &[&"import", &tree, &"--tag", &"good"]).ok();
+    import_tree(&store, &tree, "good");
     store
 }
 
@@ -76,47 +66,65 @@ fn index_nested_1500_deep_is_refused_everywhere() {
     let dir = temp_dir();
     let store = store_with_image(dir.path());
     let layout = dir.join("layout");
-    solum(
-        &store,
-        &[&"push", &"good", &format!("oci:{}:img", layout.display())],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "good"])
+        .arg(format!("oci:{}:img", layout.display()))
+        .run()
+        .ok();
     nest_in_indexes(&layout, "img", 1500);
     nest_in_indexes(&store, "good", 1500);
     let before = snapshot(&store);
     let deep_layout = format!("oci:{}:deep", layout.display());
     let out = format!("oci:{}:out", dir.path().join("out").display());
 
-    assert_too_deep(solum(&store, &[&"inspect", &deep_layout]), "inspect oci:");
     assert_too_deep(
-        solum(&store, &[&"push", &deep_layout, &"copy"]),
+        Cmd::solum(&store).arg("inspect").arg(&deep_layout).run(),
+        "inspect oci:",
+    );
+    assert_too_deep(
+        Cmd::solum(&store)
+            .arg("push")
+            .arg(&deep_layout)
+            .arg("copy")
+            .run(),
         "copy oci:",
     );
-    assert_too_deep(solum(&store, &[&"inspect", &"deep"]), "inspect store");
-    assert_too_deep(solum(&store, &[&"push", &"deep", &out]), "push to oci:");
     assert_too_deep(
-        solum(&store, &[&"push", &"deep", &"docker://127.0.0.1:9/x/y:1"]),
+        Cmd::solum(&store).args(["inspect", "deep"]).run(),
+        "inspect store",
+    );
+    assert_too_deep(
+        Cmd::solum(&store).args(["push", "deep"]).arg(&out).run(),
+        "push to oci:",
+    );
+    assert_too_deep(
+        Cmd::solum(&store)
+            .args(["push", "deep", "docker://127.0.0.1:9/x/y:1"])
+            .run(),
         "push to a registry",
     );
-    assert_too_deep(solum(&store, &[&"run", &"deep", &"--", &"true"]), "run");
+    assert_too_deep(
+        Cmd::solum(&store).args(["run", "deep", "--", "true"]).run(),
+        "run",
+    );
     assert_eq!(snapshot(&store), before, "the store changed");
     // gc walks every image: it stops with the error and removes nothing.
-    assert_too_deep(solum(&store, &[&"gc"]), "gc");
+    assert_too_deep(Cmd::solum(&store).arg("gc").run(), "gc");
     assert_eq!(snapshot(&store), before, "gc changed the store");
 
     // A real multi-level index (two deep) still resolves.
     let layout2 = dir.join("layout2");
-    solum(
-        &store,
-        &[&"push", &"good", &format!("oci:{}:img", layout2.display())],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "good"])
+        .arg(format!("oci:{}:img", layout2.display()))
+        .run()
+        .ok();
     nest_in_indexes(&layout2, "img", 2);
-    solum(
-        &store,
-        &[&"inspect", &format!("oci:{}:deep", layout2.display())],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("inspect")
+        .arg(format!("oci:{}:deep", layout2.display()))
+        .run()
+        .ok();
 }
 
 /// The bytes of a tar holding `entries` (PAX records, then a file with `name` and
@@ -138,7 +146,12 @@ fn tar_with_pax(records: &[(&str, &[u8])], name: &str, data: &[u8]) -> Vec<u8> {
 /// Imports `tarball` and expects exit 2 with every needle in stderr, the store unchanged.
 fn import_refused(store: &Path, tarball: &Path, needles: &[&str]) {
     let before = snapshot(store);
-    let run = solum(store, &[&"import", &tarball, &"--tag", &"bomb"]).fails_with(2);
+    let run = Cmd::solum(store)
+        .arg("import")
+        .arg(tarball)
+        .args(["--tag", "bomb"])
+        .run()
+        .fails_with(2);
     for needle in needles {
         assert!(run.stderr.contains(needle), "{needle:?}: {}", run.text());
     }
@@ -211,12 +224,13 @@ fn gzip_bomb_is_refused() {
         &["\"zeros\"", "exceeds its limit", "200:1"],
     );
     // A tighter limit from the environment is obeyed too (here: bytes).
-    let run = solum_env(
-        &store,
-        &[("SOLUM_UNPACK_MAX_BYTES", Path::new("1000"))],
-        &[&"import", &tarball, &"--tag", &"bomb"],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .env("SOLUM_UNPACK_MAX_BYTES", Path::new("1000"))
+        .arg("import")
+        .arg(&tarball)
+        .args(["--tag", "bomb"])
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("1000 bytes"), "{}", run.text());
 }
 
@@ -252,9 +266,13 @@ fn non_utf8_pax_name_is_kept_as_bytes() {
         b"hello\n",
     );
     std::fs::write(&tarball, bytes).unwrap();
-    solum(&store, &[&"import", &tarball, &"--tag", &"latin1"]).ok();
+    import_tree(&store, &tarball, "latin1");
     let tree = dir.path().join("unpacked");
-    solum(&store, &[&"unpack", &"latin1", &tree]).ok();
+    Cmd::solum(&store)
+        .args(["unpack", "latin1"])
+        .arg(&tree)
+        .run()
+        .ok();
     let file = tree.join(std::ffi::OsStr::from_bytes(&name));
     assert_eq!(std::fs::read(file).unwrap(), b"hello\n");
 }
@@ -267,26 +285,26 @@ fn a_build_creating_a_whiteout_named_file_is_refused() {
     let dir = temp_dir();
     let store = store_with_image(dir.path());
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    solum(&store, &[&"push", &"good", &"base/busybox"]).ok();
-    solum(&store, &[&"badger", &"build", &repo.join("badgers/shell")]).ok();
+    Cmd::solum(&store)
+        .args(["push", "good", "base/busybox"])
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(repo.join("badgers/shell"))
+        .run()
+        .ok();
     let app = dir.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("build"), "#!/bin/sh\ntouch /app/.wh.x\n").unwrap();
     std::fs::set_permissions(app.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let names = std::fs::read(store.join("index.json")).unwrap();
-    let run = solum(
-        &store,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"wh",
-        ],
-    )
-    .fails_with(1);
+    let run = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "wh"])
+        .run()
+        .fails_with(1);
     assert!(
         run.stderr.contains("/app/.wh.x") && run.stderr.contains("whiteout"),
         "{}",
@@ -319,11 +337,11 @@ fn terminal_escapes_in_names_and_annotations_are_printed_escaped() {
     // A layout (as someone might hand over) whose only image is named, annotated and
     // dated with escapes.
     let layout = dir.join("layout");
-    solum(
-        &store,
-        &[&"push", &"good", &format!("oci:{}:img", layout.display())],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "good"])
+        .arg(format!("oci:{}:img", layout.display()))
+        .run()
+        .ok();
     let mut index = read_json(&layout.join("index.json"));
     let manifest_digest = index["manifests"][0]["digest"]
         .as_str()
@@ -348,14 +366,18 @@ fn terminal_escapes_in_names_and_annotations_are_printed_escaped() {
         Value::from(hostile_name);
     std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
 
-    let inspect = solum(&store, &[&"inspect", &format!("oci:{}", layout.display())]).ok();
+    let inspect = Cmd::solum(&store)
+        .arg("inspect")
+        .arg(format!("oci:{}", layout.display()))
+        .run()
+        .ok();
     assert_no_controls("inspect", &inspect.stdout);
     let parsed: Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(parsed["name"], hostile_name);
     assert_eq!(parsed["annotations"]["org.example.note"], hostile_note);
 
     // The same layout used as a store: `images` and an error that lists its names.
-    let table = solum(&layout, &[&"images"]).ok();
+    let table = Cmd::solum(&layout).arg("images").run().ok();
     assert_no_controls("images", &table.stdout);
     assert!(
         table.stdout.contains("evil\\u001b]0;pwned\\u0007"),
@@ -363,12 +385,15 @@ fn terminal_escapes_in_names_and_annotations_are_printed_escaped() {
         table.stdout
     );
     assert_eq!(table.stdout.lines().count(), 2, "{}", table.stdout);
-    let listed = solum(&layout, &[&"images", &"--json"]).ok();
+    let listed = Cmd::solum(&layout).args(["images", "--json"]).run().ok();
     assert_no_controls("images --json", &listed.stdout);
     let rows: Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(rows[0]["name"], hostile_name);
     assert_eq!(rows[0]["created"], hostile_note);
-    let missing = solum(&layout, &[&"inspect", &"nope"]).fails_with(2);
+    let missing = Cmd::solum(&layout)
+        .args(["inspect", "nope"])
+        .run()
+        .fails_with(2);
     assert!(missing.stderr.contains("evil"), "{}", missing.text());
     assert_no_controls("an error", &missing.stderr);
 }

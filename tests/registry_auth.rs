@@ -3,10 +3,9 @@
 //! a key the test makes, trusted through distribution's `rootcertbundle`), and TLS with a
 //! test CA through a certs.d folder.
 
-mod registry_util;
+mod support;
 
 use base64::Engine as _;
-use registry_util::*;
 use solum_build::registry::{
     login, logout, pull, push, Credentials, NoProgress, RegistryError, RegistryTarget,
 };
@@ -17,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use support::registry::*;
+use support::Cmd;
 
 #[test]
 fn basic_auth_needs_credentials_and_login_writes_what_push_reads() {
@@ -146,21 +147,25 @@ impl TokenServer {
     fn start(user: &str, pass: &str, first_token_expired: bool) -> TokenServer {
         require("openssl", "openssl");
         let dir = tempfile::tempdir().unwrap();
-        run(Command::new("openssl").current_dir(dir.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=token signer",
-        ]));
+        Cmd::program("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token signer",
+            ])
+            .run()
+            .ok();
         let der = run_bytes(
             Command::new("openssl")
                 .current_dir(dir.path())
@@ -378,4 +383,9 @@ fn bearer_tokens_are_fetched_cached_and_renewed_when_refused() {
     from_file.authfile = Some(authfile);
     push(&layout, &image, &other, &from_file, &NoProgress).unwrap();
     assert!(registry.has_manifest("tok/other", "1", Some("bob:builder")));
+}
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
 }

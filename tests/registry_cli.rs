@@ -2,20 +2,15 @@
 //! badger pulled from the registry, and `login`/`logout` against htpasswd auth — all with
 //! Debian's `docker-registry` on 127.0.0.1 and checked with skopeo.
 
-mod registry_util;
-mod util;
+mod support;
 
-use registry_util::{Mode, Registry};
 use std::path::{Path, PathBuf};
-use util::*;
+use support::registry::{Mode, Registry};
+use support::*;
 
 fn store_with_shell_badger(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-    solum(&store, &[&"badger", &"build", &badger]).ok();
+    busybox_store(dir, &store, &["shell"]);
     store
 }
 
@@ -33,36 +28,34 @@ fn build_push_then_pull_and_run_elsewhere() {
     let store = store_with_shell_badger(dir.path());
     let app = app(dir.path());
     let destination = format!("docker://{}/apps/hello:1", registry.host());
-    let built = solum(
-        &store,
-        &[
-            &"build",
-            &"--badger",
-            &"badgers/shell",
-            &"--source",
-            &app,
-            &"--name",
-            &"hello",
-            &"--run-cmd",
-            &"cat /app/built",
-            &"--push",
-            &destination,
-        ],
-    )
-    .ok();
+    let built = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&app)
+        .args(["--name", "hello", "--run-cmd", "cat /app/built", "--push"])
+        .arg(&destination)
+        .run()
+        .ok();
     assert!(built.stderr.contains("PUSHING"), "{}", built.text());
     let digest = built.last_line();
-    let inspect = program("skopeo", &[&"inspect", &"--tls-verify=false", &destination]).ok();
+    let inspect = Cmd::program("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(&destination)
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(json["Digest"], digest.as_str());
 
     // Pushing again uploads nothing; pulling into a fresh store gives the same digest.
-    let again = solum(&store, &[&"push", &"hello", &destination]).ok();
+    let again = Cmd::solum(&store)
+        .args(["push", "hello"])
+        .arg(&destination)
+        .run()
+        .ok();
     assert!(!again.stderr.contains("Copying"), "{}", again.text());
     let other = dir.path().join("other-store");
-    let pulled = solum(&other, &[&"pull", &destination]).ok();
+    let pulled = Cmd::solum(&other).arg("pull").arg(&destination).run().ok();
     assert_eq!(pulled.last_line(), digest);
-    let run = solum(&other, &[&"run", &"apps/hello:1"]).ok();
+    let run = Cmd::solum(&other).args(["run", "apps/hello:1"]).run().ok();
     assert_eq!(run.stdout.trim(), "built");
 }
 
@@ -72,42 +65,32 @@ fn a_badger_pushed_by_skopeo_is_pulled_and_built_on() {
     let dir = temp_dir();
     let store = store_with_shell_badger(dir.path());
     let layout = dir.path().join("layout");
-    solum(
-        &store,
-        &[
-            &"push",
-            &"badgers/shell",
-            &format!("oci:{}:shell", layout.display()),
-        ],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "badgers/shell"])
+        .arg(format!("oci:{}:shell", layout.display()))
+        .run()
+        .ok();
     let remote = format!("docker://{}/badgers/shell:1", registry.host());
-    program(
-        "skopeo",
-        &[
-            &"copy",
-            &"--dest-tls-verify=false",
-            &format!("oci:{}:shell", layout.display()),
-            &remote,
-        ],
-    )
-    .ok();
+    Cmd::program("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:shell", layout.display()))
+        .arg(&remote)
+        .run()
+        .ok();
     let fresh = dir.path().join("fresh-store");
     let app = app(dir.path());
-    let built = solum(
-        &fresh,
-        &[
-            &"build",
-            &"--badger",
-            &remote,
-            &"--source",
-            &app,
-            &"--name",
-            &"fromremote",
-        ],
-    )
-    .ok();
-    let inspect = solum(&fresh, &[&"inspect", &"fromremote"]).ok();
+    let built = Cmd::solum(&fresh)
+        .args(["build", "--badger"])
+        .arg(&remote)
+        .arg("--source")
+        .arg(&app)
+        .args(["--name", "fromremote"])
+        .run()
+        .ok();
+    let inspect = Cmd::solum(&fresh)
+        .args(["inspect", "fromremote"])
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(
         json["annotations"]["org.opencontainers.image.base.name"],
@@ -127,24 +110,20 @@ fn login_and_logout_with_basic_auth() {
     let store = store_with_shell_badger(dir.path());
     let authfile = dir.path().join("auth.json");
     let destination = format!("docker://{}/private/shell:1", registry.host());
-    let denied = solum(
-        &store,
-        &[
-            &"push",
-            &"badgers/shell",
-            &destination,
-            &"--authfile",
-            &authfile,
-        ],
-    )
-    .fails_with(1);
+    let denied = Cmd::solum(&store)
+        .args(["push", "badgers/shell"])
+        .arg(&destination)
+        .arg("--authfile")
+        .arg(&authfile)
+        .run()
+        .fails_with(1);
     assert!(
         denied.stderr.contains("401") || denied.stderr.contains("unauthorized"),
         "{}",
         denied.text()
     );
 
-    let wrong = std::process::Command::new(bin())
+    let wrong = Cmd::solum_without_store()
         .args([
             "login",
             &registry.host(),
@@ -155,12 +134,11 @@ fn login_and_logout_with_basic_auth() {
             "--authfile",
         ])
         .arg(&authfile)
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
+        .run();
+    assert_ne!(wrong.code, 0, "{}", wrong.text());
     assert!(!authfile.exists(), "a failed login wrote credentials");
 
-    let mut login = std::process::Command::new(bin())
+    Cmd::solum_without_store()
         .args([
             "login",
             &registry.host(),
@@ -170,47 +148,39 @@ fn login_and_logout_with_basic_auth() {
             "--authfile",
         ])
         .arg(&authfile)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    login.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-    assert!(login.wait().unwrap().success());
+        .run_with_input(b"s3cret\n")
+        .ok();
     let saved = std::fs::read_to_string(&authfile).unwrap();
     assert!(
         !saved.contains("s3cret"),
         "the password is stored only base64-encoded"
     );
 
-    solum(
-        &store,
-        &[
-            &"push",
-            &"badgers/shell",
-            &destination,
-            &"--authfile",
-            &authfile,
-        ],
-    )
-    .ok();
-    program(
-        "skopeo",
-        &[
-            &"inspect",
-            &"--tls-verify=false",
-            &"--authfile",
-            &authfile,
-            &destination,
-        ],
-    )
-    .ok();
-    let logout = std::process::Command::new(bin())
+    Cmd::solum(&store)
+        .args(["push", "badgers/shell"])
+        .arg(&destination)
+        .arg("--authfile")
+        .arg(&authfile)
+        .run()
+        .ok();
+    Cmd::program("skopeo")
+        .args(["inspect", "--tls-verify=false", "--authfile"])
+        .arg(&authfile)
+        .arg(&destination)
+        .run()
+        .ok();
+    Cmd::solum_without_store()
         .args(["logout", &registry.host(), "--authfile"])
         .arg(&authfile)
-        .output()
-        .unwrap();
-    assert!(logout.status.success());
-    solum(&store, &[&"pull", &destination, &"--authfile", &authfile]).fails_with(1);
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .arg("pull")
+        .arg(&destination)
+        .arg("--authfile")
+        .arg(&authfile)
+        .run()
+        .fails_with(1);
 }
 
 #[test]

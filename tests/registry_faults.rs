@@ -4,9 +4,8 @@
 //! the registry, the repository and what failed; a rerun completes and sends only what is
 //! missing; and the registry never holds a manifest whose blobs are missing.
 
-mod registry_util;
+mod support;
 
-use registry_util::*;
 use solum_build::image::Digest;
 use solum_build::registry::{pull, push, RegistryTarget};
 use solum_build::store::Layout;
@@ -14,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use support::registry::*;
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -335,4 +335,9 @@ fn a_manifest_put_that_always_fails_names_the_status_and_a_rerun_uploads_no_blob
     assert_eq!((rerun.skipped(), rerun.transferred()), (3, 0));
     assert_eq!(rerun.bytes.load(Ordering::SeqCst), 0);
     assert!(registry.has_manifest("nomani/app", "1", None));
+}
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
 }

@@ -4,16 +4,16 @@
 //! the real `docker-registry`; a relay in front of it records every request head and plays
 //! the hostile part (rewriting `Location`, dripping bodies).
 
-mod registry_util;
-mod util;
+mod support;
 
-use registry_util::*;
 use solum_build::registry::{pull, push, Credentials, NoProgress, RegistryTarget};
 use solum_build::store::Layout;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::registry::*;
+use support::Cmd;
 
 /// What a relay does besides forwarding.
 #[derive(Clone, Default)]
@@ -306,14 +306,18 @@ fn a_dripping_registry_cannot_hold_a_pull() {
 #[test]
 fn dot_dot_in_a_repository_never_reaches_the_registry() {
     let (port, heads) = recording_server();
-    let dir = util::temp_dir();
+    let dir = support::temp_dir();
     let store = dir.path().join("store");
     for reference in [
         format!("docker://127.0.0.1:{port}/../../x/..:1"),
         format!("docker://127.0.0.1:{port}/a/../b:1"),
         format!("docker://127.0.0.1:{port}/a:../../b"),
     ] {
-        let run = util::solum(&store, &[&"pull", &reference]).fails_with(2);
+        let run = Cmd::solum(&store)
+            .arg("pull")
+            .arg(&reference)
+            .run()
+            .fails_with(2);
         assert!(run.stderr.contains(&reference), "{}", run.text());
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -322,4 +326,9 @@ fn dot_dot_in_a_repository_never_reaches_the_registry() {
         "{:?}",
         heads.lock().unwrap()
     );
+}
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
 }

@@ -1,14 +1,14 @@
 //! Push and pull against a real `docker-registry` over plain HTTP, checked with skopeo
 //! (issue 5: protocol, HEAD-skip, mounts, chunked uploads, indexes, Docker v2s2).
 
-mod registry_util;
+mod support;
 
-use registry_util::*;
 use solum_build::image::{media, Digest};
 use solum_build::registry::{pull, push, NoProgress, RegistryTarget};
 use solum_build::store::Layout;
-use std::process::Command;
 use std::sync::atomic::Ordering;
+use support::registry::*;
+use support::Cmd;
 
 fn target(registry: &Registry, repo: &str, tag: &str) -> RegistryTarget {
     RegistryTarget::new(&registry.host(), repo, Some(tag))
@@ -43,12 +43,15 @@ fn push_is_read_back_identically_by_skopeo_and_a_rerun_uploads_nothing() {
         expected.to_string()
     );
     let copy = dir.path().join("copy");
-    run(Command::new("skopeo").args([
-        "copy",
-        "--src-tls-verify=false",
-        &reference,
-        &format!("oci:{}:back", copy.display()),
-    ]));
+    Cmd::program("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &reference,
+            &format!("oci:{}:back", copy.display()),
+        ])
+        .run()
+        .ok();
     let back = Layout::open(&copy).unwrap().resolve(Some("back")).unwrap();
     assert_eq!(back.manifest_digest, expected);
     assert_eq!(back.manifest_bytes, image.manifest_bytes);
@@ -145,12 +148,15 @@ fn pulls_what_skopeo_pushed_including_docker_v2s2_and_indexes() {
 
     // An OCI image pushed by skopeo, pulled by us.
     let pushed = format!("docker://{}/from/skopeo:1", registry.host());
-    run(Command::new("skopeo").args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:amd", source_dir.display()),
-        &pushed,
-    ]));
+    Cmd::program("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:amd", source_dir.display()),
+            &pushed,
+        ])
+        .run()
+        .ok();
     let store = Layout::open_or_create(&dir.path().join("store")).unwrap();
     let recorder = Recorder::default();
     let descriptor = pull(
@@ -183,14 +189,17 @@ fn pulls_what_skopeo_pushed_including_docker_v2s2_and_indexes() {
 
     // Docker v2 schema 2, stored as it is.
     let v2s2 = format!("docker://{}/docker/format:1", registry.host());
-    run(Command::new("skopeo").args([
-        "copy",
-        "--format",
-        "v2s2",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:amd", source_dir.display()),
-        &v2s2,
-    ]));
+    Cmd::program("skopeo")
+        .args([
+            "copy",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:amd", source_dir.display()),
+            &v2s2,
+        ])
+        .run()
+        .ok();
     let docker_digest = skopeo_digest(&["--tls-verify=false"], &v2s2);
     let descriptor = pull(
         &RegistryTarget::new(&registry.host(), "docker/format", Some("1")),
@@ -218,13 +227,16 @@ fn pulls_what_skopeo_pushed_including_docker_v2s2_and_indexes() {
     let mut index_descriptor = solum_build::store::image::manifest_descriptor(&index_bytes, None);
     index_descriptor.set_media_type(oci_spec::image::MediaType::ImageIndex);
     source.tag("multi", &index_descriptor).unwrap();
-    run(Command::new("skopeo").args([
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:multi", source_dir.display()),
-        &format!("docker://{}/multi/arch:1", registry.host()),
-    ]));
+    Cmd::program("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:multi", source_dir.display()),
+            &format!("docker://{}/multi/arch:1", registry.host()),
+        ])
+        .run()
+        .ok();
     let multi = RegistryTarget::new(&registry.host(), "multi/arch", Some("1"));
     let chosen = pull(&multi, &store, &options(), &NoProgress).unwrap();
     assert_eq!(chosen.digest().to_string(), amd64.to_string());
@@ -314,4 +326,9 @@ fn the_transport_layer_pushes_and_pulls_docker_references_through_the_client() {
         chain.contains("bridge/none") && chain.contains("404"),
         "{chain}"
     );
+}
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
 }

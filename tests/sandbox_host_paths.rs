@@ -3,34 +3,22 @@
 //! whose `/solum` is a symlink (B12), the per-app cache a build writes setuid files into
 //! (B06), and host paths in the sandbox's mountinfo (W15). Each runs the real binary, with and without overlay, as root and as `tester`.
 
-mod util;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use util::*;
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::*;
 
 /// A store with `base/busybox` and the shipped `badgers/shell`.
 fn store_with_shell(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
-    solum(
-        &store,
-        &[&"badger", &"build", &repo_dir().join("badgers/shell")],
-    )
-    .ok();
+    busybox_store(dir, &store, &["shell"]);
     store
 }
 
-/// `solum-build --store STORE ARGS…` without overlay (the copy fallback) when `copy`.
-fn solum_mode(store: &Path, copy: bool, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-    let flag = Path::new(if copy { "1" } else { "0" });
-    solum_env(store, &[("SOLUM_BUILD_NO_OVERLAY", flag)], args)
+/// `solum-build --store STORE` without overlay (the copy fallback) when `copy`.
+fn solum_mode(store: &Path, copy: bool) -> Cmd {
+    Cmd::solum(store).env("SOLUM_BUILD_NO_OVERLAY", if copy { "1" } else { "0" })
 }
 
 /// An app on `badgers/shell` whose `./build` is `script`.
@@ -68,7 +56,11 @@ fn hostile_build_replacing_solum_with_a_symlink_deletes_nothing_on_the_host() {
         ),
     );
     // Only the copy has a cleanup by path (an overlay keeps mount points in a tmpfs layer).
-    solum_mode(&store, true, &[&"build", &"--no-cache", &file]).ok();
+    solum_mode(&store, true)
+        .args(["build", "--no-cache"])
+        .arg(&file)
+        .run()
+        .ok();
     assert_eq!(
         std::fs::read_to_string(somewhere.join("cache")).unwrap(),
         "precious\n"
@@ -88,7 +80,7 @@ fn hostile_from_image_with_a_solum_symlink_keeps_scripts_in_the_image() {
     busybox_rootfs(&rootfs);
     std::os::unix::fs::symlink(&host_dir, rootfs.join("solum")).unwrap();
     let store = dir.path().join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/evil"]).ok();
+    import_tree(&store, &rootfs, "base/evil");
     let badger = dir.path().join("evil-badger");
     std::fs::create_dir_all(&badger).unwrap();
     std::fs::write(
@@ -104,30 +96,30 @@ fn hostile_from_image_with_a_solum_symlink_keeps_scripts_in_the_image() {
     .unwrap();
     for copy in [true, false] {
         let tag = format!("evil-{copy}");
-        solum_mode(
-            &store,
-            copy,
-            &[&"badger", &"build", &badger, &"--tag", &tag],
-        )
-        .ok();
+        solum_mode(&store, copy)
+            .args(["badger", "build"])
+            .arg(&badger)
+            .arg("--tag")
+            .arg(&tag)
+            .run()
+            .ok();
         assert_eq!(
             std::fs::read_dir(host_dir.join("bin")).unwrap().count(),
             0,
             "copy mode {copy}: written into the host folder"
         );
         assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 1);
-        let run = solum(
-            &store,
-            &[
-                &"run",
-                &tag,
-                &"--",
-                &"sh",
-                &"-c",
-                &"cat /solum/bin/build.sh /etc/setup; ls -a /solum",
-            ],
-        )
-        .ok();
+        let run = Cmd::solum(&store)
+            .arg("run")
+            .arg(&tag)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "cat /solum/bin/build.sh /etc/setup; ls -a /solum",
+            ])
+            .run()
+            .ok();
         assert_eq!(
             run.stdout, "#!/bin/sh\necho built\nset up\n.\n..\nbin\n",
             "copy mode {copy}"
@@ -153,7 +145,11 @@ fn hostile_setuid_file_in_the_cache_is_out_of_other_users_reach() {
          awk '$5 == \"/solum/cache\" { print \"cache mount: \" $6 }' /proc/self/mountinfo\n",
     );
     for copy in [true, false] {
-        let built = solum_mode(&store, copy, &[&"build", &"--no-cache", &file]).ok();
+        let built = solum_mode(&store, copy)
+            .args(["build", "--no-cache"])
+            .arg(&file)
+            .run()
+            .ok();
         let line = built
             .stderr
             .lines()
@@ -172,8 +168,11 @@ fn hostile_setuid_file_in_the_cache_is_out_of_other_users_reach() {
         let mode = std::fs::symlink_metadata(&folder).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o700, "{}", folder.display());
     }
-    if is_root() && std::env::var_os(NESTED).is_none() {
-        let other = program("runuser", &[&"-u", &"tester", &"--", &"test", &"-e", &x]);
+    if is_root() && std::env::var_os(rootless::NESTED).is_none() {
+        let other = Cmd::program("runuser")
+            .args(["-u", "tester", "--", "test", "-e"])
+            .arg(&x)
+            .run();
         assert_ne!(other.code, 0, "another user reaches {}", x.display());
     }
 }
@@ -186,7 +185,11 @@ fn build_mountinfo_shows_no_store_or_scratch_path() {
     let dir = temp_dir();
     let store = store_with_shell(dir.path());
     let file = app(dir.path(), "peek", "cat /proc/self/mountinfo\n");
-    let built = solum_mode(&store, false, &[&"build", &"--no-cache", &file]).ok();
+    let built = solum_mode(&store, false)
+        .args(["build", "--no-cache"])
+        .arg(&file)
+        .run()
+        .ok();
     assert!(built.stderr.contains("/solum/cache"), "{}", built.text());
     for host in [store.to_string_lossy().into_owned(), "solum-build-".into()] {
         assert!(

@@ -3,16 +3,14 @@
 //! sandbox now gets default limits (`--pids-limit`, `--memory` change them), and `info`
 //! says what holds. As root and as `tester`.
 
-mod util;
+mod support;
 
 use std::path::Path;
-use util::*;
+use support::*;
 
 fn store_with_busybox(dir: &Path) -> std::path::PathBuf {
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
     let store = dir.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
+    busybox_store(dir, &store, &[]);
     store
 }
 
@@ -26,67 +24,56 @@ fn mem_total_kib() -> u64 {
 fn run_gets_default_limits_and_info_names_them() {
     let dir = temp_dir();
     let store = store_with_busybox(dir.path());
-    let run = solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--",
-            &"sh",
-            &"-c",
-            &"ulimit -u; ulimit -v",
-        ],
-    )
-    .ok();
+    let run = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--",
+            "sh",
+            "-c",
+            "ulimit -u; ulimit -v",
+        ])
+        .run()
+        .ok();
     let want = format!("4096\n{}\n", mem_total_kib());
     assert_eq!(run.stdout, want, "{}", run.text());
-    let custom = solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--pids-limit",
-            &"100",
-            &"--memory",
-            &"512m",
-            &"--",
-            &"sh",
-            &"-c",
-            &"ulimit -u; ulimit -v",
-        ],
-    )
-    .ok();
+    let custom = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--pids-limit",
+            "100",
+            "--memory",
+            "512m",
+            "--",
+            "sh",
+            "-c",
+            "ulimit -u; ulimit -v",
+        ])
+        .run()
+        .ok();
     assert_eq!(custom.stdout, format!("100\n{}\n", 512 * 1024));
-    let none = solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--pids-limit",
-            &"0",
-            &"--memory",
-            &"0",
-            &"--",
-            &"sh",
-            &"-c",
-            &"ulimit -v",
-        ],
-    )
-    .ok();
+    let none = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--pids-limit",
+            "0",
+            "--memory",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "ulimit -v",
+        ])
+        .run()
+        .ok();
     assert_eq!(none.stdout, "unlimited\n");
-    solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--memory",
-            &"lots",
-            &"--",
-            &"true",
-        ],
-    )
-    .fails_with(2);
-    let info = solum(&store, &[&"info"]).ok();
+    Cmd::solum(&store)
+        .args(["run", "base/busybox", "--memory", "lots", "--", "true"])
+        .run()
+        .fails_with(2);
+    let info = Cmd::solum(&store).arg("info").run().ok();
     assert!(info.stdout.contains("4096 processes"), "{}", info.text());
     assert!(
         info.stdout.contains("GiB of address space per process"),
@@ -102,22 +89,21 @@ fn hostile_fork_bomb_stops_at_the_pids_limit() {
     let store = store_with_busybox(dir.path());
     let bomb = "(i=0; while [ $i -lt 3000 ]; do sleep 60 & i=$((i+1)); done) 2>/dev/null; \
                 set -- /proc/[0-9]*; echo $#";
-    let run = solum(
-        &store,
-        &[
-            &"run",
-            &"base/busybox",
-            &"--pids-limit",
-            &"64",
-            &"--timeout",
-            &"120",
-            &"--",
-            &"sh",
-            &"-c",
-            &bomb,
-        ],
-    )
-    .ok();
+    let run = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--pids-limit",
+            "64",
+            "--timeout",
+            "120",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(bomb)
+        .run()
+        .ok();
     let n: u32 = run.stdout.trim().parse().unwrap();
     // pid_max of the pid namespace has a floor of 301 (kuid 0 ignores RLIMIT_NPROC); an
     // unprivileged sandbox also has RLIMIT_NPROC of 64.
@@ -137,7 +123,11 @@ fn hostile_fork_bomb_stops_at_the_pids_limit() {
         format!("#!/bin/sh\n{bomb} > /app/count\n"),
     )
     .unwrap();
-    solum(&store, &[&"badger", &"build", &badger]).ok();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&badger)
+        .run()
+        .ok();
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
@@ -145,17 +135,16 @@ fn hostile_fork_bomb_stops_at_the_pids_limit() {
         "version: 1\nname: bomb\nbadger: badgers/bomb\nsource: {repository: ./src}\n",
     )
     .unwrap();
-    solum(
-        &store,
-        &[
-            &"build",
-            &dir.path().join("app.yaml"),
-            &"--pids-limit",
-            &"64",
-        ],
-    )
-    .ok();
-    let count = solum(&store, &[&"run", &"bomb", &"--", &"cat", &"/app/count"]).ok();
+    Cmd::solum(&store)
+        .arg("build")
+        .arg(dir.path().join("app.yaml"))
+        .args(["--pids-limit", "64"])
+        .run()
+        .ok();
+    let count = Cmd::solum(&store)
+        .args(["run", "bomb", "--", "cat", "/app/count"])
+        .run()
+        .ok();
     let n: u32 = count.stdout.trim().parse().unwrap();
     assert!(n <= cap, "{n} processes in the build");
 }

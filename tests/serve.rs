@@ -4,14 +4,14 @@
 //! uploaded artifact and a registered DU; webhooks signed right and wrong; kill -9 in the
 //! middle of a build and restart; 50 clients reading status while two builds run.
 
-mod registry_util;
-mod util;
+mod support;
 
-use registry_util::{free_port, wait_for_port, Mode, Registry};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use util::*;
+use support::registry::{free_port, wait_for_port, Mode, Registry};
+use support::serve::data_with_base;
+use support::*;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -31,7 +31,7 @@ impl Server {
             .append(true)
             .open(data.with_extension("log"))
             .unwrap();
-        let child = Command::new(bin())
+        let child = Cmd::solum_without_store()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
             .arg(data)
@@ -43,7 +43,7 @@ impl Server {
             .arg(data.parent().unwrap())
             .arg("--push-to")
             .arg(format!("docker://{}/apps", registry.host()))
-            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .into_command()
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -65,21 +65,11 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// The CLI client against this server.
-    fn client(&self, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-        let mut command = Command::new(bin());
-        for arg in args {
-            command.arg(arg.as_ref());
-        }
-        command
+    /// The CLI client against this server; the caller adds the arguments.
+    fn client(&self) -> Cmd {
+        Cmd::solum_without_store()
             .env("SOLUM_BUILD_SERVER", self.url(""))
-            .env("SOLUM_BUILD_TOKEN", TOKEN);
-        let output = command.output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .env("SOLUM_BUILD_TOKEN", TOKEN)
     }
 
     fn log(&self) -> String {
@@ -117,21 +107,6 @@ fn call(method: &str, url: &str, body: Option<&[u8]>) -> (u16, serde_json::Value
     )
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 /// A git work tree with a `build` script for the shell badger; returns its commit.
 fn app_repo(dir: &Path, build: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -147,18 +122,6 @@ fn commit_change(dir: &Path, file: &str, text: &str) -> String {
     git(dir, &["add", "."]);
     git(dir, &["commit", "--quiet", "-m", file]);
     git(dir, &["rev-parse", "HEAD"])
-}
-
-/// A data folder whose store has a busybox base and the shipped shell badger.
-fn data_with_badger(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
-    let store = data.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-    solum(&store, &[&"badger", &"build", &badger]).ok();
-    data
 }
 
 fn app_file(dir: &Path, name: &str, repo: Option<&Path>) -> PathBuf {
@@ -237,15 +200,11 @@ fn start(server: &Server, app: &str, body: &str) -> i64 {
 }
 
 fn skopeo_digest(reference: &str) -> String {
-    let inspect = program(
-        "skopeo",
-        &[
-            &"inspect",
-            &"--tls-verify=false",
-            &format!("docker://{reference}"),
-        ],
-    )
-    .ok();
+    let inspect = Cmd::program("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     json["Digest"].as_str().unwrap().to_string()
 }
@@ -254,7 +213,7 @@ fn skopeo_digest(reference: &str) -> String {
 fn the_three_workflows_end_to_end() {
     let registry = Registry::start(Mode::Plain);
     let dir = temp_dir();
-    let data = data_with_badger(dir.path());
+    let data = data_with_base(dir.path(), true);
     let repo = dir.path().join("hello-src");
     let first = app_repo(&repo, "echo built > /app/built\n");
     let server = Server::start(&data, free_port(), &registry);
@@ -271,32 +230,42 @@ fn the_three_workflows_end_to_end() {
     // A bad app file is refused with the field named.
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "version: 1\nname: Bad Name\nbadger: badgers/shell\n").unwrap();
-    let refused = server.client(&[&"app", &"create", &bad]).fails_with(2);
+    let refused = server
+        .client()
+        .args(["app", "create"])
+        .arg(&bad)
+        .run()
+        .fails_with(2);
     assert!(refused.stderr.contains("name"), "{}", refused.text());
 
     // (a) The app from a local git repository; a workflow started by the CLI, its log
     // followed to the end, the DU found in the registry.
     server
-        .client(&[
-            &"app",
-            &"create",
-            &app_file(dir.path(), "hello", Some(&repo)),
-        ])
+        .client()
+        .args(["app", "create"])
+        .arg(app_file(dir.path(), "hello", Some(&repo)))
+        .run()
         .ok();
-    let list = server.client(&[&"app", &"list"]).ok();
+    let list = server.client().args(["app", "list"]).run().ok();
     assert!(
         list.stdout.contains("hello\tbadgers/shell"),
         "{}",
         list.text()
     );
     let id: i64 = server
-        .client(&[&"workflow", &"start", &"hello"])
+        .client()
+        .args(["workflow", "start", "hello"])
+        .run()
         .ok()
         .last_line()
         .parse()
         .unwrap();
     let logs = server
-        .client(&[&"workflow", &"logs", &"hello", &id.to_string(), &"--follow"])
+        .client()
+        .args(["workflow", "logs", "hello"])
+        .arg(id.to_string())
+        .arg("--follow")
+        .run()
         .ok();
     assert!(logs.stdout.contains("==> BUILDING"), "{}", logs.text());
     assert!(logs.stdout.contains("==> READY"), "{}", logs.text());
@@ -328,7 +297,11 @@ fn the_three_workflows_end_to_end() {
         skopeo_digest(pushed.trim_start_matches("docker://")),
         digest
     );
-    let run = solum(&data.join("store"), &[&"run", &format!("hello:wf-{id}")]).ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built");
     assert!(record["revision"].is_null());
     let (_, dus) = call("GET", &server.url("/v1/dus"), None);
@@ -345,11 +318,11 @@ fn the_three_workflows_end_to_end() {
     let built = wait_final(&server, "hello", pushed["id"].as_i64().unwrap());
     assert_eq!(built["state"], "READY", "{built}");
     assert_ne!(built["du_digest"], digest.as_str());
-    let run = solum(
-        &data.join("store"),
-        &[&"run", &format!("hello:wf-{}", built["id"])],
-    )
-    .ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{}", built["id"]))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built by push");
     // Without the token git is refused.
     let anonymous = format!("http://127.0.0.1:{}/git/hello.git", server.port);
@@ -412,11 +385,11 @@ fn the_three_workflows_end_to_end() {
     let rebuilt_id = hooked["id"].as_i64().unwrap();
     assert_eq!(wait_final(&server, "hello", rebuilt_id)["state"], "READY");
     // The first commit again, not the branch's newest.
-    let run = solum(
-        &data.join("store"),
-        &[&"run", &format!("hello:wf-{rebuilt_id}")],
-    )
-    .ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{rebuilt_id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "built");
 
     // (c) Binaries uploaded as a tarball, built on the app's badger.
@@ -424,7 +397,14 @@ fn the_three_workflows_end_to_end() {
     std::fs::create_dir_all(&artifact_dir).unwrap();
     std::fs::write(artifact_dir.join("built"), "from ci\n").unwrap();
     let tarball = dir.path().join("bin.tar");
-    program("tar", &[&"-C", &artifact_dir, &"-cf", &tarball, &"."]).ok();
+    Cmd::program("tar")
+        .arg("-C")
+        .arg(&artifact_dir)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .run()
+        .ok();
     let (status, queued) = call(
         "POST",
         &server.url("/v1/apps/hello/artifacts"),
@@ -434,7 +414,11 @@ fn the_three_workflows_end_to_end() {
     let id = queued["id"].as_i64().unwrap();
     let record = wait_final(&server, "hello", id);
     assert_eq!(record["state"], "READY", "{record}");
-    let run = solum(&data.join("store"), &[&"run", &format!("hello:wf-{id}")]).ok();
+    let run = Cmd::solum(&data.join("store"))
+        .arg("run")
+        .arg(format!("hello:wf-{id}"))
+        .run()
+        .ok();
     assert_eq!(run.stdout.trim(), "from ci");
 
     // (c) A ready-made image registered as a DU: annotated, stored and pushed.
@@ -449,11 +433,11 @@ fn the_three_workflows_end_to_end() {
     );
     assert_eq!(status, 201, "{registered}");
     let du = &registered["du"];
-    let inspect = solum(
-        &data.join("store"),
-        &[&"inspect", &du["store_name"].as_str().unwrap()],
-    )
-    .ok();
+    let inspect = Cmd::solum(&data.join("store"))
+        .arg("inspect")
+        .arg(du["store_name"].as_str().unwrap())
+        .run()
+        .ok();
     assert!(
         inspect.stdout.contains("org.solum.du.manifest"),
         "{}",
@@ -474,7 +458,7 @@ fn the_three_workflows_end_to_end() {
     assert_eq!(status, 200);
 
     // Soft delete: gone from the list, history kept.
-    server.client(&[&"app", &"delete", &"hello"]).ok();
+    server.client().args(["app", "delete", "hello"]).run().ok();
     let (status, _) = call("GET", &server.url("/v1/apps/hello"), None);
     assert_eq!(status, 404);
     let (_, history) = call("GET", &server.url("/v1/apps/hello/workflows"), None);
@@ -485,18 +469,17 @@ fn the_three_workflows_end_to_end() {
 fn kill_9_mid_build_then_restart_and_load() {
     let registry = Registry::start(Mode::Plain);
     let dir = temp_dir();
-    let data = data_with_badger(dir.path());
+    let data = data_with_base(dir.path(), true);
     let repo = dir.path().join("slow-src");
     let fast = app_repo(&repo, "echo built > /app/built\n");
     let slow = commit_change(&repo, "build", "sleep 60; echo built > /app/built\n");
     let port = free_port();
     let mut server = Server::start(&data, port, &registry);
     server
-        .client(&[
-            &"app",
-            &"create",
-            &app_file(dir.path(), "slow", Some(&repo)),
-        ])
+        .client()
+        .args(["app", "create"])
+        .arg(app_file(dir.path(), "slow", Some(&repo)))
+        .run()
         .ok();
 
     let cut = start(

@@ -4,15 +4,13 @@
 //! folder) and shows it fixed. The server runs on a free loopback port with a temp data
 //! folder.
 
-mod registry_util;
-mod serve_util;
-mod util;
+mod support;
 
-use serve_util::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use util::*;
+use support::serve::*;
+use support::*;
 
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
@@ -347,19 +345,9 @@ fn w12_cancel_during_a_stalled_git_fetch() {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-}
-
 /// Bytes under `dir` (apparent sizes).
 fn tree_bytes(dir: &Path) -> u64 {
-    let out = program("du", &[&"-sb", &dir]).ok();
+    let out = Cmd::program("du").arg("-sb").arg(dir).run().ok();
     out.stdout
         .split_whitespace()
         .next()

@@ -4,13 +4,11 @@
 //! temp data folder; registries are real `docker-registry` instances. The weaknesses
 //! (W06, W11–W14) are in `serve_hardening.rs`.
 
-mod registry_util;
-mod serve_util;
-mod util;
+mod support;
 
-use serve_util::*;
 use std::time::Duration;
-use util::*;
+use support::serve::*;
+use support::*;
 
 /// Issue 10 B01: `build: /../../../../TMP/x/A.sh` must not write build.sh on the host,
 /// neither by `badger build` nor by `POST /v1/badgers`.
@@ -25,7 +23,11 @@ fn b01_badger_build_path_cannot_leave_the_image() {
         target.display()
     );
     let folder = badger_folder(&dir.path().join("evil"), &manifest, Some("echo owned\n"));
-    let run = solum(&data.join("store"), &[&"badger", &"build", &folder]).fails_with(2);
+    let run = Cmd::solum(&data.join("store"))
+        .args(["badger", "build"])
+        .arg(&folder)
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("build:"), "{}", run.stderr);
     assert!(run.stderr.contains("normalised path"), "{}", run.stderr);
     assert!(!target.join("A.sh").exists());
@@ -53,7 +55,11 @@ fn b02_symlinked_badger_files_are_refused() {
     let folder = badger_folder(&dir.path().join("leak"), manifest, None);
     std::os::unix::fs::symlink(&secret, folder.join("build.sh")).unwrap();
     let store = data.join("store");
-    let run = solum(&store, &[&"badger", &"build", &folder]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&folder)
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("build.sh"), "{}", run.stderr);
     assert!(run.stderr.contains("symlink"), "{}", run.stderr);
     assert!(!run.text().contains("TOP-SECRET"));
@@ -64,16 +70,24 @@ fn b02_symlinked_badger_files_are_refused() {
         Some("true\n"),
     );
     std::os::unix::fs::symlink(&secret, setup.join("s.sh")).unwrap();
-    let run = solum(&store, &[&"badger", &"build", &setup]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&setup)
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("s.sh"), "{}", run.stderr);
     assert!(run.stderr.contains("symlink"), "{}", run.stderr);
     let yaml = dir.path().join("leak3");
     std::fs::create_dir_all(&yaml).unwrap();
     std::os::unix::fs::symlink(&secret, yaml.join("badger.yaml")).unwrap();
-    let run = solum(&store, &[&"badger", &"build", &yaml]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&yaml)
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("symlink"), "{}", run.stderr);
     assert!(!run.text().contains("TOP-SECRET"));
-    let listed = solum(&store, &[&"badger", &"list"]).ok();
+    let listed = Cmd::solum(&store).args(["badger", "list"]).run().ok();
     assert!(!listed.stdout.contains("leak"), "{}", listed.stdout);
 
     let server = Server::start(&data, &[]);
@@ -306,7 +320,7 @@ impl RecordingProxy {
 /// register, an app's badger — never sees an Authorization header.
 #[test]
 fn b04_server_credentials_go_to_the_push_registry_only() {
-    use registry_util::{Mode, Registry};
+    use support::registry::{Mode, Registry};
     let dir = temp_dir();
     let data = data_with_base(dir.path(), true);
     let push = Registry::start(Mode::Basic {

@@ -2,11 +2,11 @@
 //! leaves the store exactly as it was. Fixtures: hand-made tarballs in testdata/layer
 //! (scripts/make-hostile-tars.py) and layouts corrupted by the tests themselves.
 
-mod util;
+mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use util::*;
+use support::*;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,27 +21,17 @@ fn store_and_layout(dir: &Path) -> (PathBuf, PathBuf) {
     let tree = dir.join("tree");
     busybox_rootfs(&tree);
     let store = dir.join("store");
-    solum(&store, &[&"import", &tree, &"--tag", &"good"]).ok();
+    import_tree(&store, &tree, "good");
     std::fs::write(tree.join("etc/motd"), "a different image").unwrap();
     let other = dir.join("other-store");
-    solum(&other, &[&"import", &tree, &"--tag", &"other"]).ok();
+    import_tree(&other, &tree, "other");
     let layout = dir.join("layout");
-    solum(
-        &other,
-        &[&"push", &"other", &format!("oci:{}:img", layout.display())],
-    )
-    .ok();
+    Cmd::solum(&other)
+        .args(["push", "other"])
+        .arg(format!("oci:{}:img", layout.display()))
+        .run()
+        .ok();
     (store, layout)
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// Stores `manifest` as a new blob of `layout` and points the first index entry at it.
@@ -58,10 +48,11 @@ fn replace_manifest(layout: &Path, index: &mut Value, manifest: &Value) {
 /// `needle`, and that the store did not change.
 fn copy_fails(store: &Path, layout: &Path, needle: &str) {
     let before = snapshot(store);
-    let run = solum(
-        store,
-        &[&"push", &format!("oci:{}:img", layout.display()), &"copy"],
-    );
+    let run = Cmd::solum(store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("copy")
+        .run();
     let run = run.fails_with(2);
     assert!(
         run.stderr.contains(needle),
@@ -76,10 +67,11 @@ fn truncated_gzip_tarball_is_refused() {
     let dir = temp_dir();
     let (store, _) = store_and_layout(dir.path());
     let before = snapshot(&store);
-    let run = solum(
-        &store,
-        &[&"import", &testdata("truncated.tar.gz"), &"--tag", &"x"],
-    );
+    let run = Cmd::solum(&store)
+        .arg("import")
+        .arg(testdata("truncated.tar.gz"))
+        .args(["--tag", "x"])
+        .run();
     let run = run.fails_with(2);
     assert!(
         run.stderr.contains("truncated.tar.gz") && run.stderr.to_lowercase().contains("gzip"),
@@ -100,7 +92,12 @@ fn hostile_tarballs_are_refused_naming_the_entry() {
         ("symlink-escape.tar", "escape"),
         ("hardlink-outside.tar", ""),
     ] {
-        let run = solum(&store, &[&"import", &testdata(fixture), &"--tag", &"x"]).fails_with(2);
+        let run = Cmd::solum(&store)
+            .arg("import")
+            .arg(testdata(fixture))
+            .args(["--tag", "x"])
+            .run()
+            .fails_with(2);
         assert!(
             run.stderr.contains("refusing hostile layer entry") && run.stderr.contains(entry),
             "{fixture}: {}",
@@ -185,7 +182,12 @@ fn a_folder_that_is_not_a_layout_is_not_used_as_a_store() {
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
     let before = snapshot(&folder);
-    let run = solum(&folder, &[&"import", &tree, &"--tag", &"x"]).fails_with(2);
+    let run = Cmd::solum(&folder)
+        .arg("import")
+        .arg(&tree)
+        .args(["--tag", "x"])
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains("not-a-store") && run.stderr.contains("layout"),
         "{}",
@@ -193,10 +195,14 @@ fn a_folder_that_is_not_a_layout_is_not_used_as_a_store() {
     );
     assert_eq!(snapshot(&folder), before);
     // Reading from it says the same.
-    let run = solum(&folder, &[&"images"]).fails_with(2);
+    let run = Cmd::solum(&folder).arg("images").run().fails_with(2);
     assert!(run.stderr.contains("layout"), "{}", run.text());
     // And an oci: reference to it too.
-    let run = solum(&folder, &[&"inspect", &format!("oci:{}", folder.display())]).fails_with(2);
+    let run = Cmd::solum(&folder)
+        .arg("inspect")
+        .arg(format!("oci:{}", folder.display()))
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("layout"), "{}", run.text());
 }
 
@@ -218,15 +224,12 @@ fn hostile_oci_archive_is_refused() {
     builder.finish().unwrap();
     drop(builder);
     let before = snapshot(&store);
-    let run = solum(
-        &store,
-        &[
-            &"push",
-            &format!("oci-archive:{}", archive_path.display()),
-            &"evil",
-        ],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci-archive:{}", archive_path.display()))
+        .arg("evil")
+        .run()
+        .fails_with(2);
     assert!(run.stderr.contains("../escape.txt"), "{}", run.text());
     assert!(!dir.path().join("escape.txt").exists());
     assert_eq!(snapshot(&store), before);
@@ -240,12 +243,11 @@ fn concurrent_imports_keep_every_name() {
     let store = dir.path().join("store");
     let children: Vec<_> = (0..8)
         .map(|i| {
-            std::process::Command::new(bin())
-                .arg("--store")
-                .arg(&store)
+            Cmd::solum(&store)
                 .args(["-q", "import"])
                 .arg(&tree)
                 .args(["--tag", &format!("parallel/n{i}")])
+                .into_command()
                 .spawn()
                 .unwrap()
         })
@@ -253,7 +255,7 @@ fn concurrent_imports_keep_every_name() {
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    let images = solum(&store, &[&"images", &"--json"]).ok();
+    let images = Cmd::solum(&store).args(["images", "--json"]).run().ok();
     let list: Value = serde_json::from_str(&images.stdout).unwrap();
     let mut names: Vec<&str> = list
         .as_array()
@@ -271,23 +273,41 @@ fn unknown_names_and_bad_references_are_usage_errors() {
     let dir = temp_dir();
     let (store, _) = store_and_layout(dir.path());
     let before = snapshot(&store);
-    let run = solum(&store, &[&"inspect", &"nope"]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["inspect", "nope"])
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains("nope") && run.stderr.contains("good"),
         "{}",
         run.text()
     );
-    solum(&store, &[&"rmi", &"good", &"nope"]).fails_with(2);
-    solum(&store, &[&"push", &"good", &"bad name!"]).fails_with(2);
-    solum(&store, &[&"push", &"good", &"ftp://host/x"]).fails_with(2);
-    solum(&store, &[&"import", &"/nonexistent", &"--tag", &"x"]).fails_with(2);
+    Cmd::solum(&store)
+        .args(["rmi", "good", "nope"])
+        .run()
+        .fails_with(2);
+    Cmd::solum(&store)
+        .args(["push", "good", "bad name!"])
+        .run()
+        .fails_with(2);
+    Cmd::solum(&store)
+        .args(["push", "good", "ftp://host/x"])
+        .run()
+        .fails_with(2);
+    Cmd::solum(&store)
+        .args(["import", "/nonexistent", "--tag", "x"])
+        .run()
+        .fails_with(2);
     assert_eq!(
         snapshot(&store),
         before,
         "a failed command changed the store"
     );
     // rmi then gc removes the blobs no name reaches, and the unpacked tree `run` cached.
-    solum(&store, &[&"run", &"good", &"--", &"true"]).ok();
+    Cmd::solum(&store)
+        .args(["run", "good", "--", "true"])
+        .run()
+        .ok();
     assert_eq!(
         std::fs::read_dir(store.join("cache/rootfs"))
             .unwrap()
@@ -300,7 +320,7 @@ fn unknown_names_and_bad_references_are_usage_errors() {
             .count(),
         1
     );
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     assert_eq!(
         std::fs::read_dir(store.join("cache/rootfs"))
             .unwrap()
@@ -313,8 +333,8 @@ fn unknown_names_and_bad_references_are_usage_errors() {
             .count(),
         1
     );
-    solum(&store, &[&"rmi", &"good"]).ok();
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).args(["rmi", "good"]).run().ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     let blobs = std::fs::read_dir(store.join("blobs/sha256"))
         .unwrap()
         .count();

@@ -3,22 +3,12 @@
 //! so an image that lies about its diff_ids cannot fill the tree another image runs on;
 //! B07, the cache (setuid files and device nodes of any image) is private to its user.
 
-mod util;
+mod support;
 
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use util::*;
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
+use support::*;
 
 /// Writes `value` as a blob of `layout`; returns its digest and size.
 fn put_json(layout: &Path, value: &Value) -> (String, usize) {
@@ -70,13 +60,20 @@ fn busybox_layout(dir: &Path, name: &str, motd: &str) -> PathBuf {
     busybox_rootfs(&tree);
     std::fs::write(tree.join("etc/motd"), motd).unwrap();
     let store = dir.join(name);
-    solum(&store, &[&"import", &tree, &"--tag", &name]).ok();
+    Cmd::solum(&store)
+        .arg("import")
+        .arg(&tree)
+        .arg("--tag")
+        .arg(name)
+        .run()
+        .ok();
     let layout = dir.join(format!("{name}-layout"));
-    solum(
-        &store,
-        &[&"push", &name, &format!("oci:{}:img", layout.display())],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("push")
+        .arg(name)
+        .arg(format!("oci:{}:img", layout.display()))
+        .run()
+        .ok();
     layout
 }
 
@@ -140,13 +137,17 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     set_diff_ids(&evil, Value::from(vec![genuine_diff_id.clone()]));
 
     let store = dir.path().join("store");
-    solum(
-        &store,
-        &[&"push", &format!("oci:{}:img", evil.display()), &"evil"],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", evil.display()))
+        .arg("evil")
+        .run()
+        .ok();
     let before = layout_files(&store);
-    let run = solum(&store, &[&"run", &"evil", &"--", &"cat", &"/etc/motd"]).fails_with(2);
+    let run = Cmd::solum(&store)
+        .args(["run", "evil", "--", "cat", "/etc/motd"])
+        .run()
+        .fails_with(2);
     for needle in [&evil_layer, &genuine_diff_id, &evil_diff_id] {
         assert!(
             run.stderr.contains(needle.as_str()),
@@ -163,20 +164,24 @@ fn an_image_lying_about_its_diff_id_cannot_poison_the_cache() {
     assert_eq!(layout_files(&store), before, "the store changed");
     // `unpack` checks the same, and leaves no folder behind.
     let out = dir.path().join("out");
-    solum(&store, &[&"unpack", &"evil", &out]).fails_with(2);
+    Cmd::solum(&store)
+        .args(["unpack", "evil"])
+        .arg(&out)
+        .run()
+        .fails_with(2);
     assert!(!out.exists());
 
     // The genuine image, arriving later, runs on its own tree.
-    solum(
-        &store,
-        &[
-            &"push",
-            &format!("oci:{}:img", genuine.display()),
-            &"busybox",
-        ],
-    )
-    .ok();
-    let run = solum(&store, &[&"run", &"busybox", &"--", &"cat", &"/etc/motd"]).ok();
+    Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", genuine.display()))
+        .arg("busybox")
+        .run()
+        .ok();
+    let run = Cmd::solum(&store)
+        .args(["run", "busybox", "--", "cat", "/etc/motd"])
+        .run()
+        .ok();
     assert_eq!(run.stdout, "genuine\n", "{}", run.text());
     assert_eq!(real_trees(&store).len(), 1);
 }
@@ -186,16 +191,16 @@ fn trees_cached_before_diff_ids_were_checked_are_not_trusted() {
     let dir = temp_dir();
     let layout = busybox_layout(dir.path(), "genuine", "genuine\n");
     let store = dir.path().join("store");
-    solum(
-        &store,
-        &[
-            &"push",
-            &format!("oci:{}:img", layout.display()),
-            &"busybox",
-        ],
-    )
-    .ok();
-    solum(&store, &[&"run", &"busybox", &"--", &"true"]).ok();
+    Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("busybox")
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .args(["run", "busybox", "--", "true"])
+        .run()
+        .ok();
     // A cache as an older version left it: no marker, and a tree poisoned under the
     // genuine chain id.
     let trees = cached_trees(&store);
@@ -204,7 +209,10 @@ fn trees_cached_before_diff_ids_were_checked_are_not_trusted() {
     let tree = store.join("cache/rootfs").join(real[0]);
     std::fs::write(tree.join("etc/motd"), "evil\n").unwrap();
     std::fs::remove_file(store.join("cache/rootfs/.diff-ids-checked")).unwrap();
-    let run = solum(&store, &[&"run", &"busybox", &"--", &"cat", &"/etc/motd"]).ok();
+    let run = Cmd::solum(&store)
+        .args(["run", "busybox", "--", "cat", "/etc/motd"])
+        .run()
+        .ok();
     assert_eq!(run.stdout, "genuine\n", "{}", run.text());
     assert!(store.join("cache/rootfs/.diff-ids-checked").exists());
 }
@@ -228,14 +236,25 @@ fn malformed_diff_ids_are_refused_not_mapped_to_a_shared_tree() {
         ("none", serde_json::json!([]), "0 diff_ids for 1 layers"),
     ] {
         let copy = dir.path().join(case);
-        program("cp", &[&"-a", &layout, &copy]).ok();
+        Cmd::program("cp")
+            .arg("-a")
+            .arg(&layout)
+            .arg(&copy)
+            .run()
+            .ok();
         set_diff_ids(&copy, diff_ids);
-        solum(
-            &store,
-            &[&"push", &format!("oci:{}:img", copy.display()), &case],
-        )
-        .ok();
-        let run = solum(&store, &[&"run", &case, &"--", &"true"]).fails_with(2);
+        Cmd::solum(&store)
+            .arg("push")
+            .arg(format!("oci:{}:img", copy.display()))
+            .arg(case)
+            .run()
+            .ok();
+        let run = Cmd::solum(&store)
+            .arg("run")
+            .arg(case)
+            .args(["--", "true"])
+            .run()
+            .fails_with(2);
         assert!(run.stderr.contains(needle), "{case}: {}", run.text());
         assert_eq!(real_trees(&store), Vec::<String>::new(), "{case}");
     }
@@ -247,14 +266,17 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
     let tree = dir.path().join("tree");
     every_kind_rootfs(&tree);
     let store = dir.path().join("store");
-    solum(&store, &[&"import", &tree, &"--tag", &"every"]).ok();
+    import_tree(&store, &tree, "every");
     // A store made before caches were private: open folders, which must be tightened.
     std::fs::create_dir_all(store.join("cache/rootfs")).unwrap();
     for folder in ["cache", "cache/rootfs"] {
         std::fs::set_permissions(store.join(folder), std::fs::Permissions::from_mode(0o755))
             .unwrap();
     }
-    solum(&store, &[&"run", &"every", &"--", &"true"]).ok();
+    Cmd::solum(&store)
+        .args(["run", "every", "--", "true"])
+        .run()
+        .ok();
     assert_eq!(mode(&store.join("cache")), 0o700);
     assert_eq!(mode(&store.join("cache/rootfs")), 0o700);
     let trees = real_trees(&store);
@@ -266,19 +288,19 @@ fn the_cache_of_setuid_files_and_devices_is_private() {
         0o4000,
         "the tree keeps the image's modes"
     );
-    if is_root() && std::env::var_os(NESTED).is_none() {
+    if is_root() && std::env::var_os(rootless::NESTED).is_none() {
         // Another user cannot reach the tree, its setuid file or its device node.
         for target in [setuid.clone(), root.join("dev/null")] {
-            let probe = program(
-                "runuser",
-                &[&"-u", &"tester", &"--", &"test", &"-e", &target],
-            );
+            let probe = Cmd::program("runuser")
+                .args(["-u", "tester", "--", "test", "-e"])
+                .arg(&target)
+                .run();
             assert_ne!(probe.code, 0, "tester reached {}", target.display());
         }
-        let listing = program(
-            "runuser",
-            &[&"-u", &"tester", &"--", &"ls", &store.join("cache")],
-        );
+        let listing = Cmd::program("runuser")
+            .args(["-u", "tester", "--", "ls"])
+            .arg(store.join("cache"))
+            .run();
         assert_ne!(
             listing.code,
             0,
@@ -293,16 +315,20 @@ fn a_symlinked_cache_folder_is_refused_and_its_target_untouched() {
     let dir = temp_dir();
     let layout = busybox_layout(dir.path(), "base", "base\n");
     let store = dir.path().join("store");
-    solum(
-        &store,
-        &[&"push", &format!("oci:{}:img", layout.display()), &"base"],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("base")
+        .run()
+        .ok();
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(&elsewhere, store.join("cache")).unwrap();
-    let run = solum(&store, &[&"run", &"base", &"--", &"true"]).fails_with(1);
+    let run = Cmd::solum(&store)
+        .args(["run", "base", "--", "true"])
+        .run()
+        .fails_with(1);
     assert!(run.stderr.contains("symlink"), "{}", run.text());
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert_eq!(mode(&elsewhere), 0o755);

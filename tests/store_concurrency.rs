@@ -4,34 +4,15 @@
 //! by `gc` and by the next writer, while the temp tree of a live import is never touched
 //! (the live writer's lock on the store tells them apart, not a clock).
 
-mod util;
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::*;
-
-fn spawn(store: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Child {
-    spawn_env(store, &[], args)
-}
-
-fn spawn_env(store: &Path, env: &[(&str, &Path)], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Child {
-    let mut command = Command::new(bin());
-    command.envs(env.iter().copied());
-    command.arg("--store").arg(store);
-    for arg in args {
-        command.arg(arg.as_ref());
-    }
-    command
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+use support::*;
 
 /// Every blob each name of the store reaches is present: `inspect` reads the manifest
 /// and config, and each layer file exists.
@@ -42,7 +23,7 @@ fn assert_complete(store: &Path) {
         let name = entry["annotations"]["org.opencontainers.image.ref.name"]
             .as_str()
             .unwrap();
-        solum(store, &[&"inspect", &name]).ok();
+        Cmd::solum(store).arg("inspect").arg(name).run().ok();
         let manifest: serde_json::Value = serde_json::from_slice(
             &std::fs::read(blob(store, entry["digest"].as_str().unwrap())).unwrap(),
         )
@@ -52,12 +33,6 @@ fn assert_complete(store: &Path) {
             assert!(path.is_file(), "{name}: {} is missing", path.display());
         }
     }
-}
-
-fn blob(store: &Path, digest: &str) -> PathBuf {
-    store
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// Entries of the store's temp folder whose name starts with `prefix`.
@@ -93,7 +68,7 @@ fn gc_looping_during_imports_and_copies_never_loses_a_named_blob() {
     for i in 0..200 {
         std::fs::write(tree.join(format!("bulk/{i}")), vec![i as u8; 20_000]).unwrap();
     }
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    import_tree(&store, &tree, "seed");
     let layout = dir.path().join("layout");
     let other = dir.path().join("other");
 
@@ -104,7 +79,7 @@ fn gc_looping_during_imports_and_copies_never_loses_a_named_blob() {
         std::thread::spawn(move || {
             let mut runs = 0;
             while !stop.load(Ordering::Relaxed) {
-                solum(&store, &[&"gc"]).ok();
+                Cmd::solum(&store).arg("gc").run().ok();
                 runs += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -115,31 +90,34 @@ fn gc_looping_during_imports_and_copies_never_loses_a_named_blob() {
         // A new layer each round: a fresh blob nothing names until the import's tag.
         std::fs::write(tree.join("etc/round"), format!("{round}\n")).unwrap();
         let name = format!("imported-{round}");
-        let run = solum(&store, &[&"import", &tree, &"--tag", &name]).ok();
+        let run = Cmd::solum(&store)
+            .arg("import")
+            .arg(&tree)
+            .arg("--tag")
+            .arg(&name)
+            .run()
+            .ok();
         assert!(run.last_line().starts_with("sha256:"), "{}", run.text());
         // And a copy into the store of an image whose blobs it does not have yet.
         std::fs::write(tree.join("etc/copied"), format!("{round}\n")).unwrap();
-        solum(&other, &[&"import", &tree, &"--tag", &"img"]).ok();
-        solum(
-            &other,
-            &[&"push", &"img", &format!("oci:{}:img", layout.display())],
-        )
-        .ok();
-        solum(
-            &store,
-            &[
-                &"push",
-                &format!("oci:{}:img", layout.display()),
-                &format!("copied-{round}"),
-            ],
-        )
-        .ok();
+        import_tree(&other, &tree, "img");
+        Cmd::solum(&other)
+            .args(["push", "img"])
+            .arg(format!("oci:{}:img", layout.display()))
+            .run()
+            .ok();
+        Cmd::solum(&store)
+            .arg("push")
+            .arg(format!("oci:{}:img", layout.display()))
+            .arg(format!("copied-{round}"))
+            .run()
+            .ok();
         assert_complete(&store);
     }
     stop.store(true, Ordering::Relaxed);
     let runs = collector.join().unwrap();
     assert!(runs > 3, "gc ran only {runs} times");
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     assert_complete(&store);
 }
 
@@ -149,12 +127,24 @@ fn import_from_fifo(dir: &Path, store: &Path, name: &str) -> (Child, std::fs::Fi
     let tree = dir.join(format!("{name}-tree"));
     busybox_rootfs(&tree);
     let tarball = dir.join(format!("{name}.tar"));
-    program("tar", &[&"-cf", &tarball, &"-C", &tree, &"."]).ok();
+    Cmd::program("tar")
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .run()
+        .ok();
     let bytes = std::fs::read(&tarball).unwrap();
     let fifo = dir.join(format!("{name}.fifo"));
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let before = temp_entries(store, "import-").len();
-    let child = spawn(store, &[&"import", &fifo, &"--tag", &name]);
+    let child = Cmd::solum(store)
+        .arg("import")
+        .arg(&fifo)
+        .arg("--tag")
+        .arg(name)
+        .spawn();
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     // Half the archive: the import has made its temp tree and waits for the rest.
     writer.write_all(&bytes[..bytes.len() / 2]).unwrap();
@@ -170,7 +160,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    import_tree(&store, &tree, "seed");
 
     // SIGKILL mid-way leaves the temp tree; gc removes it.
     let (mut child, writer, _) = import_from_fifo(dir.path(), &store, "killed");
@@ -179,7 +169,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     drop(writer);
     let leftovers = temp_entries(&store, "import-");
     assert_eq!(leftovers.len(), 1);
-    let run = solum(&store, &[&"gc"]).ok();
+    let run = Cmd::solum(&store).arg("gc").run().ok();
     assert!(run.stderr.contains("1 temp files"), "{}", run.text());
     assert!(!leftovers[0].exists(), "gc left the killed import's tree");
 
@@ -190,7 +180,7 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     drop(writer);
     let leftovers = temp_entries(&store, "import-");
     assert_eq!(leftovers.len(), 1);
-    solum(&store, &[&"import", &tree, &"--tag", &"next"]).ok();
+    import_tree(&store, &tree, "next");
     assert!(
         !leftovers[0].exists(),
         "the next import left the dead one's tree"
@@ -201,8 +191,8 @@ fn a_killed_import_is_swept_and_a_live_one_is_left_alone() {
     let (child, mut writer, bytes) = import_from_fifo(dir.path(), &store, "live");
     let live = temp_entries(&store, "import-");
     assert_eq!(live.len(), 1);
-    let mut gc = spawn(&store, &[&"gc"]);
-    solum(&store, &[&"import", &tree, &"--tag", &"meanwhile"]).ok();
+    let mut gc = Cmd::solum(&store).arg("gc").spawn();
+    import_tree(&store, &tree, "meanwhile");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         gc.try_wait().unwrap().is_none(),
@@ -243,17 +233,13 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    import_tree(&store, &tree, "seed");
     let archive = dir.path().join("seed.tar");
-    solum(
-        &store,
-        &[
-            &"push",
-            &"seed",
-            &format!("oci-archive:{}", archive.display()),
-        ],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "seed"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .run()
+        .ok();
     let bytes = std::fs::read(&archive).unwrap();
     // A private temp folder, so that other tests' scratch is not counted.
     let tmp = dir.path().join("tmp");
@@ -264,11 +250,12 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
         let fifo = dir.path().join(format!("{name}.fifo"));
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let before = entries(&tmp, prefix);
-        let child = spawn_env(
-            &store,
-            &[("TMPDIR", &tmp)],
-            &[&"push", &format!("oci-archive:{}", fifo.display()), &name],
-        );
+        let child = Cmd::solum(&store)
+            .env("TMPDIR", &tmp)
+            .arg("push")
+            .arg(format!("oci-archive:{}", fifo.display()))
+            .arg(name)
+            .spawn();
         let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         writer.write_all(&bytes[..bytes.len() / 2]).unwrap();
         wait_for("the copy's scratch", || {
@@ -287,7 +274,7 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
     };
     // gc sweeps the scratch of a killed copy.
     let dead = kill("killed");
-    let run = solum_env(&store, &[("TMPDIR", &tmp)], &[&"gc"]).ok();
+    let run = Cmd::solum(&store).env("TMPDIR", &tmp).arg("gc").run().ok();
     assert!(run.stderr.contains("1 scratch folders"), "{}", run.text());
     assert!(!dead.exists(), "gc left the killed copy's scratch");
     // So does the next copy, as it makes its own.
@@ -298,7 +285,7 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
         "the next copy left the killed one's scratch"
     );
     // A live copy's scratch is never swept.
-    let run = solum_env(&store, &[("TMPDIR", &tmp)], &[&"gc"]).ok();
+    let run = Cmd::solum(&store).env("TMPDIR", &tmp).arg("gc").run().ok();
     assert!(run.stderr.contains("0 scratch folders"), "{}", run.text());
     assert_eq!(
         entries(&tmp, prefix).len(),
@@ -314,7 +301,7 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(entries(&tmp, prefix).is_empty());
-    solum(&store, &[&"inspect", &"live"]).ok();
+    Cmd::solum(&store).args(["inspect", "live"]).run().ok();
 }
 
 #[test]
@@ -323,21 +310,28 @@ fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
-    solum(&store, &[&"run", &"seed", &"--", &"true"]).ok();
+    import_tree(&store, &tree, "seed");
+    Cmd::solum(&store)
+        .args(["run", "seed", "--", "true"])
+        .run()
+        .ok();
     let cache = store.join("cache/rootfs");
     let runs = || entries(&cache, ".run-");
-    let mut killed = spawn(&store, &[&"run", &"seed", &"--", &"sleep", &"5"]);
+    let mut killed = Cmd::solum(&store)
+        .args(["run", "seed", "--", "sleep", "5"])
+        .spawn();
     wait_for("the run's scratch", || !runs().is_empty());
     killed.kill().unwrap();
     killed.wait().unwrap();
     let dead = runs();
     assert_eq!(dead.len(), 1);
-    let live = spawn(&store, &[&"run", &"seed", &"--", &"sleep", &"3"]);
+    let live = Cmd::solum(&store)
+        .args(["run", "seed", "--", "sleep", "3"])
+        .spawn();
     wait_for("the live run's scratch", || {
         runs().iter().any(|p| !dead.contains(p)) || runs().len() > 1
     });
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     let left = runs();
     assert!(!left.contains(&dead[0]), "the killed run's scratch stayed");
     assert_eq!(left.len(), 1, "the live run's scratch was swept");
@@ -358,26 +352,18 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
+    import_tree(&store, &tree, "seed");
     let cache = store.join("cache/rootfs");
     let runs = || entries(&cache, ".run-");
-    let live = spawn(
-        &store,
-        &[
-            &"run",
-            &"seed",
-            &"--",
-            &"sh",
-            &"-c",
-            &"sleep 3; ls /bin | wc -l",
-        ],
-    );
+    let live = Cmd::solum(&store)
+        .args(["run", "seed", "--", "sh", "-c", "sleep 3; ls /bin | wc -l"])
+        .spawn();
     wait_for("the live run's scratch", || {
         cache.is_dir() && !runs().is_empty()
     });
     std::fs::write(tree.join("app/new"), "a rebuild\n").unwrap();
-    solum(&store, &[&"import", &tree, &"--tag", &"seed"]).ok();
-    let run = solum(&store, &[&"gc"]).ok();
+    import_tree(&store, &tree, "seed");
+    let run = Cmd::solum(&store).arg("gc").run().ok();
     assert!(run.stderr.contains("0 unpacked trees"), "{}", run.text());
     let output = live.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -387,7 +373,7 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Once the run is done, the unnamed tree goes.
-    let run = solum(&store, &[&"gc"]).ok();
+    let run = Cmd::solum(&store).arg("gc").run().ok();
     assert!(run.stderr.contains("1 unpacked trees"), "{}", run.text());
 }
 

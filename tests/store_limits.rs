@@ -4,12 +4,12 @@
 //! bounded to 1000 layers. W18: `index.json`, manifests and configs are bounded in size
 //! before they are read whole.
 
-mod util;
+mod support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use util::*;
+use support::*;
 
 /// The store's bound on layers per image (`store::image::MAX_LAYERS`).
 const MAX_LAYERS: usize = 1000;
@@ -92,20 +92,14 @@ fn layout_of(path: &Path, count: usize, layer: fn(usize) -> Vec<u8>) -> PathBuf 
 
 /// `solum-build --store STORE ARGS…` with at most `files` open descriptors.
 fn solum_with_fd_limit(store: &Path, files: u32, args: &[&str]) -> Run {
-    let out = std::process::Command::new("sh")
+    Cmd::program("sh")
         .arg("-c")
         .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
         .arg(bin())
         .arg("--store")
         .arg(store)
         .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .run()
 }
 
 #[test]
@@ -116,9 +110,9 @@ fn an_image_of_the_most_layers_copies_with_few_descriptors_and_gc_keeps_it() {
     // 64 descriptors for 1000 layers: one per staged blob would not fit.
     let source = format!("oci:{}:img", layout.display());
     solum_with_fd_limit(&store, 64, &["push", &source, "many"]).ok();
-    solum(&store, &[&"inspect", &"many"]).ok();
+    Cmd::solum(&store).args(["inspect", "many"]).run().ok();
     let start = Instant::now();
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     assert!(start.elapsed() < Duration::from_secs(20));
     let blobs = std::fs::read_dir(store.join("blobs/sha256"))
         .unwrap()
@@ -129,7 +123,11 @@ fn an_image_of_the_most_layers_copies_with_few_descriptors_and_gc_keeps_it() {
         "gc must keep every blob of a named image"
     );
     // The image runs: every layer is unpacked and checked against its diff_id.
-    let run = solum(&store, &[&"unpack", &"many", &dir.path().join("rootfs")]).ok();
+    let run = Cmd::solum(&store)
+        .args(["unpack", "many"])
+        .arg(dir.path().join("rootfs"))
+        .run()
+        .ok();
     assert!(run.code == 0);
     let unpacked = std::fs::read_dir(dir.path().join("rootfs/layers"))
         .unwrap()
@@ -144,13 +142,14 @@ fn an_image_of_more_layers_than_the_bound_is_refused_and_the_store_unchanged() {
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"good"]).ok();
+    import_tree(&store, &tree, "good");
     let before = snapshot(&store);
-    let run = solum(
-        &store,
-        &[&"push", &format!("oci:{}:img", layout.display()), &"deep"],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("deep")
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains("1001 layers") && run.stderr.contains("at most 1000"),
         "{}",
@@ -170,12 +169,12 @@ fn gc_is_linear_in_the_layers_of_the_store() {
     });
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
-    solum(&store, &[&"import", &tree, &"--tag", &"good"]).ok();
+    import_tree(&store, &tree, "good");
     let before = std::fs::read_dir(store.join("blobs/sha256"))
         .unwrap()
         .count();
     let start = Instant::now();
-    solum(&store, &[&"gc"]).ok();
+    Cmd::solum(&store).arg("gc").run().ok();
     let took = start.elapsed();
     println!("gc of 10,000 layers took {took:?}");
     assert!(took < Duration::from_secs(15), "gc took {took:?}");
@@ -195,11 +194,12 @@ fn an_oversized_index_json_is_refused_before_it_is_read() {
     std::fs::write(layout.join("index.json"), &index).unwrap();
     let store = dir.path().join("store");
     let before = snapshot(&store);
-    let run = solum(
-        &store,
-        &[&"push", &format!("oci:{}:img", layout.display()), &"x"],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("x")
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains("index.json") && run.stderr.contains("larger than 16777216 bytes"),
         "{}",
@@ -228,11 +228,12 @@ fn an_oversized_manifest_is_refused_before_it_is_read() {
     index["manifests"][0]["size"] = Value::from(manifest.len());
     std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
     let store = dir.path().join("store");
-    let run = solum(
-        &store,
-        &[&"push", &format!("oci:{}:img", layout.display()), &"x"],
-    )
-    .fails_with(2);
+    let run = Cmd::solum(&store)
+        .arg("push")
+        .arg(format!("oci:{}:img", layout.display()))
+        .arg("x")
+        .run()
+        .fails_with(2);
     assert!(
         run.stderr.contains(&digest) && run.stderr.contains("larger than 4194304 bytes"),
         "{}",

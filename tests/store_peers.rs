@@ -2,29 +2,28 @@
 //! oci-image-tool, podman), and `solum-build unpack` agrees with `umoci unpack` on images
 //! made by us, by umoci and by skopeo. Every test runs as root and again as `tester`.
 
-mod util;
+mod support;
 
 use std::path::Path;
-use util::*;
+use support::*;
 
 /// xattrs the two unpackers own and may write differently.
 const UNPACKER_XATTRS: &[&str] = &["user.rootlesscontainers", "security."];
 
 fn umoci_unpack(layout: &Path, name: &str, bundle: &Path) {
     let image = format!("{}:{name}", layout.display());
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"unpack"];
+    let mut umoci = Cmd::program("umoci").arg("unpack");
     if !is_root() {
-        args.push(&"--rootless");
+        umoci = umoci.arg("--rootless");
     }
-    args.extend([&"--image" as &dyn AsRef<std::ffi::OsStr>, &image, &bundle]);
-    program("umoci", &args).ok();
+    umoci.arg("--image").arg(&image).arg(bundle).run().ok();
 }
 
 fn import_every_kind(dir: &Path) -> std::path::PathBuf {
     let tree = dir.join("tree");
     every_kind_rootfs(&tree);
     let store = dir.join("store");
-    solum(&store, &[&"import", &tree, &"--tag", &"fixture/every-kind"]).ok();
+    import_tree(&store, &tree, "fixture/every-kind");
     store
 }
 
@@ -33,7 +32,7 @@ fn imported_image_is_read_by_skopeo_and_oci_image_tool() {
     let dir = temp_dir();
     let store = import_every_kind(dir.path());
     let image = format!("oci:{}:fixture/every-kind", store.display());
-    let inspect = program("skopeo", &[&"inspect", &image]).ok();
+    let inspect = Cmd::program("skopeo").arg("inspect").arg(&image).run().ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(
         json["Layers"].as_array().unwrap().len(),
@@ -42,18 +41,12 @@ fn imported_image_is_read_by_skopeo_and_oci_image_tool() {
         inspect.stdout
     );
     assert_eq!(json["Os"], "linux");
-    program(
-        "oci-image-tool",
-        &[
-            &"validate",
-            &"--type",
-            &"image",
-            &store,
-            &"--ref",
-            &"name=fixture/every-kind",
-        ],
-    )
-    .ok();
+    Cmd::program("oci-image-tool")
+        .args(["validate", "--type", "image"])
+        .arg(&store)
+        .args(["--ref", "name=fixture/every-kind"])
+        .run()
+        .ok();
 }
 
 #[test]
@@ -61,7 +54,11 @@ fn our_unpack_and_umoci_unpack_give_the_source_tree() {
     let dir = temp_dir();
     let store = import_every_kind(dir.path());
     let ours = dir.path().join("ours");
-    solum(&store, &[&"unpack", &"fixture/every-kind", &ours]).ok();
+    Cmd::solum(&store)
+        .args(["unpack", "fixture/every-kind"])
+        .arg(&ours)
+        .run()
+        .ok();
     let bundle = dir.path().join("bundle");
     umoci_unpack(&store, "fixture/every-kind", &bundle);
 
@@ -101,50 +98,62 @@ fn our_unpack_of_umoci_and_skopeo_layouts_matches_umoci() {
 
     // A layout made entirely by umoci: new image, unpack, fill, repack.
     let layout = dir.path().join("umoci-layout");
-    program("umoci", &[&"init", &"--layout", &layout]).ok();
+    Cmd::program("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout)
+        .run()
+        .ok();
     let image = format!("{}:made", layout.display());
-    program("umoci", &[&"new", &"--image", &image]).ok();
+    Cmd::program("umoci")
+        .args(["new", "--image"])
+        .arg(&image)
+        .run()
+        .ok();
     let work = dir.path().join("umoci-work");
     umoci_unpack(&layout, "made", &work);
     let rootfs = work.join("rootfs");
     std::fs::remove_dir(&rootfs).unwrap();
-    program("cp", &[&"-a", &tree, &rootfs]).ok();
+    Cmd::program("cp")
+        .arg("-a")
+        .arg(&tree)
+        .arg(&rootfs)
+        .run()
+        .ok();
     // repack knows from the bundle's metadata whether it was a rootless unpack.
-    program("umoci", &[&"repack", &"--image", &image, &work]).ok();
+    Cmd::program("umoci")
+        .args(["repack", "--image"])
+        .arg(&image)
+        .arg(&work)
+        .run()
+        .ok();
 
     // A layout whose layer skopeo compressed itself (from an uncompressed docker archive).
     let store = dir.path().join("store");
-    solum(&store, &[&"import", &tree, &"--tag", &"t"]).ok();
+    import_tree(&store, &tree, "t");
     let archive = dir.path().join("d.tar");
-    solum(
-        &store,
-        &[
-            &"push",
-            &"t",
-            &format!("docker-archive:{}:t:1", archive.display()),
-        ],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .args(["push", "t"])
+        .arg(format!("docker-archive:{}:t:1", archive.display()))
+        .run()
+        .ok();
     let skopeo_layout = dir.path().join("skopeo-layout");
-    program(
-        "skopeo",
-        &[
-            &"copy",
-            &format!("docker-archive:{}", archive.display()),
-            &format!("oci:{}:made", skopeo_layout.display()),
-        ],
-    )
-    .ok();
+    Cmd::program("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("oci:{}:made", skopeo_layout.display()))
+        .run()
+        .ok();
 
     for (what, layout) in [("umoci", &layout), ("skopeo", &skopeo_layout)] {
         let theirs = dir.path().join(format!("{what}-bundle"));
         umoci_unpack(layout, "made", &theirs);
         let ours = dir.path().join(format!("{what}-ours"));
-        solum(
-            &store,
-            &[&"unpack", &format!("oci:{}:made", layout.display()), &ours],
-        )
-        .ok();
+        Cmd::solum(&store)
+            .arg("unpack")
+            .arg(format!("oci:{}:made", layout.display()))
+            .arg(&ours)
+            .run()
+            .ok();
         assert_same_tree(
             &format!("{what} layout: umoci unpack vs ours"),
             &listing(&theirs.join("rootfs"), is_root(), UNPACKER_XATTRS),
@@ -164,43 +173,34 @@ fn docker_archive_output_loads_with_podman() {
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
     let store = dir.path().join("store");
-    solum(
-        &store,
-        &[
-            &"import",
-            &tree,
-            &"--tag",
-            &"podman-check",
-            &"--cmd",
-            &"/bin/true",
-        ],
-    )
-    .ok();
+    Cmd::solum(&store)
+        .arg("import")
+        .arg(&tree)
+        .args(["--tag", "podman-check", "--cmd", "/bin/true"])
+        .run()
+        .ok();
     let archive = dir.path().join("image.tar");
     let tag = format!("solum-test-{}", std::process::id());
-    solum(
-        &store,
-        &[
-            &"push",
-            &"podman-check",
-            &format!("docker-archive:{}:{tag}:1", archive.display()),
-        ],
-    )
-    .ok();
-    let loaded = program("podman", &[&"load", &"-i", &archive]).ok();
+    Cmd::solum(&store)
+        .args(["push", "podman-check"])
+        .arg(format!("docker-archive:{}:{tag}:1", archive.display()))
+        .run()
+        .ok();
+    let loaded = Cmd::program("podman")
+        .args(["load", "-i"])
+        .arg(&archive)
+        .run()
+        .ok();
     assert!(loaded.stdout.contains(&tag), "{}", loaded.text());
-    let digest_of_config = program(
-        "podman",
-        &[
-            &"image",
-            &"inspect",
-            &"--format",
-            &"{{.Id}}",
-            &format!("localhost/{tag}:1"),
-        ],
-    )
-    .ok();
-    let inspect = solum(&store, &[&"inspect", &"podman-check"]).ok();
+    let digest_of_config = Cmd::program("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}"])
+        .arg(format!("localhost/{tag}:1"))
+        .run()
+        .ok();
+    let inspect = Cmd::solum(&store)
+        .args(["inspect", "podman-check"])
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     let config_digest = json["manifest"]["config"]["digest"].as_str().unwrap();
     assert_eq!(
@@ -208,7 +208,10 @@ fn docker_archive_output_loads_with_podman() {
         config_digest,
         "podman's image id is our config digest"
     );
-    program("podman", &[&"rmi", &format!("localhost/{tag}:1")]);
+    Cmd::program("podman")
+        .arg("rmi")
+        .arg(format!("localhost/{tag}:1"))
+        .run();
 }
 
 #[test]
@@ -216,40 +219,46 @@ fn import_is_reproducible_and_oci_archive_round_trips() {
     let dir = temp_dir();
     let tree = dir.path().join("tree");
     every_kind_rootfs(&tree);
-    let first = solum(&dir.path().join("s1"), &[&"import", &tree, &"--tag", &"a"]).ok();
-    let second = solum(&dir.path().join("s2"), &[&"import", &tree, &"--tag", &"b"]).ok();
+    let first = Cmd::solum(&dir.path().join("s1"))
+        .arg("import")
+        .arg(&tree)
+        .args(["--tag", "a"])
+        .run()
+        .ok();
+    let second = Cmd::solum(&dir.path().join("s2"))
+        .arg("import")
+        .arg(&tree)
+        .args(["--tag", "b"])
+        .run()
+        .ok();
     assert_eq!(first.last_line(), second.last_line());
     assert!(first.last_line().starts_with("sha256:"));
 
     let archive = dir.path().join("a.tar");
-    let pushed = solum(
-        &dir.path().join("s1"),
-        &[
-            &"push",
-            &"a",
-            &format!("oci-archive:{}:x", archive.display()),
-        ],
-    )
-    .ok();
+    let pushed = Cmd::solum(&dir.path().join("s1"))
+        .args(["push", "a"])
+        .arg(format!("oci-archive:{}:x", archive.display()))
+        .run()
+        .ok();
     assert_eq!(pushed.last_line(), first.last_line());
-    let back = solum(
-        &dir.path().join("s3"),
-        &[
-            &"push",
-            &format!("oci-archive:{}:x", archive.display()),
-            &"back",
-        ],
-    )
-    .ok();
+    let back = Cmd::solum(&dir.path().join("s3"))
+        .arg("push")
+        .arg(format!("oci-archive:{}:x", archive.display()))
+        .arg("back")
+        .run()
+        .ok();
     assert_eq!(back.last_line(), first.last_line());
-    let images = solum(&dir.path().join("s3"), &[&"images", &"--json"]).ok();
+    let images = Cmd::solum(&dir.path().join("s3"))
+        .args(["images", "--json"])
+        .run()
+        .ok();
     assert!(images.stdout.contains("\"back\""), "{}", images.text());
     // skopeo reads the archive too.
-    program(
-        "skopeo",
-        &[&"inspect", &format!("oci-archive:{}:x", archive.display())],
-    )
-    .ok();
+    Cmd::program("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}:x", archive.display()))
+        .run()
+        .ok();
 }
 
 #[test]

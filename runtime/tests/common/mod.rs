@@ -1,8 +1,12 @@
 //! Helpers shared by the runtime crate's end-to-end tests: the busybox root filesystem made
 //! from the host's static busybox, overlays over it, running a spec through the
 //! `solum-sandbox-probe` binary, and re-running a whole test binary as the unprivileged user
-//! `tester` (see `tests/setup-host.sh`).
+//! `tester` (see `tests/setup-host.sh`) by the mechanism the `solum-build` integration tests
+//! use, included from there.
 #![allow(dead_code)]
+
+#[path = "../../../tests/support/rootless.rs"]
+pub mod rootless;
 
 use runtime::{OutputEvent, RootFs, SandboxSpec, Stream};
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +15,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const PROBE: &str = env!("CARGO_BIN_EXE_solum-sandbox-probe");
-pub const NESTED: &str = "SOLUM_RUNTIME_TEST_NESTED";
 
 pub fn busybox() -> Option<PathBuf> {
     ["/bin/busybox", "/usr/bin/busybox"]
@@ -182,39 +185,7 @@ pub fn names(dir: &Path) -> Vec<String> {
 }
 
 /// When run as root (and not nested), runs this whole test binary again as `tester` and
-/// asserts it passes.
+/// asserts it passes; the rule for a missing user is the one of the `solum-build` tests.
 pub fn rerun_as_tester() {
-    if euid() != 0 || std::env::var_os(NESTED).is_some() {
-        return;
-    }
-    if nix::unistd::User::from_name("tester")
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        eprintln!("skipped: no user `tester` (run runtime/tests/setup-host.sh)");
-        return;
-    }
-    let me = std::env::current_exe().unwrap();
-    for p in [me.as_path(), Path::new(PROBE)] {
-        for a in p.ancestors().skip(1) {
-            let mode = std::fs::metadata(a).unwrap().permissions().mode();
-            if mode & 0o005 != 0o005 {
-                std::fs::set_permissions(a, std::fs::Permissions::from_mode(mode | 0o005)).unwrap();
-            }
-        }
-    }
-    let out = std::process::Command::new("runuser")
-        .args(["-u", "tester", "--", "env", &format!("{NESTED}=1")])
-        .arg(&me)
-        .args(["--test-threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "as tester:\n{text}");
-    println!("{text}");
+    rootless::TesterRerun::new().program(PROBE).run();
 }

@@ -1,12 +1,12 @@
 //! The `solum-build serve` harness of the server's integration tests: a server on a free
 //! loopback port with a temp data folder (killed on drop), a data folder whose store holds
-//! a busybox base and the shell badger, badger folders and tarballs, app-file text.
-#![allow(dead_code)]
+//! a busybox base and the shell badger, badger folders, app-file text.
 
-use crate::registry_util::{free_port, wait_for_port};
-use crate::util::*;
+use super::cmd::Cmd;
+use super::fixtures::busybox_store;
+use super::registry::{free_port, wait_for_port};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789";
@@ -29,7 +29,7 @@ impl Server {
         let token_file = data.with_extension("token");
         std::fs::write(&token_file, TOKEN).unwrap();
         let log = data.with_extension("log");
-        let child = Command::new(bin())
+        let child = Cmd::solum_without_store()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data")
             .arg(data)
@@ -37,8 +37,8 @@ impl Server {
             .arg(&token_file)
             .args(["--workers", "1"])
             .args(extra)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .envs(env.iter().copied())
+            .into_command()
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -129,24 +129,9 @@ impl Drop for Server {
 /// A data folder whose store has a busybox base (and, with `badger`, the shell badger).
 pub fn data_with_base(dir: &Path, badger: bool) -> PathBuf {
     let data = dir.join("data");
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
-    let store = data.join("store");
-    solum(&store, &[&"import", &rootfs, &"--tag", &"base/busybox"]).ok();
-    if badger {
-        let shell = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/shell");
-        solum(&store, &[&"badger", &"build", &shell]).ok();
-    }
+    let badgers: &[&str] = if badger { &["shell"] } else { &[] };
+    busybox_store(dir, &data.join("store"), badgers);
     data
-}
-
-/// A gzip tarball of `dir`'s entries (symlinks stored as symlinks).
-pub fn tarball(dir: &Path) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", dir).unwrap();
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// A badger folder with this manifest text (and a build.sh when `script` is given).

@@ -2,8 +2,8 @@
 //! loopback port in plain, htpasswd, TLS or token mode, small images built in temp
 //! layouts, and a counter of what a push or pull reported. Tests that need a peer that is
 //! not installed fail with the apt package to install; they never pass silently.
-#![allow(dead_code)]
 
+use super::cmd::Cmd;
 use solum_build::image::{media, Digest};
 use solum_build::layer::{write_tree, LayerCompression, WriteOptions};
 use solum_build::registry::{RegistryOptions, RetryPolicy, TransferProgress};
@@ -42,17 +42,6 @@ pub fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on port {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub fn run(command: &mut Command) -> String {
-    let output = command.output().expect("the program runs");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// How the registry authenticates and serves.
@@ -97,7 +86,11 @@ impl Registry {
             Mode::Plain => config.push_str(&format!("http: {{addr: 127.0.0.1:{port}}}\n")),
             Mode::Basic { user, pass } => {
                 require("htpasswd", "apache2-utils");
-                let entry = run(Command::new("htpasswd").args(["-Bbn", user, pass]));
+                let entry = Cmd::program("htpasswd")
+                    .args(["-Bbn", user, pass])
+                    .run()
+                    .ok()
+                    .stdout;
                 let file = dir.path().join("htpasswd");
                 std::fs::write(&file, entry).unwrap();
                 config.push_str(&format!(
@@ -187,7 +180,11 @@ impl Drop for Registry {
 
 fn openssl(dir: &Path, args: &[&str]) {
     require("openssl", "openssl");
-    run(Command::new("openssl").current_dir(dir).args(args));
+    Cmd::program("openssl")
+        .current_dir(dir)
+        .args(args)
+        .run()
+        .ok();
 }
 
 /// A throwaway CA and a leaf for 127.0.0.1/localhost signed by it (rustls refuses a
@@ -395,10 +392,12 @@ impl TransferProgress for Recorder {
 /// The digest skopeo reports for an image.
 pub fn skopeo_digest(args: &[&str], reference: &str) -> String {
     require("skopeo", "skopeo");
-    let out = run(Command::new("skopeo")
+    let out = Cmd::program("skopeo")
         .arg("inspect")
         .args(args)
-        .arg(reference));
-    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        .arg(reference)
+        .run()
+        .ok();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     value["Digest"].as_str().unwrap().to_string()
 }

@@ -1,107 +1,15 @@
-//! Shared helpers of the integration tests: running the real `solum-build` binary against
-//! a temp store, building fixture trees, listing a tree for comparison with a peer's, and
-//! re-running a whole test binary as the unprivileged `tester` user.
-#![allow(dead_code)]
+//! Shared tree fixtures: a busybox root filesystem, a tree with every entry kind the layer
+//! format carries, a listing of a tree for comparison with a peer's, a fingerprint of a
+//! folder to prove a failed command left it alone, and a gzip tarball of a folder.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-/// Set in the environment of the re-run as `tester`, so it does not re-run itself.
-pub const NESTED: &str = "SOLUM_TEST_NESTED";
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_solum-build")
-}
-
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// One run of the binary, with its output kept for assertions.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success:\n{}", self.text());
-        self
-    }
-    pub fn fails_with(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "expected exit {code}:\n{}", self.text());
-        self
-    }
-    pub fn text(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-    /// The last line of stdout (a digest, for commands that print one).
-    pub fn last_line(&self) -> String {
-        self.stdout.lines().last().unwrap_or_default().to_string()
-    }
-}
-
-fn finish(output: Output) -> Run {
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// `solum-build --store STORE ARGS…` with a fixed `SOURCE_DATE_EPOCH`.
-pub fn solum(store: &Path, args: &[&dyn AsRef<OsStr>]) -> Run {
-    let mut command = Command::new(bin());
-    command.arg("--store").arg(store);
-    for arg in args {
-        command.arg(arg.as_ref());
-    }
-    command.env("SOURCE_DATE_EPOCH", "1700000000");
-    finish(command.output().expect("run solum-build"))
-}
-
-/// `solum` with extra environment variables.
-pub fn solum_env(store: &Path, env: &[(&str, &Path)], args: &[&dyn AsRef<OsStr>]) -> Run {
-    let mut command = Command::new(bin());
-    command.arg("--store").arg(store);
-    for arg in args {
-        command.arg(arg.as_ref());
-    }
-    command.env("SOURCE_DATE_EPOCH", "1700000000");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    finish(command.output().expect("run solum-build"))
-}
-
-/// Any other program; panics if it cannot be started (a missing peer is a broken setup,
-/// not a pass).
-pub fn program(name: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
-    let mut command = Command::new(name);
-    for arg in args {
-        command.arg(arg.as_ref());
-    }
-    finish(
-        command
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {name} ({e}); run scripts/install-deps.sh")),
-    )
-}
-
-/// A temp dir that the `tester` user can reach when the tests run as root.
-pub fn temp_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("solum-test-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
+use super::cmd::{is_root, Cmd};
 
 /// A busybox root filesystem from Debian's busybox-static (a handful of applets).
 pub fn busybox_rootfs(dir: &Path) {
@@ -120,6 +28,63 @@ pub fn busybox_rootfs(dir: &Path) {
     }
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+/// The folder of this repository (shipped badgers, scripts, testdata).
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `solum-build import TREE --tag TAG` into `store`, which must succeed.
+pub fn import_tree(store: &Path, tree: &Path, tag: &str) {
+    Cmd::solum(store)
+        .arg("import")
+        .arg(tree)
+        .args(["--tag", tag])
+        .run()
+        .ok();
+}
+
+/// Fills `store` for a build: a busybox root filesystem made in `dir/busybox` and imported
+/// as `base/busybox`, then each shipped badger named (`badgers/NAME`) built on it.
+pub fn busybox_store(dir: &Path, store: &Path, badgers: &[&str]) {
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    import_tree(store, &rootfs, "base/busybox");
+    for badger in badgers {
+        Cmd::solum(store)
+            .args(["badger", "build"])
+            .arg(repo_dir().join("badgers").join(badger))
+            .run()
+            .ok();
+    }
+}
+
+/// The JSON document in a file (an `index.json`, a blob).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Where an OCI layout (or a store) keeps the blob `digest` (`sha256:HEX`).
+pub fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// `git ARGS…` in `dir` as a fixed committer at a fixed time; returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    Cmd::program("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .run()
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// A tree with every entry kind the layer format carries: files with odd modes (setuid,
@@ -311,63 +276,19 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
-/// When run as root (and not already nested), re-runs this whole test binary as `tester`
-/// and asserts it passes. Returns without doing anything otherwise.
-pub fn rerun_as_tester() {
-    if !is_root() || std::env::var_os(NESTED).is_some() {
-        return;
-    }
-    assert!(
-        nix::unistd::User::from_name("tester")
-            .ok()
-            .flatten()
-            .is_some(),
-        "no user `tester`: run scripts/install-deps.sh"
-    );
-    let me = std::env::current_exe().unwrap();
-    for path in [me.as_path(), Path::new(bin())] {
-        for ancestor in path.ancestors().skip(1) {
-            let mode = std::fs::metadata(ancestor).unwrap().permissions().mode();
-            if mode & 0o005 != 0o005 {
-                std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o005))
-                    .unwrap();
-            }
-        }
-    }
-    // Peers such as skopeo look for credentials under $XDG_RUNTIME_DIR, which runuser
-    // does not set: give the user one of its own.
-    let tester = nix::unistd::User::from_name("tester").unwrap().unwrap();
-    let runtime_dir = PathBuf::from(format!("/tmp/solum-test-runtime-{}", tester.uid));
-    std::fs::create_dir_all(&runtime_dir).unwrap();
-    nix::unistd::chown(&runtime_dir, Some(tester.uid), Some(tester.gid)).unwrap();
-    std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let out = Command::new("runuser")
-        .args([
-            "-u",
-            "tester",
-            "--",
-            "env",
-            &format!("{NESTED}=1"),
-            "HOME=/tmp",
-        ])
-        .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
-        .arg(&me)
-        .args(["--test-threads", "2"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "as tester:\n{text}");
-    println!("{text}");
-}
-
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 fn sha256_file(path: &Path) -> String {
     sha256_hex(&std::fs::read(path).unwrap())
+}
+
+/// A gzip tarball of `dir`'s entries (symlinks stored as symlinks).
+pub fn tarball(dir: &Path) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
 }
