@@ -207,9 +207,7 @@ fn shell_app_du_has_exactly_the_expected_tree_and_runs() {
 }
 
 fn is_empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(true)
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
 }
 
 #[test]
@@ -599,9 +597,10 @@ fn ctrl_c_cancels_and_leaves_nothing_behind() {
     loop {
         let mut line = String::new();
         use std::io::BufRead;
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            panic!("the build ended early:\n{seen}");
-        }
+        assert!(
+            stderr.read_line(&mut line).unwrap() != 0,
+            "the build ended early:\n{seen}"
+        );
         seen.push_str(&line);
         if line.contains("started") {
             let json: serde_json::Value = serde_json::from_str(&line).unwrap();

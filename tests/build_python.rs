@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use support::*;
 
 fn base_tarball() -> PathBuf {
-    let cache = std::env::var_os("SOLUM_BASE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/solum-build-base"));
+    let cache = std::env::var_os("SOLUM_BASE_CACHE").map_or_else(
+        || PathBuf::from("/var/cache/solum-build-base"),
+        PathBuf::from,
+    );
     let tarball = cache.join("debian-python3.tar");
     assert!(
         tarball.is_file(),

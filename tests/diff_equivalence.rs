@@ -35,7 +35,7 @@ const BASE_TIME: i64 = 1_000_000_000;
 const EPOCH: i64 = 1_500_000_000;
 
 /// What a build does to its base: every kind of change a diff has to get right.
-const SCRIPT: &str = r#"set -e
+const SCRIPT: &str = r"set -e
 echo new > data/new.txt
 echo more >> data/modify.txt
 rm data/delete.txt
@@ -64,7 +64,7 @@ rm -rf data/dir2file
 echo now-a-file > data/dir2file
 rm data/empty-me/e1 data/empty-me/e2
 mkdir deep/er/new-leaf
-"#;
+";
 
 fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()

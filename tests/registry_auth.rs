@@ -260,7 +260,7 @@ fn unescape(text: &str) -> String {
 }
 
 fn sign_token(key: &Path, x5c: &str, target: &str, authenticated: bool, expired: bool) -> String {
-    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, q)| q);
     let mut access = Vec::new();
     let mut account = String::new();
     for pair in query.split('&') {

@@ -282,7 +282,7 @@ fn a_dripping_registry_cannot_hold_a_pull() {
     );
     let chain: Vec<String> =
         std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
-            .map(|e| e.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
     assert!(
         chain

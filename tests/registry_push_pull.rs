@@ -33,7 +33,11 @@ fn push_is_read_back_identically_by_skopeo_and_a_rerun_uploads_nothing() {
     .unwrap();
     assert_eq!(digest, expected);
     assert_eq!(first.transferred(), 3, "config and two layers uploaded");
-    let blob_bytes: u64 = image.blobs().iter().map(|d| d.size()).sum();
+    let blob_bytes: u64 = image
+        .blobs()
+        .iter()
+        .map(oci_spec::image::Descriptor::size)
+        .sum();
     assert_eq!(first.bytes.load(Ordering::SeqCst), blob_bytes);
     assert_eq!(first.manifests.lock().unwrap()[0].1, media::OCI_MANIFEST);
 

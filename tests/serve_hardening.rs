@@ -339,7 +339,7 @@ fn w12_cancel_during_a_stalled_git_fetch() {
     loop {
         match held.read(&mut buffer) {
             Ok(0) => break,
-            Ok(_) => continue,
+            Ok(_) => {}
             Err(e) => panic!("git still holds the connection: {e}"),
         }
     }

@@ -263,7 +263,7 @@ fn concurrent_imports_keep_every_name() {
         .iter()
         .map(|i| i["name"].as_str().unwrap())
         .collect();
-    names.sort();
+    names.sort_unstable();
     let expected: Vec<String> = (0..8).map(|i| format!("parallel/n{i}")).collect();
     assert_eq!(names, expected);
 }

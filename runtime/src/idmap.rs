@@ -271,7 +271,7 @@ mod tests {
 
     fn user(subs: bool, helpers: bool) -> HostIds {
         let r = SubRange {
-            start: 100000,
+            start: 100_000,
             count: 65536,
         };
         HostIds {
@@ -286,8 +286,8 @@ mod tests {
     #[test]
     fn parses_subuid_by_name_or_uid() {
         let text = "alice:200000:65536\n1000:100000:65536\n";
-        assert_eq!(sub_range(text, Some("alice"), 5).unwrap().start, 200000);
-        assert_eq!(sub_range(text, Some("bob"), 1000).unwrap().start, 100000);
+        assert_eq!(sub_range(text, Some("alice"), 5).unwrap().start, 200_000);
+        assert_eq!(sub_range(text, Some("bob"), 1000).unwrap().start, 100_000);
         assert!(sub_range(text, Some("bob"), 7).is_none());
     }
 

@@ -48,7 +48,7 @@ fn stdout_and_stderr_stream_as_lines_and_bytes() {
                 elapsed,
                 ..
             } => Some((*stream, line.clone(), *elapsed)),
-            _ => None,
+            OutputEvent::Bytes { .. } => None,
         })
         .collect();
     let out: Vec<&str> = lines

@@ -115,7 +115,7 @@ fn reference_entry_holds_on_every_transport() {
         format!("docker://127.0.0.1:5000/org/app:1.0@{digest}"),
         "docker:////host/x".to_string(),
         "../x".to_string(),
-        "".to_string(),
+        String::new(),
     ] {
         image_reference(text.as_bytes());
     }

@@ -183,7 +183,7 @@ mod tests {
 
     fn pick(index: &ImageIndex, wanted: Option<&str>) -> Option<u64> {
         let platform = Platform::parse(wanted).unwrap();
-        select(index, &platform, wanted.is_none()).map(|d| d.size())
+        select(index, &platform, wanted.is_none()).map(oci_spec::image::Descriptor::size)
     }
 
     #[test]

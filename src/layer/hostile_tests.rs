@@ -135,7 +135,7 @@ fn truncated_gzip_is_a_compression_error() {
     let sandbox = Sandbox::new();
     match sandbox.unpack("truncated.tar.gz") {
         Err(LayerError::CorruptCompression { compression, .. }) => {
-            assert_eq!(compression, LayerCompression::Gzip)
+            assert_eq!(compression, LayerCompression::Gzip);
         }
         other => panic!("expected a compression error, got {other:?}"),
     }

@@ -119,7 +119,7 @@ fn sample_tree(root: &Path) {
         nix::unistd::chown(&p("shared"), Some(0.into()), Some(50.into())).unwrap();
     }
     let chmod = |rel: &str, mode: u32| {
-        fs::set_permissions(p(rel), fs::Permissions::from_mode(mode)).unwrap()
+        fs::set_permissions(p(rel), fs::Permissions::from_mode(mode)).unwrap();
     };
     chmod("etc/setuid", 0o4755);
     chmod("shared", 0o2775);
@@ -587,7 +587,7 @@ fn truncated_plain_tars_are_errors() {
 /// blob into DIR/unpacked; then writes DIR/unpacked (or `SOLUM_LAYER_BENCH_TREE`) as
 /// DIR/layer.tar.gz and DIR/layer.tar.zst (`SOLUM_LAYER_BENCH_ONLY=gz` or `zst` for one). Run with `--ignored layer::tests::bench --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a benchmark: run it by name with --ignored"]
 fn bench() {
     let Ok(dir) = std::env::var("SOLUM_LAYER_BENCH_DIR") else {
         return;

@@ -492,8 +492,7 @@ fn heat_snippet_passes_pyyaml_and_a_hot_structure_check() {
     let python_ok = Command::new("python3")
         .args(["-c", "import yaml"])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+        .is_ok_and(|o| o.status.success());
     if !python_ok {
         eprintln!("skipped: python3 with PyYAML is not installed (Debian package python3-yaml)");
         return;

@@ -504,7 +504,7 @@ mod tests {
         })
         .unwrap();
         let mut seen = seen.into_inner().unwrap();
-        seen.sort();
+        seen.sort_unstable();
         assert_eq!(seen, [1, 2, 3, 4, 5]);
         let error = for_each_bounded(&[1, 2, 3], 2, |n| {
             if *n == 2 {

@@ -159,7 +159,11 @@ fn every_kind_of_revision_resolves_to_its_commit_and_exports_its_tree() {
     let mirrors: Vec<_> = fs::read_dir(cache.join("git"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".git"))
+        .filter(|name| {
+            std::path::Path::new(name)
+                .extension()
+                .is_some_and(|e| e == "git")
+        })
         .collect();
     assert_eq!(mirrors.len(), 1, "{mirrors:?}");
     let mirror = git::mirror_path(&cache, url);

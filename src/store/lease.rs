@@ -30,13 +30,17 @@ pub(super) struct LeaseSlot(Mutex<Weak<File>>);
 /// A shared hold on the layout's blobs: while any lease is alive, `gc` waits.
 #[derive(Clone, Debug)]
 pub struct StoreLease {
-    _file: Arc<File>,
+    /// Held, not read: the shared lock lasts as long as the last clone keeps it open.
+    #[cfg_attr(not(test), allow(dead_code))]
+    file: Arc<File>,
 }
 
 /// The exclusive hold `gc` takes: no writer is between its first blob and its name.
 #[derive(Debug)]
 pub struct ExclusiveLease {
-    _file: File,
+    /// Held, not read: the exclusive lock lasts as long as it is open.
+    #[allow(dead_code)]
+    file: File,
 }
 
 /// What a sweep of `.tmp` removed.
@@ -82,7 +86,7 @@ impl Layout {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(file) = slot.upgrade() {
-            return Ok(StoreLease { _file: file });
+            return Ok(StoreLease { file });
         }
         let file = open_lock(self.root())?;
         let lock_error = |source| {
@@ -101,7 +105,7 @@ impl Layout {
         file.lock_shared().map_err(lock_error)?;
         let file = Arc::new(file);
         *slot = Arc::downgrade(&file);
-        Ok(StoreLease { _file: file })
+        Ok(StoreLease { file })
     }
 
     /// The exclusive lease `gc` holds. When writers hold leases, `on_wait` is called once
@@ -123,7 +127,7 @@ impl Layout {
             }
             Err(std::fs::TryLockError::Error(error)) => return Err(lock_error(error)),
         }
-        Ok(ExclusiveLease { _file: file })
+        Ok(ExclusiveLease { file })
     }
 
     /// Removes everything in the layout's temp folder. Only for a caller that holds the
@@ -167,7 +171,7 @@ mod tests {
         let layout = Layout::open_or_create(dir.path()).unwrap();
         let first = layout.lease().unwrap();
         let second = layout.clone().lease().unwrap();
-        assert!(Arc::ptr_eq(&first._file, &second._file));
+        assert!(Arc::ptr_eq(&first.file, &second.file));
         let probe = open_lock(dir.path()).unwrap();
         assert!(probe.try_lock().is_err(), "a lease must keep gc out");
         drop(first);

@@ -235,7 +235,7 @@ pub fn assert_same_tree(
         match right.get(path) {
             None => differences.push(format!("{}: only in the first", path.display())),
             Some(other) if other != entry => {
-                differences.push(format!("{}: {entry:?} != {other:?}", path.display()))
+                differences.push(format!("{}: {entry:?} != {other:?}", path.display()));
             }
             _ => {}
         }

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 /// Panics with the package to install when a program is missing.
 pub fn require(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     assert!(
         found,
         "{program} is not installed; these tests need it: apt-get install {package}"
