@@ -23,6 +23,9 @@ mod unpack;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// The doc comment below is clap's --help text, written for a terminal: its brackets are
+// usage syntax, not rustdoc links.
+#[allow(rustdoc::broken_intra_doc_links)]
 /// A daemonless, rootless OCI image builder.
 ///
 /// Images live in a local store, an OCI image layout (`--store`, else $SOLUM_BUILD_STORE,

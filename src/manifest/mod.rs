@@ -9,7 +9,7 @@
 //! Every rejected input names the file, the line and column, and the field path
 //! (`app.yaml:7:3: workflow_config.run_cmd: expected a string, found a sequence`). To get a
 //! line for *semantic* errors too (a port out of range, a bad name), the text is first
-//! parsed into a tree of located nodes and then decoded by hand ([`yaml`]), so every value
+//! parsed into a tree of located nodes and then decoded by hand (module `yaml`), so every value
 //! keeps the span it came from until it has been checked.
 //!
 //! YAML crate: `saphyr` (with `saphyr-parser`). It is maintained, YAML 1.2 (so `no` and

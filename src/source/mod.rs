@@ -3,7 +3,7 @@
 //! This module owns the three kinds of source a build can start from — a local directory,
 //! a git repository (local work tree, bare repo, `file://`, `https://`, `ssh://`, `git://`
 //! or `user@host:path`) at a revision, and an artifact tarball of ready-made binaries — and
-//! the one operation on them, [`fetch`]: write the source tree into a destination directory
+//! the one operation on them, [`fetch_cancellable`]: write the source tree into a destination directory
 //! and say what was fetched (the repository with any credential redacted, the resolved
 //! commit and its time, a digest of the tree for the build cache). Git sources go through a
 //! bare mirror per repository under the caller's cache folder and are exported like
@@ -195,7 +195,7 @@ pub(crate) fn fetch(
     )
 }
 
-/// [`fetch`] that stops with [`SourceError::Cancelled`] soon after `cancel` is set: git
+/// Fetches a source (see the module documentation), stopping with [`SourceError::Cancelled`] soon after `cancel` is set: git
 /// (and every process it started) is killed, a copy or an unpack stops at its next entry
 /// or read. With a `rules.limit`, an artifact or a git tree that would expand past it is
 /// refused before anything of it is written. An artifact or a git tree is unpacked as
