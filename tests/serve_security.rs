@@ -113,7 +113,8 @@ fn b02_symlinked_badger_files_are_refused() {
 #[test]
 fn b03_requests_cannot_name_server_files() {
     let dir = temp_dir();
-    let data = data_with_base(dir.path(), false);
+    // With the shell badger: an app naming a badger the server lacks is refused too.
+    let data = data_with_base(dir.path(), true);
     let secret = dir.path().join("secret");
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("shadow"), "TOP-SECRET-LINE\n").unwrap();

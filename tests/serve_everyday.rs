@@ -1,0 +1,165 @@
+//! Issue 12, the first day with `serve`: a new server makes its store at start and says
+//! where its data, store and token are; `/` and the OpenAPI document need no token; an app
+//! naming a badger the server lacks is refused when it is created; the API hands out
+//! absolute URLs that `trigger` and git take as they are; a client without a token is told
+//! where the token is. As root and again as `tester`.
+
+mod support;
+
+use support::serve::{app_text, data_with_base, Server};
+use support::*;
+
+/// A GET without the token, its status and body text.
+fn get_anonymous(server: &Server, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent.get(server.url(path)).call().unwrap();
+    let status = response.status().as_u16();
+    (status, response.into_body().read_to_string().unwrap())
+}
+
+#[test]
+fn a_new_server_makes_its_store_and_says_where_things_are() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    // Its first workflow used to end ERROR: "store is not an OCI image layout".
+    assert!(data.join("store/oci-layout").is_file());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.log().contains("token") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert!(
+        log.contains(&format!("data  {}", data.display()))
+            && log.contains(&format!("store {}", data.join("store").display()))
+            && log.contains(&format!("token {}", data.with_extension("token").display())),
+        "{log}"
+    );
+
+    // The landing page and the API's description are open; the rest is not.
+    let (status, page) = get_anonymous(&server, "/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("href=\"/v1/openapi.json\""), "{page}");
+    let (status, document) = get_anonymous(&server, "/v1/openapi.json");
+    assert_eq!(status, 200, "{document}");
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(get_anonymous(&server, "/v1/apps").0, 401);
+
+    // A client without a token is told where the token is.
+    let listed = Cmd::solum_without_store()
+        .args(["app", "list", "--server", &server.url("")])
+        .into_command()
+        .env_remove("SOLUM_BUILD_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no token was given")
+            && stderr.contains("SOLUM_BUILD_TOKEN")
+            && stderr.contains("DATA/token"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn apps_are_checked_against_the_badgers_the_server_has() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let server = Server::start(&data, &[]);
+    let remote = "  repository: https://example.org/app.git";
+    let (status, answer) = server.call(
+        "POST",
+        "/v1/apps",
+        app_text("nope", "pyhton3", remote).as_bytes(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "badger: no badger \"pyhton3\" in the server's store (it has: badgers/shell)"
+        ),
+        "{error}"
+    );
+    // `shell` finds `badgers/shell`, as builds do.
+    let (status, answer) = server.call(
+        "POST",
+        "/v1/apps",
+        app_text("yes", "shell", remote).as_bytes(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    // PATCH is checked the same way.
+    let (status, answer) = server.call(
+        "PATCH",
+        "/v1/apps/yes",
+        app_text("yes", "badgers/nothing", remote).as_bytes(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("badger:"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn the_api_hands_out_absolute_urls_that_trigger_takes() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let server = Server::start(&data, &[]);
+    let remote = "  repository: https://example.org/app.git";
+    let (status, app) = server.call(
+        "POST",
+        "/v1/apps",
+        app_text("urls", "badgers/shell", remote).as_bytes(),
+    );
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(app["git"], server.url("/git/urls.git"));
+    let trigger_url = app["trigger"]["url"].as_str().unwrap();
+    let trigger_id = app["trigger"]["id"].as_str().unwrap();
+    assert_eq!(
+        trigger_url,
+        server.url(&format!("/v1/triggers/{trigger_id}"))
+    );
+    let (_, shown) = server.call("GET", "/v1/apps/urls", b"");
+    assert_eq!(shown["trigger"]["url"], trigger_url);
+
+    // `trigger` takes the URL, the path or the id (on --server); a push to another
+    // branch than the watched one starts nothing, so each answers "ignored" (exit 0).
+    let secret = app["trigger"]["secret"].as_str().unwrap();
+    let path = format!("/v1/triggers/{trigger_id}");
+    for given in [trigger_url, path.as_str(), trigger_id] {
+        Cmd::solum_without_store()
+            .args(["trigger", given, "--server", &server.url("")])
+            .args([
+                "--secret",
+                secret,
+                "--revision",
+                "0123456789abcdef0123456789abcdef01234567",
+            ])
+            .args(["--ref", "refs/heads/not-watched"])
+            .run()
+            .ok();
+    }
+    drop(server);
+
+    // Behind a proxy the operator names the public URL.
+    let server = Server::start(&data, &["--public-url", "https://ci.example.org/"]);
+    let (_, shown) = server.call("GET", "/v1/apps/urls", b"");
+    assert_eq!(shown["git"], "https://ci.example.org/git/urls.git");
+    assert!(
+        shown["trigger"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://ci.example.org/v1/triggers/"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn run_again_as_tester() {
+    rerun_as_tester();
+}
