@@ -531,7 +531,7 @@ async fn worker(shared: Arc<Shared>) {
         if let Err(panic) = result {
             let _ = shared.records.transition(
                 id,
-                crate::pipeline::state::State::Error,
+                crate::report::State::Error,
                 &format!("the build worker failed: {panic}"),
             );
         }

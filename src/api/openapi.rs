@@ -26,7 +26,7 @@ fn path_params(mut operation: Value, names: &[&str]) -> Value {
 
 /// The document.
 pub fn spec() -> Value {
-    let states = json!(crate::pipeline::state::State::ALL);
+    let states = json!(crate::report::State::ALL);
     let workflow_request = json!({ "type": "object", "properties": {
         "actions": { "type": "array", "items": { "enum": ["unittest", "build", "push"] } },
         "revision": { "type": "string" } } });

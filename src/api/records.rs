@@ -3,12 +3,12 @@
 //! being written and readers never block the writer).
 //!
 //! This module owns the schema and every SQL statement, and nothing else: it never runs a
-//! build, reads a store or decides what a state means (`pipeline::state` says which states
+//! build, reads a store or decides what a state means (`report::State` says which states
 //! are terminal). One connection behind a mutex serves the whole server; every statement
 //! is short (an index lookup or one small write), so a request waits microseconds for it,
 //! and a claim of queued work is atomic without SQL-level locking tricks.
 
-use crate::pipeline::state::State;
+use crate::report::State;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

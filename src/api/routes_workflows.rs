@@ -8,7 +8,7 @@
 use super::records::{self, NewWorkflow};
 use super::routes_apps::find;
 use super::{ApiError, Shared};
-use crate::pipeline::state::State as WorkflowState;
+use crate::report::State as WorkflowState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};

@@ -225,7 +225,7 @@ fn started(app: &str, id: i64, duplicate: bool) -> Value {
     if duplicate {
         answer["duplicate"] = json!("this delivery was received before: no new workflow");
     } else {
-        answer["state"] = json!(crate::pipeline::state::State::Queued);
+        answer["state"] = json!(crate::report::State::Queued);
     }
     answer
 }

@@ -15,8 +15,8 @@ use crate::manifest::Overrides;
 use crate::pipeline::build::{AppInput, BuildRequest};
 use crate::pipeline::delivery::{deliver, Delivery, DeliveryError, NoLedger, PushTo};
 use crate::pipeline::source_date_epoch;
-use crate::pipeline::state::State;
 use crate::report::Reporter;
+use crate::report::State;
 use runtime::CancelHandle;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -182,8 +182,9 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         .into());
     }
     args.limits.apply()?;
+    // Paths the user gave are made absolute here, once (see `store::absolute`).
     let app = match args.app_file {
-        Some(path) => AppInput::File(path),
+        Some(path) => AppInput::File(crate::store::absolute(path)),
         None => AppInput::CommandLine { name: args.name },
     };
     let build = BuildRequest {
@@ -192,7 +193,9 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             badger: args.badger,
             source: args.source,
             revision: args.revision,
-            artifact: args.artifact,
+            artifact: args
+                .artifact
+                .map(|path| crate::store::absolute(path.into()).display().to_string()),
             run_cmd: args.run_cmd,
             test_cmd: args.test_cmd,
             ports: args.ports,

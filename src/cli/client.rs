@@ -388,7 +388,7 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
                 let record = client.json("GET", &format!("/v1/apps/{app}/workflows/{wf}"), None)?;
                 let state = record["state"].as_str().unwrap_or("");
                 eprintln!("workflow {wf}: {state}");
-                let ready = state == crate::pipeline::state::State::Ready.as_str();
+                let ready = state == crate::report::State::Ready.as_str();
                 return Ok(if ready { SUCCESS } else { FAILURE });
             }
         }

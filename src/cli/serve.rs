@@ -83,8 +83,10 @@ pub struct ServeArgs {
 }
 
 pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
+    // Paths the user gave are made absolute here, once: the workers and the sandbox need
+    // absolute host paths.
     let data = match args.data {
-        Some(data) => data,
+        Some(data) => crate::store::absolute(data),
         None => match context.store.parent() {
             Some(parent) => parent.join("solum-build-serve"),
             None => return Err(UsageError("give --data DIR".into()).into()),
@@ -113,7 +115,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     let prepared = prepare(ServeOptions {
         listen: args.listen,
         data: data.clone(),
-        token_file: args.token_file,
+        token_file: args.token_file.map(crate::store::absolute),
         workers,
         push_to: args.push_to,
         public_url: args.public_url,
@@ -121,7 +123,11 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
         max_upload: args.max_upload.saturating_mul(1 << 20),
-        allow_local_source: args.allow_local_source,
+        allow_local_source: args
+            .allow_local_source
+            .into_iter()
+            .map(crate::store::absolute)
+            .collect(),
         registry_creds,
         connections: crate::api::ConnectionLimits {
             max_connections: args.max_connections.max(1),

@@ -12,7 +12,6 @@
 
 use super::badger_stack::{self, Badger, BadgerError};
 use super::commit::{commit, Base, Commit, CommitError, Committed};
-use super::state::State;
 use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
@@ -25,6 +24,7 @@ use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
+use crate::report::State;
 use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::{ImageError, Layout, LayoutError};
 use crate::transport::{copy_blobs, RegistryTransport, TransportError};

@@ -18,10 +18,10 @@
 //! (the next build of the same inputs finds it in the build cache).
 
 use super::build::{build, BuildError, BuildRequest, Built};
-use super::state::State;
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::report::Reporter;
+use crate::report::State;
 use crate::transport::{self, RegistryTransport, TransportError};
 use runtime::CancelHandle;
 use std::path::Path;

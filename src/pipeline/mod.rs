@@ -13,7 +13,6 @@ pub mod confined;
 pub mod delivery;
 pub mod import;
 pub mod run;
-pub mod state;
 pub mod unpack;
 pub mod workspace;
 

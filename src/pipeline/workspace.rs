@@ -7,13 +7,13 @@
 //! second copy. The scratch folder (and everything in it) is removed on drop.
 
 use super::confined;
-use super::state::State;
 use super::unpack::remove_tree;
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
 use crate::layer::{self, Change, LayerError};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
+use crate::report::State;
 use crate::store::scratch::OwnedTempDir;
 use runtime::{BindMount, CancelHandle, Network, Outcome, OutputEvent, RootFs, SandboxSpec};
 use std::collections::VecDeque;

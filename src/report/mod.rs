@@ -3,8 +3,11 @@
 //! renders it as status lines and progress bars on stderr, the server records it. Nothing
 //! below the CLI prints.
 
+mod state;
+
+pub use state::{State, UnknownState};
+
 use crate::image::Digest;
-use crate::pipeline::state::State;
 
 /// Events of long work. Every method has an empty default so that a caller implements only
 /// what it shows.
