@@ -45,7 +45,7 @@ fn w14_the_data_folder_and_its_files_are_private() {
         let server = Server::start(&data, &[]);
         let text = app_text(
             "p",
-            "badgers/none",
+            ABSENT_BADGER,
             "  repository: https://example.org/r.git",
         );
         assert_eq!(server.call("POST", "/v1/apps", text.as_bytes()).0, 201);
@@ -75,7 +75,7 @@ fn w13_a_replayed_delivery_starts_one_workflow() {
     let server = Server::start(&data, &[]);
     let text = app_text(
         "hook",
-        "badgers/none",
+        ABSENT_BADGER,
         "  repository: https://example.org/r.git",
     );
     let (status, app) = server.call("POST", "/v1/apps", text.as_bytes());
@@ -220,7 +220,7 @@ fn w11_a_dripped_trigger_body_does_not_hold_the_server() {
     let server = Server::start(&data, &["--header-timeout", "2", "--max-connections", "4"]);
     let text = app_text(
         "drip",
-        "badgers/none",
+        ABSENT_BADGER,
         "  repository: https://example.org/r.git",
     );
     let (status, app) = server.call("POST", "/v1/apps", text.as_bytes());

@@ -9,9 +9,9 @@
 //! descriptor that was opened with `openat2(RESOLVE_IN_ROOT)` (see `safe_path`).
 
 mod compress;
-mod copy;
 mod diff;
 mod estimate;
+mod fallback_copy;
 mod fsops;
 mod limits;
 mod metadata;
@@ -28,8 +28,8 @@ use std::path::PathBuf;
 
 pub use crate::image::media::LayerCompression;
 pub use compress::decompressing_reader;
-pub use copy::copy_tree;
 pub use diff::{overlay_changes, sort_changes, walk_changes};
+pub use fallback_copy::copy_tree;
 pub use limits::{Exceeded, UnpackLimits, RATIO_ALLOWANCE};
 pub use ownership::{RootlessOwner, ROOTLESS_XATTR};
 pub use unpack::unpack_layer;

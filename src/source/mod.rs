@@ -20,7 +20,7 @@
 //! attributes apply, as they do for `git archive`.
 
 mod bounds;
-mod copy;
+mod folder;
 mod git;
 mod policy;
 mod spec;
@@ -214,7 +214,7 @@ pub fn fetch_cancellable(
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
             reporter.status("Copying", &path.display().to_string());
-            copy::copy_tree(path, dest, cancel, reporter)?;
+            folder::copy_folder(path, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
         }
         SourceSpec::Git { url, revision } => {

@@ -10,10 +10,10 @@
 //! this module hands them over. Nothing here prints: progress goes to a [`Reporter`].
 
 mod archive;
-mod copy;
 mod docker_archive;
+mod layout_copy;
 
-pub use copy::{copy_blobs, copy_image};
+pub use layout_copy::{copy_blobs, copy_image};
 
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};

@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// A badger no server has, for tests whose workflows are meant to fail: a registry badger
+/// passes the check at app creation (registries are asked only when a build pulls), and
+/// nothing listens on loopback port 9, so the pull fails at once.
+pub const ABSENT_BADGER: &str = "docker://127.0.0.1:9/absent:1";
+
 /// A running server, killed on drop.
 pub struct Server {
     pub child: Child,

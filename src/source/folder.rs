@@ -23,7 +23,7 @@ use crate::report::Reporter;
 
 /// Copies the tree under `source` into the existing, empty `dest`; returns the number of
 /// entries written.
-pub(super) fn copy_tree(
+pub(super) fn copy_folder(
     source: &Path,
     dest: &Path,
     cancel: &runtime::CancelHandle,
