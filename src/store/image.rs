@@ -613,72 +613,28 @@ mod tests {
         ));
     }
 
-    /// Found by the `layout_resolve` fuzz target: an index listing one manifest digest twice,
-    /// once under a media type that is no document's, made gc skip the real listing and
-    /// delete the config and layers of a named image.
-    #[test]
-    fn gc_walks_a_manifest_listed_also_as_an_opaque_blob() {
-        for opaque_first in [true, false] {
+    /// A named image whose manifest `index.json` lists a second time under `other` (named
+    /// `other`), first or last in gc's worklist; gc must keep the image whole.
+    fn gc_keeps_a_manifest_listed_twice(other: &MediaType) {
+        for other_first in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let layout = Layout::open_or_create(dir.path()).unwrap();
             let layer = layout.put_bytes(b"layer").unwrap();
             let real = manifest_naming(&layout, std::slice::from_ref(&layer));
             layout.tag("real", &real).unwrap();
-            let mut opaque = Descriptor::new(
-                MediaType::Other("application/octet-stream".into()),
-                real.size(),
-                real.digest().clone(),
-            );
-            opaque.set_annotations(Some(HashMap::from([(
+            let mut listing = Descriptor::new(other.clone(), real.size(), real.digest().clone());
+            listing.set_annotations(Some(HashMap::from([(
                 REF_NAME.to_string(),
-                "opaque".to_string(),
-            )])));
-            layout
-                .update_index(|index| {
-                    let mut entries = index.manifests().clone();
-                    if opaque_first {
-                        entries.push(opaque);
-                    } else {
-                        entries.insert(0, opaque);
-                    }
-                    index.set_manifests(entries);
-                })
-                .unwrap();
-            let held = layout.exclusive_lease(&|| {}).unwrap();
-            layout.gc(&held).unwrap();
-            drop(held);
-            let image = layout.resolve(Some("real")).unwrap();
-            assert!(layout.has_blob(&layer), "opaque first: {opaque_first}");
-            assert!(layout.has_blob(&image.config_digest));
-        }
-    }
-
-    /// Found by the `layout_resolve` fuzz target in CI: `index.json` listing a manifest's
-    /// digest once as an index (which does not parse as one) and once as a manifest. gc
-    /// marked the digest walked at the first listing and skipped the second, so the named
-    /// image lost its config and layers.
-    #[test]
-    fn gc_walks_a_manifest_listed_also_as_an_index() {
-        for index_first in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let layout = Layout::open_or_create(dir.path()).unwrap();
-            let layer = layout.put_bytes(b"layer").unwrap();
-            let real = manifest_naming(&layout, std::slice::from_ref(&layer));
-            layout.tag("real", &real).unwrap();
-            let mut as_index =
-                Descriptor::new(MediaType::ImageIndex, real.size(), real.digest().clone());
-            as_index.set_annotations(Some(HashMap::from([(
-                REF_NAME.to_string(),
-                "as-index".to_string(),
+                "other".to_string(),
             )])));
             layout
                 .update_index(|index| {
                     let mut entries = index.manifests().clone();
                     // gc's worklist takes the last entry first.
-                    if index_first {
-                        entries.push(as_index);
+                    if other_first {
+                        entries.push(listing);
                     } else {
-                        entries.insert(0, as_index);
+                        entries.insert(0, listing);
                     }
                     index.set_manifests(entries);
                 })
@@ -687,8 +643,26 @@ mod tests {
             layout.gc(&held).unwrap();
             drop(held);
             let image = layout.resolve(Some("real")).unwrap();
-            assert!(layout.has_blob(&layer), "index first: {index_first}");
-            assert!(layout.has_blob(&image.config_digest));
+            let case = format!("{other} first: {other_first}");
+            assert!(layout.has_blob(&layer), "{case}");
+            assert!(layout.has_blob(&image.config_digest), "{case}");
         }
+    }
+
+    /// Found by the `layout_resolve` fuzz target: an index listing one manifest digest twice,
+    /// once under a media type that is no document's, made gc skip the real listing and
+    /// delete the config and layers of a named image.
+    #[test]
+    fn gc_walks_a_manifest_listed_also_as_an_opaque_blob() {
+        gc_keeps_a_manifest_listed_twice(&MediaType::Other("application/octet-stream".into()));
+    }
+
+    /// Found by the `layout_resolve` fuzz target in CI: the digest listed once as an index
+    /// (which does not parse as one) and once as a manifest. gc marked the digest walked at
+    /// the first listing and skipped the second, so the named image lost its config and
+    /// layers.
+    #[test]
+    fn gc_walks_a_manifest_listed_also_as_an_index() {
+        gc_keeps_a_manifest_listed_twice(&MediaType::ImageIndex);
     }
 }
