@@ -130,6 +130,37 @@ fn a_folder_du_is_dated_by_its_newest_source_file() {
     );
 }
 
+/// A failed step's output was streamed, then printed again as "last lines of its output":
+/// now once, streamed, or once in the error where nothing was streamed (`--quiet`).
+#[test]
+fn a_failed_step_s_output_is_shown_once() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+    let app_file = folder_app(dir.path(), "failing", "[]");
+    std::fs::write(
+        dir.path().join("failing").join("build"),
+        "#!/bin/sh
+echo one-of-a-kind-line
+exit 3
+",
+    )
+    .unwrap();
+    for quiet in [false, true] {
+        let mut command = Cmd::solum(&store);
+        if quiet {
+            command = command.arg("--quiet");
+        }
+        let failed = command.arg("build").arg(&app_file).run().fails_with(1);
+        assert_eq!(
+            failed.stderr.matches("one-of-a-kind-line").count(),
+            1,
+            "quiet: {quiet}\n{}",
+            failed.text()
+        );
+    }
+}
+
 /// `badger search node` without a match printed an empty table.
 #[test]
 fn a_search_without_a_match_says_so() {

@@ -236,8 +236,17 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             Ok(SUCCESS)
         }
         Err(error) if error.state() == State::Cancelled => Ok(INTERRUPTED),
-        // The build's own error, so that the exit code sees what in it was bad input.
-        Err(DeliveryError::Build(error)) => Err(error.into()),
+        // The build's own error, so that the exit code sees what in it was bad input. The
+        // failed step's last lines are left out where its output was shown as it ran.
+        Err(DeliveryError::Build(error)) => {
+            let streamed = matches!(args.log_format, LogFormat::Text) && !context.quiet;
+            Err(if streamed {
+                error.without_output_tail()
+            } else {
+                error
+            }
+            .into())
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -110,6 +110,27 @@ impl Classify for BuildError {
     }
 }
 
+impl BuildError {
+    /// The error without the last lines of the failed step's output, for a caller that
+    /// showed that output as it streamed (the message would repeat it).
+    #[must_use]
+    pub fn without_output_tail(self) -> BuildError {
+        match self {
+            BuildError::BuildFailed { badger, how, .. } => BuildError::BuildFailed {
+                badger,
+                how,
+                tail: Vec::new(),
+            },
+            BuildError::TestsFailed { command, how, .. } => BuildError::TestsFailed {
+                command,
+                how,
+                tail: Vec::new(),
+            },
+            other => other,
+        }
+    }
+}
+
 fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
         String::new()
