@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
+use support::registry::{Mode, Registry};
 use support::serve::{app_text, data_with_base, Server};
 use support::*;
 
@@ -156,6 +158,70 @@ fn the_api_hands_out_absolute_urls_that_trigger_takes() {
             .unwrap()
             .starts_with("https://ci.example.org/v1/triggers/"),
         "{shown}"
+    );
+}
+
+/// Every workflow used to leave an `APP:wf-N` in the store for ever, and only `:wf-N` was
+/// pushed. With `--keep 2` the third READY removes `wf-1`; `APP:latest` follows the newest.
+#[test]
+fn older_workflow_dus_go_and_latest_follows_the_newest() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let registry = Registry::start(Mode::Plain);
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("build"), "#!/bin/sh\necho built > /app/built\n").unwrap();
+    std::fs::set_permissions(source.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let push_to = format!("docker://{}/apps", registry.host());
+    let server = Server::start(
+        &data,
+        &[
+            "--keep",
+            "2",
+            "--allow-local-source",
+            dir.path().to_str().unwrap(),
+            "--push-to",
+            &push_to,
+        ],
+    );
+    let text = app_text(
+        "kept",
+        "badgers/shell",
+        &format!("  repository: {}", source.display()),
+    );
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let mut last = 0;
+    for _ in 0..3 {
+        let (status, started) = server.call(
+            "POST",
+            "/v1/apps/kept/workflows",
+            br#"{"actions":["build","push"]}"#,
+        );
+        assert_eq!(status, 202, "{started}");
+        last = started["id"].as_i64().unwrap();
+        let record = server.wait_final("kept", last);
+        assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
+    }
+    let images = Cmd::solum(&data.join("store")).arg("images").run().ok();
+    let names: Vec<&str> = images
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.starts_with("kept:"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}\n{}", images.stdout);
+    assert!(
+        !names.contains(&format!("kept:wf-{}", last - 2).as_str()),
+        "{names:?}"
+    );
+    assert!(registry.has_manifest("apps/kept", &format!("wf-{last}"), None));
+    assert!(registry.has_manifest("apps/kept", "latest", None));
+    let (_, log) = server.call("GET", &format!("/v1/apps/kept/workflows/{last}/logs"), b"");
+    assert!(
+        log.to_string()
+            .contains(&format!("removed kept:wf-{} (--keep 2)", last - 2)),
+        "{log}"
     );
 }
 

@@ -73,6 +73,8 @@ pub struct ServeOptions {
     /// `--public-url`: the base of the URLs the API hands out (git, trigger); else the
     /// request's `Host`.
     pub public_url: Option<String>,
+    /// `--keep N`: the workflow DUs (`APP:wf-N`) kept in the store per app; 0 keeps all.
+    pub keep: usize,
 }
 
 /// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:

@@ -109,6 +109,49 @@ pub fn push_destination(push_to: &str, app: &str, id: i64) -> String {
     format!("{}/{app}:wf-{id}", push_to.trim_end_matches('/'))
 }
 
+/// Untags the app's workflow DUs (`APP:wf-N`) past the newest `--keep` (0 keeps all), then
+/// collects the blobs no name reaches, if no build holds the store right now (else the next
+/// workflow's call does). Returns what it did, for the workflow's log.
+fn keep_newest(shared: &Shared, app: &str) -> Result<Vec<String>, LedgerError> {
+    let keep = shared.options.keep;
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = crate::store::Layout::open(&shared.store)?;
+    let prefix = format!("{app}:wf-");
+    let mut numbered: Vec<(i64, String)> = layout
+        .names()?
+        .into_iter()
+        .filter_map(|name| Some((name.strip_prefix(&prefix)?.parse().ok()?, name)))
+        .collect();
+    numbered.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    let mut notes = Vec::new();
+    for (_, name) in numbered.into_iter().skip(keep) {
+        if layout.untag(&name)? {
+            notes.push(format!("removed {name} (--keep {keep})"));
+        }
+    }
+    if !notes.is_empty() {
+        match layout.try_exclusive_lease()? {
+            Some(held) => {
+                let report = layout.gc(&held)?;
+                notes.push(format!(
+                    "gc: {} blobs, {} bytes freed",
+                    report.removed.len(),
+                    report.freed
+                ));
+            }
+            None => notes.push("gc: later, builds hold the store".into()),
+        }
+    }
+    Ok(notes)
+}
+
+/// The moving tag pushed beside each workflow's own: `PREFIX/APP:latest`.
+pub fn moving_destination(push_to: &str, app: &str) -> String {
+    format!("{}/{app}:latest", push_to.trim_end_matches('/'))
+}
+
 /// Runs a claimed workflow to a terminal state. Never panics on a failed build: every
 /// outcome is a recorded state.
 pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelHandle) {
@@ -121,7 +164,7 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
         Ok((delivery, ledger)) => {
             // The delivery reports its final state itself; the error is in the record.
             let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
-            let _ = deliver(
+            let delivered = deliver(
                 &delivery,
                 &shared.store,
                 registry,
@@ -129,6 +172,17 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
                 &reporter,
                 &ledger,
             );
+            if delivered.is_ok() {
+                // Housekeeping after READY: its failure is logged, never the workflow's.
+                match keep_newest(shared, &workflow.app) {
+                    Ok(note) => note.into_iter().for_each(|line| reporter.line(&line)),
+                    Err(error) => reporter.line(&format!(
+                        "warning: cannot remove older DUs of {}: {}",
+                        workflow.app,
+                        error_chain(error.as_ref())
+                    )),
+                }
+            }
         }
         Err(reason) => reporter.stage(State::Error, &reason),
     }
@@ -195,12 +249,17 @@ fn prepare<'a>(
     };
 
     let mut destination = None;
+    let mut also_push = Vec::new();
     let push = if !workflow.actions.iter().any(|a| a == "push") {
         PushTo::Nowhere
     } else if let Some(push_to) = &shared.options.push_to {
         let text = push_destination(push_to, &app.name, workflow.id);
         let parsed = text.parse::<ImageReference>();
         destination = Some(text);
+        // The moving tag a deployer follows: the newest DU pushed.
+        if let Ok(latest) = moving_destination(push_to, &app.name).parse::<ImageReference>() {
+            also_push.push(latest);
+        }
         match parsed {
             Ok(reference) => PushTo::Destination(reference),
             Err(e) => PushTo::Refused(error_chain(&e)),
@@ -214,7 +273,14 @@ fn prepare<'a>(
         app: app.name,
         destination,
     };
-    Ok((Delivery { build, push }, ledger))
+    Ok((
+        Delivery {
+            build,
+            push,
+            also_push,
+        },
+        ledger,
+    ))
 }
 
 /// Keeps a workflow's result in the records: its DU's digest once built, where it was

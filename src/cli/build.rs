@@ -222,7 +222,11 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
     };
     let client = args.registry.client()?;
     let cancel = cancel_on_signals()?;
-    let delivery = Delivery { build, push };
+    let delivery = Delivery {
+        build,
+        push,
+        also_push: Vec::new(),
+    };
     match deliver(
         &delivery,
         &context.store,

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// trigger URLs the API returns. Default: the Host of each request.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Workflow DUs (`APP:wf-N`) kept in the store per app, newest first; older ones are
+    /// untagged and their blobs collected after each READY. 0 keeps every one.
+    #[arg(long, value_name = "N", default_value = "10")]
+    keep: usize,
     /// Kill a build or test step that runs longer than this.
     #[arg(long, value_name = "SECS", default_value = "3600")]
     timeout: u64,
@@ -119,6 +123,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         workers,
         push_to: args.push_to,
         public_url: args.public_url,
+        keep: args.keep,
         registry: args.registry.client()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),

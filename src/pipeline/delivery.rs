@@ -99,6 +99,10 @@ pub enum PushTo {
 pub struct Delivery {
     pub build: BuildRequest,
     pub push: PushTo,
+    /// More names for the pushed DU, pushed after [`PushTo::Destination`] succeeded (a
+    /// moving tag such as `APP:latest` that a deployer follows). The blobs are there by
+    /// then: each is a manifest upload. A failure is a failed push.
+    pub also_push: Vec<ImageReference>,
 }
 
 /// What a delivery delivered.
@@ -176,13 +180,15 @@ fn run(
         PushTo::Destination(destination) => {
             check_cancel(cancel)?;
             reporter.stage(State::Pushing, &transport::describe(destination));
-            push(store, registry, &built.tag, destination, reporter).map_err(|source| {
-                DeliveryError::Push {
-                    store_name: built.tag.clone(),
-                    destination: transport::describe(destination),
-                    source: Box::new(source),
-                }
-            })?;
+            for destination in std::iter::once(destination).chain(&delivery.also_push) {
+                push(store, registry, &built.tag, destination, reporter).map_err(|source| {
+                    DeliveryError::Push {
+                        store_name: built.tag.clone(),
+                        destination: transport::describe(destination),
+                        source: Box::new(source),
+                    }
+                })?;
+            }
             Some(destination.clone())
         }
     };
@@ -322,6 +328,7 @@ mod tests {
                 privilege: crate::privilege::Privilege::of_this_process(),
             },
             push: PushTo::Refused("never reached".into()),
+            also_push: Vec::new(),
         }
     }
 

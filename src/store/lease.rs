@@ -130,6 +130,21 @@ impl Layout {
         Ok(ExclusiveLease { file })
     }
 
+    /// The exclusive lease if no writer holds the store now, else `None` (for a `gc` that
+    /// may as well run later, such as the server's after each workflow).
+    pub fn try_exclusive_lease(&self) -> Result<Option<ExclusiveLease>, LayoutError> {
+        let file = open_lock(self.root())?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ExclusiveLease { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(error)) => Err(LayoutError::Io(IoAt::new(
+                self.root().join(LEASE_FILE),
+                "lock the store",
+                error,
+            ))),
+        }
+    }
+
     /// Removes everything in the layout's temp folder. Only for a caller that holds the
     /// lock exclusively: then no live writer owns anything there.
     pub(super) fn sweep_temp(&self) -> Swept {
