@@ -124,7 +124,7 @@ fn keep_newest(shared: &Shared, app: &str) -> Result<Vec<String>, LedgerError> {
         .into_iter()
         .filter_map(|name| Some((name.strip_prefix(&prefix)?.parse().ok()?, name)))
         .collect();
-    numbered.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    numbered.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
     let mut notes = Vec::new();
     for (_, name) in numbered.into_iter().skip(keep) {
         if layout.untag(&name)? {
