@@ -146,6 +146,21 @@ fn the_api_hands_out_absolute_urls_that_trigger_takes() {
             .run()
             .ok();
     }
+    let said = Cmd::solum_without_store()
+        .args(["trigger", trigger_id, "--server", &server.url("")])
+        .args([
+            "--secret",
+            secret,
+            "--revision",
+            "0123456789abcdef0123456789abcdef01234567",
+        ])
+        .run()
+        .ok();
+    let queued = format!(
+        "refs/heads/main: workflow 1 queued: {}",
+        server.url("/v1/apps/urls/workflows/1")
+    );
+    assert_eq!(said.stdout.trim(), queued, "{}", said.text());
     drop(server);
 
     // Behind a proxy the operator names the public URL.
@@ -222,6 +237,58 @@ fn older_workflow_dus_go_and_latest_follows_the_newest() {
         log.to_string()
             .contains(&format!("removed kept:wf-{} (--keep 2)", last - 2)),
         "{log}"
+    );
+}
+
+/// A push to a managed repository said nothing, and a repository whose default branch is
+/// `master` built nothing. Now the first branch pushed is the one built, and each push
+/// answers on git's side-band.
+#[test]
+fn a_git_push_says_what_it_started() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let server = Server::start(&data, &[]);
+    let text = "version: 1\nname: pushed\nbadger: badgers/shell\nworkflow_config:\n  run_cmd: cat /app/built\n";
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=master"]);
+    std::fs::write(repo.join("build"), "#!/bin/sh\necho pushed > /app/built\n").unwrap();
+    std::fs::set_permissions(repo.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    let remote = format!(
+        "http://git:{}@127.0.0.1:{}/git/pushed.git",
+        support::serve::TOKEN,
+        server.port
+    );
+    let push = |refspec: &str| {
+        Cmd::program("git")
+            .current_dir(&repo)
+            .args(["push", &remote, refspec])
+            .run()
+            .ok()
+            .stderr
+    };
+    let said = push("HEAD:master");
+    let queued = format!(
+        "remote: workflow 1 queued: {}",
+        server.url("/v1/apps/pushed/workflows/1")
+    );
+    assert!(said.contains(&queued), "{said}");
+    let record = server.wait_final("pushed", 1);
+    assert_eq!(record["state"], "READY", "{record}");
+    let said = push("HEAD:feature");
+    assert!(
+        said.contains("remote: feature is not built: this app builds branch master"),
+        "{said}"
+    );
+    let (_, workflows) = server.call("GET", "/v1/apps/pushed/workflows", b"");
+    assert_eq!(
+        workflows["workflows"].as_array().unwrap().len(),
+        1,
+        "{workflows}"
     );
 }
 

@@ -34,6 +34,10 @@ use tokio::io::AsyncWriteExt;
 
 /// Set for `git http-backend`, so that the post-receive hook knows the server saw the push.
 const VIA_HTTP: &str = "SOLUM_SERVE_HTTP_PUSH";
+/// The managed repository's config key holding its watched branch.
+const WATCHED_KEY: &str = "solum.watched";
+/// The most ref updates of one push that are read for messages (a push names a few).
+const MAX_REF_UPDATES: usize = 1000;
 /// The trigger secret's file inside a managed repository, read by the hook.
 const SECRET_FILE: &str = "solum-trigger-secret";
 
@@ -50,16 +54,28 @@ pub fn repository_path(data: &std::path::Path, app: &str) -> PathBuf {
 }
 
 /// The branch whose pushes build: the app file's `source.revision` when it names a
-/// branch, else `main`.
-pub fn watched_branch(app: &AppRecord) -> String {
+/// branch; else the first branch ever pushed to the managed repository (kept in its config
+/// as `solum.watched`); else `main`.
+pub fn watched_branch(data: &std::path::Path, app: &AppRecord) -> String {
+    named_branch(app)
+        .or_else(|| recorded_branch(&repository_path(data, &app.name)))
+        .unwrap_or_else(|| "main".to_string())
+}
+
+/// The branch the app file names as its `source.revision`, if it names one (not a commit).
+fn named_branch(app: &AppRecord) -> Option<String> {
     super::routes_apps::parse_app_file(&app.app_file)
         .ok()
         .and_then(|(file, _)| file.source.revision)
         .filter(|r| !(r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit())))
-        .map_or_else(
-            || "main".to_string(),
-            |r| r.trim_start_matches("refs/heads/").to_string(),
-        )
+        .map(|r| r.trim_start_matches("refs/heads/").to_string())
+}
+
+/// The branch recorded as watched in the managed repository's config (the first pushed).
+fn recorded_branch(repo: &std::path::Path) -> Option<String> {
+    git(&["config", "--get", WATCHED_KEY], repo)
+        .ok()
+        .filter(|branch| !branch.is_empty())
 }
 
 fn git(args: &[&str], dir: &std::path::Path) -> Result<String, ApiError> {
@@ -187,17 +203,6 @@ async fn serve_git(
         });
     }
     let repo_path = repository_path(&shared.data, &app.name);
-    let branch = watched_branch(&app);
-    let before = if rest == "git-receive-pack" {
-        let (path, branch) = (repo_path.clone(), branch.clone());
-        tokio::task::spawn_blocking(move || branch_commit(&path, &branch))
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
-
     let (parts, body) = request.into_parts();
     let header = |name: header::HeaderName| {
         parts
@@ -210,6 +215,34 @@ async fn serve_git(
     let body = axum::body::to_bytes(body, shared.options.max_upload)
         .await
         .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    let pushing = rest == "git-receive-pack";
+    // What the push names, for the answer's messages; the build itself follows the ref.
+    let push = if pushing {
+        pushed_refs(&body)
+    } else {
+        PushRequest::default()
+    };
+    // The watched branch: named by the app file, recorded, or else this first push's.
+    let (named, recorded) = {
+        let (app, path) = (app.clone(), repo_path.clone());
+        tokio::task::spawn_blocking(move || (named_branch(&app), recorded_branch(&path)))
+            .await
+            .unwrap_or((None, None))
+    };
+    let adopting = named.is_none() && recorded.is_none();
+    let branch = named
+        .or(recorded)
+        .or_else(|| push.first_branch())
+        .unwrap_or_else(|| "main".to_string());
+    let before = if pushing {
+        let (path, branch) = (repo_path.clone(), branch.clone());
+        tokio::task::spawn_blocking(move || branch_commit(&path, &branch))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     let mut command = tokio::process::Command::new("git");
     command
         .arg("http-backend")
@@ -248,37 +281,153 @@ async fn serve_git(
         .await
         .map_err(IoAt::at(&repo_path, "run git http-backend for"))?;
     let _ = feeder.await;
-    let response = cgi_response(&output.stdout).ok_or_else(|| ApiError::Failed {
+    let failed = || ApiError::Failed {
         what: format!("git http-backend for {}", app.name),
         reason: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-    })?;
+    };
+    if !pushing {
+        return cgi_response(&output.stdout, None).ok_or_else(failed);
+    }
 
-    if rest == "git-receive-pack" {
-        let (path, watched) = (repo_path.clone(), branch.clone());
-        let after = tokio::task::spawn_blocking(move || branch_commit(&path, &watched))
-            .await
+    let (path, watched) = (repo_path.clone(), branch.clone());
+    let after = tokio::task::spawn_blocking(move || {
+        let after = branch_commit(&path, &watched);
+        // The first branch pushed to a repository whose app names none is the one built.
+        if adopting && after.is_some() {
+            let _ = git(&["config", WATCHED_KEY, &watched], &path);
+        }
+        after
+    })
+    .await
+    .ok()
+    .flatten();
+    let base = super::public_base(&shared.options, &parts.headers);
+    let mut queued = None;
+    if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
+        // The push itself succeeded: its answer is git's, the workflow is in the list.
+        let (_, answer) = enqueue(
+            &shared,
+            NewWorkflow {
+                app: app.name.clone(),
+                actions: checked_actions(&shared, None)?,
+                revision: Some(after),
+                origin: "git".into(),
+                source: Some(repo_path.display().to_string()),
+                artifact: None,
+            },
+            &base,
+        )?;
+        queued = answer["id"].as_i64();
+    }
+    // Said on git's side-band, so the pusher sees `remote: …` lines.
+    let messages = push_messages(
+        &push,
+        &branch,
+        queued,
+        &format!("{base}/v1/apps/{}", app.name),
+    );
+    let extra = push.side_band.then(|| side_band_messages(&messages));
+    cgi_response(&output.stdout, extra.as_deref()).ok_or_else(failed)
+}
+
+/// What a receive-pack request names: its ref updates (up to [`MAX_REF_UPDATES`]) and
+/// whether the client reads side-band messages. Read from its pkt-lines up to the first
+/// flush; anything unexpected ends the reading (the push itself is git's to judge).
+#[derive(Debug, Default)]
+struct PushRequest {
+    /// `(new commit, ref name)` of each update.
+    updates: Vec<(String, String)>,
+    side_band: bool,
+}
+
+impl PushRequest {
+    fn first_branch(&self) -> Option<String> {
+        self.updates
+            .iter()
+            .find_map(|(_, name)| name.strip_prefix("refs/heads/"))
+            .map(str::to_owned)
+    }
+}
+
+fn pushed_refs(body: &[u8]) -> PushRequest {
+    let mut push = PushRequest::default();
+    let mut at = 0;
+    while at + 4 <= body.len() && push.updates.len() < MAX_REF_UPDATES {
+        let Some(length) = std::str::from_utf8(&body[at..at + 4])
             .ok()
-            .flatten();
-        if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
-            // The push itself succeeded: its answer is git's, the workflow is in the list.
-            let _queued = enqueue(
-                &shared,
-                NewWorkflow {
-                    app: app.name.clone(),
-                    actions: checked_actions(&shared, None)?,
-                    revision: Some(after),
-                    origin: "git".into(),
-                    source: Some(repo_path.display().to_string()),
-                    artifact: None,
-                },
-            )?;
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+        else {
+            break;
+        };
+        // 0000 is the flush that ends the commands; a length below 4 or past the end is
+        // not a pkt-line of a well-formed request.
+        if length < 4 || at + length > body.len() {
+            break;
+        }
+        let line = &body[at + 4..at + length];
+        at += length;
+        let (command, capabilities) = match line.iter().position(|b| *b == 0) {
+            Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
+            None => (line, None),
+        };
+        if let Some(capabilities) = capabilities {
+            push.side_band = capabilities
+                .split(u8::is_ascii_whitespace)
+                .any(|c| c == b"side-band-64k" || c == b"side-band");
+        }
+        let text = String::from_utf8_lossy(command);
+        let mut fields = text.split_whitespace();
+        if let (Some(_old), Some(new), Some(name)) = (fields.next(), fields.next(), fields.next()) {
+            push.updates.push((new.to_string(), name.to_string()));
         }
     }
-    Ok(response)
+    push
+}
+
+/// The lines a pusher is told: per pushed ref, whether it builds and where to follow it.
+fn push_messages(
+    push: &PushRequest,
+    branch: &str,
+    queued: Option<i64>,
+    app_url: &str,
+) -> Vec<String> {
+    let watched = format!("refs/heads/{branch}");
+    let mut messages = Vec::new();
+    for (new, name) in &push.updates {
+        let deleted = new.bytes().all(|b| b == b'0');
+        let shown = name.strip_prefix("refs/heads/").unwrap_or(name);
+        if name != &watched {
+            messages.push(format!(
+                "{shown} is not built: this app builds branch {branch}"
+            ));
+        } else if deleted {
+            messages.push(format!("branch {branch} deleted: nothing is built"));
+        } else if let Some(id) = queued {
+            messages.push(format!("workflow {id} queued: {app_url}/workflows/{id}"));
+        } else {
+            messages.push(format!("branch {branch} did not move: nothing is built"));
+        }
+    }
+    messages
+}
+
+/// `messages` as pkt-lines on side-band 2 (progress), which git prints as `remote: …`.
+fn side_band_messages(messages: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        let payload = format!("{message}\n");
+        // Length: the 4 length bytes, the band byte, the payload.
+        out.extend_from_slice(format!("{:04x}", 5 + payload.len()).as_bytes());
+        out.push(2);
+        out.extend_from_slice(payload.as_bytes());
+    }
+    out
 }
 
 /// A CGI program's output as an HTTP response: `Status:` and headers, a blank line, body.
-fn cgi_response(output: &[u8]) -> Option<Response> {
+/// `before_flush`, when given, goes in before the body's closing flush-pkt (`0000`), the
+/// last place a receive-pack answer may carry side-band messages.
+fn cgi_response(output: &[u8], before_flush: Option<&[u8]>) -> Option<Response> {
     let (head_end, body_start) = if let Some(at) = output.windows(4).position(|w| w == b"\r\n\r\n")
     {
         (at, at + 4)
@@ -298,9 +447,11 @@ fn cgi_response(output: &[u8]) -> Option<Response> {
             builder = builder.header(name.trim(), value);
         }
     }
-    builder
-        .body(Body::from(Bytes::copy_from_slice(&output[body_start..])))
-        .ok()
+    let mut body = output[body_start..].to_vec();
+    if let Some(extra) = before_flush.filter(|_| body.ends_with(b"0000")) {
+        body.splice(body.len() - 4..body.len() - 4, extra.iter().copied());
+    }
+    builder.body(Body::from(Bytes::from(body))).ok()
 }
 
 #[cfg(test)]
@@ -309,13 +460,55 @@ mod tests {
 
     #[test]
     fn cgi_output_becomes_a_response() {
-        let response =
-            cgi_response(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope").unwrap();
+        let response = cgi_response(
+            b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope",
+            None,
+        )
+        .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(response.headers()["content-type"], "text/plain");
-        let plain = cgi_response(b"Content-Type: application/x-git\n\nPACK").unwrap();
+        let plain = cgi_response(b"Content-Type: application/x-git\n\nPACK", None).unwrap();
         assert_eq!(plain.status(), StatusCode::OK);
-        assert!(cgi_response(b"no header end").is_none());
+        assert!(cgi_response(b"no header end", None).is_none());
+    }
+
+    #[test]
+    fn a_push_request_names_its_refs_and_side_band() {
+        let first = "0000000000000000000000000000000000000000 1111111111111111111111111111111111111111 refs/heads/master\0report-status side-band-64k agent=git/2\n";
+        let second = "2222222222222222222222222222222222222222 0000000000000000000000000000000000000000 refs/heads/old\n";
+        let mut body = Vec::new();
+        for line in [first, second] {
+            body.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+            body.extend_from_slice(line.as_bytes());
+        }
+        body.extend_from_slice(b"0000PACK...");
+        let push = pushed_refs(&body);
+        assert!(push.side_band);
+        assert_eq!(push.first_branch().as_deref(), Some("master"));
+        assert_eq!(
+            push_messages(&push, "master", Some(7), "http://h/v1/apps/a"),
+            [
+                "workflow 7 queued: http://h/v1/apps/a/workflows/7",
+                "old is not built: this app builds branch master",
+            ]
+        );
+        // Garbage is no request: nothing is read from it.
+        assert!(pushed_refs(b"zzzz").updates.is_empty());
+        assert!(pushed_refs(b"0003").updates.is_empty());
+    }
+
+    #[test]
+    fn messages_go_on_band_two_before_the_closing_flush() {
+        let band = side_band_messages(&["hi".to_string()]);
+        assert_eq!(band, b"0008\x02hi\n");
+        let response = cgi_response(b"Content-Type: x\n\n0009\x01abcd0000", Some(&band)).unwrap();
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            1 << 10,
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(&body[..], b"0009\x01abcd0008\x02hi\n0000");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::report::State as WorkflowState;
 use crate::store::Layout;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -414,6 +414,7 @@ async fn register_du(
 async fn upload_artifact(
     State(shared): State<Arc<Shared>>,
     Path(app): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = super::routes_apps::find(&shared, &app)?;
@@ -451,5 +452,6 @@ async fn upload_artifact(
             source: None,
             artifact: Some(path.display().to_string()),
         },
+        &super::public_base(&shared.options, &headers),
     )
 }

@@ -11,7 +11,7 @@ use super::{ApiError, Shared};
 use crate::report::State as WorkflowState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -89,8 +89,13 @@ pub fn check_revision(revision: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Records a queued workflow and wakes a worker; the 202 answer.
-pub fn enqueue(shared: &Shared, new: NewWorkflow) -> Result<(StatusCode, Json<Value>), ApiError> {
+/// Records a queued workflow and wakes a worker; the 202 answer, whose `url` is on `base`
+/// ([`super::public_base`]).
+pub fn enqueue(
+    shared: &Shared,
+    new: NewWorkflow,
+    base: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if shared.is_stopping() {
         return Err(ApiError::Stopping);
     }
@@ -102,7 +107,7 @@ pub fn enqueue(shared: &Shared, new: NewWorkflow) -> Result<(StatusCode, Json<Va
             "id": id,
             "app": new.app,
             "state": WorkflowState::Queued,
-            "url": format!("/v1/apps/{}/workflows/{id}", new.app),
+            "url": format!("{base}/v1/apps/{}/workflows/{id}", new.app),
         })),
     ))
 }
@@ -110,6 +115,7 @@ pub fn enqueue(shared: &Shared, new: NewWorkflow) -> Result<(StatusCode, Json<Va
 async fn start(
     State(shared): State<Arc<Shared>>,
     Path(app): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = find(&shared, &app)?;
@@ -131,6 +137,7 @@ async fn start(
             origin: "api".into(),
             ..NewWorkflow::default()
         },
+        &super::public_base(&shared.options, &headers),
     )
 }
 

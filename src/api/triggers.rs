@@ -160,12 +160,14 @@ pub async fn trigger(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
     };
-    let branch = watched_branch(&app);
+    let branch = watched_branch(&shared.data, &app);
     if let Some(reference) = &event.reference {
         if reference != &format!("refs/heads/{branch}") {
             return Ok((
                 StatusCode::OK,
-                Json(json!({ "ignored": format!("{reference} is not refs/heads/{branch}") })),
+                Json(json!({
+                    "ignored": format!("{reference} is not built: this app builds branch {branch}")
+                })),
             ));
         }
     }
@@ -197,8 +199,9 @@ pub async fn trigger(
         artifact: None,
         app: app.name,
     };
+    let base = super::public_base(&shared.options, &headers);
     if proof != Proof::Signature {
-        return enqueue(&shared, new);
+        return enqueue(&shared, new, &base);
     }
     if shared.is_stopping() {
         return Err(ApiError::Stopping);
@@ -210,17 +213,20 @@ pub async fn trigger(
     {
         Ok(id) => {
             shared.wake_worker();
-            Ok((StatusCode::ACCEPTED, Json(started(&new.app, id, false))))
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(started(&base, &new.app, id, false)),
+            ))
         }
-        Err(id) => Ok((StatusCode::OK, Json(started(&new.app, id, true)))),
+        Err(id) => Ok((StatusCode::OK, Json(started(&base, &new.app, id, true)))),
     }
 }
 
-fn started(app: &str, id: i64, duplicate: bool) -> Value {
+fn started(base: &str, app: &str, id: i64, duplicate: bool) -> Value {
     let mut answer = json!({
         "id": id,
         "app": app,
-        "url": format!("/v1/apps/{app}/workflows/{id}"),
+        "url": format!("{base}/v1/apps/{app}/workflows/{id}"),
     });
     if duplicate {
         answer["duplicate"] = json!("this delivery was received before: no new workflow");

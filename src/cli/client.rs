@@ -403,6 +403,23 @@ pub fn workflow(args: WorkflowArgs) -> anyhow::Result<i32> {
     Ok(SUCCESS)
 }
 
+/// What a trigger's answer says, in words: the workflow queued and where to follow it, or
+/// why nothing was built.
+fn trigger_outcome(answer: &str) -> String {
+    let Ok(answer) = serde_json::from_str::<serde_json::Value>(answer) else {
+        return answer.trim().to_string();
+    };
+    let url = answer["url"].as_str().unwrap_or_default();
+    match (&answer["id"], &answer["ignored"], &answer["duplicate"]) {
+        (_, serde_json::Value::String(why), _) => format!("not built: {why}"),
+        (id, _, serde_json::Value::String(_)) if id.is_i64() => {
+            format!("received before: workflow {id} ({url})")
+        }
+        (id, _, _) if id.is_i64() => format!("workflow {id} queued: {url}"),
+        _ => answer.to_string(),
+    }
+}
+
 /// The URL a trigger argument names: a URL as given, a path or a bare id on `server`.
 fn trigger_url(given: &str, server: &str) -> String {
     let server = server.trim_end_matches('/');
@@ -460,10 +477,11 @@ pub fn trigger(mut args: TriggerArgs) -> anyhow::Result<i32> {
         let status = response.status().as_u16();
         let text = response.into_body().read_to_string().unwrap_or_default();
         if (200..300).contains(&status) {
+            // One line a pushed ref, which a post-receive hook's pusher reads as `remote: …`.
             result_line(format_args!(
                 "{}: {}",
                 event["ref"].as_str().unwrap_or(""),
-                text.trim()
+                trigger_outcome(&text)
             ))?;
         } else {
             eprintln!("error: {} answered {status}: {}", args.url, text.trim());
