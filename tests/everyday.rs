@@ -161,6 +161,38 @@ exit 3
     }
 }
 
+/// Without an app file or --name, every build of a folder was named `app`, so builds of
+/// two folders overwrote each other: a build is now named after its folder.
+#[test]
+fn a_folder_build_is_named_after_its_folder() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+    for folder in ["first_site", "Second Site"] {
+        let source = dir.path().join(folder);
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("build"), "#!/bin/sh\ntrue\n").unwrap();
+        std::fs::set_permissions(source.join("build"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        Cmd::solum(&store)
+            .args(["build", "--badger", "badgers/shell", "--source", folder])
+            .current_dir(dir.path())
+            .run()
+            .ok();
+    }
+    let images = Cmd::solum(&store).arg("images").run().ok();
+    for name in ["first_site", "second-site"] {
+        assert!(
+            images
+                .stdout
+                .lines()
+                .any(|line| line.starts_with(&format!("{name} "))),
+            "{name}: {}",
+            images.stdout
+        );
+    }
+}
+
 /// `badger search node` without a match printed an empty table.
 #[test]
 fn a_search_without_a_match_says_so() {

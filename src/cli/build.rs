@@ -185,7 +185,23 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
     // Paths the user gave are made absolute here, once (see `store::absolute`).
     let app = match args.app_file {
         Some(path) => AppInput::File(crate::store::absolute(path)),
-        None => AppInput::CommandLine { name: args.name },
+        None => {
+            // Without --name a build is named after its source's folder, repository or
+            // tarball, not `app`, which builds of different folders would overwrite.
+            let source = args.source.as_deref().map(|source| {
+                if std::path::Path::new(source).is_dir() {
+                    crate::store::absolute(source.into()).display().to_string()
+                } else {
+                    source.to_string()
+                }
+            });
+            let name = args.name.or_else(|| {
+                source
+                    .or_else(|| args.artifact.clone())
+                    .and_then(|from| crate::manifest::app::name_from_source(&from))
+            });
+            AppInput::CommandLine { name }
+        }
     };
     let build = BuildRequest {
         app,

@@ -717,6 +717,42 @@ pub(crate) fn pattern(value: &str, pattern: &'static str) -> Problem {
 }
 
 /// `^[a-z][a-z0-9-_]{0,99}$`, the app name rule Solum used.
+/// An app name made from where the source is (`./my_site/`, `https://host/org/My.App.git`,
+/// `bin/tool-1.2.tar.gz` → `my_site`, `my-app`, `tool-1-2`): the last path segment without
+/// `.git` or a tarball's extensions, lower case, with what a name may not hold replaced by
+/// `-`, and `app-` in front when it does not start with a letter. `None` when nothing is
+/// left.
+pub fn name_from_source(source: &str) -> Option<String> {
+    let last = source
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    let mut stem = last.strip_suffix(".git").unwrap_or(last);
+    for extension in [".tar.gz", ".tgz", ".tar.zst", ".tar"] {
+        if let Some(shorter) = stem.strip_suffix(extension) {
+            stem = shorter;
+            break;
+        }
+    }
+    let mut name: String = stem
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-' | '_') => c,
+            _ => '-',
+        })
+        .collect();
+    name = name.trim_matches('-').to_string();
+    if name.is_empty() || name == "." {
+        return None;
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("app-{name}");
+    }
+    name.truncate(100);
+    valid_name(&name).then_some(name)
+}
+
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))

@@ -326,6 +326,23 @@ fn ports_written_as_text_are_taken_like_expose() {
 }
 
 #[test]
+fn a_source_names_its_app() {
+    use crate::manifest::app::name_from_source;
+    for (source, name) in [
+        ("/home/me/My Site/", Some("my-site")),
+        ("./my_site", Some("my_site")),
+        ("https://host/org/My.App.git", Some("my-app")),
+        ("git@host:org/tool.git", Some("tool")),
+        ("bin/tool-1.2.tar.gz", Some("tool-1-2")),
+        ("/srv/2024", Some("app-2024")),
+        (".", None),
+        ("/", None),
+    ] {
+        assert_eq!(name_from_source(source).as_deref(), name, "{source}");
+    }
+}
+
+#[test]
 fn duplicate_ports_are_rejected() {
     let text = "name: a\nbadger: b\nsource: {repository: ./}\nports: [80, {port: 80}]\n";
     let err = AppFile::parse(text, "app.yaml").unwrap_err();
