@@ -193,6 +193,28 @@ fn a_folder_build_is_named_after_its_folder() {
     }
 }
 
+/// `echo hi | solum-build run IMG -- sh -c 'read x; echo $x'` printed nothing: stdin was
+/// /dev/null. With `-i` the command reads ours; without it, still /dev/null.
+#[test]
+fn run_i_gives_the_command_our_stdin() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &[]);
+    let command = ["base/busybox", "--", "sh", "-c", "read x; echo got:$x"];
+    let ran = Cmd::solum(&store)
+        .args(["run", "-i"])
+        .args(command)
+        .run_with_input(b"hi\n")
+        .ok();
+    assert_eq!(ran.stdout, "got:hi\n", "{}", ran.text());
+    let ran = Cmd::solum(&store)
+        .arg("run")
+        .args(command)
+        .run_with_input(b"hi\n")
+        .ok();
+    assert_eq!(ran.stdout, "got:\n", "{}", ran.text());
+}
+
 /// `badger search node` without a match printed an empty table.
 #[test]
 fn a_search_without_a_match_says_so() {

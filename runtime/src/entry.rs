@@ -47,10 +47,11 @@ fn failed(stage: &str, message: impl Into<String>) -> Report {
 
 /// The entry point of the re-executed process. Never returns.
 pub fn sandbox_main() -> ! {
-    // Every descriptor inherited beyond 0 (the caller's socket), 1 and 2 is closed.
+    // Every descriptor inherited beyond 0 (the caller's socket), 1, 2 and the caller's
+    // stdin (STDIN_FD, kept until the spec says whether the command reads it) is closed.
     // SAFETY: close_range with constant arguments; nothing in this fresh process owns
-    // descriptors >= 3 yet.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // descriptors >= 4 yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
     // SAFETY: fd 0 is the caller's socket, owned by this process for its whole life;
     // ManuallyDrop keeps the File from closing it.
     let mut control = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
@@ -79,7 +80,12 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
     if let Err(e) = control.read_to_end(&mut json) {
         return failed("spec", format!("cannot read the spec: {e}"));
     }
-    let spec: SandboxSpec = match serde_json::from_slice(&json) {
+    let spec: Result<SandboxSpec, _> = serde_json::from_slice(&json);
+    if !spec.as_ref().is_ok_and(|spec| spec.inherit_stdin) {
+        // SAFETY: closing a descriptor number no Rust object of this process owns.
+        unsafe { libc::close(crate::spec::STDIN_FD) };
+    }
+    let spec = match spec {
         Ok(s) => s,
         Err(e) => return failed("spec", format!("invalid spec: {e}")),
     };

@@ -11,7 +11,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -149,9 +149,28 @@ pub fn run_with_cancel(
         cmd.env("TMPDIR", tmp);
     }
     let parent = std::process::id() as i32;
-    // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid).
+    // `run -i`: a close-on-exec copy of our stdin, put at STDIN_FD in the child below.
+    let stdin_copy = if spec.inherit_stdin {
+        let copy = nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+            .map_err(|e| SandboxError::Io {
+            what: "passing stdin on",
+            source: e.into(),
+        })?;
+        // SAFETY: fcntl just returned this new descriptor, owned by nothing else.
+        Some(unsafe { OwnedFd::from_raw_fd(copy) })
+    } else {
+        None
+    };
+    let stdin_raw = stdin_copy.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid).
     unsafe {
         cmd.pre_exec(move || {
+            // dup2 clears close-on-exec: STDIN_FD reaches the sandbox process.
+            if let Some(raw) = stdin_raw {
+                if libc::dup2(raw, crate::spec::STDIN_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             // The sandbox process gets SIGTERM when the thread that spawned it dies (it then
             // kills everything in the sandbox). Callers keep that thread alive while `run`
             // blocks. If the caller died before this line, give up.
@@ -169,6 +188,7 @@ pub fn run_with_cancel(
         source,
     })?;
     drop(cmd);
+    drop(stdin_copy);
     let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Io {
         what: "encoding the spec",
         source: e.into(),

@@ -214,12 +214,21 @@ fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
         }
     }
     let _ = nix::unistd::setsid();
-    // stdin is /dev/null (of the sandbox); only 0, 1, 2 survive the exec.
-    match std::fs::File::open("/dev/null") {
-        Ok(null) => {
-            let _ = nix::unistd::dup2_stdin(&null);
+    // stdin is the caller's (`run -i`, passed down as STDIN_FD) or /dev/null of the
+    // sandbox; only 0, 1, 2 survive the exec.
+    if spec.inherit_stdin {
+        // SAFETY: dup2 onto fd 0 of descriptors this process holds; no Rust object owns
+        // fd 0 here.
+        if unsafe { libc::dup2(crate::spec::STDIN_FD, 0) } < 0 {
+            return std::io::Error::last_os_error();
         }
-        Err(e) => return e,
+    } else {
+        match std::fs::File::open("/dev/null") {
+            Ok(null) => {
+                let _ = nix::unistd::dup2_stdin(&null);
+            }
+            Err(e) => return e,
+        }
     }
     // SAFETY: close_range with constant arguments; no Rust object owns descriptors >= 3
     // that is used after this point (we exec or _exit).

@@ -152,7 +152,15 @@ pub struct SandboxSpec {
     pub gid: u32,
     #[serde(default)]
     pub id_map: IdMapPolicy,
+    /// The command reads the caller's stdin (`run -i`), passed down the processes as
+    /// [`STDIN_FD`]; else its stdin is the sandbox's `/dev/null`.
+    #[serde(default)]
+    pub inherit_stdin: bool,
 }
+
+/// The descriptor that carries the caller's stdin from [`crate::run`] to the command when
+/// [`SandboxSpec::inherit_stdin`] is set; closed at once otherwise.
+pub const STDIN_FD: i32 = 3;
 
 fn default_cwd() -> PathBuf {
     PathBuf::from("/")
@@ -181,6 +189,7 @@ impl SandboxSpec {
             uid: 0,
             gid: 0,
             id_map: IdMapPolicy::Auto,
+            inherit_stdin: false,
         }
     }
 

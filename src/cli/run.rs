@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// `none`: loopback only; `host`: the host's network.
     #[arg(long, value_enum, default_value = "none")]
     network: NetworkMode,
+    /// Keep stdin open: the command reads this process's stdin (default: /dev/null).
+    #[arg(long, short = 'i')]
+    interactive: bool,
     /// Kill everything in the sandbox after this many seconds.
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -116,6 +119,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         network_host: matches!(args.network, NetworkMode::Host),
         timeout: args.timeout.map(Duration::from_secs),
         privilege: context.privilege,
+        interactive: args.interactive,
     };
     let reporter = CliReporter::new(context.quiet);
     let outcome = run_image(

@@ -60,6 +60,8 @@ pub struct RunRequest {
     pub timeout: Option<Duration>,
     /// Decided at the edge: how the rootfs is unpacked and copied.
     pub privilege: Privilege,
+    /// The command reads our stdin (`run -i`); else `/dev/null`.
+    pub interactive: bool,
 }
 
 /// The command the image's config implies: Entrypoint followed by Cmd.
@@ -125,6 +127,7 @@ pub fn run_image(
             Network::None
         };
         spec.limits.timeout = request.timeout;
+        spec.inherit_stdin = request.interactive;
         spec
     };
     let upper = scratch_path.join("upper");
