@@ -21,6 +21,18 @@ use walkdir::WalkDir;
 use super::SourceError;
 use crate::report::Reporter;
 
+/// The entries of a source tree below `root`, in byte order of their names, links not
+/// followed, every `.git` left out: the one walk of the copy and of the tree digest, so that
+/// a folder and its copy have one digest.
+pub(super) fn walk(root: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
+    WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git")
+}
+
 /// Copies the tree under `source` into the existing, empty `dest`; returns the number of
 /// entries written.
 pub(super) fn copy_folder(
@@ -46,13 +58,7 @@ pub(super) fn copy_folder(
     let mut dirs: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut entries = 0;
-    let walk = WalkDir::new(&source_real)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|entry| entry.file_name() != ".git");
-    for entry in walk {
+    for entry in walk(&source_real) {
         if cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
         }

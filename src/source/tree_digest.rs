@@ -16,7 +16,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
-use walkdir::WalkDir;
 
 use super::SourceError;
 use crate::image::digest::{Digest, HashingWriter};
@@ -37,13 +36,7 @@ pub fn tree_summary(root: &Path) -> Result<(Digest, Option<i64>), SourceError> {
     let mut newest: Option<i64> = None;
     let mut hasher = Sha256::new();
     hasher.update(b"solum-build tree v1\0");
-    let walk = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|entry| entry.file_name() != ".git");
-    for entry in walk {
+    for entry in super::folder::walk(root) {
         let entry = entry.map_err(|error| {
             let path = error.path().unwrap_or(root).to_path_buf();
             IoAt::at(&path, "walk the tree at")(error.into())
