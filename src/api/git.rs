@@ -285,11 +285,41 @@ async fn serve_git(
         what: format!("git http-backend for {}", app.name),
         reason: String::from_utf8_lossy(&output.stderr).trim().to_string(),
     };
-    if !pushing {
-        return cgi_response(&output.stdout, None).ok_or_else(failed);
-    }
+    let extra = if pushing {
+        let base = super::public_base(&shared.options, &parts.headers);
+        let pushed = Pushed {
+            request: push,
+            branch,
+            before,
+            adopting,
+        };
+        Some(answer_push(&shared, &app.name, &repo_path, pushed, &base).await?)
+    } else {
+        None
+    };
+    cgi_response(&output.stdout, extra.as_deref()).ok_or_else(failed)
+}
 
-    let (path, watched) = (repo_path.clone(), branch.clone());
+/// A receive-pack request, and what the repository's watched branch was before it ran.
+struct Pushed {
+    request: PushRequest,
+    branch: String,
+    before: Option<String>,
+    /// No branch is named or recorded: the one this push made is adopted.
+    adopting: bool,
+}
+
+/// After git took a push: queues a workflow when the watched branch moved, and returns
+/// what the pusher is told, as side-band pkt-lines (empty when the client reads none).
+async fn answer_push(
+    shared: &Shared,
+    app: &str,
+    repo_path: &std::path::Path,
+    pushed: Pushed,
+    base: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let (path, watched) = (repo_path.to_path_buf(), pushed.branch.clone());
+    let adopting = pushed.adopting;
     let after = tokio::task::spawn_blocking(move || {
         let after = branch_commit(&path, &watched);
         // The first branch pushed to a repository whose app names none is the one built.
@@ -301,33 +331,35 @@ async fn serve_git(
     .await
     .ok()
     .flatten();
-    let base = super::public_base(&shared.options, &parts.headers);
     let mut queued = None;
-    if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
+    if let Some(after) = after.filter(|a| Some(a) != pushed.before.as_ref()) {
         // The push itself succeeded: its answer is git's, the workflow is in the list.
         let (_, answer) = enqueue(
-            &shared,
+            shared,
             NewWorkflow {
-                app: app.name.clone(),
-                actions: checked_actions(&shared, None)?,
+                app: app.to_string(),
+                actions: checked_actions(shared, None)?,
                 revision: Some(after),
                 origin: "git".into(),
                 source: Some(repo_path.display().to_string()),
                 artifact: None,
             },
-            &base,
+            base,
         )?;
         queued = answer["id"].as_i64();
     }
     // Said on git's side-band, so the pusher sees `remote: …` lines.
     let messages = push_messages(
-        &push,
-        &branch,
+        &pushed.request,
+        &pushed.branch,
         queued,
-        &format!("{base}/v1/apps/{}", app.name),
+        &format!("{base}/v1/apps/{app}"),
     );
-    let extra = push.side_band.then(|| side_band_messages(&messages));
-    cgi_response(&output.stdout, extra.as_deref()).ok_or_else(failed)
+    Ok(if pushed.request.side_band {
+        side_band_messages(&messages)
+    } else {
+        Vec::new()
+    })
 }
 
 /// What a receive-pack request names: its ref updates (up to [`MAX_REF_UPDATES`]) and
