@@ -355,9 +355,24 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
     import_tree(&store, &tree, "seed");
     let cache = store.join("cache/rootfs");
     let runs = || entries(&cache, ".run-");
-    let live = Cmd::solum(&store)
-        .args(["run", "seed", "--", "sh", "-c", "sleep 3; ls /bin | wc -l"])
-        .spawn();
+    // The run waits on its stdin (`run -i`) until the checks below are done, however long
+    // the import and gc take on a loaded machine.
+    let mut live = Cmd::solum(&store)
+        .args([
+            "run",
+            "-i",
+            "seed",
+            "--",
+            "sh",
+            "-c",
+            "read go; ls /bin | wc -l",
+        ])
+        .into_command()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for("the live run's scratch", || {
         cache.is_dir() && !runs().is_empty()
     });
@@ -365,6 +380,7 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
     import_tree(&store, &tree, "seed");
     let run = Cmd::solum(&store).arg("gc").run().ok();
     assert!(run.stderr.contains("0 unpacked trees"), "{}", run.text());
+    std::io::Write::write_all(&mut live.stdin.take().unwrap(), b"go\n").unwrap();
     let output = live.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
