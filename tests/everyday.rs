@@ -213,6 +213,25 @@ fn run_i_gives_the_command_our_stdin() {
         .run_with_input(b"hi\n")
         .ok();
     assert_eq!(ran.stdout, "got:\n", "{}", ran.text());
+
+    // Hostile: the command gets a pipe, never our file description. With a file (or a
+    // folder) as our stdin it could otherwise reopen /proc/self/fd/0 with our rights:
+    // append to the file, or walk out of its root through the folder.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "mine\n").unwrap();
+    for stdin in [victim.clone(), dir.path().to_path_buf()] {
+        let output = Cmd::solum(&store)
+            .args(["run", "-i", "base/busybox", "--", "sh", "-c"])
+            .arg("readlink /proc/self/fd/0; echo INJECTED >> /proc/self/fd/0; ls /proc/self/fd/0/ 2>&1")
+            .into_command()
+            .stdin(std::fs::File::open(&stdin).unwrap())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.starts_with("pipe:"), "{}: {stdout}", stdin.display());
+        assert!(!stdout.contains("victim.txt"), "{stdout}");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
 }
 
 /// `badger search node` without a match printed an empty table.

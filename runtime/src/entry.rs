@@ -81,7 +81,12 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
         return failed("spec", format!("cannot read the spec: {e}"));
     }
     let spec: Result<SandboxSpec, _> = serde_json::from_slice(&json);
-    if !spec.as_ref().is_ok_and(|spec| spec.inherit_stdin) {
+    if spec.as_ref().is_ok_and(|spec| spec.inherit_stdin) {
+        // Kept for the command (process.rs puts it at fd 0), but not for what this process
+        // execs itself (newuidmap, newgidmap).
+        // SAFETY: fcntl on a descriptor number no Rust object of this process owns.
+        unsafe { libc::fcntl(crate::spec::STDIN_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    } else {
         // SAFETY: closing a descriptor number no Rust object of this process owns.
         unsafe { libc::close(crate::spec::STDIN_FD) };
     }

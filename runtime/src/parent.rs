@@ -11,7 +11,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -149,19 +149,26 @@ pub fn run_with_cancel(
         cmd.env("TMPDIR", tmp);
     }
     let parent = std::process::id() as i32;
-    // `run -i`: a close-on-exec copy of our stdin, put at STDIN_FD in the child below.
-    let stdin_copy = if spec.inherit_stdin {
-        let copy = nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
-            .map_err(|e| SandboxError::Io {
-            what: "passing stdin on",
-            source: e.into(),
-        })?;
-        // SAFETY: fcntl just returned this new descriptor, owned by nothing else.
-        Some(unsafe { OwnedFd::from_raw_fd(copy) })
+    // `run -i`: the command reads a pipe that a thread of ours fills from our stdin, never
+    // our stdin itself. Our file description (a file, a folder, the terminal) in the
+    // sandbox could be reopened through /proc/self/fd/0 with the caller's rights: written
+    // to, or walked out of. The read end is put at STDIN_FD in the child below.
+    let stdin_pipe = if spec.inherit_stdin {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Io {
+                what: "making the stdin pipe",
+                source: e.into(),
+            })?;
+        std::thread::spawn(move || {
+            // Ends at our stdin's end, or when the command closed its end (EPIPE).
+            let mut write = std::fs::File::from(write);
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut write);
+        });
+        Some(read)
     } else {
         None
     };
-    let stdin_raw = stdin_copy.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let stdin_raw = stdin_pipe.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid).
     unsafe {
         cmd.pre_exec(move || {
@@ -188,7 +195,7 @@ pub fn run_with_cancel(
         source,
     })?;
     drop(cmd);
-    drop(stdin_copy);
+    drop(stdin_pipe);
     let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Io {
         what: "encoding the spec",
         source: e.into(),

@@ -229,10 +229,21 @@ async fn serve_git(
             .await
             .unwrap_or((None, None))
     };
-    let adopting = named.is_none() && recorded.is_none();
+    // Adopted only by a repository's very first push: one that already holds branches (made
+    // before the watched branch was recorded) keeps building `main`.
+    let empty = {
+        let path = repo_path.clone();
+        tokio::task::spawn_blocking(move || {
+            git(&["for-each-ref", "--count=1", "refs/heads/"], &path)
+                .is_ok_and(|out| out.is_empty())
+        })
+        .await
+        .unwrap_or(false)
+    };
+    let adopting = pushing && named.is_none() && recorded.is_none() && empty;
     let branch = named
         .or(recorded)
-        .or_else(|| push.first_branch())
+        .or_else(|| push.first_branch().filter(|_| adopting))
         .unwrap_or_else(|| "main".to_string());
     let before = if pushing {
         let (path, branch) = (repo_path.clone(), branch.clone());
@@ -427,7 +438,15 @@ fn push_messages(
     let mut messages = Vec::new();
     for (new, name) in &push.updates {
         let deleted = new.bytes().all(|b| b == b'0');
-        let shown = name.strip_prefix("refs/heads/").unwrap_or(name);
+        // A ref name is the pusher's text, up to 64 KiB and not checked by git before the
+        // hook: only printable ASCII, and a short one, goes back to a terminal.
+        let shown: String = name
+            .strip_prefix("refs/heads/")
+            .unwrap_or(name)
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .take(200)
+            .collect();
         if name != &watched {
             messages.push(format!(
                 "{shown} is not built: this app builds branch {branch}"
@@ -447,7 +466,8 @@ fn push_messages(
 fn side_band_messages(messages: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     for message in messages {
-        let payload = format!("{message}\n");
+        // `side-band` packets carry at most 999 bytes of data: every message fits.
+        let payload: String = message.chars().take(900).chain(['\n']).collect();
         // Length: the 4 length bytes, the band byte, the payload.
         out.extend_from_slice(format!("{:04x}", 5 + payload.len()).as_bytes());
         out.push(2);
@@ -524,6 +544,21 @@ mod tests {
                 "old is not built: this app builds branch master",
             ]
         );
+        // A hostile ref name reaches the pusher's terminal printable and short.
+        let hostile = PushRequest {
+            updates: vec![(
+                "1".repeat(40),
+                format!("refs/heads/\u{1b}[2J{}", "x".repeat(70_000)),
+            )],
+            side_band: true,
+        };
+        let said = push_messages(&hostile, "main", None, "http://h/v1/apps/a");
+        assert!(
+            said[0].starts_with("?[2Jxxx") && said[0].len() < 300,
+            "{}",
+            said[0]
+        );
+        assert!(side_band_messages(&said).len() < 1000);
         // Garbage is no request: nothing is read from it.
         assert!(pushed_refs(b"zzzz").updates.is_empty());
         assert!(pushed_refs(b"0003").updates.is_empty());

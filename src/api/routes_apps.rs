@@ -61,11 +61,8 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
         let Ok(ImageReference::Store { name }) = badger.parse::<ImageReference>() else {
             continue;
         };
-        let known = |wanted: &str| {
-            names
-                .iter()
-                .any(|n| n == wanted || n.starts_with(&format!("{wanted}:")))
-        };
+        // Exactly as a build looks the name up.
+        let known = |wanted: &str| names.iter().any(|n| n == wanted);
         if known(&name) || known(&format!("badgers/{name}")) {
             continue;
         }

@@ -126,8 +126,13 @@ fn keep_newest(shared: &Shared, app: &str) -> Result<Vec<String>, LedgerError> {
         .collect();
     numbered.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
     let mut notes = Vec::new();
-    for (_, name) in numbered.into_iter().skip(keep) {
-        if layout.untag(&name)? {
+    for (id, name) in numbered.into_iter().skip(keep) {
+        // A workflow still under way (pushing its DU by this name) keeps it until it ends.
+        let ended = shared
+            .records
+            .workflow(id)?
+            .is_none_or(|workflow| workflow.state.is_terminal());
+        if ended && layout.untag(&name)? {
             notes.push(format!("removed {name} (--keep {keep})"));
         }
     }

@@ -247,7 +247,8 @@ impl Client {
             };
             format!(
                 "{message} ({given}: pass the server's token with --token or SOLUM_BUILD_TOKEN; \
-                 the server keeps it in DATA/token and prints that path when it starts)"
+                 the server keeps it in DATA/token, or in its --token-file, and prints where when \
+                 it starts)"
             )
         } else {
             message
@@ -423,7 +424,8 @@ fn trigger_outcome(answer: &str) -> String {
 /// The URL a trigger argument names: a URL as given, a path or a bare id on `server`.
 fn trigger_url(given: &str, server: &str) -> String {
     let server = server.trim_end_matches('/');
-    if given.starts_with("http://") || given.starts_with("https://") {
+    let lower = given.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
         given.to_string()
     } else if given.starts_with('/') {
         format!("{server}{given}")
