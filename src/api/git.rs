@@ -222,23 +222,20 @@ async fn serve_git(
     } else {
         PushRequest::default()
     };
-    // The watched branch: named by the app file, recorded, or else this first push's.
-    let (named, recorded) = {
+    // For a push, the watched branch: named by the app file, recorded, or else this first
+    // push's. Adopted only by a repository's very first push: one that already holds
+    // branches (made before the watched branch was recorded) keeps building `main`.
+    let (named, recorded, empty) = if pushing {
         let (app, path) = (app.clone(), repo_path.clone());
-        tokio::task::spawn_blocking(move || (named_branch(&app), recorded_branch(&path)))
-            .await
-            .unwrap_or((None, None))
-    };
-    // Adopted only by a repository's very first push: one that already holds branches (made
-    // before the watched branch was recorded) keeps building `main`.
-    let empty = {
-        let path = repo_path.clone();
         tokio::task::spawn_blocking(move || {
-            git(&["for-each-ref", "--count=1", "refs/heads/"], &path)
-                .is_ok_and(|out| out.is_empty())
+            let empty = git(&["for-each-ref", "--count=1", "refs/heads/"], &path)
+                .is_ok_and(|out| out.is_empty());
+            (named_branch(&app), recorded_branch(&path), empty)
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or((None, None, false))
+    } else {
+        (None, None, false)
     };
     let adopting = pushing && named.is_none() && recorded.is_none() && empty;
     let branch = named
