@@ -8,7 +8,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use support::registry::{Mode, Registry};
-use support::serve::{app_text, data_with_base, Server};
+use support::serve::{app_text, badger_folder, data_with_base, Server, TOKEN};
 use support::*;
 
 /// A GET without the token, its status and body text.
@@ -290,6 +290,63 @@ fn a_git_push_says_what_it_started() {
         1,
         "{workflows}"
     );
+}
+
+/// Uploading binaries, registering a DU and uploading a badger needed curl: the client
+/// commands `app upload`, `du register`/`du list` and `badger upload` do it now.
+#[test]
+fn the_client_sends_binaries_images_and_badgers() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let server = Server::start(&data, &[]);
+    let url = server.url("");
+    let client = |args: &[&str]| {
+        Cmd::solum_without_store()
+            .args(args)
+            .args(["--server", &url, "--token", TOKEN])
+            .run()
+            .ok()
+    };
+    // A DU from a ready-made image of the server's store.
+    let registered = client(&["du", "register", "base/busybox", "--name", "bb"]);
+    assert!(
+        registered.stdout.contains("\"bb\""),
+        "{}",
+        registered.text()
+    );
+    let listed = client(&["du", "list"]);
+    assert!(
+        listed.stdout.starts_with("bb\tsha256:"),
+        "{}",
+        listed.text()
+    );
+    // A badger folder, built by the server.
+    let folder = badger_folder(
+        &dir.path().join("tiny"),
+        "name: tiny\nversion: 1\nfrom: base/busybox\n",
+        Some("#!/bin/sh\ntrue\n"),
+    );
+    let uploaded = client(&["badger", "upload", folder.to_str().unwrap()]);
+    assert!(
+        uploaded.stdout.contains("badgers/tiny"),
+        "{}",
+        uploaded.text()
+    );
+    // Binaries built on the app's badger (workflow c).
+    let text =
+        "version: 1\nname: bins\nbadger: badgers/shell\nworkflow_config:\n  run_cmd: /app/hello\n";
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let bins = dir.path().join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    std::fs::write(bins.join("hello"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(bins.join("hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = dir.path().join("bins.tar.gz");
+    std::fs::write(&archive, tarball(&bins)).unwrap();
+    let queued = client(&["app", "upload", "bins", archive.to_str().unwrap()]);
+    let id: i64 = queued.stdout.trim().parse().unwrap();
+    let record = server.wait_final("bins", id);
+    assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
 }
 
 #[test]

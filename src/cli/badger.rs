@@ -1,4 +1,5 @@
-//! `badger build DIR`, `badger list`, `badger search TERM`: language packs in the store.
+//! `badger build DIR`, `badger list`, `badger search TERM`: language packs in the store;
+//! `badger upload DIR`: one sent to a server.
 
 use super::build::{cancel_on_signals, BuildReporter, LogFormat};
 use super::exit::SUCCESS;
@@ -43,6 +44,12 @@ enum BadgerCommand {
         term: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Send a badger folder to a server (--server, --token), which builds it into its store.
+    Upload {
+        dir: PathBuf,
+        #[command(flatten)]
+        server: super::client::ServerFlags,
     },
 }
 
@@ -100,6 +107,7 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             // Like grep: nothing found is exit 1, so scripts can test for a badger.
             Ok(if found.is_empty() { 1 } else { SUCCESS })
         }
+        BadgerCommand::Upload { dir, server } => super::uploads::upload_badger(&dir, &server),
     }
 }
 

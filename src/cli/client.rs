@@ -77,6 +77,9 @@ pub enum AppCommand {
     Update { app: String, file: PathBuf },
     /// Delete an app (its history is kept).
     Delete { app: String },
+    /// Upload ready-made binaries (a tarball, gzip or plain) and build them on the app's
+    /// badger (workflow c); prints the workflow's id.
+    Upload { app: String, tarball: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,14 +165,14 @@ fn agent(timeout: Option<Duration>) -> ureq::Agent {
         .into()
 }
 
-struct Client {
+pub(super) struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Client {
-    fn new(flags: &ServerFlags) -> Client {
+    pub(super) fn new(flags: &ServerFlags) -> Client {
         Client {
             base: flags.server.trim_end_matches('/').to_string(),
             token: flags.token.clone(),
@@ -260,7 +263,7 @@ impl Client {
         })
     }
 
-    fn json(
+    pub(super) fn json(
         &self,
         method: &str,
         path: &str,
@@ -291,11 +294,11 @@ fn input_error(error: ClientError) -> anyhow::Error {
     }
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
+pub(super) fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
     Ok(std::fs::read(path).map_err(IoAt::at(path, "read"))?)
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+pub(super) fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     result_line(serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
@@ -337,6 +340,14 @@ pub fn app(args: AppArgs) -> anyhow::Result<i32> {
         )?)?,
         AppCommand::Delete { app } => {
             client.json("DELETE", &format!("/v1/apps/{app}"), None)?;
+        }
+        AppCommand::Upload { app, tarball } => {
+            let queued = client.json(
+                "POST",
+                &format!("/v1/apps/{app}/artifacts"),
+                Some(("application/x-tar", read(&tarball)?)),
+            )?;
+            result_line(&queued["id"])?;
         }
     }
     Ok(SUCCESS)

@@ -19,6 +19,7 @@ mod run;
 #[cfg(feature = "server")]
 mod serve;
 mod unpack;
+mod uploads;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ enum Command {
     App(client::AppArgs),
     /// Workflows on a server: start APP | list | show | logs --follow | cancel.
     Workflow(client::WorkflowArgs),
+    /// DUs on a server: list | register REF --name NAME [--push].
+    Du(uploads::DuArgs),
     /// Send a signed push event to a server's trigger URL (a post-receive hook's job).
     Trigger(client::TriggerArgs),
 }
@@ -154,6 +157,7 @@ fn run_command_line() -> i32 {
         Command::Serve(args) => serve::run_serve(&context, *args),
         Command::App(args) => client::app(args),
         Command::Workflow(args) => client::workflow(args),
+        Command::Du(args) => uploads::du(args),
         Command::Trigger(args) => client::trigger(args),
     };
     match result {
