@@ -234,6 +234,47 @@ fn run_i_gives_the_command_our_stdin() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
 }
 
+/// No `-t`: no debugging shell. With it the command has a terminal of its own (even when
+/// ours is not one), and with `-it` what we type reaches it.
+#[test]
+fn run_t_gives_the_command_a_terminal_of_its_own() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &[]);
+    let ran = Cmd::solum(&store)
+        .args(["run", "-t", "base/busybox", "--", "sh", "-c"])
+        .arg("test -t 0 && test -t 1 && test -t 2 && echo on-a-terminal")
+        .run()
+        .ok();
+    assert!(ran.stdout.contains("on-a-terminal"), "{}", ran.text());
+    let ran = Cmd::solum(&store)
+        .args([
+            "run",
+            "-it",
+            "base/busybox",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got:$x",
+        ])
+        .run_with_input(b"typed\n")
+        .ok();
+    assert!(ran.stdout.contains("got:typed"), "{}", ran.text());
+    // Without -t the command's output is not a terminal.
+    let ran = Cmd::solum(&store)
+        .args([
+            "run",
+            "base/busybox",
+            "--",
+            "sh",
+            "-c",
+            "test -t 1 || echo no-terminal",
+        ])
+        .run()
+        .ok();
+    assert_eq!(ran.stdout, "no-terminal\n");
+}
+
 /// `badger search node` without a match printed an empty table.
 #[test]
 fn a_search_without_a_match_says_so() {

@@ -81,7 +81,10 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
         return failed("spec", format!("cannot read the spec: {e}"));
     }
     let spec: Result<SandboxSpec, _> = serde_json::from_slice(&json);
-    if spec.as_ref().is_ok_and(|spec| spec.inherit_stdin) {
+    if spec
+        .as_ref()
+        .is_ok_and(|spec| spec.inherit_stdin || spec.tty)
+    {
         // Kept for the command (process.rs puts it at fd 0), but not for what this process
         // execs itself (newuidmap, newgidmap).
         // SAFETY: fcntl on a descriptor number no Rust object of this process owns.

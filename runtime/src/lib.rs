@@ -46,6 +46,7 @@ pub mod rootfs;
 pub mod setup;
 pub mod spec;
 pub mod syscall;
+pub mod terminal;
 
 pub use hostinfo::{host_info, HostInfo};
 pub use idmap::IdMapKind;

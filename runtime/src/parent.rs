@@ -153,7 +153,12 @@ pub fn run_with_cancel(
     // our stdin itself. Our file description (a file, a folder, the terminal) in the
     // sandbox could be reopened through /proc/self/fd/0 with the caller's rights: written
     // to, or walked out of. The read end is put at STDIN_FD in the child below.
-    let stdin_pipe = if spec.inherit_stdin {
+    let mut terminal = if spec.tty {
+        Some(crate::terminal::Terminal::open().map_err(io("opening a terminal"))?)
+    } else {
+        None
+    };
+    let stdin_pipe = if spec.inherit_stdin && !spec.tty {
         let (read, write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Io {
                 what: "making the stdin pipe",
@@ -168,7 +173,14 @@ pub fn run_with_cancel(
     } else {
         None
     };
-    let stdin_raw = stdin_pipe.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let stdin_raw = stdin_pipe
+        .as_ref()
+        .map(std::os::fd::AsRawFd::as_raw_fd)
+        .or_else(|| {
+            terminal
+                .as_ref()
+                .and_then(crate::terminal::Terminal::slave_raw)
+        });
     // SAFETY: the closure only calls async-signal-safe functions (dup2, prctl, getppid).
     unsafe {
         cmd.pre_exec(move || {
@@ -196,6 +208,11 @@ pub fn run_with_cancel(
     })?;
     drop(cmd);
     drop(stdin_pipe);
+    if let Some(terminal) = terminal.as_mut() {
+        terminal
+            .start(spec.inherit_stdin)
+            .map_err(io("relaying the terminal"))?;
+    }
     let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Io {
         what: "encoding the spec",
         source: e.into(),
@@ -301,6 +318,10 @@ pub fn run_with_cancel(
     let status = child
         .wait()
         .map_err(io("waiting for the sandbox process"))?;
+    if let Some(terminal) = terminal.as_mut() {
+        terminal.finish();
+    }
+    drop(terminal);
     let elapsed = started.elapsed();
     match serde_json::from_slice::<Report>(&report) {
         Ok(Report::Finished {

@@ -216,7 +216,21 @@ fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
     let _ = nix::unistd::setsid();
     // stdin is the caller's (`run -i`, passed down as STDIN_FD) or /dev/null of the
     // sandbox; only 0, 1, 2 survive the exec.
-    if spec.inherit_stdin {
+    if spec.tty {
+        // The terminal is stdin, stdout and stderr, and (in the session setsid just made)
+        // the controlling terminal, so that shells do job control and ^C reaches the command.
+        for target in [0, 1, 2] {
+            // SAFETY: dup2 of a descriptor this process holds onto the standard ones; no
+            // Rust object owns them here.
+            if unsafe { libc::dup2(crate::spec::STDIN_FD, target) } < 0 {
+                return std::io::Error::last_os_error();
+            }
+        }
+        // SAFETY: TIOCSCTTY with an integer argument on fd 0, the terminal.
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return std::io::Error::last_os_error();
+        }
+    } else if spec.inherit_stdin {
         // SAFETY: dup2 onto fd 0 of descriptors this process holds; no Rust object owns
         // fd 0 here.
         if unsafe { libc::dup2(crate::spec::STDIN_FD, 0) } < 0 {

@@ -156,10 +156,16 @@ pub struct SandboxSpec {
     /// [`STDIN_FD`]; else its stdin is the sandbox's `/dev/null`.
     #[serde(default)]
     pub inherit_stdin: bool,
+    /// The command runs on a pseudo-terminal of its own (`run -t`, see [`crate::terminal`]),
+    /// passed down as [`STDIN_FD`] and made its stdin, stdout, stderr and controlling
+    /// terminal; with `inherit_stdin` the caller's stdin is relayed to it.
+    #[serde(default)]
+    pub tty: bool,
 }
 
-/// The descriptor that carries the caller's stdin from [`crate::run`] to the command when
-/// [`SandboxSpec::inherit_stdin`] is set; closed at once otherwise.
+/// The descriptor that carries a pipe fed from the caller's stdin (with
+/// [`SandboxSpec::inherit_stdin`]) or the command's terminal (with [`SandboxSpec::tty`])
+/// from [`crate::run`] to the command; closed at once otherwise.
 pub const STDIN_FD: i32 = 3;
 
 fn default_cwd() -> PathBuf {
@@ -190,6 +196,7 @@ impl SandboxSpec {
             gid: 0,
             id_map: IdMapPolicy::Auto,
             inherit_stdin: false,
+            tty: false,
         }
     }
 

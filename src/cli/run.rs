@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Keep stdin open: the command reads this process's stdin (default: /dev/null).
     #[arg(long, short = 'i')]
     interactive: bool,
+    /// Give the command a terminal of its own (with -i, a shell to work in: `run -it IMG
+    /// -- sh`).
+    #[arg(long, short = 't')]
+    tty: bool,
     /// Kill everything in the sandbox after this many seconds.
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -120,6 +124,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         timeout: args.timeout.map(Duration::from_secs),
         privilege: context.privilege,
         interactive: args.interactive,
+        tty: args.tty,
     };
     let reporter = CliReporter::new(context.quiet);
     let outcome = run_image(

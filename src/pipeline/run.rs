@@ -62,6 +62,8 @@ pub struct RunRequest {
     pub privilege: Privilege,
     /// The command reads our stdin (`run -i`); else `/dev/null`.
     pub interactive: bool,
+    /// The command runs on a terminal of its own (`run -t`).
+    pub tty: bool,
 }
 
 /// The command the image's config implies: Entrypoint followed by Cmd.
@@ -128,6 +130,7 @@ pub fn run_image(
         };
         spec.limits.timeout = request.timeout;
         spec.inherit_stdin = request.interactive;
+        spec.tty = request.tty;
         spec
     };
     let upper = scratch_path.join("upper");
