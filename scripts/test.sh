@@ -1,6 +1,6 @@
 #!/bin/sh
-# The test command: unit and integration tests of the whole workspace, then the unit tests
-# of the builder-only configuration (`--no-default-features`). As root it first
+# The test command: the unit tests of the builder-only configuration
+# (`--no-default-features`), then the unit and integration tests of the whole workspace. As root it first
 # installs the peers and the `tester` user, and caches the debian-python3 root filesystem
 # the python badger test imports (debootstrap; once, then reused). Every integration test
 # file runs again as the unprivileged user `tester`. On CI (CI=true), or with
@@ -16,14 +16,12 @@ fi
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 status=0
-{ cargo test --workspace --release 2>&1 || echo "cargo-test-exit $?"; } | tee "$summary"
+# The builder-only configuration (no `server` feature) first: its unit tests and one CLI
+# file. Then the whole workspace, so that target/release/solum-build is the full tool.
+{ cargo test --release --no-default-features -p solum-build --lib --test store_bad_input 2>&1 \
+    || echo "cargo-test-exit $?"; } | tee "$summary"
+{ cargo test --workspace --release 2>&1 || echo "cargo-test-exit $?"; } | tee -a "$summary"
 if grep -q '^cargo-test-exit ' "$summary"; then status=1; fi
-# The builder-only configuration (no `server` feature): its unit tests and one CLI file.
-if [ "$status" = 0 ]; then
-    { cargo test --release --no-default-features -p solum-build --lib --test store_bad_input 2>&1 \
-        || echo "cargo-test-exit $?"; } | tee -a "$summary"
-    if grep -q '^cargo-test-exit ' "$summary"; then status=1; fi
-fi
 fuzz_seconds=${SOLUM_FUZZ_SECONDS:-}
 if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = true ]; then
     fuzz_seconds=20
