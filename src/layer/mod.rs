@@ -166,6 +166,11 @@ pub struct UnpackReport {
     pub bytes: u64,
     /// Device nodes that a rootless unpack could not create (layer paths).
     pub skipped_devices: Vec<String>,
+    /// Directories that hold this layer's entries without being listed by it: the root
+    /// (`""`) unless the layer has a `./` entry, and the parents it had to create (as
+    /// `0755`). Relative paths, sorted. On a tree that already held them this says what a
+    /// stacked tree must take from the tree below (see `pipeline::stacked`).
+    pub unlisted_dirs: Vec<Vec<u8>>,
 }
 
 /// How to write a layer.

@@ -404,6 +404,30 @@ fn directories_get_their_mtimes_after_their_children() {
     assert_eq!(meta.mtime(), 1_600_000_000);
 }
 
+/// A layer that lists `top/new/deeper/file` but neither `top/new` nor `top/new/deeper`
+/// creates those parents inside the lower layer's `top`; `top` (and the root) keep their
+/// times, as they do for a file created directly in them. The unlisted directories are
+/// reported: the root and the two created parents.
+#[test]
+fn implied_parents_leave_the_times_of_lower_directories_alone() {
+    use tar::EntryType::{Directory as D, Regular as F};
+    let root = tempfile::tempdir().unwrap();
+    unpack(&tar_of(&[("./", D, ""), ("top/", D, "")]), root.path()).unwrap();
+    let report = unpack(&tar_of(&[("top/new/deeper/file", F, "x")]), root.path()).unwrap();
+    for dir in ["", "top"] {
+        let meta = root.path().join(dir).metadata().unwrap();
+        assert_eq!(meta.mtime(), 1_600_000_000, "{dir:?}");
+    }
+    assert_eq!(
+        report.unlisted_dirs,
+        vec![
+            b"".to_vec(),
+            b"top/new".to_vec(),
+            b"top/new/deeper".to_vec()
+        ]
+    );
+}
+
 #[test]
 fn rootless_unpack_records_owners_and_rootless_write_restores_them() {
     // Unpack a layer with owners as "rootless" (chown skipped, owners recorded in the

@@ -19,7 +19,8 @@ use std::rc::Rc;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
-    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, FchmodatFlags, Mode, SFlag,
+    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, FchmodatFlags, FileStat, Mode,
+    SFlag,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat};
@@ -66,6 +67,7 @@ pub fn unpack_layer<R: Read>(
         state,
         report: UnpackReport::default(),
         written: HashSet::new(),
+        unlisted_dirs: std::iter::once(Vec::new()).collect(),
         dirs: HashMap::new(),
         cached_parent: None,
         buffer: vec![0; COPY_BUFFER],
@@ -82,6 +84,9 @@ pub fn unpack_layer<R: Read>(
     io::copy(&mut rest, &mut io::sink()).map_err(|source| unpacker.stream_error(source))?;
     unpacker.finish_dirs()?;
     unpacker.report.bytes = unpacker.budget.bytes;
+    unpacker.report.unlisted_dirs = std::mem::take(&mut unpacker.unlisted_dirs)
+        .into_iter()
+        .collect();
     Ok(unpacker.report)
 }
 
@@ -130,6 +135,9 @@ pub(super) struct Unpacker {
     pub(super) report: UnpackReport,
     /// Paths (and their ancestors) this layer has created: whiteouts must not remove them.
     pub(super) written: HashSet<Vec<u8>>,
+    /// The root and the parents this layer created without listing them (see
+    /// [`UnpackReport::unlisted_dirs`]).
+    pub(super) unlisted_dirs: std::collections::BTreeSet<Vec<u8>>,
     /// Directories to finish, by (dev, inode) so that aliases through symlinks collapse.
     pub(super) dirs: HashMap<(u64, u64), DirMeta>,
     /// The parent directory of the previous entry; tar streams list siblings together.
@@ -311,19 +319,26 @@ impl Unpacker {
         };
         // Creating entries changes this directory's mtime. If this layer does not list the
         // directory itself (it belongs to a lower layer), put its times back at the end.
-        let stat = fstat(&fd).map_err(self.failed("stat parent directory"))?;
-        self.dirs
-            .entry((stat.st_dev, stat.st_ino))
-            .or_insert_with(|| DirMeta {
-                path: parent.to_vec(),
-                mode: stat.st_mode & 0o7777,
-                atime: TimeSpec::new(stat.st_atime, stat.st_atime_nsec),
-                mtime: TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec),
-            });
+        let stat = self.remember_dir(&fd, parent)?;
         if self.rootless {
             self.grant_access(&fd, stat.st_mode)?;
         }
         Ok(fd)
+    }
+
+    /// Records the mode and times of directory `fd` (at `path`) for the final pass, unless
+    /// already recorded (listed by this layer, or met before).
+    fn remember_dir(&mut self, fd: &OwnedFd, path: &[u8]) -> Result<FileStat, LayerError> {
+        let stat = fstat(fd).map_err(self.failed("stat parent directory"))?;
+        self.dirs
+            .entry((stat.st_dev, stat.st_ino))
+            .or_insert_with(|| DirMeta {
+                path: path.to_vec(),
+                mode: stat.st_mode & 0o7777,
+                atime: TimeSpec::new(stat.st_atime, stat.st_atime_nsec),
+                mtime: TimeSpec::new(stat.st_mtime, stat.st_mtime_nsec),
+            });
+        Ok(stat)
     }
 
     /// Makes a directory writable and searchable for its (unprivileged) owner until the
@@ -367,17 +382,25 @@ impl Unpacker {
             }
             let end = start + component.len();
             let mode = Mode::from_bits_truncate(0o755);
-            match mkdirat(&fd, component, mode) {
-                Ok(()) | Err(Errno::EEXIST) => {}
+            // Creating the child changes this directory's mtime: keep its times for the
+            // final pass, as `parent` does for the direct parent.
+            self.remember_dir(&fd, &parent[..start.saturating_sub(1)])?;
+            let made = match mkdirat(&fd, component, mode) {
+                Ok(()) => true,
+                Err(Errno::EEXIST) => false,
                 Err(Errno::EACCES) if self.rootless => {
                     let stat = fstat(&fd).map_err(self.failed("stat parent directory"))?;
                     self.grant_access(&fd, stat.st_mode)?;
                     match mkdirat(&fd, component, mode) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => true,
+                        Err(Errno::EEXIST) => false,
                         Err(errno) => return Err(self.failed("create parent directory")(errno)),
                     }
                 }
                 Err(errno) => return Err(self.failed("create parent directory")(errno)),
+            };
+            if made {
+                self.unlisted_dirs.insert(parent[..end].to_vec());
             }
             // Re-open through the root so that a symlink met here is judged like any other.
             fd = self.open_dir(&parent[..end], OFlag::O_PATH)?;
@@ -523,6 +546,7 @@ impl Unpacker {
 
     /// Xattrs and owner now; mode and mtime in the final pass, after the children.
     fn apply_dir(&mut self, fd: OwnedFd, path: &[u8], meta: &Meta) -> Result<(), LayerError> {
+        self.unlisted_dirs.remove(path);
         let file = File::from(fd);
         self.apply_xattrs_fd(&file, meta)?;
         self.apply_owner_fd(&file, meta)?;

@@ -13,6 +13,7 @@ pub mod confined;
 pub mod delivery;
 pub mod import;
 pub mod run;
+pub mod stacked;
 pub mod unpack;
 pub mod workspace;
 

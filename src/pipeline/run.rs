@@ -1,10 +1,12 @@
 //! `solum-build run`: an image's root filesystem in the sandbox. The image is unpacked once
-//! into the store's rootfs cache and used as the read-only lower of an overlay whose upper
-//! and work folders are thrown away afterwards, so runs never change the cache. Where the
+//! into the store's rootfs cache (its top layer alone, above its base's cached tree, where
+//! `stacked` allows) and used as the read-only lowers of an overlay whose upper and work
+//! folders are thrown away afterwards, so runs never change the cache. Where the
 //! kernel refuses overlay in a user namespace, the cached tree is copied instead. The
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
 //! replace the command and add environment.
 
+use super::stacked::run_lowers;
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
@@ -104,12 +106,14 @@ pub fn run_image(
         .unwrap_or_else(|| PathBuf::from("/"));
 
     let cache = rootfs_cache_dir(store);
-    // Held while the command runs: `gc` keeps the tree though the image be renamed.
-    let (lower, _hold) = held_rootfs(
+    // Held while the command runs: `gc` keeps the trees though the image be renamed.
+    let stack = LayerStack::of(image);
+    let trees = run_lowers(
         layout,
-        &LayerStack::of(image),
+        &stack,
         &cache,
         request.privilege,
+        super::workspace::overlay_available(),
         reporter,
     )?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
@@ -140,7 +144,7 @@ pub fn run_image(
             std::fs::create_dir(dir).map_err(IoAt::at(dir, "create"))?;
         }
         let overlay = make_spec(RootFs::Overlay {
-            lowers: vec![lower.clone()],
+            lowers: trees.lowers.clone(),
             upper: upper.clone(),
             work: work.clone(),
         });
@@ -151,7 +155,10 @@ pub fn run_image(
                     "overlay is not available ({message}); copying the root filesystem"
                 ));
                 let copy = scratch_path.join("rootfs");
-                copy_tree(&lower, &copy)?;
+                // A copy needs the flattened tree, whatever the overlay would have stacked.
+                let (flat, _flat_hold) =
+                    held_rootfs(layout, &stack, &cache, request.privilege, reporter)?;
+                copy_tree(&flat, &copy)?;
                 Ok(runtime::run(
                     &make_spec(RootFs::Dir(copy)),
                     &exe,

@@ -106,6 +106,7 @@ pub fn apply_layers(
         total.entries += report.entries;
         total.whiteouts += report.whiteouts;
         total.skipped_devices.extend(report.skipped_devices);
+        total.unlisted_dirs.extend(report.unlisted_dirs);
     }
     Ok(total)
 }
@@ -329,6 +330,23 @@ pub fn cached_rootfs(
     let name = chain_ids(&diff_ids)
         .pop()
         .map_or_else(|| "empty".to_string(), |chain| chain.hex().to_string());
+    let made = cached_tree(cache, &name, |temp| {
+        apply_layers(layout, &stack.layers, &diff_ids, temp, privilege, reporter)?;
+        Ok(true)
+    })?;
+    Ok(made.expect("a flattened tree is always kept"))
+}
+
+/// The tree `name` of the rootfs cache, made by `fill` on first use: `fill` gets a new
+/// empty folder (mode 0755) in the cache and says whether to keep what it made there. Kept,
+/// it is renamed into place in one step (a reader never sees a half-made tree); not kept
+/// or failed, it is removed and the answer is `None` or the error. The cache folder and
+/// its parent are made private first.
+pub(super) fn cached_tree(
+    cache: &Path,
+    name: &str,
+    fill: impl FnOnce(&Path) -> Result<bool, UnpackError>,
+) -> Result<Option<PathBuf>, UnpackError> {
     if let Some(parent) = cache.parent() {
         private_dir(parent)?;
     }
@@ -336,22 +354,26 @@ pub fn cached_rootfs(
     forget_unchecked_trees(cache)?;
     let target = cache.join(name);
     if target.is_dir() {
-        return Ok(target);
+        return Ok(Some(target));
     }
     // Owned by this process (a killed unpack's tree is swept by the next one and by gc);
     // only its inner folder is renamed into place.
     let owner =
         OwnedTempDir::new(cache, UNPACK_PREFIX).map_err(IoAt::at(cache, "create a temp dir in"))?;
     let temp = owner.path().to_path_buf();
-    let result = (|| {
-        fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
-            .map_err(IoAt::at(&temp, "chmod"))?;
-        apply_layers(layout, &stack.layers, &diff_ids, &temp, privilege, reporter)?;
-        Ok(())
-    })();
-    if let Err(error) = result {
-        let _ = remove_tree(&temp);
-        return Err(error);
+    let result = fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))
+        .map_err(|e| IoAt::at(&temp, "chmod")(e).into())
+        .and_then(|()| fill(&temp));
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = remove_tree(&temp);
+            return Ok(None);
+        }
+        Err(error) => {
+            let _ = remove_tree(&temp);
+            return Err(error);
+        }
     }
     if fs::rename(&temp, &target).is_err() {
         // Another process made (and checked) the same tree first: keep theirs.
@@ -364,7 +386,7 @@ pub fn cached_rootfs(
             )));
         }
     }
-    Ok(target)
+    Ok(Some(target))
 }
 
 /// A shared `flock` on a cached tree, held by a process that runs on it: `gc` leaves a held
@@ -392,9 +414,7 @@ fn open_hold(tree: &Path) -> std::io::Result<fs::File> {
         .open(hold_path(tree))
 }
 
-/// Like [`cached_rootfs`], with a hold on the tree. The hold file is locked and then checked
-/// to be still the one at its name, with the tree beside it: a `gc` that took the tree
-/// meanwhile removed both, and the tree is made again.
+/// Like [`cached_rootfs`], with a hold on the tree.
 pub fn held_rootfs(
     layout: &Layout,
     stack: &LayerStack,
@@ -402,11 +422,24 @@ pub fn held_rootfs(
     privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<(PathBuf, TreeHold), UnpackError> {
+    let held = hold_tree(|| cached_rootfs(layout, stack, cache, privilege, reporter).map(Some))?;
+    Ok(held.expect("a flattened tree is always made"))
+}
+
+/// Runs `make` (which finds or makes a tree of the cache, or declines with `None`) and holds
+/// the tree. The hold file is locked and then checked to be still the one at its name,
+/// with the tree beside it: a `gc` that took the tree meanwhile removed both, and the tree
+/// is made again. Each hold also marks the tree as used now, for `gc --cache-max`.
+pub(super) fn hold_tree(
+    make: impl Fn() -> Result<Option<PathBuf>, UnpackError>,
+) -> Result<Option<(PathBuf, TreeHold)>, UnpackError> {
     use std::os::unix::fs::MetadataExt;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let target = cached_rootfs(layout, stack, cache, privilege, reporter)?;
+        let Some(target) = make()? else {
+            return Ok(None);
+        };
         let hold = hold_path(&target);
         let lock = open_hold(&target).map_err(IoAt::at(&hold, "open"))?;
         lock.lock_shared().map_err(IoAt::at(&hold, "lock"))?;
@@ -414,7 +447,9 @@ pub fn held_rootfs(
         let current = fs::symlink_metadata(&hold)
             .is_ok_and(|now| now.dev() == held.dev() && now.ino() == held.ino());
         if current && target.is_dir() {
-            return Ok((target, TreeHold { _lock: lock }));
+            // The last use, for the least-recently-used order of a bounded cache.
+            let _ = lock.set_modified(std::time::SystemTime::now());
+            return Ok(Some((target, TreeHold { _lock: lock })));
         }
         if attempts >= 3 {
             return Err(UnpackError::Io(IoAt::new(
@@ -450,7 +485,7 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Removes unpacked trees of the rootfs cache that no named image of the store reaches
 /// (`gc`). A tree is kept when it is the chain of a named image or a prefix of one (a
-/// badger's tree under a DU). Returns how many trees went. Linear in the layers of the
+/// badger's tree under a DU), and a top tree when both its chains are. Returns how many trees went. Linear in the layers of the
 /// store's images: `index.json` is read once and each image's prefix chains come from one
 /// pass over its diff_ids.
 pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, UnpackError> {
@@ -476,6 +511,14 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
         // Trees being made (`.unpack-*`, `.run-*`) belong to a running process; those of
         // killed ones are swept below.
         if name.starts_with('.') || keep.contains(&name) {
+            continue;
+        }
+        // A top tree (`d-<chain>-<chain below>`) is kept with the image it tops.
+        let top_kept = name
+            .strip_prefix(super::stacked::TOP_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(top, below)| keep.contains(top) && keep.contains(below));
+        if top_kept {
             continue;
         }
         // A tree a live run stands on stays, though no name reaches it any more.
