@@ -291,6 +291,62 @@ fn gc_drops_top_trees_of_removed_images() {
     assert_eq!(cached_trees(&store).len(), 1, "{:?}", cached_trees(&store));
 }
 
+/// `gc --cache-max SIZE` trims the cache of unpacked trees, least recently used first: the
+/// top tree goes with the tree below it, a run afterwards unpacks what it needs again, and
+/// a size that is not one is refused with the form expected.
+#[test]
+fn gc_cache_max_bounds_the_cache_least_recently_used_first() {
+    let dir = temp_dir();
+    let store = store_with_base(dir.path());
+    add_layer(
+        dir.path(),
+        &store,
+        "stkbound",
+        &[Entry::File("srv/shared/bound.txt", b"bound\n", 0o644)],
+    );
+    Cmd::solum(&store)
+        .args(["run", "stkbound", "--", "true"])
+        .run()
+        .ok();
+    assert_eq!(cached_trees(&store).len(), 2, "{:?}", cached_trees(&store));
+    let trimmed = Cmd::solum(&store)
+        .args(["gc", "--cache-max", "1k"])
+        .run()
+        .ok();
+    assert!(trimmed.stderr.contains("Trimmed"), "{}", trimmed.text());
+    assert!(
+        cached_trees(&store).is_empty(),
+        "{:?}",
+        cached_trees(&store)
+    );
+    let again = Cmd::solum(&store)
+        .args(["run", "stkbound", "--", "cat", "/srv/shared/bound.txt"])
+        .run()
+        .ok();
+    assert_eq!(again.stdout, "bound\n");
+    // A generous bound leaves the cache alone; so does the same bound from the environment.
+    let before = cached_trees(&store);
+    Cmd::solum(&store)
+        .args(["gc", "--cache-max", "10g"])
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .arg("gc")
+        .env("SOLUM_BUILD_CACHE_MAX", "10g")
+        .run()
+        .ok();
+    assert_eq!(cached_trees(&store), before);
+    let bad = Cmd::solum(&store)
+        .args(["gc", "--cache-max", "lots"])
+        .run()
+        .fails_with(2);
+    assert!(
+        bad.stderr.contains("--cache-max \"lots\" is not a size"),
+        "{}",
+        bad.text()
+    );
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

@@ -32,7 +32,16 @@ pub struct RmiArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct GcArgs {}
+#[command(
+    after_help = "Examples:\n  solum-build gc\n  solum-build gc --cache-max 5g    # also trim the unpacked-tree cache to 5 GiB"
+)]
+pub struct GcArgs {
+    /// Also bound the cache of unpacked trees (STORE/cache/rootfs) to SIZE (bytes, or with
+    /// k, m, g suffix): the least recently used trees go first, trees in use stay. They are
+    /// unpacked again when next needed.
+    #[arg(long, value_name = "SIZE", env = "SOLUM_BUILD_CACHE_MAX")]
+    cache_max: Option<String>,
+}
 
 pub fn images(context: &Context, args: ImagesArgs) -> anyhow::Result<i32> {
     // A store that was never made holds no images; that is not an error.
@@ -143,7 +152,15 @@ pub fn rmi(context: &Context, args: RmiArgs) -> anyhow::Result<i32> {
     Ok(SUCCESS)
 }
 
-pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
+pub fn gc(context: &Context, args: GcArgs) -> anyhow::Result<i32> {
+    let cache_max = match &args.cache_max {
+        None => None,
+        Some(text) => Some(super::run::parse_size(text).ok_or_else(|| {
+            UsageError(format!(
+                "--cache-max {text:?} is not a size (bytes, or a number with k, m or g)"
+            ))
+        })?),
+    };
     // No store yet, or one being made by a first writer (its `oci-layout` is written
     // last): nothing to collect, and nothing here is ours to judge.
     if !context.store.join("oci-layout").exists() {
@@ -162,10 +179,21 @@ pub fn gc(context: &Context, _args: GcArgs) -> anyhow::Result<i32> {
         }
     })?;
     let report = layout.gc(&held)?;
-    let trees = crate::pipeline::unpack::prune_rootfs_cache(
-        &layout,
-        &crate::pipeline::unpack::rootfs_cache_dir(&context.store),
-    )?;
+    let cache = crate::pipeline::unpack::rootfs_cache_dir(&context.store);
+    let mut trees = crate::pipeline::unpack::prune_rootfs_cache(&layout, &cache)?;
+    if let Some(max) = cache_max {
+        let bound = crate::pipeline::cache_bound::bound_cache(&cache, max)?;
+        trees += bound.removed;
+        if !context.quiet {
+            eprintln!(
+                "{:>12} the unpacked-tree cache to {} ({} freed, bound {})",
+                "Trimmed",
+                human_size(bound.remaining),
+                human_size(bound.freed),
+                human_size(max)
+            );
+        }
+    }
     drop(held);
     // Scratch of pulls, archives and builds that were killed (their owners' locks are
     // free and their pids gone; live ones are left alone).

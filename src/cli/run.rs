@@ -84,7 +84,7 @@ impl LimitArgs {
 }
 
 /// `512`, `64k`, `512m`, `4g` (powers of 1024; `b`/`ib` suffixes accepted).
-fn parse_size(text: &str) -> Option<u64> {
+pub(super) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
     let t = t
         .strip_suffix("ib")

@@ -12,7 +12,7 @@
 
 use super::badger_stack::{self, Badger, BadgerError};
 use super::commit::{commit, Base, Commit, CommitError, Committed};
-use super::unpack::{cached_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
+use super::unpack::{held_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{ensure_path, merge_env};
@@ -656,13 +656,16 @@ pub(super) fn stack_workspace(
     privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<Workspace, BuildError> {
-    let lower = cached_rootfs(layout, stack, &rootfs_cache_dir(store), privilege, reporter)?;
-    Ok(Workspace::new(
+    // Held for the build's life: marks the tree used (for `gc --cache-max`) and keeps it.
+    let (lower, hold) = held_rootfs(layout, stack, &rootfs_cache_dir(store), privilege, reporter)?;
+    let mut workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
         vec![lower],
         overlay_available(),
         privilege,
-    )?)
+    )?;
+    workspace.keep_held(hold);
+    Ok(workspace)
 }
 
 /// Moves the fetched source to `/app` of the writable root.

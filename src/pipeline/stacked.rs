@@ -56,7 +56,9 @@ pub fn run_lowers(
     overlay: bool,
     reporter: &dyn Reporter,
 ) -> Result<RunLowers, UnpackError> {
-    if overlay {
+    // `SOLUM_BUILD_NO_STACK=1` keeps to flattened trees (to compare, or to rule stacking out).
+    let stack_allowed = std::env::var_os("SOLUM_BUILD_NO_STACK").is_none_or(|v| v != "1");
+    if overlay && stack_allowed {
         if let Some(stacked) = stacked_lowers(layout, stack, cache, privilege, reporter)? {
             return Ok(stacked);
         }

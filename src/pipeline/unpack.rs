@@ -400,7 +400,7 @@ pub struct TreeHold {
 }
 
 /// The hold file of a tree of the cache.
-fn hold_path(tree: &Path) -> PathBuf {
+pub(super) fn hold_path(tree: &Path) -> PathBuf {
     let name = tree.file_name().unwrap_or_default().to_string_lossy();
     tree.with_file_name(format!(".hold-{name}"))
 }
@@ -464,7 +464,7 @@ pub(super) fn hold_tree(
 /// Removes a tree of the cache unless a process holds it (see [`TreeHold`]); its hold file
 /// goes after it, under the exclusive lock, so a holder that opened the old file sees it
 /// gone and makes the tree again. Returns whether the tree went.
-fn remove_unheld(tree: &Path) -> std::io::Result<bool> {
+pub(super) fn remove_unheld(tree: &Path) -> std::io::Result<bool> {
     let lock = open_hold(tree)?;
     if lock.try_lock().is_err() {
         return Ok(false);

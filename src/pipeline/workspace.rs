@@ -7,7 +7,7 @@
 //! second copy. The scratch folder (and everything in it) is removed on drop.
 
 use super::confined;
-use super::unpack::remove_tree;
+use super::unpack::{remove_tree, TreeHold};
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
 use crate::layer::{self, Change, LayerError};
@@ -62,6 +62,8 @@ pub struct Workspace {
     /// Holds the scratch folder's lock while the build lives, so that sweeps of stale
     /// scratch (killed builds) leave it alone; dropped after `scratch` is removed.
     _owner: OwnedTempDir,
+    /// The holds on the cached trees below, kept as long as the workspace.
+    holds: Vec<TreeHold>,
 }
 
 /// Where a build's writable layer lives, in order: `$SOLUM_BUILD_SCRATCH`; else a folder
@@ -142,6 +144,7 @@ impl Workspace {
             },
             privilege,
             _owner: owner,
+            holds: Vec::new(),
         };
         workspace.mode = if overlay {
             let upper = scratch.join("upper");
@@ -158,6 +161,11 @@ impl Workspace {
             Mode::Copy { root }
         };
         Ok(workspace)
+    }
+
+    /// Keeps `hold` (on a cached tree this workspace stands on) while the workspace lives.
+    pub fn keep_held(&mut self, hold: TreeHold) {
+        self.holds.push(hold);
     }
 
     /// Where files put into the image before the build (the source at `/app`, a badger's
