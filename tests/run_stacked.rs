@@ -230,6 +230,42 @@ fn a_stacked_top_layer_shows_what_the_flattened_tree_shows() {
         .ok();
 }
 
+/// A DU on a badger on a base: the build stands on the base's tree and the badger's layer,
+/// and the DU's first run adds only the DU's own layer; the cache then holds each layer
+/// once (one flattened base, two layer trees), and the DU sees what its flattened tree shows.
+#[test]
+fn a_du_on_a_badger_stacks_every_layer_once() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+    Cmd::solum(&store)
+        .arg("build")
+        .arg(repo_dir().join("examples/hello/app.yaml"))
+        .args(["--tag", "hello"])
+        .run()
+        .ok();
+    let stacked = view(&store, "hello", false);
+    let trees = cached_trees(&store);
+    assert_eq!(trees.len(), 3, "{trees:?}");
+    assert_eq!(top_trees(&store).len(), 2, "{trees:?}");
+    let flattened = view(&store, "hello", true);
+    assert_eq!(
+        stacked
+            .iter()
+            .filter(|l| !flattened.contains(l))
+            .collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "the stacked view differs from the flattened one"
+    );
+    assert_eq!(stacked.len(), flattened.len());
+    let hello = Cmd::solum(&store).args(["run", "hello"]).run().ok();
+    assert!(
+        hello.stdout.contains("Hello from the hello DU"),
+        "{}",
+        hello.text()
+    );
+}
+
 /// A layer with whiteouts, and one whose unlisted parent is a symlink below (`lib ->
 /// usr/lib`, which the flattened unpack goes through), do not stack: they are flattened,
 /// and the command sees the deletion and the file under `usr/lib`.

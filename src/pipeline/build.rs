@@ -12,7 +12,7 @@
 
 use super::badger_stack::{self, Badger, BadgerError};
 use super::commit::{commit, Base, Commit, CommitError, Committed};
-use super::unpack::{held_rootfs, rootfs_cache_dir, LayerStack, UnpackError};
+use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{ensure_path, merge_env};
@@ -648,7 +648,8 @@ fn write_record(record: &Path, digest: &Digest) {
 }
 
 /// A build's workspace on `stack`, unpacked once into the store's rootfs cache (the
-/// overlay lower, or the tree copied where overlay is unavailable).
+/// overlay lowers, a tree per layer, or the flattened tree copied where overlay is
+/// unavailable).
 pub(super) fn stack_workspace(
     layout: &Layout,
     stack: &LayerStack,
@@ -656,15 +657,24 @@ pub(super) fn stack_workspace(
     privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<Workspace, BuildError> {
-    // Held for the build's life: marks the tree used (for `gc --cache-max`) and keeps it.
-    let (lower, hold) = held_rootfs(layout, stack, &rootfs_cache_dir(store), privilege, reporter)?;
+    let overlay = overlay_available();
+    let trees = super::stacked::stacked_lowers(
+        layout,
+        stack,
+        &rootfs_cache_dir(store),
+        privilege,
+        overlay,
+        reporter,
+    )?;
+    // Held for the build's life: marks the trees used (for `gc --cache-max`) and keeps them.
+    let (lowers, holds) = trees.into_parts();
     let mut workspace = Workspace::new(
         &super::workspace::scratch_parent(store),
-        vec![lower],
-        overlay_available(),
+        lowers,
+        overlay,
         privilege,
     )?;
-    workspace.keep_held(hold);
+    workspace.keep_held(holds);
     Ok(workspace)
 }
 

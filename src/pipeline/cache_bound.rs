@@ -1,15 +1,13 @@
 //! A size bound for the rootfs cache (`gc --cache-max SIZE`, or `SOLUM_BUILD_CACHE_MAX`):
 //! trees are removed least recently used first until the cache fits. Every tree is only a
 //! cache of blobs the store keeps, so any tree may go; the next run or build on it unpacks
-//! it again. A tree in use (held by a live run or build, see `unpack::TreeHold`) stays,
-//! and a top tree (`stacked`) goes with the tree below it, without which it is useless.
+//! it again. A tree in use (held by a live run or build, see `unpack::TreeHold`) stays.
 //!
 //! The last use of a tree is the mtime of its hold file, which every hold sets; a tree
 //! never held counts by its own mtime. Sizes are the blocks the tree's files take on disk,
 //! each inode counted once; the walk reads metadata only and follows no symlink, so a
 //! hostile tree cannot lead it elsewhere.
 
-use super::stacked::TOP_PREFIX;
 use super::unpack::{hold_path, remove_unheld, UnpackError};
 use crate::io_at::IoAt;
 use std::collections::HashSet;
@@ -20,7 +18,6 @@ use std::time::SystemTime;
 /// One tree of the cache, as the bound sees it.
 struct CachedTree {
     path: PathBuf,
-    name: String,
     bytes: u64,
     last_use: SystemTime,
 }
@@ -43,42 +40,19 @@ pub fn bound_cache(cache: &Path, max_bytes: u64) -> Result<BoundReport, UnpackEr
     trees.sort_by_key(|tree| tree.last_use);
     let mut total: u64 = trees.iter().map(|tree| tree.bytes).sum();
     let mut report = BoundReport::default();
-    let mut gone: HashSet<String> = HashSet::new();
     for tree in &trees {
         if total <= max_bytes {
             break;
         }
-        if gone.contains(&tree.name) {
-            continue;
-        }
         if !remove_unheld(&tree.path).map_err(IoAt::at(&tree.path, "remove"))? {
             continue;
         }
-        gone.insert(tree.name.clone());
         total = total.saturating_sub(tree.bytes);
         report.removed += 1;
         report.freed += tree.bytes;
-        // The top trees above a removed tree cannot be used any more.
-        for top in trees.iter().filter(|t| stands_on(&t.name, &tree.name)) {
-            if !gone.contains(&top.name)
-                && remove_unheld(&top.path).map_err(IoAt::at(&top.path, "remove"))?
-            {
-                gone.insert(top.name.clone());
-                total = total.saturating_sub(top.bytes);
-                report.removed += 1;
-                report.freed += top.bytes;
-            }
-        }
     }
     report.remaining = total;
     Ok(report)
-}
-
-/// Whether the tree `top` is a top tree standing on the tree `below`.
-fn stands_on(top: &str, below: &str) -> bool {
-    top.strip_prefix(TOP_PREFIX)
-        .and_then(|rest| rest.split_once('-'))
-        .is_some_and(|(_, under)| under == below)
 }
 
 /// The trees of the cache (not the dot-files and temp folders beside them).
@@ -106,7 +80,6 @@ fn cached_trees(cache: &Path) -> Result<Vec<CachedTree>, UnpackError> {
         trees.push(CachedTree {
             bytes: size_on_disk(&path),
             path,
-            name,
             last_use,
         });
     }
@@ -143,25 +116,28 @@ mod tests {
     }
 
     #[test]
-    fn least_recently_used_trees_go_first_and_their_tops_with_them() {
+    fn least_recently_used_trees_go_first() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path();
         tree(cache, "aaaa", 400_000, 300);
-        tree(cache, "d-cccc-aaaa", 40_000, 10);
+        tree(cache, "d-cccc", 40_000, 10);
         tree(cache, "bbbb", 400_000, 200);
         tree(cache, "eeee", 400_000, 5);
         let total: u64 = cached_trees(cache).unwrap().iter().map(|t| t.bytes).sum();
-        // Room for two of the big trees: the oldest goes, and its top with it.
+        // Room for all but one big tree: the oldest goes.
         let report = bound_cache(cache, total - 400_000).unwrap();
-        assert_eq!(report.removed, 2, "{report:?}");
+        assert_eq!(report.removed, 1, "{report:?}");
         let left: HashSet<String> = cached_trees(cache)
             .unwrap()
             .into_iter()
-            .map(|t| t.name)
+            .map(|t| t.path.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             left,
-            ["bbbb", "eeee"].iter().map(ToString::to_string).collect()
+            ["bbbb", "d-cccc", "eeee"]
+                .iter()
+                .map(ToString::to_string)
+                .collect()
         );
         assert!(report.remaining <= total - 400_000);
         // Already within the bound: nothing goes.

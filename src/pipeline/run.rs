@@ -1,12 +1,11 @@
 //! `solum-build run`: an image's root filesystem in the sandbox. The image is unpacked once
-//! into the store's rootfs cache (its top layer alone, above its base's cached tree, where
-//! `stacked` allows) and used as the read-only lowers of an overlay whose upper and work
+//! into the store's rootfs cache (a tree per layer, see `stacked`) and used as the read-only lowers of an overlay whose upper and work
 //! folders are thrown away afterwards, so runs never change the cache. Where the
 //! kernel refuses overlay in a user namespace, the cached tree is copied instead. The
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
 //! replace the command and add environment.
 
-use super::stacked::run_lowers;
+use super::stacked::stacked_lowers;
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
@@ -108,7 +107,7 @@ pub fn run_image(
     let cache = rootfs_cache_dir(store);
     // Held while the command runs: `gc` keeps the trees though the image be renamed.
     let stack = LayerStack::of(image);
-    let trees = run_lowers(
+    let trees = stacked_lowers(
         layout,
         &stack,
         &cache,

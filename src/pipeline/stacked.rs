@@ -1,24 +1,28 @@
-//! Stacked trees for `run`: a DU is its badger's layers plus one layer of its own, and the
-//! badger's flattened tree is usually in the rootfs cache already (every build on it made
-//! it). Rather than unpack the whole stack again into a tree of its own, the DU's top layer
-//! alone is unpacked into a small tree (`cache/rootfs/d-<chain>-<base chain>`) that is
-//! mounted as an overlay lower above the cached tree of the layers below it. The first run
-//! of a new DU then unpacks megabytes instead of the whole base, and the cache holds the
-//! base once instead of once per DU.
+//! Stacked trees: an image's root filesystem as a stack of overlay lowers, one small tree
+//! per layer (`cache/rootfs/d-<chain id>`, the layer alone), rather than one flattened tree
+//! per image. A DU is its badger's layers plus one of its own, and a badger is its base's
+//! layers plus one: flattened, each of them held the whole base again (a python base is
+//! 77 MB; 15 DUs on it took 3 GB). Stacked, the cache holds each layer once, and the first
+//! run of a new DU on a cached badger unpacks only the DU's own layer. Builds and runs
+//! both stand on these lowers; a flattened tree (`cache/rootfs/<chain id>`) is still made
+//! where a copy is needed (no overlay here) and for the bottom layer.
 //!
-//! Overlay must show what the flattened tree would hold, so a top tree is kept only where
-//! the two agree by construction:
+//! Overlay must show what the flattened tree would hold, so a layer's tree is kept only
+//! where the two agree by construction:
 //! - the layer has no whiteouts (an empty lower has nothing to remove; overlay would need
-//!   whiteout devices of its own): such a layer is flattened as before;
+//!   whiteout devices of its own): such a layer is flattened with those below it;
 //! - every directory the layer holds without listing it (its parents, the root) takes the
-//!   mode, owner and times of the same directory below, as the flattened unpack leaves
-//!   them. Where the tree below has no such directory, the default (0755) is the same in
-//!   both; where it has a symlink or a file on that path, the flattened unpack would have
-//!   gone through it or failed, and the layer is flattened instead.
+//!   mode, owner and times of the same directory in the view below, as the flattened
+//!   unpack leaves them. Where the view below has no such directory, the default (0755) is
+//!   the same in both; where it has a symlink or a file on that path, the flattened unpack
+//!   would have gone through it or failed, and the layer is flattened instead.
 //!
-//! The tree below is hostile content: it is looked at only through `openat2` with
-//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so no path leaves it. Any failure to make a top
-//! tree falls back to the flattened one (which reports a real fault of the layer itself).
+//! A layer's tree depends only on the layer and on the view below it, which its chain id
+//! names: it serves above any faithful representation of that view (flattened, or stacked
+//! trees), so a tree removed from the cache is simply made again. The trees below are
+//! hostile content: they are looked at only through `openat2` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, so no path leaves them. Any failure to make a layer's tree falls
+//! back to the flattened one (which reports a real fault of the layer itself).
 
 use super::unpack::{
     apply_layers, cached_tree, chain_ids, held_rootfs, hold_tree, LayerStack, TreeHold, UnpackError,
@@ -35,94 +39,152 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The name prefix of a top tree in the rootfs cache.
+/// The name prefix of a layer's own tree in the rootfs cache (`d-<chain id>`).
 pub const TOP_PREFIX: &str = "d-";
 
-/// The trees a run stands on, top-most first, held (see [`TreeHold`]) while this lives.
-pub struct RunLowers {
+/// Most layers stacked as trees of their own; the layers below the deepest are flattened
+/// into one tree (overlay takes at most 500 lowers, and each costs a lookup).
+pub const MAX_STACKED: usize = 32;
+
+/// The trees a run or build stands on, top-most first, held (see [`TreeHold`]) while this
+/// lives.
+pub struct StackedLowers {
     pub lowers: Vec<PathBuf>,
-    _holds: Vec<TreeHold>,
+    holds: Vec<TreeHold>,
 }
 
-/// The lowers to run `stack` on: a top tree above the cached tree of the layers below it
-/// where that tree exists and the top layer stacks faithfully (see the module doc); else
-/// the stack's flattened tree. `overlay` says whether the run will mount an overlay at all
-/// (a copy needs one tree).
-pub fn run_lowers(
+impl StackedLowers {
+    /// Moves the holds into `keep` (a workspace that lives as long as the build).
+    pub fn into_parts(self) -> (Vec<PathBuf>, Vec<TreeHold>) {
+        (self.lowers, self.holds)
+    }
+}
+
+/// The lowers to run `stack` on, unpacking what the cache lacks: layer trees stacked above
+/// the view below them (see the module doc) where `overlay` will be mounted, else (a copy
+/// needs one tree, or `SOLUM_BUILD_NO_STACK=1`) the stack's flattened tree.
+pub fn stacked_lowers(
     layout: &Layout,
     stack: &LayerStack,
     cache: &Path,
     privilege: Privilege,
     overlay: bool,
     reporter: &dyn Reporter,
-) -> Result<RunLowers, UnpackError> {
+) -> Result<StackedLowers, UnpackError> {
     // `SOLUM_BUILD_NO_STACK=1` keeps to flattened trees (to compare, or to rule stacking out).
     let stack_allowed = std::env::var_os("SOLUM_BUILD_NO_STACK").is_none_or(|v| v != "1");
-    if overlay && stack_allowed {
-        if let Some(stacked) = stacked_lowers(layout, stack, cache, privilege, reporter)? {
-            return Ok(stacked);
-        }
+    let diff_ids = stack.verified_diff_ids()?;
+    if !overlay || !stack_allowed || diff_ids.len() < 2 {
+        return flattened(layout, stack, cache, privilege, reporter);
     }
-    let (tree, hold) = held_rootfs(layout, stack, cache, privilege, reporter)?;
-    Ok(RunLowers {
-        lowers: vec![tree],
-        _holds: vec![hold],
-    })
+    let stacker = Stacker {
+        layout,
+        stack,
+        chains: chain_ids(&diff_ids),
+        diff_ids,
+        cache,
+        privilege,
+        reporter,
+    };
+    stacker.lowers(stack.layers.len(), 0)
 }
 
-/// The top tree and the tree below it, or `None` where they do not apply: fewer than two
-/// layers, the whole stack already flattened in the cache, the tree below not cached, or a
-/// top layer that does not stack faithfully.
-fn stacked_lowers(
+/// The flattened tree of `stack`, held.
+fn flattened(
     layout: &Layout,
     stack: &LayerStack,
     cache: &Path,
     privilege: Privilege,
     reporter: &dyn Reporter,
-) -> Result<Option<RunLowers>, UnpackError> {
-    let diff_ids = stack.verified_diff_ids()?;
-    let chains = chain_ids(&diff_ids);
-    let [.., below_chain, top_chain] = chains.as_slice() else {
-        return Ok(None);
-    };
-    if cache.join(top_chain.hex()).is_dir() || !cache.join(below_chain.hex()).is_dir() {
-        return Ok(None);
-    }
-    let below_stack = LayerStack {
-        layers: stack.layers[..stack.layers.len() - 1].to_vec(),
-        diff_ids: stack.diff_ids[..stack.diff_ids.len() - 1].to_vec(),
-    };
-    // The tree below first: while it is held, gc leaves it, and the top tree made next is
-    // checked against the tree it will run on.
-    let (below, below_hold) = held_rootfs(layout, &below_stack, cache, privilege, reporter)?;
-    let top_name = format!("{TOP_PREFIX}{}-{}", top_chain.hex(), below_chain.hex());
-    let top_index = stack.layers.len() - 1;
-    let held = hold_tree(|| {
-        let made = cached_tree(cache, &top_name, |temp| {
-            let report = apply_layers(
-                layout,
-                &stack.layers[top_index..],
-                &diff_ids[top_index..],
-                temp,
-                privilege,
-                reporter,
-            )?;
-            if report.whiteouts > 0 {
-                return Ok(false);
-            }
-            Ok(take_unlisted_from_below(&below, temp, &report.unlisted_dirs, privilege).is_ok())
-        });
-        match made {
-            Ok(made) => Ok(made),
-            // The flattened unpack tells the layer's own faults; a top tree only declines.
-            Err(UnpackError::Io(_) | UnpackError::Layer { .. }) => Ok(None),
-            Err(other) => Err(other),
+) -> Result<StackedLowers, UnpackError> {
+    let (tree, hold) = held_rootfs(layout, stack, cache, privilege, reporter)?;
+    Ok(StackedLowers {
+        lowers: vec![tree],
+        holds: vec![hold],
+    })
+}
+
+/// One image's stack, with what stacking it needs at every level.
+struct Stacker<'a> {
+    layout: &'a Layout,
+    stack: &'a LayerStack,
+    diff_ids: Vec<crate::image::Digest>,
+    chains: Vec<crate::image::Digest>,
+    cache: &'a Path,
+    privilege: Privilege,
+    reporter: &'a dyn Reporter,
+}
+
+impl Stacker<'_> {
+    /// The first `count` layers as held lowers: their flattened tree when it is cached
+    /// (or `count` is 1, or `depth` layers are stacked already), else the tree of layer
+    /// `count` above the lowers of the layers below it; a layer that does not stack
+    /// faithfully is flattened with those below it.
+    fn lowers(&self, count: usize, depth: usize) -> Result<StackedLowers, UnpackError> {
+        let prefix = LayerStack {
+            layers: self.stack.layers[..count].to_vec(),
+            diff_ids: self.stack.diff_ids[..count].to_vec(),
+        };
+        let chain = &self.chains[count - 1];
+        if count == 1 || depth >= MAX_STACKED || self.cache.join(chain.hex()).is_dir() {
+            return flattened(
+                self.layout,
+                &prefix,
+                self.cache,
+                self.privilege,
+                self.reporter,
+            );
         }
-    })?;
-    Ok(held.map(|(top, top_hold)| RunLowers {
-        lowers: vec![top, below],
-        _holds: vec![top_hold, below_hold],
-    }))
+        // The view below first: while it is held, gc leaves it, and the layer's tree made
+        // next is checked against the view it will stand on.
+        let below = self.lowers(count - 1, depth + 1)?;
+        let name = format!("{TOP_PREFIX}{}", chain.hex());
+        let index = count - 1;
+        let held = hold_tree(|| {
+            let made = cached_tree(self.cache, &name, |temp| {
+                let report = apply_layers(
+                    self.layout,
+                    &self.stack.layers[index..count],
+                    &self.diff_ids[index..count],
+                    temp,
+                    self.privilege,
+                    self.reporter,
+                )?;
+                if report.whiteouts > 0 {
+                    return Ok(false);
+                }
+                let taken = take_unlisted_from_below(
+                    &below.lowers,
+                    temp,
+                    &report.unlisted_dirs,
+                    self.privilege,
+                );
+                Ok(taken.is_ok())
+            });
+            match made {
+                Ok(made) => Ok(made),
+                // The flattened unpack tells the layer's own faults; a layer's tree only
+                // declines.
+                Err(UnpackError::Io(_) | UnpackError::Layer { .. }) => Ok(None),
+                Err(other) => Err(other),
+            }
+        })?;
+        let Some((top, top_hold)) = held else {
+            drop(below);
+            return flattened(
+                self.layout,
+                &prefix,
+                self.cache,
+                self.privilege,
+                self.reporter,
+            );
+        };
+        let mut lowers = vec![top];
+        lowers.extend(below.lowers);
+        let mut holds = vec![top_hold];
+        holds.extend(below.holds);
+        Ok(StackedLowers { lowers, holds })
+    }
 }
 
 /// Why a top tree does not stack faithfully on the tree below.
@@ -141,14 +203,17 @@ impl From<Errno> for Unfaithful {
 }
 
 /// Gives each directory of `top` that its layer held without listing it the mode, owner
-/// and times of the same directory in `below`.
+/// and times of the same directory in the view of `below` (lowers, top-most first).
 fn take_unlisted_from_below(
-    below: &Path,
+    below: &[PathBuf],
     top: &Path,
     unlisted: &[Vec<u8>],
     privilege: Privilege,
 ) -> Result<(), Unfaithful> {
-    let below_root = open_root(below)?;
+    let below_roots = below
+        .iter()
+        .map(|lower| open_root(lower))
+        .collect::<Result<Vec<_>, _>>()?;
     let top_root = open_root(top)?;
     // Descendants (longer paths) before ancestors: a parent's times are set after its
     // children's changes, so they stand.
@@ -162,16 +227,30 @@ fn take_unlisted_from_below(
             // A later entry of the layer put something else there: listed, nothing to take.
             continue;
         }
-        let Some(there) = lookup(&below_root, path)? else {
+        let Some((there, stat)) = view_lookup(&below_roots, path)? else {
             continue;
         };
-        let stat = fstat(&there)?;
-        if !is_dir(&stat) {
-            return Err(Unfaithful::NotADirectoryBelow);
-        }
         copy_dir_metadata(&there, &here, &stat, privilege)?;
     }
     Ok(())
+}
+
+/// `path` in the overlay view of `lowers` (top-most first), as a directory: the top-most
+/// lower that holds the path decides (a directory there gives its attributes to the merged
+/// one). Lowers of this module have no whiteouts, so a lower without the path passes the
+/// lookup down; a non-directory on the path, or on the way in any lower looked at, is
+/// unfaithful (the flattened unpack would have gone through it, or replaced it).
+fn view_lookup(lowers: &[OwnedFd], path: &[u8]) -> Result<Option<(OwnedFd, FileStat)>, Unfaithful> {
+    for lower in lowers {
+        if let Some(found) = lookup(lower, path)? {
+            let stat = fstat(&found)?;
+            if !is_dir(&stat) {
+                return Err(Unfaithful::NotADirectoryBelow);
+            }
+            return Ok(Some((found, stat)));
+        }
+    }
+    Ok(None)
 }
 
 fn is_dir(stat: &FileStat) -> bool {

@@ -485,7 +485,7 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Removes unpacked trees of the rootfs cache that no named image of the store reaches
 /// (`gc`). A tree is kept when it is the chain of a named image or a prefix of one (a
-/// badger's tree under a DU), and a top tree when both its chains are. Returns how many trees went. Linear in the layers of the
+/// badger's tree under a DU), and so is a layer's own tree (`stacked`) of such a chain. Returns how many trees went. Linear in the layers of the
 /// store's images: `index.json` is read once and each image's prefix chains come from one
 /// pass over its diff_ids.
 pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, UnpackError> {
@@ -513,12 +513,11 @@ pub fn prune_rootfs_cache(layout: &Layout, cache: &Path) -> Result<usize, Unpack
         if name.starts_with('.') || keep.contains(&name) {
             continue;
         }
-        // A top tree (`d-<chain>-<chain below>`) is kept with the image it tops.
-        let top_kept = name
+        // A layer's own tree (`d-<chain>`) is kept with its chain.
+        if name
             .strip_prefix(super::stacked::TOP_PREFIX)
-            .and_then(|rest| rest.split_once('-'))
-            .is_some_and(|(top, below)| keep.contains(top) && keep.contains(below));
-        if top_kept {
+            .is_some_and(|chain| keep.contains(chain))
+        {
             continue;
         }
         // A tree a live run stands on stays, though no name reaches it any more.

@@ -163,9 +163,9 @@ impl Workspace {
         Ok(workspace)
     }
 
-    /// Keeps `hold` (on a cached tree this workspace stands on) while the workspace lives.
-    pub fn keep_held(&mut self, hold: TreeHold) {
-        self.holds.push(hold);
+    /// Keeps `holds` (on the cached trees this workspace stands on) while it lives.
+    pub fn keep_held(&mut self, holds: Vec<TreeHold>) {
+        self.holds.extend(holds);
     }
 
     /// Where files put into the image before the build (the source at `/app`, a badger's
