@@ -95,6 +95,9 @@ impl Unpacker {
             let extension = extension.map_err(|_| bad("read PAX records"))?;
             let key = extension.key_bytes();
             if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                if super::write::is_overlay_xattr(name) {
+                    continue;
+                }
                 meta.xattrs
                     .push((name.to_vec(), extension.value_bytes().to_vec()));
             } else if key == b"mtime" {

@@ -428,6 +428,34 @@ fn implied_parents_leave_the_times_of_lower_directories_alone() {
     );
 }
 
+/// A layer cannot carry overlay's own attributes into a tree: `user.overlay.opaque` on a
+/// cached lower would hide the layers below that directory. Other `user.*` xattrs stay.
+#[test]
+fn overlay_xattrs_of_a_layer_are_not_written() {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions([
+            ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+            ("SCHILY.xattr.user.kept", &b"v"[..]),
+        ])
+        .unwrap();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    builder.append_data(&mut header, "etc/", &[][..]).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    unpack(&builder.into_inner().unwrap(), root.path()).unwrap();
+    let etc = root.path().join("etc");
+    assert_eq!(xattr::get(&etc, "user.overlay.opaque").unwrap(), None);
+    assert_eq!(
+        xattr::get(&etc, "trusted.overlay.opaque").unwrap_or(None),
+        None
+    );
+    assert_eq!(xattr::get(&etc, "user.kept").unwrap(), Some(b"v".to_vec()));
+}
+
 #[test]
 fn rootless_unpack_records_owners_and_rootless_write_restores_them() {
     // Unpack a layer with owners as "rootless" (chown skipped, owners recorded in the

@@ -37,9 +37,14 @@ const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 /// Xattrs that describe the host rather than the image: SELinux labels of the build host,
 /// and overlayfs bookkeeping of the upper directory a build diff is read from.
 pub(super) fn is_host_xattr(name: &[u8]) -> bool {
-    name == b"security.selinux"
-        || name.starts_with(b"trusted.overlay.")
-        || name.starts_with(b"user.overlay.")
+    name == b"security.selinux" || is_overlay_xattr(name)
+}
+
+/// Overlayfs's own attributes (opaque directories, whiteouts, redirects). The unpacker
+/// never writes them from a layer: in a cached tree that serves as an overlay lower they
+/// would change what overlay shows (hide the layers below a directory, fake a whiteout).
+pub(super) fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 
 /// The whole tree under `root` as one layer (for `import`). The root directory itself is
