@@ -261,7 +261,7 @@ impl UserNet {
             let slice = PollTimeout::from(left.as_millis().min(100) as u16);
             let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, slice) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
                 Ok(_) => break,
                 Err(_) => return Err(self.not_ready("cannot wait for it")),
             }
