@@ -52,6 +52,8 @@ pub const PACKAGE: &str = "slirp4netns";
 pub const FOLDER_PREFIX: &str = "solum-net.";
 
 const API_SOCKET: &str = "api.sock";
+/// The longest path a unix socket address holds (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
 const LOG_FILE: &str = "slirp4netns.log";
 /// How long slirp4netns may take to bring `tap0` up.
 const READY_WAIT: Duration = Duration::from_secs(10);
@@ -75,6 +77,12 @@ pub enum UserNetError {
     Tun { cause: io::Error, fix: &'static str },
     #[error("cannot make a private folder for slirp4netns in the temp dir")]
     Folder(#[source] io::Error),
+    #[error(
+        "slirp4netns's API socket {} would be longer than a unix socket path may be \
+         ({MAX_SOCKET_PATH} bytes): set TMPDIR to a shorter folder",
+        path.display()
+    )]
+    SocketPath { path: PathBuf },
     #[error("cannot start {}", binary.display())]
     Spawn {
         binary: PathBuf,
@@ -145,6 +153,12 @@ impl<'spec> UserNetPlan<'spec> {
     pub fn start(&self, init: i32) -> Result<UserNet, UserNetError> {
         crate::private::sweep(FOLDER_PREFIX);
         let folder = crate::private::make_dir(FOLDER_PREFIX).map_err(UserNetError::Folder)?;
+        // slirp4netns exits without a word when it cannot bind a longer one.
+        let socket = folder.join(API_SOCKET);
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            let _ = crate::private::remove(&folder);
+            return Err(UserNetError::SocketPath { path: socket });
+        }
         let (ready, mut net) = match spawn(&self.binary, init, &folder) {
             Ok(started) => started,
             Err(e) => {
