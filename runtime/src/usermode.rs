@@ -221,6 +221,8 @@ fn spawn(binary: &Path, init: i32, folder: &Path) -> Result<(OwnedFd, UserNet), 
         .arg(format!("--exit-fd={exit_fd}"))
         .arg("--api-socket")
         .arg(folder.join(API_SOCKET))
+        // The init is our child and not reaped before slirp4netns is stopped, so its pid
+        // cannot name another process meanwhile.
         .arg(init.to_string())
         .arg("tap0")
         .env_clear()
