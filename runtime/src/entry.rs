@@ -1,7 +1,8 @@
 //! The sandbox's outer process: the `solum-build __sandbox` re-exec. It reads the spec from
 //! fd 0, prepares the staging directory, clones the init into new user and pid namespaces,
-//! writes the id map from outside, enforces the timeout and cancellation, and reports how it
-//! went on fd 0. It stays in the host's namespaces and must not mount anything itself.
+//! writes the id map from outside, starts the user-mode network's slirp4netns
+//! ([`crate::usermode`]), enforces the timeout and cancellation, and reports how it went on
+//! fd 0. It stays in the host's namespaces and must not mount anything itself.
 
 use crate::idmap::{self, HostIds, IdMapKind};
 use crate::namespaces::{self, Moment};
@@ -10,6 +11,7 @@ use crate::rootfs::{Layout, MountContext, SetupReport};
 use crate::setup;
 use crate::spec::SandboxSpec;
 use crate::syscall::LinuxSyscall;
+use crate::usermode::UserNetPlan;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -162,7 +164,13 @@ fn run_in_staging(spec: &SandboxSpec, staging: &Path, waited: &SigSet, started: 
         Ok(p) => p,
         Err(r) => return r,
     };
-    let flags = namespaces::flags_at(spec.network, Moment::Clone);
+    // Before the clone: a host that cannot give the user-mode network says so before
+    // anything of the sandbox exists.
+    let user_net_plan = match UserNetPlan::for_network(&spec.network) {
+        Ok(plan) => plan,
+        Err(e) => return failed("network", chain(&e)),
+    };
+    let flags = namespaces::flags_at(&spec.network, Moment::Clone);
     // SAFETY: a raw clone without a new stack behaves like fork(): the child continues on a
     // copy of this stack. This process is single-threaded (a fresh exec that started no
     // threads), so the child may run arbitrary code.
@@ -199,12 +207,24 @@ fn run_in_staging(spec: &SandboxSpec, staging: &Path, waited: &SigSet, started: 
         let _ = waitpid(init, None);
         return failed("id_map", chain(&e));
     }
+    // After the id map (slirp4netns joins the sandbox's user namespace, where only the map
+    // makes it root), before the release (the command finds its network up and its ports
+    // published). Kept until the init is reaped: dropping it stops slirp4netns.
+    let user_net = match user_net_plan.map(|p| p.start(init.as_raw())).transpose() {
+        Ok(net) => net,
+        Err(e) => {
+            let _ = kill(init, Signal::SIGKILL);
+            let _ = waitpid(init, None);
+            return failed("network", chain(&e));
+        }
+    };
     let mut sync_w = std::fs::File::from(sync_w);
     let _ = sync_w.write_all(b"1");
     drop(sync_w);
 
     let deadline = spec.limits.timeout.map(|t| started + t);
     let forced = wait_init(init, waited, deadline);
+    drop(user_net);
     read_report(report_r, forced, plan.kind)
 }
 

@@ -1,5 +1,6 @@
 //! The rootless build sandbox: user, mount, pid, ipc, uts and net namespaces, id maps,
-//! overlay or prepared root filesystems, `pivot_root`, and process reaping. This is the only
+//! overlay or prepared root filesystems, `pivot_root`, process reaping, and a user-mode
+//! network with published ports (slirp4netns). This is the only
 //! crate of the workspace that holds `unsafe` code; it knows a root filesystem and a spec,
 //! never images, registries or manifests.
 //!
@@ -40,6 +41,7 @@ pub mod idmap;
 pub mod inroot;
 pub mod namespaces;
 pub mod parent;
+pub mod ports;
 pub mod private;
 pub mod process;
 pub mod rootfs;
@@ -47,10 +49,12 @@ pub mod setup;
 pub mod spec;
 pub mod syscall;
 pub mod terminal;
+pub mod usermode;
 
 pub use hostinfo::{host_info, HostInfo};
 pub use idmap::IdMapKind;
 pub use parent::{run, run_with_cancel, CancelHandle, Outcome, OutputEvent, SandboxError, Stream};
+pub use ports::{PortError, PortMapping, Protocol};
 pub use process::Termination;
 pub use spec::{BindMount, IdMapPolicy, Limits, Network, RootFs, SandboxSpec, SpecError};
 

@@ -36,7 +36,10 @@ pub struct Namespace {
 ///   namespace either way; unsharing them once the map is written means the setup that follows
 ///   runs as the mapped root, and a failure to map is detected before anything else is built.
 ///   Mount comes first of these because everything after it mounts.
-/// - **net** is skipped for [`Network::Host`].
+/// - **net** is skipped for [`Network::Host`]. For [`Network::UserMode`] it is made at clone
+///   time instead (see [`namespaces`]): slirp4netns joins it from outside, started by the
+///   sandbox's outer process after the id map and before the init is released, so the
+///   namespace must exist before the init runs a line of its setup.
 pub static ORDERED_NAMESPACES: &[Namespace] = &[
     Namespace {
         name: "user",
@@ -70,15 +73,26 @@ pub static ORDERED_NAMESPACES: &[Namespace] = &[
     },
 ];
 
-/// The namespaces this network setting uses, in order.
-pub fn namespaces(network: Network) -> impl Iterator<Item = &'static Namespace> {
-    ORDERED_NAMESPACES
-        .iter()
-        .filter(move |ns| !(network == Network::Host && ns.flag == CloneFlags::CLONE_NEWNET))
+/// The namespaces this network setting uses, in order, each with the moment it is made.
+pub fn namespaces(network: &Network) -> impl Iterator<Item = Namespace> + '_ {
+    ORDERED_NAMESPACES.iter().filter_map(move |ns| {
+        if ns.flag != CloneFlags::CLONE_NEWNET {
+            return Some(*ns);
+        }
+        match network {
+            Network::None => Some(*ns),
+            Network::Host => None,
+            // The same clone makes the user namespace first, so this one is owned by it too.
+            Network::UserMode { .. } => Some(Namespace {
+                moment: Moment::Clone,
+                ..*ns
+            }),
+        }
+    })
 }
 
 /// The flags of the namespaces created at `moment`.
-pub fn flags_at(network: Network, moment: Moment) -> CloneFlags {
+pub fn flags_at(network: &Network, moment: Moment) -> CloneFlags {
     namespaces(network)
         .filter(|ns| ns.moment == moment)
         .fold(CloneFlags::empty(), |acc, ns| acc | ns.flag)
@@ -91,7 +105,7 @@ mod tests {
     #[test]
     fn user_namespace_comes_first_and_pid_at_clone() {
         assert_eq!(ORDERED_NAMESPACES[0].flag, CloneFlags::CLONE_NEWUSER);
-        let at_clone = flags_at(Network::None, Moment::Clone);
+        let at_clone = flags_at(&Network::None, Moment::Clone);
         assert_eq!(
             at_clone,
             CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID
@@ -100,9 +114,23 @@ mod tests {
 
     #[test]
     fn host_network_keeps_the_host_net_namespace() {
-        assert!(flags_at(Network::None, Moment::AfterIdMap).contains(CloneFlags::CLONE_NEWNET));
-        let host = flags_at(Network::Host, Moment::AfterIdMap);
+        assert!(flags_at(&Network::None, Moment::AfterIdMap).contains(CloneFlags::CLONE_NEWNET));
+        let host = flags_at(&Network::Host, Moment::AfterIdMap);
         assert!(!host.contains(CloneFlags::CLONE_NEWNET));
         assert!(host.contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC));
+    }
+
+    #[test]
+    fn user_mode_network_namespace_exists_from_the_clone() {
+        let user_mode = Network::UserMode {
+            publish: Vec::new(),
+        };
+        assert_eq!(
+            flags_at(&user_mode, Moment::Clone),
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET
+        );
+        let later = flags_at(&user_mode, Moment::AfterIdMap);
+        assert!(!later.contains(CloneFlags::CLONE_NEWNET));
+        assert!(later.contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS));
     }
 }

@@ -503,9 +503,9 @@ pub fn mount_proc(
 /// `/sys`: read-only. A fresh sysfs when the sandbox owns its network namespace (it then
 /// shows only the sandbox's network devices and none of the host's cgroup mounts), else a
 /// read-only recursive bind of the host's.
-pub fn mount_sys(sys: &dyn Syscall, root: &Path, network: Network) -> Result<(), RootfsError> {
+pub fn mount_sys(sys: &dyn Syscall, root: &Path, network: &Network) -> Result<(), RootfsError> {
     let target = existing(sys, root, "/sys", Make::Dir)?;
-    if network == Network::None
+    if network.has_own_namespace()
         && sys
             .mount(
                 Some(Path::new("sysfs")),

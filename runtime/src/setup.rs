@@ -6,7 +6,7 @@
 
 use crate::namespaces::{self, Moment};
 use crate::rootfs::{self, Layout, MountContext, RootfsError, SetupReport};
-use crate::spec::{Network, SandboxSpec};
+use crate::spec::SandboxSpec;
 use crate::syscall::{Syscall, SyscallError};
 use nix::mount::MsFlags;
 use std::path::Path;
@@ -105,7 +105,7 @@ pub fn run_setup(
             |r: Result<(), SyscallError>| r.map_err(|source| SetupError::Syscall { stage, source });
         match stage {
             Stage::Namespaces => {
-                for ns in namespaces::namespaces(spec.network) {
+                for ns in namespaces::namespaces(&spec.network) {
                     if ns.moment == Moment::AfterIdMap {
                         call(sys.unshare(ns.flag))?;
                     }
@@ -122,13 +122,15 @@ pub fn run_setup(
             Stage::MountPoints => fs(rootfs::ensure_fixed_mount_points(sys, &root, &mut report))?,
             Stage::Dev => fs(rootfs::mount_dev(sys, &root, mctx))?,
             Stage::Proc => fs(rootfs::mount_proc(sys, &root, mctx, &mut report))?,
-            Stage::Sys => fs(rootfs::mount_sys(sys, &root, spec.network))?,
+            Stage::Sys => fs(rootfs::mount_sys(sys, &root, &spec.network))?,
             Stage::Tmp => fs(rootfs::mount_tmp(sys, &root))?,
             Stage::Binds => fs(rootfs::mount_binds(sys, spec, layout, &mut report))?,
             Stage::PivotRoot => fs(rootfs::pivot(sys, &root))?,
             Stage::Hostname => call(sys.sethostname(&spec.hostname))?,
             Stage::Loopback => {
-                if spec.network == Network::None {
+                // Also with the user-mode network: slirp4netns brings `lo` up as well, but the
+                // sandbox does not rely on it for its own loopback.
+                if spec.network.has_own_namespace() {
                     call(sys.loopback_up())?;
                 }
             }
@@ -155,7 +157,7 @@ pub fn kernel_has_pid_max_per_namespace() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{BindMount, RootFs};
+    use crate::spec::{BindMount, Network, RootFs};
     use crate::syscall::RecordingSyscall;
 
     fn spec(rootfs: RootFs) -> SandboxSpec {

@@ -3,6 +3,7 @@
 //! re-executed sandbox process over a pipe. This module validates a spec; it must not touch
 //! the system (no mounts, no process work).
 
+use crate::ports::PortMapping;
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub struct BindMount {
 }
 
 /// Network of the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Network {
     /// A new network namespace with only the loopback interface, brought up.
@@ -52,6 +53,20 @@ pub enum Network {
     /// The host's network namespace; `/etc/resolv.conf` and `/etc/hosts` of the host are
     /// bound read-only into the sandbox.
     Host,
+    /// A new network namespace whose `tap0` slirp4netns connects to the host's network
+    /// through a user-mode TCP/IP stack (see [`crate::usermode`]), with `publish`ed host
+    /// ports forwarded into it. Nothing of the host's network configuration is bound in.
+    UserMode {
+        #[serde(default)]
+        publish: Vec<PortMapping>,
+    },
+}
+
+impl Network {
+    /// The sandbox has a network namespace of its own (every mode but [`Network::Host`]).
+    pub fn has_own_namespace(&self) -> bool {
+        *self != Network::Host
+    }
 }
 
 /// How to map ids into the user namespace.
@@ -252,6 +267,19 @@ impl SandboxSpec {
             }
             RootFs::Dir(_) => {}
         }
+        if let Network::UserMode { publish } = &self.network {
+            for (i, mapping) in publish.iter().enumerate() {
+                if mapping.host_port == 0 || mapping.container_port == 0 {
+                    return Err(SpecError::PortZero(*mapping));
+                }
+                if let Some(earlier) = publish[..i].iter().find(|m| m.collides_with(mapping)) {
+                    return Err(SpecError::PublishedTwice {
+                        first: *earlier,
+                        second: *mapping,
+                    });
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -281,6 +309,13 @@ pub enum SpecError {
     OverlayPath(PathBuf),
     #[error("an overlay root filesystem needs at least one lower directory")]
     NoLowers,
+    #[error("published port {0} names port 0")]
+    PortZero(PortMapping),
+    #[error("a host port is published twice ({first} and {second})")]
+    PublishedTwice {
+        first: PortMapping,
+        second: PortMapping,
+    },
 }
 
 mod opt_duration_ms {
@@ -327,5 +362,28 @@ mod tests {
             work: None,
         });
         assert!(matches!(spec.validate(), Err(SpecError::HostPath(_))));
+    }
+
+    #[test]
+    fn user_mode_network_round_trips_and_refuses_a_host_port_twice() {
+        let mut spec = SandboxSpec::new(RootFs::Dir("/r".into()), vec!["true".into()]);
+        let publish = |texts: &[&str]| Network::UserMode {
+            publish: texts.iter().map(|t| t.parse().unwrap()).collect(),
+        };
+        spec.network = publish(&["8080:80", "8080:53/udp", "127.0.0.2:8080:81"]);
+        spec.validate().unwrap();
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<SandboxSpec>(&json).unwrap(), spec);
+        spec.network = publish(&["8080:80", "0.0.0.0:8080:81"]);
+        assert!(matches!(
+            spec.validate(),
+            Err(SpecError::PublishedTwice { .. })
+        ));
+        let mut zero: PortMapping = "1:1".parse().unwrap();
+        zero.container_port = 0;
+        spec.network = Network::UserMode {
+            publish: vec![zero],
+        };
+        assert!(matches!(spec.validate(), Err(SpecError::PortZero(_))));
     }
 }

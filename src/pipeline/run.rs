@@ -57,7 +57,8 @@ pub struct RunRequest {
     /// `KEY=VALUE` added to (or replacing in) the image's Env.
     pub env: Vec<String>,
     pub workdir: Option<PathBuf>,
-    pub network_host: bool,
+    /// `None` (loopback only), `Host`, or `UserMode` with the published ports.
+    pub network: Network,
     pub timeout: Option<Duration>,
     /// Decided at the edge: how the rootfs is unpacked and copied.
     pub privilege: Privilege,
@@ -126,11 +127,7 @@ pub fn run_image(
         let mut spec = SandboxSpec::new(rootfs, command.clone());
         spec.env.clone_from(&env);
         spec.cwd.clone_from(&cwd);
-        spec.network = if request.network_host {
-            Network::Host
-        } else {
-            Network::None
-        };
+        spec.network.clone_from(&request.network);
         spec.limits.timeout = request.timeout;
         spec.inherit_stdin = request.interactive;
         spec.tty = request.tty;
