@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs what the tests need on a fresh Debian machine (run as root; idempotent): the real
 # peers that read our output, static busybox and debootstrap for base images
-# (scripts/make-base-images.sh), newuidmap/newgidmap, and the unprivileged user `tester`
-# (with a subordinate id range) for the rootless runs. Benchmark-only tools are in
-# scripts/bench/install.sh.
+# (scripts/make-base-images.sh), newuidmap/newgidmap, slirp4netns for `run -p`, and the
+# unprivileged user `tester` (with a subordinate id range) for the rootless runs.
+# Benchmark-only tools are in scripts/bench/install.sh.
 set -eu
-packages="busybox-static debootstrap uidmap skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl"
+packages="busybox-static debootstrap uidmap slirp4netns skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -13,3 +13,7 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y $missing
 fi
 sh runtime/tests/setup-host.sh
+# `run -p` as `tester` (tests/run_publish.rs) opens /dev/net/tun in its own namespaces; some
+# hosts make it 0600 (root only). 0666 is Debian's default: only a process that may create
+# network devices in a namespace of its own can use it.
+if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
