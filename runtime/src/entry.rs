@@ -8,7 +8,7 @@ use crate::namespaces::{self, Moment};
 use crate::process::{self, chain, InitArgs, InitMessage, Termination};
 use crate::rootfs::{Layout, MountContext, SetupReport};
 use crate::setup;
-use crate::spec::SandboxSpec;
+use crate::spec::{RootFs, SandboxSpec};
 use crate::syscall::LinuxSyscall;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -114,8 +114,15 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
     let report = run_in_staging(&spec, &staging, &waited, started);
     let _ = std::fs::remove_dir(&staging);
     // Overlay leaves a mode-000 `work` in the work folder of an overlaid bind: emptied, so
-    // nothing in the caller's folders is closed to the caller.
-    for work in spec.mounts.iter().filter_map(|m| m.work.as_ref()) {
+    // nothing in the caller's folders is closed to the caller. The root's work folder is
+    // emptied too: its overlay was `volatile` (see `rootfs::UpperLife`), and the kernel
+    // refuses the next mount on it (the next step of a build) while its mark is there.
+    let root_work = match &spec.rootfs {
+        RootFs::Overlay { work, .. } => Some(work),
+        RootFs::Dir(_) => None,
+    };
+    let bind_works = spec.mounts.iter().filter_map(|m| m.work.as_ref());
+    for work in root_work.into_iter().chain(bind_works) {
         if let Ok(entries) = std::fs::read_dir(work) {
             for entry in entries.flatten() {
                 let _ = crate::private::remove(&entry.path());
