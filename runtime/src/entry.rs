@@ -20,7 +20,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Prefix of the staging directories (see [`crate::private`]): `solum-sandbox.<pid>.<random>`.
+/// Prefix of the staging directories (see [`crate::private`]): `solum-sandbox.<pid>.<random>`,
+/// in [`crate::private::fast_temp_dir`].
 pub const STAGING_PREFIX: &str = "solum-sandbox.";
 
 /// What the outer process reports to the caller, as one JSON document on fd 0.
@@ -102,15 +103,16 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
     }
     let started = Instant::now();
     crate::private::sweep(STAGING_PREFIX);
-    let staging = match crate::private::make_dir(STAGING_PREFIX) {
-        Ok(dir) => dir,
-        Err(e) => {
-            return failed(
-                "staging",
-                format!("cannot create a staging directory in the temp dir: {e}"),
-            )
-        }
-    };
+    let staging =
+        match crate::private::make_dir_in(&crate::private::fast_temp_dir(), STAGING_PREFIX) {
+            Ok(dir) => dir,
+            Err(e) => {
+                return failed(
+                    "staging",
+                    format!("cannot create a staging directory in the temp dir: {e}"),
+                )
+            }
+        };
     let report = run_in_staging(&spec, &staging, &waited, started);
     let _ = std::fs::remove_dir(&staging);
     // Overlay leaves a mode-000 `work` in the work folder of an overlaid bind: emptied, so
