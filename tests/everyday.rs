@@ -342,6 +342,69 @@ fn the_base_image_script_works_from_outside_the_checkout() {
     assert!(images.stdout.contains("base/busybox"), "{}", images.text());
 }
 
+/// `solum-build app list --help` offered `--store`, which the client commands ignore (they
+/// talk to a server): `--store` is now an option of the commands that use a store only, taken
+/// before or after their name, and refused on the others.
+#[test]
+fn only_the_commands_that_use_a_store_take_store() {
+    let help = |args: &[&str]| {
+        let shown = Cmd::solum_without_store()
+            .args(args)
+            .arg("--help")
+            .run()
+            .ok();
+        shown.stdout
+    };
+    for client in [
+        &["app", "list"][..],
+        &["workflow", "start"],
+        &["du", "list"],
+        &["du", "register"],
+        &["badger", "upload"],
+        &["trigger"],
+        &["login"],
+    ] {
+        assert!(
+            !help(client).contains("--store"),
+            "{client:?} offers --store"
+        );
+    }
+    for local in [
+        &["build"][..],
+        &["run"],
+        &["images"],
+        &["badger", "build"],
+        &["badger", "search"],
+    ] {
+        assert!(help(local).contains("--store"), "{local:?} lacks --store");
+    }
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    // After the command's name, as before it.
+    Cmd::solum_without_store()
+        .arg("images")
+        .arg("--store")
+        .arg(&store)
+        .run()
+        .ok();
+    assert!(store.join("oci-layout").is_file());
+    let refused = Cmd::solum(&store)
+        .args(["app", "list", "--server", "http://127.0.0.1:9"])
+        .run()
+        .fails_with(2);
+    assert!(
+        refused.stderr.contains("leave out --store"),
+        "{}",
+        refused.text()
+    );
+    let twice = Cmd::solum(&store)
+        .args(["images", "--store", "/elsewhere"])
+        .run()
+        .fails_with(2);
+    assert!(twice.stderr.contains("give it once"), "{}", twice.text());
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

@@ -9,7 +9,7 @@ use crate::namespaces::{self, Moment};
 use crate::process::{self, chain, InitArgs, InitMessage, Termination};
 use crate::rootfs::{Layout, MountContext, SetupReport};
 use crate::setup;
-use crate::spec::SandboxSpec;
+use crate::spec::{RootFs, SandboxSpec};
 use crate::syscall::LinuxSyscall;
 use crate::usermode::UserNetPlan;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -22,7 +22,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Prefix of the staging directories (see [`crate::private`]): `solum-sandbox.<pid>.<random>`.
+/// Prefix of the staging directories (see [`crate::private`]): `solum-sandbox.<pid>.<random>`,
+/// in [`crate::private::fast_temp_dir`].
 pub const STAGING_PREFIX: &str = "solum-sandbox.";
 
 /// What the outer process reports to the caller, as one JSON document on fd 0.
@@ -104,20 +105,28 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
     }
     let started = Instant::now();
     crate::private::sweep(STAGING_PREFIX);
-    let staging = match crate::private::make_dir(STAGING_PREFIX) {
-        Ok(dir) => dir,
-        Err(e) => {
-            return failed(
-                "staging",
-                format!("cannot create a staging directory in the temp dir: {e}"),
-            )
-        }
-    };
+    let staging =
+        match crate::private::make_dir_in(&crate::private::fast_temp_dir(), STAGING_PREFIX) {
+            Ok(dir) => dir,
+            Err(e) => {
+                return failed(
+                    "staging",
+                    format!("cannot create a staging directory in the temp dir: {e}"),
+                )
+            }
+        };
     let report = run_in_staging(&spec, &staging, &waited, started);
     let _ = std::fs::remove_dir(&staging);
     // Overlay leaves a mode-000 `work` in the work folder of an overlaid bind: emptied, so
-    // nothing in the caller's folders is closed to the caller.
-    for work in spec.mounts.iter().filter_map(|m| m.work.as_ref()) {
+    // nothing in the caller's folders is closed to the caller. The root's work folder is
+    // emptied too: its overlay was `volatile` (see `rootfs::UpperLife`), and the kernel
+    // refuses the next mount on it (the next step of a build) while its mark is there.
+    let root_work = match &spec.rootfs {
+        RootFs::Overlay { work, .. } => Some(work),
+        RootFs::Dir(_) => None,
+    };
+    let bind_works = spec.mounts.iter().filter_map(|m| m.work.as_ref());
+    for work in root_work.into_iter().chain(bind_works) {
         if let Ok(entries) = std::fs::read_dir(work) {
             for entry in entries.flatten() {
                 let _ = crate::private::remove(&entry.path());

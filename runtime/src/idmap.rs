@@ -22,7 +22,7 @@ use crate::spec::IdMapPolicy;
 use crate::syscall::{Syscall, SyscallError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The id range root maps to itself.
 pub const ROOT_RANGE: u32 = 65536;
@@ -191,8 +191,13 @@ impl IdMapPlan {
         let proc = PathBuf::from(format!("/proc/{pid}"));
         match self.kind {
             IdMapKind::Helper => {
-                run_helper("newuidmap", pid, &self.uid)?;
-                run_helper("newgidmap", pid, &self.gid)?;
+                // Both at once: they write different files of the same process, and each is
+                // a fork and exec of a setuid program, most of a rootless start's cost.
+                let uid = RunningHelper::spawn("newuidmap", pid, &self.uid)?;
+                let gid = RunningHelper::spawn("newgidmap", pid, &self.gid);
+                let uid = uid.finish();
+                gid?.finish()?;
+                uid?;
             }
             IdMapKind::Single | IdMapKind::Root => {
                 // The kernel refuses an unprivileged gid_map while setgroups is allowed (a
@@ -219,25 +224,46 @@ fn map_text(ranges: &[IdRange]) -> String {
     })
 }
 
-fn run_helper(name: &'static str, pid: i32, ranges: &[IdRange]) -> Result<(), IdMapError> {
-    let helper = find_helper(name).ok_or(IdMapError::HelperMissing { helper: name })?;
-    let mut cmd = Command::new(&helper);
-    cmd.arg(pid.to_string());
-    for r in ranges {
-        cmd.args([r.inside, r.outside, r.count].map(|n| n.to_string()));
+/// `newuidmap` or `newgidmap` started for a pid, not yet waited for.
+struct RunningHelper {
+    helper: PathBuf,
+    child: std::process::Child,
+}
+
+impl RunningHelper {
+    fn spawn(name: &'static str, pid: i32, ranges: &[IdRange]) -> Result<Self, IdMapError> {
+        let helper = find_helper(name).ok_or(IdMapError::HelperMissing { helper: name })?;
+        let mut cmd = Command::new(&helper);
+        cmd.arg(pid.to_string());
+        for r in ranges {
+            cmd.args([r.inside, r.outside, r.count].map(|n| n.to_string()));
+        }
+        // Not this process's stdin: in the sandbox's outer process that is the caller's
+        // control socket.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match cmd.spawn() {
+            Ok(child) => Ok(RunningHelper { helper, child }),
+            Err(source) => Err(IdMapError::HelperSpawn { helper, source }),
+        }
     }
-    let out = cmd.output().map_err(|source| IdMapError::HelperSpawn {
-        helper: helper.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(IdMapError::HelperFailed {
-            helper,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+
+    fn finish(self) -> Result<(), IdMapError> {
+        let RunningHelper { helper, child } = self;
+        let out = match child.wait_with_output() {
+            Ok(out) => out,
+            Err(source) => return Err(IdMapError::HelperSpawn { helper, source }),
+        };
+        if !out.status.success() {
+            return Err(IdMapError::HelperFailed {
+                helper,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Writing an id map failed.

@@ -310,10 +310,28 @@ pub fn mount_root(
                 upper,
                 work,
                 MsFlags::empty(),
+                UpperLife::Throwaway,
             )?;
         }
     }
     Ok(())
+}
+
+/// How long an overlay's upper dir matters, which decides whether the kernel must make it
+/// durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpperLife {
+    /// The root's upper dir: thrown away after the run, or read into a layer by the caller
+    /// right after it (a host crash loses that build either way). Mounted `volatile`: the
+    /// kernel otherwise syncs the whole host filesystem under the upper dir when the overlay
+    /// goes away with the sandbox, which costs milliseconds to seconds of other processes'
+    /// writes on every run. `volatile` leaves `work/work/incompat/volatile`, which would
+    /// refuse the next mount on the same work dir: the sandbox's outer process empties the
+    /// work dir once the sandbox is gone (see [`crate::entry`]).
+    Throwaway,
+    /// A bind's upper dir (`/solum/cache`): the caller's folder, kept between builds, so a
+    /// command's `fsync` in it must reach the disk.
+    Kept,
 }
 
 /// Mounts an overlay of `lowers` (top-most first), `upper` and `work` at `target`. Every
@@ -331,6 +349,7 @@ fn mount_overlay(
     upper: &Path,
     work: &Path,
     flags: MsFlags,
+    life: UpperLife,
 ) -> Result<(), RootfsError> {
     let link = |suffix: String, to: &Path| -> Result<String, RootfsError> {
         let short = format!("{name}.{suffix}");
@@ -352,24 +371,40 @@ fn mount_overlay(
     // `userxattr` (Linux 5.11+) keeps overlay's own attributes in `user.overlay.*`, the only
     // namespace a user namespace may write. Older kernels only know the privileged form.
     let with_userxattr = format!("{base},userxattr");
-    let overlay = |options: &str| {
-        sys.mount(
+    // Tried in this order; a kernel that does not know an option says EINVAL, and the next
+    // one goes without it. `volatile` (Linux 5.10+) leads, so that the options' tail stays
+    // the same in every form.
+    let mut options = Vec::with_capacity(3);
+    if life == UpperLife::Throwaway {
+        options.push(format!("volatile,{with_userxattr}"));
+    }
+    options.push(with_userxattr);
+    options.push(base);
+    // The error of the fullest form is the one worth reporting.
+    let mut first: Option<(String, SyscallError)> = None;
+    for option in options {
+        let mounted = sys.mount(
             Some(Path::new("overlay")),
             target,
             Some("overlay"),
             flags,
-            Some(options),
-        )
-    };
-    if let Err(first) = overlay(&with_userxattr) {
-        if first.errno() != Some(libc::EINVAL) || overlay(&base).is_err() {
-            return Err(RootfsError::Overlay {
-                options: with_userxattr,
-                source: first,
-            });
+            Some(&option),
+        );
+        match mounted {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let refused_option = error.errno() == Some(libc::EINVAL);
+                first.get_or_insert((option, error));
+                if !refused_option {
+                    break;
+                }
+            }
         }
     }
-    Ok(())
+    match first {
+        Some((options, source)) => Err(RootfsError::Overlay { options, source }),
+        None => Ok(()),
+    }
 }
 
 /// `/dev`: a tmpfs with the host's harmless devices bound in, a private devpts and a shm.
@@ -586,6 +621,7 @@ pub fn mount_binds(
                 &source,
                 work,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                UpperLife::Kept,
             );
             if hidden.is_ok() {
                 continue;

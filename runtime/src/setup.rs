@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn the_root_overlay_is_volatile_and_a_bind_overlay_is_not() {
+        let sys = RecordingSyscall::default();
+        let mut s = spec(RootFs::Overlay {
+            lowers: vec!["/l1".into()],
+            upper: "/u".into(),
+            work: "/w".into(),
+        });
+        s.mounts[0].work = Some("/cache-work".into());
+        run_setup(&sys, &s, &layout(), &MountContext::default()).unwrap();
+        let overlays: Vec<String> = sys
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("mount overlay"))
+            .collect();
+        assert_eq!(overlays.len(), 2, "{overlays:#?}");
+        // The root's upper dir is thrown away: no sync of the host filesystem for it.
+        assert!(
+            overlays[0].contains(" volatile,lowerdir=root.l0:"),
+            "{}",
+            overlays[0]
+        );
+        // A bind's upper dir is the caller's, kept: a command's fsync there must count.
+        assert!(overlays[1].contains("upperdir=bind0.u"), "{}", overlays[1]);
+        assert!(!overlays[1].contains("volatile"), "{}", overlays[1]);
+    }
+
+    #[test]
     fn host_network_keeps_net_namespace_and_binds_host_files_read_only() {
         let sys = RecordingSyscall::default();
         let mut s = spec(RootFs::Dir("/img".into()));

@@ -471,14 +471,16 @@ fn killing_the_caller_kills_the_sandbox_and_cleans_up() {
     assert_eq!(before, host_mounts());
 }
 
-/// Staging folders of this user (in the private folder of [`runtime::private`]) and the
-/// pid in their names.
+/// Staging folders of this user (in the private folders of [`runtime::private`], in the
+/// temp dir and in the one staging goes to) and the pid in their names.
 fn staging_dirs() -> Vec<(PathBuf, i32)> {
-    let dir = runtime::private::user_dir().unwrap();
+    let dirs = [
+        runtime::private::user_dir().unwrap(),
+        runtime::private::user_dir_in(&runtime::private::fast_temp_dir()).unwrap(),
+    ];
     let prefix = runtime::entry::STAGING_PREFIX;
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
+    dirs.iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let pid = name.strip_prefix(prefix)?.split('.').next()?.parse().ok()?;

@@ -5,7 +5,7 @@ use super::build::{cancel_on_signals, BuildReporter, LogFormat};
 use super::exit::SUCCESS;
 use super::import::Compression;
 use super::output::result_line;
-use super::Context;
+use super::{Context, StoreArg};
 use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest, StoredBadger};
 use crate::pipeline::source_date_epoch;
 use std::path::PathBuf;
@@ -33,17 +33,23 @@ enum BadgerCommand {
         timeout: u64,
         #[command(flatten)]
         limits: super::run::LimitArgs,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// List the badgers of the store.
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Find badgers by name, version, description or packaged software.
     Search {
         term: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Send a badger folder to a server (--server, --token), which builds it into its store.
     Upload {
@@ -51,6 +57,18 @@ enum BadgerCommand {
         #[command(flatten)]
         server: super::client::ServerFlags,
     },
+}
+
+impl BadgerArgs {
+    /// The `--store` of a subcommand that uses the store; `None` for `upload`.
+    pub fn store(&self) -> Option<&StoreArg> {
+        match &self.command {
+            BadgerCommand::Build { store, .. }
+            | BadgerCommand::List { store, .. }
+            | BadgerCommand::Search { store, .. } => Some(store),
+            BadgerCommand::Upload { .. } => None,
+        }
+    }
 }
 
 pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
@@ -61,6 +79,7 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             compression,
             timeout,
             limits,
+            store: _,
         } => {
             limits.apply()?;
             let reporter = BuildReporter {
@@ -85,11 +104,11 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             result_line(&built.manifest_digest)?;
             Ok(SUCCESS)
         }
-        BadgerCommand::List { json } => {
+        BadgerCommand::List { json, .. } => {
             show(&list_badgers(&context.store)?, json)?;
             Ok(SUCCESS)
         }
-        BadgerCommand::Search { term, json } => {
+        BadgerCommand::Search { term, json, .. } => {
             let found: Vec<StoredBadger> = list_badgers(&context.store)?
                 .into_iter()
                 .filter(|b| b.manifest.matches(&term))

@@ -198,15 +198,17 @@ pub fn gc(context: &Context, args: GcArgs) -> anyhow::Result<i32> {
     // Scratch of pulls, archives and builds that were killed (their owners' locks are
     // free and their pids gone; live ones are left alone).
     let temp = std::env::temp_dir();
+    let writable_layers = crate::pipeline::workspace::scratch_parent(&context.store);
     let scratch = crate::store::scratch::sweep(&temp, "solum-build-pull-")
         + crate::store::scratch::sweep(&temp, "solum-build-oci-archive-")
         + crate::store::scratch::sweep(
-            &crate::pipeline::workspace::scratch_parent(&context.store),
+            &writable_layers,
             crate::pipeline::workspace::SCRATCH_PREFIX,
-        );
+        )
+        + crate::store::scratch::sweep(&writable_layers, crate::pipeline::run::RUN_PREFIX);
     if !context.quiet {
         eprintln!(
-            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}; {scratch} scratch folders of stopped pulls and builds",
+            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}; {scratch} scratch folders of stopped pulls, builds and runs",
             "Removed",
             report.removed.len(),
             human_size(report.freed),

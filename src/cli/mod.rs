@@ -22,6 +22,7 @@ mod unpack;
 mod uploads;
 
 use clap::{Parser, Subcommand};
+use exit::UsageError;
 use std::path::PathBuf;
 
 // The doc comment below is clap's --help text, written for a terminal: its brackets are
@@ -40,8 +41,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "solum-build", version, max_term_width = 100)]
 pub struct Cli {
-    /// The image store folder.
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The image store folder, for the commands that use one (they take it after their
+    /// name too).
+    #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
     /// Print only results and errors.
     #[arg(long, short, global = true)]
@@ -53,37 +55,37 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an app into a deployment unit (DU) image: source + badger + build.sh + tests.
-    Build(Box<build::BuildArgs>),
+    Build(WithStore<Box<build::BuildArgs>>),
     /// Build, list and search badgers (language packs: a base image with a build.sh).
     Badger(badger::BadgerArgs),
     /// Make a single-layer base image from a root filesystem (a folder or a tarball).
-    Import(import::ImportArgs),
+    Import(WithStore<import::ImportArgs>),
     /// List the images of the store.
-    Images(images::ImagesArgs),
+    Images(WithStore<images::ImagesArgs>),
     /// Print an image's manifest, config and annotations as JSON.
-    Inspect(images::InspectArgs),
+    Inspect(WithStore<images::InspectArgs>),
     /// Remove names from the store (their blobs stay until `gc`).
-    Rmi(images::RmiArgs),
+    Rmi(WithStore<images::RmiArgs>),
     /// Remove blobs that no name reaches.
-    Gc(images::GcArgs),
+    Gc(WithStore<images::GcArgs>),
     /// Write an image's root filesystem into a new folder, like `umoci unpack`.
-    Unpack(unpack::UnpackArgs),
+    Unpack(WithStore<unpack::UnpackArgs>),
     /// Copy an image from one reference to another (store, oci:, oci-archive:,
     /// docker-archive:, docker://).
-    Push(push::PushArgs),
+    Push(WithStore<push::PushArgs>),
     /// Copy an image from a registry into the store.
-    Pull(registry::PullArgs),
+    Pull(WithStore<registry::PullArgs>),
     /// Save credentials for a registry (checked against it first).
     Login(registry::LoginArgs),
     /// Remove saved credentials of a registry.
     Logout(registry::LogoutArgs),
     /// Run a command in an image, in the rootless sandbox.
-    Run(run::RunArgs),
+    Run(WithStore<run::RunArgs>),
     /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
-    Info(info::InfoArgs),
+    Info(WithStore<info::InfoArgs>),
     #[cfg(feature = "server")]
     /// Run the REST API server: apps, workflows, managed git, webhooks (see --help).
-    Serve(Box<serve::ServeArgs>),
+    Serve(WithStore<Box<serve::ServeArgs>>),
     /// Apps on a server: create FILE | list | show | update | delete.
     App(client::AppArgs),
     /// Workflows on a server: start APP | list | show | logs --follow | cancel.
@@ -92,6 +94,76 @@ enum Command {
     Du(uploads::DuArgs),
     /// Send a signed push event to a server's trigger URL (a post-receive hook's job).
     Trigger(client::TriggerArgs),
+}
+
+/// `--store DIR`, on each command that uses the image store (and only there, so that the
+/// help of the client commands, which talk to a server, does not offer it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArg {
+    /// The image store folder (default: $SOLUM_BUILD_STORE, else
+    /// ~/.local/share/solum-build).
+    #[arg(long = "store", value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+/// A command that uses the image store: its own arguments and [`StoreArg`].
+#[derive(Debug, clap::Args)]
+pub struct WithStore<T: clap::Args> {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    args: T,
+}
+
+impl Command {
+    /// The command's `--store` option (given or not after its name); `None` when the
+    /// command uses no store at all.
+    fn store_arg(&self) -> Option<&StoreArg> {
+        match self {
+            Command::Build(WithStore { store, .. })
+            | Command::Import(WithStore { store, .. })
+            | Command::Images(WithStore { store, .. })
+            | Command::Inspect(WithStore { store, .. })
+            | Command::Rmi(WithStore { store, .. })
+            | Command::Gc(WithStore { store, .. })
+            | Command::Unpack(WithStore { store, .. })
+            | Command::Push(WithStore { store, .. })
+            | Command::Pull(WithStore { store, .. })
+            | Command::Run(WithStore { store, .. })
+            | Command::Info(WithStore { store, .. }) => Some(store),
+            #[cfg(feature = "server")]
+            Command::Serve(WithStore { store, .. }) => Some(store),
+            Command::Badger(args) => args.store(),
+            Command::Login(_)
+            | Command::Logout(_)
+            | Command::App(_)
+            | Command::Workflow(_)
+            | Command::Du(_)
+            | Command::Trigger(_) => None,
+        }
+    }
+}
+
+/// The `--store` flag in effect: the one before the command's name (`solum-build --store
+/// DIR CMD`) or the one after it, refused for a command that uses no store (it would be
+/// ignored without a word) and when the two name different folders.
+fn store_flag(before: Option<PathBuf>, command: &Command) -> Result<Option<PathBuf>, UsageError> {
+    let Some(arg) = command.store_arg() else {
+        return match before {
+            Some(_) => Err(UsageError(
+                "this command talks to a server and uses no image store: leave out --store".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    match (before, &arg.path) {
+        (Some(before), Some(after)) if before != *after => Err(UsageError(format!(
+            "--store is given twice ({} and {}): give it once",
+            before.display(),
+            after.display()
+        ))),
+        (before, after) => Ok(before.or_else(|| after.clone())),
+    }
 }
 
 /// Global settings every command gets.
@@ -133,28 +205,35 @@ fn run_command_line() -> i32 {
             };
         }
     };
+    let store = match store_flag(cli.store, &cli.command) {
+        Ok(store) => store,
+        Err(error) => {
+            output::print_error(&error.into());
+            return exit::USAGE;
+        }
+    };
     let context = Context {
-        store: crate::store::default_store_path(cli.store),
+        store: crate::store::default_store_path(store),
         quiet: cli.quiet,
         privilege: crate::privilege::Privilege::of_this_process(),
     };
     let result = match cli.command {
-        Command::Build(args) => build::run(&context, *args),
+        Command::Build(args) => build::run(&context, *args.args),
         Command::Badger(args) => badger::run(&context, args),
-        Command::Import(args) => import::run(&context, args),
-        Command::Images(args) => images::images(&context, args),
-        Command::Inspect(args) => images::inspect(&context, args),
-        Command::Rmi(args) => images::rmi(&context, args),
-        Command::Gc(args) => images::gc(&context, args),
-        Command::Unpack(args) => unpack::run(&context, args),
-        Command::Push(args) => push::run(&context, args),
-        Command::Run(args) => run::run(&context, args),
-        Command::Pull(args) => registry::pull(&context, args),
+        Command::Import(args) => import::run(&context, args.args),
+        Command::Images(args) => images::images(&context, args.args),
+        Command::Inspect(args) => images::inspect(&context, args.args),
+        Command::Rmi(args) => images::rmi(&context, args.args),
+        Command::Gc(args) => images::gc(&context, args.args),
+        Command::Unpack(args) => unpack::run(&context, args.args),
+        Command::Push(args) => push::run(&context, args.args),
+        Command::Run(args) => run::run(&context, args.args),
+        Command::Pull(args) => registry::pull(&context, args.args),
         Command::Login(args) => registry::login(&context, args),
         Command::Logout(args) => registry::logout(&context, args),
-        Command::Info(args) => info::run(&context, args),
+        Command::Info(args) => info::run(&context, args.args),
         #[cfg(feature = "server")]
-        Command::Serve(args) => serve::run_serve(&context, *args),
+        Command::Serve(args) => serve::run_serve(&context, *args.args),
         Command::App(args) => client::app(args),
         Command::Workflow(args) => client::workflow(args),
         Command::Du(args) => uploads::du(args),

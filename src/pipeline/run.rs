@@ -117,9 +117,13 @@ pub fn run_image(
         reporter,
     )?;
     // Owned by this process: the scratch of a killed run is swept by the next one and by
-    // `gc`, never while this one lives.
-    let scratch = crate::store::scratch::OwnedTempDir::new(&cache, RUN_PREFIX)
-        .map_err(IoAt::at(&cache, "create a scratch folder in"))?;
+    // `gc`, never while this one lives. It goes where a build's writable layer goes (a
+    // tmpfs when there is room): its folders are made and removed on every run, and on a
+    // disk each costs an inode allocation and, mounted with `discard`, a synchronous discard.
+    let parent = super::workspace::scratch_parent(store);
+    std::fs::create_dir_all(&parent).map_err(IoAt::at(&parent, "create"))?;
+    let scratch = crate::store::scratch::OwnedTempDir::new(&parent, RUN_PREFIX)
+        .map_err(IoAt::at(&parent, "create a scratch folder in"))?;
     let scratch_path = scratch.path().to_path_buf();
     let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
 
@@ -169,7 +173,8 @@ pub fn run_image(
     result
 }
 
-/// The name prefix of a run's scratch folder in the rootfs cache.
+/// The name prefix of a run's scratch folder (in the rootfs cache before, now beside a
+/// build's: see [`super::workspace::scratch_parent`]).
 pub const RUN_PREFIX: &str = ".run-";
 
 /// `cp -a`: the fallback root when overlay is refused.
