@@ -307,17 +307,21 @@ fn scratch_of_a_killed_archive_copy_is_swept_and_a_live_one_left_alone() {
 #[test]
 fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
     let dir = temp_dir();
+    // A run's scratch goes where a build's does: a folder of this test's own, so that
+    // other tests' runs are not counted.
+    let scratch = dir.path().join("scratch");
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
     import_tree(&store, &tree, "seed");
     Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
         .args(["run", "seed", "--", "true"])
         .run()
         .ok();
-    let cache = store.join("cache/rootfs");
-    let runs = || entries(&cache, ".run-");
+    let runs = || entries(&scratch, ".run-");
     let mut killed = Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
         .args(["run", "seed", "--", "sleep", "5"])
         .spawn();
     wait_for("the run's scratch", || !runs().is_empty());
@@ -326,12 +330,17 @@ fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
     let dead = runs();
     assert_eq!(dead.len(), 1);
     let live = Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
         .args(["run", "seed", "--", "sleep", "3"])
         .spawn();
     wait_for("the live run's scratch", || {
         runs().iter().any(|p| !dead.contains(p)) || runs().len() > 1
     });
-    Cmd::solum(&store).arg("gc").run().ok();
+    Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
+        .arg("gc")
+        .run()
+        .ok();
     let left = runs();
     assert!(!left.contains(&dead[0]), "the killed run's scratch stayed");
     assert_eq!(left.len(), 1, "the live run's scratch was swept");
@@ -349,15 +358,18 @@ fn scratch_of_a_killed_run_is_swept_and_a_live_one_left_alone() {
 #[test]
 fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
     let dir = temp_dir();
+    // A run's scratch goes where a build's does: a folder of this test's own, so that
+    // other tests' runs are not counted.
+    let scratch = dir.path().join("scratch");
     let store = dir.path().join("store");
     let tree = dir.path().join("tree");
     busybox_rootfs(&tree);
     import_tree(&store, &tree, "seed");
-    let cache = store.join("cache/rootfs");
-    let runs = || entries(&cache, ".run-");
+    let runs = || entries(&scratch, ".run-");
     // The run waits on its stdin (`run -i`) until the checks below are done, however long
     // the import and gc take on a loaded machine.
     let mut live = Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
         .args([
             "run",
             "-i",
@@ -374,11 +386,15 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
         .spawn()
         .unwrap();
     wait_for("the live run's scratch", || {
-        cache.is_dir() && !runs().is_empty()
+        scratch.is_dir() && !runs().is_empty()
     });
     std::fs::write(tree.join("app/new"), "a rebuild\n").unwrap();
     import_tree(&store, &tree, "seed");
-    let run = Cmd::solum(&store).arg("gc").run().ok();
+    let run = Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
+        .arg("gc")
+        .run()
+        .ok();
     assert!(run.stderr.contains("0 unpacked trees"), "{}", run.text());
     std::io::Write::write_all(&mut live.stdin.take().unwrap(), b"go\n").unwrap();
     let output = live.wait_with_output().unwrap();
@@ -389,7 +405,11 @@ fn gc_keeps_the_tree_of_a_live_run_whose_image_lost_its_name() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Once the run is done, the unnamed tree goes.
-    let run = Cmd::solum(&store).arg("gc").run().ok();
+    let run = Cmd::solum(&store)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
+        .arg("gc")
+        .run()
+        .ok();
     assert!(run.stderr.contains("1 unpacked trees"), "{}", run.text());
 }
 
