@@ -383,6 +383,55 @@ fn gc_cache_max_bounds_the_cache_least_recently_used_first() {
     );
 }
 
+/// A `gc --cache-max` killed while it removes a tree leaves no partial tree under the
+/// tree's name: the tree leaves its name before its files go, so the next run unpacks the
+/// image again and sees every file (a partial tree was taken for the whole one, and a
+/// stacked top tree cut short would show the files it replaces below it).
+#[test]
+fn a_cache_trim_cut_short_leaves_no_partial_tree() {
+    const FILES: usize = 10_000;
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let tree = dir.path().join("many");
+    busybox_rootfs(&tree);
+    std::fs::create_dir(tree.join("data")).unwrap();
+    for index in 0..FILES {
+        std::fs::write(tree.join(format!("data/f{index:05}")), "x").unwrap();
+    }
+    import_tree(&store, &tree, "stkmany");
+    let count = "ls /data | wc -l";
+    let first = Cmd::solum(&store)
+        .args(["run", "stkmany", "--", "sh", "-c", count])
+        .run()
+        .ok();
+    assert_eq!(first.stdout.trim(), FILES.to_string());
+    let [name] = &cached_trees(&store)[..] else {
+        panic!("one tree: {:?}", cached_trees(&store));
+    };
+    let data = store.join("cache/rootfs").join(name).join("data");
+    let mut gc = Cmd::solum(&store).args(["gc", "--cache-max", "1k"]).spawn();
+    // Killed once the removal has begun: the named tree lost files, or its name.
+    let entries = |path: &Path| std::fs::read_dir(path).map_or(0, Iterator::count);
+    while data.exists() && entries(&data) >= FILES - 50 {
+        assert!(
+            gc.try_wait().unwrap().is_none(),
+            "gc ended before it could be cut short"
+        );
+    }
+    gc.kill().unwrap();
+    gc.wait().unwrap();
+    let after = Cmd::solum(&store)
+        .args(["run", "stkmany", "--", "sh", "-c", count])
+        .run()
+        .ok();
+    assert_eq!(
+        after.stdout.trim(),
+        FILES.to_string(),
+        "a run after the killed gc: {}",
+        after.text()
+    );
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

@@ -464,14 +464,47 @@ pub(super) fn hold_tree(
 /// Removes a tree of the cache unless a process holds it (see [`TreeHold`]); its hold file
 /// goes after it, under the exclusive lock, so a holder that opened the old file sees it
 /// gone and makes the tree again. Returns whether the tree went.
+///
+/// The tree leaves its name in one step (a rename beside it, to a name of this process
+/// that sweeps know) before anything in it is removed: a removal cut short (a killed `gc`,
+/// an unlink that fails) must never leave a partial tree under the name that the next run
+/// or build takes for the whole, checked tree.
 pub(super) fn remove_unheld(tree: &Path) -> std::io::Result<bool> {
     let lock = open_hold(tree)?;
     if lock.try_lock().is_err() {
         return Ok(false);
     }
-    remove_tree(tree)?;
+    let doomed = move_aside(tree)?;
     fs::remove_file(hold_path(tree))?;
+    drop(lock);
+    if let Some(doomed) = doomed {
+        remove_tree(&doomed)?;
+    }
     Ok(true)
+}
+
+/// Renames `tree` to `.unpack-<pid>-gone-<n>` in the same folder (no write permission on
+/// the tree's root is needed for that, whatever mode the image gave it): while this
+/// process lives sweeps leave it, once it is dead `gc` and the next unpack sweep it.
+/// `None` when the tree is gone already.
+fn move_aside(tree: &Path) -> std::io::Result<Option<PathBuf>> {
+    let pid = std::process::id();
+    for attempt in 0u32.. {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let aside = tree.with_file_name(format!("{UNPACK_PREFIX}{pid}-gone-{nanos:x}{attempt}"));
+        match fs::rename(tree, &aside) {
+            Ok(()) => return Ok(Some(aside)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // A leftover of a dead process with the same pid holds the name: take another.
+            Err(error)
+                if attempt < 8
+                    && matches!(error.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 pub use crate::store::cache::remove_tree;
