@@ -40,13 +40,14 @@ const APP_KEYS: &[&str] = &[
     "security_flavor",
 ];
 const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact"];
-const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd"];
+const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd", "build_cmd"];
 const PORT_KEYS: &[&str] = &["port", "protocol", "name"];
 const SERVICE_KEYS: &[&str] = &["name", "type"];
 const SCALING_KEYS: &[&str] = &["min", "max"];
 const PROTOCOLS: &[&str] = &["tcp", "udp", "sctp"];
 const SECURITY_FLAVORS: &[&str] = &["restricted", "unrestricted"];
-/// Solum's trigger actions; accepted for compatibility, the builder always builds and tests.
+/// Solum's trigger actions. The builder always builds and tests (`--skip-tests` aside);
+/// `deploy` asks for a push where a push target is configured (see [`AppFile::asks_deploy`]).
 const TRIGGER_ACTIONS: &[&str] = &["unittest", "test", "build", "deploy"];
 
 pub(crate) const NAME_PATTERN: &str = "^[a-z][a-z0-9-_]{0,99}$";
@@ -114,8 +115,29 @@ pub struct WorkflowConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_cmd: Option<String>,
     /// Runs after the build on a throwaway layer; the DU is made only if it exits 0.
+    /// Kept as written: empty (Solum's `test_cmd: ''`) means the app has no tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_cmd: Option<String>,
+    /// The app's own build step, run in `/app` after the badgers' build commands, for
+    /// framework steps a badger does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_cmd: Option<String>,
+}
+
+impl WorkflowConfig {
+    /// The test command to run: `None` when there is none or it is empty (no tests).
+    pub fn tests(&self) -> Option<&str> {
+        self.test_cmd
+            .as_deref()
+            .filter(|command| !command.trim().is_empty())
+    }
+
+    /// Whether `test_cmd` is given but empty: the app says it has no tests.
+    pub fn says_no_tests(&self) -> bool {
+        self.test_cmd
+            .as_deref()
+            .is_some_and(|command| command.trim().is_empty())
+    }
 }
 
 /// A port the DU listens on.
@@ -193,8 +215,10 @@ pub struct Overrides {
     pub artifact: Option<String>,
     /// `--run-cmd CMD`.
     pub run_cmd: Option<String>,
-    /// `--test-cmd CMD`.
+    /// `--test-cmd CMD` (empty: no tests), whatever the file says.
     pub test_cmd: Option<String>,
+    /// `--build-cmd CMD`.
+    pub build_cmd: Option<String>,
     /// `--port N`…: when any is given, they replace the file's ports (tcp).
     pub ports: Vec<u32>,
     /// `--env K=V`…: added to (and winning over) the file's environment.
@@ -254,6 +278,24 @@ impl AppFile {
     /// The badgers to build on, in order: `badger` then `badgers`.
     pub fn all_badgers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.badger.as_str()).chain(self.badgers.iter().map(String::as_str))
+    }
+
+    /// The DU's environment from the app: `environment`, and `PORT` set to the first of
+    /// `ports` when there are ports and `environment` does not set `PORT` itself (the
+    /// convention of Solum's and Heroku's apps).
+    pub fn run_environment(&self) -> BTreeMap<String, String> {
+        let mut environment = self.environment.clone();
+        if let Some(first) = self.ports.first() {
+            environment
+                .entry("PORT".to_string())
+                .or_insert_with(|| first.port.to_string());
+        }
+        environment
+    }
+
+    /// Whether Solum's `trigger_actions` ask for `deploy`: a push, where one is configured.
+    pub fn asks_deploy(&self) -> bool {
+        self.trigger_actions.iter().any(|action| action == "deploy")
     }
 
     /// `scaling`, or 1/1 when the file gives none.
@@ -343,7 +385,11 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     if let Some(n) = f.get("workflow_config") {
         if let Some(w) = d.mapping(n, "workflow_config", WORKFLOW_KEYS) {
             file.workflow_config.run_cmd = opt_string(d, &w, "run_cmd");
-            file.workflow_config.test_cmd = opt_string(d, &w, "test_cmd");
+            // Empty is allowed here: Solum's `test_cmd: ''` says the app has no tests.
+            file.workflow_config.test_cmd = w
+                .get("test_cmd")
+                .and_then(|n| d.string(n, "workflow_config.test_cmd"));
+            file.workflow_config.build_cmd = opt_string(d, &w, "build_cmd");
         }
     }
     if let Some(n) = f.get("trigger_actions") {
@@ -636,6 +682,13 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
     }
     if let Some(cmd) = &o.test_cmd {
         file.workflow_config.test_cmd = Some(cmd.clone());
+    }
+    if let Some(cmd) = &o.build_cmd {
+        if cmd.trim().is_empty() {
+            flag_error("--build-cmd", "workflow_config.build_cmd", Problem::Empty);
+        } else {
+            file.workflow_config.build_cmd = Some(cmd.clone());
+        }
     }
     if !o.ports.is_empty() {
         file.ports.clear();
