@@ -41,10 +41,8 @@ const APP_KEYS: &[&str] = &[
 ];
 const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact"];
 const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd", "build_cmd"];
-const PORT_KEYS: &[&str] = &["port", "protocol", "name"];
 const SERVICE_KEYS: &[&str] = &["name", "type"];
 const SCALING_KEYS: &[&str] = &["min", "max"];
-const PROTOCOLS: &[&str] = &["tcp", "udp", "sctp"];
 const SECURITY_FLAVORS: &[&str] = &["restricted", "unrestricted"];
 /// Solum's trigger actions. The builder always builds and tests (`--skip-tests` aside);
 /// `deploy` asks for a push where a push target is configured (see [`AppFile::asks_deploy`]).
@@ -405,7 +403,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         }
     }
     if let Some(n) = f.get("ports") {
-        file.ports = ports(d, n);
+        file.ports = super::ports::ports(d, n);
     }
     if let Some(n) = f.get("environment") {
         file.environment = environment(d, n, "environment");
@@ -461,7 +459,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     })
 }
 
-fn opt_string(d: &mut Decoder<'_>, f: &Fields<'_>, key: &str) -> Option<String> {
+pub(super) fn opt_string(d: &mut Decoder<'_>, f: &Fields<'_>, key: &str) -> Option<String> {
     let n = f.get(key)?;
     d.nonempty_string(n, &f.path_of(key))
 }
@@ -474,118 +472,6 @@ fn reference(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<String> {
         return None;
     }
     Some(value)
-}
-
-/// A port written without a mapping: `8080`, or as text `"8080"` or `"8080/udp"` (the
-/// spelling of Dockerfile `EXPOSE` and compose files).
-fn plain_port(d: &mut Decoder<'_>, item: &Node<'_>, field: &str) -> Option<Port> {
-    let text = d.string(item, field)?;
-    let (number, protocol) = match text.split_once('/') {
-        Some((number, protocol)) => (number, Some(protocol)),
-        None => (text.as_str(), None),
-    };
-    let pattern = "PORT or \"PORT/PROTOCOL\" (tcp, udp, sctp)";
-    let Ok(number) = number.trim().parse::<i64>() else {
-        let value = text.clone();
-        d.error(item, field, Problem::Pattern { value, pattern });
-        return None;
-    };
-    if !(1..=65535).contains(&number) {
-        let problem = Problem::OutOfRange {
-            value: number,
-            min: 1,
-            max: 65535,
-        };
-        d.error(item, field, problem);
-        return None;
-    }
-    let protocol = match protocol.map(str::trim) {
-        None | Some("tcp") => Protocol::Tcp,
-        Some("udp") => Protocol::Udp,
-        Some("sctp") => Protocol::Sctp,
-        Some(_) => {
-            let value = text.clone();
-            d.error(
-                item,
-                field,
-                Problem::NotOneOf {
-                    value,
-                    allowed: PROTOCOLS,
-                },
-            );
-            return None;
-        }
-    };
-    Some(Port {
-        port: u16::try_from(number).expect("checked to be in 1..=65535"),
-        protocol,
-        name: None,
-    })
-}
-
-fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
-    let mut out: Vec<Port> = Vec::new();
-    for (i, item) in d
-        .sequence(n, "ports")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let field = format!("ports[{i}]");
-        let port = if yaml::is_mapping(item) {
-            let Some(p) = d.mapping(item, &field, PORT_KEYS) else {
-                continue;
-            };
-            let number = if let Some(n) = p.get("port") {
-                d.integer_in(n, &p.path_of("port"), 1, 65535)
-            } else {
-                d.error(item, &p.path_of("port"), Problem::Missing);
-                None
-            };
-            let mut protocol = Some(Protocol::Tcp);
-            if let Some(n) = p.get("protocol") {
-                protocol = d
-                    .string(n, &p.path_of("protocol"))
-                    .and_then(|v| match v.as_str() {
-                        "tcp" => Some(Protocol::Tcp),
-                        "udp" => Some(Protocol::Udp),
-                        "sctp" => Some(Protocol::Sctp),
-                        _ => {
-                            let problem = Problem::NotOneOf {
-                                value: v,
-                                allowed: PROTOCOLS,
-                            };
-                            d.error(n, &p.path_of("protocol"), problem);
-                            None
-                        }
-                    });
-            }
-            let name = opt_string(d, &p, "name");
-            match (number, protocol) {
-                (Some(number), Some(protocol)) => Port {
-                    port: number as u16,
-                    protocol,
-                    name,
-                },
-                _ => continue,
-            }
-        } else {
-            let Some(port) = plain_port(d, item, &field) else {
-                continue;
-            };
-            port
-        };
-        if out
-            .iter()
-            .any(|p| p.port == port.port && p.protocol == port.protocol)
-        {
-            let value = format!("{}/{}", port.port, port.protocol.as_str());
-            d.error(item, &field, Problem::Duplicate { value });
-            continue;
-        }
-        out.push(port);
-    }
-    out
 }
 
 /// An environment mapping whose keys must be valid variable names.

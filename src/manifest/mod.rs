@@ -23,6 +23,7 @@ pub mod app;
 pub mod badger;
 pub mod du;
 pub mod heat;
+mod ports;
 pub mod procfile;
 mod yaml;
 
