@@ -2,8 +2,10 @@
 //! and how the DU runs. Solum's v1 app file is accepted unchanged (`languagepack`,
 //! `trigger_actions`, `workflow_config`, plain-integer `ports`); the fields this builder adds
 //! are described in `formats.md`. A port may also be text, `"8080"` or `"53/udp"`, as
-//! Dockerfile `EXPOSE` writes it. This module parses and validates; it never touches the
-//! source, the store or the network.
+//! Dockerfile `EXPOSE` writes it (see `ports.rs`). Solum's `test_cmd: ''` means no tests;
+//! `workflow_config.build_cmd` is the app's own build step; the DU gets `PORT` from the
+//! first port ([`AppFile::run_environment`]). This module parses and validates; it never
+//! touches the source, the store or the network.
 //!
 //! Order of work in [`AppFile::parse_with`]: shape (types, unknown keys) field by field,
 //! then the caller's command-line [`Overrides`], then the checks that span several fields

@@ -355,3 +355,62 @@ pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
     };
     Ok((base, stack))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_list_is_the_badgers_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("badgers");
+        let mut folders: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        assert_eq!(folders, SHIPPED_BADGERS);
+    }
+
+    #[test]
+    fn solum_names_are_looked_up_after_the_name_itself() {
+        assert_eq!(
+            store_names("python"),
+            ["python", "badgers/python", "python3", "badgers/python3"]
+        );
+        assert_eq!(store_names("python3"), ["python3", "badgers/python3"]);
+        assert_eq!(store_names("badgers/shell"), ["badgers/shell"]);
+    }
+
+    #[test]
+    fn a_close_name_is_suggested_and_a_far_one_is_not() {
+        let known = ["badgers/python3", "badgers/shell", "static"];
+        assert_eq!(
+            closest("pyhton3", known).as_deref(),
+            Some("badgers/python3")
+        );
+        assert_eq!(closest("stat", known).as_deref(), Some("static"));
+        assert_eq!(closest("shel", known).as_deref(), Some("badgers/shell"));
+        assert_eq!(closest("nodejs", known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_messages_list_the_choices() {
+        let unknown = BadgerError::Unknown {
+            reference: "pyhton".into(),
+            suggestion: Some("python".into()),
+            in_store: vec!["badgers/shell".into()],
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): python3, shell, static"
+        );
+        let auto = BadgerError::Auto {
+            choices: badger_choices(&["badgers/shell".to_string()]),
+        };
+        assert_eq!(
+            auto.to_string(),
+            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/shell, badgers/python3 (not built yet), badgers/static (not built yet)"
+        );
+    }
+}
