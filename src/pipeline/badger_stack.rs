@@ -115,8 +115,9 @@ fn or_none(names: &[String]) -> String {
     }
 }
 
-/// The badger of `known` closest to `wanted`: one a prefix of the other, or at most two
-/// edits apart (`pyhton3`, `pyton`, `node` for `nodejs`). Compared without `badgers/`.
+/// The badger of `known` closest to `wanted` (not `wanted` itself): one or two edits
+/// apart (`pyhton3`, `pyton`), or one a prefix of the other (`node` for `nodejs`).
+/// Compared without `badgers/`.
 pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     fn short(name: &str) -> &str {
         name.strip_prefix("badgers/").unwrap_or(name)
@@ -127,8 +128,8 @@ pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Op
         .map(|name| (edit_distance(wanted, short(name)), name))
         .filter(|(distance, name)| {
             let name = short(name);
-            *distance <= 2
-                || (wanted.len() >= 3 && (name.starts_with(wanted) || wanted.starts_with(name)))
+            let prefix = name.starts_with(wanted) || wanted.starts_with(name);
+            *distance > 0 && (*distance <= 2 || (wanted.len() >= 3 && prefix))
         })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, name)| name.to_string())
@@ -261,8 +262,7 @@ pub fn resolve(
             let known = in_store
                 .iter()
                 .map(String::as_str)
-                .chain(SHIPPED_BADGERS.iter().copied())
-                .chain(SOLUM_NAMES.iter().map(|(solum, _)| *solum));
+                .chain(SHIPPED_BADGERS.iter().copied());
             Err(BadgerError::Unknown {
                 reference: text.to_string(),
                 suggestion: closest(text, known),
