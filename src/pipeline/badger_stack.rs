@@ -150,11 +150,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// The badgers of the store (their store names), best effort: none when it cannot be read.
+/// The badgers of the store (their store names, sorted), best effort: none when it cannot
+/// be read.
 fn store_badgers(store: &Path) -> Vec<String> {
-    super::badger_image::list_badgers(store)
+    let mut names: Vec<String> = super::badger_image::list_badgers(store)
         .map(|found| found.into_iter().map(|b| b.store_name).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Every badger a build could name: the store's, then the shipped ones not made yet.

@@ -98,6 +98,18 @@ pub fn build(
     }
     let tag = request.tag.clone().unwrap_or_else(|| app.name.clone());
     reporter.stage(State::Queued, &format!("{} → {tag}", app.name));
+    if app.workflow_config.says_no_tests() {
+        // Said before the build cache is asked: a cached DU had no tests either.
+        let by = if request.overrides.test_cmd.is_some() {
+            "--test-cmd"
+        } else {
+            "the app file"
+        };
+        reporter.status(
+            "Skipping",
+            &format!("tests: {by} says there are none (empty test_cmd)"),
+        );
+    }
 
     let badgers: Vec<Badger> = app
         .all_badgers()
@@ -391,17 +403,6 @@ impl Job<'_> {
     fn run_tests(&self, sandbox: &Sandbox) -> Result<(), BuildError> {
         let reporter = self.reporter;
         let Some(test_cmd) = self.app.workflow_config.tests() else {
-            if self.app.workflow_config.says_no_tests() {
-                let by = if self.request.overrides.test_cmd.is_some() {
-                    "--test-cmd"
-                } else {
-                    "the app file"
-                };
-                reporter.status(
-                    "Skipping",
-                    &format!("tests: {by} says there are none (empty test_cmd)"),
-                );
-            }
             return Ok(());
         };
         reporter.stage(State::UnitTesting, test_cmd);
