@@ -110,7 +110,7 @@ fn the_du_has_port_in_its_environment_and_heat_and_no_empty_tests() {
             version: "3.11".into(),
             digest: format!("sha256:{}", "a".repeat(64)),
         }],
-        badger_environment: Default::default(),
+        badger_environment: std::collections::BTreeMap::default(),
         default_command: Vec::new(),
         revision: None,
         image: "web",

@@ -41,7 +41,7 @@ pub enum BadgerError {
     },
     #[error(
         "no badger {reference:?} in the store{}; badgers in the store: {}; shipped badgers (make one with `solum-build badger build badgers/NAME`): {}",
-        did_you_mean(.suggestion), or_none(.in_store), SHIPPED_BADGERS.join(", ")
+        did_you_mean(.suggestion.as_ref()), or_none(.in_store), SHIPPED_BADGERS.join(", ")
     )]
     Unknown {
         reference: String,
@@ -100,9 +100,8 @@ pub fn store_names(name: &str) -> Vec<String> {
     names
 }
 
-fn did_you_mean(suggestion: &Option<String>) -> String {
+fn did_you_mean(suggestion: Option<&String>) -> String {
     suggestion
-        .as_ref()
         .map(|name| format!(" (did you mean {name:?}?)"))
         .unwrap_or_default()
 }
