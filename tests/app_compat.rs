@@ -2,13 +2,15 @@
 //! `--test-cmd` replaces it; `languagepack: python` is our `python3`, `auto` and unknown
 //! names list the badgers to choose from; `deploy` in `trigger_actions` pushes where there
 //! is a push target and says so otherwise; a Procfile's `web:` line is the run command;
-//! `PORT` comes from the first port; `build_cmd` runs after the badger's build. As root and
-//! again as `tester`.
+//! `PORT` comes from the first port; `build_cmd` runs after the badger's build; the server
+//! pushes an app that asks for `deploy`. As root and again as `tester`.
 
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use support::registry::{Mode, Registry};
+use support::serve::{app_text, data_with_base, Server};
 use support::*;
 
 /// An app folder `dir/NAME` with a `build` script, and the app file `dir/NAME.yaml` made of
@@ -246,6 +248,63 @@ fn procfile_web_line_and_build_cmd() {
             .contains("the app's build_cmd (echo compiling; exit 7) exited with 7"),
         "{}",
         failed.text()
+    );
+}
+
+/// On the server, `deploy` is a push to `--push-to` even when the workflow's actions do not
+/// name `push`; an app naming `auto` is refused when it is created.
+#[test]
+fn the_server_pushes_an_app_that_asks_for_deploy() {
+    let dir = temp_dir();
+    let data = data_with_base(dir.path(), true);
+    let registry = Registry::start(Mode::Plain);
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("build"), "#!/bin/sh\necho built > /app/built\n").unwrap();
+    std::fs::set_permissions(source.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let push_to = format!("docker://{}/apps", registry.host());
+    let server = Server::start(
+        &data,
+        &[
+            "--allow-local-source",
+            dir.path().to_str().unwrap(),
+            "--push-to",
+            &push_to,
+        ],
+    );
+    let repository = format!("  repository: {}", source.display());
+    let text =
+        app_text("deployed", "shell", &repository) + "trigger_actions: [unittest, build, deploy]\n";
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let (status, started) = server.call(
+        "POST",
+        "/v1/apps/deployed/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_i64().unwrap();
+    let record = server.wait_final("deployed", id);
+    assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
+    assert!(registry.has_manifest("apps/deployed", &format!("wf-{id}"), None));
+    let (_, log) = server.call(
+        "GET",
+        &format!("/v1/apps/deployed/workflows/{id}/logs"),
+        b"",
+    );
+    assert!(
+        log.to_string()
+            .contains("trigger_actions asks for deploy: pushing to"),
+        "{log}"
+    );
+
+    let auto = app_text("guessed", "auto", &repository);
+    let (status, answer) = server.call("POST", "/v1/apps", auto.as_bytes());
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "badger: \"auto\": finding the badger from the source is not available; name one (the server's store has: badgers/shell)",
+        "{answer}"
     );
 }
 
