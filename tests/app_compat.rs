@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::registry::{Mode, Registry};
 use support::serve::{app_text, data_with_base, Server};
@@ -16,10 +15,7 @@ use support::*;
 /// An app folder `dir/NAME` with a `build` script, and the app file `dir/NAME.yaml` made of
 /// `fields` (after name and source).
 fn solum_app(dir: &Path, name: &str, fields: &str) -> PathBuf {
-    let source = dir.join(name);
-    std::fs::create_dir_all(&source).unwrap();
-    std::fs::write(source.join("build"), "#!/bin/sh\necho built > /app/out\n").unwrap();
-    std::fs::set_permissions(source.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    source_with_build_script(&dir.join(name), "echo built > /app/out");
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &file,
@@ -27,6 +23,20 @@ fn solum_app(dir: &Path, name: &str, fields: &str) -> PathBuf {
     )
     .unwrap();
     file
+}
+
+/// `build APP EXTRA…` ends with `code` and its stderr holds every line of `wanted`.
+fn build_says(store: &Path, app: &Path, extra: &[&str], code: i32, wanted: &[&str]) -> Run {
+    let run = Cmd::solum(store).arg("build").arg(app).args(extra).run();
+    let run = if code == 0 {
+        run.ok()
+    } else {
+        run.fails_with(code)
+    };
+    for line in wanted {
+        assert!(run.stderr.contains(line), "{line}\n{}", run.text());
+    }
+    run
 }
 
 /// The v1 sample shape: `test_cmd: ''`, `trigger_actions` with `deploy`, `ports: [8080]`.
@@ -41,21 +51,15 @@ fn no_tests_deploy_and_port_as_solum_writes_them() {
         "languagepack: shell\nworkflow_config:\n  run_cmd: echo port=$PORT\n  test_cmd: ''\n\
          trigger_actions: [unittest, build, deploy]\nports: [8080]\n",
     );
-
-    let built = Cmd::solum(&store).arg("build").arg(&app).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("Skipping tests: the app file says there are none (empty test_cmd)"),
-        "{}",
-        built.text()
-    );
-    assert!(
-        built.stderr.contains(
-            "warning: trigger_actions asks for deploy, which needs a push target (build --push REF, or the server's --push-to): nothing is pushed"
-        ),
-        "{}",
-        built.text()
+    build_says(
+        &store,
+        &app,
+        &[],
+        0,
+        &[
+            "Skipping tests: the app file says there are none (empty test_cmd)",
+            "warning: trigger_actions asks for deploy, which needs a push target (build --push REF, or the server's --push-to): nothing is pushed",
+        ],
     );
     let ran = Cmd::solum(&store).args(["run", "sample"]).run().ok();
     assert_eq!(ran.stdout, "port=8080\n", "{}", ran.text());
@@ -63,42 +67,20 @@ fn no_tests_deploy_and_port_as_solum_writes_them() {
     // With a push target, deploy is that push, and says so.
     let pushed = dir.path().join("pushed");
     let target = format!("oci:{}:sample", pushed.display());
-    let built = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .args(["--push", &target])
-        .run()
-        .ok();
-    assert!(
-        built
-            .stderr
-            .contains("Deploying trigger_actions asks for deploy: pushing to"),
-        "{}",
-        built.text()
-    );
-    assert!(pushed.join("index.json").is_file(), "{}", built.text());
+    let wanted = ["Deploying trigger_actions asks for deploy: pushing to"];
+    build_says(&store, &app, &["--push", &target], 0, &wanted);
+    assert!(pushed.join("index.json").is_file());
 
     // --test-cmd replaces the file's '' (and '' on the command line is no tests too).
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .args(["--test-cmd", "exit 5"])
-        .run()
-        .fails_with(1);
-    assert!(failed.stderr.contains("exited with 5"), "{}", failed.text());
-    let skipped = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .args(["--test-cmd", ""])
-        .run()
-        .ok();
-    assert!(
-        skipped
-            .stderr
-            .contains("Skipping tests: --test-cmd says there are none"),
-        "{}",
-        skipped.text()
+    build_says(
+        &store,
+        &app,
+        &["--test-cmd", "exit 5"],
+        1,
+        &["exited with 5"],
     );
+    let wanted = ["Skipping tests: --test-cmd says there are none"];
+    build_says(&store, &app, &["--test-cmd", ""], 0, &wanted);
 }
 
 #[test]
@@ -114,47 +96,20 @@ fn solum_badger_names_auto_and_unknown_names() {
         .run()
         .ok();
 
-    let python = solum_app(
-        dir.path(),
-        "pysample",
-        "languagepack: python\nworkflow_config:\n  run_cmd: cat /app/out\n",
-    );
-    let built = Cmd::solum(&store).arg("build").arg(&python).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("Using badgers/python3 for \"python\" (Solum's name)"),
-        "{}",
-        built.text()
-    );
+    let fields = "languagepack: python\nworkflow_config:\n  run_cmd: cat /app/out\n";
+    let python = solum_app(dir.path(), "pysample", fields);
+    let wanted = ["Using badgers/python3 for \"python\" (Solum's name)"];
+    build_says(&store, &python, &[], 0, &wanted);
 
     let auto = solum_app(dir.path(), "autosample", "languagepack: auto\n");
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&auto)
-        .run()
-        .fails_with(2);
-    assert!(
-        failed.stderr.contains(
-            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/python3, badgers/shell, badgers/static (not built yet)"
-        ),
-        "{}",
-        failed.text()
-    );
+    build_says(&store, &auto, &[], 2, &[
+        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/python3, badgers/shell, badgers/static (not built yet)",
+    ]);
 
     let typo = solum_app(dir.path(), "typosample", "languagepack: shel\n");
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&typo)
-        .run()
-        .fails_with(2);
-    assert!(
-        failed.stderr.contains(
-            "no badger \"shel\" in the store (did you mean \"badgers/shell\"?); badgers in the store: badgers/python3, badgers/shell; shipped badgers"
-        ),
-        "{}",
-        failed.text()
-    );
+    build_says(&store, &typo, &[], 2, &[
+        "no badger \"shel\" in the store (did you mean \"badgers/shell\"?); badgers in the store: badgers/python3, badgers/shell; shipped badgers",
+    ]);
 }
 
 #[test]
@@ -168,86 +123,43 @@ fn procfile_web_line_and_build_cmd() {
         "badger: badgers/shell\nworkflow_config:\n  build_cmd: cat out > made\nports: [5000]\n",
     );
     let procfile = dir.path().join("web/Procfile");
-    std::fs::write(
-        &procfile,
-        "# processes\nworker: ./work\nweb: echo web on $PORT; cat made\n",
-    )
-    .unwrap();
-    let built = Cmd::solum(&store).arg("build").arg(&app).run().ok();
-    assert!(
-        built.stderr.contains(
-            "Procfile web: echo web on $PORT; cat made (the run command: the app file has no run_cmd)"
-        ),
-        "{}",
-        built.text()
-    );
-    assert!(
-        built.stderr.contains("build_cmd: cat out > made"),
-        "{}",
-        built.text()
-    );
+    let text = "# processes\nworker: ./work\nweb: echo web on $PORT; cat made\n";
+    std::fs::write(&procfile, text).unwrap();
+    build_says(&store, &app, &[], 0, &[
+        "Procfile web: echo web on $PORT; cat made (the run command: the app file has no run_cmd)",
+        "build_cmd: cat out > made",
+    ]);
     let ran = Cmd::solum(&store).args(["run", "web"]).run().ok();
     assert_eq!(ran.stdout, "web on 5000\nbuilt\n", "{}", ran.text());
 
     // --run-cmd wins over the Procfile, which is then not read.
     std::fs::write(&procfile, "web echo no colon\n").unwrap();
-    Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .args(["--run-cmd", "true"])
-        .run()
-        .ok();
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .run()
-        .fails_with(2);
-    assert!(
-        failed.stderr.contains(
-            "the source's Procfile, line 1: \"web echo no colon\" is not `NAME: COMMAND`"
-        ),
-        "{}",
-        failed.text()
+    build_says(&store, &app, &["--run-cmd", "true"], 0, &[]);
+    build_says(
+        &store,
+        &app,
+        &[],
+        2,
+        &["the source's Procfile, line 1: \"web echo no colon\" is not `NAME: COMMAND`"],
     );
     std::fs::write(&procfile, "worker: ./work\n").unwrap();
-    let built = Cmd::solum(&store).arg("build").arg(&app).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("warning: the source's Procfile has no `web:` line"),
-        "{}",
-        built.text()
-    );
+    let wanted = ["warning: the source's Procfile has no `web:` line"];
+    build_says(&store, &app, &[], 0, &wanted);
     // A Procfile that is a symlink is refused, not followed.
     std::fs::remove_file(&procfile).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", &procfile).unwrap();
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .run()
-        .fails_with(2);
-    assert!(
-        failed
-            .stderr
-            .contains("the source's Procfile cannot be read"),
-        "{}",
-        failed.text()
-    );
+    let wanted = ["the source's Procfile cannot be read"];
+    build_says(&store, &app, &[], 2, &wanted);
     std::fs::remove_file(&procfile).unwrap();
 
     // A failing build_cmd fails the build like a badger's build command.
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .args(["--build-cmd", "echo compiling; exit 7"])
-        .run()
-        .fails_with(1);
-    assert!(
-        failed
-            .stderr
-            .contains("the app's build_cmd (echo compiling; exit 7) exited with 7"),
-        "{}",
-        failed.text()
+    let wanted = ["the app's build_cmd (echo compiling; exit 7) exited with 7"];
+    build_says(
+        &store,
+        &app,
+        &["--build-cmd", "echo compiling; exit 7"],
+        1,
+        &wanted,
     );
 }
 
@@ -259,9 +171,7 @@ fn the_server_pushes_an_app_that_asks_for_deploy() {
     let data = data_with_base(dir.path(), true);
     let registry = Registry::start(Mode::Plain);
     let source = dir.path().join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    std::fs::write(source.join("build"), "#!/bin/sh\necho built > /app/built\n").unwrap();
-    std::fs::set_permissions(source.join("build"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    source_with_build_script(&source, "echo built > /app/built");
     let push_to = format!("docker://{}/apps", registry.host());
     let server = Server::start(
         &data,

@@ -344,32 +344,24 @@ impl Job<'_> {
         })
     }
 
-    /// Each badger's build command, in order, in the writable layer.
+    /// Each badger's build command, in order, then the app's `build_cmd`, in the writable
+    /// layer.
     fn run_build_commands(&self, sandbox: &Sandbox) -> Result<BuildRun, BuildError> {
-        let (app, request, reporter) = (&self.app, self.request, self.reporter);
+        let (app, reporter) = (&self.app, self.reporter);
         let mut ran = BuildRun::default();
         for badger in &self.badgers {
             reporter.stage(
                 State::Building,
                 &format!("{} on {}", app.name, badger.reference),
             );
-            let step = sandbox.step(
-                State::Building,
-                sandbox.workspace.build_root(),
-                &badger.build_command(),
-                request,
-            );
-            let result = run_step(step, self.cancel, reporter)?;
-            if let Some(how) = failure(result.outcome.termination)? {
-                return Err(BuildError::BuildFailed {
-                    badger: badger.reference.clone(),
-                    how,
-                    tail: result.tail,
-                });
-            }
-            ran.created_mount_points
-                .extend(result.outcome.created_mount_points);
-            ran.id_map = Some(result.outcome.id_map);
+            self.run_build_step(sandbox, &badger.build_command(), &mut ran)?
+                .map_or(Ok(()), |(how, tail)| {
+                    Err(BuildError::BuildFailed {
+                        badger: badger.reference.clone(),
+                        how,
+                        tail,
+                    })
+                })?;
         }
         // The app's own build step, after the badgers', in the same sandbox settings.
         if let Some(command) = &app.workflow_config.build_cmd {
@@ -377,25 +369,41 @@ impl Job<'_> {
                 State::Building,
                 &format!("{} build_cmd: {command}", app.name),
             );
-            let step = sandbox.step(
-                State::Building,
-                sandbox.workspace.build_root(),
-                command,
-                request,
-            );
-            let result = run_step(step, self.cancel, reporter)?;
-            if let Some(how) = failure(result.outcome.termination)? {
-                return Err(BuildError::AppBuildFailed {
-                    command: command.clone(),
-                    how,
-                    tail: result.tail,
-                });
-            }
-            ran.created_mount_points
-                .extend(result.outcome.created_mount_points);
-            ran.id_map = Some(result.outcome.id_map);
+            self.run_build_step(sandbox, command, &mut ran)?
+                .map_or(Ok(()), |(how, tail)| {
+                    Err(BuildError::AppBuildFailed {
+                        command: command.clone(),
+                        how,
+                        tail,
+                    })
+                })?;
         }
         Ok(ran)
+    }
+
+    /// One build step (`command` through the shell, in the writable layer): `None` when it
+    /// exited 0, else how it ended and its last lines. What it left besides files goes to
+    /// `ran`.
+    fn run_build_step(
+        &self,
+        sandbox: &Sandbox,
+        command: &str,
+        ran: &mut BuildRun,
+    ) -> Result<Option<(String, Vec<String>)>, BuildError> {
+        let step = sandbox.step(
+            State::Building,
+            sandbox.workspace.build_root(),
+            command,
+            self.request,
+        );
+        let result = run_step(step, self.cancel, self.reporter)?;
+        if let Some(how) = failure(result.outcome.termination)? {
+            return Ok(Some((how, result.tail)));
+        }
+        ran.created_mount_points
+            .extend(result.outcome.created_mount_points);
+        ran.id_map = Some(result.outcome.id_map);
+        Ok(None)
     }
 
     /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests
