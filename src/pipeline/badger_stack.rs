@@ -134,19 +134,31 @@ pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Op
         .map(|(_, name)| name.to_string())
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters, where swapping two neighbours is one edit (`pyhton`
+/// is one from `python`): the optimal-string-alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The badgers of the store (their store names, sorted), best effort: none when it cannot
@@ -259,7 +271,11 @@ pub fn resolve(
         }
     }
     match first_error {
-        Some(TransportError::Image(ImageError::NotFound { .. })) | None => {
+        // Not there (or no store yet, so no badger either): say what there is to choose.
+        Some(
+            TransportError::Image(ImageError::NotFound { .. }) | TransportError::NoStore { .. },
+        )
+        | None => {
             let in_store = store_badgers(store);
             let known = in_store
                 .iter()
@@ -393,7 +409,9 @@ mod tests {
         assert_eq!(closest("stat", known).as_deref(), Some("static"));
         assert_eq!(closest("shel", known).as_deref(), Some("badgers/shell"));
         assert_eq!(closest("nodejs", known), None);
+        assert_eq!(closest("pyhton", known).as_deref(), Some("badgers/python3"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("pyhton", "python"), 1);
     }
 
     #[test]
