@@ -1,8 +1,9 @@
 //! Issue 4 on the python3 badger: a python app with a `test_cmd` — failing, no DU and exit
 //! 1; passing, a DU without the test's files — whose requirements install offline from a
-//! vendored wheelhouse. The debian-python3 root filesystem comes from the cache
-//! `scripts/make-base-images.sh --only debian-python3 --no-import` fills (the test command
-//! does that first); without it this test fails and says how to make it.
+//! vendored wheelhouse; and `python` (Solum v1's `run_cmd: python app.py`) is Python 3. The
+//! debian-python3 root filesystem comes from the cache `scripts/make-base-images.sh --only
+//! debian-python3 --no-import` fills (the test command does that first); without it this
+//! test fails and says how to make it.
 
 mod support;
 
@@ -136,6 +137,12 @@ fn python_app_test_gate_and_offline_requirements() {
         "absent",
         "the test's file reached the DU"
     );
+    // Solum v1 app files say `run_cmd: python app.py`: `python` is Python 3 in the badger.
+    let python = Cmd::solum(&store)
+        .args(["run", "pyapp", "--", "python", "app.py"])
+        .run()
+        .ok();
+    assert_eq!(python.stdout.trim(), "hello from the python DU");
 }
 
 #[test]

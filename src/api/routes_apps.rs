@@ -49,7 +49,7 @@ pub fn parse_app_file(text: &str) -> Result<(AppFile, bool), ApiError> {
 
 /// Refuses an app whose badger names an image of the server's store that is not there
 /// (as a build would, but now rather than at its first workflow). `NAME` is also looked
-/// for as `badgers/NAME`, as builds do. Registry badgers are checked when a build pulls
+/// for as `badgers/NAME`, and Solum's names as ours, as builds do; `auto` is refused. Registry badgers are checked when a build pulls
 /// them: the request would otherwise wait on a registry.
 pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
     use crate::image::ImageReference;
@@ -62,8 +62,8 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
             continue;
         };
         // Exactly as a build looks the name up.
-        let known = |wanted: &str| names.iter().any(|n| n == wanted);
-        if known(&name) || known(&format!("badgers/{name}")) {
+        use crate::pipeline::badger_stack::{closest, store_names, AUTO};
+        if name != AUTO && store_names(&name).iter().any(|n| names.contains(n)) {
             continue;
         }
         let badgers: Vec<&str> = names
@@ -76,11 +76,24 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
         } else {
             format!("badgers[{}]", index - 1)
         };
+        let has = if badgers.is_empty() {
+            "none".to_string()
+        } else {
+            badgers.join(", ")
+        };
+        if name == AUTO {
+            return Err(ApiError::invalid(
+                field,
+                format!("\"auto\": finding the badger from the source is not available; name one (the server's store has: {has})"),
+            ));
+        }
+        let suggestion = closest(&name, badgers.iter().copied())
+            .map(|n| format!("; did you mean {n:?}?"))
+            .unwrap_or_default();
         return Err(ApiError::invalid(
             field,
             format!(
-                "no badger {name:?} in the server's store (it has: {}); upload one with POST /v1/badgers, or name a registry image (docker://HOST/REPO:TAG)",
-                if badgers.is_empty() { "none".to_string() } else { badgers.join(", ") }
+                "no badger {name:?} in the server's store (it has: {has}){suggestion}; upload one with POST /v1/badgers, or name a registry image (docker://HOST/REPO:TAG)",
             ),
         ));
     }

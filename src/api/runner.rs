@@ -255,7 +255,9 @@ fn prepare<'a>(
 
     let mut destination = None;
     let mut also_push = Vec::new();
-    let push = if !workflow.actions.iter().any(|a| a == "push") {
+    // Solum's `trigger_actions: [.., deploy]` is a push wherever the server has a target.
+    let deploy = file.asks_deploy() && shared.options.push_to.is_some();
+    let push = if !deploy && !workflow.actions.iter().any(|a| a == "push") {
         PushTo::Nowhere
     } else if let Some(push_to) = &shared.options.push_to {
         let text = push_destination(push_to, &app.name, workflow.id);

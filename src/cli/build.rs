@@ -65,8 +65,12 @@ pub struct BuildArgs {
     tag: Option<String>,
     #[arg(long, value_name = "CMD")]
     run_cmd: Option<String>,
+    /// The tests (replaces the file's test_cmd; empty: no tests).
     #[arg(long, value_name = "CMD")]
     test_cmd: Option<String>,
+    /// The app's own build step, run in /app after the badger's build command.
+    #[arg(long, value_name = "CMD")]
+    build_cmd: Option<String>,
     /// A port the app listens on (repeatable; replaces the file's ports).
     #[arg(long = "port", value_name = "N")]
     ports: Vec<u32>,
@@ -214,6 +218,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
                 .map(|path| crate::store::absolute(path.into()).display().to_string()),
             run_cmd: args.run_cmd,
             test_cmd: args.test_cmd,
+            build_cmd: args.build_cmd,
             ports: args.ports,
             environment,
         },

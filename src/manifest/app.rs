@@ -2,8 +2,10 @@
 //! and how the DU runs. Solum's v1 app file is accepted unchanged (`languagepack`,
 //! `trigger_actions`, `workflow_config`, plain-integer `ports`); the fields this builder adds
 //! are described in `formats.md`. A port may also be text, `"8080"` or `"53/udp"`, as
-//! Dockerfile `EXPOSE` writes it. This module parses and validates; it never touches the
-//! source, the store or the network.
+//! Dockerfile `EXPOSE` writes it (see `ports.rs`). Solum's `test_cmd: ''` means no tests;
+//! `workflow_config.build_cmd` is the app's own build step; the DU gets `PORT` from the
+//! first port ([`AppFile::run_environment`]). This module parses and validates; it never
+//! touches the source, the store or the network.
 //!
 //! Order of work in [`AppFile::parse_with`]: shape (types, unknown keys) field by field,
 //! then the caller's command-line [`Overrides`], then the checks that span several fields
@@ -40,13 +42,12 @@ const APP_KEYS: &[&str] = &[
     "security_flavor",
 ];
 const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact"];
-const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd"];
-const PORT_KEYS: &[&str] = &["port", "protocol", "name"];
+const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd", "build_cmd"];
 const SERVICE_KEYS: &[&str] = &["name", "type"];
 const SCALING_KEYS: &[&str] = &["min", "max"];
-const PROTOCOLS: &[&str] = &["tcp", "udp", "sctp"];
 const SECURITY_FLAVORS: &[&str] = &["restricted", "unrestricted"];
-/// Solum's trigger actions; accepted for compatibility, the builder always builds and tests.
+/// Solum's trigger actions. The builder always builds and tests (`--skip-tests` aside);
+/// `deploy` asks for a push where a push target is configured (see [`AppFile::asks_deploy`]).
 const TRIGGER_ACTIONS: &[&str] = &["unittest", "test", "build", "deploy"];
 
 pub(crate) const NAME_PATTERN: &str = "^[a-z][a-z0-9-_]{0,99}$";
@@ -114,8 +115,29 @@ pub struct WorkflowConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_cmd: Option<String>,
     /// Runs after the build on a throwaway layer; the DU is made only if it exits 0.
+    /// Kept as written: empty (Solum's `test_cmd: ''`) means the app has no tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_cmd: Option<String>,
+    /// The app's own build step, run in `/app` after the badgers' build commands, for
+    /// framework steps a badger does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_cmd: Option<String>,
+}
+
+impl WorkflowConfig {
+    /// The test command to run: `None` when there is none or it is empty (no tests).
+    pub fn tests(&self) -> Option<&str> {
+        self.test_cmd
+            .as_deref()
+            .filter(|command| !command.trim().is_empty())
+    }
+
+    /// Whether `test_cmd` is given but empty: the app says it has no tests.
+    pub fn says_no_tests(&self) -> bool {
+        self.test_cmd
+            .as_deref()
+            .is_some_and(|command| command.trim().is_empty())
+    }
 }
 
 /// A port the DU listens on.
@@ -193,8 +215,10 @@ pub struct Overrides {
     pub artifact: Option<String>,
     /// `--run-cmd CMD`.
     pub run_cmd: Option<String>,
-    /// `--test-cmd CMD`.
+    /// `--test-cmd CMD` (empty: no tests), whatever the file says.
     pub test_cmd: Option<String>,
+    /// `--build-cmd CMD`.
+    pub build_cmd: Option<String>,
     /// `--port N`…: when any is given, they replace the file's ports (tcp).
     pub ports: Vec<u32>,
     /// `--env K=V`…: added to (and winning over) the file's environment.
@@ -254,6 +278,24 @@ impl AppFile {
     /// The badgers to build on, in order: `badger` then `badgers`.
     pub fn all_badgers(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.badger.as_str()).chain(self.badgers.iter().map(String::as_str))
+    }
+
+    /// The DU's environment from the app: `environment`, and `PORT` set to the first of
+    /// `ports` when there are ports and `environment` does not set `PORT` itself (the
+    /// convention of Solum's and Heroku's apps).
+    pub fn run_environment(&self) -> BTreeMap<String, String> {
+        let mut environment = self.environment.clone();
+        if let Some(first) = self.ports.first() {
+            environment
+                .entry("PORT".to_string())
+                .or_insert_with(|| first.port.to_string());
+        }
+        environment
+    }
+
+    /// Whether Solum's `trigger_actions` ask for `deploy`: a push, where one is configured.
+    pub fn asks_deploy(&self) -> bool {
+        self.trigger_actions.iter().any(|action| action == "deploy")
     }
 
     /// `scaling`, or 1/1 when the file gives none.
@@ -343,7 +385,11 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     if let Some(n) = f.get("workflow_config") {
         if let Some(w) = d.mapping(n, "workflow_config", WORKFLOW_KEYS) {
             file.workflow_config.run_cmd = opt_string(d, &w, "run_cmd");
-            file.workflow_config.test_cmd = opt_string(d, &w, "test_cmd");
+            // Empty is allowed here: Solum's `test_cmd: ''` says the app has no tests.
+            file.workflow_config.test_cmd = w
+                .get("test_cmd")
+                .and_then(|n| d.string(n, "workflow_config.test_cmd"));
+            file.workflow_config.build_cmd = opt_string(d, &w, "build_cmd");
         }
     }
     if let Some(n) = f.get("trigger_actions") {
@@ -359,7 +405,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         }
     }
     if let Some(n) = f.get("ports") {
-        file.ports = ports(d, n);
+        file.ports = super::ports::ports(d, n);
     }
     if let Some(n) = f.get("environment") {
         file.environment = environment(d, n, "environment");
@@ -415,7 +461,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     })
 }
 
-fn opt_string(d: &mut Decoder<'_>, f: &Fields<'_>, key: &str) -> Option<String> {
+pub(super) fn opt_string(d: &mut Decoder<'_>, f: &Fields<'_>, key: &str) -> Option<String> {
     let n = f.get(key)?;
     d.nonempty_string(n, &f.path_of(key))
 }
@@ -428,118 +474,6 @@ fn reference(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<String> {
         return None;
     }
     Some(value)
-}
-
-/// A port written without a mapping: `8080`, or as text `"8080"` or `"8080/udp"` (the
-/// spelling of Dockerfile `EXPOSE` and compose files).
-fn plain_port(d: &mut Decoder<'_>, item: &Node<'_>, field: &str) -> Option<Port> {
-    let text = d.string(item, field)?;
-    let (number, protocol) = match text.split_once('/') {
-        Some((number, protocol)) => (number, Some(protocol)),
-        None => (text.as_str(), None),
-    };
-    let pattern = "PORT or \"PORT/PROTOCOL\" (tcp, udp, sctp)";
-    let Ok(number) = number.trim().parse::<i64>() else {
-        let value = text.clone();
-        d.error(item, field, Problem::Pattern { value, pattern });
-        return None;
-    };
-    if !(1..=65535).contains(&number) {
-        let problem = Problem::OutOfRange {
-            value: number,
-            min: 1,
-            max: 65535,
-        };
-        d.error(item, field, problem);
-        return None;
-    }
-    let protocol = match protocol.map(str::trim) {
-        None | Some("tcp") => Protocol::Tcp,
-        Some("udp") => Protocol::Udp,
-        Some("sctp") => Protocol::Sctp,
-        Some(_) => {
-            let value = text.clone();
-            d.error(
-                item,
-                field,
-                Problem::NotOneOf {
-                    value,
-                    allowed: PROTOCOLS,
-                },
-            );
-            return None;
-        }
-    };
-    Some(Port {
-        port: u16::try_from(number).expect("checked to be in 1..=65535"),
-        protocol,
-        name: None,
-    })
-}
-
-fn ports(d: &mut Decoder<'_>, n: &Node<'_>) -> Vec<Port> {
-    let mut out: Vec<Port> = Vec::new();
-    for (i, item) in d
-        .sequence(n, "ports")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let field = format!("ports[{i}]");
-        let port = if yaml::is_mapping(item) {
-            let Some(p) = d.mapping(item, &field, PORT_KEYS) else {
-                continue;
-            };
-            let number = if let Some(n) = p.get("port") {
-                d.integer_in(n, &p.path_of("port"), 1, 65535)
-            } else {
-                d.error(item, &p.path_of("port"), Problem::Missing);
-                None
-            };
-            let mut protocol = Some(Protocol::Tcp);
-            if let Some(n) = p.get("protocol") {
-                protocol = d
-                    .string(n, &p.path_of("protocol"))
-                    .and_then(|v| match v.as_str() {
-                        "tcp" => Some(Protocol::Tcp),
-                        "udp" => Some(Protocol::Udp),
-                        "sctp" => Some(Protocol::Sctp),
-                        _ => {
-                            let problem = Problem::NotOneOf {
-                                value: v,
-                                allowed: PROTOCOLS,
-                            };
-                            d.error(n, &p.path_of("protocol"), problem);
-                            None
-                        }
-                    });
-            }
-            let name = opt_string(d, &p, "name");
-            match (number, protocol) {
-                (Some(number), Some(protocol)) => Port {
-                    port: number as u16,
-                    protocol,
-                    name,
-                },
-                _ => continue,
-            }
-        } else {
-            let Some(port) = plain_port(d, item, &field) else {
-                continue;
-            };
-            port
-        };
-        if out
-            .iter()
-            .any(|p| p.port == port.port && p.protocol == port.protocol)
-        {
-            let value = format!("{}/{}", port.port, port.protocol.as_str());
-            d.error(item, &field, Problem::Duplicate { value });
-            continue;
-        }
-        out.push(port);
-    }
-    out
 }
 
 /// An environment mapping whose keys must be valid variable names.
@@ -636,6 +570,13 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
     }
     if let Some(cmd) = &o.test_cmd {
         file.workflow_config.test_cmd = Some(cmd.clone());
+    }
+    if let Some(cmd) = &o.build_cmd {
+        if cmd.trim().is_empty() {
+            flag_error("--build-cmd", "workflow_config.build_cmd", Problem::Empty);
+        } else {
+            file.workflow_config.build_cmd = Some(cmd.clone());
+        }
     }
     if !o.ports.is_empty() {
         file.ports.clear();

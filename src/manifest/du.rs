@@ -107,7 +107,7 @@ impl DuManifest {
             None => inputs.default_command.clone(),
         };
         let mut environment = inputs.badger_environment.clone();
-        environment.extend(app.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        environment.extend(app.run_environment());
         let mut du = DuManifest {
             version: 1,
             name: app.name.clone(),
@@ -134,14 +134,10 @@ impl DuManifest {
                 }),
                 artifact: app.source.artifact.clone(),
             },
-            tests: app
-                .workflow_config
-                .test_cmd
-                .as_ref()
-                .map(|command| DuTests {
-                    command: command.clone(),
-                    passed: inputs.tests_passed,
-                }),
+            tests: app.workflow_config.tests().map(|command| DuTests {
+                command: command.to_string(),
+                passed: inputs.tests_passed,
+            }),
             heat: String::new(),
         };
         du.heat = heat::template(&du, inputs.image)?;

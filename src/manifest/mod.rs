@@ -23,10 +23,14 @@ pub mod app;
 pub mod badger;
 pub mod du;
 pub mod heat;
+mod ports;
+pub mod procfile;
 mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_compat;
 #[cfg(test)]
 mod tests_du;
 

@@ -1,6 +1,7 @@
 //! Badgers as a build sees them: a reference resolved to an image (a bare name such as
 //! `python3` is looked up as itself, then as `badgers/python3`, as Solum's `languagepack`
-//! names read), its `org.solum.badger.manifest` annotation (a plain image works too, with
+//! names read; Solum's `python` is our `python3`; `auto` and names nothing has are refused
+//! with the badgers to choose from), its `org.solum.badger.manifest` annotation (a plain image works too, with
 //! the default build command), and several badgers stacked into one base: the first
 //! badger's layers, then each later badger's own layers (those past the prefix it shares
 //! with the stack so far), with the environments merged in order.
@@ -12,6 +13,7 @@ use crate::image::{ConfigError, ImageConfig};
 use crate::image::{Digest, ImageReference, ReferenceError};
 use crate::manifest::{badger::DEFAULT_BUILD, BadgerManifest, ManifestError, BADGER_ANNOTATION};
 use crate::report::Reporter;
+use crate::store::ImageError;
 use crate::transport::{self, OpenedImage, RegistryTransport, TransportError};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +39,20 @@ pub enum BadgerError {
         #[source]
         source: ManifestError,
     },
+    #[error(
+        "no badger {reference:?} in the store{}; badgers in the store: {}; shipped badgers (make one with `solum-build badger build badgers/NAME`): {}",
+        did_you_mean(.suggestion.as_ref()), or_none(.in_store), SHIPPED_BADGERS.join(", ")
+    )]
+    Unknown {
+        reference: String,
+        suggestion: Option<String>,
+        in_store: Vec<String>,
+    },
+    #[error(
+        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: {}",
+        .choices.join(", ")
+    )]
+    Auto { choices: Vec<String> },
     #[error("badger {reference:?} has a config that is not a JSON object")]
     Config {
         reference: String,
@@ -50,10 +66,123 @@ impl Classify for BadgerError {
         match self {
             BadgerError::Open { source, .. } => source.class(),
             BadgerError::Reference { .. }
+            | BadgerError::Unknown { .. }
+            | BadgerError::Auto { .. }
             | BadgerError::Annotation { .. }
             | BadgerError::Config { .. } => ErrorClass::Input,
         }
     }
+}
+
+/// The badgers this project ships, as `badgers/NAME` folders (`badger build` makes them).
+pub const SHIPPED_BADGERS: &[&str] = &["python3", "shell", "static"];
+
+/// Solum's `languagepack` names that are spelled differently here.
+const SOLUM_NAMES: &[(&str, &str)] = &[("python", "python3")];
+
+/// The badger name that asks for detection from the source, which is not available.
+pub const AUTO: &str = "auto";
+
+/// The store names a bare badger name is looked up as, in order: itself, `badgers/NAME`,
+/// then the same for our spelling of a Solum name (`python` → `python3`).
+pub fn store_names(name: &str) -> Vec<String> {
+    let ours = SOLUM_NAMES
+        .iter()
+        .find(|(solum, _)| *solum == name)
+        .map(|(_, ours)| *ours);
+    let mut names = Vec::new();
+    for name in std::iter::once(name).chain(ours) {
+        names.push(name.to_string());
+        if !name.starts_with("badgers/") {
+            names.push(format!("badgers/{name}"));
+        }
+    }
+    names
+}
+
+fn did_you_mean(suggestion: Option<&String>) -> String {
+    suggestion
+        .map(|name| format!(" (did you mean {name:?}?)"))
+        .unwrap_or_default()
+}
+
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The badger of `known` closest to `wanted` (not `wanted` itself): one or two edits
+/// apart (`pyhton3`, `pyton`), or one a prefix of the other (`node` for `nodejs`).
+/// Compared without `badgers/`.
+pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    fn short(name: &str) -> &str {
+        name.strip_prefix("badgers/").unwrap_or(name)
+    }
+    let wanted = short(wanted);
+    known
+        .into_iter()
+        .map(|name| (edit_distance(wanted, short(name)), name))
+        .filter(|(distance, name)| {
+            let name = short(name);
+            let prefix = name.starts_with(wanted) || wanted.starts_with(name);
+            *distance > 0 && (*distance <= 2 || (wanted.len() >= 3 && prefix))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name.to_string())
+}
+
+/// Edit distance over characters, where swapping two neighbours is one edit (`pyhton`
+/// is one from `python`): the optimal-string-alignment distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: the distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The badgers of the store (their store names, sorted), best effort: none when it cannot
+/// be read.
+fn store_badgers(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = super::badger_image::list_badgers(store)
+        .map(|found| found.into_iter().map(|b| b.store_name).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Every badger a build could name: the store's, then the shipped ones not made yet.
+pub fn badger_choices(in_store: &[String]) -> Vec<String> {
+    let mut choices = in_store.to_vec();
+    for shipped in SHIPPED_BADGERS {
+        if !in_store
+            .iter()
+            .any(|n| n == shipped || *n == format!("badgers/{shipped}"))
+        {
+            choices.push(format!("badgers/{shipped} (not built yet)"));
+        }
+    }
+    choices
 }
 
 /// One resolved badger.
@@ -111,32 +240,62 @@ pub fn resolve(
     })?;
     let open =
         |reference: &ImageReference| transport::open_image(reference, store, registry, reporter);
-    let (written, image) = match open(&reference) {
-        Ok(image) => (text.to_string(), image),
-        Err(first) => {
-            // `languagepack: python3` names the shipped badger `badgers/python3`.
-            let alternative = format!("badgers/{text}");
-            match (&reference, alternative.parse::<ImageReference>()) {
-                (ImageReference::Store { .. }, Ok(other)) if !text.starts_with("badgers/") => {
-                    match open(&other) {
-                        Ok(image) => (alternative, image),
-                        Err(_) => {
-                            return Err(BadgerError::Open {
-                                reference: text.to_string(),
-                                source: Box::new(first),
-                            })
-                        }
-                    }
+    if !matches!(reference, ImageReference::Store { .. }) {
+        let image = open(&reference).map_err(|source| BadgerError::Open {
+            reference: text.to_string(),
+            source: Box::new(source),
+        })?;
+        return with_manifest(text.to_string(), image);
+    }
+    if text == AUTO {
+        return Err(BadgerError::Auto {
+            choices: badger_choices(&store_badgers(store)),
+        });
+    }
+    // A store name: as written, as `badgers/NAME`, then as our name for a Solum name.
+    let mut first_error = None;
+    for name in store_names(text) {
+        let Ok(candidate) = name.parse::<ImageReference>() else {
+            continue;
+        };
+        match open(&candidate) {
+            Ok(image) => {
+                if name != text && name != format!("badgers/{text}") {
+                    reporter.status("Using", &format!("{name} for {text:?} (Solum's name)"));
                 }
-                _ => {
-                    return Err(BadgerError::Open {
-                        reference: text.to_string(),
-                        source: Box::new(first),
-                    })
-                }
+                return with_manifest(name, image);
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
             }
         }
-    };
+    }
+    match first_error {
+        // Not there (or no store yet, so no badger either): say what there is to choose.
+        Some(
+            TransportError::Image(ImageError::NotFound { .. }) | TransportError::NoStore { .. },
+        )
+        | None => {
+            let in_store = store_badgers(store);
+            let known = in_store
+                .iter()
+                .map(String::as_str)
+                .chain(SHIPPED_BADGERS.iter().copied());
+            Err(BadgerError::Unknown {
+                reference: text.to_string(),
+                suggestion: closest(text, known),
+                in_store,
+            })
+        }
+        Some(error) => Err(BadgerError::Open {
+            reference: text.to_string(),
+            source: Box::new(error),
+        }),
+    }
+}
+
+/// The badger `image` found as `written`, with its manifest annotation read.
+fn with_manifest(written: String, image: OpenedImage) -> Result<Badger, BadgerError> {
     let manifest = image
         .image
         .manifest
@@ -213,4 +372,65 @@ pub fn stack(badgers: &[Badger]) -> Result<(Base, LayerStack), BadgerError> {
         config,
     };
     Ok((base, stack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_list_is_the_badgers_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("badgers");
+        let mut folders: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        assert_eq!(folders, SHIPPED_BADGERS);
+    }
+
+    #[test]
+    fn solum_names_are_looked_up_after_the_name_itself() {
+        assert_eq!(
+            store_names("python"),
+            ["python", "badgers/python", "python3", "badgers/python3"]
+        );
+        assert_eq!(store_names("python3"), ["python3", "badgers/python3"]);
+        assert_eq!(store_names("badgers/shell"), ["badgers/shell"]);
+    }
+
+    #[test]
+    fn a_close_name_is_suggested_and_a_far_one_is_not() {
+        let known = ["badgers/python3", "badgers/shell", "static"];
+        assert_eq!(
+            closest("pyhton3", known).as_deref(),
+            Some("badgers/python3")
+        );
+        assert_eq!(closest("stat", known).as_deref(), Some("static"));
+        assert_eq!(closest("shel", known).as_deref(), Some("badgers/shell"));
+        assert_eq!(closest("nodejs", known), None);
+        assert_eq!(closest("pyhton", known).as_deref(), Some("badgers/python3"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("pyhton", "python"), 1);
+    }
+
+    #[test]
+    fn the_messages_list_the_choices() {
+        let unknown = BadgerError::Unknown {
+            reference: "pyhton".into(),
+            suggestion: Some("python".into()),
+            in_store: vec!["badgers/shell".into()],
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): python3, shell, static"
+        );
+        let auto = BadgerError::Auto {
+            choices: badger_choices(&["badgers/shell".to_string()]),
+        };
+        assert_eq!(
+            auto.to_string(),
+            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/shell, badgers/python3 (not built yet), badgers/static (not built yet)"
+        );
+    }
 }

@@ -10,134 +10,30 @@
 //! name is set (and the cache record written) only after everything else succeeded; on
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
-use super::badger_stack::{self, Badger, BadgerError};
-use super::commit::{commit, Base, Commit, CommitError, Committed};
+use super::badger_stack::{self, Badger};
+pub use super::build_error::BuildError;
+use super::commit::{commit, Base, Commit, Committed};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
-use super::workspace::{overlay_available, run_step, Step, Workspace, WorkspaceError};
-use crate::error_class::{Classify, ErrorClass};
+use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::image::config::{ensure_path, merge_env};
 use crate::image::{canonical_json, Digest, ImageConfig};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
-use crate::manifest::{AppFile, DuManifest, ManifestError, Overrides};
+use crate::manifest::procfile::{self, ProcfileError};
+use crate::manifest::{AppFile, DuManifest, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::report::State;
 use crate::source::{self, SourceError, SourceInfo, SourceSpec};
-use crate::store::{ImageError, Layout, LayoutError};
-use crate::transport::{copy_blobs, RegistryTransport, TransportError};
+use crate::store::Layout;
+use crate::transport::{copy_blobs, RegistryTransport};
 use runtime::{BindMount, CancelHandle, RootFs, Termination};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Why a build did not produce a DU.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    AppFile(#[from] ManifestError),
-    #[error("the app has no source: give source.repository or source.artifact in the app file, or --source / --artifact")]
-    NoSource,
-    #[error("source of {app}")]
-    Source {
-        app: String,
-        #[source]
-        source: Box<SourceError>,
-    },
-    #[error(transparent)]
-    Badger(#[from] BadgerError),
-    #[error(transparent)]
-    BadgerFile(#[from] super::badger_files::BadgerFileError),
-    #[error("cannot copy the badger {reference} into the store")]
-    CopyBadger {
-        reference: String,
-        #[source]
-        source: Box<TransportError>,
-    },
-    #[error(transparent)]
-    Unpack(#[from] UnpackError),
-    #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
-    #[error(transparent)]
-    Confined(#[from] super::confined::ConfinedError),
-    #[error("the build command of badger {badger} {how}{}", tail_text(.tail))]
-    BuildFailed {
-        badger: String,
-        how: String,
-        tail: Vec<String>,
-    },
-    #[error("the tests ({command}) {how}{}", tail_text(.tail))]
-    TestsFailed {
-        command: String,
-        how: String,
-        tail: Vec<String>,
-    },
-    #[error("the build was cancelled")]
-    Cancelled,
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error(transparent)]
-    Io(#[from] IoAt),
-}
-
-impl Classify for BuildError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            BuildError::AppFile(_) | BuildError::NoSource | BuildError::BadgerFile(_) => {
-                ErrorClass::Input
-            }
-            BuildError::Source { source, .. } => source.class(),
-            BuildError::Badger(inner) => inner.class(),
-            BuildError::CopyBadger { source, .. } => source.class(),
-            BuildError::Unpack(inner) => inner.class(),
-            BuildError::Workspace(inner) => inner.class(),
-            BuildError::Confined(inner) => inner.class(),
-            BuildError::Commit(inner) => inner.class(),
-            BuildError::Layout(inner) => inner.class(),
-            BuildError::Image(inner) => inner.class(),
-            BuildError::Cancelled => ErrorClass::Interrupted,
-            BuildError::BuildFailed { .. } | BuildError::TestsFailed { .. } | BuildError::Io(_) => {
-                ErrorClass::Failure
-            }
-        }
-    }
-}
-
-impl BuildError {
-    /// The error without the last lines of the failed step's output, for a caller that
-    /// showed that output as it streamed (the message would repeat it).
-    #[must_use]
-    pub fn without_output_tail(self) -> BuildError {
-        match self {
-            BuildError::BuildFailed { badger, how, .. } => BuildError::BuildFailed {
-                badger,
-                how,
-                tail: Vec::new(),
-            },
-            BuildError::TestsFailed { command, how, .. } => BuildError::TestsFailed {
-                command,
-                how,
-                tail: Vec::new(),
-            },
-            other => other,
-        }
-    }
-}
-
-fn tail_text(tail: &[String]) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; last lines of its output:\n    {}", tail.join("\n    "))
-    }
-}
 
 /// Where the app file of a build comes from.
 #[derive(Clone, Debug)]
@@ -183,6 +79,8 @@ pub struct Built {
     pub tag: String,
     pub cache_hit: bool,
     pub du: Option<DuManifest>,
+    /// The app file's `trigger_actions` ask for `deploy` (a push, where one is configured).
+    pub asks_deploy: bool,
 }
 
 /// Runs a build into the store at `store`: the stages below, in this order.
@@ -200,12 +98,24 @@ pub fn build(
     }
     let tag = request.tag.clone().unwrap_or_else(|| app.name.clone());
     reporter.stage(State::Queued, &format!("{} → {tag}", app.name));
+    if app.workflow_config.says_no_tests() {
+        // Said before the build cache is asked: a cached DU had no tests either.
+        let by = if request.overrides.test_cmd.is_some() {
+            "--test-cmd"
+        } else {
+            "the app file"
+        };
+        reporter.status(
+            "Skipping",
+            &format!("tests: {by} says there are none (empty test_cmd)"),
+        );
+    }
 
     let badgers: Vec<Badger> = app
         .all_badgers()
         .map(|reference| badger_stack::resolve(reference, store, registry, reporter))
         .collect::<Result<_, _>>()?;
-    let job = Job {
+    let mut job = Job {
         request,
         app,
         badgers,
@@ -219,6 +129,7 @@ pub fn build(
     // Private before anything (source mirrors, app caches) is put in it.
     let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
     let fetched = job.fetch_source(&base_dir, &layout, &cache_root)?;
+    job.run_cmd_from_procfile(&fetched.dir)?;
     // The DU's `created` and the mtime clamp: SOURCE_DATE_EPOCH, else the commit's time,
     // else the newest file of a folder or artifact source; the same source gives the same
     // DU, and no DU says it was made in 1970.
@@ -233,7 +144,10 @@ pub fn build(
     let record = cache_root.join("builds").join(key.hex());
     if !request.no_cache {
         if let Some(built) = reuse_cached(&layout, &record, &tag, reporter)? {
-            return Ok(built);
+            return Ok(Built {
+                asks_deploy: job.app.asks_deploy(),
+                ..built
+            });
         }
     }
 
@@ -253,6 +167,7 @@ pub fn build(
         tag,
         cache_hit: false,
         du: Some(du),
+        asks_deploy: job.app.asks_deploy(),
     })
 }
 
@@ -344,6 +259,40 @@ impl Job<'_> {
         })
     }
 
+    /// A `Procfile` at the source root gives the run command when the app file has none:
+    /// its `web:` line. Read through no symlink; a malformed one fails the build.
+    fn run_cmd_from_procfile(&mut self, source: &Path) -> Result<(), BuildError> {
+        if self.app.workflow_config.run_cmd.is_some() {
+            return Ok(());
+        }
+        use super::badger_files::{read_badger_file, BadgerFileError};
+        let bytes = match read_badger_file(source, "Procfile") {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(()),
+            Err(BadgerFileError::Refused { reason, .. }) => {
+                return Err(ProcfileError::Refused { reason }.into())
+            }
+            Err(BadgerFileError::Read {
+                action,
+                source: error,
+                ..
+            }) => return Err(IoAt::new(source.join("Procfile"), action, error).into()),
+        };
+        match procfile::web_command(&bytes)? {
+            Some(command) => {
+                self.reporter.status(
+                    "Procfile",
+                    &format!("web: {command} (the run command: the app file has no run_cmd)"),
+                );
+                self.app.workflow_config.run_cmd = Some(command);
+            }
+            None => self.reporter.warning(
+                "the source's Procfile has no `web:` line: the badger's default command runs the DU",
+            ),
+        }
+        Ok(())
+    }
+
     /// The badgers' blobs into the store, their stacked layers unpacked once into the
     /// rootfs cache, a workspace over them with the source at `/app`, the build
     /// environment and the app's cache mount.
@@ -395,41 +344,73 @@ impl Job<'_> {
         })
     }
 
-    /// Each badger's build command, in order, in the writable layer.
+    /// Each badger's build command, in order, then the app's `build_cmd`, in the writable
+    /// layer.
     fn run_build_commands(&self, sandbox: &Sandbox) -> Result<BuildRun, BuildError> {
-        let (app, request, reporter) = (&self.app, self.request, self.reporter);
+        let (app, reporter) = (&self.app, self.reporter);
         let mut ran = BuildRun::default();
         for badger in &self.badgers {
             reporter.stage(
                 State::Building,
                 &format!("{} on {}", app.name, badger.reference),
             );
-            let step = sandbox.step(
+            self.run_build_step(sandbox, &badger.build_command(), &mut ran)?
+                .map_or(Ok(()), |(how, tail)| {
+                    Err(BuildError::BuildFailed {
+                        badger: badger.reference.clone(),
+                        how,
+                        tail,
+                    })
+                })?;
+        }
+        // The app's own build step, after the badgers', in the same sandbox settings.
+        if let Some(command) = &app.workflow_config.build_cmd {
+            reporter.stage(
                 State::Building,
-                sandbox.workspace.build_root(),
-                &badger.build_command(),
-                request,
+                &format!("{} build_cmd: {command}", app.name),
             );
-            let result = run_step(step, self.cancel, reporter)?;
-            if let Some(how) = failure(result.outcome.termination)? {
-                return Err(BuildError::BuildFailed {
-                    badger: badger.reference.clone(),
-                    how,
-                    tail: result.tail,
-                });
-            }
-            ran.created_mount_points
-                .extend(result.outcome.created_mount_points);
-            ran.id_map = Some(result.outcome.id_map);
+            self.run_build_step(sandbox, command, &mut ran)?
+                .map_or(Ok(()), |(how, tail)| {
+                    Err(BuildError::AppBuildFailed {
+                        command: command.clone(),
+                        how,
+                        tail,
+                    })
+                })?;
         }
         Ok(ran)
+    }
+
+    /// One build step (`command` through the shell, in the writable layer): `None` when it
+    /// exited 0, else how it ended and its last lines. What it left besides files goes to
+    /// `ran`.
+    fn run_build_step(
+        &self,
+        sandbox: &Sandbox,
+        command: &str,
+        ran: &mut BuildRun,
+    ) -> Result<Option<(String, Vec<String>)>, BuildError> {
+        let step = sandbox.step(
+            State::Building,
+            sandbox.workspace.build_root(),
+            command,
+            self.request,
+        );
+        let result = run_step(step, self.cancel, self.reporter)?;
+        if let Some(how) = failure(result.outcome.termination)? {
+            return Ok(Some((how, result.tail)));
+        }
+        ran.created_mount_points
+            .extend(result.outcome.created_mount_points);
+        ran.id_map = Some(result.outcome.id_map);
+        Ok(None)
     }
 
     /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests
     /// write reaches the DU.
     fn run_tests(&self, sandbox: &Sandbox) -> Result<(), BuildError> {
         let reporter = self.reporter;
-        let Some(test_cmd) = &self.app.workflow_config.test_cmd else {
+        let Some(test_cmd) = self.app.workflow_config.tests() else {
             return Ok(());
         };
         reporter.stage(State::UnitTesting, test_cmd);
@@ -442,7 +423,7 @@ impl Job<'_> {
         let result = run_step(step, self.cancel, reporter)?;
         if let Some(how) = failure(result.outcome.termination)? {
             return Err(BuildError::TestsFailed {
-                command: test_cmd.clone(),
+                command: test_cmd.to_string(),
                 how,
                 tail: result.tail,
             });
@@ -495,7 +476,7 @@ impl Job<'_> {
                 compression: request.compression,
                 epoch,
                 env: app
-                    .environment
+                    .run_environment()
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
@@ -551,6 +532,7 @@ fn reuse_cached(
         tag: tag.to_string(),
         cache_hit: true,
         du: None,
+        asks_deploy: false,
     }))
 }
 

@@ -7,7 +7,9 @@
 //! BUILT and names the DU in the store); the cancel check; the ledger's `built`; when there
 //! is a destination, the cancel check again, PUSHING and the copy; the ledger's
 //! `delivered`; and last the final state, READY or the failure's, reported through the
-//! same reporter. Every outcome is reported exactly once as a terminal state, so a caller
+//! same reporter. An app file whose `trigger_actions` ask for `deploy` is told, after the
+//! build, whether that push happens (a destination is configured) or not (a warning: no
+//! push target). Every outcome is reported exactly once as a terminal state, so a caller
 //! never maps errors itself: [`DeliveryError::state`] is the one map from a failure to its
 //! state.
 //!
@@ -75,7 +77,9 @@ impl DeliveryError {
             DeliveryError::Cancelled | DeliveryError::Build(BuildError::Cancelled) => {
                 State::Cancelled
             }
-            DeliveryError::Build(BuildError::BuildFailed { .. }) => State::BuildFailed,
+            DeliveryError::Build(
+                BuildError::BuildFailed { .. } | BuildError::AppBuildFailed { .. },
+            ) => State::BuildFailed,
             DeliveryError::Build(BuildError::TestsFailed { .. }) => State::UnitTestingFailed,
             DeliveryError::PushRefused(_) | DeliveryError::Push { .. } => State::PushFailed,
             DeliveryError::Build(_) | DeliveryError::Ledger { .. } => State::Error,
@@ -174,6 +178,21 @@ fn run(
             source,
         })?;
 
+    if built.asks_deploy {
+        match &delivery.push {
+            PushTo::Destination(destination) => reporter.status(
+                "Deploying",
+                &format!(
+                    "trigger_actions asks for deploy: pushing to {}",
+                    transport::describe(destination)
+                ),
+            ),
+            PushTo::Nowhere => reporter.warning(
+                "trigger_actions asks for deploy, which needs a push target (build --push REF, or the server's --push-to): nothing is pushed",
+            ),
+            PushTo::Refused(_) => {}
+        }
+    }
     let pushed_to = match &delivery.push {
         PushTo::Nowhere => None,
         PushTo::Refused(reason) => return Err(DeliveryError::PushRefused(reason.clone())),

@@ -292,3 +292,12 @@ pub fn tarball(dir: &Path) -> Vec<u8> {
     builder.append_dir_all(".", dir).unwrap();
     builder.into_inner().unwrap().finish().unwrap()
 }
+
+/// A source folder `source` whose executable `build` script (run by the shell badger) is
+/// `body` after `#!/bin/sh`.
+pub fn source_with_build_script(source: &Path, body: &str) {
+    std::fs::create_dir_all(source).unwrap();
+    let script = source.join("build");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
