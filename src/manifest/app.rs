@@ -39,7 +39,7 @@ const APP_KEYS: &[&str] = &[
     "flavor",
     "security_flavor",
 ];
-const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact"];
+const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact", "path"];
 const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd"];
 const PORT_KEYS: &[&str] = &["port", "protocol", "name"];
 const SERVICE_KEYS: &[&str] = &["name", "type"];
@@ -104,6 +104,9 @@ pub struct Source {
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The subdirectory of the repository or folder to build (checked when fetched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The commands of the build contract.
@@ -337,6 +340,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
             repository_at = s.get("repository").map(|n| Origin::File(yaml::location(n)));
             file.source.revision = opt_string(d, &s, "revision");
             file.source.artifact = opt_string(d, &s, "artifact");
+            file.source.path = opt_string(d, &s, "path");
             artifact_at = s.get("artifact").map(|n| Origin::File(yaml::location(n)));
         }
     }
