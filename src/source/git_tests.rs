@@ -652,3 +652,32 @@ fn source_path_builds_a_subdirectory_and_refuses_to_leave_the_source() {
         }
     }
 }
+
+#[test]
+fn a_bounded_fetch_builds_a_checkout_s_commit() {
+    let repo = repo();
+    let out = tempfile::tempdir().unwrap();
+    let spec = SourceSpec::parse(repo.work.to_str().unwrap(), Path::new("/")).unwrap();
+    let rules = FetchRules {
+        limit: Some(ExpansionLimit {
+            bytes: 1 << 30,
+            entries: 10_000,
+        }),
+        anonymous: false,
+    };
+    let dest = out.path().join("dest");
+    let info = fetch_cancellable(
+        &spec,
+        None,
+        &dest,
+        &out.path().join("cache"),
+        &CancelHandle::new(),
+        &rules,
+        crate::privilege::Privilege::of_this_process(),
+        &crate::report::Silent,
+    )
+    .unwrap();
+    assert_eq!(info.revision.as_deref(), Some(repo.b.as_str()));
+    assert_eq!(version(&dest), "2\n");
+    assert!(!dest.join("untracked").exists());
+}

@@ -50,6 +50,8 @@ pub use work_tree::DIRTY_MARK;
 #[derive(Clone, Debug, Default)]
 pub struct FetchRules {
     /// How far an artifact or a git tree may expand; `None`: the unpacker's own limits.
+    /// With a limit, a checkout named as a folder is built from its `HEAD` commit, not
+    /// from its working tree.
     pub limit: Option<ExpansionLimit>,
     /// Git runs with no identity of this host: no system or global configuration, no
     /// askpass, no ssh agent or key, `HOME` pointing at the private mirror folder.
@@ -240,6 +242,24 @@ pub fn fetch_cancellable(
             copy_without_ignored(&root, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
         }
+        // A bounded fetch (the server's) builds a checkout's commit: a working tree is
+        // copied as the host has it, with no count before the copy, and the server's
+        // records name commits.
+        SourceSpec::WorkTree(path) if limit.is_some() => {
+            let url = spec::utf8_path(path)?;
+            let commit = fetch_git_tree(
+                &url,
+                None,
+                subdirectory,
+                dest,
+                cache,
+                cancel,
+                rules,
+                privilege,
+                reporter,
+            )?;
+            (url, Some(commit.sha), Some(commit.time))
+        }
         SourceSpec::WorkTree(path) => {
             let (revision, time) =
                 fetch_work_tree(path, subdirectory, dest, cache, cancel, rules, reporter)?;
@@ -320,10 +340,8 @@ fn fetch_work_tree(
     rules: &FetchRules,
     reporter: &dyn Reporter,
 ) -> Result<(String, Option<i64>), SourceError> {
-    let url = path.to_str().ok_or_else(|| SourceError::NonUtf8Path {
-        path: path.to_path_buf(),
-    })?;
-    let (commit, listing) = git::head_listing(url, cache, cancel, rules, reporter)?;
+    let url = spec::utf8_path(path)?;
+    let (commit, listing) = git::head_listing(&url, cache, cancel, rules, reporter)?;
     let root = source_root(path, subdirectory)?;
     reporter.status(
         "Copying",

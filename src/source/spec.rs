@@ -169,7 +169,7 @@ fn local(
 }
 
 /// A local repository's path as the URL git fetches from.
-fn utf8_path(path: &Path) -> Result<String, SourceError> {
+pub(super) fn utf8_path(path: &Path) -> Result<String, SourceError> {
     path.to_str()
         .map(str::to_string)
         .ok_or_else(|| SourceError::NonUtf8Path {

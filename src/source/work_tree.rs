@@ -1,7 +1,8 @@
 //! A folder that is a git checkout, built as `docker build .` builds it: its working tree
 //! — tracked and untracked files, uncommitted edits included — copied like any folder
 //! (less `.git` and what `.solumignore` / `.dockerignore` name), not its last commit.
-//! `--revision` (or `source.revision`) builds a commit instead, through the mirror.
+//! `--revision` (or `source.revision`) builds a commit instead, through the mirror, and
+//! so does a server's bounded fetch (see [`super::FetchRules::limit`]).
 //!
 //! `.gitignore` is not applied: Docker does not apply it either, and what git is told to
 //! keep out of commits is often what a build needs (a `wheelhouse/` of downloaded wheels,
