@@ -235,30 +235,26 @@ pub fn fetch_cancellable(
 ) -> Result<SourceInfo, SourceError> {
     let limit = rules.limit.as_ref();
     prepare_dest(dest)?;
+    // A bounded fetch (the server's) builds a checkout's commit: a working tree is copied
+    // as the host has it, with no count before the copy, and the server's records name
+    // commits.
+    let checkout_commit;
+    let spec = match spec {
+        SourceSpec::WorkTree(path) if limit.is_some() => {
+            checkout_commit = SourceSpec::Git {
+                url: spec::utf8_path(path)?,
+                revision: None,
+            };
+            &checkout_commit
+        }
+        other => other,
+    };
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
             let root = source_root(path, subdirectory)?;
             reporter.status("Copying", &root.display().to_string());
             copy_without_ignored(&root, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
-        }
-        // A bounded fetch (the server's) builds a checkout's commit: a working tree is
-        // copied as the host has it, with no count before the copy, and the server's
-        // records name commits.
-        SourceSpec::WorkTree(path) if limit.is_some() => {
-            let url = spec::utf8_path(path)?;
-            let commit = fetch_git_tree(
-                &url,
-                None,
-                subdirectory,
-                dest,
-                cache,
-                cancel,
-                rules,
-                privilege,
-                reporter,
-            )?;
-            (url, Some(commit.sha), Some(commit.time))
         }
         SourceSpec::WorkTree(path) => {
             let (revision, time) =
@@ -391,32 +387,26 @@ fn fetch_git_tree(
     privilege: Privilege,
     reporter: &dyn Reporter,
 ) -> Result<git::Commit, SourceError> {
-    let commit = match subdirectory {
-        None => git::fetch(
-            url, revision, dest, cache, cancel, rules, privilege, reporter,
-        )?,
-        Some(text) => {
+    let whole = match subdirectory {
+        Some(_) => {
             let beside = dest.parent().unwrap_or(Path::new("."));
-            let whole = tempfile::Builder::new()
+            let folder = tempfile::Builder::new()
                 .prefix(".whole-tree-")
                 .tempdir_in(beside)
                 .map_err(IoAt::at(beside, "create a folder in"))?;
-            let commit = git::fetch(
-                url,
-                revision,
-                whole.path(),
-                cache,
-                cancel,
-                rules,
-                privilege,
-                reporter,
-            )?;
-            let sub = spec::subdirectory(whole.path(), text)?;
-            fs::remove_dir(dest).map_err(IoAt::at(dest, "replace the destination"))?;
-            fs::rename(&sub, dest).map_err(IoAt::at(dest, "move the subdirectory to"))?;
-            commit
+            Some(folder)
         }
+        None => None,
     };
+    let export_to = whole.as_ref().map_or(dest, |folder| folder.path());
+    let commit = git::fetch(
+        url, revision, export_to, cache, cancel, rules, privilege, reporter,
+    )?;
+    if let (Some(text), Some(whole)) = (subdirectory, &whole) {
+        let sub = spec::subdirectory(whole.path(), text)?;
+        fs::remove_dir(dest).map_err(IoAt::at(dest, "replace the destination"))?;
+        fs::rename(&sub, dest).map_err(IoAt::at(dest, "move the subdirectory to"))?;
+    }
     let ignore = ignore_rules::IgnoreRules::load(dest)?;
     ignore_rules::prune(dest, &ignore)?;
     report_ignored(&ignore, reporter);
