@@ -19,12 +19,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use sha1::Digest as _;
+use sha1::Digest;
 
 use super::ignore_rules::IgnoreRules;
 use super::SourceError;
@@ -132,9 +132,10 @@ pub(super) fn compare(
             changes.added += 1;
             continue;
         };
-        let (mode, content) = if kind.is_symlink() {
+        let (mode, oid) = if kind.is_symlink() {
             let target = fs::read_link(path).map_err(IoAt::at(path, "read the symlink"))?;
-            ("120000", target.as_os_str().as_bytes().to_vec())
+            let target = target.as_os_str().as_bytes();
+            ("120000", blob_id(target, target.len() as u64, sha256))
         } else {
             let meta = entry
                 .metadata()
@@ -144,13 +145,12 @@ pub(super) fn compare(
             } else {
                 "100644"
             };
-            let mut bytes = Vec::new();
-            fs::File::open(path)
-                .and_then(|mut file| file.read_to_end(&mut bytes))
-                .map_err(IoAt::at(path, "read the file"))?;
-            (mode, bytes)
+            // Streamed: a working tree may hold files far larger than memory.
+            let file = fs::File::open(path).map_err(IoAt::at(path, "open the file"))?;
+            (mode, blob_id(file, meta.len(), sha256))
         };
-        if head.mode != mode || head.oid != blob_id(&content, sha256) {
+        let oid = oid.map_err(IoAt::at(path, "read the file"))?;
+        if head.mode != mode || head.oid != oid {
             changes.modified += 1;
         }
     }
@@ -164,19 +164,20 @@ pub(super) fn compare(
     Ok(changes)
 }
 
-/// Git's object id of a blob holding `content`.
-fn blob_id(content: &[u8], sha256: bool) -> String {
-    let header = format!("blob {}\0", content.len());
+/// Git's object id of a blob of `len` bytes read from `content` (SHA-1, or SHA-256 for a
+/// repository of that object format). A file that changed length while it was read gets
+/// an id no commit has: it counts as modified.
+fn blob_id(content: impl Read, len: u64, sha256: bool) -> std::io::Result<String> {
+    fn hash<H: sha1::Digest + Write>(mut content: impl Read, len: u64) -> std::io::Result<String> {
+        let mut hasher = H::new();
+        Digest::update(&mut hasher, format!("blob {len}\0").as_bytes());
+        std::io::copy(&mut content, &mut hasher)?;
+        Ok(hex::encode(hasher.finalize()))
+    }
     if sha256 {
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(header.as_bytes());
-        hasher.update(content);
-        hex::encode(hasher.finalize())
+        hash::<sha2::Sha256>(content, len)
     } else {
-        let mut hasher = sha1::Sha1::new();
-        hasher.update(header.as_bytes());
-        hasher.update(content);
-        hex::encode(hasher.finalize())
+        hash::<sha1::Sha1>(content, len)
     }
 }
 
@@ -188,8 +189,13 @@ mod tests {
     fn blob_ids_are_gits() {
         // `printf 'hello\n' | git hash-object --stdin`
         assert_eq!(
-            blob_id(b"hello\n", false),
+            blob_id(&b"hello\n"[..], 6, false).unwrap(),
             "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        // `git init --object-format=sha256`, the same blob.
+        assert_eq!(
+            blob_id(&b"hello\n"[..], 6, true).unwrap(),
+            "2cf8d83d9ee29543b34a87727421fdecb7e3f3a183d337639025de576db9ebb4"
         );
     }
 
@@ -200,7 +206,7 @@ mod tests {
         fs::write(root.join("same"), "hello\n").unwrap();
         fs::write(root.join("edited"), "new\n").unwrap();
         fs::write(root.join("untracked"), "x").unwrap();
-        let hello = blob_id(b"hello\n", false);
+        let hello = blob_id(&b"hello\n"[..], 6, false).unwrap();
         let listing = format!(
             "100644 blob {hello}\tsame\0100644 blob {hello}\tedited\0\
              100644 blob {hello}\tgone\0100644 blob {hello}\t.env\0"
