@@ -120,17 +120,28 @@ pub(super) fn fetch(
 }
 
 /// Fetches the local repository `url` into its mirror and lists the tree of its `HEAD`
-/// commit (`git ls-tree -r -z`): what a working tree is compared with.
+/// commit (`git ls-tree -r -z`): what a working tree is compared with. `None` when `HEAD`
+/// has no commit yet (a `git init` with nothing committed).
 pub(super) fn head_listing(
     url: &str,
     cache: &Path,
     cancel: &CancelHandle,
     rules: &super::FetchRules,
     reporter: &dyn Reporter,
-) -> Result<(Commit, Vec<u8>), SourceError> {
-    in_mirror(url, None, cache, cancel, rules, reporter, |git, sha| {
+) -> Result<Option<(Commit, Vec<u8>)>, SourceError> {
+    let listed = in_mirror(url, None, cache, cancel, rules, reporter, |git, sha| {
         git.list_tree(sha)
-    })
+    });
+    match listed {
+        Ok(listed) => Ok(Some(listed)),
+        // git's words for an unborn `HEAD` (it runs with `LC_ALL=C`).
+        Err(SourceError::GitFailed {
+            command: "fetch",
+            stderr,
+            ..
+        }) if stderr.contains("couldn't find remote ref HEAD") => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// The steps every git source shares, in order: check the URL and revision, lock the

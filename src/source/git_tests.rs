@@ -681,3 +681,21 @@ fn a_bounded_fetch_builds_a_checkout_s_commit() {
     assert_eq!(version(&dest), "2\n");
     assert!(!dest.join("untracked").exists());
 }
+
+#[test]
+fn a_checkout_without_a_commit_builds_as_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("new");
+    fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], TIME_A);
+    fs::write(work.join("app.sh"), "echo\n").unwrap();
+    let dest = tmp.path().join("dest");
+    let (info, lines) = fetch_work_tree(&work, None, &dest, &tmp.path().join("cache")).unwrap();
+    assert!(dest.join("app.sh").exists());
+    assert_eq!(info.revision, None);
+    assert_eq!(info.commit_time, None);
+    assert!(
+        lines.iter().any(|l| l.contains("no commit yet")),
+        "{lines:?}"
+    );
+}

@@ -259,7 +259,7 @@ pub fn fetch_cancellable(
         SourceSpec::WorkTree(path) => {
             let (revision, time) =
                 fetch_work_tree(path, subdirectory, dest, cache, cancel, rules, reporter)?;
-            (path.display().to_string(), Some(revision), time)
+            (path.display().to_string(), revision, time)
         }
         SourceSpec::Git { url, revision } => {
             let commit = fetch_git_tree(
@@ -326,7 +326,8 @@ fn report_ignored(ignore: &ignore_rules::IgnoreRules, reporter: &dyn Reporter) {
 }
 
 /// A checkout's working tree (see `work_tree`): its revision (`HEAD`, marked dirty when the
-/// copy differs from it) and, for a clean tree, the commit time.
+/// copy differs from it; none before the first commit) and, for a clean tree, the commit
+/// time.
 fn fetch_work_tree(
     path: &Path,
     subdirectory: Option<&str>,
@@ -335,15 +336,22 @@ fn fetch_work_tree(
     cancel: &CancelHandle,
     rules: &FetchRules,
     reporter: &dyn Reporter,
-) -> Result<(String, Option<i64>), SourceError> {
+) -> Result<(Option<String>, Option<i64>), SourceError> {
     let url = spec::utf8_path(path)?;
-    let (commit, listing) = git::head_listing(&url, cache, cancel, rules, reporter)?;
+    let head = git::head_listing(&url, cache, cancel, rules, reporter)?;
     let root = source_root(path, subdirectory)?;
     reporter.status(
         "Copying",
         &format!("the working tree of {}", root.display()),
     );
     let ignore = copy_without_ignored(&root, dest, cancel, reporter)?;
+    let Some((commit, listing)) = head else {
+        reporter.status(
+            "Compared",
+            "the working tree: its branch has no commit yet, so it has no revision",
+        );
+        return Ok((None, None));
+    };
     // `root` is canonical and under the canonical `path` (spec::subdirectory checks it).
     let real = path
         .canonicalize()
@@ -356,7 +364,7 @@ fn fetch_work_tree(
             "Compared",
             &format!("the working tree with commit {sha}: no uncommitted changes"),
         );
-        return Ok((sha, Some(commit.time)));
+        return Ok((Some(sha), Some(commit.time)));
     }
     reporter.status(
         "Compared",
@@ -369,7 +377,7 @@ fn fetch_work_tree(
             changes.deleted
         ),
     );
-    Ok((format!("{sha}{DIRTY_MARK}"), None))
+    Ok((Some(format!("{sha}{DIRTY_MARK}")), None))
 }
 
 /// A git commit's tree, or its `subdirectory`, in `dest`, less what its ignore file names.
