@@ -197,6 +197,13 @@ fn source_path_builds_a_subdirectory_and_never_leaves_the_source() {
     let listed = listing(&store, "mono");
     assert!(listed.lines().any(|l| l == "./main.sh"), "{listed}");
     assert!(!listed.contains("top.txt"), "{listed}");
+    // The DU says which folder it was built from.
+    let inspected = Cmd::solum(&store).args(["inspect", "mono"]).run().ok();
+    assert!(
+        inspected.stdout.contains(r#"\"path\":\"services/api\""#),
+        "{}",
+        inspected.stdout
+    );
 
     std::fs::create_dir(dir.path().join("outside")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("outside"), source.join("escape")).unwrap();
