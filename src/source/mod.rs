@@ -10,7 +10,8 @@
 //! `git archive`, so no `.git` ever reaches the destination.
 //!
 //! It must not print (progress goes through [`Reporter`]: verbs `Cloning`, `Fetching`,
-//! `Resolved`, `Exporting`, `Copying`, `Unpacking`, and a warning for each skipped entry),
+//! `Resolved`, `Exporting`, `Copying`, `Compared`, `Ignored`, `Unpacking`, and a warning
+//! for each skipped entry),
 //! must not put a credential of the
 //! host (ssh keys, tokens, credential helpers) into the destination or into anything it
 //! returns, and never runs git inside the user's own repository: every git command runs in
