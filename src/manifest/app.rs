@@ -41,7 +41,7 @@ const APP_KEYS: &[&str] = &[
     "flavor",
     "security_flavor",
 ];
-const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact"];
+const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact", "path"];
 const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd", "build_cmd"];
 const SERVICE_KEYS: &[&str] = &["name", "type"];
 const SCALING_KEYS: &[&str] = &["min", "max"];
@@ -105,6 +105,9 @@ pub struct Source {
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The subdirectory of the repository or folder to build (checked when fetched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The commands of the build contract.
@@ -379,6 +382,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
             repository_at = s.get("repository").map(|n| Origin::File(yaml::location(n)));
             file.source.revision = opt_string(d, &s, "revision");
             file.source.artifact = opt_string(d, &s, "artifact");
+            file.source.path = opt_string(d, &s, "path");
             artifact_at = s.get("artifact").map(|n| Origin::File(yaml::location(n)));
         }
     }

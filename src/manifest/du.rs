@@ -60,7 +60,8 @@ pub struct BadgerUsed {
     pub digest: String,
 }
 
-/// Where the DU's code came from; `revision` is the resolved commit.
+/// Where the DU's code came from; `revision` is the resolved commit (`SHA-dirty` for a
+/// checkout's working tree that differs from it), `path` the subdirectory built.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuSource {
@@ -70,6 +71,8 @@ pub struct DuSource {
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The unit-test gate's result.
@@ -133,6 +136,7 @@ impl DuManifest {
                         .and(app.source.revision.clone())
                 }),
                 artifact: app.source.artifact.clone(),
+                path: app.source.path.clone(),
             },
             tests: app.workflow_config.tests().map(|command| DuTests {
                 command: command.to_string(),

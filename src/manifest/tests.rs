@@ -271,6 +271,13 @@ fn unquoted_numbers_in_string_fields_keep_their_text() {
 }
 
 #[test]
+fn source_path_is_read_as_written_and_checked_when_fetched() {
+    let text = "name: a\nbadger: b\nsource: {repository: ./, path: services/api}\n";
+    let app = AppFile::parse(text, "app.yaml").unwrap();
+    assert_eq!(app.source.path.as_deref(), Some("services/api"));
+}
+
+#[test]
 fn empty_and_multi_document_files_are_rejected() {
     let err = AppFile::parse("# only a comment\n", "app.yaml").unwrap_err();
     assert_eq!(err.to_string(), "app.yaml:1:1: the document is empty");

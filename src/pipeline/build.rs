@@ -236,6 +236,7 @@ impl Job<'_> {
         let spec = source_spec(app, base_dir)?;
         let info = match source::fetch_cancellable(
             &spec,
+            app.source.path.as_deref(),
             &dir,
             &cache_root.join("sources"),
             self.cancel,
@@ -580,7 +581,7 @@ fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError>
     let repository = app.source.repository.as_ref().ok_or(BuildError::NoSource)?;
     let spec = SourceSpec::parse(repository, base_dir).map_err(wrap)?;
     match &app.source.revision {
-        Some(revision) if matches!(spec, SourceSpec::Git { .. }) => {
+        Some(revision) if matches!(spec, SourceSpec::Git { .. } | SourceSpec::WorkTree(_)) => {
             spec.with_revision(revision).map_err(wrap)
         }
         _ => Ok(spec),

@@ -1,7 +1,8 @@
 //! Directory sources: copying a tree into the destination as it is — modes (setuid and
 //! sticky bits included), mtimes, symlinks as links (never followed, wherever they point:
 //! inside the sandbox an outward link is harmless), hard links as hard links, fifos —
-//! leaving out every `.git` (a repository's metadata never belongs in an image).
+//! leaving out every `.git` (a repository's metadata never belongs in an image) and what
+//! the source's ignore file names (see `ignore_rules`).
 //!
 //! Owners are not copied: what lands in `/app` belongs to the user running the build, which
 //! is root inside the sandbox. Sockets and device nodes are skipped and reported. Directory
@@ -18,6 +19,7 @@ use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use walkdir::WalkDir;
 
+use super::ignore_rules::IgnoreRules;
 use super::SourceError;
 use crate::report::Reporter;
 
@@ -25,19 +27,39 @@ use crate::report::Reporter;
 /// followed, every `.git` left out: the one walk of the copy and of the tree digest, so that
 /// a folder and its copy have one digest.
 pub(super) fn walk(root: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
+    walk_except(root, None)
+}
+
+/// [`walk`] that also leaves out what `rules` ignore (an ignored folder is not entered).
+pub(super) fn walk_except<'a>(
+    root: &Path,
+    rules: Option<&'a IgnoreRules>,
+) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + 'a {
+    let prefix = root.to_path_buf();
     WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
         .min_depth(1)
         .into_iter()
-        .filter_entry(|entry| entry.file_name() != ".git")
+        .filter_entry(move |entry| {
+            if entry.file_name() == ".git" {
+                return false;
+            }
+            let Some(rules) = rules else { return true };
+            let relative = entry
+                .path()
+                .strip_prefix(&prefix)
+                .expect("walkdir yields paths under its root");
+            !rules.ignores(relative, entry.file_type().is_dir())
+        })
 }
 
-/// Copies the tree under `source` into the existing, empty `dest`; returns the number of
-/// entries written.
+/// Copies the tree under `source` into the existing, empty `dest`, without what `rules`
+/// ignore; returns the number of entries written.
 pub(super) fn copy_folder(
     source: &Path,
     dest: &Path,
+    rules: &IgnoreRules,
     cancel: &runtime::CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<u64, SourceError> {
@@ -58,7 +80,7 @@ pub(super) fn copy_folder(
     let mut dirs: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut entries = 0;
-    for entry in walk(&source_real) {
+    for entry in walk_except(&source_real, Some(rules)) {
         if cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
         }

@@ -108,6 +108,54 @@ pub(super) fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<Commit, SourceError> {
     let limit = rules.limit.as_ref();
+    let (commit, ()) = in_mirror(url, revision, cache, cancel, rules, reporter, |git, sha| {
+        if let Some(limit) = limit {
+            // Counted before anything is written: a pack may delta a huge tree to nothing.
+            git.check_size(sha, limit)?;
+        }
+        reporter.status("Exporting", &format!("commit {sha}"));
+        git.archive(sha, dest, limit, privilege)
+    })?;
+    Ok(commit)
+}
+
+/// Fetches the local repository `url` into its mirror and lists the tree of its `HEAD`
+/// commit (`git ls-tree -r -z`): what a working tree is compared with. `None` when `HEAD`
+/// has no commit yet (a `git init` with nothing committed).
+pub(super) fn head_listing(
+    url: &str,
+    cache: &Path,
+    cancel: &CancelHandle,
+    rules: &super::FetchRules,
+    reporter: &dyn Reporter,
+) -> Result<Option<(Commit, Vec<u8>)>, SourceError> {
+    let listed = in_mirror(url, None, cache, cancel, rules, reporter, |git, sha| {
+        git.list_tree(sha)
+    });
+    match listed {
+        Ok(listed) => Ok(Some(listed)),
+        // git's words for an unborn `HEAD` (it runs with `LC_ALL=C`).
+        Err(SourceError::GitFailed {
+            command: "fetch",
+            stderr,
+            ..
+        }) if stderr.contains("couldn't find remote ref HEAD") => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// The steps every git source shares, in order: check the URL and revision, lock the
+/// mirror, create it if new, fetch, resolve the revision, read its commit time; then
+/// `then` runs on the resolved sha while the mirror is still locked.
+fn in_mirror<T>(
+    url: &str,
+    revision: Option<&str>,
+    cache: &Path,
+    cancel: &CancelHandle,
+    rules: &super::FetchRules,
+    reporter: &dyn Reporter,
+    then: impl FnOnce(&Git<'_>, &str) -> Result<T, SourceError>,
+) -> Result<(Commit, T), SourceError> {
     if url.starts_with('-') {
         return Err(SourceError::OptionLike {
             what: "repository URL",
@@ -170,13 +218,8 @@ pub(super) fn fetch(
         &format!("{} to commit {sha}", revision.unwrap_or("HEAD")),
     );
     let time = git.commit_time(&sha)?;
-    if let Some(limit) = limit {
-        // Counted before anything is written: a pack may delta a huge tree to nothing.
-        git.check_size(&sha, limit)?;
-    }
-    reporter.status("Exporting", &format!("commit {sha}"));
-    git.archive(&sha, dest, limit, privilege)?;
-    Ok(Commit { sha, time })
+    let result = then(&git, &sha)?;
+    Ok((Commit { sha, time }, result))
 }
 
 fn not_found(repository: &str, revision: Option<&str>) -> SourceError {
@@ -450,6 +493,21 @@ impl Git<'_> {
                 status: "success".to_string(),
                 stderr: format!("commit {sha} has no readable committer time"),
             })
+    }
+
+    /// `git ls-tree -r -z` of `sha`: `MODE TYPE OID\tPATH\0` for every blob and
+    /// submodule of its tree.
+    fn list_tree(&self, sha: &str) -> Result<Vec<u8>, SourceError> {
+        let mut command = self.command(false);
+        command.args([
+            "ls-tree",
+            "-r",
+            "-z",
+            "--full-tree",
+            "--end-of-options",
+            sha,
+        ]);
+        self.run("ls-tree", command)?.check(self)
     }
 
     /// Reads `git archive` of `sha` once through the expansion check, writing nothing.

@@ -115,13 +115,11 @@ fn every_kind_of_revision_resolves_to_its_commit_and_exports_its_tree() {
     let out = tempfile::tempdir().unwrap();
     let cache = out.path().join("cache");
     let spec = SourceSpec::parse("work", repo.work.parent().unwrap()).unwrap();
-    let SourceSpec::Git {
-        url,
-        revision: None,
-    } = &spec
-    else {
-        panic!("a work tree is a git source: {spec:?}");
+    let SourceSpec::WorkTree(path) = &spec else {
+        panic!("a work tree named as a folder is built as one: {spec:?}");
     };
+    // Its commits, through the mirror, as `--revision` asks for them.
+    let url = &path.to_str().unwrap().to_string();
     let short_c = &repo.c[..7];
     let cases: &[(Option<&str>, &str, &str, i64)] = &[
         (None, &repo.b, "2\n", TIME_B),
@@ -486,4 +484,218 @@ fn two_builds_of_one_repository_at_once_share_the_mirror_safely() {
     }
     assert_eq!(version(&out.path().join("dest0")), "feature\n");
     assert_eq!(version(&out.path().join("dest1")), "feature\n");
+}
+
+/// The working tree of `work` (or of its `subdirectory`), fetched into a new `dest`.
+fn fetch_work_tree(
+    work: &Path,
+    subdirectory: Option<&str>,
+    dest: &Path,
+    cache: &Path,
+) -> Result<(SourceInfo, Vec<String>), SourceError> {
+    let spec = SourceSpec::parse(work.to_str().unwrap(), Path::new("/")).unwrap();
+    assert!(matches!(spec, SourceSpec::WorkTree(_)), "{spec:?}");
+    let recorder = Recorder::default();
+    let info = fetch_cancellable(
+        &spec,
+        subdirectory,
+        dest,
+        cache,
+        &CancelHandle::new(),
+        &FetchRules::default(),
+        crate::privilege::Privilege::of_this_process(),
+        &recorder,
+    )?;
+    Ok((info, recorder.lines()))
+}
+
+#[test]
+fn a_checkout_builds_its_working_tree_marked_dirty() {
+    let repo = repo();
+    let out = tempfile::tempdir().unwrap();
+    let cache = out.path().join("cache");
+    fs::create_dir_all(repo.work.join("wheelhouse")).unwrap();
+    fs::write(repo.work.join("wheelhouse/pkg.whl"), "wheel").unwrap();
+    // `.gitignore` does not apply (as in `docker build .`); `.solumignore` does.
+    fs::write(
+        repo.work.join(".gitignore"),
+        "wheelhouse/
+",
+    )
+    .unwrap();
+    fs::write(
+        repo.work.join(".env"),
+        "SECRET=1
+",
+    )
+    .unwrap();
+    fs::write(
+        repo.work.join(".solumignore"),
+        ".env
+",
+    )
+    .unwrap();
+
+    let dest = out.path().join("dirty");
+    let (info, lines) = fetch_work_tree(&repo.work, None, &dest, &cache).unwrap();
+    assert!(
+        lines.contains(&"Ignored 1 path matched by .solumignore".to_string()),
+        "{lines:?}"
+    );
+    let compared = lines.iter().find(|l| l.starts_with("Compared")).unwrap();
+    // `version` edited; `untracked`, `.gitignore`, `.solumignore` and the wheel added.
+    assert!(
+        compared.contains("5 uncommitted changes (1 modified, 4 added, 0 deleted)"),
+        "{compared}"
+    );
+    assert_eq!(version(&dest), "dirty\n");
+    assert!(dest.join("untracked").exists());
+    assert!(dest.join("wheelhouse/pkg.whl").exists());
+    assert!(!dest.join(".env").exists());
+    assert!(!dest.join(".git").exists());
+    assert_eq!(
+        info.revision.as_deref(),
+        Some(format!("{}{DIRTY_MARK}", repo.b).as_str())
+    );
+    // Not a commit: the created time is the newest file's.
+    assert_eq!(info.commit_time, None);
+    assert!(info.newest_mtime.is_some());
+
+    // Committed (the ignored `.env` left aside), the working tree is its HEAD again.
+    fs::remove_file(repo.work.join(".env")).unwrap();
+    fs::remove_dir_all(repo.work.join("wheelhouse")).unwrap();
+    let head = commit(&repo.work, &[], TIME_C);
+    fs::write(repo.work.join(".env"), "SECRET=2\n").unwrap();
+    let dest = out.path().join("clean");
+    let (info, _) = fetch_work_tree(&repo.work, None, &dest, &cache).unwrap();
+    assert_eq!(info.revision.as_deref(), Some(head.as_str()));
+    assert_eq!(info.commit_time, Some(TIME_C));
+    assert!(!dest.join(".env").exists());
+}
+
+#[test]
+fn source_path_builds_a_subdirectory_and_refuses_to_leave_the_source() {
+    let repo = repo();
+    let out = tempfile::tempdir().unwrap();
+    let cache = out.path().join("cache");
+    let outside = out.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), "s").unwrap();
+    commit(
+        &repo.work,
+        &[("services/api/main.py", "api\n"), ("services/web/x", "w")],
+        TIME_C,
+    );
+    fs::write(repo.work.join("services/api/edited"), "e").unwrap();
+    std::os::unix::fs::symlink(&outside, repo.work.join("escape")).unwrap();
+    std::os::unix::fs::symlink("services/api", repo.work.join("api-link")).unwrap();
+
+    // A working tree's subdirectory: compared with HEAD's same folder only.
+    let dest = out.path().join("tree-sub");
+    let (info, _) = fetch_work_tree(&repo.work, Some("services/api"), &dest, &cache).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("main.py")).unwrap(), "api\n");
+    assert!(dest.join("edited").exists());
+    assert!(!dest.join("version").exists());
+    assert!(info.revision.unwrap().ends_with(DIRTY_MARK));
+    // A symlink that stays inside is followed.
+    let dest = out.path().join("tree-link");
+    fetch_work_tree(&repo.work, Some("api-link"), &dest, &cache).unwrap();
+    assert!(dest.join("main.py").exists());
+
+    // A commit's subdirectory.
+    let url = repo.work.to_str().unwrap();
+    let spec = SourceSpec::parse(url, Path::new("/"))
+        .unwrap()
+        .with_revision("main")
+        .unwrap();
+    let dest = out.path().join("commit-sub");
+    let fetch_sub = |sub: &str, dest: &Path| {
+        fetch_cancellable(
+            &spec,
+            Some(sub),
+            dest,
+            &cache,
+            &CancelHandle::new(),
+            &FetchRules::default(),
+            crate::privilege::Privilege::of_this_process(),
+            &crate::report::Silent,
+        )
+    };
+    fetch_sub("services/api", &dest).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("main.py")).unwrap(), "api\n");
+    assert!(!dest.join("edited").exists());
+
+    for (sub, reason) in [
+        ("../outside", "climb out"),
+        ("/etc", "relative"),
+        ("escape", "symlink on the way"),
+        ("nothing/here", "no such folder"),
+        ("version", "not a folder"),
+        ("", "empty"),
+    ] {
+        for work_tree in [true, false] {
+            let dest = out.path().join(format!("bad-{work_tree}-{}", sub.len()));
+            let err = if work_tree {
+                fetch_work_tree(&repo.work, Some(sub), &dest, &cache).unwrap_err()
+            } else {
+                fetch_sub(sub, &dest).unwrap_err()
+            };
+            let text = err.to_string();
+            // A committed `escape` does not exist: only the working tree has the link.
+            if !work_tree && sub == "escape" {
+                assert!(text.contains("no such folder"), "{text}");
+                continue;
+            }
+            assert!(text.starts_with("source.path"), "{text}");
+            assert!(text.contains(reason), "{sub:?}: {text}");
+            assert!(!dest.join("secret").exists());
+        }
+    }
+}
+
+#[test]
+fn a_bounded_fetch_builds_a_checkout_s_commit() {
+    let repo = repo();
+    let out = tempfile::tempdir().unwrap();
+    let spec = SourceSpec::parse(repo.work.to_str().unwrap(), Path::new("/")).unwrap();
+    let rules = FetchRules {
+        limit: Some(ExpansionLimit {
+            bytes: 1 << 30,
+            entries: 10_000,
+        }),
+        anonymous: false,
+    };
+    let dest = out.path().join("dest");
+    let info = fetch_cancellable(
+        &spec,
+        None,
+        &dest,
+        &out.path().join("cache"),
+        &CancelHandle::new(),
+        &rules,
+        crate::privilege::Privilege::of_this_process(),
+        &crate::report::Silent,
+    )
+    .unwrap();
+    assert_eq!(info.revision.as_deref(), Some(repo.b.as_str()));
+    assert_eq!(version(&dest), "2\n");
+    assert!(!dest.join("untracked").exists());
+}
+
+#[test]
+fn a_checkout_without_a_commit_builds_as_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("new");
+    fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], TIME_A);
+    fs::write(work.join("app.sh"), "echo\n").unwrap();
+    let dest = tmp.path().join("dest");
+    let (info, lines) = fetch_work_tree(&work, None, &dest, &tmp.path().join("cache")).unwrap();
+    assert!(dest.join("app.sh").exists());
+    assert_eq!(info.revision, None);
+    assert_eq!(info.commit_time, None);
+    assert!(
+        lines.iter().any(|l| l.contains("no commit yet")),
+        "{lines:?}"
+    );
 }

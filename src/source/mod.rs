@@ -10,7 +10,8 @@
 //! `git archive`, so no `.git` ever reaches the destination.
 //!
 //! It must not print (progress goes through [`Reporter`]: verbs `Cloning`, `Fetching`,
-//! `Resolved`, `Exporting`, `Copying`, `Unpacking`, and a warning for each skipped entry),
+//! `Resolved`, `Exporting`, `Copying`, `Compared`, `Ignored`, `Unpacking`, and a warning
+//! for each skipped entry),
 //! must not put a credential of the
 //! host (ssh keys, tokens, credential helpers) into the destination or into anything it
 //! returns, and never runs git inside the user's own repository: every git command runs in
@@ -18,13 +19,20 @@
 //! scope: a submodule is exported as an empty directory (as `git archive` does), an LFS
 //! file as its pointer file. The repository's own `export-ignore` and `export-subst`
 //! attributes apply, as they do for `git archive`.
+//!
+//! A folder that is a git checkout builds its working tree unless a revision is asked for
+//! (`work_tree`); a folder or git source leaves out what its `.solumignore` (or
+//! `.dockerignore`) names (`ignore_rules`); `source.path` builds one subdirectory of a
+//! folder or repository, and cannot name anything outside it (`spec::subdirectory`).
 
 mod bounds;
 mod folder;
 mod git;
+mod ignore_rules;
 mod policy;
 mod spec;
 mod tree_digest;
+mod work_tree;
 
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
@@ -33,6 +41,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use bounds::ExpansionLimit;
+pub use ignore_rules::{DOCKERIGNORE, MAX_IGNORE_FILE_BYTES, MAX_PATTERNS, SOLUMIGNORE};
+pub use work_tree::DIRTY_MARK;
 
 /// What a fetch may use beyond the source itself. The CLI fetches as its user, with that
 /// user's git configuration and credentials; a server fetching for a request must not, or
@@ -41,6 +51,8 @@ pub use bounds::ExpansionLimit;
 #[derive(Clone, Debug, Default)]
 pub struct FetchRules {
     /// How far an artifact or a git tree may expand; `None`: the unpacker's own limits.
+    /// With a limit, a checkout named as a folder is built from its `HEAD` commit, not
+    /// from its working tree.
     pub limit: Option<ExpansionLimit>,
     /// Git runs with no identity of this host: no system or global configuration, no
     /// askpass, no ssh agent or key, `HOME` pointing at the private mirror folder.
@@ -62,10 +74,11 @@ pub struct SourceInfo {
     /// The repository URL or path, with any credential replaced by `<redacted>`; for a
     /// directory or an artifact, its path.
     pub repository: String,
-    /// The full commit sha of a git source.
+    /// The full commit sha of a git source. For a checkout's working tree, its `HEAD`
+    /// commit, followed by [`DIRTY_MARK`] when the tree differs from that commit.
     pub revision: Option<String>,
     /// The committer time of that commit (seconds since the epoch): the default
-    /// `SOURCE_DATE_EPOCH`.
+    /// `SOURCE_DATE_EPOCH`. `None` for a working tree that differs from its commit.
     pub commit_time: Option<i64>,
     /// [`tree_digest`] of the fetched tree.
     pub tree_digest: Digest,
@@ -137,6 +150,12 @@ pub enum SourceError {
     Expansion { what: String, reason: String },
     #[error("the source fetch was cancelled")]
     Cancelled,
+    /// `source.path` names no folder of the source, or one outside it.
+    #[error("source.path {path:?} is refused: {reason}")]
+    SourcePath { path: String, reason: &'static str },
+    /// The source's `.solumignore` or `.dockerignore` cannot be used.
+    #[error("ignore file {path}: {reason}")]
+    IgnoreFile { path: PathBuf, reason: String },
     #[error("destination {path} is not empty")]
     DestNotEmpty { path: PathBuf },
     #[error("destination {dest} lies inside the source directory {source_dir}")]
@@ -159,6 +178,8 @@ impl Classify for SourceError {
             | SourceError::RevisionNotFound { .. }
             | SourceError::Artifact { .. }
             | SourceError::Expansion { .. }
+            | SourceError::SourcePath { .. }
+            | SourceError::IgnoreFile { .. }
             | SourceError::NotAllowed { .. } => ErrorClass::Input,
             SourceError::Export { source, .. } => source.class(),
             SourceError::Cancelled => ErrorClass::Interrupted,
@@ -186,6 +207,7 @@ pub(crate) fn fetch(
 ) -> Result<SourceInfo, SourceError> {
     fetch_cancellable(
         spec,
+        None,
         dest,
         cache,
         &CancelHandle::new(),
@@ -195,13 +217,16 @@ pub(crate) fn fetch(
     )
 }
 
-/// Fetches a source (see the module documentation), stopping with [`SourceError::Cancelled`] soon after `cancel` is set: git
+/// Fetches a source (see the module documentation) — of it only the folder `subdirectory`
+/// names, when it names one — stopping with [`SourceError::Cancelled`] soon after `cancel` is set: git
 /// (and every process it started) is killed, a copy or an unpack stops at its next entry
 /// or read. With a `rules.limit`, an artifact or a git tree that would expand past it is
 /// refused before anything of it is written. An artifact or a git tree is unpacked as
 /// `privilege` says (owners applied, or recorded).
+#[allow(clippy::too_many_arguments)]
 pub fn fetch_cancellable(
     spec: &SourceSpec,
+    subdirectory: Option<&str>,
     dest: &Path,
     cache: &Path,
     cancel: &CancelHandle,
@@ -211,16 +236,37 @@ pub fn fetch_cancellable(
 ) -> Result<SourceInfo, SourceError> {
     let limit = rules.limit.as_ref();
     prepare_dest(dest)?;
+    // A bounded fetch (the server's) builds a checkout's commit: a working tree is copied
+    // as the host has it, with no count before the copy, and the server's records name
+    // commits.
+    let checkout_commit;
+    let spec = match spec {
+        SourceSpec::WorkTree(path) if limit.is_some() => {
+            checkout_commit = SourceSpec::Git {
+                url: spec::utf8_path(path)?,
+                revision: None,
+            };
+            &checkout_commit
+        }
+        other => other,
+    };
     let (repository, revision, commit_time) = match spec {
         SourceSpec::Directory(path) => {
-            reporter.status("Copying", &path.display().to_string());
-            folder::copy_folder(path, dest, cancel, reporter)?;
+            let root = source_root(path, subdirectory)?;
+            reporter.status("Copying", &root.display().to_string());
+            copy_without_ignored(&root, dest, cancel, reporter)?;
             (path.display().to_string(), None, None)
         }
+        SourceSpec::WorkTree(path) => {
+            let (revision, time) =
+                fetch_work_tree(path, subdirectory, dest, cache, cancel, rules, reporter)?;
+            (path.display().to_string(), revision, time)
+        }
         SourceSpec::Git { url, revision } => {
-            let commit = git::fetch(
+            let commit = fetch_git_tree(
                 url,
                 revision.as_deref(),
+                subdirectory,
                 dest,
                 cache,
                 cancel,
@@ -231,6 +277,12 @@ pub fn fetch_cancellable(
             (redact_url(url), Some(commit.sha), Some(commit.time))
         }
         SourceSpec::Artifact(path) => {
+            if let Some(text) = subdirectory {
+                return Err(SourceError::SourcePath {
+                    path: text.to_string(),
+                    reason: "an artifact is built whole; source.path takes a folder or repository",
+                });
+            }
             reporter.status("Unpacking", &path.display().to_string());
             unpack_artifact(path, dest, cancel, limit, privilege)?;
             (path.display().to_string(), None, None)
@@ -244,6 +296,130 @@ pub fn fetch_cancellable(
         tree_digest,
         newest_mtime,
     })
+}
+
+/// The folder a local source is built from: `path`, or its checked `subdirectory`.
+fn source_root(path: &Path, subdirectory: Option<&str>) -> Result<PathBuf, SourceError> {
+    match subdirectory {
+        Some(text) => spec::subdirectory(path, text),
+        None => Ok(path.to_path_buf()),
+    }
+}
+
+/// Copies the folder `root` into `dest` less `.git` and what its ignore file names, and
+/// says how much that left out.
+fn copy_without_ignored(
+    root: &Path,
+    dest: &Path,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<ignore_rules::IgnoreRules, SourceError> {
+    let ignore = ignore_rules::IgnoreRules::load(root)?;
+    folder::copy_folder(root, dest, &ignore, cancel, reporter)?;
+    report_ignored(&ignore, reporter);
+    Ok(ignore)
+}
+
+fn report_ignored(ignore: &ignore_rules::IgnoreRules, reporter: &dyn Reporter) {
+    if let Some(summary) = ignore.summary() {
+        reporter.status("Ignored", &summary);
+    }
+}
+
+/// A checkout's working tree (see `work_tree`): its revision (`HEAD`, marked dirty when the
+/// copy differs from it; none before the first commit) and, for a clean tree, the commit
+/// time.
+fn fetch_work_tree(
+    path: &Path,
+    subdirectory: Option<&str>,
+    dest: &Path,
+    cache: &Path,
+    cancel: &CancelHandle,
+    rules: &FetchRules,
+    reporter: &dyn Reporter,
+) -> Result<(Option<String>, Option<i64>), SourceError> {
+    let url = spec::utf8_path(path)?;
+    let head = git::head_listing(&url, cache, cancel, rules, reporter)?;
+    let root = source_root(path, subdirectory)?;
+    reporter.status(
+        "Copying",
+        &format!("the working tree of {}", root.display()),
+    );
+    let ignore = copy_without_ignored(&root, dest, cancel, reporter)?;
+    let Some((commit, listing)) = head else {
+        reporter.status(
+            "Compared",
+            "the working tree: its branch has no commit yet, so it has no revision",
+        );
+        return Ok((None, None));
+    };
+    // `root` is canonical and under the canonical `path` (spec::subdirectory checks it).
+    let real = path
+        .canonicalize()
+        .map_err(IoAt::at(path, "resolve the source path"))?;
+    let prefix = root.strip_prefix(&real).unwrap_or(Path::new(""));
+    let changes = work_tree::compare(dest, &listing, prefix, &ignore)?;
+    let sha = commit.sha;
+    if changes.total() == 0 {
+        reporter.status(
+            "Compared",
+            &format!("the working tree with commit {sha}: no uncommitted changes"),
+        );
+        return Ok((Some(sha), Some(commit.time)));
+    }
+    reporter.status(
+        "Compared",
+        &format!(
+            "the working tree with commit {sha}: {} uncommitted changes \
+             ({} modified, {} added, {} deleted); building the working tree, not the commit",
+            changes.total(),
+            changes.modified,
+            changes.added,
+            changes.deleted
+        ),
+    );
+    Ok((Some(format!("{sha}{DIRTY_MARK}")), None))
+}
+
+/// A git commit's tree, or its `subdirectory`, in `dest`, less what its ignore file names.
+/// A subdirectory is found in the whole exported tree (exported beside `dest`), so that
+/// the unpacker's checks and the mirror's path rules apply as for any export, then moved.
+#[allow(clippy::too_many_arguments)]
+fn fetch_git_tree(
+    url: &str,
+    revision: Option<&str>,
+    subdirectory: Option<&str>,
+    dest: &Path,
+    cache: &Path,
+    cancel: &CancelHandle,
+    rules: &FetchRules,
+    privilege: Privilege,
+    reporter: &dyn Reporter,
+) -> Result<git::Commit, SourceError> {
+    let whole = match subdirectory {
+        Some(_) => {
+            let beside = dest.parent().unwrap_or(Path::new("."));
+            let folder = tempfile::Builder::new()
+                .prefix(".whole-tree-")
+                .tempdir_in(beside)
+                .map_err(IoAt::at(beside, "create a folder in"))?;
+            Some(folder)
+        }
+        None => None,
+    };
+    let export_to = whole.as_ref().map_or(dest, |folder| folder.path());
+    let commit = git::fetch(
+        url, revision, export_to, cache, cancel, rules, privilege, reporter,
+    )?;
+    if let (Some(text), Some(whole)) = (subdirectory, &whole) {
+        let sub = spec::subdirectory(whole.path(), text)?;
+        fs::remove_dir(dest).map_err(IoAt::at(dest, "replace the destination"))?;
+        fs::rename(&sub, dest).map_err(IoAt::at(dest, "move the subdirectory to"))?;
+    }
+    let ignore = ignore_rules::IgnoreRules::load(dest)?;
+    ignore_rules::prune(dest, &ignore)?;
+    report_ignored(&ignore, reporter);
+    Ok(commit)
 }
 
 /// `dest` must be empty so that what lands in `/app` is exactly the source.

@@ -16,6 +16,10 @@ use super::SourceError;
 pub enum SourceSpec {
     /// A plain directory (not the top of a git work tree), copied as it is.
     Directory(PathBuf),
+    /// The top of a git work tree named by its path, with no revision: its working tree is
+    /// copied like a directory, uncommitted edits and untracked files included (see
+    /// `work_tree`). A revision turns it into [`SourceSpec::Git`].
+    WorkTree(PathBuf),
     /// A git repository: a URL, or the absolute path of a local work tree or bare repo.
     /// Without a revision, the repository's `HEAD` is used.
     Git {
@@ -106,6 +110,10 @@ impl SourceSpec {
                 url,
                 revision: Some(revision.to_string()),
             }),
+            SourceSpec::WorkTree(path) => Ok(SourceSpec::Git {
+                url: utf8_path(&path)?,
+                revision: Some(revision.to_string()),
+            }),
             other => Err(SourceError::RevisionWithoutGit {
                 source_text: other.to_string(),
                 revision: revision.to_string(),
@@ -146,14 +154,69 @@ fn local(
     if !is_git_repository(&path) {
         return Ok(SourceSpec::Directory(path));
     }
+    // A checkout named as a folder builds what is in the folder, as `docker build .`
+    // does; a `file://` URL or a bare repository names commits.
     let url = match url {
         Some(url) => url.to_string(),
-        None => path
-            .to_str()
-            .ok_or_else(|| SourceError::NonUtf8Path { path: path.clone() })?
-            .to_string(),
+        None if path.join(".git").symlink_metadata().is_ok() => {
+            // Checked here so that an unusable path fails now, not at `--revision`.
+            utf8_path(&path)?;
+            return Ok(SourceSpec::WorkTree(path));
+        }
+        None => utf8_path(&path)?,
     };
     Ok(SourceSpec::git(&url))
+}
+
+/// A local repository's path as the URL git fetches from.
+pub(super) fn utf8_path(path: &Path) -> Result<String, SourceError> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| SourceError::NonUtf8Path {
+            path: path.to_path_buf(),
+        })
+}
+
+/// The folder `source.path` names under `root` (a folder or an exported tree), checked:
+/// relative, no `..`, and — every symlink on the way resolved — still under `root`.
+pub(super) fn subdirectory(root: &Path, text: &str) -> Result<PathBuf, SourceError> {
+    let refused = |reason: &'static str| SourceError::SourcePath {
+        path: text.to_string(),
+        reason,
+    };
+    let relative = Path::new(text);
+    if text.is_empty() {
+        return Err(refused("it is empty"));
+    }
+    if relative.is_absolute() {
+        return Err(refused("it must be relative to the source's root"));
+    }
+    if relative.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
+        return Err(refused("it must not climb out with `..`"));
+    }
+    let root = root
+        .canonicalize()
+        .map_err(IoAt::at(root, "resolve the source path"))?;
+    let joined = root.join(relative);
+    let real = match joined.canonicalize() {
+        Ok(real) => real,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refused("there is no such folder in the source"))
+        }
+        Err(error) => return Err(IoAt::new(joined, "resolve the source path", error).into()),
+    };
+    if !real.starts_with(&root) {
+        return Err(refused("a symlink on the way leads out of the source"));
+    }
+    if !real.is_dir() {
+        return Err(refused("it is not a folder"));
+    }
+    Ok(real)
 }
 
 /// The top of a work tree (`.git` is a repository directory, or a `gitdir:` file as in a
@@ -345,6 +408,7 @@ impl fmt::Display for SourceSpec {
                 url,
                 revision: Some(revision),
             } => write!(f, "git {} at {revision}", redact_url(url)),
+            SourceSpec::WorkTree(path) => write!(f, "working tree {}", path.display()),
             SourceSpec::Artifact(path) => write!(f, "artifact {}", path.display()),
         }
     }
@@ -360,6 +424,7 @@ impl fmt::Debug for SourceSpec {
                 .field("url", &redact_url(url))
                 .field("revision", revision)
                 .finish(),
+            SourceSpec::WorkTree(path) => f.debug_tuple("WorkTree").field(path).finish(),
             SourceSpec::Artifact(path) => f.debug_tuple("Artifact").field(path).finish(),
         }
     }

@@ -58,19 +58,21 @@ fn parse_tells_directories_repositories_and_urls_apart() {
         parse("./fake").unwrap(),
         SourceSpec::Directory(real.join("fake"))
     );
+    // A checkout named as a folder builds its working tree; with a revision, a commit.
     let tree = real.join("tree").to_str().unwrap().to_string();
     assert_eq!(
         parse("tree").unwrap(),
-        SourceSpec::Git {
-            url: tree.clone(),
-            revision: None
-        }
+        SourceSpec::WorkTree(real.join("tree"))
     );
     assert_eq!(
         parse(&tree).unwrap(),
+        SourceSpec::WorkTree(real.join("tree"))
+    );
+    assert_eq!(
+        parse("tree").unwrap().with_revision("main").unwrap(),
         SourceSpec::Git {
             url: tree.clone(),
-            revision: None
+            revision: Some("main".to_string())
         }
     );
     assert!(
@@ -456,4 +458,57 @@ fn artifact_tarballs_unpack_and_hostile_entries_are_refused() {
         SourceSpec::artifact("missing.tar", tmp.path()),
         Err(SourceError::Io(error)) if error.path().ends_with("missing.tar")
     ));
+}
+
+#[test]
+fn a_folder_source_leaves_out_what_its_ignore_file_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("app.py"), "print(1)\n");
+    write(&src.join(".env"), "SECRET=1\n");
+    write(&src.join("node_modules/left-pad/index.js"), "x");
+    write(&src.join(".venv/bin/python"), "x");
+    write(&src.join("logs/a.log"), "x");
+    write(&src.join("logs/keep.log"), "x");
+    write(
+        &src.join(".dockerignore"),
+        "# docker's file, read when there is no .solumignore\n.env\n",
+    );
+    let fetch_into = |name: &str| {
+        let dest = tmp.path().join(name);
+        let recorder = Recorder::default();
+        let info = fetch(
+            &SourceSpec::Directory(src.clone()),
+            &dest,
+            &tmp.path().join("cache"),
+            &recorder,
+        )
+        .unwrap();
+        (dest, info, recorder.lines())
+    };
+
+    let (dest, _, lines) = fetch_into("docker");
+    assert!(!dest.join(".env").exists());
+    assert!(dest.join("node_modules/left-pad/index.js").exists());
+    assert!(lines.contains(&"Ignored 1 path matched by .dockerignore".to_string()));
+
+    write(
+        &src.join(".solumignore"),
+        ".env\nnode_modules/\n.venv/\n*.log\n!keep.log\n",
+    );
+    let (dest, first, lines) = fetch_into("solum");
+    for gone in [".env", "node_modules", ".venv", "logs/a.log"] {
+        assert!(dest.join(gone).symlink_metadata().is_err(), "{gone}");
+    }
+    assert!(dest.join("logs/keep.log").exists());
+    assert!(dest.join("app.py").exists());
+    assert!(dest.join(".solumignore").exists());
+    assert!(lines.contains(&"Ignored 4 paths matched by .solumignore".to_string()));
+
+    // Only ignored files change: the same tree, the same digest (a build cache hit).
+    write(&src.join(".env"), "SECRET=2\n");
+    write(&src.join("node_modules/new/index.js"), "y");
+    let (_, second, _) = fetch_into("again");
+    assert_eq!(first.tree_digest, second.tree_digest);
+    assert_eq!(first.newest_mtime, second.newest_mtime);
 }

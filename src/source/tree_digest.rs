@@ -5,7 +5,8 @@
 //!
 //! Entries named `.git` and sockets are skipped at every depth, the same rules as the
 //! directory copy, so a source directory and its copy in `/app` have one digest (unless it
-//! holds device nodes, which the copy leaves out). The root's own mode is not part of the
+//! holds device nodes, which the copy leaves out). The digest is taken of the fetched
+//! tree, after the ignore file was applied: a change to an ignored file changes nothing. The root's own mode is not part of the
 //! digest (the destination's root is made by the caller, not copied).
 
 use crate::io_at::IoAt;
