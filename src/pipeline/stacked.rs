@@ -116,6 +116,17 @@ struct Stacker<'a> {
 }
 
 impl Stacker<'_> {
+    /// The flattened tree of `prefix`, held.
+    fn flattened(&self, prefix: &LayerStack) -> Result<StackedLowers, UnpackError> {
+        flattened(
+            self.layout,
+            prefix,
+            self.cache,
+            self.privilege,
+            self.reporter,
+        )
+    }
+
     /// The first `count` layers as held lowers: their flattened tree when it is cached
     /// (or `count` is 1, or `depth` layers are stacked already), else the tree of layer
     /// `count` above the lowers of the layers below it; a layer that does not stack
@@ -127,13 +138,7 @@ impl Stacker<'_> {
         };
         let chain = &self.chains[count - 1];
         if count == 1 || depth >= MAX_STACKED || self.cache.join(chain.hex()).is_dir() {
-            return flattened(
-                self.layout,
-                &prefix,
-                self.cache,
-                self.privilege,
-                self.reporter,
-            );
+            return self.flattened(&prefix);
         }
         // The view below first: while it is held, gc leaves it, and the layer's tree made
         // next is checked against the view it will stand on.
@@ -171,13 +176,7 @@ impl Stacker<'_> {
         })?;
         let Some((top, top_hold)) = held else {
             drop(below);
-            return flattened(
-                self.layout,
-                &prefix,
-                self.cache,
-                self.privilege,
-                self.reporter,
-            );
+            return self.flattened(&prefix);
         };
         let mut lowers = vec![top];
         lowers.extend(below.lowers);
