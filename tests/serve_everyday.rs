@@ -218,6 +218,17 @@ fn older_workflow_dus_go_and_latest_follows_the_newest() {
         let record = server.wait_final("kept", last);
         assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
     }
+    // The older DUs go right after READY is recorded: wait for the log to say so.
+    let removed = format!("removed kept:wf-{} (--keep 2)", last - 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, log) = server.call("GET", &format!("/v1/apps/kept/workflows/{last}/logs"), b"");
+        if log.to_string().contains(&removed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let images = Cmd::solum(&data.join("store")).arg("images").run().ok();
     let names: Vec<&str> = images
         .stdout
@@ -232,12 +243,6 @@ fn older_workflow_dus_go_and_latest_follows_the_newest() {
     );
     assert!(registry.has_manifest("apps/kept", &format!("wf-{last}"), None));
     assert!(registry.has_manifest("apps/kept", "latest", None));
-    let (_, log) = server.call("GET", &format!("/v1/apps/kept/workflows/{last}/logs"), b"");
-    assert!(
-        log.to_string()
-            .contains(&format!("removed kept:wf-{} (--keep 2)", last - 2)),
-        "{log}"
-    );
 }
 
 /// A push to a managed repository said nothing, and a repository whose default branch is
