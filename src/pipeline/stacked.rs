@@ -54,7 +54,8 @@ pub struct StackedLowers {
 }
 
 impl StackedLowers {
-    /// Moves the holds into `keep` (a workspace that lives as long as the build).
+    /// The lowers and their holds, for an owner that keeps the holds as long as it stands
+    /// on the lowers (a build's workspace).
     pub fn into_parts(self) -> (Vec<PathBuf>, Vec<TreeHold>) {
         (self.lowers, self.holds)
     }
