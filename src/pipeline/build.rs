@@ -13,6 +13,7 @@
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
 use super::commit::{commit, Base, Commit, Committed};
+use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::image::config::{ensure_path, merge_env};
@@ -152,8 +153,9 @@ pub fn build(
     }
 
     let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
-    let ran = job.run_build_commands(&sandbox)?;
+    let mut ran = job.run_build_commands(&sandbox)?;
     job.run_tests(&sandbox)?;
+    job.check_run_command(&sandbox, &mut ran)?;
     let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
     drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
@@ -432,6 +434,25 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// The start check (see [`super::start_check`]): the run command's program must be in
+    /// what the build made. An app without `run_cmd` runs the badger's own command.
+    fn check_run_command(&self, sandbox: &Sandbox, ran: &mut BuildRun) -> Result<(), BuildError> {
+        let Some(run_cmd) = &self.app.workflow_config.run_cmd else {
+            return Ok(());
+        };
+        let check = StartCheck {
+            run_cmd,
+            rootfs: sandbox.workspace.build_root(),
+            base_env: sandbox.base.config.env(),
+            run_env: env_entries(&self.app.run_environment()),
+            workdir: WORKDIR,
+        };
+        let created =
+            start_check::check(check, self.cancel, self.reporter)?.ok_or(BuildError::Cancelled)?;
+        ran.created_mount_points.extend(created);
+        Ok(())
+    }
+
     /// The writable layer as one new layer over the badgers', with config, DU manifest and
     /// annotations: committed to the store, not yet named.
     fn commit_du(
@@ -476,11 +497,7 @@ impl Job<'_> {
                 changes,
                 compression: request.compression,
                 epoch,
-                env: app
-                    .run_environment()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
+                env: env_entries(&app.run_environment()),
                 cmd: Some(du.runtime.command.clone()),
                 working_dir: Some(WORKDIR.to_string()),
                 exposed_ports: app
@@ -702,6 +719,14 @@ fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<Stri
     extra.push("HOME=/root".to_string());
     merge_env(&mut env, &extra);
     env
+}
+
+/// `KEY=VALUE` entries of an environment map, in key order.
+fn env_entries(environment: &BTreeMap<String, String>) -> Vec<String> {
+    environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn shell(command: &str) -> Vec<String> {
