@@ -175,6 +175,7 @@ pub fn build_badger(
                 .collect(),
             cmd: None,
             working_dir: None,
+            user: manifest.user.as_deref().map(canonical_user),
             exposed_ports: Vec::new(),
             created_by: format!("solum-build badger build {}", manifest.name),
             comment: manifest.description.clone(),
@@ -192,6 +193,14 @@ pub fn build_badger(
         tag,
         manifest_digest: committed.manifest_digest,
     })
+}
+
+/// `root` as the `UID:GID` an image config's `User` carries.
+pub(super) fn canonical_user(user: &str) -> String {
+    match crate::manifest::du::numeric_user(user) {
+        Some((uid, gid)) => format!("{uid}:{gid}"),
+        None => user.to_string(),
+    }
 }
 
 /// A badger image of the store: its name, manifest and image.

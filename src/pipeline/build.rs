@@ -10,6 +10,7 @@
 //! name is set (and the cache record written) only after everything else succeeded; on
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
+use super::badger_image::canonical_user;
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
 use super::commit::{commit, Base, Commit, Committed};
@@ -466,7 +467,17 @@ impl Job<'_> {
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, badgers, request) = (&self.app, &self.badgers, self.request);
         let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
-        let du = DuManifest::new(&DuInputs {
+        // Who the DU runs as: the app file's `user`, else its badger's (the base's User).
+        let user = match &app.user {
+            Some(user) => Some(canonical_user(user)),
+            None => sandbox.base.config.user().filter(|u| !u.is_empty()),
+        };
+        let mut env = env_entries(&app.run_environment());
+        if user.as_deref() == Some("0:0") {
+            // A badger's HOME is its own user's.
+            merge_env(&mut env, &["HOME=/root".to_string()]);
+        }
+        let mut du = DuManifest::new(&DuInputs {
             app,
             badgers: badgers
                 .iter()
@@ -487,6 +498,9 @@ impl Job<'_> {
             image: &app.name,
             tests_passed: true,
         })?;
+        if let Some(user) = &user {
+            du.runtime.user.clone_from(user);
+        }
         let annotations = annotations(&du, &badgers[0], info, app, epoch, key)?;
         let committed = commit(
             layout,
@@ -497,9 +511,10 @@ impl Job<'_> {
                 changes,
                 compression: request.compression,
                 epoch,
-                env: env_entries(&app.run_environment()),
+                env,
                 cmd: Some(du.runtime.command.clone()),
                 working_dir: Some(WORKDIR.to_string()),
+                user: app.user.as_ref().and(user),
                 exposed_ports: app
                     .ports
                     .iter()

@@ -3,7 +3,7 @@
 //! folders are thrown away afterwards, so runs never change the cache. Where the
 //! kernel refuses overlay in a user namespace, the cached tree is copied instead. The
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
-//! replace the command and add environment.
+//! replace the command and add environment. The command runs as the config's `User`.
 
 use super::stacked::stacked_lowers;
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
@@ -98,6 +98,7 @@ pub fn run_image(
     let config = image.config.config().clone().unwrap_or_default();
     let mut env = config.env().clone().unwrap_or_default();
     crate::image::config::merge_env(&mut env, &request.env);
+    let (uid, gid) = run_user(config.user().as_deref(), reporter);
     let cwd = request
         .workdir
         .clone()
@@ -131,6 +132,7 @@ pub fn run_image(
         let mut spec = SandboxSpec::new(rootfs, command.clone());
         spec.env.clone_from(&env);
         spec.cwd.clone_from(&cwd);
+        (spec.uid, spec.gid) = (uid, gid);
         spec.network.clone_from(&request.network);
         spec.limits.timeout = request.timeout;
         spec.inherit_stdin = request.interactive;
@@ -171,6 +173,22 @@ pub fn run_image(
     let _ = remove_tree(&scratch_path);
     drop(scratch);
     result
+}
+
+/// The user the image's config names (`User`): `UID:GID` or `root`; empty or absent is
+/// root. A name (or a uid without a gid) would need the image's `/etc/passwd`, which
+/// nothing host-side reads: such an image runs as root, with a warning.
+fn run_user(user: Option<&str>, reporter: &dyn Reporter) -> (u32, u32) {
+    let user = user.unwrap_or_default();
+    if user.is_empty() {
+        return (0, 0);
+    }
+    crate::manifest::du::numeric_user(user).unwrap_or_else(|| {
+        reporter.warning(&format!(
+            "the image's user {user:?} is not `UID:GID`: running as root"
+        ));
+        (0, 0)
+    })
 }
 
 /// The name prefix of a run's scratch folder (in the rootfs cache before, now beside a
