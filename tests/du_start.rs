@@ -81,6 +81,20 @@ fn a_run_command_that_cannot_start_fails_the_build() {
         "{}",
         run.text()
     );
+
+    // Without overlay (the copy of the root), the same verdicts.
+    for (app, wanted) in [
+        ("noexec", "is not executable (mode 0644)"),
+        ("nopython", "python is not found on the image's PATH"),
+    ] {
+        let run = Cmd::solum(&store)
+            .env("SOLUM_BUILD_NO_OVERLAY", "1")
+            .arg("build")
+            .arg(dir.path().join(format!("{app}.yaml")))
+            .run()
+            .fails_with(1);
+        assert!(run.stderr.contains(wanted), "{}", run.text());
+    }
 }
 
 #[test]
@@ -102,6 +116,62 @@ fn a_run_command_that_starts_builds() {
         let ran = Cmd::solum(&store).args(["run", name]).run().ok();
         assert!(ran.stdout.contains(says), "{}", ran.text());
     }
+}
+
+/// `solum-build run DU -- ARGS…`, which must succeed: its stdout.
+fn run_in(store: &Path, du: &str, args: &[&str]) -> String {
+    let run = Cmd::solum(store)
+        .args(["run", du, "--"])
+        .args(args)
+        .run()
+        .ok();
+    run.stdout
+}
+
+#[test]
+fn dus_of_the_shipped_badgers_run_as_uid_1000_unless_the_app_says_root() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+
+    // The build runs as root (it may install), the DU as `app`.
+    let app = app_with_run_cmd(dir.path(), "plain", "id -u > /app/built-by", "id -u");
+    build(&store, &app).ok();
+    assert_eq!(run_in(&store, "plain", &["cat", "/app/built-by"]), "0\n");
+    let ids = run_in(
+        &store,
+        "plain",
+        &["sh", "-c", "id -u; id -g; id -un; echo $HOME"],
+    );
+    assert_eq!(ids, "1000\n1000\napp\n/home/app\n");
+    let ran = Cmd::solum(&store).args(["run", "plain"]).run().ok();
+    assert_eq!(ran.stdout, "1000\n", "{}", ran.text());
+    // Its home is its own to write.
+    assert_eq!(
+        run_in(&store, "plain", &["sh", "-c", "touch ~/x && echo ok"]),
+        "ok\n"
+    );
+    let inspect = Cmd::solum(&store).args(["inspect", "plain"]).run().ok();
+    assert!(
+        inspect.stdout.contains("\"User\": \"1000:1000\""),
+        "{}",
+        inspect.text()
+    );
+
+    // `user: root` in the app file.
+    let file = dir.path().join("asroot.yaml");
+    let text = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace("name: plain", "name: asroot");
+    std::fs::write(&file, format!("{text}user: root\n")).unwrap();
+    build(&store, &file).ok();
+    let ids = run_in(&store, "asroot", &["sh", "-c", "id -u; id -g; echo $HOME"]);
+    assert_eq!(ids, "0\n0\n/root\n");
+
+    // A name is refused: nothing resolves it outside the image.
+    std::fs::write(&file, format!("{text}user: nobody\n")).unwrap();
+    let run = build(&store, &file).fails_with(2);
+    assert!(run.stderr.contains("user"), "{}", run.text());
 }
 
 #[test]
