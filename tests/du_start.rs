@@ -118,6 +118,30 @@ fn a_run_command_that_starts_builds() {
     }
 }
 
+/// `podman run` of the DU `name` (pushed to an OCI layout): its stdout.
+fn podman_run(dir: &Path, store: &Path, name: &str) -> String {
+    let conf = dir.join("containers.conf");
+    std::fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\nnetns=\"none\"\n",
+    )
+    .unwrap();
+    // podman reads `oci:PATH` as an image name too, which must be lowercase.
+    let layout = PathBuf::from(format!("/tmp/solum-du-start-{}", std::process::id()));
+    Cmd::solum(store)
+        .args(["push", name])
+        .arg(format!("oci:{}:{name}", layout.display()))
+        .run()
+        .ok();
+    let ran = Cmd::program("podman")
+        .env("CONTAINERS_CONF", &conf)
+        .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
+        .arg(format!("oci:{}:{name}", layout.display()))
+        .run();
+    let _ = std::fs::remove_dir_all(&layout);
+    ran.ok().stdout
+}
+
 /// `solum-build run DU -- ARGS…`, which must succeed: its stdout.
 fn run_in(store: &Path, du: &str, args: &[&str]) -> String {
     let run = Cmd::solum(store)
@@ -157,6 +181,22 @@ fn dus_of_the_shipped_badgers_run_as_uid_1000_unless_the_app_says_root() {
         "{}",
         inspect.text()
     );
+
+    // podman takes the user from the config too.
+    if is_root() {
+        assert_eq!(podman_run(dir.path(), &store, "plain"), "1000\n");
+    }
+
+    // The check runs as the DU's user: a program only root may execute does not start.
+    // (Rootless without subordinate ids, the build's files are the one mapped id's, which
+    // is then also the DU's: only root sees the difference.)
+    if is_root() {
+        let body = "printf 'echo hi\\n' > /app/start.sh; chmod 700 /app/start.sh";
+        let app = app_with_run_cmd(dir.path(), "rootonly", body, "./start.sh");
+        let run = build(&store, &app).fails_with(1);
+        let wanted = "./start.sh (./start.sh) is not executable (mode 0700)";
+        assert!(run.stderr.contains(wanted), "{}", run.text());
+    }
 
     // `user: root` in the app file.
     let file = dir.path().join("asroot.yaml");

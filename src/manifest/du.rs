@@ -35,6 +35,23 @@ pub fn numeric_user(value: &str) -> Option<(u32, u32)> {
     Some((number(uid)?, number(gid)?))
 }
 
+/// `root` as the `UID:GID` an image config's `User` carries; anything else as it is.
+pub fn canonical_user(user: &str) -> String {
+    match numeric_user(user) {
+        Some((uid, gid)) => format!("{uid}:{gid}"),
+        None => user.to_string(),
+    }
+}
+
+/// Who a DU runs as: the app file's `user`, else its base's config `User` (the badger's),
+/// else `None` (root, [`USER`]).
+pub fn du_user(app_user: Option<&str>, base_user: Option<String>) -> Option<String> {
+    match app_user {
+        Some(user) => Some(canonical_user(user)),
+        None => base_user.filter(|u| !u.is_empty()),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DuManifest {

@@ -125,6 +125,7 @@ pub fn build_badger(
                 env,
                 cwd: PathBuf::from("/"),
                 mounts: Vec::new(),
+                user: (0, 0),
                 network_host: manifest.network == Network::Host,
                 timeout: request.timeout,
             },
@@ -175,7 +176,10 @@ pub fn build_badger(
                 .collect(),
             cmd: None,
             working_dir: None,
-            user: manifest.user.as_deref().map(canonical_user),
+            user: manifest
+                .user
+                .as_deref()
+                .map(crate::manifest::du::canonical_user),
             exposed_ports: Vec::new(),
             created_by: format!("solum-build badger build {}", manifest.name),
             comment: manifest.description.clone(),
@@ -193,14 +197,6 @@ pub fn build_badger(
         tag,
         manifest_digest: committed.manifest_digest,
     })
-}
-
-/// `root` as the `UID:GID` an image config's `User` carries.
-pub(super) fn canonical_user(user: &str) -> String {
-    match crate::manifest::du::numeric_user(user) {
-        Some((uid, gid)) => format!("{uid}:{gid}"),
-        None => user.to_string(),
-    }
 }
 
 /// A badger image of the store: its name, manifest and image.

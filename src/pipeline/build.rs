@@ -10,7 +10,6 @@
 //! name is set (and the cache record written) only after everything else succeeded; on
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
-use super::badger_image::canonical_user;
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
 use super::commit::{commit, Base, Commit, Committed};
@@ -21,7 +20,7 @@ use crate::image::config::{ensure_path, merge_env};
 use crate::image::{canonical_json, Digest, ImageConfig};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
-use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
+use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::procfile::{self, ProcfileError};
 use crate::manifest::{AppFile, DuManifest, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
@@ -447,6 +446,10 @@ impl Job<'_> {
             base_env: sandbox.base.config.env(),
             run_env: env_entries(&self.app.run_environment()),
             workdir: WORKDIR,
+            // As the DU's user: what it may execute is what counts.
+            user: du_user(self.app.user.as_deref(), sandbox.base.config.user())
+                .and_then(|user| numeric_user(&user))
+                .unwrap_or((0, 0)),
         };
         let created =
             start_check::check(check, self.cancel, self.reporter)?.ok_or(BuildError::Cancelled)?;
@@ -467,11 +470,7 @@ impl Job<'_> {
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, badgers, request) = (&self.app, &self.badgers, self.request);
         let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
-        // Who the DU runs as: the app file's `user`, else its badger's (the base's User).
-        let user = match &app.user {
-            Some(user) => Some(canonical_user(user)),
-            None => sandbox.base.config.user().filter(|u| !u.is_empty()),
-        };
+        let user = du_user(app.user.as_deref(), sandbox.base.config.user());
         let mut env = env_entries(&app.run_environment());
         if user.as_deref() == Some("0:0") {
             // A badger's HOME is its own user's.
@@ -588,6 +587,7 @@ impl Sandbox {
             env: self.env.clone(),
             cwd: PathBuf::from(WORKDIR),
             mounts: self.mounts.clone(),
+            user: (0, 0),
             network_host: request.network_host,
             timeout: request.timeout,
         }

@@ -13,8 +13,8 @@
 //! holds, so `openat2(RESOLVE_IN_ROOT)` alone cannot resolve a path in it; the sandbox
 //! mounts exactly that view, resolves symlinks inside it by construction, and its shell
 //! does the lookup the DU's shell will do. The program's name reaches the step as an
-//! argument of a fixed script, never as shell text. The step mounts no cache, has no
-//! network and writes nothing.
+//! argument of a fixed script, never as shell text. The step runs as the DU's user, mounts
+//! no cache, has no network and writes nothing.
 
 use super::workspace::{run_step, Step, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
@@ -184,6 +184,8 @@ pub struct StartCheck<'a> {
     pub run_env: Vec<String>,
     /// The DU's working directory.
     pub workdir: &'a str,
+    /// The DU's `(uid, gid)`.
+    pub user: (u32, u32),
 }
 
 /// Runs the check; on success, the mount points the sandbox had to create (kept out of the
@@ -220,6 +222,7 @@ pub fn check(
         env,
         cwd: PathBuf::from(request.workdir),
         mounts: Vec::new(),
+        user: request.user,
         network_host: false,
         timeout: Some(CHECK_TIMEOUT),
     };
