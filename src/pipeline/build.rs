@@ -473,7 +473,7 @@ impl Job<'_> {
         let user = du_user(app.user.as_deref(), sandbox.base.config.user());
         let mut env = env_entries(&app.run_environment());
         if user.as_deref() == Some("0:0") {
-            // A badger's HOME is its own user's.
+            // The badger's HOME is its own user's (`/home/app`): root's is /root.
             merge_env(&mut env, &["HOME=/root".to_string()]);
         }
         let mut du = DuManifest::new(&DuInputs {
