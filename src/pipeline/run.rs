@@ -216,3 +216,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), RunError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run_user;
+    use crate::report::Silent;
+
+    #[test]
+    fn the_config_user_in_numbers_is_who_runs() {
+        assert_eq!(run_user(Some("1000:1000"), &Silent), (1000, 1000));
+        assert_eq!(run_user(Some("root"), &Silent), (0, 0));
+        for root in [None, Some(""), Some("nginx"), Some("1000")] {
+            assert_eq!(run_user(root, &Silent), (0, 0), "{root:?}");
+        }
+    }
+}
