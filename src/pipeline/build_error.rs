@@ -130,7 +130,8 @@ impl BuildError {
     }
 }
 
-fn tail_text(tail: &[String]) -> String {
+/// The last lines of a failed step's output, for the end of its message.
+pub(super) fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
         String::new()
     } else {

@@ -16,6 +16,7 @@
 //! argument of a fixed script, never as shell text. The step runs as the DU's user, mounts
 //! no cache, has no network and writes nothing.
 
+use super::build_error::tail_text;
 use super::workspace::{run_step, Step, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{ensure_path, merge_env};
@@ -114,14 +115,6 @@ impl Classify for StartCheckError {
             // What the build made cannot start: the build failed.
             _ => ErrorClass::Failure,
         }
-    }
-}
-
-fn tail_text(tail: &[String]) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; its output:\n    {}", tail.join("\n    "))
     }
 }
 
