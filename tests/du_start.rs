@@ -139,6 +139,11 @@ fn podman_run(dir: &Path, store: &Path, name: &str) -> String {
         .arg(format!("oci:{}:{name}", layout.display()))
         .run();
     let _ = std::fs::remove_dir_all(&layout);
+    // podman keeps what it ran under the layout's path as a name: not for the next test.
+    let _ = Cmd::program("podman")
+        .args(["rmi", "--force"])
+        .arg(format!("localhost{}", layout.display()))
+        .run();
     ran.ok().stdout
 }
 
