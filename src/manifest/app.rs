@@ -40,6 +40,7 @@ const APP_KEYS: &[&str] = &[
     "url",
     "flavor",
     "security_flavor",
+    "user",
 ];
 const SOURCE_KEYS: &[&str] = &["repository", "revision", "artifact", "path"];
 const WORKFLOW_KEYS: &[&str] = &["run_cmd", "test_cmd", "build_cmd"];
@@ -89,6 +90,9 @@ pub struct AppFile {
     pub flavor: Option<String>,
     #[serde(default)]
     pub security_flavor: SecurityFlavor,
+    /// Who the DU runs as (`root` or `UID:GID`), over its badger's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Top-level `x-` keys: kept, never interpreted.
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
@@ -325,6 +329,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         url: None,
         flavor: None,
         security_flavor: SecurityFlavor::Restricted,
+        user: None,
         extensions: BTreeMap::new(),
     };
     let mut draft_badger_at = None;
@@ -451,6 +456,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
             }
         }
     }
+    file.user = user(d, &f);
     for (key, _, value) in f.entries().filter(|(k, ..)| k.starts_with("x-")) {
         file.extensions
             .insert(key.to_string(), yaml::to_json(value));
@@ -463,6 +469,16 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         artifact_at,
         scaling_at,
     })
+}
+
+/// A `user` field (of an app file or a badger manifest): `root` or `UID:GID`.
+pub(super) fn user(d: &mut Decoder<'_>, f: &Fields<'_>) -> Option<String> {
+    let value = opt_string(d, f, "user")?;
+    if super::du::numeric_user(&value).is_none() {
+        let n = f.get("user")?;
+        d.error(n, "user", pattern(&value, super::du::USER_PATTERN));
+    }
+    Some(value)
 }
 
 pub(super) fn opt_string(d: &mut Decoder<'_>, f: &Fields<'_>, key: &str) -> Option<String> {

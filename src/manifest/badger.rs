@@ -28,6 +28,7 @@ const BADGER_KEYS: &[&str] = &[
     "build",
     "setup",
     "network",
+    "user",
 ];
 const PACKAGE_KEYS: &[&str] = &["name", "version"];
 const NETWORKS: &[&str] = &["none", "host"];
@@ -62,6 +63,10 @@ pub struct BadgerManifest {
     /// Network for `setup` only.
     #[serde(default)]
     pub network: Network,
+    /// Who images on this badger run as (`root` or `UID:GID`), the image config's `User`;
+    /// the setup script makes that user. Builds still run as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
@@ -218,6 +223,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
             }
         }
     }
+    let user = super::app::user(d, &f);
     let extensions = f
         .entries()
         .filter(|(k, ..)| k.starts_with("x-"))
@@ -234,6 +240,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         build,
         setup,
         network,
+        user,
         extensions,
     })
 }

@@ -14,8 +14,43 @@ use super::{heat, ManifestError, DU_ANNOTATION};
 
 /// The working directory of a DU: the build contract puts the app at `/app`.
 pub const WORKDIR: &str = "/app";
-/// The user a DU runs as (root in its own user namespace when run rootless).
+/// The user a DU runs as when neither its app file nor its badger names one (root in its
+/// own user namespace when run rootless).
 pub const USER: &str = "0:0";
+/// What an app file's or badger manifest's `user` may say.
+pub const USER_PATTERN: &str = "root, or UID:GID (numbers)";
+
+/// A `user` value as `(uid, gid)`: `root`, or `UID:GID` in numbers. Names other than `root`
+/// are not taken: nothing host-side reads an image's `/etc/passwd`.
+pub fn numeric_user(value: &str) -> Option<(u32, u32)> {
+    if value == "root" {
+        return Some((0, 0));
+    }
+    let (uid, gid) = value.split_once(':')?;
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((number(uid)?, number(gid)?))
+}
+
+/// `root` as the `UID:GID` an image config's `User` carries; anything else as it is.
+pub fn canonical_user(user: &str) -> String {
+    match numeric_user(user) {
+        Some((uid, gid)) => format!("{uid}:{gid}"),
+        None => user.to_string(),
+    }
+}
+
+/// Who a DU runs as: the app file's `user`, else its base's config `User` (the badger's),
+/// else `None` (root, [`USER`]).
+pub fn du_user(app_user: Option<&str>, base_user: Option<String>) -> Option<String> {
+    match app_user {
+        Some(user) => Some(canonical_user(user)),
+        None => base_user.filter(|u| !u.is_empty()),
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

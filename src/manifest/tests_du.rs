@@ -521,3 +521,50 @@ fn heat_snippet_passes_pyyaml_and_a_hot_structure_check() {
         "hot structure ok"
     );
 }
+
+#[test]
+fn a_user_is_root_or_numbers_in_app_files_and_badger_manifests() {
+    use super::du::numeric_user;
+    assert_eq!(numeric_user("root"), Some((0, 0)));
+    assert_eq!(numeric_user("1000:1000"), Some((1000, 1000)));
+    assert_eq!(numeric_user("0:5"), Some((0, 5)));
+    for refused in [
+        "",
+        "app",
+        "1000",
+        ":1",
+        "1:",
+        "1:x",
+        "-1:0",
+        "99999999999:0",
+    ] {
+        assert_eq!(numeric_user(refused), None, "{refused}");
+    }
+    let app = |user: &str| {
+        AppFile::parse(
+            &format!("version: 1\nname: a\nbadger: b\nsource: {{repository: ./a}}\nuser: {user}\n"),
+            "t",
+        )
+    };
+    assert_eq!(app("root").unwrap().user.as_deref(), Some("root"));
+    assert_eq!(
+        app("\"1000:1000\"").unwrap().user.as_deref(),
+        Some("1000:1000")
+    );
+    let refused = app("nobody").unwrap_err().to_string();
+    assert!(
+        refused.contains("user") && refused.contains("UID:GID"),
+        "{refused}"
+    );
+    let badger = |user: &str| {
+        BadgerManifest::parse(
+            &format!("name: b\nversion: \"1\"\nfrom: base/x\nuser: {user}\n"),
+            "t",
+        )
+    };
+    assert_eq!(
+        badger("\"1000:1000\"").unwrap().user.as_deref(),
+        Some("1000:1000")
+    );
+    assert!(badger("app").is_err());
+}

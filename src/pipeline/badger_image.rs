@@ -125,6 +125,7 @@ pub fn build_badger(
                 env,
                 cwd: PathBuf::from("/"),
                 mounts: Vec::new(),
+                user: (0, 0),
                 network_host: manifest.network == Network::Host,
                 timeout: request.timeout,
             },
@@ -175,6 +176,10 @@ pub fn build_badger(
                 .collect(),
             cmd: None,
             working_dir: None,
+            user: manifest
+                .user
+                .as_deref()
+                .map(crate::manifest::du::canonical_user),
             exposed_ports: Vec::new(),
             created_by: format!("solum-build badger build {}", manifest.name),
             comment: manifest.description.clone(),

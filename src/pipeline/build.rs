@@ -13,13 +13,14 @@
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
 use super::commit::{commit, Base, Commit, Committed};
+use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::image::config::{ensure_path, merge_env};
 use crate::image::{canonical_json, Digest, ImageConfig};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
-use crate::manifest::du::{BadgerUsed, DuInputs, WORKDIR};
+use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
 use crate::manifest::procfile::{self, ProcfileError};
 use crate::manifest::{AppFile, DuManifest, Overrides};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
@@ -152,8 +153,9 @@ pub fn build(
     }
 
     let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
-    let ran = job.run_build_commands(&sandbox)?;
+    let mut ran = job.run_build_commands(&sandbox)?;
     job.run_tests(&sandbox)?;
+    job.check_run_command(&sandbox, &mut ran)?;
     let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
     drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
@@ -432,6 +434,29 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// The start check (see [`super::start_check`]): the run command's program must be in
+    /// what the build made. An app without `run_cmd` runs the badger's own command.
+    fn check_run_command(&self, sandbox: &Sandbox, ran: &mut BuildRun) -> Result<(), BuildError> {
+        let Some(run_cmd) = &self.app.workflow_config.run_cmd else {
+            return Ok(());
+        };
+        let check = StartCheck {
+            run_cmd,
+            rootfs: sandbox.workspace.build_root(),
+            base_env: sandbox.base.config.env(),
+            run_env: env_entries(&self.app.run_environment()),
+            workdir: WORKDIR,
+            // As the DU's user: what it may execute is what counts.
+            user: du_user(self.app.user.as_deref(), sandbox.base.config.user())
+                .and_then(|user| numeric_user(&user))
+                .unwrap_or((0, 0)),
+        };
+        let created =
+            start_check::check(check, self.cancel, self.reporter)?.ok_or(BuildError::Cancelled)?;
+        ran.created_mount_points.extend(created);
+        Ok(())
+    }
+
     /// The writable layer as one new layer over the badgers', with config, DU manifest and
     /// annotations: committed to the store, not yet named.
     fn commit_du(
@@ -445,7 +470,13 @@ impl Job<'_> {
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, badgers, request) = (&self.app, &self.badgers, self.request);
         let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
-        let du = DuManifest::new(&DuInputs {
+        let user = du_user(app.user.as_deref(), sandbox.base.config.user());
+        let mut env = env_entries(&app.run_environment());
+        if user.as_deref() == Some("0:0") {
+            // The badger's HOME is its own user's (`/home/app`): root's is /root.
+            merge_env(&mut env, &["HOME=/root".to_string()]);
+        }
+        let mut du = DuManifest::new(&DuInputs {
             app,
             badgers: badgers
                 .iter()
@@ -466,6 +497,9 @@ impl Job<'_> {
             image: &app.name,
             tests_passed: true,
         })?;
+        if let Some(user) = &user {
+            du.runtime.user.clone_from(user);
+        }
         let annotations = annotations(&du, &badgers[0], info, app, epoch, key)?;
         let committed = commit(
             layout,
@@ -476,13 +510,10 @@ impl Job<'_> {
                 changes,
                 compression: request.compression,
                 epoch,
-                env: app
-                    .run_environment()
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
+                env,
                 cmd: Some(du.runtime.command.clone()),
                 working_dir: Some(WORKDIR.to_string()),
+                user: app.user.as_ref().and(user),
                 exposed_ports: app
                     .ports
                     .iter()
@@ -556,6 +587,7 @@ impl Sandbox {
             env: self.env.clone(),
             cwd: PathBuf::from(WORKDIR),
             mounts: self.mounts.clone(),
+            user: (0, 0),
             network_host: request.network_host,
             timeout: request.timeout,
         }
@@ -702,6 +734,14 @@ fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<Stri
     extra.push("HOME=/root".to_string());
     merge_env(&mut env, &extra);
     env
+}
+
+/// `KEY=VALUE` entries of an environment map, in key order.
+fn env_entries(environment: &BTreeMap<String, String>) -> Vec<String> {
+    environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 fn shell(command: &str) -> Vec<String> {

@@ -63,6 +63,9 @@ pub enum BuildError {
         how: String,
         tail: Vec<String>,
     },
+    /// The run command's program is not in the DU (see [`super::start_check`]).
+    #[error(transparent)]
+    WouldNotStart(#[from] super::start_check::StartCheckError),
     #[error("the build was cancelled")]
     Cancelled,
     #[error(transparent)]
@@ -88,6 +91,7 @@ impl Classify for BuildError {
             BuildError::Unpack(inner) => inner.class(),
             BuildError::Workspace(inner) => inner.class(),
             BuildError::Confined(inner) => inner.class(),
+            BuildError::WouldNotStart(inner) => inner.class(),
             BuildError::Commit(inner) => inner.class(),
             BuildError::Layout(inner) => inner.class(),
             BuildError::Image(inner) => inner.class(),
@@ -126,7 +130,8 @@ impl BuildError {
     }
 }
 
-fn tail_text(tail: &[String]) -> String {
+/// The last lines of a failed step's output, for the end of its message.
+pub(super) fn tail_text(tail: &[String]) -> String {
     if tail.is_empty() {
         String::new()
     } else {

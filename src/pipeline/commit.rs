@@ -65,6 +65,8 @@ pub struct Commit<'a> {
     /// Replaces `Cmd` (and clears `Entrypoint`) when given.
     pub cmd: Option<Vec<String>>,
     pub working_dir: Option<String>,
+    /// Replaces `User` when given (`UID:GID`).
+    pub user: Option<String>,
     /// `8080/tcp`-style keys for `ExposedPorts`.
     pub exposed_ports: Vec<String>,
     /// The history entry of the new layer.
@@ -110,6 +112,9 @@ pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitEr
     }
     if let Some(dir) = &request.working_dir {
         config.set_working_dir(dir);
+    }
+    if let Some(user) = &request.user {
+        config.set_user(user);
     }
     config.expose_ports(&request.exposed_ports);
     let mut diff_ids = request.base.diff_ids.clone();

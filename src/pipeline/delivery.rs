@@ -20,6 +20,7 @@
 //! (the next build of the same inputs finds it in the build cache).
 
 use super::build::{build, BuildError, BuildRequest, Built};
+use super::start_check::StartCheckError;
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::report::Reporter;
@@ -77,8 +78,14 @@ impl DeliveryError {
             DeliveryError::Cancelled | DeliveryError::Build(BuildError::Cancelled) => {
                 State::Cancelled
             }
+            // The sandbox failing to run the check is not the build's fault.
+            DeliveryError::Build(BuildError::WouldNotStart(StartCheckError::Workspace(_))) => {
+                State::Error
+            }
             DeliveryError::Build(
-                BuildError::BuildFailed { .. } | BuildError::AppBuildFailed { .. },
+                BuildError::BuildFailed { .. }
+                | BuildError::AppBuildFailed { .. }
+                | BuildError::WouldNotStart(_),
             ) => State::BuildFailed,
             DeliveryError::Build(BuildError::TestsFailed { .. }) => State::UnitTestingFailed,
             DeliveryError::PushRefused(_) | DeliveryError::Push { .. } => State::PushFailed,

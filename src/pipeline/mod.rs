@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod import;
 pub mod run;
 pub mod stacked;
+pub mod start_check;
 pub mod unpack;
 pub mod workspace;
 

@@ -3,7 +3,7 @@
 //! folders are thrown away afterwards, so runs never change the cache. Where the
 //! kernel refuses overlay in a user namespace, the cached tree is copied instead. The
 //! image config gives the defaults (Env, WorkingDir, Entrypoint + Cmd); the caller may
-//! replace the command and add environment.
+//! replace the command and add environment. The command runs as the config's `User`.
 
 use super::stacked::stacked_lowers;
 use super::unpack::{held_rootfs, remove_tree, rootfs_cache_dir, LayerStack, UnpackError};
@@ -98,6 +98,7 @@ pub fn run_image(
     let config = image.config.config().clone().unwrap_or_default();
     let mut env = config.env().clone().unwrap_or_default();
     crate::image::config::merge_env(&mut env, &request.env);
+    let (uid, gid) = run_user(config.user().as_deref(), reporter);
     let cwd = request
         .workdir
         .clone()
@@ -131,6 +132,7 @@ pub fn run_image(
         let mut spec = SandboxSpec::new(rootfs, command.clone());
         spec.env.clone_from(&env);
         spec.cwd.clone_from(&cwd);
+        (spec.uid, spec.gid) = (uid, gid);
         spec.network.clone_from(&request.network);
         spec.limits.timeout = request.timeout;
         spec.inherit_stdin = request.interactive;
@@ -173,6 +175,22 @@ pub fn run_image(
     result
 }
 
+/// The user the image's config names (`User`): `UID:GID` or `root`; empty or absent is
+/// root. A name (or a uid without a gid) would need the image's `/etc/passwd`, which
+/// nothing host-side reads: such an image runs as root, with a warning.
+fn run_user(user: Option<&str>, reporter: &dyn Reporter) -> (u32, u32) {
+    let user = user.unwrap_or_default();
+    if user.is_empty() {
+        return (0, 0);
+    }
+    crate::manifest::du::numeric_user(user).unwrap_or_else(|| {
+        reporter.warning(&format!(
+            "the image's user {user:?} is not `UID:GID`: running as root"
+        ));
+        (0, 0)
+    })
+}
+
 /// The name prefix of a run's scratch folder (in the rootfs cache before, now beside a
 /// build's: see [`super::workspace::scratch_parent`]).
 pub const RUN_PREFIX: &str = ".run-";
@@ -196,5 +214,20 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), RunError> {
             from: from.to_path_buf(),
             source: std::io::Error::other(format!("cp -a exited with {status}")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_user;
+    use crate::report::Silent;
+
+    #[test]
+    fn the_config_user_in_numbers_is_who_runs() {
+        assert_eq!(run_user(Some("1000:1000"), &Silent), (1000, 1000));
+        assert_eq!(run_user(Some("root"), &Silent), (0, 0));
+        for root in [None, Some(""), Some("nginx"), Some("1000")] {
+            assert_eq!(run_user(root, &Silent), (0, 0), "{root:?}");
+        }
     }
 }

@@ -298,6 +298,8 @@ pub struct Step {
     pub env: Vec<String>,
     pub cwd: PathBuf,
     pub mounts: Vec<BindMount>,
+    /// `(uid, gid)` inside: builds run as root, the start check as the DU's user.
+    pub user: (u32, u32),
     pub network_host: bool,
     pub timeout: Option<Duration>,
 }
@@ -320,6 +322,7 @@ pub fn run_step(
     let mut spec = SandboxSpec::new(step.rootfs, step.command);
     spec.env = step.env;
     spec.cwd = step.cwd;
+    (spec.uid, spec.gid) = step.user;
     spec.mounts = step.mounts;
     spec.network = if step.network_host {
         Network::Host
