@@ -589,6 +589,7 @@ fn source_path_builds_a_subdirectory_and_refuses_to_leave_the_source() {
     fs::write(repo.work.join("services/api/edited"), "e").unwrap();
     std::os::unix::fs::symlink(&outside, repo.work.join("escape")).unwrap();
     std::os::unix::fs::symlink("services/api", repo.work.join("api-link")).unwrap();
+    std::os::unix::fs::symlink(".git", repo.work.join("git-link")).unwrap();
 
     // A working tree's subdirectory: compared with HEAD's same folder only.
     let dest = out.path().join("tree-sub");
@@ -624,6 +625,18 @@ fn source_path_builds_a_subdirectory_and_refuses_to_leave_the_source() {
     fetch_sub("services/api", &dest).unwrap();
     assert_eq!(fs::read_to_string(dest.join("main.py")).unwrap(), "api\n");
     assert!(!dest.join("edited").exists());
+
+    // The repository's own folder is never a source: its config, hooks and objects stay out.
+    for sub in [".git", "./.git", ".git/hooks", "git-link"] {
+        let dest = out
+            .path()
+            .join(format!("dot-git-{}", sub.replace('/', "-")));
+        let text = fetch_work_tree(&repo.work, Some(sub), &dest, &cache)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`.git`"), "{sub:?}: {text}");
+        assert!(!dest.join("config").exists(), "{sub:?}");
+    }
 
     for (sub, reason) in [
         ("../outside", "climb out"),

@@ -178,7 +178,8 @@ pub(super) fn utf8_path(path: &Path) -> Result<String, SourceError> {
 }
 
 /// The folder `source.path` names under `root` (a folder or an exported tree), checked:
-/// relative, no `..`, and — every symlink on the way resolved — still under `root`.
+/// relative, no `..`, and — every symlink on the way resolved — still under `root` and
+/// not in a `.git` folder.
 pub(super) fn subdirectory(root: &Path, text: &str) -> Result<PathBuf, SourceError> {
     let refused = |reason: &'static str| SourceError::SourcePath {
         path: text.to_string(),
@@ -210,8 +211,15 @@ pub(super) fn subdirectory(root: &Path, text: &str) -> Result<PathBuf, SourceErr
         }
         Err(error) => return Err(IoAt::new(joined, "resolve the source path", error).into()),
     };
-    if !real.starts_with(&root) {
+    let Ok(inside) = real.strip_prefix(&root) else {
         return Err(refused("a symlink on the way leads out of the source"));
+    };
+    // `.git` is left out of every source (see `folder`): its config (remote URLs with
+    // tokens), hooks and objects are no folder to build, named or reached by a symlink.
+    if inside.components().any(|c| c.as_os_str() == ".git") {
+        return Err(refused(
+            "it is in the repository's `.git` folder, never part of a source",
+        ));
     }
     if !real.is_dir() {
         return Err(refused("it is not a folder"));
