@@ -8,6 +8,7 @@
 //! server's filesystem. This module decides and resolves; it fetches nothing.
 
 use crate::io_at::IoAt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::spec::{check_remote_url, file_url_path, redact_url, REMOTE_SCHEMES};
@@ -77,24 +78,163 @@ impl SourcePolicy {
                 "the server takes no local folders as sources (its operator may allow some with serve --allow-local-source)",
             ));
         }
-        self.local(&local).map(AllowedSource::Local).ok_or_else(|| {
+        let (real, root) = self.local(&local).ok_or_else(|| {
             refused("it is not an existing folder under one the server allows (serve --allow-local-source)")
-        })
+        })?;
+        if !repository_inside(&real, root) {
+            return Err(refused(
+                "its git repository (a `.git` link or `gitdir:` file, a `commondir`, object alternates or a symlink in it) leads out of the folders the server allows",
+            ));
+        }
+        Ok(AllowedSource::Local(real))
     }
 
-    /// The canonical form of `path` when it lies under an allowed folder.
-    fn local(&self, path: &Path) -> Option<PathBuf> {
+    /// The canonical form of `path` and the allowed folder it lies under.
+    fn local(&self, path: &Path) -> Option<(PathBuf, &Path)> {
         let real = path.canonicalize().ok()?;
-        self.local_roots
+        let root = self
+            .local_roots
             .iter()
-            .any(|root| real.starts_with(root))
-            .then_some(real)
+            .find(|root| real.starts_with(root))?;
+        Some((real, root))
     }
+}
+
+/// Whether all git reads of the repository at `real` (when it is one) lie under `root`.
+/// git follows a `.git` symlink or `gitdir:` file, a linked work tree's `commondir`, object
+/// `alternates` and any symlink in the repository folder wherever they lead, with the
+/// server's rights: a checkout under an allowed folder could otherwise have the server
+/// fetch and build a repository outside it. A plain folder's symlinks are copied as links,
+/// never followed: nothing to check.
+fn repository_inside(real: &Path, root: &Path) -> bool {
+    let under_root = |path: &Path| path.canonicalize().is_ok_and(|p| p.starts_with(root));
+    let dot_git = real.join(".git");
+    let git_dir = match fs::symlink_metadata(&dot_git) {
+        Ok(meta) if meta.is_file() => {
+            let Some(text) = read_small(&dot_git) else {
+                return false;
+            };
+            match text.trim_end().strip_prefix("gitdir:") {
+                Some(target) => real.join(target.trim()),
+                None => return false,
+            }
+        }
+        Ok(_) => dot_git,
+        Err(_) if super::spec::is_git_repository(real) => real.to_path_buf(),
+        Err(_) => return true,
+    };
+    let Ok(git_dir) = git_dir.canonicalize() else {
+        return false;
+    };
+    if !git_dir.starts_with(root) {
+        return false;
+    }
+    let mut dirs = vec![git_dir.clone()];
+    if fs::symlink_metadata(git_dir.join("commondir")).is_ok() {
+        let Some(text) = read_small(&git_dir.join("commondir")) else {
+            return false;
+        };
+        let Ok(common) = git_dir.join(text.trim_end()).canonicalize() else {
+            return false;
+        };
+        if !common.starts_with(root) {
+            return false;
+        }
+        dirs.push(common);
+    }
+    dirs.iter().all(|dir| {
+        fs::symlink_metadata(dir.join("objects/info/alternates")).is_err()
+            && walkdir::WalkDir::new(dir)
+                .follow_links(false)
+                .into_iter()
+                .all(|entry| match entry {
+                    Ok(entry) if entry.path_is_symlink() => under_root(entry.path()),
+                    Ok(_) => true,
+                    Err(_) => false,
+                })
+    })
+}
+
+/// A small text file of a repository folder (`.git`, `commondir`): `None` when it cannot
+/// be read or is longer than a path.
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    fs::File::open(path)
+        .ok()?
+        .take(8192)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() < 8192).then_some(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkout_whose_repository_leads_out_is_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let top = top.path();
+        let allowed = top.join("allowed");
+        let outside = top.join("secret/.git");
+        for git_dir in [&outside, &allowed.join("main/.git")] {
+            fs::create_dir_all(git_dir.join("objects/info")).unwrap();
+            fs::create_dir_all(git_dir.join("refs")).unwrap();
+            fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        }
+        let policy = SourcePolicy::new(std::slice::from_ref(&allowed)).unwrap();
+        let check = |name: &str| policy.check(&format!("{}/{name}", allowed.display()));
+        let app = |name: &str, dot_git: Option<&str>| {
+            let dir = allowed.join(name);
+            fs::create_dir_all(&dir).unwrap();
+            if let Some(text) = dot_git {
+                fs::write(dir.join(".git"), text).unwrap();
+            }
+            dir
+        };
+        let repo = |name: &str| {
+            let git_dir = app(name, None).join(".git");
+            fs::create_dir_all(git_dir.join("objects/info")).unwrap();
+            fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+            git_dir
+        };
+        // Inside: a plain folder, the main checkout, a linked work tree of it.
+        app("plain", None);
+        std::os::unix::fs::symlink("/etc", allowed.join("plain/etc")).unwrap();
+        assert!(check("plain").is_ok());
+        assert!(check("main").is_ok());
+        app(
+            "linked",
+            Some(&format!(
+                "gitdir: {}\n",
+                allowed.join("main/.git").display()
+            )),
+        );
+        assert!(check("linked").is_ok());
+
+        // Out: a `gitdir:` file, a `.git` link, a `commondir`, alternates, a link inside.
+        app("gitdir", Some(&format!("gitdir: {}\n", outside.display())));
+        app("gitdir-rel", Some("gitdir: ../../secret/.git"));
+        std::os::unix::fs::symlink(&outside, app("dot-link", None).join(".git")).unwrap();
+        let common = repo("common");
+        fs::write(common.join("commondir"), outside.to_str().unwrap()).unwrap();
+        let alternates = repo("alternates");
+        fs::write(alternates.join("objects/info/alternates"), "/x\n").unwrap();
+        let objects = repo("objects-link");
+        std::os::unix::fs::symlink(outside.join("objects"), objects.join("objects/pack")).unwrap();
+        for name in [
+            "gitdir",
+            "gitdir-rel",
+            "dot-link",
+            "common",
+            "alternates",
+            "objects-link",
+        ] {
+            let err = check(name).unwrap_err().to_string();
+            assert!(err.contains("leads out of the folders"), "{name}: {err}");
+        }
+    }
 
     #[test]
     fn requests_name_remote_urls_or_allowed_folders_only() {
