@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::app::{environment, pattern, valid_name, NAME_PATTERN};
+use super::badger_steps::{self, Dependencies, Detect};
 use super::yaml::{self, Decoder, Fields, Node};
 use super::{ManifestError, Problem, BADGER_ANNOTATION};
 use crate::image::reference::ImageReference;
@@ -29,6 +30,8 @@ const BADGER_KEYS: &[&str] = &[
     "setup",
     "network",
     "user",
+    "dependencies",
+    "detect",
 ];
 const PACKAGE_KEYS: &[&str] = &["name", "version"];
 const NETWORKS: &[&str] = &["none", "host"];
@@ -67,6 +70,13 @@ pub struct BadgerManifest {
     /// the setup script makes that user. Builds still run as root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The dependency step (see [`Dependencies`]): run on the named inputs alone, its
+    /// result is a layer of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Dependencies>,
+    /// The detect rule for `badger: auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect: Option<Detect>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
@@ -224,6 +234,10 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         }
     }
     let user = super::app::user(d, &f);
+    let dependencies = f
+        .get("dependencies")
+        .and_then(|n| badger_steps::dependencies(d, n));
+    let detect = f.get("detect").and_then(|n| badger_steps::detect(d, n));
     let extensions = f
         .entries()
         .filter(|(k, ..)| k.starts_with("x-"))
@@ -241,6 +255,8 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         setup,
         network,
         user,
+        dependencies,
+        detect,
         extensions,
     })
 }

@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod badger;
+pub mod badger_steps;
 pub mod du;
 pub mod heat;
 mod ports;
@@ -29,6 +30,8 @@ mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_badger_steps;
 #[cfg(test)]
 mod tests_compat;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::workspace::{run_step, Step};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::badger::Network;
+use crate::manifest::badger_steps::DEPENDENCIES_PATH;
 use crate::manifest::{BadgerManifest, BADGER_ANNOTATION};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
@@ -97,6 +98,15 @@ pub fn build_badger(
     // Read from the badger folder through no symlink, written inside the image root only.
     if let Some(script) = read_badger_file(&request.dir, "build.sh")? {
         confined::install(&root, Path::new(&manifest.build), &script, 0o755)?;
+    }
+    // The dependency step's script, when the manifest declares one, at its fixed path.
+    if let Some(dependencies) = &manifest.dependencies {
+        let script = read_badger_file(&request.dir, &dependencies.script)?.ok_or_else(|| {
+            IoAt::at(&request.dir.join(&dependencies.script), "read")(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))
+        })?;
+        confined::install(&root, Path::new(DEPENDENCIES_PATH), &script, 0o755)?;
     }
     let mut created_mount_points = Vec::new();
     let mut id_map = None;
