@@ -12,7 +12,10 @@
 
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
+use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
+use super::network_hint;
+use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
@@ -71,6 +74,8 @@ pub struct BuildRequest {
     pub source_rules: source::FetchRules,
     /// Decided at the edge: how layers are unpacked, copied and written.
     pub privilege: Privilege,
+    /// Secrets and certificates for the build and test steps only (see `build_inputs`).
+    pub inputs: BuildInputs,
 }
 
 /// What a build produced.
@@ -92,6 +97,11 @@ pub fn build(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
+    // Everything the build says goes through this: no line shows a secret's value.
+    let reporter = &RedactingReporter {
+        inner: reporter,
+        redactor: Redactor::new(&request.inputs.secrets),
+    };
     let (mut app, base_dir) = load_app(request)?;
     if !request.run_tests {
         // Not tested: the DU must not claim a test result.
@@ -153,8 +163,11 @@ pub fn build(
     }
 
     let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
-    let mut ran = job.run_build_commands(&sandbox)?;
-    job.run_tests(&sandbox)?;
+    let steps_failed = |error| network_hint::with_hint(error, request.network_host);
+    let mut ran = job.run_build_commands(&sandbox).map_err(steps_failed)?;
+    job.run_tests(&sandbox).map_err(steps_failed)?;
+    let secrets = &request.inputs.secrets;
+    redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
     job.check_run_command(&sandbox, &mut ran)?;
     let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
     drop(sandbox);
@@ -323,7 +336,15 @@ impl Job<'_> {
             self.request.privilege,
         )?;
 
-        let env = build_env(app, &base.config, &fetched.info);
+        let mut env = build_env(app, &base.config, &fetched.info);
+        let inputs = build_inputs::stage(
+            &self.request.inputs,
+            app,
+            &workspace,
+            &super::workspace::scratch_parent(store),
+            self.request.network_host,
+        )?;
+        merge_env(&mut env, &inputs.env);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
         let apps = cache_root.join("apps");
         let app_cache = apps.join(&app.name);
@@ -333,17 +354,19 @@ impl Job<'_> {
         for dir in [&apps, &app_cache, &work] {
             crate::store::cache::private_dir(dir).map_err(UnpackError::from)?;
         }
-        let mounts = vec![BindMount {
+        let mut mounts = vec![BindMount {
             source: app_cache,
             target: PathBuf::from("/solum/cache"),
             read_only: false,
             work: Some(work),
         }];
+        mounts.extend(inputs.mounts.iter().cloned());
         Ok(Sandbox {
             workspace,
             base,
             env,
             mounts,
+            _inputs: inputs,
         })
     }
 
@@ -401,12 +424,17 @@ impl Job<'_> {
         );
         let result = run_step(step, self.cancel, self.reporter)?;
         if let Some(how) = failure(result.outcome.termination)? {
-            return Ok(Some((how, result.tail)));
+            return Ok(Some((how, self.redacted(result.tail))));
         }
         ran.created_mount_points
             .extend(result.outcome.created_mount_points);
         ran.id_map = Some(result.outcome.id_map);
         Ok(None)
+    }
+
+    /// A failed step's last lines without secret values: they end up in the error.
+    fn redacted(&self, tail: Vec<String>) -> Vec<String> {
+        Redactor::new(&self.request.inputs.secrets).redact_lines(tail)
     }
 
     /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests
@@ -428,7 +456,7 @@ impl Job<'_> {
             return Err(BuildError::TestsFailed {
                 command: test_cmd.to_string(),
                 how,
-                tail: result.tail,
+                tail: self.redacted(result.tail),
             });
         }
         Ok(())
@@ -575,6 +603,8 @@ struct Sandbox {
     base: Base,
     env: Vec<String>,
     mounts: Vec<BindMount>,
+    /// The secrets and certificates the mounts show, removed with the sandbox.
+    _inputs: build_inputs::Staged,
 }
 
 impl Sandbox {
@@ -628,7 +658,7 @@ fn build_key(
     epoch: i64,
     request: &BuildRequest,
 ) -> Digest {
-    let document = json!({
+    let mut document = json!({
         "key_version": 1,
         "app": app,
         "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
@@ -639,6 +669,9 @@ fn build_key(
         "network_host": request.network_host,
         "rootless": request.privilege.is_rootless(),
     });
+    if let (Some(names), Some(fields)) = (request.inputs.key_part(), document.as_object_mut()) {
+        fields.insert("secrets".into(), json!(names));
+    }
     Digest::of_bytes(&canonical_json(&document))
 }
 
