@@ -11,6 +11,7 @@
 //! any failure or cancel the scratch folder goes and the store keeps no new name.
 
 use super::badger_stack::{self, Badger};
+use super::build_cache;
 pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
@@ -20,7 +21,7 @@ use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::image::config::{ensure_path, merge_env};
-use crate::image::{canonical_json, Digest, ImageConfig};
+use crate::image::{Digest, ImageConfig};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
@@ -34,7 +35,6 @@ use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::Layout;
 use crate::transport::{copy_blobs, RegistryTransport};
 use runtime::{BindMount, CancelHandle, RootFs, Termination};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,10 +151,10 @@ pub fn build(
         .unwrap_or(0);
 
     // The key needs the fetched source (its tree digest); a hit skips everything after.
-    let key = build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
+    let key = build_cache::build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
     let record = cache_root.join("builds").join(key.hex());
     if !request.no_cache {
-        if let Some(built) = reuse_cached(&layout, &record, &tag, reporter)? {
+        if let Some(built) = build_cache::reuse_cached(&layout, &record, &tag, reporter)? {
             return Ok(Built {
                 asks_deploy: job.app.asks_deploy(),
                 ..built
@@ -172,7 +172,7 @@ pub fn build(
     let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
     drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
-    write_record(&record, &committed.manifest_digest);
+    build_cache::write_record(&record, &committed.manifest_digest);
     reporter.stage(
         State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
@@ -571,31 +571,6 @@ impl Job<'_> {
     }
 }
 
-/// The DU an identical build recorded, named `tag` again, if the store still has it.
-fn reuse_cached(
-    layout: &Layout,
-    record: &Path,
-    tag: &str,
-    reporter: &dyn Reporter,
-) -> Result<Option<Built>, BuildError> {
-    let Some(digest) = cached_build(layout, record) else {
-        return Ok(None);
-    };
-    let descriptor = layout.resolve_descriptor(&crate::store::image::manifest_descriptor(
-        &layout.read_blob(&digest, None, crate::store::image::DOCUMENT_LIMIT)?,
-        None,
-    ))?;
-    layout.tag(tag, &descriptor.descriptor)?;
-    reporter.stage(State::Built, &format!("{tag} (cached, {})", digest.short()));
-    Ok(Some(Built {
-        manifest_digest: digest,
-        tag: tag.to_string(),
-        cache_hit: true,
-        du: None,
-        asks_deploy: false,
-    }))
-}
-
 /// Where the build and test commands run: the badgers' stacked filesystem with the source
 /// at `/app` of a fresh writable layer, their environment, and the app's cache mount.
 struct Sandbox {
@@ -647,51 +622,6 @@ fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError>
             spec.with_revision(revision).map_err(wrap)
         }
         _ => Ok(spec),
-    }
-}
-
-/// The cache key: everything that decides the DU's bytes.
-fn build_key(
-    app: &AppFile,
-    badgers: &[Badger],
-    info: &SourceInfo,
-    epoch: i64,
-    request: &BuildRequest,
-) -> Digest {
-    let mut document = json!({
-        "key_version": 1,
-        "app": app,
-        "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
-        "source_tree": info.tree_digest.to_string(),
-        "revision": info.revision,
-        "epoch": epoch,
-        "compression": format!("{:?}", request.compression),
-        "network_host": request.network_host,
-        "rootless": request.privilege.is_rootless(),
-    });
-    if let (Some(names), Some(fields)) = (request.inputs.key_part(), document.as_object_mut()) {
-        fields.insert("secrets".into(), json!(names));
-    }
-    Digest::of_bytes(&canonical_json(&document))
-}
-
-/// The DU a key recorded, if its manifest is still in the store.
-fn cached_build(layout: &Layout, record: &Path) -> Option<Digest> {
-    let text = std::fs::read_to_string(record).ok()?;
-    let digest: Digest = text.trim().parse().ok()?;
-    layout.has_blob(&digest).then_some(digest)
-}
-
-/// Best effort: a missing record only costs a rebuild.
-fn write_record(record: &Path, digest: &Digest) {
-    if let Some(parent) = record.parent() {
-        let _ = std::fs::create_dir_all(parent);
-        if let Ok(mut temp) = tempfile::NamedTempFile::new_in(parent) {
-            use std::io::Write;
-            if writeln!(temp, "{digest}").is_ok() {
-                let _ = temp.persist(record);
-            }
-        }
     }
 }
 

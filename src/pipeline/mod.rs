@@ -8,6 +8,7 @@ pub mod badger_files;
 pub mod badger_image;
 pub mod badger_stack;
 pub mod build;
+pub mod build_cache;
 pub mod build_error;
 pub mod build_inputs;
 pub mod cache_bound;
