@@ -444,6 +444,62 @@ fn a_network_failure_without_network_ends_with_the_hint() {
 }
 
 #[test]
+fn the_server_gives_its_certificates_and_the_app_file_s_build_environment_to_workflows() {
+    let dir = temp_dir();
+    let data = support::serve::data_with_base(dir.path(), true);
+    let cert = certificate(dir.path());
+    let source = dir.path().join("source");
+    source_with_build_script(
+        &source,
+        "echo \"trust=$SSL_CERT_FILE mode=$MODE\"\necho built > /app/built",
+    );
+    let server = support::serve::Server::start(
+        &data,
+        &[
+            "--allow-local-source",
+            dir.path().to_str().unwrap(),
+            "--ca-cert",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let text = format!(
+        "{}build_environment: {{MODE: served-7731}}\n",
+        support::serve::app_text(
+            "served",
+            "badgers/shell",
+            &format!("  repository: {}", source.display())
+        )
+    );
+    let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+    assert_eq!(status, 201, "{answer}");
+    let (status, started) = server.call(
+        "POST",
+        "/v1/apps/served/workflows",
+        br#"{"actions":["build"]}"#,
+    );
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_i64().unwrap();
+    let record = server.wait_final("served", id);
+    assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
+    let log = std::fs::read_to_string(data.join("logs").join(format!("{id}.log"))).unwrap();
+    assert!(
+        log.contains("trust=/run/solum/ca-certificates.crt mode=served-7731"),
+        "{log}"
+    );
+    assert_in_no_blob(&data.join("store"), "served-7731");
+
+    // A file that is not a certificate stops the server before it listens.
+    let refused = Cmd::solum_without_store()
+        .args(["serve", "--data"])
+        .arg(dir.path().join("other"))
+        .arg("--ca-cert")
+        .arg(dir.path().join("ca.key"))
+        .run()
+        .fails_with(2);
+    assert!(refused.stderr.contains("--ca-cert"), "{}", refused.text());
+}
+
+#[test]
 fn run_again_as_tester() {
     rerun_as_tester();
 }
