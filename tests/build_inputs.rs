@@ -472,14 +472,7 @@ fn the_server_gives_its_certificates_and_the_app_file_s_build_environment_to_wor
     );
     let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
     assert_eq!(status, 201, "{answer}");
-    let (status, started) = server.call(
-        "POST",
-        "/v1/apps/served/workflows",
-        br#"{"actions":["build"]}"#,
-    );
-    assert_eq!(status, 202, "{started}");
-    let id = started["id"].as_i64().unwrap();
-    let record = server.wait_final("served", id);
+    let (id, record) = server.run_workflow("served", r#"["build"]"#);
     assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
     let log = std::fs::read_to_string(data.join("logs").join(format!("{id}.log"))).unwrap();
     assert!(
