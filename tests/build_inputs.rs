@@ -334,6 +334,7 @@ fn ca_certificates_are_trusted_by_the_steps_and_absent_from_the_du() {
         "{text}"
     );
     assert!(text.contains("certificates: 1"), "{text}");
+    assert!(text.contains("has no CA bundle of its own"), "{text}");
     assert!(!text.contains("WRITABLE"), "{text}");
     let inspect = Cmd::solum(&store).args(["inspect", "trusting"]).run().ok();
     assert!(!inspect.stdout.contains("/run/solum"), "{}", inspect.stdout);
@@ -366,6 +367,50 @@ fn ca_certificates_are_trusted_by_the_steps_and_absent_from_the_du() {
         "{}",
         bad.text()
     );
+}
+
+/// A badger whose base has a system bundle: the steps' bundle is that one, then the given
+/// certificates.
+#[test]
+fn the_bundle_is_the_image_s_own_then_the_given_certificates() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let rootfs = dir.path().join("busybox");
+    busybox_rootfs(&rootfs);
+    let system = dir.path().join("system");
+    std::fs::create_dir(&system).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc/ssl/certs")).unwrap();
+    std::fs::copy(
+        certificate(&system),
+        rootfs.join("etc/ssl/certs/ca-certificates.crt"),
+    )
+    .unwrap();
+    import_tree(&store, &rootfs, "base/busybox");
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(repo_dir().join("badgers/shell"))
+        .run()
+        .ok();
+    let source = dir.path().join("src");
+    source_with_build_script(
+        &source,
+        "echo \"certificates: $(grep -c 'BEGIN CERTIFICATE' \"$SSL_CERT_FILE\")\"\n\
+         head -3 \"$SSL_CERT_FILE\" | tail -1",
+    );
+    let built = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&source)
+        .arg("--ca-cert")
+        .arg(certificate(dir.path()))
+        .run()
+        .ok();
+    let text = built.text();
+    assert!(text.contains("certificates: 2"), "{text}");
+    assert!(!text.contains("has no CA bundle"), "{text}");
+    // The system certificate comes first.
+    let system_line = std::fs::read_to_string(system.join("ca.pem")).unwrap();
+    let system_line = system_line.lines().nth(2).unwrap();
+    assert!(text.contains(&format!("| {system_line}")), "{text}");
 }
 
 #[test]

@@ -343,6 +343,7 @@ impl Job<'_> {
             &workspace,
             &super::workspace::scratch_parent(store),
             self.request.network_host,
+            reporter,
         )?;
         merge_env(&mut env, &inputs.env);
         // Private: what a build leaves there (setuid files too) is no other user's to run.

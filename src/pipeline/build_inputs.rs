@@ -22,6 +22,7 @@ use super::workspace::Workspace;
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
 use crate::manifest::AppFile;
+use crate::report::Reporter;
 use base64::Engine;
 use runtime::BindMount;
 use std::io::Read;
@@ -38,8 +39,14 @@ pub const SECRETS_DIR: &str = "/run/secrets";
 pub const CA_DIR: &str = "/run/solum";
 /// The bundle of the image's system certificates and the given ones.
 pub const CA_BUNDLE: &str = "/run/solum/ca-certificates.crt";
-/// Where images keep their system bundle (Debian, Ubuntu, Alpine, busybox-based images).
-const SYSTEM_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+/// Where images keep their system bundle, in the order looked for: Debian, Ubuntu, Alpine;
+/// Fedora, RHEL (the file its `/etc/pki/tls/certs/ca-bundle.crt` links to); openSUSE.
+/// Only a regular file counts: a symlink is not followed (see [`Workspace::read_file`]).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "etc/ssl/certs/ca-certificates.crt",
+    "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "etc/ssl/ca-bundle.pem",
+];
 
 /// The variables the usual tools read for a CA bundle, all set to [`CA_BUNDLE`]: OpenSSL
 /// and everything on it (Go, Ruby and bundler, PHP, git's OpenSSL builds), pip, requests,
@@ -340,13 +347,15 @@ pub struct Staged {
 }
 
 /// Writes `inputs` into a private folder under `parent` and says how the steps get them
-/// (see the module's text). `workspace` is read for the image's system bundle.
+/// (see the module's text). `workspace` is read for the image's system bundle; a bundle
+/// without one is said to `reporter`.
 pub fn stage(
     inputs: &BuildInputs,
     app: &AppFile,
     workspace: &Workspace,
     parent: &Path,
     network_host: bool,
+    reporter: &dyn Reporter,
 ) -> Result<Staged, BuildInputError> {
     let mut env: Vec<String> = app
         .build_environment
@@ -385,7 +394,17 @@ pub fn stage(
     if let Some(extra) = &inputs.ca_certificates {
         let trust = dir.path().join("trust");
         std::fs::create_dir(&trust).map_err(io(&trust, "create"))?;
-        let mut bundle = workspace.read_file(SYSTEM_BUNDLE).unwrap_or_default();
+        let system = SYSTEM_BUNDLES
+            .iter()
+            .find_map(|inner| workspace.read_file(inner));
+        if system.is_none() {
+            reporter.warning(
+                "the badger has no CA bundle of its own (as a regular file at \
+                 /etc/ssl/certs/ca-certificates.crt or the like): the build trusts the \
+                 --ca-cert certificates alone",
+            );
+        }
+        let mut bundle = system.unwrap_or_default();
         if !bundle.is_empty() && !bundle.ends_with(b"\n") {
             bundle.push(b'\n');
         }

@@ -73,7 +73,7 @@ impl Redactor {
             );
         }
         values.retain(|value| value.len() >= MIN_REDACTED);
-        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Redactor { values }
     }
