@@ -5,10 +5,12 @@
 //! digests, source tree, app file, epoch, options) and return the recorded DU on a hit;
 //! otherwise copy the badgers' blobs into the store, unpack their stacked layers once into
 //! the rootfs cache, put the source at `/app` of a fresh writable layer, run each badger's
-//! build command, run `test_cmd` on a throwaway layer above it, diff the writable layer
-//! into one new layer, and commit config + manifest with the DU manifest annotation. The
-//! name is set (and the cache record written) only after everything else succeeded; on
-//! any failure or cancel the scratch folder goes and the store keeps no new name.
+//! build command, run `test_cmd` on a throwaway layer above it (both with the build-time
+//! inputs of `build_inputs`, their output redacted), check the new layer holds no secret,
+//! diff the writable layer into one new layer, and commit config + manifest with the DU
+//! manifest annotation. The name is set (and the cache record written) only after
+//! everything else succeeded; on any failure or cancel the scratch folder goes and the
+//! store keeps no new name.
 
 use super::badger_stack::{self, Badger};
 use super::build_cache;
@@ -341,7 +343,6 @@ impl Job<'_> {
             &self.request.inputs,
             app,
             &workspace,
-            &super::workspace::scratch_parent(store),
             self.request.network_host,
             reporter,
         )?;

@@ -346,14 +346,14 @@ pub struct Staged {
     pub mounts: Vec<BindMount>,
 }
 
-/// Writes `inputs` into a private folder under `parent` and says how the steps get them
-/// (see the module's text). `workspace` is read for the image's system bundle; a bundle
-/// without one is said to `reporter`.
+/// Writes `inputs` into a private folder of the workspace's scratch (so that a killed
+/// build's are swept with it) and says how the steps get them (see the module's text).
+/// `workspace` is read for the image's system bundle; a bundle without one is said to
+/// `reporter`.
 pub fn stage(
     inputs: &BuildInputs,
     app: &AppFile,
     workspace: &Workspace,
-    parent: &Path,
     network_host: bool,
     reporter: &dyn Reporter,
 ) -> Result<Staged, BuildInputError> {
@@ -376,7 +376,7 @@ pub fn stage(
         let path = path.to_path_buf();
         move |e| BuildInputError::Stage(IoAt::new(path, action, e))
     };
-    std::fs::create_dir_all(parent).map_err(io(parent, "create"))?;
+    let parent = workspace.scratch_dir();
     // 0700: the values are this user's alone (the sandbox's root is this user).
     let dir = tempfile::Builder::new()
         .prefix(".inputs-")

@@ -177,6 +177,12 @@ impl Workspace {
         }
     }
 
+    /// The build's private scratch folder: removed with the workspace, and swept (with
+    /// what is in it) when the build was killed.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.scratch
+    }
+
     /// The regular file at `inner` (relative) of the root the build starts from, read
     /// through no symlink (see [`super::badger_files::read_badger_file`]): the top-most tree
     /// that has an entry there decides. `None` when it is missing, or is anything but a
