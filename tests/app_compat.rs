@@ -187,14 +187,7 @@ fn the_server_pushes_an_app_that_asks_for_deploy() {
         app_text("deployed", "shell", &repository) + "trigger_actions: [unittest, build, deploy]\n";
     let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
     assert_eq!(status, 201, "{answer}");
-    let (status, started) = server.call(
-        "POST",
-        "/v1/apps/deployed/workflows",
-        br#"{"actions":["build"]}"#,
-    );
-    assert_eq!(status, 202, "{started}");
-    let id = started["id"].as_i64().unwrap();
-    let record = server.wait_final("deployed", id);
+    let (id, record) = server.run_workflow("deployed", r#"["build"]"#);
     assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
     assert!(registry.has_manifest("apps/deployed", &format!("wf-{id}"), None));
     let (_, log) = server.call(

@@ -75,6 +75,9 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// `--keep N`: the workflow DUs (`APP:wf-N`) kept in the store per app; 0 keeps all.
     pub keep: usize,
+    /// `--ca-cert FILE`…: CA certificates every build's steps trust besides the image's.
+    /// Requests carry no secrets or certificates of their own.
+    pub ca_certificates: Option<crate::pipeline::build_inputs::CaCertificates>,
 }
 
 /// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:

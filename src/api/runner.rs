@@ -251,6 +251,10 @@ fn prepare<'a>(
             anonymous: true,
         },
         privilege: shared.privilege,
+        inputs: crate::pipeline::build_inputs::BuildInputs {
+            secrets: Vec::new(),
+            ca_certificates: shared.options.ca_certificates.clone(),
+        },
     };
 
     let mut destination = None;

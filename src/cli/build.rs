@@ -13,6 +13,7 @@ use super::Context;
 use crate::image::Digest;
 use crate::manifest::Overrides;
 use crate::pipeline::build::{AppInput, BuildRequest};
+use crate::pipeline::build_inputs::{BuildInputs, CaCertificates, Secret};
 use crate::pipeline::delivery::{deliver, Delivery, DeliveryError, NoLedger, PushTo};
 use crate::pipeline::source_date_epoch;
 use crate::report::Reporter;
@@ -77,6 +78,19 @@ pub struct BuildArgs {
     /// An environment variable of the app (repeatable; wins over the file's).
     #[arg(long = "env", short, value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// A variable of the build and test steps only, never in the DU (repeatable; wins over
+    /// the file's build_environment).
+    #[arg(long = "build-env", value_name = "KEY=VALUE")]
+    build_env: Vec<String>,
+    /// A secret file for the build and test steps, read-only at /run/secrets/NAME; its
+    /// value is masked in the output and must not reach the DU (repeatable; at most 1 MiB).
+    #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
+    secrets: Vec<String>,
+    /// PEM CA certificates the build and test steps trust besides the image's own:
+    /// a bundle at /run/solum/ca-certificates.crt, named by SSL_CERT_FILE, PIP_CERT,
+    /// REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS... (repeatable; for TLS-inspecting proxies).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    ca_certs: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "none")]
     network: NetworkMode,
     /// Kill a build or test step that runs longer than this.
@@ -170,15 +184,34 @@ pub fn cancel_on_signals() -> anyhow::Result<CancelHandle> {
     Ok(cancel)
 }
 
-pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
-    let environment = args
-        .env
+/// `KEY=VALUE` entries of a flag, split.
+fn key_values(flag: &str, entries: &[String]) -> Result<Vec<(String, String)>, UsageError> {
+    entries
         .iter()
         .map(|entry| match entry.split_once('=') {
             Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-            _ => Err(UsageError(format!("--env {entry:?} is not KEY=VALUE"))),
+            _ => Err(UsageError(format!("{flag} {entry:?} is not KEY=VALUE"))),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// The secrets and certificates of the flags, read once, now: a missing, unreadable or
+/// malformed file is bad input before any work starts.
+fn build_inputs(args: &BuildArgs) -> anyhow::Result<BuildInputs> {
+    let mut inputs = BuildInputs {
+        ca_certificates: CaCertificates::read(&args.ca_certs, "--ca-cert")?,
+        ..BuildInputs::default()
+    };
+    for given in &args.secrets {
+        inputs.add_secret(Secret::from_flag(given)?)?;
+    }
+    Ok(inputs)
+}
+
+pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
+    let environment = key_values("--env", &args.env)?;
+    let build_environment = key_values("--build-env", &args.build_env)?;
+    let inputs = build_inputs(&args)?;
     if args.app_file.is_none() && args.badger.is_none() {
         return Err(UsageError(
             "give an app file, or at least --badger and --source (see --help)".into(),
@@ -221,6 +254,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             build_cmd: args.build_cmd,
             ports: args.ports,
             environment,
+            build_environment,
         },
         tag: args.tag,
         network_host: matches!(args.network, NetworkMode::Host),
@@ -231,6 +265,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         run_tests: !args.skip_tests,
         source_rules: crate::source::FetchRules::default(),
         privilege: context.privilege,
+        inputs,
     };
     let reporter = BuildReporter {
         format: args.log_format,

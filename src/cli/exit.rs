@@ -104,6 +104,8 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
         RunError,
         ImportError,
         BuildError,
+        crate::pipeline::build_inputs::BuildInputError,
+        crate::pipeline::redaction::RedactionError,
         crate::pipeline::delivery::DeliveryError,
         RegistryError,
         CredentialError,

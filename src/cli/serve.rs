@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// trigger URL takes no token) must arrive within the same time.
     #[arg(long, value_name = "SECS", default_value = "15")]
     header_timeout: u64,
+    /// PEM CA certificates every build and test step trusts besides the image's own (as
+    /// `build --ca-cert`; repeatable; for TLS-inspecting proxies).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    ca_certs: Vec<PathBuf>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -116,6 +120,8 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
             crate::registry::Credentials::parse(creds)?,
         ));
     }
+    let ca_certificates =
+        crate::pipeline::build_inputs::CaCertificates::read(&args.ca_certs, "--ca-cert")?;
     let prepared = prepare(ServeOptions {
         listen: args.listen,
         data: data.clone(),
@@ -124,6 +130,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         push_to: args.push_to,
         public_url: args.public_url,
         keep: args.keep,
+        ca_certificates,
         registry: args.registry.client()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),

@@ -35,6 +35,7 @@ const APP_KEYS: &[&str] = &[
     "trigger_actions",
     "ports",
     "environment",
+    "build_environment",
     "services",
     "scaling",
     "url",
@@ -80,6 +81,10 @@ pub struct AppFile {
     pub ports: Vec<Port>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Variables of the build and test steps only (a package index, a build mode): never
+    /// in the DU's config, its DU manifest or its Heat snippet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_environment: BTreeMap<String, String>,
     #[serde(default)]
     pub services: Vec<Service>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +235,8 @@ pub struct Overrides {
     pub ports: Vec<u32>,
     /// `--env K=V`…: added to (and winning over) the file's environment.
     pub environment: Vec<(String, String)>,
+    /// `--build-env K=V`…: added to (and winning over) the file's `build_environment`.
+    pub build_environment: Vec<(String, String)>,
 }
 
 /// The app file's fields before the cross-field checks, with where each came from.
@@ -324,6 +331,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
         trigger_actions: Vec::new(),
         ports: Vec::new(),
         environment: BTreeMap::new(),
+        build_environment: BTreeMap::new(),
         services: Vec::new(),
         scaling: None,
         url: None,
@@ -418,6 +426,9 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<Draft> {
     }
     if let Some(n) = f.get("environment") {
         file.environment = environment(d, n, "environment");
+    }
+    if let Some(n) = f.get("build_environment") {
+        file.build_environment = environment(d, n, "build_environment");
     }
     if let Some(n) = f.get("services") {
         file.services = services(d, n);
@@ -617,15 +628,26 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
             }
         }
     }
-    for (key, value) in &o.environment {
-        if valid_env_name(key) {
-            file.environment.insert(key.clone(), value.clone());
-        } else {
-            flag_error(
-                "--env",
-                &format!("environment.{key}"),
-                pattern(key, ENV_PATTERN),
-            );
+    for (flag, field, given, map) in [
+        (
+            "--env",
+            "environment",
+            &o.environment,
+            &mut file.environment,
+        ),
+        (
+            "--build-env",
+            "build_environment",
+            &o.build_environment,
+            &mut file.build_environment,
+        ),
+    ] {
+        for (key, value) in given {
+            if valid_env_name(key) {
+                map.insert(key.clone(), value.clone());
+            } else {
+                flag_error(flag, &format!("{field}.{key}"), pattern(key, ENV_PATTERN));
+            }
         }
     }
 }

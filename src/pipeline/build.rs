@@ -5,19 +5,25 @@
 //! digests, source tree, app file, epoch, options) and return the recorded DU on a hit;
 //! otherwise copy the badgers' blobs into the store, unpack their stacked layers once into
 //! the rootfs cache, put the source at `/app` of a fresh writable layer, run each badger's
-//! build command, run `test_cmd` on a throwaway layer above it, diff the writable layer
-//! into one new layer, and commit config + manifest with the DU manifest annotation. The
-//! name is set (and the cache record written) only after everything else succeeded; on
-//! any failure or cancel the scratch folder goes and the store keeps no new name.
+//! build command, run `test_cmd` on a throwaway layer above it (both with the build-time
+//! inputs of `build_inputs`, their output redacted), check the new layer holds no secret,
+//! diff the writable layer into one new layer, and commit config + manifest with the DU
+//! manifest annotation. The name is set (and the cache record written) only after
+//! everything else succeeded; on any failure or cancel the scratch folder goes and the
+//! store keeps no new name.
 
 use super::badger_stack::{self, Badger};
+use super::build_cache;
 pub use super::build_error::BuildError;
+use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
+use super::network_hint;
+use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
 use crate::image::config::{ensure_path, merge_env};
-use crate::image::{canonical_json, Digest, ImageConfig};
+use crate::image::{Digest, ImageConfig};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
@@ -31,7 +37,6 @@ use crate::source::{self, SourceError, SourceInfo, SourceSpec};
 use crate::store::Layout;
 use crate::transport::{copy_blobs, RegistryTransport};
 use runtime::{BindMount, CancelHandle, RootFs, Termination};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +76,8 @@ pub struct BuildRequest {
     pub source_rules: source::FetchRules,
     /// Decided at the edge: how layers are unpacked, copied and written.
     pub privilege: Privilege,
+    /// Secrets and certificates for the build and test steps only (see `build_inputs`).
+    pub inputs: BuildInputs,
 }
 
 /// What a build produced.
@@ -92,6 +99,11 @@ pub fn build(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
+    // Everything the build says goes through this: no line shows a secret's value.
+    let reporter = &RedactingReporter {
+        inner: reporter,
+        redactor: Redactor::new(&request.inputs.secrets),
+    };
     let (mut app, base_dir) = load_app(request)?;
     if !request.run_tests {
         // Not tested: the DU must not claim a test result.
@@ -141,10 +153,10 @@ pub fn build(
         .unwrap_or(0);
 
     // The key needs the fetched source (its tree digest); a hit skips everything after.
-    let key = build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
+    let key = build_cache::build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
     let record = cache_root.join("builds").join(key.hex());
     if !request.no_cache {
-        if let Some(built) = reuse_cached(&layout, &record, &tag, reporter)? {
+        if let Some(built) = build_cache::reuse_cached(&layout, &record, &tag, reporter)? {
             return Ok(Built {
                 asks_deploy: job.app.asks_deploy(),
                 ..built
@@ -153,13 +165,16 @@ pub fn build(
     }
 
     let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
-    let mut ran = job.run_build_commands(&sandbox)?;
-    job.run_tests(&sandbox)?;
+    let steps_failed = |error| network_hint::with_hint(error, request.network_host);
+    let mut ran = job.run_build_commands(&sandbox).map_err(steps_failed)?;
+    job.run_tests(&sandbox).map_err(steps_failed)?;
+    let secrets = &request.inputs.secrets;
+    redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
     job.check_run_command(&sandbox, &mut ran)?;
     let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
     drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
-    write_record(&record, &committed.manifest_digest);
+    build_cache::write_record(&record, &committed.manifest_digest);
     reporter.stage(
         State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
@@ -323,7 +338,15 @@ impl Job<'_> {
             self.request.privilege,
         )?;
 
-        let env = build_env(app, &base.config, &fetched.info);
+        let mut env = build_env(app, &base.config, &fetched.info);
+        let inputs = build_inputs::stage(
+            &self.request.inputs,
+            app,
+            &workspace,
+            self.request.network_host,
+            reporter,
+        )?;
+        merge_env(&mut env, &inputs.env);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
         let apps = cache_root.join("apps");
         let app_cache = apps.join(&app.name);
@@ -333,17 +356,19 @@ impl Job<'_> {
         for dir in [&apps, &app_cache, &work] {
             crate::store::cache::private_dir(dir).map_err(UnpackError::from)?;
         }
-        let mounts = vec![BindMount {
+        let mut mounts = vec![BindMount {
             source: app_cache,
             target: PathBuf::from("/solum/cache"),
             read_only: false,
             work: Some(work),
         }];
+        mounts.extend(inputs.mounts.iter().cloned());
         Ok(Sandbox {
             workspace,
             base,
             env,
             mounts,
+            _inputs: inputs,
         })
     }
 
@@ -401,12 +426,17 @@ impl Job<'_> {
         );
         let result = run_step(step, self.cancel, self.reporter)?;
         if let Some(how) = failure(result.outcome.termination)? {
-            return Ok(Some((how, result.tail)));
+            return Ok(Some((how, self.redacted(result.tail))));
         }
         ran.created_mount_points
             .extend(result.outcome.created_mount_points);
         ran.id_map = Some(result.outcome.id_map);
         Ok(None)
+    }
+
+    /// A failed step's last lines without secret values: they end up in the error.
+    fn redacted(&self, tail: Vec<String>) -> Vec<String> {
+        Redactor::new(&self.request.inputs.secrets).redact_lines(tail)
     }
 
     /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests
@@ -428,7 +458,7 @@ impl Job<'_> {
             return Err(BuildError::TestsFailed {
                 command: test_cmd.to_string(),
                 how,
-                tail: result.tail,
+                tail: self.redacted(result.tail),
             });
         }
         Ok(())
@@ -543,31 +573,6 @@ impl Job<'_> {
     }
 }
 
-/// The DU an identical build recorded, named `tag` again, if the store still has it.
-fn reuse_cached(
-    layout: &Layout,
-    record: &Path,
-    tag: &str,
-    reporter: &dyn Reporter,
-) -> Result<Option<Built>, BuildError> {
-    let Some(digest) = cached_build(layout, record) else {
-        return Ok(None);
-    };
-    let descriptor = layout.resolve_descriptor(&crate::store::image::manifest_descriptor(
-        &layout.read_blob(&digest, None, crate::store::image::DOCUMENT_LIMIT)?,
-        None,
-    ))?;
-    layout.tag(tag, &descriptor.descriptor)?;
-    reporter.stage(State::Built, &format!("{tag} (cached, {})", digest.short()));
-    Ok(Some(Built {
-        manifest_digest: digest,
-        tag: tag.to_string(),
-        cache_hit: true,
-        du: None,
-        asks_deploy: false,
-    }))
-}
-
 /// Where the build and test commands run: the badgers' stacked filesystem with the source
 /// at `/app` of a fresh writable layer, their environment, and the app's cache mount.
 struct Sandbox {
@@ -575,6 +580,8 @@ struct Sandbox {
     base: Base,
     env: Vec<String>,
     mounts: Vec<BindMount>,
+    /// The secrets and certificates the mounts show, removed with the sandbox.
+    _inputs: build_inputs::Staged,
 }
 
 impl Sandbox {
@@ -617,48 +624,6 @@ fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError>
             spec.with_revision(revision).map_err(wrap)
         }
         _ => Ok(spec),
-    }
-}
-
-/// The cache key: everything that decides the DU's bytes.
-fn build_key(
-    app: &AppFile,
-    badgers: &[Badger],
-    info: &SourceInfo,
-    epoch: i64,
-    request: &BuildRequest,
-) -> Digest {
-    let document = json!({
-        "key_version": 1,
-        "app": app,
-        "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
-        "source_tree": info.tree_digest.to_string(),
-        "revision": info.revision,
-        "epoch": epoch,
-        "compression": format!("{:?}", request.compression),
-        "network_host": request.network_host,
-        "rootless": request.privilege.is_rootless(),
-    });
-    Digest::of_bytes(&canonical_json(&document))
-}
-
-/// The DU a key recorded, if its manifest is still in the store.
-fn cached_build(layout: &Layout, record: &Path) -> Option<Digest> {
-    let text = std::fs::read_to_string(record).ok()?;
-    let digest: Digest = text.trim().parse().ok()?;
-    layout.has_blob(&digest).then_some(digest)
-}
-
-/// Best effort: a missing record only costs a rebuild.
-fn write_record(record: &Path, digest: &Digest) {
-    if let Some(parent) = record.parent() {
-        let _ = std::fs::create_dir_all(parent);
-        if let Ok(mut temp) = tempfile::NamedTempFile::new_in(parent) {
-            use std::io::Write;
-            if writeln!(temp, "{digest}").is_ok() {
-                let _ = temp.persist(record);
-            }
-        }
     }
 }
 

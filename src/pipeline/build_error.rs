@@ -63,6 +63,14 @@ pub enum BuildError {
         how: String,
         tail: Vec<String>,
     },
+    /// A failed step of a build without network whose output shows a network failure:
+    /// the step's error, then [`super::network_hint::HINT`].
+    #[error("{0}\n{hint}", hint = super::network_hint::HINT)]
+    NoNetwork(Box<BuildError>),
+    #[error(transparent)]
+    Inputs(#[from] super::build_inputs::BuildInputError),
+    #[error(transparent)]
+    Redaction(#[from] super::redaction::RedactionError),
     /// The run command's program is not in the DU (see [`super::start_check`]).
     #[error(transparent)]
     WouldNotStart(#[from] super::start_check::StartCheckError),
@@ -91,6 +99,9 @@ impl Classify for BuildError {
             BuildError::Unpack(inner) => inner.class(),
             BuildError::Workspace(inner) => inner.class(),
             BuildError::Confined(inner) => inner.class(),
+            BuildError::NoNetwork(inner) => inner.class(),
+            BuildError::Inputs(inner) => inner.class(),
+            BuildError::Redaction(inner) => inner.class(),
             BuildError::WouldNotStart(inner) => inner.class(),
             BuildError::Commit(inner) => inner.class(),
             BuildError::Layout(inner) => inner.class(),
@@ -125,6 +136,9 @@ impl BuildError {
                 how,
                 tail: Vec::new(),
             },
+            BuildError::NoNetwork(inner) => {
+                BuildError::NoNetwork(Box::new(inner.without_output_tail()))
+            }
             other => other,
         }
     }

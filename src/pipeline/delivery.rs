@@ -20,6 +20,7 @@
 //! (the next build of the same inputs finds it in the build cache).
 
 use super::build::{build, BuildError, BuildRequest, Built};
+use super::redaction::RedactionError;
 use super::start_check::StartCheckError;
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
@@ -85,9 +86,15 @@ impl DeliveryError {
             DeliveryError::Build(
                 BuildError::BuildFailed { .. }
                 | BuildError::AppBuildFailed { .. }
-                | BuildError::WouldNotStart(_),
+                | BuildError::WouldNotStart(_)
+                | BuildError::Redaction(RedactionError::SecretInLayer { .. }),
             ) => State::BuildFailed,
             DeliveryError::Build(BuildError::TestsFailed { .. }) => State::UnitTestingFailed,
+            // The hint does not change which step failed.
+            DeliveryError::Build(BuildError::NoNetwork(failed)) => match **failed {
+                BuildError::TestsFailed { .. } => State::UnitTestingFailed,
+                _ => State::BuildFailed,
+            },
             DeliveryError::PushRefused(_) | DeliveryError::Push { .. } => State::PushFailed,
             DeliveryError::Build(_) | DeliveryError::Ledger { .. } => State::Error,
         }
@@ -352,6 +359,7 @@ mod tests {
                 run_tests: false,
                 source_rules: crate::source::FetchRules::default(),
                 privilege: crate::privilege::Privilege::of_this_process(),
+                inputs: crate::pipeline::build_inputs::BuildInputs::default(),
             },
             push: PushTo::Refused("never reached".into()),
             also_push: Vec::new(),

@@ -177,6 +177,31 @@ impl Workspace {
         }
     }
 
+    /// The build's private scratch folder: removed with the workspace, and swept (with
+    /// what is in it) when the build was killed.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.scratch
+    }
+
+    /// The regular file at `inner` (relative) of the root the build starts from, read
+    /// through no symlink (see [`super::badger_files::read_badger_file`]): the top-most tree
+    /// that has an entry there decides. `None` when it is missing, or is anything but a
+    /// regular file (a whiteout, a symlink), or cannot be read.
+    pub fn read_file(&self, inner: &str) -> Option<Vec<u8>> {
+        let trees = match &self.mode {
+            Mode::Overlay { upper, .. } => std::iter::once(upper).chain(self.lowers.iter()),
+            Mode::Copy { root } => std::iter::once(root).chain([].iter()),
+        };
+        for tree in trees {
+            match super::badger_files::read_badger_file(tree, inner) {
+                Ok(None) => {}
+                Ok(Some(bytes)) => return Some(bytes),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
     pub fn is_overlay(&self) -> bool {
         matches!(self.mode, Mode::Overlay { .. })
     }

@@ -95,6 +95,20 @@ impl Server {
         )
     }
 
+    /// Starts a workflow of `app` with `actions` (a JSON list) and waits for its final
+    /// state: its id and record.
+    pub fn run_workflow(&self, app: &str, actions: &str) -> (i64, serde_json::Value) {
+        let body = format!("{{\"actions\":{actions}}}");
+        let (status, started) = self.call(
+            "POST",
+            &format!("/v1/apps/{app}/workflows"),
+            body.as_bytes(),
+        );
+        assert_eq!(status, 202, "{started}");
+        let id = started["id"].as_i64().unwrap();
+        (id, self.wait_final(app, id))
+    }
+
     /// Waits for a workflow to reach a final state and returns its record.
     pub fn wait_final(&self, app: &str, id: i64) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(180);
