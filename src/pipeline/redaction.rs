@@ -4,8 +4,9 @@
 //! puts every line a build reports through it, so the build log, the CLI's output, the
 //! server's workflow log and the failure tail of a [`super::build::BuildError`] (made from
 //! the same lines) never carry a value. [`check_layer`] refuses a DU whose new layer holds
-//! a secret value in a file (a build that copied `/run/secrets/NAME` into `/app`): a
-//! secret is for the build, never for the image.
+//! a secret value anywhere the layer keeps it (a build that copied `/run/secrets/NAME` into
+//! `/app`, made a symlink pointing at it, set it as an xattr): a secret is for the build,
+//! never for the image.
 //!
 //! What this cannot see: a value the build transformed (encoded, split, compressed) before
 //! printing or writing it.
@@ -14,13 +15,16 @@ use super::build_inputs::Secret;
 use super::workspace::{Workspace, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::Digest;
+use crate::io_at::IoAt;
 use crate::layer::Change;
 use crate::report::{Reporter, State};
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Shorter values are not redacted (they would blank ordinary words).
@@ -142,10 +146,11 @@ impl Reporter for RedactingReporter<'_> {
     }
 }
 
-/// Refuses the build's new layer when a file in it holds a secret's value (the whole value
-/// without its final newline, or one of its longer lines), or its path names one. Files are
-/// read through no symlink, from the writable root, in full: the layer is read as fully
-/// when it is compressed.
+/// Refuses the build's new layer when an entry in it holds a secret's value (the whole
+/// value without its final newline, or one of its longer lines) anywhere the layer keeps
+/// it: its path, a regular file's bytes, a symlink's target, an xattr's name or value.
+/// Entries are reached through no symlink, from the writable root; files are read in full
+/// (the layer is read as fully when it is compressed), in bounded chunks.
 pub fn check_layer(
     workspace: &Workspace,
     created_mount_points: &[PathBuf],
@@ -156,6 +161,12 @@ pub fn check_layer(
         return Ok(());
     }
     let root = workspace.writable_root();
+    let root_fd = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| WorkspaceError::Io(IoAt::new(root.to_path_buf(), "open", e.into())))?;
     for change in workspace.changes(created_mount_points)? {
         let Change::Add(path) = change else { continue };
         let shown = format!("/{}", path.strip_prefix("/").unwrap_or(&path).display());
@@ -165,14 +176,10 @@ pub fn check_layer(
                 path: shown.clone(),
             })
         };
-        let name = path.to_string_lossy();
-        if let Some((id, _)) = needles
-            .iter()
-            .find(|(_, value)| name.as_bytes().windows(value.len()).any(|w| w == *value))
-        {
-            return refuse(id);
+        if let Some(id) = first_held(&needles, path.as_os_str().as_bytes()) {
+            return refuse(&id);
         }
-        if let Some(id) = file_holds(root, &path, &needles) {
+        if let Some(id) = entry_holds(root_fd.as_fd(), &path, &needles) {
             return refuse(&id);
         }
     }
@@ -180,7 +187,10 @@ pub fn check_layer(
 }
 
 /// What [`check_layer`] looks for: `(secret name, bytes)`.
-fn scanned_values(secrets: &[Secret]) -> Vec<(String, Vec<u8>)> {
+type Needle = (String, Vec<u8>);
+
+/// The values [`check_layer`] looks for.
+fn scanned_values(secrets: &[Secret]) -> Vec<Needle> {
     let mut needles = Vec::new();
     for secret in secrets {
         let value = secret.value();
@@ -200,28 +210,85 @@ fn scanned_values(secrets: &[Secret]) -> Vec<(String, Vec<u8>)> {
     needles
 }
 
-/// The name of the first secret whose bytes the regular file `inner` of `root` holds.
-fn file_holds(root: &Path, inner: &Path, needles: &[(String, Vec<u8>)]) -> Option<String> {
-    let root_fd = nix::fcntl::open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+/// The name of the first secret in what the layer keeps of `inner` (relative to `root`)
+/// besides its name: a regular file's bytes, a symlink's target, the xattrs of any entry.
+/// Nothing on the way is followed, and only a regular file is ever opened for reading: a
+/// device node or a FIFO in the tree is looked at through an `O_PATH` descriptor alone
+/// (opening a device can act on the host's hardware).
+fn entry_holds(root: BorrowedFd<'_>, inner: &Path, needles: &[Needle]) -> Option<String> {
+    let relative = inner.strip_prefix("/").unwrap_or(inner);
+    let (Some(parent), Some(name)) = (relative.parent(), relative.file_name()) else {
+        return None;
+    };
+    let beneath = ResolveFlag::RESOLVE_BENEATH
+        | ResolveFlag::RESOLVE_NO_SYMLINKS
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let parent_path = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let dir_how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(beneath);
+    let dir = openat2(root, parent_path, dir_how).ok()?;
+    // O_PATH with O_NOFOLLOW gives the symlink itself, RESOLVE_NO_SYMLINKS notwithstanding.
+    let entry_how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(beneath);
+    let entry = openat2(dir.as_fd(), name, entry_how).ok()?;
+    if let Some(id) = xattrs_hold(&dir, name, needles) {
+        return Some(id);
+    }
+    let kind = SFlag::from_bits_truncate(fstat(&entry).ok()?.st_mode) & SFlag::S_IFMT;
+    if kind == SFlag::S_IFLNK {
+        let target = readlinkat(&entry, "").ok()?;
+        return first_held(needles, target.as_bytes());
+    }
+    if kind != SFlag::S_IFREG {
+        return None;
+    }
+    // The /proc link of the O_PATH descriptor is this very inode: the reopening reads
+    // the file looked at, whatever became of its name.
+    let file = nix::fcntl::open(
+        format!("/proc/self/fd/{}", entry.as_raw_fd()).as_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ok()?;
-    let relative = inner.strip_prefix("/").unwrap_or(inner);
-    let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        );
-    // A symlink, a folder or a device holds no bytes of a secret in the layer.
-    let fd = openat2(root_fd.as_fd(), relative, how).ok()?;
-    let stat = fstat(&fd).ok()?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return None;
+    file_holds(std::fs::File::from(file), needles)
+}
+
+/// The name of the first secret in an xattr (name or value) of `name` in `dir`, the
+/// entry itself when it is a symlink (there is no `lgetxattrat`: the parent's /proc
+/// link names exactly the parent, and the last component is not followed).
+fn xattrs_hold(dir: &OwnedFd, name: &OsStr, needles: &[Needle]) -> Option<String> {
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name.as_bytes());
+    let path = OsStr::from_bytes(&path);
+    for key in xattr::list(path).ok()? {
+        if let Some(id) = first_held(needles, key.as_bytes()) {
+            return Some(id);
+        }
+        let value = xattr::get(path, &key).ok().flatten().unwrap_or_default();
+        if let Some(id) = first_held(needles, &value) {
+            return Some(id);
+        }
     }
+    None
+}
+
+/// The name of the first secret whose bytes `bytes` holds.
+fn first_held(needles: &[Needle], bytes: &[u8]) -> Option<String> {
+    needles
+        .iter()
+        .find(|(_, value)| memchr::memmem::find(bytes, value).is_some())
+        .map(|(id, _)| id.clone())
+}
+
+/// The name of the first secret whose bytes `file` holds, read in chunks: memory stays
+/// bounded whatever the file's size.
+fn file_holds(mut file: std::fs::File, needles: &[Needle]) -> Option<String> {
     let finders: Vec<(&str, memchr::memmem::Finder<'_>)> = needles
         .iter()
         .map(|(id, value)| (id.as_str(), memchr::memmem::Finder::new(value)))
@@ -229,7 +296,6 @@ fn file_holds(root: &Path, inner: &Path, needles: &[(String, Vec<u8>)]) -> Optio
     // Read in chunks, keeping the last `longest - 1` bytes so a value across two chunks is
     // found too.
     let keep = needles.iter().map(|(_, v)| v.len()).max().unwrap_or(1) - 1;
-    let mut file = std::fs::File::from(fd);
     let mut window: Vec<u8> = Vec::with_capacity(keep + CHUNK);
     let mut chunk = vec![0u8; CHUNK];
     loop {
@@ -282,11 +348,34 @@ mod tests {
         std::fs::write(dir.path().join("clean"), b"nothing").unwrap();
         std::os::unix::fs::symlink("f", dir.path().join("link")).unwrap();
         let needles = scanned_values(&[Secret::new("token", b"hunter22\n").unwrap()]);
-        assert_eq!(
-            file_holds(dir.path(), Path::new("/f"), &needles).as_deref(),
-            Some("token")
-        );
-        assert_eq!(file_holds(dir.path(), Path::new("clean"), &needles), None);
-        assert_eq!(file_holds(dir.path(), Path::new("link"), &needles), None);
+        let root = std::fs::File::open(dir.path()).unwrap();
+        let holds = |inner: &str| entry_holds(root.as_fd(), Path::new(inner), &needles);
+        assert_eq!(holds("/f").as_deref(), Some("token"));
+        assert_eq!(holds("clean"), None);
+        assert_eq!(holds("link"), None);
+    }
+
+    #[test]
+    fn a_value_in_a_symlink_target_or_an_xattr_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let needles = scanned_values(&[Secret::new("token", b"hunter22\n").unwrap()]);
+        std::os::unix::fs::symlink("/x/hunter22/y", dir.path().join("pointer")).unwrap();
+        std::fs::write(dir.path().join("plain"), b"nothing").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("sub/fifo"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let root = std::fs::File::open(dir.path()).unwrap();
+        let holds = |inner: &str| entry_holds(root.as_fd(), Path::new(inner), &needles);
+        assert_eq!(holds("pointer").as_deref(), Some("token"));
+        // A FIFO is looked at, never opened (that would wait for a writer).
+        assert_eq!(holds("sub/fifo"), None);
+        assert_eq!(holds("plain"), None);
+        // Not every filesystem takes user xattrs; where one does, its value is searched.
+        if xattr::set(dir.path().join("plain"), "user.note", b"is hunter22").is_ok() {
+            assert_eq!(holds("plain").as_deref(), Some("token"));
+        }
     }
 }
