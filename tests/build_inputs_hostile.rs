@@ -52,15 +52,23 @@ fn assert_in_no_blob(store: &Path, value: &str) {
 }
 
 #[test]
-fn a_secret_hidden_in_a_symlink_target_makes_no_du() {
+fn a_secret_hidden_in_a_symlink_target_or_a_file_name_makes_no_du() {
     let dir = temp_dir();
     let store = store_with_shell(dir.path());
     let flag = secret_flag(dir.path());
-    for (name, script, path) in [(
-        "pointer",
-        "ln -s \"/nowhere/$(cat /run/secrets/token)\" /app/pointer",
-        "/app/pointer",
-    )] {
+    for (name, script, path) in [
+        (
+            "pointer",
+            "ln -s \"/nowhere/$(cat /run/secrets/token)\" /app/pointer",
+            "/app/pointer",
+        ),
+        // The refusal names the file, masked: the name is the value.
+        (
+            "named",
+            "mkdir -p /app/n && touch \"/app/n/x$(cat /run/secrets/token)x\"",
+            "/app/n/x****x",
+        ),
+    ] {
         let source = dir.path().join(name);
         // A hard link to the mounted secret cannot be made: it is another filesystem.
         source_with_build_script(

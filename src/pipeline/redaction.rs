@@ -169,11 +169,13 @@ pub fn check_layer(
     .map_err(|e| WorkspaceError::Io(IoAt::new(root.to_path_buf(), "open", e.into())))?;
     for change in workspace.changes(created_mount_points)? {
         let Change::Add(path) = change else { continue };
-        let shown = format!("/{}", path.strip_prefix("/").unwrap_or(&path).display());
+        // The path may be the very value (a file named after the secret): the message, which
+        // reaches logs and workflow records, shows it masked.
         let refuse = |id: &str| {
+            let shown = format!("/{}", path.strip_prefix("/").unwrap_or(&path).display());
             Err(RedactionError::SecretInLayer {
                 id: id.to_string(),
-                path: shown.clone(),
+                path: Redactor::new(secrets).redact(&shown).into_owned(),
             })
         };
         if let Some(id) = first_held(&needles, path.as_os_str().as_bytes()) {
