@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The largest badger file read from a badger folder (manifests and scripts are small).
@@ -103,18 +103,32 @@ pub fn read_badger_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Badge
     }
     let rel = components(name).map_err(refused)?.join("/");
     let root = open_root(dir).map_err(|e| failed("open the folder of")(e.into()))?;
-    let how = beneath(OFlag::O_RDONLY | OFlag::O_NONBLOCK);
-    let fd = match openat2(root.as_fd(), rel.as_str(), how) {
+    // Looked at through an O_PATH descriptor first, opened for reading only once it is
+    // known to be a regular file: the folder may be an image's tree, and opening a device
+    // node in it (a watchdog, a tape) acts on the host's hardware.
+    let how = beneath(OFlag::O_PATH);
+    let path_fd = match openat2(root.as_fd(), rel.as_str(), how) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(None),
         Err(Errno::ELOOP) => return Err(refused("it is (or runs through) a symlink")),
         Err(Errno::EXDEV) => return Err(refused("it leaves the badger folder")),
         Err(errno) => return Err(failed("open")(errno.into())),
     };
-    let stat = fstat(&fd).map_err(|e| failed("stat")(e.into()))?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(refused("it is not a regular file"));
+    let stat = fstat(&path_fd).map_err(|e| failed("stat")(e.into()))?;
+    match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => {}
+        // O_PATH with O_NOFOLLOW stops at a last component that is a symlink.
+        SFlag::S_IFLNK => return Err(refused("it is (or runs through) a symlink")),
+        _ => return Err(refused("it is not a regular file")),
     }
+    // The /proc link of the O_PATH descriptor is this very inode, whatever became of its
+    // name since.
+    let fd = nix::fcntl::open(
+        format!("/proc/self/fd/{}", path_fd.as_raw_fd()).as_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| failed("open")(e.into()))?;
     let mut bytes = Vec::new();
     std::fs::File::from(fd)
         .take(MAX_BADGER_FILE + 1)
@@ -152,5 +166,32 @@ mod tests {
         assert!(read_badger_file(dir.path(), "/etc/passwd").is_err());
         let err = read_badger_file(dir.path(), "real").unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    /// A device node in the folder (an image's tree, unpacked as root) is refused without
+    /// ever being opened: inotify sees no open of it.
+    #[test]
+    fn a_device_node_is_refused_unopened() {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("bundle.crt");
+        let null = nix::sys::stat::makedev(1, 3);
+        if nix::sys::stat::mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o600), null)
+            .is_err()
+        {
+            eprintln!("skipped: mknod needs root");
+            return;
+        }
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+        inotify.add_watch(&node, AddWatchFlags::IN_OPEN).unwrap();
+        let err = read_badger_file(dir.path(), "bundle.crt").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            matches!(inotify.read_events(), Err(Errno::EAGAIN)),
+            "the node was opened"
+        );
+        // The watch does see an open: the check above is not vacuous.
+        drop(std::fs::File::open(&node).unwrap());
+        assert!(inotify.read_events().is_ok_and(|events| !events.is_empty()));
     }
 }
