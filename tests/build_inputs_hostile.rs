@@ -108,6 +108,160 @@ fn a_secret_hidden_in_a_symlink_target_or_a_file_name_makes_no_du() {
     assert_in_no_blob(&store, SECRET);
 }
 
+/// A certificate made for the test, `dir/ca.pem`.
+fn certificate(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let cert = dir.join("ca.pem");
+    Cmd::program("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=hostile test"])
+        .arg("-keyout")
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(&cert)
+        .run()
+        .ok();
+    cert
+}
+
+/// Makes the badger's system bundle at the path given.
+type MakeBundle<'a> = Box<dyn Fn(&Path) + 'a>;
+
+/// A store whose `badgers/shell` is built on a busybox changed by `hostile`.
+fn store_with_hostile_badger(dir: &Path, hostile: impl FnOnce(&Path)) -> PathBuf {
+    let store = dir.join("store");
+    let rootfs = dir.join("busybox");
+    busybox_rootfs(&rootfs);
+    hostile(&rootfs);
+    import_tree(&store, &rootfs, "base/busybox");
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(repo_dir().join("badgers/shell"))
+        .run()
+        .ok();
+    store
+}
+
+/// The badger's system bundle, the file the host reads to make the build's bundle, is
+/// anything but a regular file of its own: a symlink to a host file, a FIFO, a folder, a
+/// file too large, a device node (as root). The host reads none of it: the build trusts
+/// the given certificate alone, and says so.
+#[test]
+fn a_hostile_system_bundle_is_not_read() {
+    let dir = temp_dir();
+    let host_bundle = certificate(&dir.path().join("host"));
+    let bundle = "etc/ssl/certs/ca-certificates.crt";
+    let mut kinds: Vec<(&str, MakeBundle<'_>)> = vec![
+        (
+            "symlink",
+            Box::new(|p: &Path| std::os::unix::fs::symlink(&host_bundle, p).unwrap()),
+        ),
+        (
+            "fifo",
+            Box::new(|p: &Path| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+            }),
+        ),
+        (
+            "folder",
+            Box::new(|p: &Path| std::fs::create_dir(p).unwrap()),
+        ),
+        (
+            "huge",
+            Box::new(|p: &Path| {
+                let mut text = std::fs::read(&host_bundle).unwrap();
+                text.resize(17 << 20, b'\n');
+                std::fs::write(p, text).unwrap();
+            }),
+        ),
+    ];
+    if is_root() {
+        kinds.push((
+            "device",
+            Box::new(|p: &Path| {
+                use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+                mknod(
+                    p,
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o644),
+                    makedev(1, 3),
+                )
+                .unwrap();
+            }),
+        ));
+    }
+    let source = dir.path().join("src");
+    source_with_build_script(
+        &source,
+        "echo \"certificates: $(grep -c 'BEGIN CERTIFICATE' \"$SSL_CERT_FILE\")\"",
+    );
+    let given = certificate(&dir.path().join("given"));
+    for (kind, make) in kinds {
+        let at = dir.path().join(kind);
+        let store = store_with_hostile_badger(&at, |rootfs| {
+            std::fs::create_dir_all(rootfs.join("etc/ssl/certs")).unwrap();
+            make(&rootfs.join(bundle));
+        });
+        let built = Cmd::solum(&store)
+            .args(["build", "--badger", "badgers/shell", "--source"])
+            .arg(&source)
+            .arg("--ca-cert")
+            .arg(&given)
+            .run()
+            .ok();
+        let text = built.text();
+        assert!(text.contains("certificates: 1"), "{kind}: {text}");
+        assert!(text.contains("has no CA bundle"), "{kind}: {text}");
+    }
+}
+
+/// The badger's `/run` leads elsewhere: `/run/secrets` a symlink to an absolute host path,
+/// `/run/solum` one climbing out with `..`. The mount points are made inside the image's
+/// root (where the symlinks lead there), never on the host, and the build still reads its
+/// inputs at the usual paths.
+#[test]
+fn mount_points_under_a_hostile_run_stay_in_the_root() {
+    let dir = temp_dir();
+    let unique = format!("solum-hostile-{}", std::process::id());
+    let host_secrets = Path::new("/tmp").join(format!("{unique}-secrets"));
+    let host_ca = Path::new("/tmp").join(format!("{unique}-ca"));
+    let store = store_with_hostile_badger(dir.path(), |rootfs| {
+        std::fs::create_dir_all(rootfs.join("run")).unwrap();
+        std::os::unix::fs::symlink(&host_secrets, rootfs.join("run/secrets")).unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../../../../../..{}", host_ca.display()),
+            rootfs.join("run/solum"),
+        )
+        .unwrap();
+    });
+    let flag = secret_flag(dir.path());
+    let source = dir.path().join("src");
+    source_with_build_script(
+        &source,
+        "echo \"secret bytes: $(wc -c < /run/secrets/token)\"\n\
+         echo \"certificates: $(grep -c 'BEGIN CERTIFICATE' \"$SSL_CERT_FILE\")\"",
+    );
+    let built = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&source)
+        .args(["--tag", "runlinks", "--secret", &flag, "--ca-cert"])
+        .arg(certificate(&dir.path().join("given")))
+        .run()
+        .ok();
+    let text = built.text();
+    assert!(
+        text.contains(&format!("secret bytes: {}", SECRET.len() + 1)),
+        "{text}"
+    );
+    assert!(text.contains("certificates: 1"), "{text}");
+    for host in [&host_secrets, &host_ca] {
+        assert!(!host.exists(), "{} was made on the host", host.display());
+    }
+    assert_in_no_blob(&store, SECRET);
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();
