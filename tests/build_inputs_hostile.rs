@@ -1,7 +1,7 @@
 //! The build-inputs surface attacked, as root and as `tester`: a build script that hides a
 //! secret where the layer scan must still see it (a symlink's target, a file's name), a
-//! hostile badger whose CA bundle is not a plain file, proxy credentials in a build's
-//! output. Each attack is run for real with the binary and shown refused or harmless.
+//! hostile badger whose CA bundle is not a plain file or whose `/run` leads out, proxy
+//! credentials in a build's output. Each attack is run for real with the binary and shown refused or harmless.
 
 mod support;
 
@@ -260,6 +260,41 @@ fn mount_points_under_a_hostile_run_stay_in_the_root() {
         assert!(!host.exists(), "{} was made on the host", host.display());
     }
     assert_in_no_blob(&store, SECRET);
+}
+
+/// A `--network host` build gets the host's proxies, credentials and all (the tools need
+/// them); a build that prints them shows the password masked.
+#[test]
+fn a_proxy_password_is_masked_in_what_the_build_prints() {
+    let dir = temp_dir();
+    let store = store_with_shell(dir.path());
+    let source = dir.path().join("src");
+    source_with_build_script(
+        &source,
+        "echo \"proxy=$HTTPS_PROXY\"\nenv | grep -i '^all_proxy='",
+    );
+    let password = "pr0xy-pass-5521";
+    let built = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--network", "host"])
+        .arg("--source")
+        .arg(&source)
+        .env(
+            "HTTPS_PROXY",
+            format!("http://builder:{password}@proxy.invalid:3128"),
+        )
+        .env(
+            "all_proxy",
+            format!("socks5://builder:{password}@proxy.invalid:1080"),
+        )
+        .run()
+        .ok();
+    let text = built.text();
+    assert!(
+        text.contains("proxy=http://builder:****@proxy.invalid:3128")
+            && text.contains("all_proxy=socks5://builder:****@proxy.invalid:1080"),
+        "{text}"
+    );
+    assert!(!text.contains(password), "{text}");
 }
 
 #[test]

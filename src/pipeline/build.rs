@@ -102,7 +102,7 @@ pub fn build(
     // Everything the build says goes through this: no line shows a secret's value.
     let reporter = &RedactingReporter {
         inner: reporter,
-        redactor: Redactor::new(&request.inputs.secrets),
+        redactor: redactor(request),
     };
     let (mut app, base_dir) = load_app(request)?;
     if !request.run_tests {
@@ -186,6 +186,12 @@ pub fn build(
         du: Some(du),
         asks_deploy: job.app.asks_deploy(),
     })
+}
+
+/// What the build must never show: its secrets' values, its proxies' passwords.
+fn redactor(request: &BuildRequest) -> Redactor {
+    Redactor::new(&request.inputs.secrets)
+        .with_values(build_inputs::host_proxy_passwords(request.network_host))
 }
 
 /// The app file, or one made of the command line alone; and the folder relative sources
@@ -436,7 +442,7 @@ impl Job<'_> {
 
     /// A failed step's last lines without secret values: they end up in the error.
     fn redacted(&self, tail: Vec<String>) -> Vec<String> {
-        Redactor::new(&self.request.inputs.secrets).redact_lines(tail)
+        redactor(self.request).redact_lines(tail)
     }
 
     /// The gate: `test_cmd` on a throwaway layer above the build's, so nothing the tests

@@ -16,7 +16,8 @@
 //! The build cache key: `build_environment` is part of the app file, which the key digests;
 //! of the secrets only their names count (like BuildKit, a changed secret value reuses the
 //! recorded DU: the value must not decide the image); certificates and proxies change how
-//! the network is reached, not what is built, and are not part of it.
+//! the network is reached, not what is built, and are not part of it. A proxy URL's
+//! password is masked in what the build prints ([`host_proxy_passwords`]).
 
 use super::workspace::Workspace;
 use crate::error_class::{Classify, ErrorClass};
@@ -436,6 +437,32 @@ fn host_proxies(lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
         .collect()
 }
 
+/// The passwords in the host's proxy URLs (`http://user:PASSWORD@proxy:3128`) a
+/// `--network host` build gets: what the build prints is masked of them like of a secret's
+/// value (see [`super::redaction`]); none without `--network host`.
+pub fn host_proxy_passwords(network_host: bool) -> Vec<String> {
+    if !network_host {
+        return Vec::new();
+    }
+    host_proxies(|name| std::env::var(name).ok())
+        .iter()
+        .filter_map(|entry| proxy_password(entry.split_once('=')?.1))
+        .collect()
+}
+
+/// The password of the userinfo of `url`, if it has one.
+fn proxy_password(url: &str) -> Option<String> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    // The authority ends at the first `/`, `?` or `#`; the userinfo at its last `@`.
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_string())
+}
+
 fn read_only(source: PathBuf, target: &str) -> BindMount {
     BindMount {
         source,
@@ -580,5 +607,22 @@ mod tests {
             found,
             vec!["HTTPS_PROXY=http://proxy:3128", "no_proxy=localhost"]
         );
+    }
+
+    #[test]
+    fn a_proxy_password_is_found_in_its_url() {
+        for (url, password) in [
+            ("http://user:pa55-word@proxy:3128", Some("pa55-word")),
+            ("http://user:p@ss@proxy:3128/path@x", Some("p@ss")),
+            ("socks5://u:secret@[::1]:1080", Some("secret")),
+            ("user:bare-pass@proxy:3128", Some("bare-pass")),
+            ("http://user@proxy:3128", None),
+            ("http://proxy:3128", None),
+            ("http://proxy:3128/a:b@c", None),
+            ("http://user:@proxy", None),
+        ] {
+            assert_eq!(proxy_password(url).as_deref(), password, "{url}");
+        }
+        assert!(host_proxy_passwords(false).is_empty());
     }
 }

@@ -8,6 +8,9 @@
 //! `/app`, made a symlink pointing at it, set it as an xattr): a secret is for the build,
 //! never for the image.
 //!
+//! The build also masks the password of a proxy URL it passes on (see
+//! [`super::build_inputs::host_proxy_passwords`]).
+//!
 //! What this cannot see: a value the build transformed (encoded, split, compressed) before
 //! printing or writing it.
 
@@ -76,10 +79,17 @@ impl Redactor {
                     .map(|line| line.trim_end_matches('\r').to_string()),
             );
         }
-        values.retain(|value| value.len() >= MIN_REDACTED);
-        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        values.dedup();
-        Redactor { values }
+        Redactor::default().with_values(values)
+    }
+
+    /// This redactor masking `values` too (a proxy URL's password, say).
+    pub fn with_values(mut self, values: impl IntoIterator<Item = String>) -> Redactor {
+        self.values.extend(values);
+        self.values.retain(|value| value.len() >= MIN_REDACTED);
+        self.values
+            .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        self.values.dedup();
+        self
     }
 
     pub fn is_empty(&self) -> bool {
