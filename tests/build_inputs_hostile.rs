@@ -297,6 +297,69 @@ fn a_proxy_password_is_masked_in_what_the_build_prints() {
     assert!(!text.contains(password), "{text}");
 }
 
+/// While a build runs, its host copy of a secret is in a folder only its user can enter,
+/// the file itself 0400; a CLI killed with SIGKILL leaves it behind, and the next build
+/// sweeps it. The scratch is a shared folder here, as `$SOLUM_BUILD_SCRATCH` may name one.
+#[test]
+fn the_host_copy_of_a_secret_is_private_and_swept_after_a_kill() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let store = store_with_shell(dir.path());
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let flag = secret_flag(dir.path());
+    let source = dir.path().join("src");
+    source_with_build_script(&source, "sleep 120");
+    let mut child = Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&source)
+        .args(["--secret", &flag])
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
+        .spawn();
+    let inputs = (0..600)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            walkdir::WalkDir::new(&scratch)
+                .max_depth(3)
+                .into_iter()
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().starts_with(".inputs-"))
+                .map(walkdir::DirEntry::into_path)
+        })
+        .expect("the build staged its inputs");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    // The token is written before the build's steps start: wait for it.
+    let token = inputs.join("secrets/token");
+    for _ in 0..100 {
+        if token.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(mode(&inputs), 0o700, "{}", inputs.display());
+    assert_eq!(mode(&token), 0o400);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(
+        token.exists(),
+        "a SIGKILL leaves the copy until the next sweep"
+    );
+    source_with_build_script(&source, "echo next");
+    Cmd::solum(&store)
+        .args(["build", "--badger", "badgers/shell", "--source"])
+        .arg(&source)
+        .env("SOLUM_BUILD_SCRATCH", &scratch)
+        .run()
+        .ok();
+    assert!(!inputs.exists(), "{} was not swept", inputs.display());
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

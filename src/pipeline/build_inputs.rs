@@ -378,9 +378,12 @@ pub fn stage(
         move |e| BuildInputError::Stage(IoAt::new(path, action, e))
     };
     let parent = workspace.scratch_dir();
-    // 0700: the values are this user's alone (the sandbox's root is this user).
+    // 0700: the values are this user's alone (the sandbox's root is this user). Asked for
+    // here: a temp folder is 0777 less the umask, and the scratch may be a shared folder
+    // ($SOLUM_BUILD_SCRATCH).
     let dir = tempfile::Builder::new()
         .prefix(".inputs-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(parent)
         .map_err(io(parent, "create a folder in"))?;
     let mut mounts = Vec::new();
