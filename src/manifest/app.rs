@@ -515,7 +515,10 @@ pub(crate) fn environment(
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (key, (value, at)) in d.string_map(n, field).unwrap_or_default() {
-        if valid_env_name(&key) {
+        if value.contains('\0') {
+            // Refused here, not when the sandbox starts after the fetch.
+            d.error_at(at, &yaml::join(field, &key), Problem::NulByte);
+        } else if valid_env_name(&key) {
             out.insert(key, value);
         } else {
             let problem = pattern(&key, ENV_PATTERN);

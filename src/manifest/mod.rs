@@ -111,6 +111,8 @@ pub enum Problem {
     EscapingPath { value: String },
     #[error("unsupported version {value} (this builder reads version 1)")]
     Version { value: String },
+    #[error("must not contain a NUL byte (no process environment can hold one)")]
+    NulByte,
 }
 
 /// One rejected field: the document, where in it, the field path, and the problem.

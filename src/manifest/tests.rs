@@ -262,6 +262,19 @@ fn boolean_where_a_string_is_expected_is_an_error() {
 }
 
 #[test]
+fn a_nul_byte_in_an_environment_value_is_refused_when_parsed() {
+    for field in ["environment", "build_environment"] {
+        let text =
+            format!("name: a\nbadger: b\nsource: {{repository: ./}}\n{field}: {{A: \"x\\0y\"}}\n");
+        let err = AppFile::parse(&text, "app.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{field}.A: must not contain a NUL byte")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn unquoted_numbers_in_string_fields_keep_their_text() {
     let text = "name: a\nbadger: b\nsource: {repository: ./, revision: 1.10}\nenvironment: {N: 007, F: 3.10}\n";
     let app = AppFile::parse(text, "app.yaml").unwrap();
