@@ -1,7 +1,8 @@
 //! The build-inputs surface attacked, as root and as `tester`: a build script that hides a
 //! secret where the layer scan must still see it (a symlink's target, a file's name), a
 //! hostile badger whose CA bundle is not a plain file or whose `/run` leads out, proxy
-//! credentials in a build's output. Each attack is run for real with the binary and shown refused or harmless.
+//! credentials in a build's output, a NUL byte in `build_environment`, a killed CLI's
+//! copy of a secret. Each attack is run for real with the binary and shown refused or harmless.
 
 mod support;
 
@@ -358,6 +359,30 @@ fn the_host_copy_of_a_secret_is_private_and_swept_after_a_kill() {
         .run()
         .ok();
     assert!(!inputs.exists(), "{} was not swept", inputs.display());
+}
+
+/// An app file whose `build_environment` value holds a NUL byte (which no process
+/// environment can carry) is bad input, refused before any work.
+#[test]
+fn a_nul_byte_in_build_environment_is_bad_input() {
+    let dir = temp_dir();
+    let file = dir.path().join("nul.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: nul\nbadger: badgers/shell\nsource: {repository: ./}\n\
+         build_environment: {A: \"x\\0y\"}\n",
+    )
+    .unwrap();
+    let refused = Cmd::solum(&dir.path().join("store"))
+        .arg("build")
+        .arg(&file)
+        .run()
+        .fails_with(2);
+    let text = refused.text();
+    assert!(
+        text.contains("build_environment.A: must not contain a NUL byte"),
+        "{text}"
+    );
 }
 
 #[test]
