@@ -9,52 +9,9 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use support::inputs::*;
 use support::*;
-
-/// A store with `base/busybox` and the shipped `badgers/shell`.
-fn store_with_shell(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    busybox_store(dir, &store, &["shell"]);
-    store
-}
-
-/// Every blob of the store, gzip ones unpacked: the layers, configs and manifests (with
-/// the DU annotation and its Heat snippet).
-fn every_blob(store: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut blobs = Vec::new();
-    for entry in walkdir::WalkDir::new(store.join("blobs")) {
-        let entry = entry.unwrap();
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path()).unwrap();
-        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut plain = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut plain)
-                .unwrap();
-            plain
-        } else {
-            bytes
-        };
-        blobs.push((entry.path().to_path_buf(), bytes));
-    }
-    assert!(!blobs.is_empty());
-    blobs
-}
-
-/// Asserts no blob of the store holds `value`.
-fn assert_in_no_blob(store: &Path, value: &str) {
-    for (path, bytes) in every_blob(store) {
-        assert!(
-            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
-            "{value:?} is in {}",
-            path.display()
-        );
-    }
-}
 
 /// An app file (outside the source, which goes into the DU) for `source`; `extra` is more
 /// of it, `workflow_config` included.
@@ -153,18 +110,11 @@ fn a_build_env_change_is_a_new_build() {
 
 const SECRET: &str = "tok-3f9a-SECRET-77e1";
 
-/// A secret file outside the source, and its `--secret` flag value.
-fn secret_file(dir: &Path) -> String {
-    let path = dir.join("token.txt");
-    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-    format!("id=token,src={}", path.display())
-}
-
 #[test]
 fn a_secret_printed_and_copied_is_in_no_layer_config_annotation_or_log() {
     let dir = temp_dir();
     let store = store_with_shell(dir.path());
-    let flag = secret_file(dir.path());
+    let flag = secret_flag(dir.path(), SECRET);
 
     // Printed, three ways, and read by the tests: masked, and the DU holds none of it.
     let source = dir.path().join("printing");
@@ -280,23 +230,6 @@ fn secret_flags_are_checked_before_any_work() {
     assert!(!store.exists(), "a refused build created the store");
 }
 
-/// A self-signed certificate made by `openssl`.
-fn certificate(dir: &Path) -> PathBuf {
-    let cert = dir.join("ca.pem");
-    Cmd::program("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=inspecting proxy"])
-        .arg("-keyout")
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .run()
-        .ok();
-    cert
-}
-
 #[test]
 fn ca_certificates_are_trusted_by_the_steps_and_absent_from_the_du() {
     let dir = temp_dir();
@@ -374,23 +307,15 @@ fn ca_certificates_are_trusted_by_the_steps_and_absent_from_the_du() {
 #[test]
 fn the_bundle_is_the_image_s_own_then_the_given_certificates() {
     let dir = temp_dir();
-    let store = dir.path().join("store");
-    let rootfs = dir.path().join("busybox");
-    busybox_rootfs(&rootfs);
     let system = dir.path().join("system");
-    std::fs::create_dir(&system).unwrap();
-    std::fs::create_dir_all(rootfs.join("etc/ssl/certs")).unwrap();
-    std::fs::copy(
-        certificate(&system),
-        rootfs.join("etc/ssl/certs/ca-certificates.crt"),
-    )
-    .unwrap();
-    import_tree(&store, &rootfs, "base/busybox");
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(repo_dir().join("badgers/shell"))
-        .run()
-        .ok();
+    let store = store_with_shell_on(dir.path(), |rootfs| {
+        std::fs::create_dir_all(rootfs.join("etc/ssl/certs")).unwrap();
+        std::fs::copy(
+            certificate(&system),
+            rootfs.join("etc/ssl/certs/ca-certificates.crt"),
+        )
+        .unwrap();
+    });
     let source = dir.path().join("src");
     source_with_build_script(
         &source,

@@ -6,57 +6,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use support::inputs::*;
 use support::*;
 
 const SECRET: &str = "hostile-7c1d-SECRET-e42b";
-
-/// A store with `base/busybox` and the shipped `badgers/shell`.
-fn store_with_shell(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    busybox_store(dir, &store, &["shell"]);
-    store
-}
-
-/// A secret file outside the source, and its `--secret` flag value.
-fn secret_flag(dir: &Path) -> String {
-    let path = dir.join("token.txt");
-    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-    format!("id=token,src={}", path.display())
-}
-
-/// Asserts no file under `dir` (the store's blobs, gzip ones unpacked) holds `value`.
-fn assert_in_no_blob(store: &Path, value: &str) {
-    for entry in walkdir::WalkDir::new(store.join("blobs")) {
-        let entry = entry.unwrap();
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(entry.path()).unwrap();
-        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-            let mut plain = Vec::new();
-            std::io::Read::read_to_end(
-                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
-                &mut plain,
-            )
-            .unwrap();
-            plain
-        } else {
-            bytes
-        };
-        assert!(
-            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
-            "{value:?} is in {}",
-            entry.path().display()
-        );
-    }
-}
 
 #[test]
 fn a_secret_hidden_in_a_symlink_target_or_a_file_name_makes_no_du() {
     let dir = temp_dir();
     let store = store_with_shell(dir.path());
-    let flag = secret_flag(dir.path());
+    let flag = secret_flag(dir.path(), SECRET);
     for (name, script, path) in [
         (
             "pointer",
@@ -109,41 +69,8 @@ fn a_secret_hidden_in_a_symlink_target_or_a_file_name_makes_no_du() {
     assert_in_no_blob(&store, SECRET);
 }
 
-/// A certificate made for the test, `dir/ca.pem`.
-fn certificate(dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let cert = dir.join("ca.pem");
-    Cmd::program("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=hostile test"])
-        .arg("-keyout")
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(&cert)
-        .run()
-        .ok();
-    cert
-}
-
 /// Makes the badger's system bundle at the path given.
 type MakeBundle<'a> = Box<dyn Fn(&Path) + 'a>;
-
-/// A store whose `badgers/shell` is built on a busybox changed by `hostile`.
-fn store_with_hostile_badger(dir: &Path, hostile: impl FnOnce(&Path)) -> PathBuf {
-    let store = dir.join("store");
-    let rootfs = dir.join("busybox");
-    busybox_rootfs(&rootfs);
-    hostile(&rootfs);
-    import_tree(&store, &rootfs, "base/busybox");
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(repo_dir().join("badgers/shell"))
-        .run()
-        .ok();
-    store
-}
 
 /// The badger's system bundle, the file the host reads to make the build's bundle, is
 /// anything but a regular file of its own: a symlink to a host file, a FIFO, a folder, a
@@ -201,7 +128,7 @@ fn a_hostile_system_bundle_is_not_read() {
     let given = certificate(&dir.path().join("given"));
     for (kind, make) in kinds {
         let at = dir.path().join(kind);
-        let store = store_with_hostile_badger(&at, |rootfs| {
+        let store = store_with_shell_on(&at, |rootfs| {
             std::fs::create_dir_all(rootfs.join("etc/ssl/certs")).unwrap();
             make(&rootfs.join(bundle));
         });
@@ -228,7 +155,7 @@ fn mount_points_under_a_hostile_run_stay_in_the_root() {
     let unique = format!("solum-hostile-{}", std::process::id());
     let host_secrets = Path::new("/tmp").join(format!("{unique}-secrets"));
     let host_ca = Path::new("/tmp").join(format!("{unique}-ca"));
-    let store = store_with_hostile_badger(dir.path(), |rootfs| {
+    let store = store_with_shell_on(dir.path(), |rootfs| {
         std::fs::create_dir_all(rootfs.join("run")).unwrap();
         std::os::unix::fs::symlink(&host_secrets, rootfs.join("run/secrets")).unwrap();
         std::os::unix::fs::symlink(
@@ -237,7 +164,7 @@ fn mount_points_under_a_hostile_run_stay_in_the_root() {
         )
         .unwrap();
     });
-    let flag = secret_flag(dir.path());
+    let flag = secret_flag(dir.path(), SECRET);
     let source = dir.path().join("src");
     source_with_build_script(
         &source,
@@ -309,7 +236,7 @@ fn the_host_copy_of_a_secret_is_private_and_swept_after_a_kill() {
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&scratch).unwrap();
     std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let flag = secret_flag(dir.path());
+    let flag = secret_flag(dir.path(), SECRET);
     let source = dir.path().join("src");
     source_with_build_script(&source, "sleep 120");
     let mut child = Cmd::solum(&store)

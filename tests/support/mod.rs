@@ -7,11 +7,13 @@
 //!   its rule for a missing user;
 //! - [`fixtures`]: trees and tarballs to build from, and listings to compare trees by;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
-//! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder.
+//! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
+//! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate.
 #![allow(dead_code)]
 
 pub mod cmd;
 pub mod fixtures;
+pub mod inputs;
 pub mod registry;
 pub mod rootless;
 pub mod serve;
