@@ -13,6 +13,7 @@
 use super::badger_stack::{self, Badger};
 pub use super::build_error::BuildError;
 use super::commit::{commit, Base, Commit, Committed};
+use super::dependency_layer;
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
@@ -152,7 +153,7 @@ pub fn build(
         }
     }
 
-    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
+    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched, epoch)?;
     let mut ran = job.run_build_commands(&sandbox)?;
     job.run_tests(&sandbox)?;
     job.check_run_command(&sandbox, &mut ran)?;
@@ -296,15 +297,16 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// The badgers' blobs into the store, their stacked layers unpacked once into the
-    /// rootfs cache, a workspace over them with the source at `/app`, the build
-    /// environment and the app's cache mount.
+    /// The badgers' blobs into the store, the build environment and the app's cache
+    /// mount, the dependency layers (see [`super::dependency_layer`]), their stacked layers
+    /// unpacked once into the rootfs cache, a workspace over them with the source at `/app`.
     fn prepare_sandbox(
         &self,
         layout: &Layout,
         store: &Path,
         cache_root: &Path,
         fetched: &FetchedSource,
+        epoch: i64,
     ) -> Result<Sandbox, BuildError> {
         let (app, badgers, reporter) = (&self.app, &self.badgers, self.reporter);
         for badger in badgers {
@@ -315,15 +317,8 @@ impl Job<'_> {
                 },
             )?;
         }
-        let (base, stack) = badger_stack::stack(badgers)?;
-        let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
-        place_source(
-            &fetched.dir,
-            workspace.writable_root(),
-            self.request.privilege,
-        )?;
-
-        let env = build_env(app, &base.config, &fetched.info);
+        let (mut base, mut stack) = badger_stack::stack(badgers)?;
+        let mut env = build_env(app, &base.config, &fetched.info, epoch);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
         let apps = cache_root.join("apps");
         let app_cache = apps.join(&app.name);
@@ -339,6 +334,30 @@ impl Job<'_> {
             read_only: false,
             work: Some(work),
         }];
+        let below = stack.layers.len();
+        let declaring = dependency_layer::declaring(badgers);
+        if !declaring.is_empty() {
+            let context = dependency_layer::DependencyContext {
+                layout,
+                store,
+                cache_root,
+                source: &fetched.dir,
+                app_name: &app.name,
+                env: dependency_layer::step_env(&env, self.request.epoch),
+                mounts: mounts.clone(),
+                request: self.request,
+                cancel: self.cancel,
+                reporter,
+            };
+            dependency_layer::add_dependency_layers(&context, &declaring, &mut base, &mut stack)?;
+            // Run, reused or skipped: the badgers' build scripts must not install again.
+            merge_env(
+                &mut env,
+                &[format!("{}=1", dependency_layer::DONE_VARIABLE)],
+            );
+        }
+        let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
+        workspace.place_app_source(&fetched.dir, stack.layers.len() > below)?;
         Ok(Sandbox {
             workspace,
             base,
@@ -629,7 +648,7 @@ fn build_key(
     request: &BuildRequest,
 ) -> Digest {
     let document = json!({
-        "key_version": 1,
+        "key_version": 2,
         "app": app,
         "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
         "source_tree": info.tree_digest.to_string(),
@@ -693,32 +712,10 @@ pub(super) fn stack_workspace(
     Ok(workspace)
 }
 
-/// Moves the fetched source to `/app` of the writable root.
-fn place_source(source: &Path, root: &Path, privilege: Privilege) -> Result<(), BuildError> {
-    let target = root.join(WORKDIR.trim_start_matches('/'));
-    if target.exists() {
-        // The copy fallback holds the badger's own /app: the source goes over it.
-        super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "clear"))?;
-    }
-    match std::fs::rename(source, &target) {
-        Ok(()) => Ok(()),
-        // The scratch folder may be on another filesystem (a tmpfs): copy instead.
-        Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
-            crate::layer::copy_tree(source, &target, privilege).map_err(|e| {
-                BuildError::Io(IoAt::new(
-                    target.clone(),
-                    "copy the source to",
-                    std::io::Error::other(e),
-                ))
-            })
-        }
-        Err(error) => Err(IoAt::at(&target, "move the source to")(error).into()),
-    }
-}
-
 /// The build contract's environment: the base image's Env (with the badgers'
-/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
-fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<String> {
+/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME` and
+/// `SOURCE_DATE_EPOCH` (the build's epoch, for tools that write times into files).
+fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo, epoch: i64) -> Vec<String> {
     let mut env = config.env();
     ensure_path(&mut env);
     let mut extra: Vec<String> = app
@@ -732,6 +729,7 @@ fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<Stri
         info.revision.clone().unwrap_or_default()
     ));
     extra.push("HOME=/root".to_string());
+    extra.push(format!("SOURCE_DATE_EPOCH={epoch}"));
     merge_env(&mut env, &extra);
     env
 }
