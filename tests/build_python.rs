@@ -1,4 +1,4 @@
-//! Issue 4 on the python3 badger: a python app with a `test_cmd` — failing, no DU and exit
+//! Issue 4 on the python badger: a python app with a `test_cmd` — failing, no DU and exit
 //! 1; passing, a DU without the test's files — whose requirements install offline from a
 //! vendored wheelhouse; and `python` (Solum v1's `run_cmd: python app.py`) is Python 3. The
 //! debian-python3 root filesystem comes from the cache `scripts/make-base-images.sh --only
@@ -59,7 +59,7 @@ fn python_app_test_gate_and_offline_requirements() {
     let dir = temp_dir();
     let store = dir.path().join("store");
     import_tree(&store, &base_tarball(), "base/debian-python3");
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python3");
+    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python");
     Cmd::solum(&store)
         .args(["badger", "build"])
         .arg(&badger)
