@@ -16,7 +16,7 @@ bench_require build buildah
 bin=$(bench_solum)
 bench_ensure_base busybox
 bench_ensure_base debian-python3
-for badger in shell python3; do
+for badger in shell python; do
     if ! "$bin" -q --store "$BENCH_STORE" badger search "$badger" >/dev/null 2>&1; then
         "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/$badger" >/dev/null
     fi
@@ -65,7 +65,7 @@ sh_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/shell --source "
 pair=$(bench_pair_ms "$BENCH_RUNS" "" py_cmd sh_cmd)
 read -r py sh <<<"$pair"
 share=$(awk -v o="$py" -v p="$sh" 'BEGIN { printf "%.2f", o / p }')
-echo "SUMMARY build one file: python badger $py ms, shell badger $sh ms, python3/shell $share (target <= 1.3): $(bench_at_most "$share" 1.3)"
+echo "SUMMARY build one file: python badger $py ms, shell badger $sh ms, python/shell $share (target <= 1.3): $(bench_at_most "$share" 1.3)"
 
 # An identical rebuild: the cache answers without running anything.
 hit_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/shell --source "$one" --name bench-one-sh)

@@ -11,7 +11,7 @@
 bench_require push docker-registry skopeo
 bin=$(bench_solum)
 bench_ensure_base debian-python3
-if ! "$bin" -q --store "$BENCH_STORE" badger search python3 >/dev/null 2>&1; then
+if ! "$bin" -q --store "$BENCH_STORE" badger search python >/dev/null 2>&1; then
     "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python" >/dev/null
 fi
 image=badgers/python
