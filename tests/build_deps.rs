@@ -84,17 +84,7 @@ impl Fixture {
 
     /// The DU's layer digests, bottom first.
     fn layers(&self) -> Vec<String> {
-        let inspect = Cmd::solum(&self.store)
-            .args(["inspect", "depsapp"])
-            .run()
-            .ok();
-        let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-        json["manifest"]["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string())
-            .collect()
+        layer_digests(&self.store, "depsapp")
     }
 
     fn run(&self, command: &str) -> String {

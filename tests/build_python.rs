@@ -167,18 +167,6 @@ fn python_web_checkout(dir: &Path) -> PathBuf {
     app
 }
 
-/// The DU's layer digests, bottom first.
-fn layers(store: &Path, name: &str) -> Vec<String> {
-    let inspect = Cmd::solum(store).args(["inspect", name]).run().ok();
-    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-    json["manifest"]["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `GET path` on 127.0.0.1:port, retried while the server starts: the response text.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
@@ -230,7 +218,7 @@ fn python_web_app_dependency_layer_and_reproducible_builds() {
     ] {
         assert!(first.stderr.contains(said), "{said}: {}", first.text());
     }
-    let built = layers(&store, "python-web");
+    let built = layer_digests(&store, "python-web");
     let app_layer = store.join("blobs/sha256").join(&built.last().unwrap()[7..]);
     let listing = Cmd::program("tar")
         .arg("-tzf")
@@ -307,7 +295,7 @@ fn python_web_app_dependency_layer_and_reproducible_builds() {
         "{}",
         changed.text()
     );
-    let after_code = layers(&store, "python-web");
+    let after_code = layer_digests(&store, "python-web");
     let below_app = built.len() - 1;
     assert_eq!(after_code[..below_app], built[..below_app]);
     assert_ne!(after_code[below_app], built[below_app]);
@@ -325,7 +313,7 @@ fn python_web_app_dependency_layer_and_reproducible_builds() {
         "{}",
         relocked.text()
     );
-    let after_lock = layers(&store, "python-web");
+    let after_lock = layer_digests(&store, "python-web");
     assert_ne!(after_lock[below_app - 1], built[below_app - 1]);
 }
 

@@ -747,7 +747,7 @@ fn shell(command: &str) -> Vec<String> {
 }
 
 /// `None` on success; otherwise how the step ended, or `Cancelled`.
-fn failure(termination: Termination) -> Result<Option<String>, BuildError> {
+pub(super) fn failure(termination: Termination) -> Result<Option<String>, BuildError> {
     Ok(match termination {
         Termination::Exited(0) => None,
         Termination::Exited(code) => Some(format!("exited with {code}")),

@@ -41,7 +41,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use oci_spec::image::{Descriptor, MediaType};
-use runtime::{BindMount, CancelHandle, Termination};
+use runtime::{BindMount, CancelHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -436,13 +436,8 @@ fn run_dependency_step(
         timeout: context.request.timeout,
     };
     let result = run_step(step, context.cancel, context.reporter)?;
-    let how = match result.outcome.termination {
-        Termination::Exited(0) => None,
-        Termination::Exited(code) => Some(format!("exited with {code}")),
-        Termination::Signaled(signal) => Some(format!("was killed by signal {signal}")),
-        Termination::TimedOut => Some("ran past the timeout and was killed".to_string()),
-        Termination::Cancelled => return Err(DependencyError::Cancelled),
-    };
+    let how = super::build::failure(result.outcome.termination)
+        .map_err(|_| DependencyError::Cancelled)?;
     if let Some(how) = how {
         return Err(DependencyError::Failed {
             badger: badger.reference.to_string(),
