@@ -4,7 +4,8 @@
 //! the app layer), rebuilt when one does; the same commit built again without the cache
 //! gives the same DU digest; a source without inputs skips the step; a failing step fails
 //! the build; an input that is a symlink reaches the step as a link, never as what it
-//! points to. The same as `tester` (rootless).
+//! points to; a layer `gc` took (no DU referenced it) is made again. The same as `tester`
+//! (rootless).
 
 mod support;
 
@@ -218,6 +219,28 @@ fn an_input_symlink_reaches_the_step_as_a_link() {
         f.run("cat /app/vendor/secret 2>/dev/null || echo unreachable"),
         "unreachable\n"
     );
+}
+
+#[test]
+fn a_layer_gc_took_is_made_again() {
+    let f = fixture();
+    // The tests fail: no DU references the dependency layer the build made.
+    let failed = f.build(&["--test-cmd", "exit 1"]).fails_with(1);
+    assert!(
+        failed.stderr.contains("dependencies: installing"),
+        "{}",
+        failed.text()
+    );
+    Cmd::solum(&f.store).arg("gc").run().ok();
+    let rebuilt = f.build(&[]).ok();
+    assert!(
+        rebuilt
+            .stderr
+            .contains("dependencies: installing (its layer is no longer in the store)"),
+        "{}",
+        rebuilt.text()
+    );
+    assert_eq!(f.run("cat /app/installed/alpha"), "alpha\n");
 }
 
 #[test]
