@@ -86,12 +86,15 @@ app_case() {
 python_dockerfile="$BENCH_TMP/python.Dockerfile"
 cat >"$python_dockerfile" <<'EOF'
 FROM badger
+# The badger's image runs as `app`; the build steps run as root, as ours do.
+USER root
 WORKDIR /app
 COPY requirements.txt ./
 COPY wheelhouse ./wheelhouse
 RUN pip install --no-input --no-index --find-links wheelhouse -r requirements.txt
 COPY . .
 RUN python -m compileall -q .
+USER 1000:1000
 CMD ["python", "serve.py"]
 EOF
 app_case python "$SOLUM_REPO/testdata/apps/python-web" python "$python_dockerfile" notes/__init__.py
