@@ -3,7 +3,8 @@
 #   busybox         Debian's static busybox, one symlink per applet, /etc/passwd and group,
 #                   /tmp (1777), /root, /app; a usable shell image of about 2 MB.
 #   debian          debootstrap --variant=minbase bookworm from this machine's mirror.
-#   debian-python3  the same with python3 and python3-pip.
+#   debian-python3  the same with python3, python3-pip and python3-venv; the standard
+#                   library's .pyc are rewritten hash-based (see hash_based_pyc).
 # Usage: make-rootfs.sh busybox|debian|debian-python3 DIR
 # busybox works as any user; the debian kinds need root (debootstrap chroots and creates
 # device nodes). Apt caches and lists are removed so the trees stay small. This script only
@@ -109,9 +110,32 @@ make_debian() {
     clean_debian
 }
 
+# Debian's .pyc (written by py3compile when the packages were installed) record the mtime
+# of their .py, which is the package's build time. Images are imported with their mtimes
+# clamped to a fixed epoch ($SOLUM_BASE_EPOCH), older than many packages: the clamped .py no
+# longer match their .pyc, so every Python run in a build would write the whole standard
+# library's .pyc again (megabytes in each app layer, different at each build). Rewritten
+# with `unchecked-hash`, a .pyc names no mtime and stays valid under any clamp; dpkg
+# rewrites them when a package is upgraded. Only the .pyc the packages made are rewritten.
+hash_based_pyc() {
+    chroot "$dir" /usr/bin/python3 - <<'EOF'
+import pathlib, py_compile, sys
+tag = sys.implementation.cache_tag
+count = 0
+for top in ("/usr/lib/python3.11", "/usr/lib/python3/dist-packages"):
+    for pyc in sorted(pathlib.Path(top).rglob("__pycache__/*." + tag + ".pyc")):
+        source = pyc.parent.parent / (pyc.name.split(".")[0] + ".py")
+        if source.is_file():
+            py_compile.compile(str(source), cfile=str(pyc), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            count += 1
+print(f"hash-based .pyc: {count} rewritten", file=sys.stderr)
+EOF
+}
+
 case $kind in
     busybox) make_busybox ;;
     debian) make_debian "" ;;
-    debian-python3) make_debian python3,python3-pip ;;
+    debian-python3) make_debian python3,python3-pip,python3-venv && hash_based_pyc ;;
     *) usage ;;
 esac

@@ -88,27 +88,27 @@ fn solum_badger_names_auto_and_unknown_names() {
     let dir = temp_dir();
     let store = dir.path().join("store");
     busybox_store(dir.path(), &store, &["shell"]);
-    // A stand-in for the python3 badger (the real one needs the Debian base).
+    // A stand-in for the python badger (the real one needs the Debian base).
     Cmd::solum(&store)
         .args(["badger", "build"])
         .arg(repo_dir().join("badgers/shell"))
-        .args(["--tag", "badgers/python3"])
+        .args(["--tag", "badgers/python"])
         .run()
         .ok();
 
-    let fields = "languagepack: python\nworkflow_config:\n  run_cmd: cat /app/out\n";
+    let fields = "languagepack: python3\nworkflow_config:\n  run_cmd: cat /app/out\n";
     let python = solum_app(dir.path(), "pysample", fields);
-    let wanted = ["Using badgers/python3 for \"python\" (Solum's name)"];
+    let wanted = ["Using badgers/python for \"python3\" (an alias)"];
     build_says(&store, &python, &[], 0, &wanted);
 
     let auto = solum_app(dir.path(), "autosample", "languagepack: auto\n");
     build_says(&store, &auto, &[], 2, &[
-        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/python3, badgers/shell, badgers/static (not built yet)",
+        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/python, badgers/shell, badgers/static (not built yet)",
     ]);
 
     let typo = solum_app(dir.path(), "typosample", "languagepack: shel\n");
     build_says(&store, &typo, &[], 2, &[
-        "no badger \"shel\" in the store (did you mean \"badgers/shell\"?); badgers in the store: badgers/python3, badgers/shell; shipped badgers",
+        "no badger \"shel\" in the store (did you mean \"badgers/shell\"?); badgers in the store: badgers/python, badgers/shell; shipped badgers",
     ]);
 }
 

@@ -1,4 +1,4 @@
-//! Issue 4 on the python3 badger: a python app with a `test_cmd` — failing, no DU and exit
+//! Issue 4 on the python badger: a python app with a `test_cmd` — failing, no DU and exit
 //! 1; passing, a DU without the test's files — whose requirements install offline from a
 //! vendored wheelhouse; and `python` (Solum v1's `run_cmd: python app.py`) is Python 3. The
 //! debian-python3 root filesystem comes from the cache `scripts/make-base-images.sh --only
@@ -59,7 +59,7 @@ fn python_app_test_gate_and_offline_requirements() {
     let dir = temp_dir();
     let store = dir.path().join("store");
     import_tree(&store, &base_tarball(), "base/debian-python3");
-    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python3");
+    let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python");
     Cmd::solum(&store)
         .args(["badger", "build"])
         .arg(&badger)
@@ -109,8 +109,15 @@ fn python_app_test_gate_and_offline_requirements() {
         .arg(dir.path().join("app.yaml"))
         .run()
         .ok();
+    // The requirements were installed by the failed build's dependency step, offline; the
+    // passing build reuses that layer (the inputs did not change).
     assert!(
-        built.stderr.contains("offline from wheelhouse"),
+        failed.stderr.contains("offline from wheelhouse"),
+        "{}",
+        failed.text()
+    );
+    assert!(
+        built.stderr.contains("dependencies: reused"),
         "{}",
         built.text()
     );
@@ -143,6 +150,171 @@ fn python_app_test_gate_and_offline_requirements() {
         .run()
         .ok();
     assert_eq!(python.stdout.trim(), "hello from the python DU");
+}
+
+/// testdata/apps/python-web copied to `dir/python-web` as a git repository (one commit).
+fn python_web_checkout(dir: &Path) -> PathBuf {
+    let app = dir.join("python-web");
+    Cmd::program("cp")
+        .arg("-a")
+        .arg(repo_dir().join("testdata/apps/python-web"))
+        .arg(&app)
+        .run()
+        .ok();
+    git(&app, &["init", "-q"]);
+    git(&app, &["add", "-A"]);
+    git(&app, &["commit", "-qm", "python-web"]);
+    app
+}
+
+/// `GET path` on 127.0.0.1:port, retried while the server starts: the response text.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    for _ in 0..100 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if !response.is_empty() {
+                return response;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("nothing answered on port {port}");
+}
+
+/// Issue 13 on the python badger: a Flask app with 16 vendored wheels builds offline, its
+/// tests (pip included) pass in the gate, the DU serves HTTP on PORT under our `run` and
+/// podman; the same commit gives the same digest; a code change reuses the dependency
+/// layer; a changed requirements.txt makes it again; the app layer holds no standard
+/// library `.pyc`.
+#[test]
+fn python_web_app_dependency_layer_and_reproducible_builds() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    import_tree(&store, &base_tarball(), "base/debian-python3");
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(repo_dir().join("badgers/python"))
+        .run()
+        .ok();
+    let app = python_web_checkout(dir.path());
+    let build = |extra: &[&str]| {
+        Cmd::solum(&store)
+            .arg("build")
+            .arg(app.join("app.yaml"))
+            .args(extra)
+            .run()
+            .ok()
+    };
+    let first = build(&[]);
+    for said in [
+        "dependencies: installing (first install)",
+        "installing requirements.txt offline from wheelhouse/",
+        "test_pip_works_in_the_tests",
+        "Ran 3 tests",
+    ] {
+        assert!(first.stderr.contains(said), "{said}: {}", first.text());
+    }
+    let built = layer_digests(&store, "python-web");
+    let app_layer = store.join("blobs/sha256").join(&built.last().unwrap()[7..]);
+    let listing = Cmd::program("tar")
+        .arg("-tzf")
+        .arg(&app_layer)
+        .run()
+        .ok()
+        .stdout;
+    assert!(!listing.contains("usr/lib/python3"), "{listing}");
+    assert!(!listing.contains("opt/venv"), "{listing}");
+    assert!(listing.contains("app/notes/__pycache__/"), "{listing}");
+
+    // The same commit again, without any cache: the same DU.
+    let again = build(&["--no-cache"]);
+    assert_eq!(first.last_line(), again.last_line(), "{}", again.text());
+
+    // It serves HTTP on PORT, under our run and under podman.
+    let port = support::registry::free_port();
+    let mut server = Cmd::solum(&store)
+        .args(["run", "--network", "host", "--env"])
+        .arg(format!("PORT={port}"))
+        .arg("python-web")
+        .spawn();
+    let page = http_get(port, "/");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        page.contains("200 OK") && page.contains("ship it"),
+        "{page}"
+    );
+    if is_root() {
+        let layout = PathBuf::from(format!("/tmp/solum-python-web-{}", std::process::id()));
+        let image = format!("oci:{}:python-web", layout.display());
+        Cmd::solum(&store)
+            .args(["push", "python-web", &image])
+            .run()
+            .ok();
+        let name = format!("solum-python-web-{}", std::process::id());
+        let port = support::registry::free_port();
+        let conf = dir.path().join("containers.conf");
+        let limits = "default_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]";
+        std::fs::write(&conf, format!("[containers]\n{limits}\n")).unwrap();
+        Cmd::program("podman")
+            .env("CONTAINERS_CONF", &conf)
+            .args([
+                "run",
+                "-d",
+                "--rm",
+                "--runtime",
+                "runc",
+                "--network",
+                "host",
+            ])
+            .args(["--name", &name, "--env", &format!("PORT={port}"), &image])
+            .run()
+            .ok();
+        let health = http_get(port, "/health");
+        let _ = Cmd::program("podman").args(["rm", "--force", &name]).run();
+        let _ = Cmd::program("podman")
+            .args(["rmi", "--force"])
+            .arg(format!("localhost{}", layout.display()))
+            .run();
+        let _ = std::fs::remove_dir_all(&layout);
+        assert!(health.ends_with("ok\n"), "{health}");
+    }
+
+    // A one-line code change: the dependency layer is reused, only the app layer differs.
+    let init = app.join("notes/__init__.py");
+    let code = std::fs::read_to_string(&init).unwrap();
+    std::fs::write(&init, code.replace("VERSION = \"1\"", "VERSION = \"2\"")).unwrap();
+    git(&app, &["commit", "-qam", "version 2"]);
+    let changed = build(&[]);
+    assert!(
+        changed.stderr.contains("dependencies: reused") && !changed.stderr.contains("offline from"),
+        "{}",
+        changed.text()
+    );
+    let after_code = layer_digests(&store, "python-web");
+    let below_app = built.len() - 1;
+    assert_eq!(after_code[..below_app], built[..below_app]);
+    assert_ne!(after_code[below_app], built[below_app]);
+
+    // A changed requirements.txt (waitress dropped): the dependency step runs again.
+    let requirements = app.join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    std::fs::write(&requirements, text.replace("waitress==3.0.0\n", "")).unwrap();
+    git(&app, &["commit", "-qam", "no waitress"]);
+    let relocked = build(&[]);
+    assert!(
+        relocked
+            .stderr
+            .contains("dependencies: installing (requirements.txt changed)"),
+        "{}",
+        relocked.text()
+    );
+    let after_lock = layer_digests(&store, "python-web");
+    assert_ne!(after_lock[below_app - 1], built[below_app - 1]);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 # Cases and targets (medians, alternating runs):
 #   10k    the script writes 10,000 small files            ours <= 0.2 x buildah
 #   200mb  the script writes one 200 MB file (urandom)     ours <= 0.5 x buildah
-#   python one file on badgers/python3 vs on badgers/shell ours python <= 1.3 x ours shell
+#   python one file on badgers/python vs on badgers/shell ours python <= 1.3 x ours shell
 #   cache  an identical rebuild (a cache hit)              <= 50 ms
 . "$(dirname "$0")/lib.sh"
 
@@ -16,7 +16,7 @@ bench_require build buildah
 bin=$(bench_solum)
 bench_ensure_base busybox
 bench_ensure_base debian-python3
-for badger in shell python3; do
+for badger in shell python; do
     if ! "$bin" -q --store "$BENCH_STORE" badger search "$badger" >/dev/null 2>&1; then
         "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/$badger" >/dev/null
     fi
@@ -54,18 +54,18 @@ run_case() {
 run_case 10k 'mkdir -p out && i=0; while [ $i -lt 10000 ]; do echo "file $i" > out/f$i; i=$((i+1)); done' 0.2
 run_case 200mb 'head -c 209715200 /dev/urandom > big.bin' 0.5
 
-# One file on the python3 badger (about 8,000 files below it) against the same on busybox:
+# One file on the python badger (about 8,000 files below it) against the same on busybox:
 # the cost follows the change, not the base.
 one="$BENCH_TMP/app-one"
 make_app "$one" 'echo one > one.txt'
-py_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/python3 --source "$one" --name bench-one-py --no-cache)
+py_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/python --source "$one" --name bench-one-py --no-cache)
 sh_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/shell --source "$one" --name bench-one-sh --no-cache)
 "${py_cmd[@]}" >/dev/null
 "${sh_cmd[@]}" >/dev/null
 pair=$(bench_pair_ms "$BENCH_RUNS" "" py_cmd sh_cmd)
 read -r py sh <<<"$pair"
 share=$(awk -v o="$py" -v p="$sh" 'BEGIN { printf "%.2f", o / p }')
-echo "SUMMARY build one file: python3 badger $py ms, shell badger $sh ms, python3/shell $share (target <= 1.3): $(bench_at_most "$share" 1.3)"
+echo "SUMMARY build one file: python badger $py ms, shell badger $sh ms, python/shell $share (target <= 1.3): $(bench_at_most "$share" 1.3)"
 
 # An identical rebuild: the cache answers without running anything.
 hit_cmd=("$bin" -q --store "$BENCH_STORE" build --badger badgers/shell --source "$one" --name bench-one-sh)

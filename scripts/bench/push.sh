@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Registry push benchmarks (issue 5), against Debian's docker-registry on 127.0.0.1 with
 # its storage emptied before every timed run (the preparation is not timed):
-#   fresh   push the badgers/python3 image (debian-python3 + the badger layer) to an empty
+#   fresh   push the badgers/python image (debian-python3 + the badger layer) to an empty
 #           registry: ours `solum-build push` vs `skopeo copy oci:STORE:NAME docker://…`
 #           (target ours <= 1.0 x skopeo)
 #   exists  push again when the registry has every blob (target <= 100 ms)
@@ -11,10 +11,10 @@
 bench_require push docker-registry skopeo
 bin=$(bench_solum)
 bench_ensure_base debian-python3
-if ! "$bin" -q --store "$BENCH_STORE" badger search python3 >/dev/null 2>&1; then
-    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python3" >/dev/null
+if ! "$bin" -q --store "$BENCH_STORE" badger search python >/dev/null 2>&1; then
+    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python" >/dev/null
 fi
-image=badgers/python3
+image=badgers/python
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 registry_dir="$BENCH_TMP/registry"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rootfs-cache benchmarks (issue 12, item 10): python DUs on one cached badger.
-#   first run   `run DU -- true` of a DU just built on badgers/python3 (the badger's trees
+#   first run   `run DU -- true` of a DU just built on badgers/python (the badger's trees
 #               are in the cache, as every build on it leaves them):
 #                 ours:  the default, the DU's own layer stacked above the badger's trees
 #                 peer:  SOLUM_BUILD_NO_STACK=1, the whole stack unpacked into a tree of its
@@ -15,8 +15,8 @@
 
 bin=$(bench_solum)
 bench_ensure_base debian-python3
-if ! "$bin" -q --store "$BENCH_STORE" badger search python3 >/dev/null 2>&1; then
-    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python3" >/dev/null
+if ! "$bin" -q --store "$BENCH_STORE" badger search python >/dev/null 2>&1; then
+    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python" >/dev/null
 fi
 
 # make_du STORE NAME N: builds a small python app (20 modules, distinct content per N) as NAME.
@@ -28,7 +28,7 @@ make_du() {
     for ((i = 0; i < 20; i++)); do
         printf 'VALUE = %d\n\ndef value():\n    return VALUE * %d\n' "$i" "$n" >"$app/pkg/m$i.py"
     done
-    "$bin" -q --store "$store" build --badger badgers/python3 --source "$app" \
+    "$bin" -q --store "$store" build --badger badgers/python --source "$app" \
         --name "$name" --run-cmd 'python3 app.py' >/dev/null
 }
 
@@ -51,7 +51,7 @@ echo "SUMMARY run-cache first run: stacked $ours ms, flattened $peer ms, ratio $
 # The cache after 15 DUs, in a store of its own: the base, the badger, 15 DUs.
 store="$BENCH_TMP/store-15"
 sh "$SCRIPTS_DIR/make-base-images.sh" --only debian-python3 "$store" >&2
-"$bin" -q --store "$store" badger build "$SOLUM_REPO/badgers/python3" >/dev/null
+"$bin" -q --store "$store" badger build "$SOLUM_REPO/badgers/python" >/dev/null
 for ((n = 1; n <= 15; n++)); do
     make_du "$store" "bench-du-$n" "$n"
     "$bin" -q --store "$store" run "bench-du-$n" -- true >/dev/null
@@ -60,7 +60,7 @@ cache_kib=$(du -sk "$store/cache/rootfs" | cut -f1)
 # The expected size: the badger unpacked, and each DU's own (top) layer unpacked alone.
 expected="$BENCH_TMP/expected"
 mkdir -p "$expected"
-"$bin" -q --store "$store" unpack badgers/python3 "$expected/badger" >/dev/null
+"$bin" -q --store "$store" unpack badgers/python "$expected/badger" >/dev/null
 layer_kib=0
 for ((n = 1; n <= 15; n++)); do
     top=$(jq -r '.layers[-1].digest' <"$store/blobs/sha256/$(jq -r --arg n "bench-du-$n" \

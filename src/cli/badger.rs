@@ -21,7 +21,7 @@ pub struct BadgerArgs {
 enum BadgerCommand {
     /// Make a badger image from a folder holding badger.yaml and build.sh.
     Build {
-        /// The badger folder, e.g. badgers/python3.
+        /// The badger folder, e.g. badgers/python.
         dir: PathBuf,
         /// The store name (default: badgers/NAME).
         #[arg(long, short)]

@@ -65,11 +65,11 @@ impl RegistryFlags {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: solum-build pull docker://127.0.0.1:5000/badgers/python3:3.11")]
+#[command(after_help = "Example: solum-build pull docker://127.0.0.1:5000/badgers/python:3.11")]
 pub struct PullArgs {
     /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (or any other readable reference).
     reference: String,
-    /// The store name (default: the repository and tag, e.g. badgers/python3:3.11).
+    /// The store name (default: the repository and tag, e.g. badgers/python:3.11).
     #[arg(long, short)]
     tag: Option<String>,
     #[command(flatten)]

@@ -1,6 +1,6 @@
 //! Badgers as a build sees them: a reference resolved to an image (a bare name such as
-//! `python3` is looked up as itself, then as `badgers/python3`, as Solum's `languagepack`
-//! names read; Solum's `python` is our `python3`; `auto` and names nothing has are refused
+//! `python` is looked up as itself, then as `badgers/python`, as Solum's `languagepack`
+//! names read; `python3` is another name of `python`; `auto` and names nothing has are refused
 //! with the badgers to choose from), its `org.solum.badger.manifest` annotation (a plain image works too, with
 //! the default build command), and several badgers stacked into one base: the first
 //! badger's layers, then each later badger's own layers (those past the prefix it shares
@@ -75,16 +75,16 @@ impl Classify for BadgerError {
 }
 
 /// The badgers this project ships, as `badgers/NAME` folders (`badger build` makes them).
-pub const SHIPPED_BADGERS: &[&str] = &["python3", "shell", "static"];
+pub const SHIPPED_BADGERS: &[&str] = &["python", "shell", "static"];
 
-/// Solum's `languagepack` names that are spelled differently here.
-const SOLUM_NAMES: &[(&str, &str)] = &[("python", "python3")];
+/// Other names of shipped badgers, as app files write them (`languagepack: python3`).
+const SOLUM_NAMES: &[(&str, &str)] = &[("python3", "python")];
 
 /// The badger name that asks for detection from the source, which is not available.
 pub const AUTO: &str = "auto";
 
 /// The store names a bare badger name is looked up as, in order: itself, `badgers/NAME`,
-/// then the same for our spelling of a Solum name (`python` → `python3`).
+/// then the same for the badger an alias names (`python3` → `python`).
 pub fn store_names(name: &str) -> Vec<String> {
     let ours = SOLUM_NAMES
         .iter()
@@ -252,7 +252,7 @@ pub fn resolve(
             choices: badger_choices(&store_badgers(store)),
         });
     }
-    // A store name: as written, as `badgers/NAME`, then as our name for a Solum name.
+    // A store name: as written, as `badgers/NAME`, then as the badger an alias names.
     let mut first_error = None;
     for name in store_names(text) {
         let Ok(candidate) = name.parse::<ImageReference>() else {
@@ -261,7 +261,7 @@ pub fn resolve(
         match open(&candidate) {
             Ok(image) => {
                 if name != text && name != format!("badgers/{text}") {
-                    reporter.status("Using", &format!("{name} for {text:?} (Solum's name)"));
+                    reporter.status("Using", &format!("{name} for {text:?} (an alias)"));
                 }
                 return with_manifest(name, image);
             }
@@ -381,9 +381,12 @@ mod tests {
     #[test]
     fn the_shipped_list_is_the_badgers_folder() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("badgers");
+        // Folders only: badgers/README.md describes them.
         let mut folders: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_type().unwrap().is_dir())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect();
         folders.sort();
         assert_eq!(folders, SHIPPED_BADGERS);
@@ -392,24 +395,21 @@ mod tests {
     #[test]
     fn solum_names_are_looked_up_after_the_name_itself() {
         assert_eq!(
-            store_names("python"),
-            ["python", "badgers/python", "python3", "badgers/python3"]
+            store_names("python3"),
+            ["python3", "badgers/python3", "python", "badgers/python"]
         );
-        assert_eq!(store_names("python3"), ["python3", "badgers/python3"]);
+        assert_eq!(store_names("python"), ["python", "badgers/python"]);
         assert_eq!(store_names("badgers/shell"), ["badgers/shell"]);
     }
 
     #[test]
     fn a_close_name_is_suggested_and_a_far_one_is_not() {
-        let known = ["badgers/python3", "badgers/shell", "static"];
-        assert_eq!(
-            closest("pyhton3", known).as_deref(),
-            Some("badgers/python3")
-        );
+        let known = ["badgers/python", "badgers/shell", "static"];
+        assert_eq!(closest("pyhton3", known).as_deref(), Some("badgers/python"));
         assert_eq!(closest("stat", known).as_deref(), Some("static"));
         assert_eq!(closest("shel", known).as_deref(), Some("badgers/shell"));
         assert_eq!(closest("nodejs", known), None);
-        assert_eq!(closest("pyhton", known).as_deref(), Some("badgers/python3"));
+        assert_eq!(closest("pyhton", known).as_deref(), Some("badgers/python"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("pyhton", "python"), 1);
     }
@@ -423,14 +423,14 @@ mod tests {
         };
         assert_eq!(
             unknown.to_string(),
-            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): python3, shell, static"
+            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): python, shell, static"
         );
         let auto = BadgerError::Auto {
             choices: badger_choices(&["badgers/shell".to_string()]),
         };
         assert_eq!(
             auto.to_string(),
-            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/shell, badgers/python3 (not built yet), badgers/static (not built yet)"
+            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/shell, badgers/python (not built yet), badgers/static (not built yet)"
         );
     }
 }

@@ -17,6 +17,7 @@ use super::build_cache;
 pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
+use super::dependency_layer;
 use super::network_hint;
 use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
@@ -164,7 +165,7 @@ pub fn build(
         }
     }
 
-    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched)?;
+    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched, epoch)?;
     let steps_failed = |error| network_hint::with_hint(error, request.network_host);
     let mut ran = job.run_build_commands(&sandbox).map_err(steps_failed)?;
     job.run_tests(&sandbox).map_err(steps_failed)?;
@@ -317,15 +318,16 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// The badgers' blobs into the store, their stacked layers unpacked once into the
-    /// rootfs cache, a workspace over them with the source at `/app`, the build
-    /// environment and the app's cache mount.
+    /// The badgers' blobs into the store, the build environment and the app's cache
+    /// mount, the dependency layers (see [`super::dependency_layer`]), their stacked layers
+    /// unpacked once into the rootfs cache, a workspace over them with the source at `/app`.
     fn prepare_sandbox(
         &self,
         layout: &Layout,
         store: &Path,
         cache_root: &Path,
         fetched: &FetchedSource,
+        epoch: i64,
     ) -> Result<Sandbox, BuildError> {
         let (app, badgers, reporter) = (&self.app, &self.badgers, self.reporter);
         for badger in badgers {
@@ -336,23 +338,8 @@ impl Job<'_> {
                 },
             )?;
         }
-        let (base, stack) = badger_stack::stack(badgers)?;
-        let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
-        place_source(
-            &fetched.dir,
-            workspace.writable_root(),
-            self.request.privilege,
-        )?;
-
-        let mut env = build_env(app, &base.config, &fetched.info);
-        let inputs = build_inputs::stage(
-            &self.request.inputs,
-            app,
-            &workspace,
-            self.request.network_host,
-            reporter,
-        )?;
-        merge_env(&mut env, &inputs.env);
+        let (mut base, mut stack) = badger_stack::stack(badgers)?;
+        let mut env = build_env(app, &base.config, &fetched.info, epoch);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
         let apps = cache_root.join("apps");
         let app_cache = apps.join(&app.name);
@@ -368,6 +355,45 @@ impl Job<'_> {
             read_only: false,
             work: Some(work),
         }];
+        let below = stack.layers.len();
+        let declaring = dependency_layer::declaring(badgers);
+        if !declaring.is_empty() {
+            let context = dependency_layer::DependencyContext {
+                layout,
+                store,
+                cache_root,
+                source: &fetched.dir,
+                app_name: &app.name,
+                // The build environment's values decide the step's result: they are in its key
+                // (the host's proxies, staged by the step itself, are not).
+                env: dependency_layer::step_env(
+                    &with_build_environment(&env, app),
+                    self.request.epoch,
+                ),
+                app,
+                mounts: mounts.clone(),
+                request: self.request,
+                cancel: self.cancel,
+                reporter,
+            };
+            dependency_layer::add_dependency_layers(&context, &declaring, &mut base, &mut stack)
+                .map_err(|e| network_hint::with_hint(e.into(), self.request.network_host))?;
+            // Run, reused or skipped: the badgers' build scripts must not install again.
+            merge_env(
+                &mut env,
+                &[format!("{}=1", dependency_layer::DONE_VARIABLE)],
+            );
+        }
+        let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
+        workspace.place_app_source(&fetched.dir, stack.layers.len() > below)?;
+        let inputs = build_inputs::stage(
+            &self.request.inputs,
+            app,
+            &workspace,
+            self.request.network_host,
+            reporter,
+        )?;
+        merge_env(&mut env, &inputs.env);
         mounts.extend(inputs.mounts.iter().cloned());
         Ok(Sandbox {
             workspace,
@@ -664,32 +690,10 @@ pub(super) fn stack_workspace(
     Ok(workspace)
 }
 
-/// Moves the fetched source to `/app` of the writable root.
-fn place_source(source: &Path, root: &Path, privilege: Privilege) -> Result<(), BuildError> {
-    let target = root.join(WORKDIR.trim_start_matches('/'));
-    if target.exists() {
-        // The copy fallback holds the badger's own /app: the source goes over it.
-        super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "clear"))?;
-    }
-    match std::fs::rename(source, &target) {
-        Ok(()) => Ok(()),
-        // The scratch folder may be on another filesystem (a tmpfs): copy instead.
-        Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
-            crate::layer::copy_tree(source, &target, privilege).map_err(|e| {
-                BuildError::Io(IoAt::new(
-                    target.clone(),
-                    "copy the source to",
-                    std::io::Error::other(e),
-                ))
-            })
-        }
-        Err(error) => Err(IoAt::at(&target, "move the source to")(error).into()),
-    }
-}
-
 /// The build contract's environment: the base image's Env (with the badgers'
-/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME`.
-fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<String> {
+/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME` and
+/// `SOURCE_DATE_EPOCH` (the build's epoch, for tools that write times into files).
+fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo, epoch: i64) -> Vec<String> {
     let mut env = config.env();
     ensure_path(&mut env);
     let mut extra: Vec<String> = app
@@ -703,7 +707,16 @@ fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo) -> Vec<Stri
         info.revision.clone().unwrap_or_default()
     ));
     extra.push("HOME=/root".to_string());
+    extra.push(format!("SOURCE_DATE_EPOCH={epoch}"));
     merge_env(&mut env, &extra);
+    env
+}
+
+/// `env` with the app's `build_environment` merged in (the build steps see it; the image
+/// never does).
+fn with_build_environment(env: &[String], app: &AppFile) -> Vec<String> {
+    let mut env = env.to_vec();
+    merge_env(&mut env, &env_entries(&app.build_environment));
     env
 }
 
@@ -720,7 +733,7 @@ fn shell(command: &str) -> Vec<String> {
 }
 
 /// `None` on success; otherwise how the step ended, or `Cancelled`.
-fn failure(termination: Termination) -> Result<Option<String>, BuildError> {
+pub(super) fn failure(termination: Termination) -> Result<Option<String>, BuildError> {
     Ok(match termination {
         Termination::Exited(0) => None,
         Termination::Exited(code) => Some(format!("exited with {code}")),

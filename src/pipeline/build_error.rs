@@ -4,6 +4,7 @@
 
 use super::badger_stack::BadgerError;
 use super::commit::CommitError;
+use super::dependency_layer::DependencyError;
 use super::unpack::UnpackError;
 use super::workspace::WorkspaceError;
 use crate::error_class::{Classify, ErrorClass};
@@ -43,6 +44,10 @@ pub enum BuildError {
     Unpack(#[from] UnpackError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// A dependency step failed (see [`super::dependency_layer`]); its cancel is
+    /// [`BuildError::Cancelled`].
+    #[error(transparent)]
+    Dependencies(Box<DependencyError>),
     #[error(transparent)]
     Confined(#[from] super::confined::ConfinedError),
     #[error("the build command of badger {badger} {how}{}", tail_text(.tail))]
@@ -98,6 +103,7 @@ impl Classify for BuildError {
             BuildError::CopyBadger { source, .. } => source.class(),
             BuildError::Unpack(inner) => inner.class(),
             BuildError::Workspace(inner) => inner.class(),
+            BuildError::Dependencies(inner) => inner.class(),
             BuildError::Confined(inner) => inner.class(),
             BuildError::NoNetwork(inner) => inner.class(),
             BuildError::Inputs(inner) => inner.class(),
@@ -139,7 +145,26 @@ impl BuildError {
             BuildError::NoNetwork(inner) => {
                 BuildError::NoNetwork(Box::new(inner.without_output_tail()))
             }
+            BuildError::Dependencies(inner) => match *inner {
+                DependencyError::Failed { badger, how, .. } => {
+                    BuildError::Dependencies(Box::new(DependencyError::Failed {
+                        badger,
+                        how,
+                        tail: Vec::new(),
+                    }))
+                }
+                other => BuildError::Dependencies(Box::new(other)),
+            },
             other => other,
+        }
+    }
+}
+
+impl From<DependencyError> for BuildError {
+    fn from(error: DependencyError) -> BuildError {
+        match error {
+            DependencyError::Cancelled => BuildError::Cancelled,
+            other => BuildError::Dependencies(Box::new(other)),
         }
     }
 }

@@ -87,19 +87,13 @@ pub struct Committed {
 
 /// Writes the layer, config and manifest into `store`. Does not tag.
 pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitError> {
-    let blob = store.begin_blob()?;
     let options = WriteOptions {
         compression: request.compression,
         epoch: Some(request.epoch),
         rootless: request.privilege.is_rootless(),
         subordinate_ids: request.subordinate_ids,
     };
-    let digests = layer::write_changes(request.root, request.changes, &options, blob.file()?)
-        .map_err(|source| CommitError::Layer {
-            root: request.root.to_path_buf(),
-            source,
-        })?;
-    blob.commit(&digests.digest)?;
+    let digests = write_layer(store, request.root, request.changes, &options)?;
 
     let created = super::timestamp(Some(request.epoch));
     let mut config = request.base.config.clone();
@@ -163,6 +157,24 @@ pub fn commit(store: &Layout, request: Commit<'_>) -> Result<Committed, CommitEr
         descriptor: manifest_descriptor(&manifest_bytes, None),
         layer: digests,
     })
+}
+
+/// Writes `changes` (read from `root`) as one layer blob into the store.
+pub fn write_layer(
+    store: &Layout,
+    root: &Path,
+    changes: Vec<Change>,
+    options: &WriteOptions,
+) -> Result<LayerDigests, CommitError> {
+    let blob = store.begin_blob()?;
+    let digests = layer::write_changes(root, changes, options, blob.file()?).map_err(|source| {
+        CommitError::Layer {
+            root: root.to_path_buf(),
+            source,
+        }
+    })?;
+    blob.commit(&digests.digest)?;
+    Ok(digests)
 }
 
 /// The OCI media type for a base layer: Docker's gzip layer types name the same bytes as

@@ -15,6 +15,7 @@ pub mod cache_bound;
 pub mod commit;
 pub mod confined;
 pub mod delivery;
+pub mod dependency_layer;
 pub mod import;
 pub mod network_hint;
 pub mod redaction;

@@ -5,6 +5,7 @@
 //! error gets [`HINT`] as its last line.
 
 use super::build::BuildError;
+use super::dependency_layer::DependencyError;
 
 /// The line added to the error.
 pub const HINT: &str = "hint: the build has no network; vendor the dependencies \
@@ -46,11 +47,16 @@ pub fn shows_network_failure(tail: &[String]) -> bool {
 /// `error` with the hint, when it is a failed build or test step of a build without
 /// network whose output shows a network failure; else `error` as it is.
 pub fn with_hint(error: BuildError, network_host: bool) -> BuildError {
-    let (BuildError::BuildFailed { tail, .. }
-    | BuildError::AppBuildFailed { tail, .. }
-    | BuildError::TestsFailed { tail, .. }) = &error
-    else {
-        return error;
+    let tail = match &error {
+        BuildError::BuildFailed { tail, .. }
+        | BuildError::AppBuildFailed { tail, .. }
+        | BuildError::TestsFailed { tail, .. } => tail,
+        // The dependency step is where a badger fetches packages: the likeliest to need it.
+        BuildError::Dependencies(inner) => match inner.as_ref() {
+            DependencyError::Failed { tail, .. } => tail,
+            _ => return error,
+        },
+        _ => return error,
     };
     if network_host || !shows_network_failure(tail) {
         return error;
@@ -68,6 +74,17 @@ mod tests {
             how: "exited with 1".into(),
             tail: lines.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn a_failed_dependency_step_gets_the_hint_too() {
+        let failed = DependencyError::Failed {
+            badger: "badgers/nodejs".into(),
+            how: "exited with 1".into(),
+            tail: vec!["npm ERR! code EAI_AGAIN".into()],
+        };
+        let error = with_hint(BuildError::Dependencies(Box::new(failed)), false);
+        assert!(error.to_string().ends_with(HINT), "{error}");
     }
 
     #[test]

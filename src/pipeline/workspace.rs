@@ -11,6 +11,7 @@ use super::unpack::{remove_tree, TreeHold};
 use crate::error_class::{Classify, ErrorClass};
 use crate::io_at::IoAt;
 use crate::layer::{self, Change, LayerError};
+use crate::manifest::du::WORKDIR;
 use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::report::State;
@@ -202,6 +203,45 @@ impl Workspace {
         None
     }
 
+    /// Moves `source` to `/app` of the writable root. The copy fallback holds the lower's
+    /// `/app` already: without `keep_below` the source replaces it (the badger's own `/app`
+    /// stays out); with it (a dependency layer wrote there) the source goes over it as
+    /// overlay shows an upper folder over a lower one: the source's entries win, folders
+    /// both hold are merged. No step runs meanwhile, so the tree holds still; what the
+    /// lower holds is hostile, and no symlink in it is followed.
+    pub fn place_app_source(&self, source: &Path, keep_below: bool) -> Result<(), WorkspaceError> {
+        let target = self.writable_root().join(WORKDIR.trim_start_matches('/'));
+        let below = self.scratch.join("app-below");
+        let mut merge = false;
+        if let Ok(meta) = std::fs::symlink_metadata(&target) {
+            if keep_below && meta.is_dir() {
+                std::fs::rename(&target, &below).map_err(IoAt::at(&target, "move aside"))?;
+                merge = true;
+            } else {
+                remove_tree(&target).map_err(IoAt::at(&target, "clear"))?;
+            }
+        }
+        match std::fs::rename(source, &target) {
+            Ok(()) => {}
+            // The scratch folder may be on another filesystem (a tmpfs): copy instead.
+            Err(error) if error.raw_os_error() == Some(libc::EXDEV) => {
+                layer::copy_tree(source, &target, self.privilege).map_err(|e| {
+                    IoAt::new(
+                        target.clone(),
+                        "copy the source to",
+                        std::io::Error::other(e),
+                    )
+                })?;
+            }
+            Err(error) => return Err(IoAt::at(&target, "move the source to")(error).into()),
+        }
+        if merge {
+            merge_under(&below, &target)?;
+            remove_tree(&below).map_err(IoAt::at(&below, "remove"))?;
+        }
+        Ok(())
+    }
+
     pub fn is_overlay(&self) -> bool {
         matches!(self.mode, Mode::Overlay { .. })
     }
@@ -306,6 +346,43 @@ fn undo_mount_points(lower: &Path, root: &Path, created: &[PathBuf]) {
             }
         }
     }
+}
+
+/// Moves into `upper` (a real folder) each entry of `lower` it lacks, merging the folders
+/// both hold; `upper`'s entries win. `upper` keeps its times: the merge is no change of
+/// the build's.
+fn merge_under(lower: &Path, upper: &Path) -> Result<(), WorkspaceError> {
+    let times = std::fs::symlink_metadata(upper).map_err(IoAt::at(upper, "stat"))?;
+    let entries = std::fs::read_dir(lower).map_err(IoAt::at(lower, "list"))?;
+    for entry in entries {
+        let entry = entry.map_err(IoAt::at(lower, "list"))?;
+        let (from, to) = (entry.path(), upper.join(entry.file_name()));
+        match std::fs::symlink_metadata(&to) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::rename(&from, &to).map_err(IoAt::at(&to, "move below the source"))?;
+            }
+            Ok(meta) if meta.is_dir() => {
+                let from_meta =
+                    std::fs::symlink_metadata(&from).map_err(IoAt::at(&from, "stat"))?;
+                if from_meta.is_dir() {
+                    merge_under(&from, &to)?;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => return Err(IoAt::at(&to, "stat")(error).into()),
+        }
+    }
+    let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    use std::os::unix::fs::MetadataExt;
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        upper,
+        &time(times.atime(), times.atime_nsec()),
+        &time(times.mtime(), times.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| IoAt::new(upper.to_path_buf(), "set the times of", e.into()))?;
+    Ok(())
 }
 
 impl Drop for Workspace {

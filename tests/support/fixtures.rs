@@ -60,6 +60,18 @@ pub fn busybox_store(dir: &Path, store: &Path, badgers: &[&str]) {
     }
 }
 
+/// The layer digests of the store image `name` (`solum-build inspect`), bottom first.
+pub fn layer_digests(store: &Path, name: &str) -> Vec<String> {
+    let inspect = Cmd::solum(store).args(["inspect", name]).run().ok();
+    let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    json["manifest"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The JSON document in a file (an `index.json`, a blob).
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

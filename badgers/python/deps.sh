@@ -1,0 +1,25 @@
+#!/bin/sh
+# The python badger's dependency step (badger.yaml `dependencies`): runs in /app holding
+# only requirements.txt and wheelhouse/ (what the source has of them), as root. What it
+# installs into /opt/venv becomes the DU's dependency layer, reused while those two do not
+# change. Offline from wheelhouse/ when the app vendors one, else from the package index
+# (which needs `--network host`). pip's cache lives in /solum/cache (kept per app, never
+# in the image).
+set -eu
+cd /app
+if [ ! -f requirements.txt ]; then
+    echo "python badger: no requirements.txt; nothing to install before the source"
+    exit 0
+fi
+# --no-compile, then compileall: pip's .pyc would record the install time; hash-based ones
+# depend on the contents alone, so the same requirements give the same layer.
+set -- --no-input --no-compile --cache-dir /solum/cache/pip -r requirements.txt
+if [ -d wheelhouse ]; then
+    echo "python badger: installing requirements.txt offline from wheelhouse/"
+    pip install --no-index --find-links wheelhouse "$@"
+else
+    echo "python badger: installing requirements.txt from the package index"
+    pip install "$@"
+fi
+# A fixed hash seed: the order of set constants in a .pyc follows string hashing.
+PYTHONHASHSEED=0 python -m compileall -q -j 0 --invalidation-mode unchecked-hash "$VIRTUAL_ENV/lib" >/dev/null

@@ -1,0 +1,60 @@
+//! The parts of the dependency step that need no sandbox: which changes are inputs, why a
+//! layer is not reused, the step's environment.
+
+use super::*;
+
+#[test]
+fn inputs_and_what_is_inside_them_are_left_out_of_the_layer() {
+    let inputs = vec!["requirements.txt".to_string(), "wheelhouse".to_string()];
+    let add = |p: &str| Change::Add(PathBuf::from(p));
+    assert!(is_input(&add("app/requirements.txt"), &inputs));
+    assert!(is_input(&add("/app/wheelhouse/a-1.0.whl"), &inputs));
+    assert!(is_input(
+        &Change::Whiteout(PathBuf::from("app/wheelhouse")),
+        &inputs
+    ));
+    assert!(!is_input(&add("app/requirements.txt.lock"), &inputs));
+    assert!(!is_input(&add("app/node_modules/x"), &inputs));
+    assert!(!is_input(&add("app"), &inputs));
+    assert!(!is_input(&add("opt/venv/requirements.txt"), &inputs));
+}
+
+#[test]
+fn the_reason_names_the_inputs_that_changed() {
+    let digests = |pairs: &[(&str, Option<&str>)]| -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    };
+    let now = digests(&[("requirements.txt", Some("b")), ("wheelhouse", Some("w"))]);
+    assert_eq!(why_not_cached(None, &now), "first install");
+    let before = digests(&[("requirements.txt", Some("a")), ("wheelhouse", Some("w"))]);
+    assert_eq!(
+        why_not_cached(Some(&before), &now),
+        "requirements.txt changed"
+    );
+    assert_eq!(
+        why_not_cached(Some(&now), &now),
+        "the badger, the environment or the build's options changed"
+    );
+    let added = digests(&[("requirements.txt", Some("b")), ("wheelhouse", None)]);
+    assert_eq!(why_not_cached(Some(&added), &now), "wheelhouse changed");
+}
+
+#[test]
+fn the_step_environment_has_no_revision_and_the_dependency_epoch() {
+    let build = vec![
+        "PATH=/usr/bin".to_string(),
+        "SOLUM_SOURCE_REVISION=abc".to_string(),
+        "SOURCE_DATE_EPOCH=1800000000".to_string(),
+    ];
+    assert_eq!(
+        step_env(&build, None),
+        ["PATH=/usr/bin", "SOURCE_DATE_EPOCH=1704067200"]
+    );
+    assert_eq!(
+        step_env(&build, Some(5)),
+        ["PATH=/usr/bin", "SOURCE_DATE_EPOCH=5"]
+    );
+}
