@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
     sh scripts/install-deps.sh
     sh scripts/make-base-images.sh --only busybox,debian-python3 --no-import
+    sh scripts/make-base-images.sh --only debian-nodejs,debian-golang --no-import
 fi
 # cargo's own summaries are kept to print one total as the closing line.
 summary=$(mktemp)
