@@ -13,6 +13,7 @@ pub mod cache_bound;
 pub mod commit;
 pub mod confined;
 pub mod delivery;
+pub mod detect;
 pub mod import;
 pub mod run;
 pub mod stacked;
