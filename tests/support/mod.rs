@@ -7,9 +7,11 @@
 //!   its rule for a missing user;
 //! - [`fixtures`]: trees and tarballs to build from, and listings to compare trees by;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
-//! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder.
+//! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
+//! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP.
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod cmd;
 pub mod fixtures;
 pub mod registry;
