@@ -29,7 +29,12 @@ fn go_web_builds_offline_static_tests_and_serves_on_port() {
         .args(["run", "go-web", "--", "sh", "-c"])
         .arg("grep -c ld-linux /app/bin/go-web; id -u; id -g; command -v go-web")
         .run();
-    assert_eq!(check.stdout, "0\n1000\n1000\n/app/bin/go-web\n", "{}", check.text());
+    assert_eq!(
+        check.stdout,
+        "0\n1000\n1000\n/app/bin/go-web\n",
+        "{}",
+        check.text()
+    );
     serves_on_port(dir.path(), &store, "go-web", "", "hello from go-web");
     // uuid.NewSHA1(NameSpaceURL, "solum"), from the vendored module.
     serves_on_port(dir.path(), &store, "go-web", "id/solum", "-5");
@@ -43,23 +48,31 @@ fn go_web_builds_offline_static_tests_and_serves_on_port() {
     std::fs::write(&auto_file, auto).unwrap();
     let built = Cmd::solum(&store).arg("build").arg(&auto_file).run().ok();
     assert!(
-        built.stderr.contains("badger: auto chose go (go.mod found)"),
+        built
+            .stderr
+            .contains("badger: auto chose go (go.mod found)"),
         "{}",
         built.text()
     );
 
     // No vendor/ and no network: GOPROXY=off, a clear message, no waiting.
     std::fs::remove_dir_all(dir.path().join("go-web/vendor")).unwrap();
-    let failed = Cmd::solum(&store).arg("build").arg(&app).run().fails_with(1);
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(&app)
+        .run()
+        .fails_with(1);
     assert!(
-        failed.stderr.contains(
-            "go.mod requires modules, there is no vendor/ and the build has no network"
-        ),
+        failed
+            .stderr
+            .contains("go.mod requires modules, there is no vendor/ and the build has no network"),
         "{}",
         failed.text()
     );
     assert!(
-        failed.stderr.contains("vendor them in the source (go mod vendor)"),
+        failed
+            .stderr
+            .contains("vendor them in the source (go mod vendor)"),
         "{}",
         failed.text()
     );

@@ -70,7 +70,11 @@ fn node_web_builds_offline_tests_and_serves_on_port() {
     std::fs::remove_dir_all(dir.path().join("node-web/npm-cache")).unwrap();
     let text = text.replace("name: node-web", "name: node-uncached");
     std::fs::write(&app, text).unwrap();
-    let failed = Cmd::solum(&store).arg("build").arg(&app).run().fails_with(1);
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(&app)
+        .run()
+        .fails_with(1);
     assert!(
         failed
             .stderr

@@ -80,8 +80,17 @@ fn auto_detection_with_the_shipped_badgers() {
     busybox_store(dir.path(), &store, &["shell", "static"]);
 
     // Nothing marks a language: the build fails listing what was looked for.
-    let app = site(dir.path(), "unknown", "badger: auto\n", &[("main.c", "int main;\n")]);
-    let failed = Cmd::solum(&store).arg("build").arg(&app).run().fails_with(2);
+    let app = site(
+        dir.path(),
+        "unknown",
+        "badger: auto\n",
+        &[("main.c", "int main;\n")],
+    );
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(&app)
+        .run()
+        .fails_with(2);
     let wanted = "badger \"auto\": no badger's detect rule matches the source; looked for (in \
                   this order): static (index.html, public/index.html); shipped badgers not in \
                   the store (make one with `solum-build badger build badgers/NAME`): badgers/go, \
@@ -91,7 +100,11 @@ fn auto_detection_with_the_shipped_badgers() {
     // A symlink named index.html, out of the source, marks nothing.
     let app = site(dir.path(), "linked", "", &[("main.c", "int main;\n")]);
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("linked/index.html")).unwrap();
-    let failed = Cmd::solum(&store).arg("build").arg(&app).run().fails_with(2);
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(&app)
+        .run()
+        .fails_with(2);
     assert!(
         failed.stderr.contains("no badger's detect rule matches"),
         "{}",

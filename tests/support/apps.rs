@@ -112,38 +112,74 @@ pub fn serves_on_port(dir: &Path, store: &Path, du: &str, path: &str, want: &str
     }
 }
 
-/// `podman run` of the DU (pushed to an OCI layout) serves `want` on a free port.
+/// A DU pushed to an OCI layout of its own for `podman run`, with a containers.conf;
+/// dropped, the layout and podman's record of it are removed.
+pub struct PodmanImage {
+    pub conf: PathBuf,
+    layout: PathBuf,
+    /// `oci:LAYOUT:NAME`, what `podman run` takes.
+    pub reference: String,
+}
+
+impl PodmanImage {
+    /// `du` of `store` in `/tmp/solum-TAG-PID`, with `conf_extra` added to the
+    /// `[containers]` table of the conf written in `dir`.
+    pub fn push(dir: &Path, store: &Path, du: &str, tag: &str, conf_extra: &str) -> PodmanImage {
+        let conf = dir.join("containers.conf");
+        std::fs::write(
+            &conf,
+            format!("[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n{conf_extra}"),
+        )
+        .unwrap();
+        // podman reads `oci:PATH` as an image name too, which must be lowercase.
+        let layout = PathBuf::from(format!("/tmp/solum-{tag}-{}", std::process::id()));
+        let reference = format!("oci:{}:{du}", layout.display());
+        Cmd::solum(store)
+            .args(["push", du])
+            .arg(&reference)
+            .run()
+            .ok();
+        PodmanImage {
+            conf,
+            layout,
+            reference,
+        }
+    }
+}
+
+impl Drop for PodmanImage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.layout);
+        // podman keeps what it ran under the layout's path as a name: not for the next test.
+        let _ = Cmd::program("podman")
+            .args(["rmi", "--force"])
+            .arg(format!("localhost{}", self.layout.display()))
+            .run();
+    }
+}
+
+/// `podman run` of the DU serves `want` on a free port of the host's network.
 fn podman_serves(dir: &Path, store: &Path, du: &str, path: &str, want: &str) {
-    let conf = dir.join("containers.conf");
-    std::fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n",
-    )
-    .unwrap();
-    // podman reads `oci:PATH` as an image name too, which must be lowercase.
-    let layout = PathBuf::from(format!("/tmp/solum-app-{du}-{}", std::process::id()));
-    Cmd::solum(store)
-        .args(["push", du])
-        .arg(format!("oci:{}:{du}", layout.display()))
-        .run()
-        .ok();
+    let image = PodmanImage::push(dir, store, du, &format!("app-{du}"), "");
     let port = free_port();
     let name = format!("solum-app-{du}-{}", std::process::id());
     Cmd::program("podman")
-        .env("CONTAINERS_CONF", &conf)
-        .args(["run", "-d", "--rm", "--runtime", "runc", "--network", "host"])
+        .env("CONTAINERS_CONF", &image.conf)
+        .args([
+            "run",
+            "-d",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "host",
+        ])
         .args(["--name", &name, "-e", &format!("PORT={port}")])
-        .arg(format!("oci:{}:{du}", layout.display()))
+        .arg(&image.reference)
         .run()
         .ok();
     fetch_until(port, path, want);
     let _ = Cmd::program("podman")
         .args(["rm", "--force", "--time", "0", &name])
-        .run();
-    let _ = std::fs::remove_dir_all(&layout);
-    // podman keeps what it ran under the layout's path as a name: not for the next test.
-    let _ = Cmd::program("podman")
-        .args(["rmi", "--force"])
-        .arg(format!("localhost{}", layout.display()))
         .run();
 }
