@@ -7,6 +7,8 @@
 set -eu
 if [ "${SOLUM_DEPENDENCIES_DONE:-}" != 1 ] && [ -x /solum/bin/deps.sh ]; then /solum/bin/deps.sh; fi
 cd /app
+# npm run keeps its cache, like the dependency step's, out of the image.
+if mkdir -p /solum/cache/npm 2>/dev/null; then export NPM_CONFIG_CACHE=/solum/cache/npm; fi
 if [ ! -f package.json ]; then
     echo "nodejs badger: no package.json: the source is used as it is"
     exit 0
@@ -15,7 +17,5 @@ if node -e 'process.exit((require("/app/package.json").scripts || {}).build ? 0 
     echo "nodejs badger: npm run build"
     npm run build
     echo "nodejs badger: pruning dev dependencies"
-    npm prune --omit=dev --offline --no-save --no-audit --no-fund --loglevel=warn \
-        --cache "${TMPDIR:-/tmp}/npm-prune-cache"
-    rm -rf "${TMPDIR:-/tmp}/npm-prune-cache"
+    npm prune --omit=dev --offline --no-save --no-audit --no-fund --loglevel=warn
 fi
