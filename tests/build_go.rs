@@ -40,41 +40,17 @@ fn go_web_builds_offline_static_tests_and_serves_on_port() {
     serves_on_port(dir.path(), &store, "go-web", "id/solum", "-5");
 
     // Without a badger in the app file, go.mod chooses this one.
-    let text = std::fs::read_to_string(&app).unwrap();
-    let auto = text
-        .replace("languagepack: go\n", "")
-        .replace("name: go-web", "name: go-auto");
-    let auto_file = dir.path().join("go-web/auto.yaml");
-    std::fs::write(&auto_file, auto).unwrap();
-    let built = Cmd::solum(&store).arg("build").arg(&auto_file).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("badger: auto chose go (go.mod found)"),
-        "{}",
-        built.text()
-    );
+    builds_as_auto(&store, &app, "go-auto", "go (go.mod found)");
 
     // No vendor/ and no network: GOPROXY=off, a clear message, no waiting.
     std::fs::remove_dir_all(dir.path().join("go-web/vendor")).unwrap();
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .run()
-        .fails_with(1);
-    assert!(
-        failed
-            .stderr
-            .contains("go.mod requires modules, there is no vendor/ and the build has no network"),
-        "{}",
-        failed.text()
-    );
-    assert!(
-        failed
-            .stderr
-            .contains("vendor them in the source (go mod vendor)"),
-        "{}",
-        failed.text()
+    build_fails_saying(
+        &store,
+        &app,
+        &[
+            "go.mod requires modules, there is no vendor/ and the build has no network",
+            "vendor them in the source (go mod vendor)",
+        ],
     );
 }
 

@@ -50,37 +50,19 @@ fn node_web_builds_offline_tests_and_serves_on_port() {
     );
 
     // Without a badger in the app file, package.json chooses this one.
-    let text = std::fs::read_to_string(&app).unwrap();
-    let auto = text
-        .replace("languagepack: nodejs\n", "")
-        .replace("name: node-web", "name: node-auto");
-    let auto_file = dir.path().join("node-web/auto.yaml");
-    std::fs::write(&auto_file, auto).unwrap();
-    let built = Cmd::solum(&store).arg("build").arg(&auto_file).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("badger: auto chose nodejs (package.json found)"),
-        "{}",
-        built.text()
-    );
+    builds_as_auto(&store, &app, "node-auto", "nodejs (package.json found)");
 
     // Without the vendored cache and without network, npm fails at once and says how to
     // vendor (a fresh app name: the app's own npm cache is empty).
     std::fs::remove_dir_all(dir.path().join("node-web/npm-cache")).unwrap();
-    let text = text.replace("name: node-web", "name: node-uncached");
+    let text = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace("name: node-web", "name: node-uncached");
     std::fs::write(&app, text).unwrap();
-    let failed = Cmd::solum(&store)
-        .arg("build")
-        .arg(&app)
-        .run()
-        .fails_with(1);
-    assert!(
-        failed
-            .stderr
-            .contains("vendor npm's cache in the source: npm install --cache ./npm-cache"),
-        "{}",
-        failed.text()
+    build_fails_saying(
+        &store,
+        &app,
+        &["vendor npm's cache in the source: npm install --cache ./npm-cache"],
     );
 }
 

@@ -96,6 +96,36 @@ pub fn build_twice_same_digest(store: &Path, app: &Path, tests_say: &str) -> Str
     first.last_line()
 }
 
+/// The app file `app` without its `languagepack:` line, under the name `name`, builds on
+/// the badger detection chooses: the build says `badger: auto chose CHOSE`.
+pub fn builds_as_auto(store: &Path, app: &Path, name: &str, chose: &str) {
+    let text = std::fs::read_to_string(app).unwrap();
+    let auto: String = text
+        .lines()
+        .filter(|line| !line.starts_with("languagepack:"))
+        .map(|line| {
+            if line.starts_with("name:") {
+                format!("name: {name}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let auto_file = app.with_file_name("auto.yaml");
+    std::fs::write(&auto_file, auto).unwrap();
+    let built = Cmd::solum(store).arg("build").arg(&auto_file).run().ok();
+    let wanted = format!("badger: auto chose {chose}");
+    assert!(built.stderr.contains(&wanted), "{wanted}\n{}", built.text());
+}
+
+/// Building the app file `app` fails (exit 1), its stderr holding every line of `wanted`.
+pub fn build_fails_saying(store: &Path, app: &Path, wanted: &[&str]) {
+    let failed = Cmd::solum(store).arg("build").arg(app).run().fails_with(1);
+    for line in wanted {
+        assert!(failed.stderr.contains(line), "{line}\n{}", failed.text());
+    }
+}
+
 /// The DU `du` serves `want` at `/PATH` on `PORT` with `solum-build run --network host`,
 /// with its own command; as root also under `podman run --network host`.
 pub fn serves_on_port(dir: &Path, store: &Path, du: &str, path: &str, want: &str) {
