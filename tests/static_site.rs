@@ -1,10 +1,11 @@
 //! Issue 13, items 1 and 2, on busybox: the static badger serves a folder of web files
 //! (an index.html at the top, or a public/ folder) with busybox httpd on PORT when the app
 //! file gives no run command, as 1000:1000, under `solum-build run --network host` and (as
-//! root) `podman run`, while ready-made binaries keep working (tests/build.rs); and
-//! `badger: auto` with the real shipped badgers: a site is detected as static, an unknown
-//! tree lists what was looked for, a symlinked index.html does not count, an app file
-//! naming no badger is auto. As root and again as `tester`.
+//! root) `podman run`, and builds again to the same digest, while ready-made binaries keep
+//! working (tests/build.rs); and `badger: auto` with the real shipped badgers: a site is
+//! detected as static, an unknown tree lists what was looked for, a symlinked index.html
+//! does not count, an app file naming no badger is auto, `badger search` finds a badger by
+//! its detect file. As root and again as `tester`.
 
 mod support;
 
@@ -40,13 +41,11 @@ fn a_folder_of_web_files_is_served_on_port() {
         ("style.css", "h1 { color: teal }\n"),
     ];
     let app = site(dir.path(), "site", "languagepack: static\n", &files);
-    let built = Cmd::solum(&store).arg("build").arg(&app).run().ok();
-    assert!(
-        built
-            .stderr
-            .contains("without run_cmd the DU serves /app with busybox httpd"),
-        "{}",
-        built.text()
+    // Built twice (the second with no cache): the same DU.
+    build_twice_same_digest(
+        &store,
+        &app,
+        "without run_cmd the DU serves /app with busybox httpd",
     );
     serves_on_port(dir.path(), &store, "site", "", "hello from the site");
     serves_on_port(dir.path(), &store, "site", "style.css", "color: teal");
