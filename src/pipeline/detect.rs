@@ -128,13 +128,13 @@ pub fn store_rules(store: &Path) -> Result<Vec<DetectRule>, DetectError> {
 }
 
 fn rules_of(mut badgers: Vec<StoredBadger>) -> Vec<DetectRule> {
-    // The preferred store name first, so that the dedup below keeps it.
-    let preferred =
+    // Per badger, `badgers/NAME` sorts first (false < true), so that the dedup keeps it.
+    let other_name =
         |b: &StoredBadger| b.store_name != format!("{BADGER_IMAGE_PREFIX}{}", b.manifest.name);
     badgers.sort_by(|a, b| {
-        (&a.manifest.name, preferred(a), &a.store_name).cmp(&(
+        (&a.manifest.name, other_name(a), &a.store_name).cmp(&(
             &b.manifest.name,
-            preferred(b),
+            other_name(b),
             &b.store_name,
         ))
     });
