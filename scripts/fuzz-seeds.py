@@ -100,8 +100,10 @@ def unpack_seeds():
 
 
 def manifest_seeds():
-    for path in sorted(glob.glob(os.path.join(REPO, "testdata/apps/*"))):
-        seed("app_file", os.path.basename(path), read(path))
+    # Files only: testdata/apps also holds the test apps' folders (their app.yaml files count).
+    for path in sorted(glob.glob(os.path.join(REPO, "testdata/apps/*")) + glob.glob(os.path.join(REPO, "testdata/apps/*/app.yaml"))):
+        if os.path.isfile(path):
+            seed("app_file", os.path.relpath(path, os.path.join(REPO, "testdata/apps")).replace("/", "-"), read(path))
     seed("app_file", "minimal.yaml", "name: a\nbadger: shell\nsource: {repository: ./}\n")
     seed("app_file", "flags.yaml", "name: a\nlanguagepack: docker://h:5000/b/p:1\nsource: {artifact: a.tar}\n"
          "ports: [1, 65535]\nenvironment: {A_1: 'x'}\nscaling: {min: 0, max: 0}\n")

@@ -5,6 +5,8 @@
 #   debian          debootstrap --variant=minbase bookworm from this machine's mirror.
 #   debian-python3  the same with python3, python3-pip and python3-venv; the standard
 #                   library's .pyc are rewritten hash-based (see hash_based_pyc).
+#   debian-nodejs   the same with Debian's nodejs and npm (the nodejs badger; npm by apt).
+#   debian-golang   the same with Debian's golang-go, Go 1.19 (the go badger).
 # Usage: make-rootfs.sh busybox|debian|debian-python3 DIR
 # busybox works as any user; the debian kinds need root (debootstrap chroots and creates
 # device nodes). Apt caches and lists are removed so the trees stay small. This script only
@@ -12,7 +14,7 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 
-usage() { echo "usage: $0 busybox|debian|debian-python3 DIR" >&2; exit 2; }
+usage() { echo "usage: $0 KIND DIR (KIND: busybox, debian, debian-LANGUAGE as listed above)" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 kind=$1
 dir=$2
@@ -85,8 +87,36 @@ clean_debian() {
     echo solum >"$dir/etc/hostname"
 }
 
+# Installs packages with apt inside the new tree ($dir), between debootstrap and the
+# clean-up: debootstrap's --include does not follow virtual packages (Provides:), which
+# npm's dependencies name. apt downloads into the shared .deb cache, bound over the tree's
+# archives folder for the time of the install and always unbound after.
+apt_install() {
+    archives="$dir/var/cache/apt/archives"
+    mkdir -p "$debs/partial"
+    # Unbound on any exit: a caller that removes the tree (make-base-images.sh does after a
+    # failure) would otherwise remove the shared cache through the mount.
+    trap 'umount "$archives" 2>/dev/null || true' EXIT
+    trap 'exit 130' INT TERM
+    mount --bind "$debs" "$archives"
+    status=0
+    { chroot "$dir" apt-get update \
+        && chroot "$dir" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "$@"; } >"$log" 2>&1 || status=$?
+    umount "$archives"
+    trap - EXIT
+    if [ "$status" != 0 ]; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+}
+
+# make_debian INCLUDE [APT_PACKAGES]: debootstrap with INCLUDE (comma-separated), then
+# APT_PACKAGES (comma-separated) with apt in the tree when given.
 make_debian() {
     include=$1
+    apt_packages=${2:-}
     [ "$(id -u)" = 0 ] || { echo "make-rootfs.sh $kind needs root (debootstrap)" >&2; exit 1; }
     command -v debootstrap >/dev/null || { echo "debootstrap not found: apt-get install debootstrap" >&2; exit 1; }
     mirror=$(solum_debian_mirror)
@@ -105,6 +135,11 @@ make_debian() {
         [ -f "$dir/debootstrap/debootstrap.log" ] && tail -n 30 "$dir/debootstrap/debootstrap.log" >&2
         rm -f "$log"
         exit 1
+    fi
+    if [ -n "$apt_packages" ]; then
+        echo "apt-get install $apt_packages (in $dir)" >&2
+        # shellcheck disable=SC2046
+        apt_install $(echo "$apt_packages" | tr ',' ' ')
     fi
     rm -f "$log"
     clean_debian
@@ -137,5 +172,7 @@ case $kind in
     busybox) make_busybox ;;
     debian) make_debian "" ;;
     debian-python3) make_debian python3,python3-pip,python3-venv && hash_based_pyc ;;
+    debian-nodejs) make_debian nodejs,ca-certificates npm ;;
+    debian-golang) make_debian golang-go,ca-certificates ;;
     *) usage ;;
 esac

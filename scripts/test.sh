@@ -1,8 +1,8 @@
 #!/bin/sh
 # The test command: the unit tests of the builder-only configuration
 # (`--no-default-features`), then the unit and integration tests of the whole workspace. As root it first
-# installs the peers and the `tester` user, and caches the debian-python3 root filesystem
-# the python badger test imports (debootstrap; once, then reused). Every integration test
+# installs the peers and the `tester` user, and caches the debian-LANGUAGE root filesystems
+# the language badger tests import (debootstrap; once, then reused). Every integration test
 # file runs again as the unprivileged user `tester`. On CI (CI=true), or with
 # SOLUM_FUZZ_SECONDS=N, every fuzz target then runs briefly (20 s, or N seconds, each; N=0
 # skips): scripts/fuzz.sh, which needs the nightly toolchain.
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
     sh scripts/install-deps.sh
     sh scripts/make-base-images.sh --only busybox,debian-python3 --no-import
+    sh scripts/make-base-images.sh --only debian-nodejs,debian-golang --no-import
 fi
 # cargo's own summaries are kept to print one total as the closing line.
 summary=$(mktemp)

@@ -103,7 +103,7 @@ fn solum_badger_names_auto_and_unknown_names() {
 
     let auto = solum_app(dir.path(), "autosample", "languagepack: auto\n");
     build_says(&store, &auto, &[], 2, &[
-        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/python, badgers/shell, badgers/static (not built yet)",
+        "badger \"auto\": no badger in the store has a detect rule; shipped badgers not in the store (make one with `solum-build badger build badgers/NAME`): badgers/go, badgers/nodejs, badgers/static; name the badger in the app file (`badger: NAME` or `languagepack: NAME`) or with --badger",
     ]);
 
     let typo = solum_app(dir.path(), "typosample", "languagepack: shel\n");
@@ -164,7 +164,7 @@ fn procfile_web_line_and_build_cmd() {
 }
 
 /// On the server, `deploy` is a push to `--push-to` even when the workflow's actions do not
-/// name `push`; an app naming `auto` is refused when it is created.
+/// name `push`; an app naming `auto` is accepted (each build chooses from the source).
 #[test]
 fn the_server_pushes_an_app_that_asks_for_deploy() {
     let dir = temp_dir();
@@ -201,14 +201,10 @@ fn the_server_pushes_an_app_that_asks_for_deploy() {
         "{log}"
     );
 
+    // `auto` is chosen from the source by each build, so the app is accepted.
     let auto = app_text("guessed", "auto", &repository);
     let (status, answer) = server.call("POST", "/v1/apps", auto.as_bytes());
-    assert_eq!(status, 400, "{answer}");
-    assert_eq!(
-        answer["error"],
-        "badger: \"auto\": finding the badger from the source is not available; name one (the server's store has: badgers/shell)",
-        "{answer}"
-    );
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::apps::PodmanImage;
 use support::*;
 
 /// An app folder `dir/NAME` whose `build` script is `body`, and its app file (shell
@@ -120,29 +121,11 @@ fn a_run_command_that_starts_builds() {
 
 /// `podman run` of the DU `name` (pushed to an OCI layout): its stdout.
 fn podman_run(dir: &Path, store: &Path, name: &str) -> String {
-    let conf = dir.join("containers.conf");
-    std::fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\nnetns=\"none\"\n",
-    )
-    .unwrap();
-    // podman reads `oci:PATH` as an image name too, which must be lowercase.
-    let layout = PathBuf::from(format!("/tmp/solum-du-start-{}", std::process::id()));
-    Cmd::solum(store)
-        .args(["push", name])
-        .arg(format!("oci:{}:{name}", layout.display()))
-        .run()
-        .ok();
+    let image = PodmanImage::push(dir, store, name, "du-start", "netns=\"none\"\n");
     let ran = Cmd::program("podman")
-        .env("CONTAINERS_CONF", &conf)
+        .env("CONTAINERS_CONF", &image.conf)
         .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
-        .arg(format!("oci:{}:{name}", layout.display()))
-        .run();
-    let _ = std::fs::remove_dir_all(&layout);
-    // podman keeps what it ran under the layout's path as a name: not for the next test.
-    let _ = Cmd::program("podman")
-        .args(["rmi", "--force"])
-        .arg(format!("localhost{}", layout.display()))
+        .arg(&image.reference)
         .run();
     ran.ok().stdout
 }

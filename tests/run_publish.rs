@@ -12,38 +12,17 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::apps::fetch_until;
 use support::*;
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-/// The body of `GET /PATH` on 127.0.0.1:PORT, retried until it contains `want` or 30 s
-/// pass. slirp4netns listens on the host port before the command does: until then a
-/// connection is accepted and closed at once.
-fn fetch_until(port: u16, path: &str, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(stream, "GET /{path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
-            if response.contains(want) {
-                return response;
-            }
-            last = response;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {want:?} from 127.0.0.1:{port} within 30 s; last answer: {last:?}");
 }
 
 /// The live slirp4netns processes whose API socket lies under `dir` (the run's TMPDIR).

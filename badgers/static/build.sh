@@ -1,6 +1,7 @@
 #!/bin/sh
-# The static badger's build command: the artifact is already built. It checks there is
-# something to run and makes files under bin/ executable.
+# The static badger's build command: the artifact (or source) is already built. It checks
+# there is something to run and makes files under bin/ executable; a web site (no bin/,
+# and public/ or an index.html) is said to be served by the DU's default command.
 set -eu
 cd /app
 count=$(find . -type f | wc -l)
@@ -10,3 +11,10 @@ if [ "$count" -eq 0 ]; then
 fi
 if [ -d bin ]; then chmod -R a+x bin; fi
 echo "static badger: $count files ready"
+if [ ! -d bin ] && { [ -d public ] || [ -f index.html ]; }; then
+    site=/app
+    [ -d public ] && site=/app/public
+    # Readable by the DU's user (1000), whatever modes the source had.
+    chmod -R a+rX .
+    echo "static badger: a web site: without run_cmd the DU serves $site with busybox httpd on \$PORT"
+fi

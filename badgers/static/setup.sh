@@ -10,3 +10,20 @@ mkdir -p /home/app
 # owners of a rootless unpack as root's, and a rootless build without subordinate ids
 # cannot chown at all; this way every mode gives the same layer and a writable home.
 chmod 1777 /home/app
+# The DUs' default command (badger.yaml `command`): a web site, when the app has no bin/
+# and has public/ or an index.html, is served by busybox httpd in the foreground on $PORT
+# (8080 when unset); otherwise the shell the base image ran before.
+mkdir -p /solum/bin
+cat >/solum/bin/start.sh <<'SCRIPT'
+#!/bin/sh
+set -eu
+if [ ! -d /app/bin ]; then
+    if [ -d /app/public ]; then root=/app/public; elif [ -f /app/index.html ]; then root=/app; else root=""; fi
+    if [ -n "$root" ]; then
+        echo "static badger: serving $root on port ${PORT:-8080}"
+        exec httpd -f -v -p "${PORT:-8080}" -h "$root"
+    fi
+fi
+exec /bin/sh "$@"
+SCRIPT
+chmod 0755 /solum/bin/start.sh

@@ -49,8 +49,9 @@ pub fn parse_app_file(text: &str) -> Result<(AppFile, bool), ApiError> {
 
 /// Refuses an app whose badger names an image of the server's store that is not there
 /// (as a build would, but now rather than at its first workflow). `NAME` is also looked
-/// for as `badgers/NAME`, and Solum's names as ours, as builds do; `auto` is refused. Registry badgers are checked when a build pulls
-/// them: the request would otherwise wait on a registry.
+/// for as `badgers/NAME`, and Solum's names as ours, as builds do; `auto` is chosen from
+/// the source by each build. Registry badgers are checked when a build pulls them: the
+/// request would otherwise wait on a registry.
 pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
     use crate::image::ImageReference;
     let names = crate::store::Layout::open(&shared.store)
@@ -63,7 +64,7 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
         };
         // Exactly as a build looks the name up.
         use crate::pipeline::badger_stack::{closest, store_names, AUTO};
-        if name != AUTO && store_names(&name).iter().any(|n| names.contains(n)) {
+        if name == AUTO || store_names(&name).iter().any(|n| names.contains(n)) {
             continue;
         }
         let badgers: Vec<&str> = names
@@ -81,12 +82,6 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
         } else {
             badgers.join(", ")
         };
-        if name == AUTO {
-            return Err(ApiError::invalid(
-                field,
-                format!("\"auto\": finding the badger from the source is not available; name one (the server's store has: {has})"),
-            ));
-        }
         let suggestion = closest(&name, badgers.iter().copied())
             .map(|n| format!("; did you mean {n:?}?"))
             .unwrap_or_default();

@@ -50,6 +50,9 @@ const SCALING_KEYS: &[&str] = &["min", "max"];
 const SECURITY_FLAVORS: &[&str] = &["restricted", "unrestricted"];
 /// Solum's trigger actions. The builder always builds and tests (`--skip-tests` aside);
 /// `deploy` asks for a push where a push target is configured (see [`AppFile::asks_deploy`]).
+/// The badger name that asks for the badger to be found from the source (see
+/// `pipeline::detect`); an app file that names no badger means it too.
+pub const AUTO_BADGER: &str = "auto";
 const TRIGGER_ACTIONS: &[&str] = &["unittest", "test", "build", "deploy"];
 
 pub(crate) const NAME_PATTERN: &str = "^[a-z][a-z0-9-_]{0,99}$";
@@ -66,7 +69,8 @@ pub struct AppFile {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The first badger (`badger`, or Solum's `languagepack`): an image reference.
+    /// The first badger (`badger`, or Solum's `languagepack`): an image reference, or
+    /// [`AUTO_BADGER`] (also what an app file naming no badger gets).
     pub badger: String,
     /// More badgers stacked after `badger`, built in order.
     #[serde(default)]
@@ -280,7 +284,12 @@ impl AppFile {
             apply(&mut draft, overrides, origin, &mut errors);
             check(&draft, origin, &mut errors);
             if errors.is_empty() {
-                return Ok(draft.file);
+                let mut file = draft.file;
+                // No badger named anywhere: it is found from the source at build time.
+                if file.badger.is_empty() {
+                    file.badger = AUTO_BADGER.to_string();
+                }
+                return Ok(file);
             }
         }
         Err(ManifestError::Invalid {
@@ -667,9 +676,6 @@ fn check(draft: &Draft, origin: &str, errors: &mut Vec<FieldError>) {
     };
     let file = &draft.file;
     let root = Origin::File(draft.root);
-    if file.badger.is_empty() && draft.badger_at.is_none() {
-        push(root.clone(), "badger", Problem::Missing);
-    }
     match (&draft.repository_at, &draft.artifact_at) {
         (Some(_), Some(artifact_at)) => push(
             artifact_at.clone(),

@@ -32,6 +32,7 @@ const BADGER_KEYS: &[&str] = &[
     "user",
     "dependencies",
     "detect",
+    "command",
 ];
 const PACKAGE_KEYS: &[&str] = &["name", "version"];
 const NETWORKS: &[&str] = &["none", "host"];
@@ -77,6 +78,11 @@ pub struct BadgerManifest {
     /// The detect rule for `badger: auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detect: Option<Detect>,
+    /// What a DU on this badger runs when its app file gives no `run_cmd` (and there is no
+    /// Procfile): the badger image's `Cmd`, `/bin/sh -c COMMAND`. Without it, the `from`
+    /// image's `Cmd` stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
@@ -137,7 +143,9 @@ impl BadgerManifest {
     }
 
     /// `badger search TERM`: a case-insensitive substring match on the name, version,
-    /// description and the packages' names and versions. An empty term matches everything.
+    /// description, the packages' names and versions, and the detect files (a language is
+    /// found by its description, e.g. `javascript`, or by its marking file, `go.mod`). An
+    /// empty term matches everything.
     pub fn matches(&self, term: &str) -> bool {
         let term = term.to_lowercase();
         let hit = |s: &str| s.to_lowercase().contains(&term);
@@ -148,6 +156,11 @@ impl BadgerManifest {
                 .packages
                 .iter()
                 .any(|p| hit(&p.name) || p.version.as_deref().is_some_and(hit))
+            // The files that mark its language: `badger search package.json`.
+            || self
+                .detect
+                .as_ref()
+                .is_some_and(|detect| detect.files.iter().any(|f| hit(f)))
     }
 }
 
@@ -238,6 +251,9 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         .get("dependencies")
         .and_then(|n| badger_steps::dependencies(d, n));
     let detect = f.get("detect").and_then(|n| badger_steps::detect(d, n));
+    let command = f
+        .get("command")
+        .and_then(|n| d.nonempty_string(n, "command"));
     let extensions = f
         .entries()
         .filter(|(k, ..)| k.starts_with("x-"))
@@ -257,6 +273,7 @@ fn decode(d: &mut Decoder<'_>, root: &Node<'_>) -> Option<BadgerManifest> {
         user,
         dependencies,
         detect,
+        command,
         extensions,
     })
 }

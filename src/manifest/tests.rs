@@ -210,7 +210,7 @@ fn every_error_of_a_file_is_reported_at_once() {
 }
 
 #[test]
-fn missing_source_badger_and_name_are_reported_at_the_top() {
+fn missing_source_and_name_are_reported_at_the_top() {
     let err =
         AppFile::parse("version: 1\nworkflow_config: {run_cmd: x}\n", "app.yaml").unwrap_err();
     let fields: Vec<_> = err
@@ -220,15 +220,22 @@ fn missing_source_badger_and_name_are_reported_at_the_top() {
         .collect();
     assert_eq!(
         fields,
-        [
-            ("name", &Problem::Missing),
-            ("badger", &Problem::Missing),
-            ("source", &Problem::NoSource),
-        ]
+        [("name", &Problem::Missing), ("source", &Problem::NoSource)]
     );
     assert!(err
         .to_string()
         .starts_with("app.yaml:1:1: name: required field is missing"));
+}
+
+#[test]
+fn an_app_file_naming_no_badger_asks_for_auto() {
+    let app = AppFile::parse("name: a\nsource: {repository: ./}\n", "app.yaml").unwrap();
+    assert_eq!(app.badger, crate::manifest::app::AUTO_BADGER);
+    let named = AppFile::parse(
+        "name: a\nbadger: go\nsource: {repository: ./}\n",
+        "app.yaml",
+    );
+    assert_eq!(named.unwrap().badger, "go");
 }
 
 #[test]

@@ -184,7 +184,10 @@ pub fn build_badger(
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
-            cmd: None,
+            cmd: manifest
+                .command
+                .as_ref()
+                .map(|command| vec!["/bin/sh".to_string(), "-c".to_string(), command.clone()]),
             working_dir: None,
             user: manifest
                 .user

@@ -1,7 +1,8 @@
 //! Badgers as a build sees them: a reference resolved to an image (a bare name such as
 //! `python` is looked up as itself, then as `badgers/python`, as Solum's `languagepack`
-//! names read; `python3` is another name of `python`; `auto` and names nothing has are refused
-//! with the badgers to choose from), its `org.solum.badger.manifest` annotation (a plain image works too, with
+//! names read; `python3` is another name of `python`; names nothing has are refused with the
+//! badgers to choose from, and so is `auto` outside a build, which chooses it from the source),
+//! its `org.solum.badger.manifest` annotation (a plain image works too, with
 //! the default build command), and several badgers stacked into one base: the first
 //! badger's layers, then each later badger's own layers (those past the prefix it shares
 //! with the stack so far), with the environments merged in order.
@@ -49,7 +50,7 @@ pub enum BadgerError {
         in_store: Vec<String>,
     },
     #[error(
-        "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: {}",
+        "badger \"auto\" is chosen from an app's source when it is built; here it names no image: name one of: {}",
         .choices.join(", ")
     )]
     Auto { choices: Vec<String> },
@@ -75,13 +76,14 @@ impl Classify for BadgerError {
 }
 
 /// The badgers this project ships, as `badgers/NAME` folders (`badger build` makes them).
-pub const SHIPPED_BADGERS: &[&str] = &["python", "shell", "static"];
+pub const SHIPPED_BADGERS: &[&str] = &["go", "nodejs", "python", "shell", "static"];
 
 /// Other names of shipped badgers, as app files write them (`languagepack: python3`).
 const SOLUM_NAMES: &[(&str, &str)] = &[("python3", "python")];
 
-/// The badger name that asks for detection from the source, which is not available.
-pub const AUTO: &str = "auto";
+/// The badger name that asks for the badger to be found from the source: the build does
+/// that ([`super::detect`]); anywhere else (a badger's `from`) it names no image.
+pub const AUTO: &str = crate::manifest::app::AUTO_BADGER;
 
 /// The store names a bare badger name is looked up as, in order: itself, `badgers/NAME`,
 /// then the same for the badger an alias names (`python3` → `python`).
@@ -423,14 +425,14 @@ mod tests {
         };
         assert_eq!(
             unknown.to_string(),
-            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): python, shell, static"
+            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): go, nodejs, python, shell, static"
         );
         let auto = BadgerError::Auto {
             choices: badger_choices(&["badgers/shell".to_string()]),
         };
         assert_eq!(
             auto.to_string(),
-            "badger \"auto\": finding the badger from the source is not available; name one in the app file (languagepack or badger) or with --badger: badgers/shell, badgers/python (not built yet), badgers/static (not built yet)"
+            "badger \"auto\" is chosen from an app's source when it is built; here it names no image: name one of: badgers/shell, badgers/go (not built yet), badgers/nodejs (not built yet), badgers/python (not built yet), badgers/static (not built yet)"
         );
     }
 }

@@ -18,6 +18,7 @@ pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
 use super::dependency_layer;
+use super::detect;
 use super::network_hint;
 use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
@@ -125,14 +126,13 @@ pub fn build(
         );
     }
 
-    let badgers: Vec<Badger> = app
-        .all_badgers()
-        .map(|reference| badger_stack::resolve(reference, store, registry, reporter))
-        .collect::<Result<_, _>>()?;
+    // Named badgers now, so that a wrong name fails before any fetching; `auto` is chosen
+    // from the source once it is fetched.
+    let pending = detect::resolve_named(app.all_badgers(), store, registry, reporter)?;
     let mut job = Job {
         request,
         app,
-        badgers,
+        badgers: Vec::new(),
         cancel,
         reporter,
     };
@@ -143,6 +143,7 @@ pub fn build(
     // Private before anything (source mirrors, app caches) is put in it.
     let cache_root = crate::store::cache::cache_root(store).map_err(UnpackError::from)?;
     let fetched = job.fetch_source(&base_dir, &layout, &cache_root)?;
+    job.badgers = detect::choose(pending, &fetched.dir, store, registry, reporter)?;
     job.run_cmd_from_procfile(&fetched.dir)?;
     // The DU's `created` and the mtime clamp: SOURCE_DATE_EPOCH, else the commit's time,
     // else the newest file of a folder or artifact source; the same source gives the same

@@ -47,7 +47,8 @@ pub(super) fn build_key(
     request: &BuildRequest,
 ) -> Digest {
     let mut document = json!({
-        "key_version": 1,
+        // 2: builds gained the dependency step and SOURCE_DATE_EPOCH in their environment.
+        "key_version": 2,
         "app": app,
         "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
         "source_tree": info.tree_digest.to_string(),

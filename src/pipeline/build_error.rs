@@ -31,6 +31,8 @@ pub enum BuildError {
     #[error(transparent)]
     Badger(#[from] BadgerError),
     #[error(transparent)]
+    Detect(#[from] super::detect::DetectError),
+    #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error(transparent)]
     BadgerFile(#[from] super::badger_files::BadgerFileError),
@@ -100,6 +102,7 @@ impl Classify for BuildError {
             | BuildError::Procfile(_) => ErrorClass::Input,
             BuildError::Source { source, .. } => source.class(),
             BuildError::Badger(inner) => inner.class(),
+            BuildError::Detect(inner) => inner.class(),
             BuildError::CopyBadger { source, .. } => source.class(),
             BuildError::Unpack(inner) => inner.class(),
             BuildError::Workspace(inner) => inner.class(),

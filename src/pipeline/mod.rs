@@ -16,6 +16,7 @@ pub mod commit;
 pub mod confined;
 pub mod delivery;
 pub mod dependency_layer;
+pub mod detect;
 pub mod import;
 pub mod network_hint;
 pub mod redaction;

@@ -9,8 +9,10 @@
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
 //! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate.
+//! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP.
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod cmd;
 pub mod fixtures;
 pub mod inputs;
