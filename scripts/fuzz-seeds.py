@@ -100,7 +100,8 @@ def unpack_seeds():
 
 
 def manifest_seeds():
-    for path in sorted(glob.glob(os.path.join(REPO, "testdata/apps/*"))):
+    # Files only: testdata/apps also holds whole apps (folders) for the build tests.
+    for path in sorted(p for p in glob.glob(os.path.join(REPO, "testdata/apps/*")) if os.path.isfile(p)):
         seed("app_file", os.path.basename(path), read(path))
     seed("app_file", "minimal.yaml", "name: a\nbadger: shell\nsource: {repository: ./}\n")
     seed("app_file", "flags.yaml", "name: a\nlanguagepack: docker://h:5000/b/p:1\nsource: {artifact: a.tar}\n"

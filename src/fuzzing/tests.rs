@@ -11,9 +11,11 @@ fn testdata(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata")
         .join(dir);
+    // Files only: testdata/apps also holds whole apps (folders) for the build tests.
     let mut files: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|path| path.is_file())
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no fixtures in {}", dir.display());
