@@ -1,5 +1,5 @@
 //! Issue 13, item 4: Solum v1 app files work unchanged. `test_cmd: ''` is "no tests" and
-//! `--test-cmd` replaces it; `languagepack: python` is our `python3`, `auto` and unknown
+//! `--test-cmd` replaces it; `languagepack: python3` is our `python`, `auto` and unknown
 //! names list the badgers to choose from; `deploy` in `trigger_actions` pushes where there
 //! is a push target and says so otherwise; a Procfile's `web:` line is the run command;
 //! `PORT` comes from the first port; `build_cmd` runs after the badger's build; the server

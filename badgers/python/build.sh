@@ -30,7 +30,8 @@ if [ -f setup.py ] || { [ -f pyproject.toml ] && grep -Eq '^\[(project|build-sys
         echo "python badger: installing the project (pip install .)"
         pip install "$@" .
     fi
-    python -m compileall -q -j 0 --invalidation-mode unchecked-hash "$VIRTUAL_ENV/lib" >/dev/null
+    # Only the modules without a .pyc (as in deps.sh): the others are in the layers below.
+    /solum/bin/compile-new-pyc "$VIRTUAL_ENV/lib"
 elif [ ! -f requirements.txt ]; then
     echo "python badger: no requirements.txt, pyproject.toml or setup.py: nothing to install"
 fi

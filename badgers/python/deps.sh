@@ -21,5 +21,7 @@ else
     echo "python badger: installing requirements.txt from the package index"
     pip install "$@"
 fi
-# A fixed hash seed: the order of set constants in a .pyc follows string hashing.
-PYTHONHASHSEED=0 python -m compileall -q -j 0 --invalidation-mode unchecked-hash "$VIRTUAL_ENV/lib" >/dev/null
+# Each new module compiled once, hash-based (see setup.sh). A fixed hash seed: the order of
+# set constants in a .pyc follows string hashing.
+export PYTHONHASHSEED=0
+/solum/bin/compile-new-pyc "$VIRTUAL_ENV/lib"

@@ -18,6 +18,23 @@ python3 -m venv /opt/venv
 # image's mtime clamp would make stale (then rewritten by every build that runs pip):
 # hash-based .pyc name no time.
 PYTHONHASHSEED=0 /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv/lib >/dev/null
+# Byte-compiles the modules under a folder that have no .pyc yet, hash-based: pip installs
+# with --no-compile (its .pyc would record the install time), then this runs. Modules
+# compiled already are left alone: compiled again, they would be copied into the layer.
+mkdir -p /solum/bin
+cat > /solum/bin/compile-new-pyc <<'EOF'
+#!/usr/bin/python3
+import importlib.util, pathlib, py_compile, sys
+for source in sorted(pathlib.Path(sys.argv[1]).rglob("*.py")):
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    if not cached.exists():
+        try:
+            py_compile.compile(str(source), cfile=str(cached), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        except py_compile.PyCompileError:
+            pass
+EOF
+chmod 755 /solum/bin/compile-new-pyc
 # The user DUs on this badger run as (badger.yaml `user: "1000:1000"`): `app`, uid and gid
 # 1000, home /home/app. Builds still run as root; what they make stays readable by all.
 grep -q '^app:' /etc/group 2>/dev/null || echo 'app:x:1000:' >> /etc/group
