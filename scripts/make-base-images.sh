@@ -3,7 +3,8 @@
 # a store as base/busybox, base/debian and base/debian-python3.
 #
 # Usage: make-base-images.sh [--only KIND[,KIND...]] [--no-import] [STORE]
-#   KIND      busybox, debian, debian-python3 (default: all three; tests need only busybox)
+#   KIND      busybox, debian, debian-python3 (default: all; tests need only busybox)
+#             debian-ruby, debian-php, debian-java (the language badgers' bases)
 #   STORE     the store to import into (default: $SOLUM_BUILD_STORE, else the CLI default
 #             ${XDG_DATA_HOME:-~/.local/share}/solum-build)
 #   --no-import  only make the cached tarballs
@@ -19,6 +20,7 @@ set -eu
 . "$(dirname "$0")/common.sh"
 
 kinds="busybox debian debian-python3"
+kinds="$kinds debian-ruby debian-php debian-java"
 import=1
 store=""
 while [ $# -gt 0 ]; do
@@ -33,7 +35,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 for k in $kinds; do
-    case $k in busybox|debian|debian-python3) ;; *) echo "unknown kind $k" >&2; exit 2 ;; esac
+    case $k in busybox|debian|debian-python3) ;;
+        debian-ruby|debian-php|debian-java) ;;
+        *) echo "unknown kind $k" >&2; exit 2 ;; esac
 done
 [ -n "$store" ] || store=${SOLUM_BUILD_STORE:-${XDG_DATA_HOME:-$HOME/.local/share}/solum-build}
 

@@ -4,14 +4,19 @@
 #                   /tmp (1777), /root, /app; a usable shell image of about 2 MB.
 #   debian          debootstrap --variant=minbase bookworm from this machine's mirror.
 #   debian-python3  the same with python3 and python3-pip.
-# Usage: make-rootfs.sh busybox|debian|debian-python3 DIR
+#   debian-ruby     the same with ruby, bundler, rack and minitest (webrick comes with ruby).
+#   debian-php      the same with php-cli, php-mbstring and composer.
+#   debian-java     the same with OpenJDK 17 (headless), Maven, the Maven plugins a
+#                   `mvn package` runs (compiler, resources, surefire, jar) and JUnit 4,
+#                   whose Debian repository /usr/share/maven-repo is the offline repository.
+# Usage: make-rootfs.sh KIND DIR (KIND: one of the above)
 # busybox works as any user; the debian kinds need root (debootstrap chroots and creates
 # device nodes). Apt caches and lists are removed so the trees stay small. This script only
 # builds a directory: importing it into a store is make-base-images.sh's job.
 set -eu
 . "$(dirname "$0")/common.sh"
 
-usage() { echo "usage: $0 busybox|debian|debian-python3 DIR" >&2; exit 2; }
+usage() { echo "usage: $0 busybox|debian|debian-python3|debian-ruby|debian-php|debian-java DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 kind=$1
 dir=$2
@@ -113,5 +118,8 @@ case $kind in
     busybox) make_busybox ;;
     debian) make_debian "" ;;
     debian-python3) make_debian python3,python3-pip ;;
+    debian-ruby) make_debian ruby,ruby-bundler,ruby-rack,ruby-minitest,ca-certificates ;;
+    debian-php) make_debian php-cli,php-mbstring,composer,ca-certificates ;;
+    debian-java) make_debian openjdk-17-jdk-headless,maven,libmaven-compiler-plugin-java,libmaven-resources-plugin-java,libsurefire-java,libmaven-jar-plugin-java,junit4,ca-certificates-java ;;
     *) usage ;;
 esac
