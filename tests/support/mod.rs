@@ -6,12 +6,14 @@
 //! - [`rootless`]: the one re-run of a test binary as the unprivileged user `tester`, with
 //!   its rule for a missing user;
 //! - [`fixtures`]: trees and tarballs to build from, and listings to compare trees by;
+//! - [`lang_app`]: the language badgers' test apps, built, rebuilt and served over HTTP;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder.
 #![allow(dead_code)]
 
 pub mod cmd;
 pub mod fixtures;
+pub mod lang_app;
 pub mod registry;
 pub mod rootless;
 pub mod serve;
