@@ -156,9 +156,18 @@ impl LangApp {
             .arg(&reference)
             .run()
             .ok();
+        // runc is not allowed to set podman's default open-file limit on this host: the
+        // limits du_start gives.
+        let conf = self.dir.path().join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n",
+        )
+        .unwrap();
         let port = unused_port();
         let container = format!("solum-lang-app-{}-{}", self.name, std::process::id());
         let child = Cmd::program("podman")
+            .env("CONTAINERS_CONF", &conf)
             .args(["run", "--rm", "--runtime", "runc", "--network", "host"])
             .args(["--name", &container, "-e", &format!("PORT={port}")])
             .arg(&reference)
