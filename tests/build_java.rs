@@ -26,7 +26,9 @@ fn java_web_builds_offline_passes_its_tests_and_serves_http() {
         "hello duke from the java DU",
     );
     assert!(
-        built.stderr.contains("target/java-web-1.0.jar is /app/app.jar"),
+        built
+            .stderr
+            .contains("target/java-web-1.0.jar is /app/app.jar"),
         "{}",
         built.text()
     );

@@ -21,7 +21,9 @@ fn ruby_web_builds_offline_passes_its_tests_and_serves_http() {
         "hello rubyist from the ruby DU",
     );
     assert!(
-        built.stderr.contains("installing the Gemfile offline from vendor/cache"),
+        built
+            .stderr
+            .contains("installing the Gemfile offline from vendor/cache"),
         "{}",
         built.text()
     );
@@ -30,7 +32,11 @@ fn ruby_web_builds_offline_passes_its_tests_and_serves_http() {
 #[test]
 fn a_gemfile_its_lock_disagrees_with_fails_the_build() {
     let app = LangApp::new("ruby", "ruby-web");
-    app.edit("Gemfile", "gem \"webrick\"", "gem \"rake\"\ngem \"webrick\"");
+    app.edit(
+        "Gemfile",
+        "gem \"webrick\"",
+        "gem \"rake\"\ngem \"webrick\"",
+    );
     let failed = Cmd::solum(&app.store)
         .arg("build")
         .arg(app.source.join("ruby-web.yaml"))

@@ -24,6 +24,8 @@ cat >/etc/maven/settings.xml <<'XML'
         <repository>
           <id>debian</id>
           <url>file:///usr/share/maven-repo</url>
+          <!-- Debian's repository has no checksum files; it is part of the image. -->
+          <releases><checksumPolicy>ignore</checksumPolicy></releases>
           <snapshots><enabled>false</enabled></snapshots>
         </repository>
       </repositories>
@@ -31,6 +33,8 @@ cat >/etc/maven/settings.xml <<'XML'
         <pluginRepository>
           <id>debian</id>
           <url>file:///usr/share/maven-repo</url>
+          <!-- Debian's repository has no checksum files; it is part of the image. -->
+          <releases><checksumPolicy>ignore</checksumPolicy></releases>
           <snapshots><enabled>false</enabled></snapshots>
         </pluginRepository>
       </pluginRepositories>

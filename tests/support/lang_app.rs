@@ -116,8 +116,7 @@ impl LangApp {
     /// The manifest digest of the DU in the store's index.
     pub fn digest(&self) -> String {
         let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.store.join("index.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(self.store.join("index.json")).unwrap()).unwrap();
         let names = [self.name.clone(), format!("{}:latest", self.name)];
         index["manifests"]
             .as_array()
@@ -173,9 +172,8 @@ impl LangApp {
             .arg(&reference)
             .spawn();
         let server = Killed(child);
-        let answer = std::panic::catch_unwind(|| {
-            fetch_until(port, path, want, Duration::from_secs(120))
-        });
+        let answer =
+            std::panic::catch_unwind(|| fetch_until(port, path, want, Duration::from_secs(120)));
         // Stopped by name: killing the podman client alone may leave the container running.
         let _ = Cmd::program("podman")
             .args(["rm", "--force", "--time", "0", &container])
@@ -227,7 +225,11 @@ pub fn check_app(
     assert_eq!(ids.stdout.trim(), "1000");
 
     app.build();
-    assert_eq!(app.digest(), first, "a second build of the same source differs");
+    assert_eq!(
+        app.digest(),
+        first,
+        "a second build of the same source differs"
+    );
 
     let (file, from, to) = change;
     app.edit(file, from, to);
