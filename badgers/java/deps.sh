@@ -5,6 +5,7 @@
 # dependencies into the local repository (/solum/cache/m2), from Debian's repository with
 # no network, from Maven Central with `--network host`. What it leaves in /app (target/)
 # is removed: the build makes its own.
+# A multi-module project resolves in the build step instead (see below).
 set -eu
 cd /app
 if [ ! -f pom.xml ]; then
@@ -12,5 +13,9 @@ if [ ! -f pom.xml ]; then
     exit 0
 fi
 echo "java badger: resolving the plugins and dependencies of pom.xml"
-mvn -B --no-transfer-progress -q test
+# Ahead of the build only: a project this step cannot resolve alone (modules, whose poms are
+# not among its inputs) still builds, resolving in the build step what it needs.
+if ! mvn -B --no-transfer-progress -q test; then
+    echo "java badger: pom.xml alone does not resolve; the build step resolves its dependencies"
+fi
 rm -rf target
