@@ -12,38 +12,21 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::http::fetch_until;
 use support::*;
+
+/// How long a published port may take to serve: slirp4netns listens on the host port
+/// before the command does, and accepts and closes connections until then.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-/// The body of `GET /PATH` on 127.0.0.1:PORT, retried until it contains `want` or 30 s
-/// pass. slirp4netns listens on the host port before the command does: until then a
-/// connection is accepted and closed at once.
-fn fetch_until(port: u16, path: &str, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(stream, "GET /{path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
-            if response.contains(want) {
-                return response;
-            }
-            last = response;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {want:?} from 127.0.0.1:{port} within 30 s; last answer: {last:?}");
 }
 
 /// The live slirp4netns processes whose API socket lies under `dir` (the run's TMPDIR).
@@ -166,7 +149,7 @@ fn a_published_port_of_busybox_httpd_is_served_on_the_host() {
         .args(["--", "sh", "-c"])
         .arg("echo served-through-slirp > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
         .spawn();
-    let response = fetch_until(port, "index.html", "served-through-slirp");
+    let response = fetch_until(port, "/index.html", "served-through-slirp", PATIENCE);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert_eq!(
         slirp_under(&s.tmp).len(),
@@ -231,7 +214,7 @@ fn a_du_that_exposes_a_port_gets_a_hint_and_serves_it_when_published() {
         .run()
         .args(["--timeout", "120", "-p", &format!("{port}:8080"), "web"])
         .spawn();
-    fetch_until(port, "index.html", "hello from the DU");
+    fetch_until(port, "/index.html", "hello from the DU", PATIENCE);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_no_slirp_left(&s.tmp);

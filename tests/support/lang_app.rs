@@ -4,13 +4,14 @@
 //! on it; the app copied into a temporary folder and built from its own app file; its DU
 //! served over HTTP under `solum-build run --network host` and under `podman run`.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::cmd::{is_root, temp_dir, Cmd, Run};
 use super::fixtures::{import_tree, repo_dir};
+use super::http::fetch_until;
+use super::registry::free_port;
 
 /// The cached root filesystem tarball of a base image kind (`debian-ruby`), which must exist.
 pub fn base_tarball(kind: &str) -> PathBuf {
@@ -25,33 +26,6 @@ pub fn base_tarball(kind: &str) -> PathBuf {
         tarball.display()
     );
     tarball
-}
-
-/// A port nobody listens on right now.
-pub fn unused_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The response to `GET PATH` on 127.0.0.1:PORT, retried until it contains `want` or
-/// `patience` passes (a JVM or a bundle takes seconds to start listening).
-pub fn fetch_until(port: u16, path: &str, want: &str, patience: Duration) -> String {
-    let deadline = Instant::now() + patience;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
-            if response.contains(want) {
-                return response;
-            }
-            last = response;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("no {want:?} from 127.0.0.1:{port}{path} within {patience:?}; last answer: {last:?}");
 }
 
 /// Kills a child on drop, so that a failed assertion leaves no server behind.
@@ -135,7 +109,7 @@ impl LangApp {
     /// `solum-build run --network host DU` with PORT set to a free port: the answer to
     /// `GET PATH`, which must contain `want`.
     pub fn serve_on_host(&self, path: &str, want: &str) -> String {
-        let port = unused_port();
+        let port = free_port();
         let child = Cmd::solum(&self.store)
             .args(["run", "--network", "host", "--timeout", "300"])
             .args(["-e", &format!("PORT={port}")])
@@ -163,7 +137,7 @@ impl LangApp {
             "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n",
         )
         .unwrap();
-        let port = unused_port();
+        let port = free_port();
         let container = format!("solum-lang-app-{}-{}", self.name, std::process::id());
         let child = Cmd::program("podman")
             .env("CONTAINERS_CONF", &conf)

@@ -6,6 +6,7 @@
 //! - [`rootless`]: the one re-run of a test binary as the unprivileged user `tester`, with
 //!   its rule for a missing user;
 //! - [`fixtures`]: trees and tarballs to build from, and listings to compare trees by;
+//! - [`http`]: a `GET` to a server a test started, retried until it answers;
 //! - [`lang_app`]: the language badgers' test apps, built, rebuilt and served over HTTP;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder.
@@ -13,6 +14,7 @@
 
 pub mod cmd;
 pub mod fixtures;
+pub mod http;
 pub mod lang_app;
 pub mod registry;
 pub mod rootless;
