@@ -9,24 +9,9 @@ use std::process::Child;
 use std::time::Duration;
 
 use super::cmd::{is_root, temp_dir, Cmd, Run};
-use super::fixtures::{import_tree, repo_dir};
+use super::fixtures::{base_tarball, import_tree, repo_dir};
 use super::http::fetch_until;
 use super::registry::free_port;
-
-/// The cached root filesystem tarball of a base image kind (`debian-ruby`), which must exist.
-pub fn base_tarball(kind: &str) -> PathBuf {
-    let cache = std::env::var_os("SOLUM_BASE_CACHE").map_or_else(
-        || PathBuf::from("/var/cache/solum-build-base"),
-        PathBuf::from,
-    );
-    let tarball = cache.join(format!("{kind}.tar"));
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `sh scripts/make-base-images.sh --only {kind} --no-import` as root",
-        tarball.display()
-    );
-    tarball
-}
 
 /// Kills a child on drop, so that a failed assertion leaves no server behind.
 struct Killed(Child);
