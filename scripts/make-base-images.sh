@@ -3,8 +3,9 @@
 # a store as base/busybox, base/debian and base/debian-python3.
 #
 # Usage: make-base-images.sh [--only KIND[,KIND...]] [--no-import] [STORE]
-#   KIND      busybox, debian, debian-python3, debian-nodejs, debian-golang (default: all;
-#             tests need busybox and the debian-LANGUAGE kinds of the badgers they build)
+#   KIND      busybox, debian, debian-python3, debian-nodejs, debian-golang, debian-ruby,
+#             debian-php, debian-java (default: all; tests need busybox and the
+#             debian-LANGUAGE kinds of the badgers they build)
 #   STORE     the store to import into (default: $SOLUM_BUILD_STORE, else the CLI default
 #             ${XDG_DATA_HOME:-~/.local/share}/solum-build)
 #   --no-import  only make the cached tarballs
@@ -21,6 +22,7 @@ set -eu
 
 kinds="busybox debian debian-python3"
 kinds="$kinds debian-nodejs debian-golang"
+kinds="$kinds debian-ruby debian-php debian-java"
 import=1
 store=""
 while [ $# -gt 0 ]; do
@@ -38,6 +40,7 @@ for k in $kinds; do
     case $k in
         busybox|debian|debian-python3) ;;
         debian-nodejs|debian-golang) ;;
+        debian-ruby|debian-php|debian-java) ;;
         *) echo "unknown kind $k" >&2; exit 2 ;;
     esac
 done

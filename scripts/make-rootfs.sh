@@ -7,7 +7,12 @@
 #                   library's .pyc are rewritten hash-based (see hash_based_pyc).
 #   debian-nodejs   the same with Debian's nodejs and npm (the nodejs badger; npm by apt).
 #   debian-golang   the same with Debian's golang-go, Go 1.19 (the go badger).
-# Usage: make-rootfs.sh busybox|debian|debian-python3 DIR
+#   debian-ruby     the same with ruby, bundler, rack and minitest (webrick comes with ruby).
+#   debian-php      the same with php-cli, php-mbstring and composer.
+#   debian-java     the same with OpenJDK 17 (headless), Maven, the Maven plugins a
+#                   `mvn package` runs (compiler, resources, surefire, jar) and JUnit 4,
+#                   whose Debian repository /usr/share/maven-repo is the offline repository.
+# Usage: make-rootfs.sh KIND DIR (KIND: one of the above)
 # busybox works as any user; the debian kinds need root (debootstrap chroots and creates
 # device nodes). Apt caches and lists are removed so the trees stay small. This script only
 # builds a directory: importing it into a store is make-base-images.sh's job.
@@ -174,5 +179,8 @@ case $kind in
     debian-python3) make_debian python3,python3-pip,python3-venv && hash_based_pyc ;;
     debian-nodejs) make_debian nodejs,ca-certificates npm ;;
     debian-golang) make_debian golang-go,ca-certificates ;;
+    debian-ruby) make_debian ruby,ruby-bundler,ruby-rack,ruby-minitest,ca-certificates ;;
+    debian-php) make_debian php-cli,php-mbstring,composer,ca-certificates ;;
+    debian-java) make_debian openjdk-17-jdk-headless,maven,libmaven-compiler-plugin-java,libmaven-resources-plugin-java,libsurefire-java,libmaven-jar-plugin-java,junit4,ca-certificates-java ;;
     *) usage ;;
 esac

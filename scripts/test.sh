@@ -12,6 +12,8 @@ if [ "$(id -u)" = 0 ]; then
     sh scripts/install-deps.sh
     sh scripts/make-base-images.sh --only busybox,debian-python3 --no-import
     sh scripts/make-base-images.sh --only debian-nodejs,debian-golang --no-import
+    # The ruby, php and java badgers' tests (build_ruby, build_php, build_java).
+    sh scripts/make-base-images.sh --only debian-ruby,debian-php,debian-java --no-import
 fi
 # cargo's own summaries are kept to print one total as the closing line.
 summary=$(mktemp)

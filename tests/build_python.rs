@@ -10,20 +10,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn base_tarball() -> PathBuf {
-    let cache = std::env::var_os("SOLUM_BASE_CACHE").map_or_else(
-        || PathBuf::from("/var/cache/solum-build-base"),
-        PathBuf::from,
-    );
-    let tarball = cache.join("debian-python3.tar");
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `sh scripts/make-base-images.sh --only debian-python3 --no-import` as root",
-        tarball.display()
-    );
-    tarball
-}
-
 /// A pure-python wheel made by hand (a zip with the dist-info pip needs), so the app can
 /// vendor its dependency and build with no network.
 fn make_wheel(dir: &Path) {
@@ -58,7 +44,11 @@ with zipfile.ZipFile(os.path.join(out, "greeting-1.0-py3-none-any.whl"), "w") as
 fn python_app_test_gate_and_offline_requirements() {
     let dir = temp_dir();
     let store = dir.path().join("store");
-    import_tree(&store, &base_tarball(), "base/debian-python3");
+    import_tree(
+        &store,
+        &base_tarball("debian-python3"),
+        "base/debian-python3",
+    );
     let badger = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("badgers/python");
     Cmd::solum(&store)
         .args(["badger", "build"])
@@ -194,7 +184,11 @@ fn http_get(port: u16, path: &str) -> String {
 fn python_web_app_dependency_layer_and_reproducible_builds() {
     let dir = temp_dir();
     let store = dir.path().join("store");
-    import_tree(&store, &base_tarball(), "base/debian-python3");
+    import_tree(
+        &store,
+        &base_tarball("debian-python3"),
+        "base/debian-python3",
+    );
     Cmd::solum(&store)
         .args(["badger", "build"])
         .arg(repo_dir().join("badgers/python"))

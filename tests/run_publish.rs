@@ -16,8 +16,12 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::apps::fetch_until;
+use support::http::fetch_until;
 use support::*;
+
+/// How long a published port may take to serve: slirp4netns listens on the host port
+/// before the command does, and accepts and closes connections until then.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
@@ -145,7 +149,7 @@ fn a_published_port_of_busybox_httpd_is_served_on_the_host() {
         .args(["--", "sh", "-c"])
         .arg("echo served-through-slirp > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
         .spawn();
-    let response = fetch_until(port, "index.html", "served-through-slirp");
+    let response = fetch_until(port, "/index.html", "served-through-slirp", PATIENCE);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert_eq!(
         slirp_under(&s.tmp).len(),
@@ -210,7 +214,7 @@ fn a_du_that_exposes_a_port_gets_a_hint_and_serves_it_when_published() {
         .run()
         .args(["--timeout", "120", "-p", &format!("{port}:8080"), "web"])
         .spawn();
-    fetch_until(port, "index.html", "hello from the DU");
+    fetch_until(port, "/index.html", "hello from the DU", PATIENCE);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_no_slirp_left(&s.tmp);

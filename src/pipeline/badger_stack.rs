@@ -76,7 +76,9 @@ impl Classify for BadgerError {
 }
 
 /// The badgers this project ships, as `badgers/NAME` folders (`badger build` makes them).
-pub const SHIPPED_BADGERS: &[&str] = &["go", "nodejs", "python", "shell", "static"];
+pub const SHIPPED_BADGERS: &[&str] = &[
+    "go", "java", "nodejs", "php", "python", "ruby", "shell", "static",
+];
 
 /// Other names of shipped badgers, as app files write them (`languagepack: python3`).
 const SOLUM_NAMES: &[(&str, &str)] = &[("python3", "python")];
@@ -425,14 +427,14 @@ mod tests {
         };
         assert_eq!(
             unknown.to_string(),
-            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): go, nodejs, python, shell, static"
+            "no badger \"pyhton\" in the store (did you mean \"python\"?); badgers in the store: badgers/shell; shipped badgers (make one with `solum-build badger build badgers/NAME`): go, java, nodejs, php, python, ruby, shell, static"
         );
         let auto = BadgerError::Auto {
             choices: badger_choices(&["badgers/shell".to_string()]),
         };
         assert_eq!(
             auto.to_string(),
-            "badger \"auto\" is chosen from an app's source when it is built; here it names no image: name one of: badgers/shell, badgers/go (not built yet), badgers/nodejs (not built yet), badgers/python (not built yet), badgers/static (not built yet)"
+            "badger \"auto\" is chosen from an app's source when it is built; here it names no image: name one of: badgers/shell, badgers/go (not built yet), badgers/java (not built yet), badgers/nodejs (not built yet), badgers/php (not built yet), badgers/python (not built yet), badgers/ruby (not built yet), badgers/static (not built yet)"
         );
     }
 }

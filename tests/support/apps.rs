@@ -6,25 +6,8 @@
 use super::cmd::*;
 use super::fixtures::*;
 use super::registry::free_port;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// The cached root filesystem tarball of the base image KIND (`debian-nodejs`); fails,
-/// saying how to make it, when it is missing.
-pub fn base_tarball(kind: &str) -> PathBuf {
-    let cache = std::env::var_os("SOLUM_BASE_CACHE").map_or_else(
-        || PathBuf::from("/var/cache/solum-build-base"),
-        PathBuf::from,
-    );
-    let tarball = cache.join(format!("{kind}.tar"));
-    assert!(
-        tarball.is_file(),
-        "{} is missing: run `sh scripts/make-base-images.sh --only {kind} --no-import` as root",
-        tarball.display()
-    );
-    tarball
-}
+use std::time::Duration;
 
 /// A store with `base/KIND` (zstd layers: the big Debian trees import faster) and the
 /// shipped badger `badgers/BADGER` built on it.
@@ -56,26 +39,9 @@ pub fn copy_app(dir: &Path, name: &str) -> PathBuf {
     target.join("app.yaml")
 }
 
-/// The body of `GET /PATH` on 127.0.0.1:PORT, retried until it contains `want` or 30 s
-/// pass. A server that listens late (slirp4netns accepts on the host port before the
-/// command does; an app starts slowly) gets its time.
+/// The body of `GET /PATH` on 127.0.0.1:PORT, retried for 30 s (see [`super::http`]).
 pub fn fetch_until(port: u16, path: &str, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(stream, "GET /{path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
-            if response.contains(want) {
-                return response;
-            }
-            last = response;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {want:?} from 127.0.0.1:{port} within 30 s; last answer: {last:?}");
+    super::http::fetch_until(port, &format!("/{path}"), want, Duration::from_secs(30))
 }
 
 /// Builds the app file `app` (its tests run in the gate) and again with `--no-cache`:

@@ -1,6 +1,7 @@
 //! Shared tree fixtures: a busybox root filesystem, a tree with every entry kind the layer
 //! format carries, a listing of a tree for comparison with a peer's, a fingerprint of a
-//! folder to prove a failed command left it alone, and a gzip tarball of a folder.
+//! folder to prove a failed command left it alone, a gzip tarball of a folder, and the Debian
+//! base tarballs the badger tests import.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -33,6 +34,22 @@ pub fn busybox_rootfs(dir: &Path) {
 /// The folder of this repository (shipped badgers, scripts, testdata).
 pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cached root filesystem tarball of a base image kind (`debian-python3`), which
+/// `scripts/make-base-images.sh --only KIND --no-import` makes; it must exist.
+pub fn base_tarball(kind: &str) -> PathBuf {
+    let cache = std::env::var_os("SOLUM_BASE_CACHE").map_or_else(
+        || PathBuf::from("/var/cache/solum-build-base"),
+        PathBuf::from,
+    );
+    let tarball = cache.join(format!("{kind}.tar"));
+    assert!(
+        tarball.is_file(),
+        "{} is missing: run `sh scripts/make-base-images.sh --only {kind} --no-import` as root",
+        tarball.display()
+    );
+    tarball
 }
 
 /// `solum-build import TREE --tag TAG` into `store`, which must succeed.

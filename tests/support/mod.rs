@@ -6,16 +6,20 @@
 //! - [`rootless`]: the one re-run of a test binary as the unprivileged user `tester`, with
 //!   its rule for a missing user;
 //! - [`fixtures`]: trees and tarballs to build from, and listings to compare trees by;
+//! - [`http`]: a `GET` to a server a test started, retried until it answers;
+//! - [`lang_app`]: the language badgers' test apps, built, rebuilt and served over HTTP;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
-//! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate.
+//! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate;
 //! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP.
 #![allow(dead_code)]
 
 pub mod apps;
 pub mod cmd;
 pub mod fixtures;
+pub mod http;
 pub mod inputs;
+pub mod lang_app;
 pub mod registry;
 pub mod rootless;
 pub mod serve;

@@ -1,0 +1,5 @@
+module Greeting
+  def self.hello(name)
+    "hello #{name} from the ruby DU"
+  end
+end

@@ -1,0 +1,199 @@
+//! The language badgers' test apps (`testdata/apps/NAME`): a store holding the badger's
+//! Debian base image (imported from the tarball `scripts/make-base-images.sh --only
+//! debian-KIND --no-import` caches; the test command makes it first) and the badger built
+//! on it; the app copied into a temporary folder and built from its own app file; its DU
+//! served over HTTP under `solum-build run --network host` and under `podman run`.
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::Duration;
+
+use super::cmd::{is_root, temp_dir, Cmd, Run};
+use super::fixtures::{base_tarball, import_tree, repo_dir};
+use super::http::fetch_until;
+use super::registry::free_port;
+
+/// Kills a child on drop, so that a failed assertion leaves no server behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A language badger's test app, ready to build.
+pub struct LangApp {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    /// The app's copy: its source folder, which holds its app file.
+    pub source: PathBuf,
+    /// The DU's name (the app file's `name`, the folder's name).
+    pub name: String,
+}
+
+impl LangApp {
+    /// Imports `base/debian-BADGER`, builds `badgers/BADGER` on it and copies
+    /// `testdata/apps/APP` (which holds `APP.yaml`).
+    pub fn new(badger: &str, app: &str) -> LangApp {
+        let dir = temp_dir();
+        let store = dir.path().join("store");
+        let kind = format!("debian-{badger}");
+        import_tree(&store, &base_tarball(&kind), &format!("base/{kind}"));
+        Cmd::solum(&store)
+            .args(["badger", "build"])
+            .arg(repo_dir().join("badgers").join(badger))
+            .run()
+            .ok();
+        let source = dir.path().join(app);
+        Cmd::program("cp")
+            .arg("-a")
+            .arg(repo_dir().join("testdata/apps").join(app))
+            .arg(&source)
+            .run()
+            .ok();
+        LangApp {
+            dir,
+            store,
+            source,
+            name: app.to_string(),
+        }
+    }
+
+    /// `solum-build build APP.yaml --no-cache` (a build even of a recorded commit), which must
+    /// succeed.
+    pub fn build(&self) -> Run {
+        Cmd::solum(&self.store)
+            .arg("build")
+            .arg(self.source.join(format!("{}.yaml", self.name)))
+            .arg("--no-cache")
+            .run()
+            .ok()
+    }
+
+    /// The manifest digest of the DU in the store's index.
+    pub fn digest(&self) -> String {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.store.join("index.json")).unwrap()).unwrap();
+        let names = [self.name.clone(), format!("{}:latest", self.name)];
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                let name = &m["annotations"]["org.opencontainers.image.ref.name"];
+                names.iter().any(|n| name == n.as_str())
+            })
+            .unwrap_or_else(|| panic!("{} not in {}", self.name, self.store.display()))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `solum-build run --network host DU` with PORT set to a free port: the answer to
+    /// `GET PATH`, which must contain `want`.
+    pub fn serve_on_host(&self, path: &str, want: &str) -> String {
+        let port = free_port();
+        let child = Cmd::solum(&self.store)
+            .args(["run", "--network", "host", "--timeout", "300"])
+            .args(["-e", &format!("PORT={port}")])
+            .arg(&self.name)
+            .spawn();
+        let _server = Killed(child);
+        fetch_until(port, path, want, Duration::from_secs(120))
+    }
+
+    /// The DU pushed to an OCI layout and run by `podman run --network host` with PORT set
+    /// to a free port: the answer to `GET PATH`, which must contain `want`.
+    pub fn serve_under_podman(&self, path: &str, want: &str) -> String {
+        let layout = PathBuf::from(format!("/tmp/solum-lang-app-{}", std::process::id()));
+        let reference = format!("oci:{}:{}", layout.display(), self.name);
+        Cmd::solum(&self.store)
+            .args(["push", &self.name])
+            .arg(&reference)
+            .run()
+            .ok();
+        // runc is not allowed to set podman's default open-file limit on this host: the
+        // limits du_start gives.
+        let conf = self.dir.path().join("containers.conf");
+        std::fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let container = format!("solum-lang-app-{}-{}", self.name, std::process::id());
+        let child = Cmd::program("podman")
+            .env("CONTAINERS_CONF", &conf)
+            .args(["run", "--rm", "--runtime", "runc", "--network", "host"])
+            .args(["--name", &container, "-e", &format!("PORT={port}")])
+            .arg(&reference)
+            .spawn();
+        let server = Killed(child);
+        let answer =
+            std::panic::catch_unwind(|| fetch_until(port, path, want, Duration::from_secs(120)));
+        // Stopped by name: killing the podman client alone may leave the container running.
+        let _ = Cmd::program("podman")
+            .args(["rm", "--force", "--time", "0", &container])
+            .run();
+        drop(server);
+        let _ = std::fs::remove_dir_all(&layout);
+        // podman keeps what it ran under the layout's path as a name: not for the next test.
+        let _ = Cmd::program("podman")
+            .args(["rmi", "--force"])
+            .arg(format!("localhost{}", layout.display()))
+            .run();
+        answer.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Replaces `from` by `to` in the app's file `path` (a one-line code change).
+    pub fn edit(&self, path: &str, from: &str, to: &str) {
+        let file = self.source.join(path);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(from), "{from:?} is not in {}", file.display());
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+/// The checks every language badger's app goes through, in order: built with its tests
+/// passing in the gate (`tests_passed` in the build's output), served over HTTP at `/` with
+/// `greeting` in the answer, by `solum-build run` and (as root) by podman, then built again
+/// from the same source to the same digest, then built after a one-line code change
+/// (`change`: a file, a text in it and its replacement) whose answer shows `changed`.
+/// Returns the first build's output.
+pub fn check_app(
+    app: &LangApp,
+    tests_passed: &str,
+    greeting: &str,
+    change: (&str, &str, &str),
+    changed: &str,
+) -> Run {
+    let built = app.build();
+    assert!(built.stderr.contains(tests_passed), "{}", built.text());
+    let first = app.digest();
+    app.serve_on_host("/", greeting);
+    if is_root() {
+        app.serve_under_podman("/", greeting);
+    }
+    // The DU runs as the badger's `app` user.
+    let ids = Cmd::solum(&app.store)
+        .args(["run", &app.name, "--", "id", "-u"])
+        .run()
+        .ok();
+    assert_eq!(ids.stdout.trim(), "1000");
+
+    app.build();
+    assert_eq!(
+        app.digest(),
+        first,
+        "a second build of the same source differs"
+    );
+
+    let (file, from, to) = change;
+    app.edit(file, from, to);
+    app.build();
+    assert_ne!(app.digest(), first);
+    app.serve_on_host("/", changed);
+    built
+}
