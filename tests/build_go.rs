@@ -7,9 +7,8 @@
 //! Needs the debian-golang root filesystem (`scripts/make-base-images.sh --only
 //! debian-golang --no-import`, which the test command runs first). As root and again as
 //! `tester`.
-//!
-//! Not here yet: the dependency layer reused on a code change and rebuilt on a go.sum
-//! change, which need the dependency step in the build pipeline.
+//! A one-line code change builds on the dependency layer of the build before (its rebuild
+//! on a changed input is tested with the python app and in build_deps).
 
 mod support;
 
@@ -38,6 +37,14 @@ fn go_web_builds_offline_static_tests_and_serves_on_port() {
     serves_on_port(dir.path(), &store, "go-web", "", "hello from go-web");
     // uuid.NewSHA1(NameSpaceURL, "solum"), from the vendored module.
     serves_on_port(dir.path(), &store, "go-web", "id/solum", "-5");
+
+    // A one-line code change builds on the dependency layer of the build before.
+    code_change_reuses_dependency_layer(
+        &store,
+        &app,
+        "go-web",
+        ("main.go", "package main", "package main // changed"),
+    );
 
     // Without a badger in the app file, go.mod chooses this one.
     builds_as_auto(&store, &app, "go-auto", "go (go.mod found)");

@@ -6,9 +6,8 @@
 //! package.json. Needs the debian-nodejs root filesystem
 //! (`scripts/make-base-images.sh --only debian-nodejs --no-import`, which the test command
 //! runs first). As root and again as `tester`.
-//!
-//! Not here yet: the dependency layer reused on a code change and rebuilt on a lockfile
-//! change, which need the dependency step in the build pipeline.
+//! A one-line code change builds on the dependency layer of the build before (its rebuild
+//! on a changed lockfile is tested with the python app and in build_deps).
 
 mod support;
 
@@ -47,6 +46,18 @@ fn node_web_builds_offline_tests_and_serves_on_port() {
         "node-web",
         "greet/solum",
         "\"greeting\":\"hello solum\"",
+    );
+
+    // A one-line code change builds on the dependency layer of the build before.
+    code_change_reuses_dependency_layer(
+        &store,
+        &app,
+        "node-web",
+        (
+            "app.js",
+            "// The app's routes",
+            "// The app's routes (changed)",
+        ),
     );
 
     // Without a badger in the app file, package.json chooses this one.

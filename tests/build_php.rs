@@ -3,8 +3,8 @@
 //! vendor/ committed) builds with no network, its tests (`php tests/run.php`) pass in the
 //! gate, the DU serves HTTP on PORT under `solum-build run --network host` and under podman,
 //! a second build gives the same digest and a one-line change is served. As root and again
-//! as `tester`. (The dependency layer's reuse is the pipeline's, tested where it runs the
-//! step.)
+//! as `tester`. The one-line change builds on the dependency layer of the
+//! build before (`check_app`).
 
 mod support;
 

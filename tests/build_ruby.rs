@@ -3,8 +3,8 @@
 //! is vendored in vendor/cache) builds with no network, its minitest tests pass in the gate,
 //! the DU serves HTTP on PORT under `solum-build run --network host` and under podman, a
 //! second build gives the same digest, a one-line change is served and a Gemfile its lock
-//! disagrees with fails the build. As root and again as `tester`. (The dependency layer's
-//! reuse is the pipeline's, tested where it runs the step.)
+//! disagrees with fails the build. As root and again as `tester`. The one-line change builds
+//! on the dependency layer of the build before (`check_app`).
 
 mod support;
 

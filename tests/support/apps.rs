@@ -62,6 +62,41 @@ pub fn build_twice_same_digest(store: &Path, app: &Path, tests_say: &str) -> Str
     first.last_line()
 }
 
+/// A one-line code change (in `file` of the app's folder, `from` → `to`) builds again on
+/// the dependency layer of the build before: the build says it reused it, and every layer
+/// of the DU but the last (the app's own) is the one the DU `name` had.
+pub fn code_change_reuses_dependency_layer(
+    store: &Path,
+    app: &Path,
+    name: &str,
+    change: (&str, &str, &str),
+) {
+    let before = layer_digests(store, name);
+    let (file, from, to) = change;
+    let path = app.with_file_name(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} is not in {}", path.display());
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    let rebuilt = Cmd::solum(store).arg("build").arg(app).run().ok();
+    assert!(
+        rebuilt.stderr.contains("(inputs unchanged)"),
+        "{}",
+        rebuilt.text()
+    );
+    let after = layer_digests(store, name);
+    assert_eq!(before.len(), after.len(), "{before:?}\n{after:?}");
+    let below = before.len() - 1;
+    assert_eq!(
+        before[..below],
+        after[..below],
+        "a layer below the app's changed"
+    );
+    assert_ne!(
+        before[below], after[below],
+        "the app's layer did not change"
+    );
+}
+
 /// The app file `app` without its `languagepack:` line, under the name `name`, builds on
 /// the badger detection chooses: the build says `badger: auto chose CHOSE`.
 pub fn builds_as_auto(store: &Path, app: &Path, name: &str, chose: &str) {

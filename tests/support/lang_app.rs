@@ -9,7 +9,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use super::cmd::{is_root, temp_dir, Cmd, Run};
-use super::fixtures::{base_tarball, import_tree, repo_dir};
+use super::fixtures::{base_tarball, import_tree, layer_digests, repo_dir};
 use super::http::fetch_until;
 use super::registry::free_port;
 
@@ -160,8 +160,8 @@ impl LangApp {
 /// passing in the gate (`tests_passed` in the build's output), served over HTTP at `/` with
 /// `greeting` in the answer, by `solum-build run` and (as root) by podman, then built again
 /// from the same source to the same digest, then built after a one-line code change
-/// (`change`: a file, a text in it and its replacement) whose answer shows `changed`.
-/// Returns the first build's output.
+/// (`change`: a file, a text in it and its replacement) whose answer shows `changed`, on
+/// the dependency layer of the build before (the same layers below the app's). Returns the first build's output.
 pub fn check_app(
     app: &LangApp,
     tests_passed: &str,
@@ -190,9 +190,29 @@ pub fn check_app(
         "a second build of the same source differs"
     );
 
+    // The code change builds on the dependency layer of the build before it (with the
+    // cache: `--no-cache` would install the dependencies again).
+    let before = layer_digests(&app.store, &app.name);
     let (file, from, to) = change;
     app.edit(file, from, to);
-    app.build();
+    let rebuilt = Cmd::solum(&app.store)
+        .arg("build")
+        .arg(app.source.join(format!("{}.yaml", app.name)))
+        .run()
+        .ok();
+    assert!(
+        rebuilt.stderr.contains("(inputs unchanged)"),
+        "{}",
+        rebuilt.text()
+    );
+    let after = layer_digests(&app.store, &app.name);
+    let below = before.len() - 1;
+    assert_eq!(before.len(), after.len(), "{before:?}\n{after:?}");
+    assert_eq!(
+        before[..below],
+        after[..below],
+        "a layer below the app's changed"
+    );
     assert_ne!(app.digest(), first);
     app.serve_on_host("/", changed);
     built
