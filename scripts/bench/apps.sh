@@ -10,13 +10,16 @@
 #   rebuild  after a one-line code change (the dependency layer / podman's cached pip
 #            layer reused)                                  ours <= 0.5 x podman
 #   size     the DU against podman's image, uncompressed    ours <= podman
-# Apps: python (testdata/apps/python-web: Flask, 16 wheels vendored). Another app is one
-# more `app_case` line: its folder, badger, Dockerfile and the file the change edits.
+# Apps: python (testdata/apps/python-web: Flask, 16 wheels vendored) and nodejs (an express
+# app of about 70 packages: its lockfile and npm cache are made here by the host's npm, from
+# the registry; the builds then run offline from that cache). Another app is one more
+# `app_case` line: its folder, badger, Dockerfile and the file the change edits.
 . "$(dirname "$0")/lib.sh"
 
-bench_require apps podman skopeo
+bench_require apps podman skopeo npm
 bin=$(bench_solum)
 bench_ensure_base debian-python3
+bench_ensure_base debian-nodejs
 
 # podman in a sandbox of this machine: the default ulimits are more than it may set, runc.
 conf="$BENCH_TMP/containers.conf"
@@ -98,3 +101,51 @@ USER 1000:1000
 CMD ["python", "serve.py"]
 EOF
 app_case python "$SOLUM_REPO/testdata/apps/python-web" python "$python_dockerfile" notes/__init__.py
+
+# The express app: package.json, its lockfile and npm-cache/ from the registry (host npm),
+# a route, a test, the app file; the Dockerfile installs first and copies the code after.
+node_app="$BENCH_TMP/node-express"
+mkdir -p "$node_app/lib"
+cat >"$node_app/package.json" <<'EOF'
+{"name": "node-express", "version": "1.0.0", "private": true,
+ "scripts": {"test": "node test.js"},
+ "dependencies": {"express": "4.21.2", "morgan": "1.10.0", "body-parser": "1.20.3"}}
+EOF
+cat >"$node_app/lib/app.js" <<'EOF'
+const express = require('express');
+module.exports = () => express().get('/', (req, res) => res.send('hello from express\n'));
+EOF
+cat >"$node_app/server.js" <<'EOF'
+require('./lib/app')().listen(Number(process.env.PORT || 8080), '0.0.0.0');
+EOF
+cat >"$node_app/test.js" <<'EOF'
+require('assert').strictEqual(typeof require('./lib/app')(), 'function');
+EOF
+cat >"$node_app/app.yaml" <<'EOF'
+version: 1
+name: node-express
+languagepack: nodejs
+source:
+  repository: .
+workflow_config:
+  run_cmd: node server.js
+  test_cmd: npm test
+ports: [8080]
+EOF
+(cd "$node_app" && npm install --package-lock-only --cache "$node_app/npm-cache" --no-audit --no-fund >/dev/null &&
+    npm ci --cache "$node_app/npm-cache" --no-audit --no-fund >/dev/null && rm -rf node_modules)
+bench_log "node-express: $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["packages"]) - 1)' "$node_app/package-lock.json") packages in its lockfile"
+node_dockerfile="$BENCH_TMP/node.Dockerfile"
+cat >"$node_dockerfile" <<'EOF'
+FROM badger
+USER root
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY npm-cache ./npm-cache
+RUN npm ci --omit=dev --cache ./npm-cache --offline --no-audit --no-fund
+COPY . .
+RUN rm -rf npm-cache
+USER 1000:1000
+CMD ["node", "server.js"]
+EOF
+app_case nodejs "$node_app" nodejs "$node_dockerfile" lib/app.js
