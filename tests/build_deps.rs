@@ -10,6 +10,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::registry::{Mode, Registry};
 use support::*;
 
 /// A badger on busybox whose dependency step "installs" each line of deps.txt into
@@ -241,6 +242,57 @@ fn a_layer_gc_took_is_made_again() {
         rebuilt.text()
     );
     assert_eq!(f.run("cat /app/installed/alpha"), "alpha\n");
+}
+
+/// Issue 13, item 3: after a code change, a push sends the app's layer (and the config and
+/// manifest) only; the dependency layer, reused by digest, is already in the registry.
+#[test]
+fn a_push_after_a_code_change_sends_only_the_app_layer() {
+    let registry = Registry::start(Mode::Plain);
+    let f = fixture();
+    let destination = format!("docker://{}/apps/depsapp:1", registry.host());
+    let push = || {
+        Cmd::solum(&f.store)
+            .args(["push", "depsapp"])
+            .arg(&destination)
+            .run()
+            .ok()
+    };
+    f.build(&[]).ok();
+    let first = push();
+    assert!(
+        !first.stderr.contains("already present"),
+        "{}",
+        first.text()
+    );
+    let layers = f.layers();
+
+    std::fs::write(f.source.join("main.sh"), "echo version 2\n").unwrap();
+    f.build(&[]).ok();
+    let after = f.layers();
+    assert_eq!(after[..3], layers[..3]);
+    let second = push();
+    // busybox, the badger's layer and the dependency layer: present, not sent again.
+    for layer in &after[..3] {
+        let short = &layer["sha256:".len().."sha256:".len() + 12];
+        assert!(
+            second
+                .stderr
+                .contains(&format!("blob sha256:{short} (already present)")),
+            "{short}\n{}",
+            second.text()
+        );
+    }
+    let app_layer = &after[3]["sha256:".len().."sha256:".len() + 12];
+    assert!(!second
+        .stderr
+        .contains(&format!("blob sha256:{app_layer} (already present)")));
+    assert_eq!(
+        second.stderr.matches("(already present)").count(),
+        3,
+        "{}",
+        second.text()
+    );
 }
 
 #[test]
