@@ -205,6 +205,14 @@ fn source_path_builds_a_subdirectory_and_never_leaves_the_source() {
         inspected.stdout
     );
 
+    // `--source-path` replaces the app file's: the whole source, or another folder of it.
+    write_files(&source, &[("services/web/index.sh", "web\n")]);
+    std::fs::copy(source.join("build"), source.join("services/web/build")).unwrap();
+    build(&store, &app, &["--source-path", "services/web"]);
+    let listed = listing(&store, "mono");
+    assert!(listed.lines().any(|l| l == "./index.sh"), "{listed}");
+    assert!(!listed.contains("main.sh"), "{listed}");
+
     std::fs::create_dir(dir.path().join("outside")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("outside"), source.join("escape")).unwrap();
     for (path, reason) in [
@@ -224,6 +232,17 @@ fn source_path_builds_a_subdirectory_and_never_leaves_the_source() {
             failed.text()
         );
     }
+    let failed = Cmd::solum(&store)
+        .arg("build")
+        .arg(&app)
+        .args(["--source-path", "../outside"])
+        .run()
+        .fails_with(2);
+    assert!(
+        failed.stderr.contains("must not climb out"),
+        "{}",
+        failed.text()
+    );
 }
 
 #[test]

@@ -55,6 +55,10 @@ pub struct BuildArgs {
     /// Branch, tag or commit of a git source.
     #[arg(long, value_name = "REV")]
     revision: Option<String>,
+    /// Build this subdirectory of the source (relative; it must stay inside the source),
+    /// replacing the app file's `source.path`.
+    #[arg(long, value_name = "DIR")]
+    source_path: Option<String>,
     /// A tarball of ready-made binaries instead of a source.
     #[arg(long, value_name = "FILE")]
     artifact: Option<String>,
@@ -246,6 +250,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
             badger: args.badger,
             source: args.source,
             revision: args.revision,
+            source_path: args.source_path,
             artifact: args
                 .artifact
                 .map(|path| crate::store::absolute(path.into()).display().to_string()),

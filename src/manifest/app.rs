@@ -227,6 +227,8 @@ pub struct Overrides {
     pub source: Option<String>,
     /// `--revision REV`.
     pub revision: Option<String>,
+    /// `--source-path DIR`: replaces `source.path`.
+    pub source_path: Option<String>,
     /// `--artifact FILE`.
     pub artifact: Option<String>,
     /// `--run-cmd CMD`.
@@ -607,6 +609,9 @@ fn apply(draft: &mut Draft, o: &Overrides, origin: &str, errors: &mut Vec<FieldE
     }
     if let Some(rev) = &o.revision {
         file.source.revision = Some(rev.clone());
+    }
+    if let Some(path) = &o.source_path {
+        file.source.path = Some(path.clone());
     }
     if let Some(cmd) = &o.run_cmd {
         file.workflow_config.run_cmd = Some(cmd.clone());
