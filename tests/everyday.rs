@@ -405,6 +405,33 @@ fn only_the_commands_that_use_a_store_take_store() {
     assert!(twice.stderr.contains("give it once"), "{}", twice.text());
 }
 
+/// A binary replaced while it builds (a package upgrade under a running `serve`, a rebuild
+/// under a long build) used to fail the next sandbox step with "No such file or directory":
+/// each step starts the sandbox from the file the process runs, not from its old path.
+#[test]
+fn a_build_goes_on_when_its_binary_is_replaced() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+    let app = folder_app(dir.path(), "upgraded", "[8080]");
+    let copy = dir.path().join("bin/solum-build");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(bin(), &copy).unwrap();
+    let child = Cmd::program(copy.to_str().unwrap())
+        .arg("--store")
+        .arg(&store)
+        .arg("build")
+        .arg(&app)
+        .args(["--test-cmd", "cat /app/out", "--no-cache"])
+        .spawn();
+    // Gone once the process runs it (spawn returns after the exec), before any sandbox step.
+    std::fs::remove_file(&copy).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("UNIT_TESTING"), "{stderr}");
+}
+
 #[test]
 fn run_again_as_tester() {
     rerun_as_tester();

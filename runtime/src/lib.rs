@@ -20,7 +20,7 @@
 //! );
 //! spec.cwd = "/app".into();
 //! spec.limits.timeout = Some(std::time::Duration::from_secs(600));
-//! let exe = std::env::current_exe().unwrap();
+//! let exe = runtime::self_exe();
 //! let outcome = run(&spec, &exe, |event| {
 //!     if let OutputEvent::Line { stream, line, .. } = event {
 //!         eprintln!("{stream:?}: {line}");
@@ -61,6 +61,14 @@ pub use spec::{BindMount, IdMapPolicy, Limits, Network, RootFs, SandboxSpec, Spe
 /// The hidden argument under which the `solum-build` binary re-executes itself as the
 /// sandbox's first process.
 pub const SANDBOX_ARG: &str = "__sandbox";
+
+/// The binary to start as `EXE __sandbox`: this process's own executable through
+/// `/proc/self/exe`, which names the file the process runs even after the path it was
+/// started from was replaced (a package upgrade under a running `serve`, a rebuild under
+/// a long build), where `std::env::current_exe()` names a path that is gone.
+pub fn self_exe() -> std::path::PathBuf {
+    std::path::PathBuf::from("/proc/self/exe")
+}
 
 /// Called first thing in `main`: when this process was started as the sandbox entry
 /// (`solum-build __sandbox`), it runs the sandbox and never returns; otherwise it returns at

@@ -126,7 +126,7 @@ pub fn run_image(
     let scratch = crate::store::scratch::OwnedTempDir::new(&parent, RUN_PREFIX)
         .map_err(IoAt::at(&parent, "create a scratch folder in"))?;
     let scratch_path = scratch.path().to_path_buf();
-    let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
+    let exe = runtime::self_exe();
 
     let make_spec = |rootfs: RootFs| {
         let mut spec = SandboxSpec::new(rootfs, command.clone());

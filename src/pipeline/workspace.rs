@@ -432,7 +432,7 @@ pub fn run_step(
         Network::None
     };
     spec.limits.timeout = step.timeout;
-    let exe = std::env::current_exe().map_err(IoAt::at(Path::new("/proc/self/exe"), "read"))?;
+    let exe = runtime::self_exe();
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let stage = step.stage;
     let outcome = runtime::run_with_cancel(&spec, &exe, cancel, |event| {
