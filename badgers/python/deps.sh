@@ -19,6 +19,11 @@ if [ -d wheelhouse ]; then
     pip install --no-index --find-links wheelhouse "$@"
 else
     echo "python badger: installing requirements.txt from the package index"
+    # With no network (the default; `--network host` gives one), pip would retry for 10 s
+    # and more before failing: once is enough to fail with the build's network hint.
+    if ! python3 -c 'import socket; socket.getaddrinfo("pypi.org", 443)' 2>/dev/null; then
+        export PIP_RETRIES=0 PIP_TIMEOUT=5
+    fi
     pip install "$@"
 fi
 # Each new module compiled once, hash-based (see setup.sh). A fixed hash seed: the order of
