@@ -33,6 +33,7 @@ use super::workspace::{run_step, Step, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::merge_env;
 use crate::image::config::HistoryEntry;
+use crate::image::digest::HashingWriter;
 use crate::image::{canonical_json, Digest};
 use crate::io_at::IoAt;
 use crate::layer::{Change, WriteOptions};
@@ -49,10 +50,9 @@ use runtime::{BindMount, CancelHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Set in the app step's environment when a badger of the build declares a dependency
@@ -405,16 +405,25 @@ fn stage_one(
         ));
         return Ok("other".to_string());
     }
-    // Read through a descriptor opened the same confined way.
+    // Read through a descriptor opened the same confined way, and streamed: the file may
+    // be as large as the source may be, far more than memory holds.
     let file = open_beneath(root, input, OFlag::O_RDONLY)
         .map_err(|e| IoAt::new(context.source.join(input), "open", e.into()))?;
-    let mut content = Vec::new();
-    std::fs::File::from(file)
-        .read_to_end(&mut content)
-        .map_err(IoAt::at(&context.source.join(input), "read"))?;
-    std::fs::write(target, &content).map_err(at("write"))?;
+    // Truncated if there (an input inside a folder input staged before it), never a link.
+    let copy = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(at("create"))?;
+    let mut writer = HashingWriter::new(copy);
+    std::io::copy(&mut std::fs::File::from(file), &mut writer)
+        .map_err(IoAt::at(&context.source.join(input), "copy"))?;
+    let (digest, _, _) = writer.finish();
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode)).map_err(at("chmod"))?;
-    Ok(format!("file:{mode:o}:{}", Digest::of_bytes(&content)))
+    Ok(format!("file:{mode:o}:{digest}"))
 }
 
 /// Runs the step on `stack` with the staged inputs at `/app` and writes its changes (the
