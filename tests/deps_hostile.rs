@@ -1,8 +1,11 @@
-//! The dependency step against a hostile source and a hostile dependency script, with the
-//! real binary: a huge input file is copied into the step's tree without being held in
-//! memory; without overlay, the app's source is merged over a dependency layer whose
-//! `/app` holds symlinks to host folders (and over one whose `/app` is itself such a
-//! symlink) without following any of them. The same as `tester` (rootless).
+//! The dependency step against a hostile source, a hostile dependency script and a tampered
+//! cache, with the real binary: a huge input file is copied into the step's tree without
+//! being held in memory; a cache record whose size, media type or diff_id does not fit the
+//! blob it names is not reused (the DU's manifest would describe the layer wrongly), nor
+//! one too large to be a record; without overlay, the app's source is merged over a
+//! dependency layer whose `/app` holds symlinks to host folders (and over one whose `/app`
+//! is itself such a symlink) without following any of them. The same as `tester`
+//! (rootless).
 
 mod support;
 
@@ -57,6 +60,16 @@ fn lab() -> Lab {
 }
 
 impl Lab {
+    /// The cache records of the dependency step (the `last` folder left out).
+    fn records(&self) -> Vec<PathBuf> {
+        let dir = self.store.join("cache/dependencies");
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .collect()
+    }
+
     fn build(&self, name: &str, hook: &str) -> Cmd {
         Cmd::solum(&self.store)
             .args(["build", "--badger", "hookbadger", "--name", name])
@@ -85,6 +98,62 @@ fn a_huge_input_file_is_streamed_into_the_step() {
         .build("bigapp", "test $(wc -c < big.bin) = 268435456")
         .run()
         .ok();
+    assert!(
+        run.stderr.contains("dependencies: installing"),
+        "{}",
+        run.text()
+    );
+    let rss = largest_child_rss_kib();
+    assert!(rss < 128 * 1024, "a build held {rss} KiB at once");
+}
+
+#[test]
+fn a_record_that_misdescribes_its_blob_is_not_reused() {
+    let lab = lab();
+    lab.build("recapp", "").run().ok();
+    let records = lab.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let original = std::fs::read_to_string(&records[0]).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let size = record["size"].as_u64().unwrap();
+    let tampered = [
+        original.replace(
+            &format!("\"size\":{size}"),
+            &format!("\"size\":{}", size + 1),
+        ),
+        original.replace("tar+gzip", "tar+zstd"),
+        original.replace("\"diff_id\":\"sha256:", "\"diff_id\":\"md5:"),
+    ];
+    for (round, text) in tampered.iter().enumerate() {
+        assert_ne!(text, &original);
+        std::fs::write(&records[0], text).unwrap();
+        std::fs::write(lab.source.join("main.sh"), format!("echo {round}\n")).unwrap();
+        let run = lab.build("recapp", "").run().ok();
+        assert!(
+            run.stderr.contains(
+                "dependencies: installing (its record does not match the layer in the store)"
+            ),
+            "{text}\n{}",
+            run.text()
+        );
+        // What the DU's manifest says of each layer is what its blob is.
+        let inspect = Cmd::solum(&lab.store)
+            .args(["inspect", "recapp"])
+            .run()
+            .ok();
+        let json: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+        for layer in json["manifest"]["layers"].as_array().unwrap() {
+            let path = blob(&lab.store, layer["digest"].as_str().unwrap());
+            let len = std::fs::metadata(path).unwrap().len();
+            assert_eq!(layer["size"].as_u64(), Some(len), "{layer}");
+        }
+    }
+    // A record far larger than any this step writes is not read whole, only ignored.
+    let huge = std::fs::File::create(&records[0]).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    drop(huge);
+    std::fs::write(lab.source.join("main.sh"), "echo huge\n").unwrap();
+    let run = lab.build("recapp", "").run().ok();
     assert!(
         run.stderr.contains("dependencies: installing"),
         "{}",

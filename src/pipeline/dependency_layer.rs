@@ -34,6 +34,7 @@ use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::merge_env;
 use crate::image::config::HistoryEntry;
 use crate::image::digest::HashingWriter;
+use crate::image::media::{oci_layer_type, LayerCompression};
 use crate::image::{canonical_json, Digest};
 use crate::io_at::IoAt;
 use crate::layer::{Change, WriteOptions};
@@ -50,6 +51,7 @@ use runtime::{BindMount, CancelHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -63,6 +65,10 @@ pub const DONE_VARIABLE: &str = "SOLUM_DEPENDENCIES_DONE";
 /// The mtime clamp of a dependency layer when the build was given no `SOURCE_DATE_EPOCH`:
 /// 2024-01-01T00:00:00Z, the base images' epoch.
 pub const DEFAULT_DEPENDENCY_EPOCH: i64 = 1_704_067_200;
+
+/// A cache record or input list is far smaller than this (64 inputs, one digest each); a
+/// larger file is not one this module wrote, and is not read whole.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Version of the cache key's document: a new one when what the layer holds changes.
 const KEY_VERSION: u32 = 1;
@@ -253,8 +259,8 @@ fn dependency_layer(
     let recorded: Option<LayerRecord> = read_json(&record_path);
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
-        Some(record) => match record.digest.parse::<Digest>() {
-            Ok(digest) if context.layout.has_blob(&digest) => {
+        Some(record) => match record_fits(context.layout, &record, context.request.compression) {
+            Ok(digest) => {
                 reporter.status(
                     "dependencies:",
                     &format!("reused {} (inputs unchanged)", digest.short()),
@@ -262,7 +268,7 @@ fn dependency_layer(
                 write_json(&last_path, &inputs);
                 return Ok(Some(record));
             }
-            _ => "its layer is no longer in the store".to_string(),
+            Err(why) => why.to_string(),
         },
         None => why_not_cached(last.as_ref(), &inputs),
     };
@@ -271,6 +277,30 @@ fn dependency_layer(
     write_json(&record_path, &record);
     write_json(&last_path, &inputs);
     Ok(Some(record))
+}
+
+/// The layer digest of `record` when the store holds that blob as the record describes it:
+/// a regular file of the recorded size, of the media type this build writes (the
+/// compression is part of the key), with a well-formed diff_id. The record says what the
+/// manifest will say of the blob; a size or type that does not match it would give a DU
+/// whose manifest lies (the diff_id is checked against the content when the layer is
+/// unpacked). Else why it cannot be reused.
+fn record_fits(
+    layout: &Layout,
+    record: &LayerRecord,
+    compression: LayerCompression,
+) -> Result<Digest, &'static str> {
+    let gone = "its layer is no longer in the store";
+    let digest: Digest = record.digest.parse().map_err(|_| gone)?;
+    let blob = std::fs::symlink_metadata(layout.blob_path(&digest)).map_err(|_| gone)?;
+    if !blob.is_file()
+        || blob.len() != record.size
+        || record.media_type != oci_layer_type(compression)
+        || record.diff_id.parse::<Digest>().is_err()
+    {
+        return Err("its record does not match the layer in the store");
+    }
+    Ok(digest)
 }
 
 /// Why no recorded layer fits: the inputs that changed since this app's last dependency
@@ -552,9 +582,18 @@ fn push_layer(
     Ok(())
 }
 
-/// A cache file, if it is there and well-formed (a broken one only costs a rebuild).
+/// A cache file, if it is there, well-formed and at most [`MAX_RECORD_BYTES`] (a broken
+/// one only costs a rebuild).
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    let text = std::fs::read(path).ok()?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut text)
+        .ok()?;
+    if text.len() as u64 > MAX_RECORD_BYTES {
+        return None;
+    }
     serde_json::from_slice(&text).ok()
 }
 
