@@ -33,6 +33,8 @@ use super::workspace::{run_step, Step, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::merge_env;
 use crate::image::config::HistoryEntry;
+use crate::image::digest::HashingWriter;
+use crate::image::media::{oci_layer_type, LayerCompression};
 use crate::image::{canonical_json, Digest};
 use crate::io_at::IoAt;
 use crate::layer::{Change, WriteOptions};
@@ -52,7 +54,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Set in the app step's environment when a badger of the build declares a dependency
@@ -63,6 +65,10 @@ pub const DONE_VARIABLE: &str = "SOLUM_DEPENDENCIES_DONE";
 /// The mtime clamp of a dependency layer when the build was given no `SOURCE_DATE_EPOCH`:
 /// 2024-01-01T00:00:00Z, the base images' epoch.
 pub const DEFAULT_DEPENDENCY_EPOCH: i64 = 1_704_067_200;
+
+/// A cache record or input list is far smaller than this (64 inputs, one digest each); a
+/// larger file is not one this module wrote, and is not read whole.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Version of the cache key's document: a new one when what the layer holds changes.
 const KEY_VERSION: u32 = 1;
@@ -253,8 +259,8 @@ fn dependency_layer(
     let recorded: Option<LayerRecord> = read_json(&record_path);
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
-        Some(record) => match record.digest.parse::<Digest>() {
-            Ok(digest) if context.layout.has_blob(&digest) => {
+        Some(record) => match record_fits(context.layout, &record, context.request.compression) {
+            Ok(digest) => {
                 reporter.status(
                     "dependencies:",
                     &format!("reused {} (inputs unchanged)", digest.short()),
@@ -262,7 +268,7 @@ fn dependency_layer(
                 write_json(&last_path, &inputs);
                 return Ok(Some(record));
             }
-            _ => "its layer is no longer in the store".to_string(),
+            Err(why) => why.to_string(),
         },
         None => why_not_cached(last.as_ref(), &inputs),
     };
@@ -271,6 +277,30 @@ fn dependency_layer(
     write_json(&record_path, &record);
     write_json(&last_path, &inputs);
     Ok(Some(record))
+}
+
+/// The layer digest of `record` when the store holds that blob as the record describes it:
+/// a regular file of the recorded size, of the media type this build writes (the
+/// compression is part of the key), with a well-formed diff_id. The record says what the
+/// manifest will say of the blob; a size or type that does not match it would give a DU
+/// whose manifest lies (the diff_id is checked against the content when the layer is
+/// unpacked). Else why it cannot be reused.
+fn record_fits(
+    layout: &Layout,
+    record: &LayerRecord,
+    compression: LayerCompression,
+) -> Result<Digest, &'static str> {
+    let gone = "its layer is no longer in the store";
+    let digest: Digest = record.digest.parse().map_err(|_| gone)?;
+    let blob = std::fs::symlink_metadata(layout.blob_path(&digest)).map_err(|_| gone)?;
+    if !blob.is_file()
+        || blob.len() != record.size
+        || record.media_type != oci_layer_type(compression)
+        || record.diff_id.parse::<Digest>().is_err()
+    {
+        return Err("its record does not match the layer in the store");
+    }
+    Ok(digest)
 }
 
 /// Why no recorded layer fits: the inputs that changed since this app's last dependency
@@ -405,16 +435,25 @@ fn stage_one(
         ));
         return Ok("other".to_string());
     }
-    // Read through a descriptor opened the same confined way.
+    // Read through a descriptor opened the same confined way, and streamed: the file may
+    // be as large as the source may be, far more than memory holds.
     let file = open_beneath(root, input, OFlag::O_RDONLY)
         .map_err(|e| IoAt::new(context.source.join(input), "open", e.into()))?;
-    let mut content = Vec::new();
-    std::fs::File::from(file)
-        .read_to_end(&mut content)
-        .map_err(IoAt::at(&context.source.join(input), "read"))?;
-    std::fs::write(target, &content).map_err(at("write"))?;
+    // Truncated if there (an input inside a folder input staged before it), never a link.
+    let copy = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(at("create"))?;
+    let mut writer = HashingWriter::new(copy);
+    std::io::copy(&mut std::fs::File::from(file), &mut writer)
+        .map_err(IoAt::at(&context.source.join(input), "copy"))?;
+    let (digest, _, _) = writer.finish();
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode)).map_err(at("chmod"))?;
-    Ok(format!("file:{mode:o}:{}", Digest::of_bytes(&content)))
+    Ok(format!("file:{mode:o}:{digest}"))
 }
 
 /// Runs the step on `stack` with the staged inputs at `/app` and writes its changes (the
@@ -543,9 +582,18 @@ fn push_layer(
     Ok(())
 }
 
-/// A cache file, if it is there and well-formed (a broken one only costs a rebuild).
+/// A cache file, if it is there, well-formed and at most [`MAX_RECORD_BYTES`] (a broken
+/// one only costs a rebuild).
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    let text = std::fs::read(path).ok()?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut text)
+        .ok()?;
+    if text.len() as u64 > MAX_RECORD_BYTES {
+        return None;
+    }
     serde_json::from_slice(&text).ok()
 }
 

@@ -239,9 +239,13 @@ fn regular_file_beneath(root: &impl AsFd, name: &str) -> std::io::Result<bool> {
         );
     let fd = match openat2(root.as_fd(), name, how) {
         Ok(fd) => fd,
-        // Missing, a symlink on the way (ELOOP), out of the folder (EXDEV), or a file
-        // where a folder was named (ENOTDIR): not a mark of the language.
-        Err(Errno::ENOENT | Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR) => return Ok(false),
+        // Missing, a symlink on the way (ELOOP), out of the folder (EXDEV), a file where a
+        // folder was named (ENOTDIR), or a name longer than any file can have
+        // (ENAMETOOLONG: a badger's rule names what it likes, and one such rule must not
+        // stop detection for every app): not a mark of the language.
+        Err(Errno::ENOENT | Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR | Errno::ENAMETOOLONG) => {
+            return Ok(false)
+        }
         Err(errno) => return Err(errno.into()),
     };
     let stat = fstat(&fd)?;

@@ -131,3 +131,14 @@ fn symlinks_and_folders_do_not_mark_a_language() {
     std::fs::write(root.join("index.html"), "x").unwrap();
     assert_eq!(chosen(root), "auto chose static (index.html found)");
 }
+
+#[test]
+fn a_rule_naming_an_impossible_file_matches_nothing_and_stops_nothing() {
+    let dir = tree(&["go.mod"]);
+    let long_component = "x".repeat(300);
+    let long_path = vec!["d"; 3000].join("/");
+    let mut rules = shipped();
+    rules.insert(0, rule("hostile", 0, &[&long_component, &long_path]));
+    let detected = detect(dir.path(), &rules, Vec::new()).unwrap();
+    assert_eq!(detected.chose_line(), "auto chose go (go.mod found)");
+}
