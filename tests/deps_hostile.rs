@@ -4,7 +4,9 @@
 //! blob it names is not reused (the DU's manifest would describe the layer wrongly), nor
 //! one too large to be a record; without overlay, the app's source is merged over a
 //! dependency layer whose `/app` holds symlinks to host folders (and over one whose `/app`
-//! is itself such a symlink) without following any of them. The same as `tester`
+//! is itself such a symlink) without following any of them. An image of the store whose
+//! badger annotation is malformed is left out of detection and `badger list` (with a
+//! warning), not a failure of every build that chooses its badger. The same as `tester`
 //! (rootless).
 
 mod support;
@@ -227,6 +229,76 @@ fn the_source_merges_over_hostile_links_in_the_dependency_layer_without_overlay(
         .ok();
     assert_eq!(listing(&outside), ["inner"]);
     assert_eq!(du("cat /app/built"), "echo version 2\n");
+}
+
+/// One stored image with a malformed badger annotation (a pulled image is anyone's) used
+/// to make `badger: auto` fail for every app and `badger list` fail outright.
+#[test]
+fn an_image_with_a_malformed_badger_annotation_is_left_out() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &[]);
+    let badger = dir.path().join("marker");
+    std::fs::create_dir_all(&badger).unwrap();
+    std::fs::write(
+        badger.join("badger.yaml"),
+        "name: marker\nversion: \"1\"\nfrom: base/busybox\n\
+         detect:\n  order: 5\n  files: [marker.txt]\n",
+    )
+    .unwrap();
+    std::fs::write(badger.join("build.sh"), "#!/bin/sh\necho marker built\n").unwrap();
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&badger)
+        .run()
+        .ok();
+    // badgers/broken: the marker badger's manifest with its annotation made unreadable.
+    let index_path = store.join("index.json");
+    let mut index = read_json(&index_path);
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "badgers/marker")
+        .unwrap()
+        .clone();
+    let digest = entry["digest"].as_str().unwrap();
+    let mut manifest = read_json(&blob(&store, digest));
+    manifest["annotations"]["org.solum.badger.manifest"] = "{broken".into();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let hex = sha256_hex(&bytes);
+    std::fs::write(store.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    let mut broken = entry.clone();
+    broken["digest"] = format!("sha256:{hex}").into();
+    broken["size"] = bytes.len().into();
+    broken["annotations"]["org.opencontainers.image.ref.name"] = "badgers/broken".into();
+    index["manifests"].as_array_mut().unwrap().push(broken);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let listed = Cmd::solum(&store).args(["badger", "list"]).run().ok();
+    assert!(listed.stdout.contains("marker"), "{}", listed.text());
+    assert!(
+        listed
+            .stderr
+            .contains("warning: badger \"badgers/broken\" carries a malformed"),
+        "{}",
+        listed.text()
+    );
+    let source = dir.path().join("app");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("marker.txt"), "x").unwrap();
+    let built = Cmd::solum(&store)
+        .args(["build", "--badger", "auto", "--name", "marked", "--source"])
+        .arg(&source)
+        .run()
+        .ok();
+    assert!(
+        built
+            .stderr
+            .contains("badger: auto chose marker (marker.txt found)"),
+        "{}",
+        built.text()
+    );
 }
 
 #[test]

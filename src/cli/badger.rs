@@ -6,7 +6,9 @@ use super::exit::SUCCESS;
 use super::import::Compression;
 use super::output::result_line;
 use super::{Context, StoreArg};
-use crate::pipeline::badger_image::{build_badger, list_badgers, BadgerRequest, StoredBadger};
+use crate::pipeline::badger_image::{
+    build_badger, list_badgers, list_badgers_and_unreadable, BadgerRequest, StoredBadger,
+};
 use crate::pipeline::source_date_epoch;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,7 +107,14 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             Ok(SUCCESS)
         }
         BadgerCommand::List { json, .. } => {
-            show(&list_badgers(&context.store)?, json)?;
+            let (found, unreadable) = list_badgers_and_unreadable(&context.store)?;
+            for problem in &unreadable {
+                let why = std::error::Error::source(problem)
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                eprintln!("warning: {problem}{why}; left out");
+            }
+            show(&found, json)?;
             Ok(SUCCESS)
         }
         BadgerCommand::Search { term, json, .. } => {

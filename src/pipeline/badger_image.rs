@@ -219,10 +219,21 @@ pub struct StoredBadger {
     pub image: ResolvedImage,
 }
 
-/// Every image of the store that carries a badger manifest.
+/// Every image of the store that carries a badger manifest. An image whose manifest
+/// annotation does not parse (a pulled image is anyone's) is left out, so that one bad
+/// image does not stop every build that chooses its badger: [`list_badgers_and_unreadable`]
+/// names them.
 pub fn list_badgers(store: &Path) -> Result<Vec<StoredBadger>, BadgerError> {
+    Ok(list_badgers_and_unreadable(store)?.0)
+}
+
+/// The store's badgers, and the images whose badger annotation is malformed (each with
+/// why), for `badger list` to warn about.
+pub fn list_badgers_and_unreadable(
+    store: &Path,
+) -> Result<(Vec<StoredBadger>, Vec<BadgerError>), BadgerError> {
     if !store.exists() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let open_error = |source: TransportError| BadgerError::Open {
         reference: store.display().to_string(),
@@ -232,7 +243,7 @@ pub fn list_badgers(store: &Path) -> Result<Vec<StoredBadger>, BadgerError> {
     let names = layout
         .names()
         .map_err(|e| open_error(TransportError::Image(e)))?;
-    let mut found = Vec::new();
+    let (mut found, mut unreadable) = (Vec::new(), Vec::new());
     for name in names {
         let Ok(image) = layout.resolve(Some(&name)) else {
             continue;
@@ -243,18 +254,18 @@ pub fn list_badgers(store: &Path) -> Result<Vec<StoredBadger>, BadgerError> {
             .as_ref()
             .and_then(|a| a.get(BADGER_ANNOTATION).cloned());
         if let Some(json) = annotation {
-            let manifest = BadgerManifest::from_annotation(&json).map_err(|source| {
-                BadgerError::Annotation {
-                    reference: name.clone(),
+            match BadgerManifest::from_annotation(&json) {
+                Ok(manifest) => found.push(StoredBadger {
+                    store_name: name,
+                    manifest,
+                    image,
+                }),
+                Err(source) => unreadable.push(BadgerError::Annotation {
+                    reference: name,
                     source,
-                }
-            })?;
-            found.push(StoredBadger {
-                store_name: name,
-                manifest,
-                image,
-            });
+                }),
+            }
         }
     }
-    Ok(found)
+    Ok((found, unreadable))
 }
