@@ -15,6 +15,8 @@ pub const HINT: &str = "hint: the build has no network; vendor the dependencies 
 /// written against each line of the output's tail.
 pub const NETWORK_FAILURES: &[(&str, &str)] = &[
     ("pip", "Failed to establish a new connection"),
+    // What pip says last when the index cannot be reached (without retries, all it says).
+    ("pip", "(from versions: none)"),
     ("pip, glibc", "Temporary failure in name resolution"),
     ("pip, curl, busybox", "Network is unreachable"),
     ("glibc", "Name or service not known"),
@@ -74,6 +76,14 @@ mod tests {
             how: "exited with 1".into(),
             tail: lines.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn pip_without_an_index_gets_the_hint() {
+        let tail = "ERROR: Could not find a version that satisfies the requirement flask==3.0.0 \
+                    (from versions: none)";
+        let error = with_hint(failed(&[tail]), false);
+        assert!(error.to_string().ends_with(HINT), "{error}");
     }
 
     #[test]
