@@ -14,8 +14,12 @@
 # app of about 70 packages: its lockfile and npm cache are made here by the host's npm, from
 # the registry; the builds then run offline from that cache). Another app is one more
 # `app_case` line: its folder, badger, Dockerfile and the file the change edits.
+# Usage: apps.sh [python|nodejs]...   (default: every case)
 . "$(dirname "$0")/lib.sh"
 
+only=("$@")
+# Whether the case LABEL runs: every case, or those named on the command line.
+wanted() { [[ ${#only[@]} -eq 0 || " ${only[*]} " == *" $1 "* ]]; }
 bench_require apps podman skopeo npm
 bin=$(bench_solum)
 bench_ensure_base debian-python3
@@ -86,6 +90,7 @@ app_case() {
     podman rmi -f "$tag" "$image" >/dev/null 2>&1 || true
 }
 
+if wanted python; then
 python_dockerfile="$BENCH_TMP/python.Dockerfile"
 cat >"$python_dockerfile" <<'EOF'
 FROM badger
@@ -101,7 +106,9 @@ USER 1000:1000
 CMD ["python", "serve.py"]
 EOF
 app_case python "$SOLUM_REPO/testdata/apps/python-web" python "$python_dockerfile" notes/__init__.py
+fi
 
+wanted nodejs || exit 0
 # The express app: package.json, its lockfile and npm-cache/ from the registry (host npm),
 # a route, a test, the app file; the Dockerfile installs first and copies the code after.
 node_app="$BENCH_TMP/node-express"
