@@ -1,4 +1,5 @@
-//! Detection on trees made here, with rules as fake badger manifests would give them.
+//! Detection on trees made here, with the shipped badgers' rules (read from their
+//! `badger.yaml`) and with rules as fake badger manifests would give them.
 
 use super::*;
 use std::os::unix::fs::symlink;
@@ -12,18 +13,21 @@ fn rule(badger: &str, order: i64, files: &[&str]) -> DetectRule {
     }
 }
 
-/// The shipped badgers' rules, in a scrambled order that `sort_rules` puts right.
+/// The shipped badgers' rules, read from their `badgers/NAME/badger.yaml`, in reverse
+/// name order that `sort_rules` puts right.
 fn shipped() -> Vec<DetectRule> {
-    let mut rules = vec![
-        rule("static", 90, &["index.html", "public/index.html"]),
-        rule(
-            "python3",
-            30,
-            &["requirements.txt", "pyproject.toml", "setup.py"],
-        ),
-        rule("nodejs", 20, &["package.json"]),
-        rule("go", 10, &["go.mod"]),
-    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("badgers");
+    let mut rules: Vec<DetectRule> = crate::pipeline::badger_stack::SHIPPED_BADGERS
+        .iter()
+        .rev()
+        .filter_map(|name| {
+            let manifest =
+                crate::manifest::BadgerManifest::load(&dir.join(name).join("badger.yaml")).unwrap();
+            let detect = manifest.detect?;
+            let files: Vec<&str> = detect.files.iter().map(String::as_str).collect();
+            Some(rule(&manifest.name, detect.order, &files))
+        })
+        .collect();
     sort_rules(&mut rules);
     rules
 }
@@ -45,7 +49,10 @@ fn chosen(dir: &Path) -> String {
 #[test]
 fn rules_run_by_order_then_name() {
     let names: Vec<_> = shipped().into_iter().map(|r| r.badger).collect();
-    assert_eq!(names, ["go", "nodejs", "python3", "static"]);
+    assert_eq!(
+        names,
+        ["go", "nodejs", "python", "ruby", "php", "java", "static"]
+    );
     let mut tied = vec![
         rule("b", 5, &["x"]),
         rule("a", 5, &["x"]),
@@ -66,7 +73,13 @@ fn one_app_per_language() {
         "auto chose nodejs (package.json found)"
     );
     let python = tree(&["setup.py", "app.py"]);
-    assert_eq!(chosen(python.path()), "auto chose python3 (setup.py found)");
+    assert_eq!(chosen(python.path()), "auto chose python (setup.py found)");
+    let ruby = tree(&["Gemfile", "config.ru"]);
+    assert_eq!(chosen(ruby.path()), "auto chose ruby (Gemfile found)");
+    let php = tree(&["index.php"]);
+    assert_eq!(chosen(php.path()), "auto chose php (index.php found)");
+    let java = tree(&["pom.xml", "src/main/java/App.java"]);
+    assert_eq!(chosen(java.path()), "auto chose java (pom.xml found)");
     let site = tree(&["public/index.html", "public/style.css"]);
     assert_eq!(
         chosen(site.path()),
@@ -84,7 +97,7 @@ fn an_ambiguous_tree_takes_the_first_and_names_the_others() {
     );
     assert_eq!(
         detected.also_line().unwrap(),
-        "python3 (requirements.txt), static (index.html); set badger: to choose"
+        "python (requirements.txt), static (index.html); set badger: to choose"
     );
     let one = tree(&["go.mod"]);
     assert_eq!(
@@ -102,8 +115,9 @@ fn an_unknown_tree_lists_what_was_looked_for() {
     assert_eq!(
         err.to_string(),
         "badger \"auto\": no badger's detect rule matches the source; looked for (in this order): \
-         go (go.mod), nodejs (package.json), python3 (requirements.txt, pyproject.toml, setup.py), \
-         static (index.html, public/index.html); shipped badgers not in the store (make one with \
+         go (go.mod), nodejs (package.json), python (requirements.txt, pyproject.toml, setup.py, \
+         Pipfile, Pipfile.lock, poetry.lock), ruby (Gemfile), php (composer.json, index.php), \
+         java (pom.xml), static (index.html, public/index.html); shipped badgers not in the store (make one with \
          `solum-build badger build badgers/NAME`): badgers/shell; name the badger in the app file \
          (`badger: NAME` or `languagepack: NAME`) or with --badger"
     );
