@@ -158,7 +158,8 @@ make_debian() {
 # with `unchecked-hash`, a .pyc names no mtime and stays valid under any clamp; dpkg
 # rewrites them when a package is upgraded. Only the .pyc the packages made are rewritten.
 hash_based_pyc() {
-    chroot "$dir" /usr/bin/python3 - <<'EOF'
+    # A fixed hash seed: the order of set constants in a .pyc follows string hashing.
+    chroot "$dir" env PYTHONHASHSEED=0 /usr/bin/python3 - <<'EOF'
 import pathlib, py_compile, sys
 tag = sys.implementation.cache_tag
 count = 0

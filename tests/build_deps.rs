@@ -29,6 +29,7 @@ fn deps_badger(dir: &Path) -> PathBuf {
         "#!/bin/sh\nset -eu\ncd /app\nmkdir -p /opt/deps\n\
          ls -A /app | sort | tr '\\n' ' ' > /opt/deps/seen\nmkdir installed\n\
          if [ -L vendor ]; then echo link > /opt/deps/vendor; fi\n\
+         [ -e vendor ] || [ -L vendor ] || { mkdir vendor; echo made > vendor/made-by-step; }\n\
          [ \"${FAIL_DEPS:-}\" != 1 ] || { echo 'deps failed on purpose'; exit 3; }\n\
          echo \"epoch $SOURCE_DATE_EPOCH\" > /opt/deps/epoch\n\
          while read -r name; do echo \"$name\" > \"installed/$name\"; echo \"$name\" >> /opt/deps/list; done < deps.txt\n\
@@ -203,6 +204,24 @@ fn no_inputs_skip_the_step_and_a_failing_step_fails_the_build() {
         failed.stderr.contains("dependency step") && failed.stderr.contains("exited with 3"),
         "{}",
         failed.text()
+    );
+}
+
+/// An input the source lacks and the step makes (a `vendor/` composer fills, a lockfile
+/// npm writes) stays in the dependency layer: no app layer brings it.
+#[test]
+fn an_input_the_step_makes_stays_in_its_layer() {
+    let f = fixture();
+    std::fs::remove_dir_all(f.source.join("vendor")).unwrap();
+    f.build(&[]).ok();
+    assert_eq!(f.run("cat /app/vendor/made-by-step"), "made\n");
+    // With the source's own vendor/, the source's is what the DU has.
+    std::fs::create_dir_all(f.source.join("vendor")).unwrap();
+    std::fs::write(f.source.join("vendor/alpha.tgz"), "vendored alpha").unwrap();
+    f.build(&[]).ok();
+    assert_eq!(
+        f.run("ls /app/vendor; cat /app/vendor/alpha.tgz"),
+        "alpha.tgz\nvendored alpha"
     );
 }
 

@@ -20,10 +20,10 @@
 only=("$@")
 # Whether the case LABEL runs: every case, or those named on the command line.
 wanted() { [[ ${#only[@]} -eq 0 || " ${only[*]} " == *" $1 "* ]]; }
-bench_require apps podman skopeo npm
+bench_require apps podman skopeo
 bin=$(bench_solum)
-bench_ensure_base debian-python3
-bench_ensure_base debian-nodejs
+if wanted python; then bench_ensure_base debian-python3; fi
+if wanted nodejs; then bench_require apps npm; bench_ensure_base debian-nodejs; fi
 
 # podman in a sandbox of this machine: the default ulimits are more than it may set, runc.
 conf="$BENCH_TMP/containers.conf"

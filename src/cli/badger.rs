@@ -125,7 +125,7 @@ pub fn run(context: &Context, args: BadgerArgs) -> anyhow::Result<i32> {
             if found.is_empty() && !json {
                 // An empty table reads like a failure to list; say what happened instead.
                 eprintln!(
-                    "no badger in {} matches {:?} (names, descriptions and packages are searched; `badger list` shows them all)",
+                    "no badger in {} matches {:?} (names, descriptions, packages and detect files are searched; `badger list` shows them all)",
                     context.store.display(),
                     term
                 );

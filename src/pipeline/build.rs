@@ -191,7 +191,7 @@ pub fn build(
 }
 
 /// What the build must never show: its secrets' values, its proxies' passwords.
-fn redactor(request: &BuildRequest) -> Redactor {
+pub(super) fn redactor(request: &BuildRequest) -> Redactor {
     Redactor::new(&request.inputs.secrets)
         .with_values(build_inputs::host_proxy_passwords(request.network_host))
 }

@@ -27,7 +27,7 @@ use super::badger_stack::Badger;
 use super::build::{stack_workspace, BuildRequest};
 use super::build_inputs::{self, BuildInputError};
 use super::commit::{write_layer, Base, CommitError};
-use super::redaction::{self, RedactionError, Redactor};
+use super::redaction::{self, RedactionError};
 use super::unpack::LayerStack;
 use super::workspace::{run_step, Step, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
@@ -71,7 +71,8 @@ pub const DEFAULT_DEPENDENCY_EPOCH: i64 = 1_704_067_200;
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Version of the cache key's document: a new one when what the layer holds changes.
-const KEY_VERSION: u32 = 1;
+/// 2: an input the source lacks and the step creates stays in the layer.
+const KEY_VERSION: u32 = 2;
 
 /// Why a dependency step did not give its layer.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +274,14 @@ fn dependency_layer(
         None => why_not_cached(last.as_ref(), &inputs),
     };
     reporter.status("dependencies:", &format!("installing ({reason})"));
-    let record = run_dependency_step(context, badger, stack, staging.path())?;
+    // Only what the source has is the app layer's to bring: an input the step creates
+    // (a `vendor/` composer fills, a lockfile npm writes) stays in the dependency layer.
+    let present: Vec<String> = inputs
+        .iter()
+        .filter(|(_, digest)| digest.is_some())
+        .map(|(input, _)| input.clone())
+        .collect();
+    let record = run_dependency_step(context, badger, stack, staging.path(), &present)?;
     write_json(&record_path, &record);
     write_json(&last_path, &inputs);
     Ok(Some(record))
@@ -331,7 +339,7 @@ fn cache_key(
     stack: &LayerStack,
     inputs: &BTreeMap<String, Option<String>>,
 ) -> Digest {
-    let document = json!({
+    let mut document = json!({
         "key_version": KEY_VERSION,
         "layers_below": stack.layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
         "badger": badger.digest.to_string(),
@@ -342,6 +350,12 @@ fn cache_key(
         "compression": format!("{:?}", context.request.compression),
         "epoch": context.epoch(),
     });
+    // The secrets' names, as the build key has them (never their values).
+    if let (Some(names), Some(fields)) =
+        (context.request.inputs.key_part(), document.as_object_mut())
+    {
+        fields.insert("secrets".to_string(), json!(names));
+    }
     Digest::of_bytes(&canonical_json(&document))
 }
 
@@ -457,12 +471,13 @@ fn stage_one(
 }
 
 /// Runs the step on `stack` with the staged inputs at `/app` and writes its changes (the
-/// inputs left out) as a layer.
+/// inputs the source has left out) as a layer.
 fn run_dependency_step(
     context: &DependencyContext<'_>,
     badger: &DeclaringBadger<'_>,
     stack: &LayerStack,
     staging: &Path,
+    present_inputs: &[String],
 ) -> Result<LayerRecord, DependencyError> {
     let workspace = stack_workspace(
         context.layout,
@@ -508,13 +523,14 @@ fn run_dependency_step(
         return Err(DependencyError::Failed {
             badger: badger.reference.to_string(),
             how,
-            tail: Redactor::new(&context.request.inputs.secrets).redact_lines(result.tail),
+            // Masked as the build steps' are: secret values and the host's proxy passwords.
+            tail: super::build::redactor(context.request).redact_lines(result.tail),
         });
     }
     let secrets = &context.request.inputs.secrets;
     redaction::check_layer(&workspace, &result.outcome.created_mount_points, secrets)?;
     let mut changes = workspace.changes(&result.outcome.created_mount_points)?;
-    changes.retain(|change| !is_input(change, &badger.dependencies.inputs));
+    changes.retain(|change| !is_input(change, present_inputs));
     let options = WriteOptions {
         compression: context.request.compression,
         epoch: Some(context.epoch()),
@@ -536,7 +552,8 @@ fn run_dependency_step(
     })
 }
 
-/// Whether `change` is one of the inputs (or inside one): the app layer brings those.
+/// Whether `change` is one of the inputs the source has (or inside one): the app layer
+/// brings those.
 fn is_input(change: &Change, inputs: &[String]) -> bool {
     let path = match change {
         Change::Add(p) | Change::Whiteout(p) | Change::Opaque(p) => p,
