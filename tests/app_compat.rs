@@ -103,7 +103,7 @@ fn solum_badger_names_auto_and_unknown_names() {
 
     let auto = solum_app(dir.path(), "autosample", "languagepack: auto\n");
     build_says(&store, &auto, &[], 2, &[
-        "badger \"auto\": no badger in the store has a detect rule; shipped badgers not in the store (make one with `solum-build badger build badgers/NAME`): badgers/go, badgers/nodejs, badgers/static; name the badger in the app file (`badger: NAME` or `languagepack: NAME`) or with --badger",
+        "badger \"auto\": no badger in the store has a detect rule; shipped badgers not in the store (make one with `solum-build badger build badgers/NAME`): badgers/go, badgers/java, badgers/nodejs, badgers/php, badgers/ruby, badgers/static; name the badger in the app file (`badger: NAME` or `languagepack: NAME`) or with --badger",
     ]);
 
     let typo = solum_app(dir.path(), "typosample", "languagepack: shel\n");

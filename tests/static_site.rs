@@ -93,7 +93,8 @@ fn auto_detection_with_the_shipped_badgers() {
     let wanted = "badger \"auto\": no badger's detect rule matches the source; looked for (in \
                   this order): static (index.html, public/index.html); shipped badgers not in \
                   the store (make one with `solum-build badger build badgers/NAME`): badgers/go, \
-                  badgers/nodejs, badgers/python3; name the badger in the app file";
+                  badgers/java, badgers/nodejs, badgers/php, badgers/python, badgers/ruby; name \
+                  the badger in the app file";
     assert!(failed.stderr.contains(wanted), "{}", failed.text());
 
     // A symlink named index.html, out of the source, marks nothing.
