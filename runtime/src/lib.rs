@@ -39,6 +39,7 @@ pub mod entry;
 pub mod hostinfo;
 pub mod idmap;
 pub mod inroot;
+pub mod isolation;
 pub mod namespaces;
 pub mod parent;
 pub mod ports;
@@ -53,6 +54,7 @@ pub mod usermode;
 
 pub use hostinfo::{host_info, HostInfo};
 pub use idmap::IdMapKind;
+pub use isolation::Isolation;
 pub use parent::{run, run_with_cancel, CancelHandle, Outcome, OutputEvent, SandboxError, Stream};
 pub use ports::{PortError, PortMapping, Protocol};
 pub use process::Termination;

@@ -61,6 +61,8 @@ pub struct ServeOptions {
     pub registry: crate::registry::RegistryClient,
     pub build_timeout: Duration,
     pub network_host: bool,
+    /// How builds are contained (`--isolation`).
+    pub isolation: runtime::Isolation,
     /// The largest upload (artifact, badger tarball, git push), in bytes.
     pub max_upload: usize,
     /// Local folders an app's `source.repository` may name (none: remote URLs only).

@@ -241,6 +241,7 @@ fn prepare<'a>(
         },
         tag: Some(format!("{}:wf-{}", app.name, workflow.id)),
         network_host: shared.options.network_host,
+        isolation: shared.options.isolation,
         timeout: Some(shared.options.build_timeout),
         no_cache: false,
         compression: crate::layer::LayerCompression::Gzip,

@@ -190,3 +190,14 @@ mod tests {
         assert_eq!(code_for(&error), BROKEN_PIPE);
     }
 }
+
+/// Refuses the isolation levels this build of the tool cannot use yet (only `auto` and
+/// `userns`, the rootless sandbox, are available).
+pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
+    match level {
+        runtime::Isolation::Auto | runtime::Isolation::Userns => Ok(()),
+        other => Err(UsageError(format!(
+            "--isolation {other} is not available in this version; use auto or userns"
+        ))),
+    }
+}

@@ -38,6 +38,17 @@ pub struct RunArgs {
     /// privilege needed). Default: `slirp4netns` with -p, else `none`.
     #[arg(long, value_enum)]
     network: Option<NetworkMode>,
+    /// How the command is contained: `userns` (the rootless sandbox), `chroot` (root in a
+    /// container without user namespaces), `none` (an unprivileged container whose own image
+    /// is the badger; the container is the boundary), or `auto`, the strongest that works
+    /// here (`solum-build info` says which, and why not the stronger ones).
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        env = "SOLUM_BUILD_ISOLATION",
+        default_value = "auto"
+    )]
+    isolation: runtime::Isolation,
     /// Publish a port of the command on the host (repeatable): connections to HOST on the
     /// host reach CONTAINER in the sandbox, over the user-mode network (slirp4netns). The
     /// host address is 127.0.0.1 unless IP is given (0.0.0.0 for every address); tcp unless
@@ -115,6 +126,7 @@ pub(super) fn parse_size(text: &str) -> Option<u64> {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
+    super::exit::require_available_isolation(args.isolation)?;
     let reference: ImageReference = args.reference.parse()?;
     if !matches!(reference, ImageReference::Store { .. }) {
         return Err(UsageError(format!(
@@ -141,6 +153,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         env: args.env,
         workdir: args.workdir,
         network,
+        isolation: args.isolation,
         timeout: args.timeout.map(Duration::from_secs),
         privilege: context.privilege,
         interactive: args.interactive,

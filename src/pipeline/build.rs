@@ -65,6 +65,8 @@ pub struct BuildRequest {
     /// The store name for the DU (default: the app's name).
     pub tag: Option<String>,
     pub network_host: bool,
+    /// How the build and test steps are contained (see [`runtime::Isolation`]).
+    pub isolation: runtime::Isolation,
     pub timeout: Option<Duration>,
     pub no_cache: bool,
     pub compression: LayerCompression,

@@ -352,6 +352,7 @@ mod tests {
                 overrides: crate::manifest::Overrides::default(),
                 tag: None,
                 network_host: false,
+                isolation: runtime::Isolation::Auto,
                 timeout: None,
                 no_cache: false,
                 compression: crate::layer::LayerCompression::Gzip,

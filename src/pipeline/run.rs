@@ -59,6 +59,8 @@ pub struct RunRequest {
     pub workdir: Option<PathBuf>,
     /// `None` (loopback only), `Host`, or `UserMode` with the published ports.
     pub network: Network,
+    /// How the command is contained (see [`runtime::Isolation`]).
+    pub isolation: runtime::Isolation,
     pub timeout: Option<Duration>,
     /// Decided at the edge: how the rootfs is unpacked and copied.
     pub privilege: Privilege,
