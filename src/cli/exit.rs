@@ -117,6 +117,17 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
     None
 }
 
+/// Refuses the isolation levels this build of the tool cannot use yet (only `auto` and
+/// `userns`, the rootless sandbox, are available).
+pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
+    match level {
+        runtime::Isolation::Auto | runtime::Isolation::Userns => Ok(()),
+        other => Err(UsageError(format!(
+            "--isolation {other} is not available in this version; use auto or userns"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,16 +199,5 @@ mod tests {
         let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         let error = anyhow::Error::new(super::super::output::OutputError::from(closed));
         assert_eq!(code_for(&error), BROKEN_PIPE);
-    }
-}
-
-/// Refuses the isolation levels this build of the tool cannot use yet (only `auto` and
-/// `userns`, the rootless sandbox, are available).
-pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
-    match level {
-        runtime::Isolation::Auto | runtime::Isolation::Userns => Ok(()),
-        other => Err(UsageError(format!(
-            "--isolation {other} is not available in this version; use auto or userns"
-        ))),
     }
 }
