@@ -85,6 +85,11 @@ pub enum DependencyError {
     },
     #[error("the dependency step was cancelled")]
     Cancelled,
+    /// Two badgers of one stack declare a dependency step. Their scripts share the one
+    /// path [`DEPENDENCIES_PATH`], where the upper badger's file hides the lower's, so the
+    /// lower's step would run the upper's script: refused rather than run wrong.
+    #[error("badgers {lower} and {upper} both declare `dependencies:`, but their scripts share {DEPENDENCIES_PATH}, where {upper}'s hides {lower}'s; keep the step in one of them (remove `dependencies:` from the other's badger.yaml)")]
+    Stacked { lower: String, upper: String },
     #[error("cannot copy the dependency input {input} into the step's tree")]
     Stage {
         input: String,
@@ -112,6 +117,7 @@ impl Classify for DependencyError {
     fn class(&self) -> ErrorClass {
         match self {
             DependencyError::Cancelled => ErrorClass::Interrupted,
+            DependencyError::Stacked { .. } => ErrorClass::Input,
             DependencyError::Stage { source, .. } => source.class(),
             DependencyError::Prepare(inner) => inner.class(),
             DependencyError::Workspace(inner) => inner.class(),
@@ -215,12 +221,25 @@ pub fn add_dependency_layers(
     base: &mut Base,
     stack: &mut LayerStack,
 ) -> Result<(), DependencyError> {
+    one_step_per_stack(badgers)?;
     for badger in badgers {
         if let Some(record) = dependency_layer(context, badger, stack)? {
             push_layer(base, stack, &record, context.epoch())?;
         }
     }
     Ok(())
+}
+
+/// Refuses a stack in which more than one badger declares a dependency step (see
+/// [`DependencyError::Stacked`]); `badgers` are in stack order, lowest first.
+pub fn one_step_per_stack(badgers: &[DeclaringBadger<'_>]) -> Result<(), DependencyError> {
+    match badgers {
+        [lower, upper, ..] => Err(DependencyError::Stacked {
+            lower: lower.reference.to_string(),
+            upper: upper.reference.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The layer of one badger's step: reused, or made now; `None` when the source holds none

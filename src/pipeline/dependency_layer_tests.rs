@@ -58,3 +58,26 @@ fn the_step_environment_has_no_revision_and_the_dependency_epoch() {
         ["PATH=/usr/bin", "SOURCE_DATE_EPOCH=5"]
     );
 }
+
+#[test]
+fn a_stack_with_two_dependency_steps_is_refused_naming_both() {
+    let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+    let dependencies = Dependencies {
+        inputs: vec!["requirements.txt".to_string()],
+        script: "deps.sh".to_string(),
+    };
+    let declaring = |reference: &'static str| DeclaringBadger {
+        reference,
+        name: reference.to_string(),
+        digest: &digest,
+        dependencies: &dependencies,
+    };
+    assert!(one_step_per_stack(&[]).is_ok());
+    assert!(one_step_per_stack(&[declaring("badgers/python")]).is_ok());
+    let err = one_step_per_stack(&[declaring("badgers/python"), declaring("badgers/nodejs")])
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Input);
+    let message = err.to_string();
+    assert!(message.contains("badgers/python and badgers/nodejs both declare"));
+    assert!(message.contains("remove `dependencies:`"));
+}
