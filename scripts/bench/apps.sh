@@ -50,9 +50,9 @@ app_case() {
     local label=$1 app="$BENCH_TMP/app-$1" badger=$3 dockerfile=$4 changed=$5
     local image="localhost/solum-bench-badger-$label" tag="solum-bench-app-$label"
     cp -a "$2" "$app"
-    if ! "$bin" -q --store "$BENCH_STORE" badger search "$badger" >/dev/null 2>&1; then
-        "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/$badger" >/dev/null
-    fi
+    # Built every time: a store kept from an earlier run may hold an older badger (or one
+    # that `badger search` finds under another name).
+    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/$badger" >/dev/null
     skopeo copy -q "oci:$BENCH_STORE:badgers/$badger" "containers-storage:$image" >/dev/null
     sed "s#^FROM .*#FROM $image#" "$dockerfile" >"$app/Dockerfile.bench"
 
