@@ -8,6 +8,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use support::apps::PodmanImage;
 use support::*;
 
 /// A pure-python wheel made by hand (a zip with the dist-info pip needs), so the app can
@@ -243,38 +244,11 @@ fn python_web_app_dependency_layer_and_reproducible_builds() {
         "{page}"
     );
     if is_root() {
-        let layout = PathBuf::from(format!("/tmp/solum-python-web-{}", std::process::id()));
-        let image = format!("oci:{}:python-web", layout.display());
-        Cmd::solum(&store)
-            .args(["push", "python-web", &image])
-            .run()
-            .ok();
-        let name = format!("solum-python-web-{}", std::process::id());
+        let image = PodmanImage::push(dir.path(), &store, "python-web", "python-web", "");
         let port = support::registry::free_port();
-        let conf = dir.path().join("containers.conf");
-        let limits = "default_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]";
-        std::fs::write(&conf, format!("[containers]\n{limits}\n")).unwrap();
-        Cmd::program("podman")
-            .env("CONTAINERS_CONF", &conf)
-            .args([
-                "run",
-                "-d",
-                "--rm",
-                "--runtime",
-                "runc",
-                "--network",
-                "host",
-            ])
-            .args(["--name", &name, "--env", &format!("PORT={port}"), &image])
-            .run()
-            .ok();
+        let container = image.serve_on(port);
         let health = http_get(port, "/health");
-        let _ = Cmd::program("podman").args(["rm", "--force", &name]).run();
-        let _ = Cmd::program("podman")
-            .args(["rmi", "--force"])
-            .arg(format!("localhost{}", layout.display()))
-            .run();
-        let _ = std::fs::remove_dir_all(&layout);
+        drop(container);
         assert!(health.ends_with("ok\n"), "{health}");
     }
 

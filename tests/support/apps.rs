@@ -178,6 +178,37 @@ impl PodmanImage {
     }
 }
 
+impl PodmanImage {
+    /// `podman run -d` of the image on the host's network, with `PORT=port`; the
+    /// container is removed when the returned guard drops (declare it after the image).
+    pub fn serve_on(&self, port: u16) -> PodmanContainer {
+        let name = format!("solum-serve-{port}-{}", std::process::id());
+        Cmd::program("podman")
+            .env("CONTAINERS_CONF", &self.conf)
+            .args(["run", "-d", "--rm", "--runtime", "runc"])
+            .args(["--network", "host", "--name", &name])
+            .args(["-e", &format!("PORT={port}")])
+            .arg(&self.reference)
+            .run()
+            .ok();
+        PodmanContainer { name }
+    }
+}
+
+/// A running container of [`PodmanImage::serve_on`]; dropped, it is removed by name
+/// (stopping the podman client alone may leave it running).
+pub struct PodmanContainer {
+    name: String,
+}
+
+impl Drop for PodmanContainer {
+    fn drop(&mut self) {
+        let _ = Cmd::program("podman")
+            .args(["rm", "--force", "--time", "0", &self.name])
+            .run();
+    }
+}
+
 impl Drop for PodmanImage {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.layout);
@@ -193,24 +224,6 @@ impl Drop for PodmanImage {
 fn podman_serves(dir: &Path, store: &Path, du: &str, path: &str, want: &str) {
     let image = PodmanImage::push(dir, store, du, &format!("app-{du}"), "");
     let port = free_port();
-    let name = format!("solum-app-{du}-{}", std::process::id());
-    Cmd::program("podman")
-        .env("CONTAINERS_CONF", &image.conf)
-        .args([
-            "run",
-            "-d",
-            "--rm",
-            "--runtime",
-            "runc",
-            "--network",
-            "host",
-        ])
-        .args(["--name", &name, "-e", &format!("PORT={port}")])
-        .arg(&image.reference)
-        .run()
-        .ok();
+    let _container = image.serve_on(port);
     fetch_until(port, path, want);
-    let _ = Cmd::program("podman")
-        .args(["rm", "--force", "--time", "0", &name])
-        .run();
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::Duration;
 
+use super::apps::PodmanImage;
 use super::cmd::{is_root, temp_dir, Cmd, Run};
 use super::fixtures::{base_tarball, import_tree, layer_digests, repo_dir};
 use super::http::fetch_until;
@@ -107,44 +108,10 @@ impl LangApp {
     /// The DU pushed to an OCI layout and run by `podman run --network host` with PORT set
     /// to a free port: the answer to `GET PATH`, which must contain `want`.
     pub fn serve_under_podman(&self, path: &str, want: &str) -> String {
-        let layout = PathBuf::from(format!("/tmp/solum-lang-app-{}", std::process::id()));
-        let reference = format!("oci:{}:{}", layout.display(), self.name);
-        Cmd::solum(&self.store)
-            .args(["push", &self.name])
-            .arg(&reference)
-            .run()
-            .ok();
-        // runc is not allowed to set podman's default open-file limit on this host: the
-        // limits du_start gives.
-        let conf = self.dir.path().join("containers.conf");
-        std::fs::write(
-            &conf,
-            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\",\"nproc=32768:32768\"]\n",
-        )
-        .unwrap();
+        let image = PodmanImage::push(self.dir.path(), &self.store, &self.name, "lang-app", "");
         let port = free_port();
-        let container = format!("solum-lang-app-{}-{}", self.name, std::process::id());
-        let child = Cmd::program("podman")
-            .env("CONTAINERS_CONF", &conf)
-            .args(["run", "--rm", "--runtime", "runc", "--network", "host"])
-            .args(["--name", &container, "-e", &format!("PORT={port}")])
-            .arg(&reference)
-            .spawn();
-        let server = Killed(child);
-        let answer =
-            std::panic::catch_unwind(|| fetch_until(port, path, want, Duration::from_secs(120)));
-        // Stopped by name: killing the podman client alone may leave the container running.
-        let _ = Cmd::program("podman")
-            .args(["rm", "--force", "--time", "0", &container])
-            .run();
-        drop(server);
-        let _ = std::fs::remove_dir_all(&layout);
-        // podman keeps what it ran under the layout's path as a name: not for the next test.
-        let _ = Cmd::program("podman")
-            .args(["rmi", "--force"])
-            .arg(format!("localhost{}", layout.display()))
-            .run();
-        answer.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let _container = image.serve_on(port);
+        fetch_until(port, path, want, Duration::from_secs(120))
     }
 
     /// Replaces `from` by `to` in the app's file `path` (a one-line code change).
