@@ -97,17 +97,8 @@ pub struct BuildArgs {
     ca_certs: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "none")]
     network: NetworkMode,
-    /// How the build is contained: `userns` (the rootless sandbox), `chroot` (root in a
-    /// container without user namespaces), `none` (an unprivileged container whose own image
-    /// is the badger; the container is the boundary), or `auto`, the strongest that works
-    /// here (`solum-build info` says which, and why not the stronger ones).
-    #[arg(
-        long,
-        value_name = "LEVEL",
-        env = "SOLUM_BUILD_ISOLATION",
-        default_value = "auto"
-    )]
-    isolation: runtime::Isolation,
+    #[command(flatten)]
+    isolation: super::run::IsolationArg,
     /// Kill a build or test step that runs longer than this.
     #[arg(long, value_name = "SECS", default_value = "3600")]
     timeout: u64,
@@ -224,7 +215,7 @@ fn build_inputs(args: &BuildArgs) -> anyhow::Result<BuildInputs> {
 }
 
 pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
-    super::exit::require_available_isolation(args.isolation)?;
+    super::exit::require_available_isolation(args.isolation.level)?;
     let environment = key_values("--env", &args.env)?;
     let build_environment = key_values("--build-env", &args.build_env)?;
     let inputs = build_inputs(&args)?;
@@ -275,7 +266,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         },
         tag: args.tag,
         network_host: matches!(args.network, NetworkMode::Host),
-        isolation: args.isolation,
+        isolation: args.isolation.level,
         timeout: Some(Duration::from_secs(args.timeout)),
         no_cache: args.no_cache,
         compression: args.compression.into(),

@@ -38,17 +38,8 @@ pub struct RunArgs {
     /// privilege needed). Default: `slirp4netns` with -p, else `none`.
     #[arg(long, value_enum)]
     network: Option<NetworkMode>,
-    /// How the command is contained: `userns` (the rootless sandbox), `chroot` (root in a
-    /// container without user namespaces), `none` (an unprivileged container whose own image
-    /// is the badger; the container is the boundary), or `auto`, the strongest that works
-    /// here (`solum-build info` says which, and why not the stronger ones).
-    #[arg(
-        long,
-        value_name = "LEVEL",
-        env = "SOLUM_BUILD_ISOLATION",
-        default_value = "auto"
-    )]
-    isolation: runtime::Isolation,
+    #[command(flatten)]
+    isolation: super::run::IsolationArg,
     /// Publish a port of the command on the host (repeatable): connections to HOST on the
     /// host reach CONTAINER in the sandbox, over the user-mode network (slirp4netns). The
     /// host address is 127.0.0.1 unless IP is given (0.0.0.0 for every address); tcp unless
@@ -75,6 +66,22 @@ pub struct RunArgs {
     workdir: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// `--isolation`, shared by `build`, `run` and `serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IsolationArg {
+    /// How builds and commands are contained: `userns` (the rootless sandbox), `chroot`
+    /// (root in a container without user namespaces), `none` (an unprivileged container
+    /// whose own image is the badger; the container is the boundary), or `auto`, the
+    /// strongest that works here (`solum-build info` says which, and why not the others).
+    #[arg(
+        long = "isolation",
+        value_name = "LEVEL",
+        env = "SOLUM_BUILD_ISOLATION",
+        default_value = "auto"
+    )]
+    pub level: runtime::Isolation,
 }
 
 /// Resource limits of the sandbox, shared by `build`, `badger build` and `run`.
@@ -126,7 +133,7 @@ pub(super) fn parse_size(text: &str) -> Option<u64> {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
-    super::exit::require_available_isolation(args.isolation)?;
+    super::exit::require_available_isolation(args.isolation.level)?;
     let reference: ImageReference = args.reference.parse()?;
     if !matches!(reference, ImageReference::Store { .. }) {
         return Err(UsageError(format!(
@@ -153,7 +160,7 @@ pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
         env: args.env,
         workdir: args.workdir,
         network,
-        isolation: args.isolation,
+        isolation: args.isolation.level,
         timeout: args.timeout.map(Duration::from_secs),
         privilege: context.privilege,
         interactive: args.interactive,

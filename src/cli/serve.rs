@@ -61,17 +61,8 @@ pub struct ServeArgs {
     /// The network of build steps.
     #[arg(long, value_enum, default_value = "none")]
     network: NetworkMode,
-    /// How the build of every workflow is contained: `userns` (the rootless sandbox), `chroot` (root in a
-    /// container without user namespaces), `none` (an unprivileged container whose own image
-    /// is the badger; the container is the boundary), or `auto`, the strongest that works
-    /// here (`solum-build info` says which, and why not the stronger ones).
-    #[arg(
-        long,
-        value_name = "LEVEL",
-        env = "SOLUM_BUILD_ISOLATION",
-        default_value = "auto"
-    )]
-    isolation: runtime::Isolation,
+    #[command(flatten)]
+    isolation: super::run::IsolationArg,
     /// The largest upload (artifact, badger tarball, git push), in MiB.
     #[arg(long, value_name = "MIB", default_value = "512")]
     max_upload: usize,
@@ -102,7 +93,7 @@ pub struct ServeArgs {
 }
 
 pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
-    super::exit::require_available_isolation(args.isolation)?;
+    super::exit::require_available_isolation(args.isolation.level)?;
     // Paths the user gave are made absolute here, once: the workers and the sandbox need
     // absolute host paths.
     let data = match args.data {
@@ -146,7 +137,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         registry: args.registry.client()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
-        isolation: args.isolation,
+        isolation: args.isolation.level,
         max_upload: args.max_upload.saturating_mul(1 << 20),
         allow_local_source: args
             .allow_local_source
