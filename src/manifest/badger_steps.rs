@@ -60,8 +60,22 @@ pub fn relative_path(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
-/// A bounded list of relative paths at `field`.
-fn path_list(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<Vec<String>> {
+/// Whether relative path `inner` is `outer` or lies below it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// A bounded list of relative paths at `field`. With `refuse_nested`, no path may lie inside
+/// another (a dependency input inside another would be staged, digested and left out of
+/// the layer twice).
+fn path_list(
+    d: &mut Decoder<'_>,
+    n: &Node<'_>,
+    field: &str,
+    refuse_nested: bool,
+) -> Option<Vec<String>> {
     let items = d.string_list(n, field)?;
     if items.is_empty() {
         d.error(n, field, Problem::Empty);
@@ -87,6 +101,20 @@ fn path_list(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<Vec<Strin
                 &format!("{field}[{i}]"),
                 Problem::Duplicate { value: path },
             );
+        } else if let Some(other) = out
+            .iter()
+            .find(|o| refuse_nested && (is_within(&path, o) || is_within(o, &path)))
+        {
+            let (inner, outer) = if is_within(&path, other) {
+                (path.clone(), other.clone())
+            } else {
+                (other.clone(), path.clone())
+            };
+            d.error_at(
+                at,
+                &format!("{field}[{i}]"),
+                Problem::Nested { inner, outer },
+            );
         } else {
             out.push(path);
         }
@@ -98,7 +126,7 @@ fn path_list(d: &mut Decoder<'_>, n: &Node<'_>, field: &str) -> Option<Vec<Strin
 pub(super) fn dependencies(d: &mut Decoder<'_>, n: &Node<'_>) -> Option<Dependencies> {
     let f = d.mapping(n, "dependencies", DEPENDENCIES_KEYS)?;
     let inputs = match f.get("inputs") {
-        Some(i) => path_list(d, i, &f.path_of("inputs")),
+        Some(i) => path_list(d, i, &f.path_of("inputs"), true),
         None => {
             d.error(n, &f.path_of("inputs"), Problem::Missing);
             None
@@ -137,7 +165,7 @@ pub(super) fn detect(d: &mut Decoder<'_>, n: &Node<'_>) -> Option<Detect> {
         }
     };
     let files = match f.get("files") {
-        Some(i) => path_list(d, i, &f.path_of("files")),
+        Some(i) => path_list(d, i, &f.path_of("files"), false),
         None => {
             d.error(n, &f.path_of("files"), Problem::Missing);
             None

@@ -103,6 +103,8 @@ pub enum Problem {
     Conflict { other: String },
     #[error("{value} is given twice")]
     Duplicate { value: String },
+    #[error("{inner:?} lies inside {outer:?}, also listed: give only one of them")]
+    Nested { inner: String, outer: String },
     #[error("min ({min}) is greater than max ({max})")]
     MinAboveMax { min: i64, max: i64 },
     #[error("give `repository` or `artifact` (or --source/--artifact on the command line)")]

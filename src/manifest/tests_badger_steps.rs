@@ -70,6 +70,14 @@ fn sizes_orders_and_shapes_are_bounded() {
     assert!(err.contains("must not be empty"), "{err}");
     let err = parse("dependencies:\n  inputs: [a, a]\n").unwrap_err();
     assert!(err.contains("given twice"), "{err}");
+    let err = parse("dependencies:\n  inputs: [vendor/cache, vendor]\n").unwrap_err();
+    assert!(
+        err.contains("dependencies.inputs[1]")
+            && err.contains("\"vendor/cache\" lies inside \"vendor\""),
+        "{err}"
+    );
+    assert!(parse("dependencies:\n  inputs: [vendor, vendor.lock, vendors/x]\n").is_ok());
+    assert!(parse("detect:\n  order: 1\n  files: [src, src/main.go]\n").is_ok());
     let err = parse("dependencies:\n  script: deps.sh\n").unwrap_err();
     assert!(err.contains("dependencies.inputs: required"), "{err}");
     let err = parse("detect:\n  order: 1001\n  files: [a]\n").unwrap_err();
