@@ -140,6 +140,9 @@ fn keep_newest(shared: &Shared, app: &str) -> Result<Vec<String>, LedgerError> {
         match layout.try_exclusive_lease()? {
             Some(held) => {
                 let report = layout.gc(&held)?;
+                if let Ok(root) = crate::store::cache::cache_root(layout.root()) {
+                    crate::pipeline::record_prune::prune_stale_records(&layout, &root);
+                }
                 notes.push(format!(
                     "gc: {} blobs, {} bytes freed",
                     report.removed.len(),

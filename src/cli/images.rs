@@ -179,6 +179,10 @@ pub fn gc(context: &Context, args: GcArgs) -> anyhow::Result<i32> {
         }
     })?;
     let report = layout.gc(&held)?;
+    // Build records whose DU or dependency layer gc just took can never be hits again.
+    let records = crate::store::cache::cache_root(&context.store).map_or(0, |root| {
+        crate::pipeline::record_prune::prune_stale_records(&layout, &root)
+    });
     let cache = crate::pipeline::unpack::rootfs_cache_dir(&context.store);
     let mut trees = crate::pipeline::unpack::prune_rootfs_cache(&layout, &cache)?;
     if let Some(max) = cache_max {
@@ -208,7 +212,7 @@ pub fn gc(context: &Context, args: GcArgs) -> anyhow::Result<i32> {
         + crate::store::scratch::sweep(&writable_layers, crate::pipeline::run::RUN_PREFIX);
     if !context.quiet {
         eprintln!(
-            "{:>12} {} blobs, {}; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}; {scratch} scratch folders of stopped pulls, builds and runs",
+            "{:>12} {} blobs, {}; {records} build records of collected blobs; {trees} unpacked trees from the cache; {} temp files of stopped writers, {}; {scratch} scratch folders of stopped pulls, builds and runs",
             "Removed",
             report.removed.len(),
             human_size(report.freed),

@@ -275,7 +275,11 @@ fn dependency_layer(
     let last_path = records
         .join("last")
         .join(Digest::of_bytes(format!("{}\0{}", context.app_name, badger.name).as_bytes()).hex());
-    let last: Option<BTreeMap<String, Option<String>>> = read_json(&last_path);
+    let last: Option<LastStep> = read_json(&last_path);
+    let this_step = LastStep {
+        key: key.hex().to_string(),
+        inputs: inputs.clone(),
+    };
     let recorded: Option<LayerRecord> = read_json(&record_path);
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
@@ -285,12 +289,12 @@ fn dependency_layer(
                     "dependencies:",
                     &format!("reused {} (inputs unchanged)", digest.short()),
                 );
-                write_json(&last_path, &inputs);
+                write_json(&last_path, &this_step);
                 return Ok(Some(record));
             }
             Err(why) => why.to_string(),
         },
-        None => why_not_cached(last.as_ref(), &inputs),
+        None => why_not_cached(last.as_ref(), &this_step),
     };
     reporter.status("dependencies:", &format!("installing ({reason})"));
     // Only what the source has is the app layer's to bring: an input the step creates
@@ -302,7 +306,7 @@ fn dependency_layer(
         .collect();
     let record = run_dependency_step(context, badger, stack, staging.path(), &present)?;
     write_json(&record_path, &record);
-    write_json(&last_path, &inputs);
+    write_json(&last_path, &this_step);
     Ok(Some(record))
 }
 
@@ -330,18 +334,30 @@ fn record_fits(
     Ok(digest)
 }
 
-/// Why no recorded layer fits: the inputs that changed since this app's last dependency
-/// step on this badger, else what else the key holds.
-fn why_not_cached(
-    last: Option<&BTreeMap<String, Option<String>>>,
-    inputs: &BTreeMap<String, Option<String>>,
-) -> String {
+/// What an app's last dependency step on a badger used (`dependencies/last/`), for the
+/// reason the next one cannot reuse its layer.
+#[derive(Serialize, Deserialize)]
+struct LastStep {
+    /// The step's cache key (hex).
+    key: String,
+    /// Each input's digest (`None`: the source did not have it).
+    inputs: BTreeMap<String, Option<String>>,
+}
+
+/// Why no recorded layer fits `now`: the same key as last time (its record went with the
+/// layer, to `gc`), the inputs that changed since this app's last dependency step on this
+/// badger, else what else the key holds.
+fn why_not_cached(last: Option<&LastStep>, now: &LastStep) -> String {
     let Some(last) = last else {
         return "first install".to_string();
     };
-    let changed: Vec<&str> = inputs
+    if last.key == now.key {
+        return "its layer is no longer in the store".to_string();
+    }
+    let changed: Vec<&str> = now
+        .inputs
         .iter()
-        .filter(|(name, digest)| last.get(*name) != Some(digest))
+        .filter(|(name, digest)| last.inputs.get(*name) != Some(digest))
         .map(|(name, _)| name.as_str())
         .collect();
     if changed.is_empty() {

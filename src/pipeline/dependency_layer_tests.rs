@@ -21,11 +21,13 @@ fn inputs_and_what_is_inside_them_are_left_out_of_the_layer() {
 
 #[test]
 fn the_reason_names_the_inputs_that_changed() {
-    let digests = |pairs: &[(&str, Option<&str>)]| -> BTreeMap<String, Option<String>> {
-        pairs
+    // Each set of inputs has a key of its own, as real keys hold the inputs' digests.
+    let digests = |pairs: &[(&str, Option<&str>)]| LastStep {
+        key: format!("{pairs:?}"),
+        inputs: pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-            .collect()
+            .collect(),
     };
     let now = digests(&[("requirements.txt", Some("b")), ("wheelhouse", Some("w"))]);
     assert_eq!(why_not_cached(None, &now), "first install");
@@ -36,6 +38,14 @@ fn the_reason_names_the_inputs_that_changed() {
     );
     assert_eq!(
         why_not_cached(Some(&now), &now),
+        "its layer is no longer in the store"
+    );
+    let other_key = LastStep {
+        key: "other".to_string(),
+        inputs: now.inputs.clone(),
+    };
+    assert_eq!(
+        why_not_cached(Some(&other_key), &now),
         "the badger, the environment or the build's options changed"
     );
     let added = digests(&[("requirements.txt", Some("b")), ("wheelhouse", None)]);

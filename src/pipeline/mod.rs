@@ -19,6 +19,7 @@ pub mod dependency_layer;
 pub mod detect;
 pub mod import;
 pub mod network_hint;
+pub mod record_prune;
 pub mod redaction;
 pub mod run;
 pub mod stacked;
