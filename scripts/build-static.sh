@@ -4,7 +4,8 @@
 # codegen unit, stripped). The result runs in any x86_64 Linux image, busybox and
 # distroless ones included, with no libc of its own:
 #   target/x86_64-unknown-linux-gnu/static/solum-build
-# (also copied to target/static/solum-build, where tests/static_binary.rs looks for it).
+# (where tests/static_binary.rs, scripts/make-tool-image.sh and the ci-cold benchmark look
+# for it; $CARGO_TARGET_DIR instead of target/ when set).
 # Glibc, not musl: the x86_64-unknown-linux-musl target is not installed on the machines
 # this is built on and cannot be downloaded there. Glibc >= 2.34 has its `files` and `dns`
 # name services built in, so a static binary resolves `localhost` (from /etc/hosts) and
@@ -17,8 +18,4 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --profile static --no-default-features --target "$target" --bin solum-build "$@"
-out=${CARGO_TARGET_DIR:-target}
-mkdir -p "$out/static"
-cp "$out/$target/static/solum-build" "$out/static/solum-build.tmp"
-mv "$out/static/solum-build.tmp" "$out/static/solum-build"
-ls -l "$out/static/solum-build"
+ls -l "${CARGO_TARGET_DIR:-target}/$target/static/solum-build"

@@ -1,11 +1,12 @@
-//! The static binary of `scripts/build-static.sh` (`target/static/solum-build`): glibc
-//! linked in, no program interpreter, so it runs in images that have no libc of their own
-//! (busybox, distroless). On the host (as root, then again as `tester`) and inside podman's
-//! run of a busybox image (root only: podman runs rootful in these tests) it answers
-//! `--version` and `info`, and pushes to and pulls from a real `docker-registry` by
-//! `127.0.0.1` and by `localhost` — the name that needs the static glibc's built-in `files`
-//! name service, with no `libnss_*.so` in the image. On the host it also runs a command in
-//! its sandbox, which starts the binary again from `/proc/self/exe`.
+//! The static binary of `scripts/build-static.sh`
+//! (`target/x86_64-unknown-linux-gnu/static/solum-build`): glibc linked in, no program
+//! interpreter, so it runs in images that have no libc of their own (busybox, distroless).
+//! On the host (as root, then again as `tester`) and inside podman's run of a busybox image
+//! (root only: podman runs rootful in these tests) it answers `--version` and `info`, and
+//! pushes to and pulls from a real `docker-registry` by `127.0.0.1` and by `localhost` —
+//! the name that needs the static glibc's built-in `files` name service, with no
+//! `libnss_*.so` in the image. On the host it also runs a command in its sandbox, which
+//! starts the binary again from `/proc/self/exe`.
 //!
 //! `scripts/test.sh` builds the binary before the tests (a release build of its own, with
 //! fat LTO). Where it is absent the tests say so on stderr and pass, except on CI
@@ -25,7 +26,7 @@ fn static_binary_path() -> PathBuf {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_dir().join("target"), PathBuf::from);
-    target.join("static/solum-build")
+    target.join("x86_64-unknown-linux-gnu/static/solum-build")
 }
 
 /// The static binary, or `None` (with the reason on stderr) when it was not built and this
