@@ -111,5 +111,5 @@ bench_log "$runs runs each ($BENCH_TOOL)"
 pair=$(bench_pair_ms "$runs" "$forget_pushes" ours_cmd peer_cmd)
 read -r ours peer <<<"$pair"
 bench_compare "ci cold" "$ours" "$peer" buildah
-share=$(awk -v o="$ours" -v p="$peer" 'BEGIN { printf "%.2f\n", o / p }')
+share=$(bench_share "$ours" "$peer")
 echo "SUMMARY ci-cold: ours $ours ms, buildah $peer ms, ours/buildah $share (target ours <= 0.5x buildah): $(bench_at_most "$share" 0.5)"
