@@ -69,7 +69,8 @@ level_of() {
     fi
 }
 
-# Prints one result line: RECIPE, the level `info` named, the build's outcome, the digest.
+# Prints one result line: RECIPE, the level `info` named, the build's outcome (the build's
+# stdout, ending with the digest, is in OUT, its stderr in OUT.err), the digest.
 report() {
     _name=$1 _info=$2 _out=$3 _rc=$4
     if [ "$_rc" = 0 ]; then
@@ -81,7 +82,7 @@ report() {
         esac
         printf '%-24s level: %s | build ok | digest %s\n' "$_name" "$(level_of "$_info")" "$_same"
     else
-        printf '%-24s level: %s | build FAILED: %s\n' "$_name" "$(level_of "$_info")" "$(tail -n 1 "$_out")"
+        printf '%-24s level: %s | build FAILED: %s\n' "$_name" "$(level_of "$_info")" "$(tail -n 1 "$_out.err")"
     fi
 }
 
@@ -98,7 +99,7 @@ host_build() {
             >"$work/$_name.info" 2>&1 || true
         "$@" env HOME="$work/$_name-store" "$bin" --store "$work/$_name-store" build app.yaml \
             --badger "docker://$reg/badgers/shell:1" --push "docker://$reg/ci/$_name:1" \
-            >"$work/$_name.out" 2>&1
+            >"$work/$_name.out" 2>"$work/$_name.out.err"
     )
 }
 
@@ -131,7 +132,7 @@ try() {
     _rc=0
     # shellcheck disable=SC2086
     "$@" /tools/solum-build $build_args --push "docker://$reg/ci/$_name:1" \
-        >"$work/$_name.out" 2>&1 || _rc=$?
+        >"$work/$_name.out" 2>"$work/$_name.out.err" || _rc=$?
     report "$_name" "$work/$_name.info" "$work/$_name.out" "$_rc"
 }
 
