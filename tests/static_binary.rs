@@ -1,12 +1,13 @@
 //! The static binary of `scripts/build-static.sh`
 //! (`target/x86_64-unknown-linux-gnu/static/solum-build`): glibc linked in, no program
 //! interpreter, so it runs in images that have no libc of their own (busybox, distroless).
-//! On the host (as root, then again as `tester`) and inside podman's run of a busybox image
-//! (root only: podman runs rootful in these tests) it answers `--version` and `info`, and
-//! pushes to and pulls from a real `docker-registry` by `127.0.0.1` and by `localhost` —
-//! the name that needs the static glibc's built-in `files` name service, with no
-//! `libnss_*.so` in the image. On the host it also runs a command in its sandbox, which
-//! starts the binary again from `/proc/self/exe`.
+//! On the host (as root, then again as `tester`) and inside podman's runs of a busybox image
+//! and of an image of a CA bundle and nothing else (root only: podman runs rootful in these
+//! tests) it answers `--version` and `info`, and pushes to and pulls from a real
+//! `docker-registry` by `127.0.0.1` and by `localhost` — the name that needs the static
+//! glibc's built-in `files` name service, with no `libnss_*.so` in the image. On the host
+//! it also runs a command in its sandbox, which starts the binary again from
+//! `/proc/self/exe`.
 //!
 //! `scripts/test.sh` builds the binary before the tests (a release build of its own, with
 //! fat LTO). Where it is absent the tests say so on stderr and pass, except on CI
@@ -15,6 +16,7 @@
 mod support;
 
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::registry::{Mode, Registry};
 use support::*;
@@ -199,26 +201,15 @@ fn the_static_binary_imports_runs_and_talks_to_a_registry_on_the_host() {
     );
 }
 
-#[test]
-fn the_static_binary_runs_in_the_busybox_image() {
-    let Some(binary) = static_binary() else {
-        return;
-    };
-    if !is_root() {
-        // podman runs rootful in these tests (as in tests/support/apps.rs).
-        return;
-    }
-    support::registry::require("podman", "podman");
-    let dir = temp_dir();
-    let store = dir.path().join("store");
-    busybox_store(dir.path(), &store, &[]);
-    let image = support::apps::PodmanImage::push(dir.path(), &store, "base/busybox", "static", "");
-    let registry = Registry::start(Mode::Plain);
-
-    // The container's root is the busybox image: no libc, no libnss, no CA bundle. The
-    // store is bind-mounted so that the push has something to send; the network is the
-    // host's, where the registry listens on loopback.
-    let in_busybox = |args: &[&str]| {
+/// `podman run` of `image` (the host's network, where the registry listens on loopback)
+/// with the static binary at /usr/local/bin/solum-build and `store` at /store (so that a
+/// push has something to send): the binary's arguments in, the finished run out.
+fn in_container<'a>(
+    image: &'a support::apps::PodmanImage,
+    binary: &'a Path,
+    store: &'a Path,
+) -> impl Fn(&[&str]) -> Run + 'a {
+    move |args| {
         Cmd::program("podman")
             .env("CONTAINERS_CONF", &image.conf)
             .args(["run", "--rm", "--runtime", "runc", "--network", "host"])
@@ -234,23 +225,51 @@ fn the_static_binary_runs_in_the_busybox_image() {
             .arg("/usr/local/bin/solum-build")
             .args(args)
             .run()
-    };
-    let version = in_busybox(&["--version"]).ok();
-    assert!(
-        version.stdout.starts_with("solum-build "),
-        "{}",
-        version.text()
-    );
-    let info = in_busybox(&["--store", "/store", "info"]).ok();
-    assert!(!info.stdout.is_empty(), "{}", info.text());
+    }
+}
 
-    push_by_address_pull_by_name(
-        in_busybox,
-        "/store",
-        "/tmp/pulled",
-        registry.port,
-        "static/busybox",
-    );
+#[test]
+fn the_static_binary_runs_in_busybox_and_in_an_image_of_nothing_else() {
+    let Some(binary) = static_binary() else {
+        return;
+    };
+    if !is_root() {
+        // podman runs rootful in these tests (as in tests/support/apps.rs).
+        return;
+    }
+    support::registry::require("podman", "podman");
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &[]);
+    // Distroless-like: a CA bundle and /tmp, and nothing else (the binary is mounted).
+    let bare = dir.path().join("bare");
+    std::fs::create_dir_all(bare.join("etc/ssl/certs")).unwrap();
+    std::fs::create_dir_all(bare.join("tmp")).unwrap();
+    std::fs::set_permissions(bare.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let bundle = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if bundle.is_file() {
+        std::fs::copy(bundle, bare.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    }
+    import_tree(&store, &bare, "static/bare");
+    let registry = Registry::start(Mode::Plain);
+
+    // Neither image has a libc, a libnss or a shell the binary could lean on.
+    for (name, tag) in [
+        ("base/busybox", "static-busybox"),
+        ("static/bare", "static-bare"),
+    ] {
+        let image = support::apps::PodmanImage::push(dir.path(), &store, name, tag, "");
+        let solum = in_container(&image, &binary, &store);
+        let version = solum(&["--version"]).ok();
+        assert!(
+            version.stdout.starts_with("solum-build "),
+            "{name}: {}",
+            version.text()
+        );
+        let info = solum(&["--store", "/store", "info"]).ok();
+        assert!(!info.stdout.is_empty(), "{name}: {}", info.text());
+        push_by_address_pull_by_name(solum, "/store", "/tmp/pulled", registry.port, tag);
+    }
 }
 
 #[test]
