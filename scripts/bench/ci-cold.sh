@@ -51,6 +51,7 @@ if ! podman image exists "$ci_image"; then
                 buildah ca-certificates >/dev/null' >&2
     podman commit -q solum-bench-ci-prep "$ci_image" >/dev/null
     podman rm solum-bench-ci-prep >/dev/null
+    podman rmi localhost/solum-bench-ci-base:1 >/dev/null
 fi
 
 # The registry, on a free loopback port, stopped when the benchmark exits.
