@@ -68,3 +68,30 @@ solum_base_tarball() { echo "$(solum_base_cache)/$1.tar"; }
 
 # The clock every base image is imported with, so that the same rootfs gives the same digest.
 SOLUM_BASE_EPOCH=${SOLUM_BASE_EPOCH:-1704067200}
+
+# Starts Debian's docker-registry on a free loopback port, with its config, storage and log
+# in DIR, and waits until it answers. Sets SOLUM_REGISTRY (127.0.0.1:PORT) and
+# SOLUM_REGISTRY_PID; the caller stops it (kill "$SOLUM_REGISTRY_PID").
+solum_start_registry() {
+    _dir=$1
+    _port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    SOLUM_REGISTRY=127.0.0.1:$_port
+    mkdir -p "$_dir"
+    cat >"$_dir/config.yml" <<EOF_REGISTRY
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $_dir/storage}, delete: {enabled: true}}
+http: {addr: $SOLUM_REGISTRY}
+EOF_REGISTRY
+    docker-registry serve "$_dir/config.yml" >"$_dir/log" 2>&1 &
+    SOLUM_REGISTRY_PID=$!
+    _i=0
+    until curl -fs "http://$SOLUM_REGISTRY/v2/" >/dev/null 2>&1; do
+        _i=$((_i + 1))
+        if [ "$_i" -gt 200 ]; then
+            echo "docker-registry did not start: $(cat "$_dir/log")" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}

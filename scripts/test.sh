@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test command: the unit tests of the builder-only configuration
-# (`--no-default-features`), then the unit and integration tests of the whole workspace. As root it first
+# (`--no-default-features`), the static binary (scripts/build-static.sh), then the unit and
+# integration tests of the whole workspace. As root it first
 # installs the peers and the `tester` user, and caches the debian-LANGUAGE root filesystems
 # the language badger tests import (debootstrap; once, then reused). Every integration test
 # file runs again as the unprivileged user `tester`. On CI (CI=true), or with
@@ -23,6 +24,10 @@ status=0
 # file. Then the whole workspace, so that target/release/solum-build is the full tool.
 { cargo test --release --no-default-features -p solum-build --lib --test store_bad_input 2>&1 \
     || echo "cargo-test-exit $?"; } | tee "$summary"
+# The static binary (scripts/build-static.sh: builder only, glibc linked in), which
+# tests/static_binary.rs runs on the host and in a busybox image; on CI that test fails
+# when the binary is missing, so it is built here, before the tests.
+{ sh scripts/build-static.sh 2>&1 || echo "cargo-test-exit $?"; } | tee -a "$summary"
 { cargo test --workspace --release 2>&1 || echo "cargo-test-exit $?"; } | tee -a "$summary"
 if grep -q '^cargo-test-exit ' "$summary"; then status=1; fi
 fuzz_seconds=${SOLUM_FUZZ_SECONDS:-}

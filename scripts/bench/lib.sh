@@ -196,6 +196,8 @@ bench_peak_rss_kib() {
 
 # The ratio PEER/OURS with two decimals: above 1 means ours is faster.
 bench_ratio() { awk -v o="$1" -v p="$2" 'BEGIN { if (o <= 0) print "inf"; else printf "%.2f\n", p / o }'; }
+# The inverse, OURS/PEER, for targets stated as "ours <= N x the peer's time".
+bench_share() { awk -v o="$1" -v p="$2" 'BEGIN { if (p <= 0) print "inf"; else printf "%.2f\n", o / p }'; }
 
 # bench_compare LABEL OURS_MS PEER_MS PEER_NAME: the side-by-side line.
 bench_compare() {

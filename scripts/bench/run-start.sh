@@ -40,5 +40,5 @@ pair=$(bench_pair_ms "$runs" "" ours_cmd peer_cmd)
 read -r ours peer <<<"$pair"
 bench_compare "run true" "$ours" "$peer" bwrap
 # The target is on ours / bwrap (bench_ratio prints bwrap / ours).
-slower=$(awk -v o="$ours" -v p="$peer" 'BEGIN { if (p <= 0) print "inf"; else printf "%.2f\n", o / p }')
+slower=$(bench_share "$ours" "$peer")
 echo "SUMMARY run-start ($(id -un)): ours $ours ms, bwrap $peer ms, ours/bwrap ${slower}x (target <= 1.3x): $(bench_at_most "$slower" 1.3)"
