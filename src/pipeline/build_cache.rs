@@ -38,7 +38,10 @@ pub(super) fn reuse_cached(
     }))
 }
 
-/// The cache key: everything that decides the DU's bytes.
+/// The cache key: everything that decides the DU's bytes. How the build is contained (root
+/// or rootless, the isolation level) is not in it: that changes how a build runs, never
+/// what it makes, and the key is written into the DU (`org.solum.build.key`), so a key
+/// with it would give the same inputs different DU digests on different hosts.
 pub(super) fn build_key(
     app: &AppFile,
     badgers: &[Badger],
@@ -48,7 +51,8 @@ pub(super) fn build_key(
 ) -> Digest {
     let mut document = json!({
         // 2: builds gained the dependency step and SOURCE_DATE_EPOCH in their environment.
-        "key_version": 2,
+        // 3: root or rootless left the key.
+        "key_version": 3,
         "app": app,
         "badgers": badgers.iter().map(|b| b.digest().to_string()).collect::<Vec<_>>(),
         "source_tree": info.tree_digest.to_string(),
@@ -56,7 +60,6 @@ pub(super) fn build_key(
         "epoch": epoch,
         "compression": format!("{:?}", request.compression),
         "network_host": request.network_host,
-        "rootless": request.privilege.is_rootless(),
     });
     if let (Some(names), Some(fields)) = (request.inputs.key_part(), document.as_object_mut()) {
         fields.insert("secrets".into(), json!(names));

@@ -13,7 +13,8 @@
 //!    the source is hostile; none there skips the step;
 //! 2. each input is digested (type, mode, contents; a folder by `source::tree_digest`);
 //!    the cache key is those digests with the layers below, the badger, the environment,
-//!    the network mode, rootless or not, the compression and the epoch;
+//!    the network mode, the compression and the epoch (not root or rootless, nor the
+//!    isolation level: they change how the step is contained, not what it makes);
 //! 3. a record of the key whose layer blob is still in the store (`gc` may have taken it:
 //!    an unnamed layer is kept only while a build holds the store's lease) is reused;
 //! 4. else the step runs in a workspace of its own and its changes are written as a layer,
@@ -72,7 +73,8 @@ const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Version of the cache key's document: a new one when what the layer holds changes.
 /// 2: an input the source lacks and the step creates stays in the layer.
-const KEY_VERSION: u32 = 2;
+/// 3: root or rootless left the key.
+const KEY_VERSION: u32 = 3;
 
 /// Why a dependency step did not give its layer.
 #[derive(Debug, thiserror::Error)]
@@ -381,7 +383,6 @@ fn cache_key(
         "inputs": inputs,
         "env": context.env,
         "network_host": context.request.network_host,
-        "rootless": context.request.privilege.is_rootless(),
         "compression": format!("{:?}", context.request.compression),
         "epoch": context.epoch(),
     });
