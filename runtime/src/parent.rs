@@ -61,6 +61,9 @@ pub struct Outcome {
     pub id_map: IdMapKind,
     /// `/proc` was a read-only bind of the host's (the host masks its own `/proc`).
     pub proc_fallback: bool,
+    /// Steps of the setup the host refused and the sandbox did without (see
+    /// [`crate::rootfs::SetupReport::degradations`]), and how a `chroot` run differs.
+    pub degradations: Vec<String>,
 }
 
 impl Outcome {
@@ -334,6 +337,7 @@ pub fn run_with_cancel(
             created_mount_points: setup.created_mount_points,
             id_map,
             proc_fallback: setup.proc_fallback,
+            degradations: setup.degradations,
         }),
         Ok(Report::Failed { stage, message }) => Err(SandboxError::Setup { stage, message }),
         Err(_) => Err(SandboxError::NoReport {

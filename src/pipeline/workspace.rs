@@ -448,6 +448,11 @@ pub fn run_step(
         stage: stage.to_string(),
         source,
     })?;
+    // In the step's log, after its output: what the host refused and the sandbox did
+    // without (a container's seccomp profile, its masked /proc), or how the level differs.
+    for degradation in &outcome.degradations {
+        reporter.output_line(stage, &format!("sandbox: {degradation}"), true);
+    }
     Ok(StepResult {
         outcome,
         tail: tail.into_iter().collect(),
