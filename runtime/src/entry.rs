@@ -5,6 +5,7 @@
 //! fd 0. It stays in the host's namespaces and must not mount anything itself.
 
 use crate::idmap::{self, HostIds, IdMapKind};
+use crate::isolation::Isolation;
 use crate::namespaces::{self, Moment};
 use crate::process::{self, chain, InitArgs, InitMessage, Termination};
 use crate::rootfs::{Layout, MountContext, SetupReport};
@@ -104,6 +105,16 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
         return failed("spec", chain(&e));
     }
     let started = Instant::now();
+    match spec.isolation {
+        Isolation::Userns => {}
+        Isolation::Chroot => return crate::chroot::run_chrooted(&spec, &waited, started),
+        other => {
+            return failed(
+                "isolation",
+                format!("the sandbox runs at the userns or chroot level, not {other}"),
+            )
+        }
+    }
     crate::private::sweep(STAGING_PREFIX);
     let staging =
         match crate::private::make_dir_in(&crate::private::fast_temp_dir(), STAGING_PREFIX) {
@@ -263,7 +274,7 @@ fn wait_init(init: Pid, waited: &SigSet, deadline: Option<Instant>) -> Option<Te
 }
 
 /// The next blocked signal of `set`, or `None` when `timeout` passes first.
-fn next_signal(set: &SigSet, timeout: Option<Duration>) -> Option<Signal> {
+pub(crate) fn next_signal(set: &SigSet, timeout: Option<Duration>) -> Option<Signal> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: libc::c_long::from(t.subsec_nanos()),

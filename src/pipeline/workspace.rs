@@ -114,10 +114,20 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (found_major, found_minor) >= (major, minor)
 }
 
-/// Whether builds use overlay here: the kernel must allow it in a user namespace, and
-/// `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
+/// Whether builds use overlay here: the kernel must allow it in a user namespace (so not
+/// at the `chroot` level), and `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
 pub fn overlay_available() -> bool {
     if std::env::var_os("SOLUM_BUILD_NO_OVERLAY").is_some_and(|v| v == "1") {
+        return false;
+    }
+    // The chroot level has no user namespace to mount an overlay in.
+    let chroot = Some(runtime::Isolation::Chroot);
+    if [
+        Some(runtime::Isolation::requested()),
+        runtime::Isolation::auto_resolved(),
+    ]
+    .contains(&chroot)
+    {
         return false;
     }
     runtime::host_info().overlay_in_user_namespace
