@@ -369,7 +369,8 @@ fn remove_at(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
 }
 
 /// Copies the tree `from` into the existing directory (or file) `to`: directories, regular
-/// files and symlinks (as symlinks), with their permission bits; nothing else.
+/// files and symlinks (as symlinks), with their permission bits but no setuid or setgid
+/// bit; nothing else.
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     // `from` itself may be a `/proc/self/fd/N` name, which only `metadata` sees through.
@@ -391,6 +392,11 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
         } else if kind.is_file() {
             std::fs::copy(&src, &dst)?;
+            // A bind is `nosuid` at the userns level: no setuid or setgid file crosses.
+            let mode = std::fs::symlink_metadata(&dst)?.permissions().mode();
+            if mode & 0o6000 != 0 {
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode & 0o1777))?;
+            }
         }
     }
     Ok(())
