@@ -153,11 +153,22 @@ pub fn run_image(
             work: work.clone(),
         });
         let mut on_output = on_output;
-        match runtime::run(&overlay, &exe, &mut on_output) {
+        let first = if super::workspace::at_chroot_level() {
+            // No overlay without a user namespace: straight to the copy, quietly.
+            Err(SandboxError::Setup {
+                stage: "root".into(),
+                message: "overlay needs a user namespace".into(),
+            })
+        } else {
+            runtime::run(&overlay, &exe, &mut on_output)
+        };
+        match first {
             Err(SandboxError::Setup { message, .. }) if message.contains("overlay") => {
-                reporter.warning(&format!(
-                    "overlay is not available ({message}); copying the root filesystem"
-                ));
+                if !super::workspace::at_chroot_level() {
+                    reporter.warning(&format!(
+                        "overlay is not available ({message}); copying the root filesystem"
+                    ));
+                }
                 let copy = scratch_path.join("rootfs");
                 // A copy needs the flattened tree, whatever the overlay would have stacked.
                 let (flat, _flat_hold) =

@@ -114,20 +114,24 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (found_major, found_minor) >= (major, minor)
 }
 
+/// Whether this process's sandboxes run at the `chroot` level (asked for, or what `auto`
+/// chose): no user namespace, so no overlay to mount.
+pub fn at_chroot_level() -> bool {
+    let chroot = Some(runtime::Isolation::Chroot);
+    [
+        Some(runtime::Isolation::requested()),
+        runtime::Isolation::auto_resolved(),
+    ]
+    .contains(&chroot)
+}
+
 /// Whether builds use overlay here: the kernel must allow it in a user namespace (so not
 /// at the `chroot` level), and `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
 pub fn overlay_available() -> bool {
     if std::env::var_os("SOLUM_BUILD_NO_OVERLAY").is_some_and(|v| v == "1") {
         return false;
     }
-    // The chroot level has no user namespace to mount an overlay in.
-    let chroot = Some(runtime::Isolation::Chroot);
-    if [
-        Some(runtime::Isolation::requested()),
-        runtime::Isolation::auto_resolved(),
-    ]
-    .contains(&chroot)
-    {
+    if at_chroot_level() {
         return false;
     }
     runtime::host_info().overlay_in_user_namespace
