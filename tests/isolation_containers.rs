@@ -213,6 +213,9 @@ fn python_app_under_dockers_profile_gives_the_bare_hosts_digest() {
     assert!(run.stderr.contains("Ran 3 tests"), "{}", run.text());
 }
 
+/// A host folder the hostile build writes to through a symlink; it must never exist.
+const OUTSIDE: &str = "/etc/solum-hostile-target";
+
 /// The suite's hostile build scripts at the `chroot` level (as root on the host): a build
 /// that swaps `/solum` or `/tmp` for a symlink to a host folder, leaves a setuid file and a
 /// symlink to a host file in its cache, or writes through an absolute symlink, changes
@@ -240,9 +243,10 @@ fn hostile_builds_at_the_chroot_level_stay_in_their_tree() {
              cp /bin/busybox /solum/cache/x && chmod 4755 /solum/cache/x\n\
              ln -s {secret} /solum/cache/link\n\
              mv /solum /solum.old && ln -s {s} /solum\n\
-             rm -rf /tmp && ln -s {s} /tmp\n\
-             mkdir -p {s} && ln -s {s} /app/out && echo x > /app/out/written\n",
-            secret = secret.display()
+             mkdir -p {outside} && ln -s {outside} /app/out && echo x > /app/out/written\n\
+             rm -rf /tmp && ln -s {s} /tmp\n",
+            secret = secret.display(),
+            outside = OUTSIDE,
         ),
     )
     .unwrap();
@@ -290,7 +294,8 @@ fn hostile_builds_at_the_chroot_level_stay_in_their_tree() {
         .arg(&unpacked)
         .run()
         .ok();
-    let inner = unpacked.join(somewhere.strip_prefix("/").unwrap());
+    assert!(!Path::new(OUTSIDE).exists(), "written on the host");
+    let inner = unpacked.join(OUTSIDE.trim_start_matches('/'));
     assert_eq!(std::fs::read_to_string(inner.join("written")).unwrap(), "x\n");
     assert!(unpacked.join("app/out").is_symlink());
 }
