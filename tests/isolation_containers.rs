@@ -87,7 +87,11 @@ fn sample_app_in_containers_gives_the_bare_hosts_digest() {
             run.text()
         );
         assert!(test.contains("tests passed"), "{}", run.text());
-        assert!(run.stderr.contains("tests passed"), "the gate ran: {}", run.text());
+        assert!(
+            run.stderr.contains("tests passed"),
+            "the gate ran: {}",
+            run.text()
+        );
         if confinement == Confinement::PodmanDefault {
             // Every step the profile refused is in the build log, with what replaced it.
             assert!(run.stderr.contains("sandbox: hostname:"), "{}", run.text());
@@ -95,7 +99,10 @@ fn sample_app_in_containers_gives_the_bare_hosts_digest() {
         } else {
             assert!(info.contains("userns:                   refused: clone(CLONE_NEWUSER)"));
             assert!(info.contains("seccomp"), "{info}");
-            assert!(info.contains("chroot cannot prevent:    the network"), "{info}");
+            assert!(
+                info.contains("chroot cannot prevent:    the network"),
+                "{info}"
+            );
         }
     }
 }
@@ -261,7 +268,11 @@ fn hostile_builds_at_the_chroot_level_stay_in_their_tree() {
         .arg(&file)
         .run()
         .ok();
-    assert!(built.stderr.contains("sandbox: chroot:"), "{}", built.text());
+    assert!(
+        built.stderr.contains("sandbox: chroot:"),
+        "{}",
+        built.text()
+    );
     // Nothing of the host changed: the symlinks named host paths, seen inside the tree.
     let mut names: Vec<_> = std::fs::read_dir(&somewhere)
         .unwrap()
@@ -296,7 +307,10 @@ fn hostile_builds_at_the_chroot_level_stay_in_their_tree() {
         .ok();
     assert!(!Path::new(OUTSIDE).exists(), "written on the host");
     let inner = unpacked.join(OUTSIDE.trim_start_matches('/'));
-    assert_eq!(std::fs::read_to_string(inner.join("written")).unwrap(), "x\n");
+    assert_eq!(
+        std::fs::read_to_string(inner.join("written")).unwrap(),
+        "x\n"
+    );
     assert!(unpacked.join("app/out").is_symlink());
 }
 
@@ -310,8 +324,20 @@ fn a_timeout_at_the_chroot_level_kills_the_whole_tree() {
     let dir = temp_dir();
     let (store, _) = shell_store_and_hello(dir.path());
     let run = Cmd::solum(&store)
-        .args(["run", "--isolation", "chroot", "--timeout", "2", "base/busybox"])
-        .args(["--", "sh", "-c", "setsid sleep 3017 & sleep 3018 & sleep 3019"])
+        .args([
+            "run",
+            "--isolation",
+            "chroot",
+            "--timeout",
+            "2",
+            "base/busybox",
+        ])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 3017 & sleep 3018 & sleep 3019",
+        ])
         .run();
     assert_ne!(run.code, 0, "{}", run.text());
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -344,7 +370,9 @@ fn a_forced_level_that_cannot_work_is_refused_naming_why() {
         .run()
         .fails_with(2);
     assert!(
-        refused.stderr.contains("--isolation chroot cannot work here: not root")
+        refused
+            .stderr
+            .contains("--isolation chroot cannot work here: not root")
             && refused.stderr.contains("would pick userns"),
         "{}",
         refused.text()

@@ -109,6 +109,11 @@ pub fn run_in_container(
 /// A copy of `store` made with `cp -a` in `dir/NAME`, for one container to write to.
 pub fn store_copy(dir: &Path, store: &Path, name: &str) -> PathBuf {
     let copy = dir.join(name);
-    Cmd::program("cp").arg("-a").arg(store).arg(&copy).run().ok();
+    Cmd::program("cp")
+        .arg("-a")
+        .arg(store)
+        .arg(&copy)
+        .run()
+        .ok();
     copy
 }
