@@ -28,6 +28,22 @@ fn shell_store_and_hello(dir: &Path) -> (PathBuf, PathBuf) {
     (store, hello)
 }
 
+/// A store at `/store` (writable) and the sample app at `/hello` in the container.
+fn store_and_hello<'a>(store: &'a Path, hello: &'a Path) -> [Bind<'a>; 2] {
+    [
+        Bind {
+            host: store,
+            inner: "/store",
+            read_only: false,
+        },
+        Bind {
+            host: hello,
+            inner: "/hello",
+            read_only: true,
+        },
+    ]
+}
+
 /// What `info` inside a container says it picks.
 fn chosen_level(info: &str) -> &str {
     info.lines()
@@ -60,18 +76,7 @@ fn sample_app_in_containers_gives_the_bare_hosts_digest() {
         let run = run_in_container(
             dir.path(),
             confinement,
-            &[
-                Bind {
-                    host: &copy,
-                    inner: "/store",
-                    read_only: false,
-                },
-                Bind {
-                    host: &hello,
-                    inner: "/hello",
-                    read_only: true,
-                },
-            ],
+            &store_and_hello(&copy, &hello),
             "solum-build info && echo '== build' && \
              solum-build --store /store build --no-cache /hello/app.yaml && echo '== test' && \
              solum-build --store /store run hello -- ./test.sh",
@@ -120,18 +125,7 @@ fn without_capabilities_info_explains_that_only_none_is_left() {
     let run = run_in_container(
         dir.path(),
         Confinement::NoCapabilities,
-        &[
-            Bind {
-                host: &store,
-                inner: "/store",
-                read_only: false,
-            },
-            Bind {
-                host: &hello,
-                inner: "/hello",
-                read_only: true,
-            },
-        ],
+        &store_and_hello(&store, &hello),
         "solum-build info; echo \"== info $?\"; \
          solum-build --store /store build --no-cache /hello/app.yaml; echo \"== auto $?\"; \
          solum-build --store /store build --isolation chroot /hello/app.yaml; echo \"== chroot $?\"",
@@ -174,27 +168,13 @@ fn python_app_under_dockers_profile_gives_the_bare_hosts_digest() {
     }
     let dir = temp_dir();
     let store = dir.path().join("store");
-    import_tree(
-        &store,
-        &base_tarball("debian-python3"),
-        "base/debian-python3",
-    );
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(repo_dir().join("badgers/python"))
-        .run()
-        .ok();
-    let app = dir.path().join("python-web");
-    Cmd::program("cp")
-        .arg("-a")
-        .arg(repo_dir().join("testdata/apps/python-web"))
-        .arg(&app)
-        .run()
-        .ok();
+    support::apps::store_with_debian_badger(&store, "debian-python3", "python");
+    let app_file = support::apps::copy_app(dir.path(), "python-web");
+    let app = app_file.parent().unwrap();
     let container_store = store_copy(dir.path(), &store, "store-chroot");
     let on_host = Cmd::solum(&store)
         .arg("build")
-        .arg(app.join("app.yaml"))
+        .arg(&app_file)
         .run()
         .ok()
         .last_line();
@@ -208,7 +188,7 @@ fn python_app_under_dockers_profile_gives_the_bare_hosts_digest() {
                 read_only: false,
             },
             Bind {
-                host: &app,
+                host: app,
                 inner: "/python-web",
                 read_only: true,
             },

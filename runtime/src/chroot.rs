@@ -25,7 +25,7 @@
 //! second chroot to climb out, no device of the host), and the processes of this tool turn
 //! non-dumpable, so a root command cannot ptrace them.
 
-use crate::entry::{next_signal, Report};
+use crate::entry::{wait_or_kill, Report, Waited};
 use crate::idmap::IdMapKind;
 use crate::inroot::{self, Make};
 use crate::process::{self, Termination};
@@ -462,26 +462,15 @@ fn run_command(
 
 /// Waits for the command; on timeout or a termination request kills its process group.
 fn wait_command(child: Pid, waited: &SigSet, deadline: Option<Instant>) -> Termination {
-    loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Termination::Exited(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Termination::Signaled(sig as i32),
-            Ok(_) => {}
-            Err(_) => return Termination::Exited(255),
-        }
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let why = if remaining.is_some_and(|r| r.is_zero()) {
-            Termination::TimedOut
-        } else {
-            match next_signal(waited, remaining) {
-                Some(Signal::SIGCHLD) | None => continue,
-                Some(_) => Termination::Cancelled,
-            }
-        };
+    let kill_group = || {
         let _ = kill(Pid::from_raw(-child.as_raw()), Signal::SIGKILL);
         let _ = kill(child, Signal::SIGKILL);
-        let _ = waitpid(child, None);
-        return why;
+    };
+    match wait_or_kill(child, waited, deadline, kill_group) {
+        Waited::Ended(Some(WaitStatus::Exited(_, code))) => Termination::Exited(code),
+        Waited::Ended(Some(WaitStatus::Signaled(_, sig, _))) => Termination::Signaled(sig as i32),
+        Waited::Ended(_) => Termination::Exited(255),
+        Waited::Killed(why) => why,
     }
 }
 

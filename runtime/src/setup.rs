@@ -327,9 +327,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn proc_falls_back_to_a_read_only_bind_when_refused() {
-        let sys = RecordingSyscall::failing(&["mount proc"]);
+    /// The setup of a prepared directory with the calls starting with `refused` failing.
+    fn setup_refusing(refused: &str) -> (RecordingSyscall, SetupReport) {
+        let sys = RecordingSyscall::failing(&[refused]);
         let report = run_setup(
             &sys,
             &spec(RootFs::Dir("/img".into())),
@@ -337,7 +337,14 @@ mod tests {
             &MountContext::default(),
         )
         .unwrap();
+        (sys, report)
+    }
+
+    #[test]
+    fn proc_falls_back_to_a_read_only_bind_when_refused() {
+        let (sys, report) = setup_refusing("mount proc");
         assert!(report.proc_fallback);
+        assert!(report.degradations.iter().any(|d| d.starts_with("proc:")));
         let b =
             sys.position("mount - /proc /nonexistent-staging/root/proc MsFlags(MS_BIND | MS_REC)");
         assert!(next_remount(&sys.calls(), b).contains("MS_RDONLY"));
@@ -345,14 +352,7 @@ mod tests {
 
     #[test]
     fn a_refused_hostname_is_a_recorded_degradation_not_a_failure() {
-        let sys = RecordingSyscall::failing(&["sethostname"]);
-        let report = run_setup(
-            &sys,
-            &spec(RootFs::Dir("/img".into())),
-            &layout(),
-            &MountContext::default(),
-        )
-        .unwrap();
+        let (sys, report) = setup_refusing("sethostname");
         assert!(report
             .degradations
             .iter()
