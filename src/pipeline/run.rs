@@ -59,7 +59,8 @@ pub struct RunRequest {
     pub workdir: Option<PathBuf>,
     /// `None` (loopback only), `Host`, or `UserMode` with the published ports.
     pub network: Network,
-    /// How the command is contained (see [`runtime::Isolation`]).
+    /// How the command is contained (see [`runtime::Isolation`]); the process's level, as
+    /// for [`super::build::BuildRequest::isolation`].
     pub isolation: runtime::Isolation,
     pub timeout: Option<Duration>,
     /// Decided at the edge: how the rootfs is unpacked and copied.
@@ -89,6 +90,7 @@ pub fn run_image(
     reporter: &dyn Reporter,
     on_output: impl FnMut(OutputEvent),
 ) -> Result<Outcome, RunError> {
+    runtime::Isolation::set_requested(request.isolation);
     let command = if request.command.is_empty() {
         image_command(image)
     } else {
