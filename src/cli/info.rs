@@ -18,7 +18,19 @@ pub struct InfoArgs {
 
 pub fn run(context: &Context, args: InfoArgs) -> anyhow::Result<i32> {
     let info = runtime::host_info();
-    let levels = runtime::levels::probe(&runtime::self_exe());
+    let mut levels = runtime::levels::probe(&runtime::self_exe());
+    // The level probe runs on a prepared directory; overlay is the host probe's finding.
+    if let Some(userns) = levels
+        .levels
+        .iter_mut()
+        .find(|p| p.level == runtime::Isolation::Userns && p.works)
+    {
+        if let Some(why) = &info.overlay_error {
+            userns.degradations.push(format!(
+                "overlay: refused ({why}), so builds copy the tree into a prepared directory"
+            ));
+        }
+    }
     if args.json {
         let mut value = serde_json::to_value(&info)?;
         value["store"] = serde_json::json!(context.store);
