@@ -266,14 +266,27 @@ impl FreshPoint {
         } else {
             report.created_mount_points.push(inner.to_path_buf());
         }
+        // From here on the image's entry is aside: a failure puts it back before returning.
+        match point.fill(inner, bind) {
+            Ok(()) => Ok(point),
+            Err(e) => {
+                let _ = point.restore();
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the fresh entry (a directory, or a file for a file bind) and copies the bind's
+    /// source into it.
+    fn fill(&mut self, inner: &Path, bind: Option<&BindMount>) -> Result<(), String> {
         let source_is_dir = bind.is_none_or(|b| b.source.is_dir());
         if source_is_dir {
-            mkdirat(point.parent.as_fd(), point.name.as_os_str(), Mode::empty())
+            mkdirat(self.parent.as_fd(), self.name.as_os_str(), Mode::empty())
                 .map_err(|e| errno_text(&format!("cannot make {}", inner.display()), e))?;
         } else {
             openat(
-                point.parent.as_fd(),
-                point.name.as_os_str(),
+                self.parent.as_fd(),
+                self.name.as_os_str(),
                 OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
@@ -287,21 +300,21 @@ impl FreshPoint {
                 .map_err(|e| errno_text(&format!("cannot read {}", b.source.display()), e))?,
         };
         fchmodat(
-            point.parent.as_fd(),
-            point.name.as_os_str(),
+            self.parent.as_fd(),
+            self.name.as_os_str(),
             Mode::from_bits_truncate(mode),
             FchmodatFlags::FollowSymlink,
         )
         .map_err(|e| errno_text(&format!("cannot chmod {}", inner.display()), e))?;
         if let Some(bind) = bind {
-            let target = point.fresh_path()?;
+            let target = self.fresh_path()?;
             copy_tree(&bind.source, &target.1)
                 .map_err(|e| errno_text(&format!("cannot copy {} in", bind.source.display()), e))?;
             if !bind.read_only && source_is_dir {
-                point.write_back = Some(bind.source.clone());
+                self.write_back = Some(bind.source.clone());
             }
         }
-        Ok(point)
+        Ok(())
     }
 
     /// The fresh entry, opened without following a symlink, and its `/proc/self/fd` path.
@@ -517,4 +530,61 @@ fn children_of(parent: u32) -> Vec<i32> {
                 == Some(parent)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// A fresh `/tmp` replaced by the command with symlinks to a host folder: the restore
+    /// removes the links, not what they name, and puts the image's `/tmp` and its
+    /// directory's times back.
+    #[test]
+    fn a_fresh_point_is_restored_without_following_the_commands_symlinks() {
+        let dir = crate::private::make_dir("solum-chroot-unit.").unwrap();
+        let (root, outside) = (dir.join("root"), dir.join("outside"));
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(root.join("tmp/keep"), "image\n").unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("precious"), "host\n").unwrap();
+        let times = |p: &Path| {
+            let m = std::fs::metadata(p).unwrap();
+            (m.mtime(), m.mtime_nsec())
+        };
+        let root_times = times(&root);
+        let mut report = SetupReport::default();
+        let point = FreshPoint::new(&root, Path::new("/tmp"), None, &mut report).unwrap();
+        let fresh = std::fs::symlink_metadata(root.join("tmp")).unwrap();
+        assert!(fresh.is_dir() && fresh.permissions().mode() & 0o7777 == 0o1777);
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+        // What a hostile command leaves: links to the host folder, inside and instead.
+        std::os::unix::fs::symlink(&outside, root.join("tmp/inner-link")).unwrap();
+        std::fs::create_dir(root.join("tmp/sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("tmp/sub/deeper")).unwrap();
+        std::fs::rename(root.join("tmp"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("tmp")).unwrap();
+        point.restore().unwrap();
+        assert_eq!(times(&root), root_times, "the root's times are back");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("precious")).unwrap(),
+            "host\n"
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_to_string(root.join("tmp/keep")).unwrap(),
+            "image\n"
+        );
+        assert!(std::fs::symlink_metadata(root.join("tmp"))
+            .unwrap()
+            .is_dir());
+        std::fs::remove_dir_all(root.join("moved")).unwrap();
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            1,
+            "nothing set aside is left"
+        );
+        assert!(report.created_mount_points.is_empty());
+        crate::private::remove(&dir).unwrap();
+    }
 }
