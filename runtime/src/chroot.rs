@@ -100,7 +100,7 @@ pub fn run_chrooted(spec: &SandboxSpec, waited: &SigSet, started: Instant) -> Re
     });
     let outcome = match prepared {
         Ok(()) => run_command(root, spec, waited, started),
-        Err(message) => Err(failed("root", message)),
+        Err(e) => Err(failed("root", process::chain(&e))),
     };
     // Restored also after a failed preparation: the tree goes back as it came.
     let mut restore_error = None;
@@ -111,7 +111,7 @@ pub fn run_chrooted(spec: &SandboxSpec, waited: &SigSet, started: Instant) -> Re
     }
     match (outcome, restore_error) {
         (Err(report), _) => report,
-        (Ok(_), Some(e)) => failed("restore", e),
+        (Ok(_), Some(e)) => failed("restore", process::chain(&e)),
         (Ok(termination), None) => Report::Finished {
             termination,
             setup: report,
@@ -127,31 +127,74 @@ fn failed(stage: &str, message: impl Into<String>) -> Report {
     }
 }
 
-fn errno_text(what: &str, e: impl std::fmt::Display) -> String {
-    format!("{what}: {e}")
+/// Preparing or restoring the tree failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChrootError {
+    #[error("cannot {what} {} in the tree", inner.display())]
+    InTree {
+        what: &'static str,
+        inner: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a directory in the tree", inner.display())]
+    NotADirectory { inner: PathBuf },
+    #[error("{} names no entry", inner.display())]
+    NoName { inner: PathBuf },
+    #[error("cannot {what} {}", path.display())]
+    Host {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The error of `what` on `inner`, a path inside the tree.
+fn in_tree<E: Into<std::io::Error>>(
+    what: &'static str,
+    inner: &Path,
+) -> impl FnOnce(E) -> ChrootError {
+    let inner = inner.to_path_buf();
+    move |e| ChrootError::InTree {
+        what,
+        inner,
+        source: e.into(),
+    }
+}
+
+/// The error of `what` on `path`, a path of the host (a bind's source).
+fn on_host<E: Into<std::io::Error>>(
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(E) -> ChrootError {
+    let path = path.to_path_buf();
+    move |e| ChrootError::Host {
+        what,
+        path,
+        source: e.into(),
+    }
 }
 
 /// A directory inside the tree, resolved without leaving it and opened for `*at` calls.
-fn open_dir_in(root: &Path, inner: &Path, report: &mut SetupReport) -> Result<OwnedFd, String> {
-    let place = inroot::resolve(root, inner, Make::Dir).map_err(|e| {
-        errno_text(
-            &format!("cannot resolve {} in the tree", inner.display()),
-            e,
-        )
-    })?;
+fn open_dir_in(
+    root: &Path,
+    inner: &Path,
+    report: &mut SetupReport,
+) -> Result<OwnedFd, ChrootError> {
+    let place = inroot::resolve(root, inner, Make::Dir).map_err(in_tree("resolve", inner))?;
     report.created_mount_points.extend(place.created.clone());
     if !place.is_dir {
-        return Err(format!(
-            "{} is not a directory in the tree",
-            inner.display()
-        ));
+        return Err(ChrootError::NotADirectory {
+            inner: inner.to_path_buf(),
+        });
     }
     nix::fcntl::open(
         place.path(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| errno_text(&format!("cannot open {}", inner.display()), e))
+    .map_err(in_tree("open", inner))
 }
 
 fn exists_at(dir: &OwnedFd, name: &OsStr) -> Result<Option<SFlag>, Errno> {
@@ -165,12 +208,12 @@ fn exists_at(dir: &OwnedFd, name: &OsStr) -> Result<Option<SFlag>, Errno> {
 }
 
 /// Makes the devices the image lacks in its `/dev`; without `CAP_MKNOD` says so and goes on.
-fn make_devices(root: &Path, report: &mut SetupReport) -> Result<(), String> {
+fn make_devices(root: &Path, report: &mut SetupReport) -> Result<(), ChrootError> {
     let dev = open_dir_in(root, Path::new("/dev"), report)?;
     for &(name, major, minor) in DEVICES {
         let name = OsStr::new(name);
         if exists_at(&dev, name)
-            .map_err(|e| errno_text("cannot look at /dev", e))?
+            .map_err(in_tree("look at", Path::new("/dev")))?
             .is_some()
         {
             continue;
@@ -205,6 +248,8 @@ fn make_devices(root: &Path, report: &mut SetupReport) -> Result<(), String> {
 
 /// A path of the tree given a fresh, empty entry for the run (see the module doc).
 struct FreshPoint {
+    /// The path inside the tree, for errors.
+    inner: PathBuf,
     parent: OwnedFd,
     name: OsString,
     /// Where the image's own entry waits, renamed, in the same directory.
@@ -221,14 +266,16 @@ impl FreshPoint {
         inner: &Path,
         bind: Option<&BindMount>,
         report: &mut SetupReport,
-    ) -> Result<FreshPoint, String> {
+    ) -> Result<FreshPoint, ChrootError> {
         let parent_inner = inner.parent().unwrap_or(Path::new("/"));
         let name = inner
             .file_name()
-            .ok_or_else(|| format!("{} names no entry", inner.display()))?
+            .ok_or_else(|| ChrootError::NoName {
+                inner: inner.to_path_buf(),
+            })?
             .to_os_string();
         let parent = open_dir_in(root, parent_inner, report)?;
-        let st = fstat(parent.as_fd()).map_err(|e| errno_text("cannot stat", e))?;
+        let st = fstat(parent.as_fd()).map_err(in_tree("stat", parent_inner))?;
         let times = [
             libc::timespec {
                 tv_sec: st.st_atime,
@@ -240,6 +287,7 @@ impl FreshPoint {
             },
         ];
         let mut point = FreshPoint {
+            inner: inner.to_path_buf(),
             parent,
             name,
             aside: None,
@@ -247,7 +295,7 @@ impl FreshPoint {
             times,
         };
         if exists_at(&point.parent, &point.name)
-            .map_err(|e| errno_text(&format!("cannot look at {}", inner.display()), e))?
+            .map_err(in_tree("look at", inner))?
             .is_some()
         {
             let aside = OsString::from(format!(
@@ -261,7 +309,7 @@ impl FreshPoint {
                 point.parent.as_fd(),
                 aside.as_os_str(),
             )
-            .map_err(|e| errno_text(&format!("cannot set {} aside", inner.display()), e))?;
+            .map_err(in_tree("set aside", inner))?;
             point.aside = Some(aside);
         } else {
             report.created_mount_points.push(inner.to_path_buf());
@@ -278,11 +326,11 @@ impl FreshPoint {
 
     /// Makes the fresh entry (a directory, or a file for a file bind) and copies the bind's
     /// source into it.
-    fn fill(&mut self, inner: &Path, bind: Option<&BindMount>) -> Result<(), String> {
+    fn fill(&mut self, inner: &Path, bind: Option<&BindMount>) -> Result<(), ChrootError> {
         let source_is_dir = bind.is_none_or(|b| b.source.is_dir());
         if source_is_dir {
             mkdirat(self.parent.as_fd(), self.name.as_os_str(), Mode::empty())
-                .map_err(|e| errno_text(&format!("cannot make {}", inner.display()), e))?;
+                .map_err(in_tree("make", inner))?;
         } else {
             openat(
                 self.parent.as_fd(),
@@ -291,13 +339,13 @@ impl FreshPoint {
                 Mode::from_bits_truncate(0o600),
             )
             .map(drop)
-            .map_err(|e| errno_text(&format!("cannot make {}", inner.display()), e))?;
+            .map_err(in_tree("make", inner))?;
         }
         let mode = match bind {
             None => 0o1777,
             Some(b) => std::fs::metadata(&b.source)
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                .map_err(|e| errno_text(&format!("cannot read {}", b.source.display()), e))?,
+                .map_err(on_host("read", &b.source))?,
         };
         fchmodat(
             self.parent.as_fd(),
@@ -305,11 +353,11 @@ impl FreshPoint {
             Mode::from_bits_truncate(mode),
             FchmodatFlags::FollowSymlink,
         )
-        .map_err(|e| errno_text(&format!("cannot chmod {}", inner.display()), e))?;
+        .map_err(in_tree("chmod", inner))?;
         if let Some(bind) = bind {
             let target = self.fresh_path()?;
             copy_tree(&bind.source, &target.1)
-                .map_err(|e| errno_text(&format!("cannot copy {} in", bind.source.display()), e))?;
+                .map_err(on_host("copy into the tree", &bind.source))?;
             if !bind.read_only && source_is_dir {
                 self.write_back = Some(bind.source.clone());
             }
@@ -318,30 +366,29 @@ impl FreshPoint {
     }
 
     /// The fresh entry, opened without following a symlink, and its `/proc/self/fd` path.
-    fn fresh_path(&self) -> Result<(OwnedFd, PathBuf), String> {
+    fn fresh_path(&self) -> Result<(OwnedFd, PathBuf), ChrootError> {
         let fd = openat(
             self.parent.as_fd(),
             self.name.as_os_str(),
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| errno_text("cannot open a fresh entry", e))?;
+        .map_err(in_tree("open", &self.inner))?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         Ok((fd, path))
     }
 
-    fn restore(self) -> Result<(), String> {
+    fn restore(self) -> Result<(), ChrootError> {
         if let Some(source) = &self.write_back {
             // The command may have replaced the fresh directory by a symlink: only a real
             // directory is copied back, its symlinks as symlinks.
             if exists_at(&self.parent, &self.name) == Ok(Some(SFlag::S_IFDIR)) {
                 let (_fd, path) = self.fresh_path()?;
-                clear_dir(source).map_err(|e| errno_text("cannot empty a bind source", e))?;
-                copy_tree(&path, source).map_err(|e| errno_text("cannot copy back", e))?;
+                clear_dir(source).map_err(on_host("empty", source))?;
+                copy_tree(&path, source).map_err(on_host("copy back into", source))?;
             }
         }
-        remove_at(&self.parent, &self.name)
-            .map_err(|e| errno_text("cannot remove a fresh entry", e))?;
+        remove_at(&self.parent, &self.name).map_err(in_tree("remove", &self.inner))?;
         if let Some(aside) = &self.aside {
             renameat(
                 self.parent.as_fd(),
@@ -349,7 +396,7 @@ impl FreshPoint {
                 self.parent.as_fd(),
                 self.name.as_os_str(),
             )
-            .map_err(|e| errno_text("cannot put an entry back", e))?;
+            .map_err(in_tree("put back", &self.inner))?;
         }
         // SAFETY: futimens on a descriptor this function owns, with a two-element array.
         unsafe { libc::futimens(self.parent.as_raw_fd(), self.times.as_ptr()) };
