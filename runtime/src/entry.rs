@@ -5,6 +5,7 @@
 //! fd 0. It stays in the host's namespaces and must not mount anything itself.
 
 use crate::idmap::{self, HostIds, IdMapKind};
+use crate::isolation::Isolation;
 use crate::namespaces::{self, Moment};
 use crate::process::{self, chain, InitArgs, InitMessage, Termination};
 use crate::rootfs::{Layout, MountContext, SetupReport};
@@ -104,6 +105,16 @@ fn run_monitor(control: &mut std::fs::File) -> Report {
         return failed("spec", chain(&e));
     }
     let started = Instant::now();
+    match spec.isolation {
+        Isolation::Userns => {}
+        Isolation::Chroot => return crate::chroot::run_chrooted(&spec, &waited, started),
+        other => {
+            return failed(
+                "isolation",
+                format!("the sandbox runs at the userns or chroot level, not {other}"),
+            )
+        }
+    }
     crate::private::sweep(STAGING_PREFIX);
     let staging =
         match crate::private::make_dir_in(&crate::private::fast_temp_dir(), STAGING_PREFIX) {
@@ -240,10 +251,35 @@ fn run_in_staging(spec: &SandboxSpec, staging: &Path, waited: &SigSet, started: 
 /// Waits for the init; on timeout or a termination request kills it (the kernel then kills
 /// the rest of the pid namespace) and says why.
 fn wait_init(init: Pid, waited: &SigSet, deadline: Option<Instant>) -> Option<Termination> {
+    let kill_init = || {
+        let _ = kill(init, Signal::SIGKILL);
+    };
+    match wait_or_kill(init, waited, deadline, kill_init) {
+        Waited::Ended(_) => None,
+        Waited::Killed(why) => Some(why),
+    }
+}
+
+/// How a waited-for process ended: on its own (its wait status, `None` when it could not
+/// be waited for), or killed by [`wait_or_kill`], and why.
+pub(crate) enum Waited {
+    Ended(Option<WaitStatus>),
+    Killed(Termination),
+}
+
+/// Waits for `pid`; when the deadline passes or a termination request arrives, calls
+/// `kill_it` and reaps `pid` (for the init, that returns once its pid namespace is gone).
+pub(crate) fn wait_or_kill(
+    pid: Pid,
+    waited: &SigSet,
+    deadline: Option<Instant>,
+    kill_it: impl Fn(),
+) -> Waited {
     loop {
-        match waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        match waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
-            Ok(_) | Err(_) => return None,
+            Ok(status) => return Waited::Ended(Some(status)),
+            Err(_) => return Waited::Ended(None),
         }
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let why = if remaining.is_some_and(|r| r.is_zero()) {
@@ -255,10 +291,9 @@ fn wait_init(init: Pid, waited: &SigSet, deadline: Option<Instant>) -> Option<Te
                 Some(_) => Termination::Cancelled,
             }
         };
-        let _ = kill(init, Signal::SIGKILL);
-        // Reaping the init returns once every process of its pid namespace is gone.
-        let _ = waitpid(init, None);
-        return Some(why);
+        kill_it();
+        let _ = waitpid(pid, None);
+        return Waited::Killed(why);
     }
 }
 

@@ -22,7 +22,35 @@ pub enum Isolation {
     None,
 }
 
+/// The level every later sandbox of this process asks for (see [`Isolation::set_requested`]).
+static REQUESTED: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
+
+/// What `auto` turned out to be in this process, once a sandbox ran or fell back.
+static AUTO_RESOLVED: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
+
 impl Isolation {
+    /// The level a new [`crate::SandboxSpec`] asks for: the one set with
+    /// [`Isolation::set_requested`], else `auto`.
+    pub fn requested() -> Isolation {
+        REQUESTED.get().copied().unwrap_or_default()
+    }
+
+    /// Sets the level of every later sandbox of this process (the command line does, from
+    /// `--isolation`, for builds, runs and the server). Only the first call counts.
+    pub fn set_requested(level: Isolation) {
+        let _ = REQUESTED.set(level);
+    }
+
+    /// What `auto` chose in this process so far, if a sandbox ran.
+    pub fn auto_resolved() -> Option<Isolation> {
+        AUTO_RESOLVED.get().copied()
+    }
+
+    /// Records what `auto` chose, so later sandboxes of this process go straight to it.
+    pub(crate) fn remember_auto(level: Isolation) {
+        let _ = AUTO_RESOLVED.set(level);
+    }
+
     /// Every name `--isolation` accepts, in probing order after `auto`.
     pub const NAMES: [&'static str; 4] = ["auto", "userns", "chroot", "none"];
 

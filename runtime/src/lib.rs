@@ -35,11 +35,13 @@
 #![allow(unsafe_code)]
 #![allow(clippy::missing_safety_doc)]
 
+pub mod chroot;
 pub mod entry;
 pub mod hostinfo;
 pub mod idmap;
 pub mod inroot;
 pub mod isolation;
+pub mod levels;
 pub mod namespaces;
 pub mod parent;
 pub mod ports;

@@ -5,6 +5,7 @@
 
 use crate::entry::Report;
 use crate::idmap::IdMapKind;
+use crate::isolation::Isolation;
 use crate::process::Termination;
 use crate::spec::{SandboxSpec, SpecError};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -61,6 +62,9 @@ pub struct Outcome {
     pub id_map: IdMapKind,
     /// `/proc` was a read-only bind of the host's (the host masks its own `/proc`).
     pub proc_fallback: bool,
+    /// Steps of the setup the host refused and the sandbox did without (see
+    /// [`crate::rootfs::SetupReport::degradations`]), and how a `chroot` run differs.
+    pub degradations: Vec<String>,
 }
 
 impl Outcome {
@@ -113,6 +117,10 @@ pub enum SandboxError {
     Setup { stage: String, message: String },
     #[error("the sandbox process ended without a report ({status})")]
     NoReport { status: String },
+    #[error("no sandbox level works here: {why}")]
+    NoLevel { why: String },
+    #[error("the `none` level runs in place, without this sandbox")]
+    NotASandboxLevel,
 }
 
 /// Time the caller waits past the spec's timeout before killing the sandbox process itself
@@ -130,6 +138,11 @@ pub fn run(
 }
 
 /// [`run`], stopped early when `cancel` is triggered.
+///
+/// The spec's isolation level is resolved first: `auto` tries `userns` (once per process)
+/// and, when the host refuses a user namespace (the clone or the id map, before anything
+/// of the command exists), takes `chroot` where it works; what it chose holds for the
+/// rest of the process.
 pub fn run_with_cancel(
     spec: &SandboxSpec,
     exe: &Path,
@@ -137,6 +150,56 @@ pub fn run_with_cancel(
     mut events: impl FnMut(OutputEvent),
 ) -> Result<Outcome, SandboxError> {
     spec.validate()?;
+    let at = |level: Isolation| SandboxSpec {
+        isolation: level,
+        ..spec.clone()
+    };
+    match spec.isolation {
+        Isolation::Auto => {}
+        Isolation::None => return Err(SandboxError::NotASandboxLevel),
+        _ => return run_at_level(spec, exe, cancel, &mut events),
+    }
+    if let Some(level) = Isolation::auto_resolved() {
+        return run_at_level(&at(level), exe, cancel, &mut events);
+    }
+    // A command that reads our stdin must start once: the level is probed beforehand.
+    if spec.inherit_stdin || spec.tty {
+        let level = crate::levels::probe(exe)
+            .chosen
+            .filter(|l| *l != Isolation::None)
+            .ok_or_else(|| crate::levels::no_level(exe))?;
+        Isolation::remember_auto(level);
+        return run_at_level(&at(level), exe, cancel, &mut events);
+    }
+    match run_at_level(&at(Isolation::Userns), exe, cancel, &mut events) {
+        Err(SandboxError::Setup { stage, .. }) if crate::levels::refuses_userns(&stage) => {
+            if crate::levels::probe_chroot().is_err() {
+                return Err(crate::levels::no_level(exe));
+            }
+            Isolation::remember_auto(Isolation::Chroot);
+            run_at_level(&at(Isolation::Chroot), exe, cancel, &mut events)
+        }
+        result => {
+            if result.is_ok() {
+                Isolation::remember_auto(Isolation::Userns);
+            }
+            result
+        }
+    }
+}
+
+/// Runs `spec` at its own, resolved level (`userns` or `chroot`).
+fn run_at_level(
+    spec: &SandboxSpec,
+    exe: &Path,
+    cancel: &CancelHandle,
+    mut events: impl FnMut(OutputEvent),
+) -> Result<Outcome, SandboxError> {
+    if spec.isolation == Isolation::Chroot {
+        // A root command could ptrace this process (same uid) and leave its tree that way.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     let io = |what| move |source| SandboxError::Io { what, source };
     let (mut control, theirs) = UnixStream::pair().map_err(io("creating the control socket"))?;
     let mut cmd = Command::new(exe);
@@ -334,6 +397,7 @@ pub fn run_with_cancel(
             created_mount_points: setup.created_mount_points,
             id_map,
             proc_fallback: setup.proc_fallback,
+            degradations: setup.degradations,
         }),
         Ok(Report::Failed { stage, message }) => Err(SandboxError::Setup { stage, message }),
         Err(_) => Err(SandboxError::NoReport {

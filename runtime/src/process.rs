@@ -169,9 +169,9 @@ pub const KEPT_CAPABILITIES: &[u32] = &[
 
 /// Drops every other capability from the bounding set: a root command's `execve` gets its
 /// permitted set from it, so that is where the command's capabilities end.
-fn drop_capabilities() -> Result<(), std::io::Error> {
+fn drop_capabilities(also: &[u32]) -> Result<(), std::io::Error> {
     for cap in 0..64u32 {
-        if KEPT_CAPABILITIES.contains(&cap) {
+        if KEPT_CAPABILITIES.contains(&cap) && !also.contains(&cap) {
             continue;
         }
         // SAFETY: prctl with integer arguments only.
@@ -189,7 +189,13 @@ fn drop_capabilities() -> Result<(), std::io::Error> {
 /// Prepares the command's process and execs it; on failure writes to stderr and exits with
 /// 127 (not found) or 126 (cannot run), like a shell.
 fn exec_command(spec: &SandboxSpec) -> ! {
-    let err = prepare_and_exec(spec);
+    exec_command_dropping(spec, &[])
+}
+
+/// [`exec_command`], with the capabilities `also` dropped on top of those outside
+/// [`KEPT_CAPABILITIES`] (the `chroot` level's, see [`crate::chroot`]).
+pub(crate) fn exec_command_dropping(spec: &SandboxSpec, also: &[u32]) -> ! {
+    let err = prepare_and_exec(spec, also);
     let _ = writeln!(
         std::io::stderr(),
         "sandbox: cannot run {:?}: {err}",
@@ -202,7 +208,7 @@ fn exec_command(spec: &SandboxSpec) -> ! {
     })
 }
 
-fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
+fn prepare_and_exec(spec: &SandboxSpec, also_dropped: &[u32]) -> std::io::Error {
     let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
     // Signals: the outer process blocks some for its own waiting and Rust ignores SIGPIPE;
     // the command starts with the defaults.
@@ -265,7 +271,7 @@ fn prepare_and_exec(spec: &SandboxSpec) -> std::io::Error {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return std::io::Error::last_os_error();
     }
-    if let Err(e) = drop_capabilities() {
+    if let Err(e) = drop_capabilities(also_dropped) {
         return e;
     }
     if let Err(e) = nix::unistd::chdir(&spec.cwd) {

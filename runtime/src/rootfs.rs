@@ -75,6 +75,10 @@ pub struct SetupReport {
     pub created_mount_points: Vec<PathBuf>,
     /// `/proc` is a read-only bind of the host's (the host masks parts of its own).
     pub proc_fallback: bool,
+    /// Steps the host refused that the setup did without, each said in a sentence (see
+    /// [`crate::setup`]): what remains still isolates the command.
+    #[serde(default)]
+    pub degradations: Vec<String>,
 }
 
 /// A mount step failed.
@@ -491,6 +495,11 @@ pub fn mount_proc(
             });
         }
         report.proc_fallback = true;
+        report.degradations.push(format!(
+            "proc: a fresh /proc was refused ({}; the container masks parts of its own), so \
+             /proc is a read-only bind of the container's",
+            std::io::Error::from_raw_os_error(e.errno().unwrap_or(libc::EPERM))
+        ));
         return bind_read_only_tree(sys, Path::new("/proc"), root, Path::new("/proc"));
     }
     drop(proc);

@@ -126,7 +126,19 @@ pub fn run_setup(
             Stage::Tmp => fs(rootfs::mount_tmp(sys, &root))?,
             Stage::Binds => fs(rootfs::mount_binds(sys, spec, layout, &mut report))?,
             Stage::PivotRoot => fs(rootfs::pivot(sys, &root))?,
-            Stage::Hostname => call(sys.sethostname(&spec.hostname))?,
+            Stage::Hostname => match sys.sethostname(&spec.hostname) {
+                // A container's seccomp profile (podman's and Docker's default) refuses
+                // sethostname without CAP_SYS_ADMIN outside, even in a UTS namespace of
+                // our own: the command then sees the container's name, in a namespace it
+                // cannot change for anyone else.
+                Err(e) if e.errno() == Some(libc::EPERM) => report.degradations.push(format!(
+                    "hostname: sethostname was refused (EPERM, the container's seccomp \
+                     profile), so the sandbox keeps the container's hostname in its own UTS \
+                     namespace instead of {:?}",
+                    spec.hostname
+                )),
+                other => call(other)?,
+            },
             Stage::Loopback => {
                 // Also with the user-mode network: slirp4netns brings `lo` up as well, but the
                 // sandbox does not rely on it for its own loopback.
@@ -315,9 +327,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn proc_falls_back_to_a_read_only_bind_when_refused() {
-        let sys = RecordingSyscall::failing(&["mount proc"]);
+    /// The setup of a prepared directory with the calls starting with `refused` failing.
+    fn setup_refusing(refused: &str) -> (RecordingSyscall, SetupReport) {
+        let sys = RecordingSyscall::failing(&[refused]);
         let report = run_setup(
             &sys,
             &spec(RootFs::Dir("/img".into())),
@@ -325,10 +337,28 @@ mod tests {
             &MountContext::default(),
         )
         .unwrap();
+        (sys, report)
+    }
+
+    #[test]
+    fn proc_falls_back_to_a_read_only_bind_when_refused() {
+        let (sys, report) = setup_refusing("mount proc");
         assert!(report.proc_fallback);
+        assert!(report.degradations.iter().any(|d| d.starts_with("proc:")));
         let b =
             sys.position("mount - /proc /nonexistent-staging/root/proc MsFlags(MS_BIND | MS_REC)");
         assert!(next_remount(&sys.calls(), b).contains("MS_RDONLY"));
+    }
+
+    #[test]
+    fn a_refused_hostname_is_a_recorded_degradation_not_a_failure() {
+        let (sys, report) = setup_refusing("sethostname");
+        assert!(report
+            .degradations
+            .iter()
+            .any(|d| d.starts_with("hostname:")));
+        // The stages after it still ran.
+        sys.position("loopback_up");
     }
 
     #[test]

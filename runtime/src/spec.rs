@@ -176,6 +176,10 @@ pub struct SandboxSpec {
     /// terminal; with `inherit_stdin` the caller's stdin is relayed to it.
     #[serde(default)]
     pub tty: bool,
+    /// How the command is contained (see [`crate::isolation`]); `auto` is resolved by
+    /// [`crate::run`] before the sandbox process starts.
+    #[serde(default)]
+    pub isolation: crate::Isolation,
 }
 
 /// The descriptor that carries a pipe fed from the caller's stdin (with
@@ -212,6 +216,7 @@ impl SandboxSpec {
             id_map: IdMapPolicy::Auto,
             inherit_stdin: false,
             tty: false,
+            isolation: crate::Isolation::requested(),
         }
     }
 

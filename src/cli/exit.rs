@@ -117,15 +117,31 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
     None
 }
 
-/// Refuses the isolation levels this build of the tool cannot use yet (only `auto` and
-/// `userns`, the rootless sandbox, are available).
+/// Checks `--isolation` and makes it the level of every sandbox of this process. `auto` is
+/// resolved by the first sandbox; a level forced where it cannot work is refused here with
+/// the reason and the level `info` would pick; `none` (in place, no sandbox) is not
+/// available in this version.
 pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
     match level {
-        runtime::Isolation::Auto | runtime::Isolation::Userns => Ok(()),
-        other => Err(UsageError(format!(
-            "--isolation {other} is not available in this version; use auto or userns"
-        ))),
+        runtime::Isolation::Auto => {}
+        runtime::Isolation::None => {
+            return Err(UsageError(format!(
+                "--isolation {level} is not available in this version; use auto, userns or chroot"
+            )))
+        }
+        runtime::Isolation::Userns | runtime::Isolation::Chroot => {
+            let report = runtime::levels::probe(&runtime::self_exe());
+            if let Some(probe) = report.level(level).filter(|p| !p.works) {
+                let chosen = report.chosen.unwrap_or(runtime::Isolation::None);
+                return Err(UsageError(format!(
+                    "--isolation {level} cannot work here: {}; `solum-build info` would pick {chosen}",
+                    probe.reason.as_deref().unwrap_or("refused")
+                )));
+            }
+        }
     }
+    runtime::Isolation::set_requested(level);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ enum Command {
     Logout(registry::LogoutArgs),
     /// Run a command in an image, in the rootless sandbox.
     Run(WithStore<run::RunArgs>),
-    /// Show what this host allows the sandbox (user namespaces, overlay, subuid ranges).
+    /// Show what this host allows the sandbox and the isolation level `auto` picks, with why.
     Info(WithStore<info::InfoArgs>),
     #[cfg(feature = "server")]
     /// Run the REST API server: apps, workflows, managed git, webhooks (see --help).

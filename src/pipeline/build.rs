@@ -65,7 +65,9 @@ pub struct BuildRequest {
     /// The store name for the DU (default: the app's name).
     pub tag: Option<String>,
     pub network_host: bool,
-    /// How the build and test steps are contained (see [`runtime::Isolation`]).
+    /// How the build and test steps are contained (see [`runtime::Isolation`]). The level
+    /// is the process's: the first request (or the command line's `--isolation`) sets it
+    /// for every sandbox after it, as the overlay decision and `auto`'s choice are too.
     pub isolation: runtime::Isolation,
     pub timeout: Option<Duration>,
     pub no_cache: bool,
@@ -108,6 +110,7 @@ pub fn build(
         inner: reporter,
         redactor: redactor(request),
     };
+    runtime::Isolation::set_requested(request.isolation);
     let (mut app, base_dir) = load_app(request)?;
     if !request.run_tests {
         // Not tested: the DU must not claim a test result.

@@ -59,7 +59,8 @@ pub struct RunRequest {
     pub workdir: Option<PathBuf>,
     /// `None` (loopback only), `Host`, or `UserMode` with the published ports.
     pub network: Network,
-    /// How the command is contained (see [`runtime::Isolation`]).
+    /// How the command is contained (see [`runtime::Isolation`]); the process's level, as
+    /// for [`super::build::BuildRequest::isolation`].
     pub isolation: runtime::Isolation,
     pub timeout: Option<Duration>,
     /// Decided at the edge: how the rootfs is unpacked and copied.
@@ -89,6 +90,7 @@ pub fn run_image(
     reporter: &dyn Reporter,
     on_output: impl FnMut(OutputEvent),
 ) -> Result<Outcome, RunError> {
+    runtime::Isolation::set_requested(request.isolation);
     let command = if request.command.is_empty() {
         image_command(image)
     } else {
@@ -153,11 +155,22 @@ pub fn run_image(
             work: work.clone(),
         });
         let mut on_output = on_output;
-        match runtime::run(&overlay, &exe, &mut on_output) {
+        let first = if super::workspace::at_chroot_level() {
+            // No overlay without a user namespace: straight to the copy, quietly.
+            Err(SandboxError::Setup {
+                stage: "root".into(),
+                message: "overlay needs a user namespace".into(),
+            })
+        } else {
+            runtime::run(&overlay, &exe, &mut on_output)
+        };
+        match first {
             Err(SandboxError::Setup { message, .. }) if message.contains("overlay") => {
-                reporter.warning(&format!(
-                    "overlay is not available ({message}); copying the root filesystem"
-                ));
+                if !super::workspace::at_chroot_level() {
+                    reporter.warning(&format!(
+                        "overlay is not available ({message}); copying the root filesystem"
+                    ));
+                }
                 let copy = scratch_path.join("rootfs");
                 // A copy needs the flattened tree, whatever the overlay would have stacked.
                 let (flat, _flat_hold) =

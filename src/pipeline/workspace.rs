@@ -114,10 +114,24 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (found_major, found_minor) >= (major, minor)
 }
 
-/// Whether builds use overlay here: the kernel must allow it in a user namespace, and
-/// `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
+/// Whether this process's sandboxes run at the `chroot` level (asked for, or what `auto`
+/// chose): no user namespace, so no overlay to mount.
+pub fn at_chroot_level() -> bool {
+    let chroot = Some(runtime::Isolation::Chroot);
+    [
+        Some(runtime::Isolation::requested()),
+        runtime::Isolation::auto_resolved(),
+    ]
+    .contains(&chroot)
+}
+
+/// Whether builds use overlay here: the kernel must allow it in a user namespace (so not
+/// at the `chroot` level), and `SOLUM_BUILD_NO_OVERLAY=1` turns it off (to use, or test, the copy fallback).
 pub fn overlay_available() -> bool {
     if std::env::var_os("SOLUM_BUILD_NO_OVERLAY").is_some_and(|v| v == "1") {
+        return false;
+    }
+    if at_chroot_level() {
         return false;
     }
     runtime::host_info().overlay_in_user_namespace
@@ -448,6 +462,11 @@ pub fn run_step(
         stage: stage.to_string(),
         source,
     })?;
+    // In the step's log, after its output: what the host refused and the sandbox did
+    // without (a container's seccomp profile, its masked /proc), or how the level differs.
+    for degradation in &outcome.degradations {
+        reporter.output_line(stage, &format!("sandbox: {degradation}"), true);
+    }
     Ok(StepResult {
         outcome,
         tail: tail.into_iter().collect(),

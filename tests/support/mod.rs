@@ -11,11 +11,13 @@
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
 //! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate;
-//! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP.
+//! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP;
+//! - [`container`]: the binary inside `podman run` of a Debian image, confined as CI does.
 #![allow(dead_code)]
 
 pub mod apps;
 pub mod cmd;
+pub mod container;
 pub mod fixtures;
 pub mod http;
 pub mod inputs;
