@@ -157,10 +157,7 @@ fn a_second_runner_hits_the_cache_and_its_push_uploads_nothing() {
     // The DU is the second runner's now: a local hit, the run works.
     let again = runners.build(&runners.second, &[]).ok();
     assert_eq!(again.last_line(), digest);
-    let ran = Cmd::solum(&runners.second)
-        .args(["run", "app"])
-        .run()
-        .ok();
+    let ran = Cmd::solum(&runners.second).args(["run", "app"]).run().ok();
     assert!(ran.stdout.contains("built"), "{}", ran.text());
 }
 
@@ -172,33 +169,64 @@ fn an_unusable_cache_entry_is_a_miss_with_a_warning() {
     let runners = runners();
     let digest = runners.build(&runners.first, &[]).ok().last_line();
     let app_layer = layer_digests(&runners.first, "app").pop().unwrap();
-    let spoil: [(&str, &dyn Fn(&Registry, &str)); 4] = [
-        ("not ours", &|registry, tag| {
-            // Another image under the entry's tag.
-            Cmd::solum(&runners.first)
-                .args(["push", "base/busybox"])
-                .arg(format!("{}:{tag}", cache_ref(registry, "cache")))
-                .run()
-                .ok();
-        }),
-        ("broken manifest", &|registry, tag| {
-            let link = registry.dir.path().join(format!(
+    // Each case, how it spoils the entry, and what the warning says.
+    let spoil: [(&str, &dyn Fn(&Registry, &str), &str); 5] = [
+        (
+            "not ours",
+            &|registry, tag| {
+                // Another image under the entry's tag.
+                Cmd::solum(&runners.first)
+                    .args(["push", "base/busybox"])
+                    .arg(format!("{}:{tag}", cache_ref(registry, "cache")))
+                    .run()
+                    .ok();
+            },
+            "is not a cache entry of this build: its build key annotation",
+        ),
+        (
+            "broken manifest",
+            &|registry, tag| {
+                let link = registry.dir.path().join(format!(
                 "storage/docker/registry/v2/repositories/cache/_manifests/tags/{tag}/current/link"
             ));
-            let manifest = std::fs::read_to_string(link).unwrap();
-            std::fs::write(stored_blob(registry, manifest.trim()), b"{\"schemaVersion\": 2, ").unwrap();
-        }),
-        ("missing blob", &|registry, _| {
-            std::fs::remove_file(stored_blob(registry, &app_layer)).unwrap();
-        }),
-        ("tag gone", &|registry, tag| {
-            let tag_dir = registry.dir.path().join(format!(
-                "storage/docker/registry/v2/repositories/cache/_manifests/tags/{tag}"
-            ));
-            std::fs::remove_dir_all(tag_dir).unwrap();
-        }),
+                let manifest = std::fs::read_to_string(link).unwrap();
+                std::fs::write(
+                    stored_blob(registry, manifest.trim()),
+                    b"{\"schemaVersion\": 2, ",
+                )
+                .unwrap();
+            },
+            "GET manifest cache-",
+        ),
+        (
+            "missing blob",
+            &|registry, _| {
+                std::fs::remove_file(stored_blob(registry, &app_layer)).unwrap();
+            },
+            "BLOB_UNKNOWN",
+        ),
+        (
+            "wrong bytes",
+            &|registry, _| {
+                // The same size, other content: only the digest tells.
+                let blob = stored_blob(registry, &app_layer);
+                let size = std::fs::metadata(&blob).unwrap().len() as usize;
+                std::fs::write(&blob, vec![b'x'; size]).unwrap();
+            },
+            "is corrupt: its content hashes to",
+        ),
+        (
+            "tag gone",
+            &|registry, tag| {
+                let tag_dir = registry.dir.path().join(format!(
+                    "storage/docker/registry/v2/repositories/cache/_manifests/tags/{tag}"
+                ));
+                std::fs::remove_dir_all(tag_dir).unwrap();
+            },
+            "no entry for this build in",
+        ),
     ];
-    for (index, (case, spoil)) in spoil.iter().enumerate() {
+    for (index, (case, spoil, says)) in spoil.iter().enumerate() {
         let registry = Registry::start(Mode::Plain);
         let cache = cache_ref(&registry, "cache");
         // A local hit still fills the cache repository.
@@ -210,21 +238,16 @@ fn an_unusable_cache_entry_is_a_miss_with_a_warning() {
         let store = runners.fresh_store(&format!("runner-{index}"));
         let run = runners.build(&store, &["--cache-from", &cache]).ok();
         assert_eq!(run.last_line(), digest, "{case}: {}", run.text());
-        assert!(run.stderr.contains("==> BUILDING"), "{case}: {}", run.text());
-        if *case == "tag gone" {
-            assert!(
-                run.stderr.contains(&format!("no entry for this build in {cache}")),
-                "{case}: {}",
-                run.text()
-            );
-        } else {
-            assert!(
-                run.stderr
-                    .contains(&format!("warning: registry cache {cache}: ")),
-                "{case}: {}",
-                run.text()
-            );
-        }
+        assert!(
+            run.stderr.contains("==> BUILDING"),
+            "{case}: {}",
+            run.text()
+        );
+        let warned = run
+            .stderr
+            .contains(&format!("warning: registry cache {cache}: "));
+        assert_eq!(warned, *case != "tag gone", "{case}: {}", run.text());
+        assert!(run.stderr.contains(says), "{case}: {}", run.text());
     }
 }
 

@@ -88,11 +88,7 @@ impl RegistryCacheFlags {
     pub fn settings(&self) -> Result<RegistryCache, UsageError> {
         let parse = |text: &String| text.parse().map_err(|e| UsageError(format!("{e}")));
         Ok(RegistryCache {
-            from: self
-                .from
-                .iter()
-                .map(parse)
-                .collect::<Result<_, _>>()?,
+            from: self.from.iter().map(parse).collect::<Result<_, _>>()?,
             to: self.to.as_ref().map(parse).transpose()?,
             mounts: self.mounts,
         })
