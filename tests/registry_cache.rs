@@ -305,6 +305,28 @@ fn cache_mounts_carry_the_download_cache_to_the_next_runner() {
         .build(&store, &["--cache-from", &cache, "--no-cache"])
         .ok();
     assert!(plain.stderr.contains("downloaded"), "{}", plain.text());
+
+    // Another image under the download cache's tag is not restored.
+    let tag = tags(&registry, "cache", "mounts-").pop().unwrap();
+    Cmd::solum(&runners.first)
+        .args(["push", "base/busybox"])
+        .arg(format!("{cache}:{tag}"))
+        .run()
+        .ok();
+    let store = runners.fresh_store("spoiled");
+    let spoiled = runners
+        .build(
+            &store,
+            &["--cache-from", &cache, "--cache-mounts", "--no-cache"],
+        )
+        .ok();
+    assert!(
+        spoiled.stderr.contains("is not this app's download cache"),
+        "{}",
+        spoiled.text()
+    );
+    assert!(spoiled.stderr.contains("downloaded"), "{}", spoiled.text());
+    assert!(!store.join("cache/apps/app/bin").exists());
 }
 
 #[test]

@@ -338,3 +338,34 @@ pub(super) fn is_not_found(error: &TransportError) -> bool {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_repository_is_a_registry_repository_without_tag_or_digest() {
+        let repository: CacheRepository = "docker://127.0.0.1:5000/ci/cache".parse().unwrap();
+        assert_eq!(repository.registry, "127.0.0.1:5000");
+        assert_eq!(repository.repository, "ci/cache");
+        assert_eq!(repository.to_string(), "docker://127.0.0.1:5000/ci/cache");
+        let key = Digest::of_bytes(b"key");
+        assert_eq!(
+            repository.tagged("cache-1").to_string(),
+            "docker://127.0.0.1:5000/ci/cache:cache-1"
+        );
+        assert_eq!(
+            repository.pinned(&key).to_string(),
+            format!("docker://127.0.0.1:5000/ci/cache@{key}")
+        );
+        for refused in [
+            "docker://127.0.0.1:5000/ci/cache:latest",
+            &format!("docker://127.0.0.1:5000/ci/cache@{key}"),
+            "ci/cache",
+            "oci:/tmp/layout",
+            "docker://127.0.0.1:5000/a/../b",
+        ] {
+            assert!(refused.parse::<CacheRepository>().is_err(), "{refused}");
+        }
+    }
+}
