@@ -15,8 +15,8 @@
 //! the bound is skipped. Any failure is a warning: the build goes on with what it has.
 
 use super::badger_stack::Badger;
-use super::registry_cache::{is_not_found, CacheRepository, RegistryCacheError, RemoteCache};
-use crate::image::{canonical_json, media, Digest};
+use super::registry_cache::{CacheRepository, RegistryCacheError, RemoteCache};
+use crate::image::{canonical_json, Digest};
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::layer::{unpack_layer, write_tree, UnpackLimits, UnpackOptions, WriteOptions};
@@ -128,11 +128,8 @@ impl RemoteCache<'_> {
         context: &MountsContext<'_>,
     ) -> Result<Option<u64>, RegistryCacheError> {
         let client = self.client()?;
-        let reference = repository.tagged(&context.tag());
-        let (bytes, digest) = match client.manifest(&reference) {
-            Ok(found) => found,
-            Err(error) if is_not_found(&error) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some((reference, bytes, digest)) = self.entry(repository, &context.tag())? else {
+            return Ok(None);
         };
         let limit = mounts_limit();
         let not_ours = |reason| RegistryCacheError::NotOurs {
@@ -252,23 +249,12 @@ fn mounts_image(
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
     }));
     let config_digest = layout.put_bytes(&config_bytes)?;
-    let manifest_bytes = canonical_json(&json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": {
-            "mediaType": media::OCI_CONFIG,
-            "digest": config_digest.to_string(),
-            "size": config_bytes.len(),
-        },
-        "layers": [{
-            "mediaType": layer.media_type,
-            "digest": layer.digest.to_string(),
-            "size": layer.size,
-        }],
-        "annotations": {
-            MOUNTS_ANNOTATION: mounts_key(context.badgers, context.app_name).to_string(),
-        },
-    }));
+    let manifest_bytes = super::import::one_layer_manifest(
+        &config_digest,
+        config_bytes.len(),
+        layer,
+        json!({ MOUNTS_ANNOTATION: mounts_key(context.badgers, context.app_name).to_string() }),
+    );
     let manifest_digest = layout.put_bytes(&manifest_bytes)?;
     let parse_error = |what| {
         move |_| RegistryCacheError::NotOurs {

@@ -230,11 +230,8 @@ impl RemoteCache<'_> {
         badgers: &[Badger],
     ) -> Result<Option<Digest>, RegistryCacheError> {
         let client = self.client()?;
-        let reference = repository.tagged(&self.tag());
-        let (bytes, digest) = match client.manifest(&reference) {
-            Ok(found) => found,
-            Err(error) if is_not_found(&error) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let Some((reference, bytes, digest)) = self.entry(repository, &self.tag())? else {
+            return Ok(None);
         };
         self.check_entry(&reference, &bytes, badgers)?;
         self.reporter.status(
@@ -246,6 +243,21 @@ impl RemoteCache<'_> {
         let resolved = self.layout.resolve_descriptor(&descriptor)?;
         self.layout.tag(tag, &resolved.descriptor)?;
         Ok(Some(resolved.manifest_digest))
+    }
+
+    /// The manifest tagged `tag` in `repository` (its reference, bytes and digest), read
+    /// whole and bounded; `None` when the registry has no such tag.
+    pub(super) fn entry(
+        &self,
+        repository: &CacheRepository,
+        tag: &str,
+    ) -> Result<Option<(ImageReference, Vec<u8>, Digest)>, RegistryCacheError> {
+        let reference = repository.tagged(tag);
+        match self.client()?.manifest(&reference) {
+            Ok((bytes, digest)) => Ok(Some((reference, bytes, digest))),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Whether the manifest `bytes` is a DU of this build: an OCI image manifest whose
@@ -325,7 +337,7 @@ impl RemoteCache<'_> {
 }
 
 /// Whether a registry answered that the tag does not exist (404 on the manifest).
-pub(super) fn is_not_found(error: &TransportError) -> bool {
+fn is_not_found(error: &TransportError) -> bool {
     let TransportError::Registry { source, .. } = error else {
         return false;
     };
