@@ -332,6 +332,45 @@ fn cache_mounts_carry_the_download_cache_to_the_next_runner() {
     assert!(!store.join("cache/apps/app/bin").exists());
 }
 
+/// The server's builds use the same cache: a workflow on one server fills it, the same
+/// app's workflow on another server (its own store, no DU) is a hit.
+#[test]
+fn serve_builds_read_and_fill_the_registry_cache() {
+    use support::serve::{app_text, data_with_base, Server};
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let source = dir.path().join("source");
+    source_with_build_script(&source, "echo built > /app/built");
+    let cache = cache_ref(&registry, "serve/cache");
+    let text = app_text(
+        "cached",
+        "badgers/shell",
+        &format!("  repository: {}", source.display()),
+    );
+    let allow = dir.path().to_str().unwrap();
+    let mut logs = Vec::new();
+    for (name, flag) in [("one", "--cache-to"), ("two", "--cache-from")] {
+        let parent = dir.path().join(name);
+        std::fs::create_dir_all(&parent).unwrap();
+        let data = data_with_base(&parent, true);
+        let server = Server::start(&data, &["--allow-local-source", allow, flag, &cache]);
+        let (status, answer) = server.call("POST", "/v1/apps", text.as_bytes());
+        assert_eq!(status, 201, "{answer}");
+        let (id, record) = server.run_workflow("cached", r#"["build"]"#);
+        assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
+        let (_, log) = server.call("GET", &format!("/v1/apps/cached/workflows/{id}/logs"), b"");
+        logs.push(log.to_string());
+    }
+    assert!(logs[0].contains(&format!("in {cache}")), "{}", logs[0]);
+    assert_eq!(tags(&registry, "serve/cache", "cache-").len(), 1);
+    assert!(
+        logs[1].contains(&format!("cached in {cache}")),
+        "{}",
+        logs[1]
+    );
+    assert!(!logs[1].contains("BUILDING"), "{}", logs[1]);
+}
+
 #[test]
 fn a_cache_repository_with_a_tag_is_bad_input() {
     let dir = temp_dir();
