@@ -371,6 +371,79 @@ fn serve_builds_read_and_fill_the_registry_cache() {
     assert!(!logs[1].contains("BUILDING"), "{}", logs[1]);
 }
 
+/// A badger on busybox whose dependency step "installs" each line of deps.txt.
+fn deps_badger(dir: &Path) -> PathBuf {
+    let badger = dir.join("depsbadger");
+    std::fs::create_dir_all(&badger).unwrap();
+    let files = [
+        (
+            "badger.yaml",
+            "name: depsbadger\nversion: \"1\"\nfrom: base/busybox\nbuild: /solum/bin/build.sh\n\
+             dependencies:\n  inputs: [deps.txt]\n",
+        ),
+        (
+            "deps.sh",
+            "#!/bin/sh\nset -eu\nmkdir -p /opt/deps\ncp /app/deps.txt /opt/deps/list\necho installing-deps\n",
+        ),
+        (
+            "build.sh",
+            "#!/bin/sh\nset -eu\n\
+             if [ \"${SOLUM_DEPENDENCIES_DONE:-}\" != 1 ]; then /solum/bin/deps.sh; fi\n\
+             cat /app/main.sh > /app/built\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(badger.join(name), text).unwrap();
+    }
+    badger
+}
+
+/// A code change on another runner: the DU is a miss, the dependency layer a hit in the
+/// registry cache (the step does not run), and the DU holds the same layer.
+#[test]
+fn a_dependency_layer_is_reused_from_the_registry_cache() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let cache = cache_ref(&registry, "deps/cache");
+    let badger = deps_badger(dir.path());
+    let mut layers = Vec::new();
+    for (name, code, flag) in [("one", "v1", "--cache-to"), ("two", "v2", "--cache-from")] {
+        let store = dir.path().join(name);
+        store_with_badger(dir.path(), &store);
+        Cmd::solum(&store)
+            .args(["badger", "build"])
+            .arg(&badger)
+            .run()
+            .ok();
+        let source = dir.path().join(format!("src-{name}"));
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("deps.txt"), "alpha\nbeta\n").unwrap();
+        std::fs::write(source.join("main.sh"), format!("echo {code}\n")).unwrap();
+        let run = Cmd::solum(&store)
+            .args(["build", "--badger", "depsbadger", "--name", "depsapp"])
+            .arg("--source")
+            .arg(&source)
+            .args([flag, &cache])
+            .run()
+            .ok();
+        let installed = run.stderr.contains("installing-deps");
+        assert_eq!(installed, name == "one", "{name}: {}", run.text());
+        let said = if name == "one" {
+            "layer cached in"
+        } else {
+            "layer found in"
+        };
+        assert!(run.stderr.contains(said), "{name}: {}", run.text());
+        layers.push(layer_digests(&store, "depsapp"));
+    }
+    assert_eq!(tags(&registry, "deps/cache", "deps-").len(), 1);
+    let (one, two) = (&layers[0], &layers[1]);
+    assert_eq!(one.len(), two.len());
+    // The same layers but the app's own.
+    assert_eq!(one[..one.len() - 1], two[..two.len() - 1]);
+    assert_ne!(one.last(), two.last());
+}
+
 #[test]
 fn a_cache_repository_with_a_tag_is_bad_input() {
     let dir = temp_dir();

@@ -137,6 +137,7 @@ pub fn build(
     let pending = detect::resolve_named(app.all_badgers(), store, registry, reporter)?;
     let mut job = Job {
         request,
+        registry,
         app,
         badgers: Vec::new(),
         cancel,
@@ -256,6 +257,7 @@ struct FetchedSource {
 /// One build under way, past its app file and badgers: what every later stage reads.
 struct Job<'a> {
     request: &'a BuildRequest,
+    registry: Option<&'a dyn RegistryTransport>,
     app: AppFile,
     badgers: Vec<Badger>,
     cancel: &'a CancelHandle,
@@ -393,6 +395,7 @@ impl Job<'_> {
                 app,
                 mounts: mounts.clone(),
                 request: self.request,
+                registry: self.registry,
                 cancel: self.cancel,
                 reporter,
             };

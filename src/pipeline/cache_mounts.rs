@@ -225,7 +225,8 @@ impl RemoteCache<'_> {
             return Ok(None);
         }
         blob.commit(&layer.digest)?;
-        let image = mounts_image(self.layout, context, &layer)?;
+        let key = mounts_key(context.badgers, context.app_name).to_string();
+        let image = one_layer_image(self.layout, &layer, json!({ MOUNTS_ANNOTATION: key }))?;
         client.push(
             self.layout,
             &image,
@@ -236,11 +237,13 @@ impl RemoteCache<'_> {
     }
 }
 
-/// The one-layer image that carries a download cache, stored (unnamed) in `layout`.
-fn mounts_image(
+/// A one-layer image of `layer` (a blob of `layout`) with `annotations` on its manifest,
+/// stored (unnamed) in `layout`: how a download cache or a dependency layer is kept in the
+/// registry cache.
+pub(super) fn one_layer_image(
     layout: &crate::store::Layout,
-    context: &MountsContext<'_>,
     layer: &crate::layer::LayerDigests,
+    annotations: serde_json::Value,
 ) -> Result<ResolvedImage, RegistryCacheError> {
     let config_bytes = canonical_json(&json!({
         "architecture": super::host_architecture(),
@@ -249,16 +252,12 @@ fn mounts_image(
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
     }));
     let config_digest = layout.put_bytes(&config_bytes)?;
-    let manifest_bytes = super::import::one_layer_manifest(
-        &config_digest,
-        config_bytes.len(),
-        layer,
-        json!({ MOUNTS_ANNOTATION: mounts_key(context.badgers, context.app_name).to_string() }),
-    );
+    let manifest_bytes =
+        super::import::one_layer_manifest(&config_digest, config_bytes.len(), layer, annotations);
     let manifest_digest = layout.put_bytes(&manifest_bytes)?;
     let parse_error = |what| {
         move |_| RegistryCacheError::NotOurs {
-            reference: format!("the download cache {what} made here"),
+            reference: format!("the cache {what} made here"),
             reason: "it does not parse",
         }
     };

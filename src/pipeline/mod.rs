@@ -16,6 +16,7 @@ pub mod cache_mounts;
 pub mod commit;
 pub mod confined;
 pub mod delivery;
+pub mod dependency_cache;
 pub mod dependency_layer;
 pub mod detect;
 pub mod import;

@@ -37,8 +37,8 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-/// The largest DU (config and layers together) a cache hit pulls: 16 GiB.
-const MAX_DU_BYTES: u64 = 16 << 30;
+/// The largest DU (config and layers together) or layer a cache hit pulls: 16 GiB.
+pub(super) const MAX_ENTRY_BYTES: u64 = 16 << 30;
 
 /// The annotation a DU's manifest names its first badger's digest with.
 const BASE_DIGEST_ANNOTATION: &str = "org.opencontainers.image.base.digest";
@@ -300,11 +300,11 @@ impl RemoteCache<'_> {
             .iter()
             .chain(std::iter::once(manifest.config()))
             .fold(0u64, |sum, d| sum.saturating_add(d.size()));
-        if size > MAX_DU_BYTES {
+        if size > MAX_ENTRY_BYTES {
             return Err(RegistryCacheError::TooLarge {
                 reference: reference.to_string(),
                 size,
-                limit: MAX_DU_BYTES,
+                limit: MAX_ENTRY_BYTES,
             });
         }
         Ok(())
