@@ -19,7 +19,8 @@
 //!
 //! In order, in a build: the local record (`build_cache`), then each `--cache-from`
 //! repository, before the sandbox is prepared; after the DU is named (built or found),
-//! the push to `--cache-to`. The download caches (`--cache-mounts`) are in
+//! the push to `--cache-to`. Dependency layers are kept the same way, by their own key
+//! ([`super::dependency_cache`]); the download caches (`--cache-mounts`) are in
 //! [`super::cache_mounts`].
 
 use super::badger_stack::Badger;
