@@ -80,6 +80,8 @@ pub struct ServeOptions {
     /// `--ca-cert FILE`…: CA certificates every build's steps trust besides the image's.
     /// Requests carry no secrets or certificates of their own.
     pub ca_certificates: Option<crate::pipeline::build_inputs::CaCertificates>,
+    /// `--cache-from`, `--cache-to`, `--cache-mounts`: the registry cache of every build.
+    pub registry_cache: crate::pipeline::registry_cache::RegistryCache,
 }
 
 /// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:

@@ -96,6 +96,10 @@ impl RegistryTransport for ScopedRegistry {
         self.client_for(reference)
             .push(layout, image, reference, reporter)
     }
+
+    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
+        self.client_for(reference).manifest(reference)
+    }
 }
 
 #[cfg(test)]

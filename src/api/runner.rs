@@ -259,6 +259,7 @@ fn prepare<'a>(
             secrets: Vec::new(),
             ca_certificates: shared.options.ca_certificates.clone(),
         },
+        registry_cache: shared.options.registry_cache.clone(),
     };
 
     let mut destination = None;

@@ -10,7 +10,7 @@ use super::exit::{UsageError, INTERRUPTED, SUCCESS};
 use super::import::Compression;
 use super::output::{human_size, result_line};
 use super::Context;
-use crate::image::Digest;
+use crate::image::{Digest, ImageReference};
 use crate::manifest::Overrides;
 use crate::pipeline::build::{AppInput, BuildRequest};
 use crate::pipeline::build_inputs::{BuildInputs, CaCertificates, Secret};
@@ -117,6 +117,8 @@ pub struct BuildArgs {
     push: Option<String>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
+    #[command(flatten)]
+    cache: super::registry::RegistryCacheFlags,
     #[command(flatten)]
     limits: super::run::LimitArgs,
 }
@@ -275,6 +277,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         source_rules: crate::source::FetchRules::default(),
         privilege: context.privilege,
         inputs,
+        registry_cache: args.cache.settings()?,
     };
     let reporter = BuildReporter {
         format: args.log_format,
@@ -285,7 +288,14 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         Some(destination) => PushTo::Destination(destination.parse()?),
         None => PushTo::Nowhere,
     };
-    let client = args.registry.client()?;
+    let mut client = args.registry.client()?;
+    // A DU found in a cache repository is mounted from there by a push to the same
+    // registry: nothing is uploaded again.
+    if let PushTo::Destination(ImageReference::Registry { registry, .. }) = &push {
+        client.options.mount_from = (build.registry_cache.from.iter())
+            .find(|cache| &cache.registry == registry)
+            .map(|cache| cache.repository.clone());
+    }
     let cancel = cancel_on_signals()?;
     let delivery = Delivery {
         build,

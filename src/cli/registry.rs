@@ -5,6 +5,7 @@ use super::exit::{UsageError, SUCCESS};
 use super::output::{result_line, CliReporter};
 use super::Context;
 use crate::image::ImageReference;
+use crate::pipeline::registry_cache::RegistryCache;
 use crate::registry::{Credentials, RegistryClient, RegistryOptions};
 use crate::transport::{copy_image, describe, open_image};
 use std::io::BufRead;
@@ -60,6 +61,36 @@ impl RegistryFlags {
                 },
                 ..RegistryOptions::default()
             },
+        })
+    }
+}
+
+/// The build cache in a registry (`build` and `serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryCacheFlags {
+    /// A registry repository to look for this build in before building
+    /// (docker://HOST[:PORT]/REPO; repeatable, asked in order). A hit pulls the DU; a
+    /// missing or unusable entry is a warning and the build goes on.
+    #[arg(long = "cache-from", value_name = "docker://HOST/REPO")]
+    from: Vec<String>,
+    /// The registry repository the DU is pushed to as this build's cache entry (tag
+    /// cache-<build key>) after a build or a cache hit.
+    #[arg(long = "cache-to", value_name = "docker://HOST/REPO")]
+    to: Option<String>,
+    /// Also restore /solum/cache (pip, npm, maven downloads) from --cache-from into an
+    /// empty cache folder, and save it to --cache-to after the build (at most
+    /// SOLUM_BUILD_CACHE_MOUNTS_MAX bytes, default 2 GiB).
+    #[arg(long = "cache-mounts")]
+    mounts: bool,
+}
+
+impl RegistryCacheFlags {
+    pub fn settings(&self) -> Result<RegistryCache, UsageError> {
+        let parse = |text: &String| text.parse().map_err(|e| UsageError(format!("{e}")));
+        Ok(RegistryCache {
+            from: self.from.iter().map(parse).collect::<Result<_, _>>()?,
+            to: self.to.as_ref().map(parse).transpose()?,
+            mounts: self.mounts,
         })
     }
 }

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     ca_certs: Vec<PathBuf>,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
+    /// The registry cache of every workflow's build (its registry gets --creds only when
+    /// it is the --push-to registry, else --registry-creds for its host, else none).
+    #[command(flatten)]
+    cache: super::registry::RegistryCacheFlags,
 }
 
 pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
@@ -135,6 +139,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         keep: args.keep,
         ca_certificates,
         registry: args.registry.client()?,
+        registry_cache: args.cache.settings()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
         isolation: args.isolation.level,

@@ -16,11 +16,13 @@ use super::badger_stack::{self, Badger};
 use super::build_cache;
 pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
+use super::cache_mounts::MountsContext;
 use super::commit::{commit, Base, Commit, Committed};
 use super::dependency_layer;
 use super::detect;
 use super::network_hint;
 use super::redaction::{self, RedactingReporter, Redactor};
+use super::registry_cache::{RegistryCache, RemoteCache};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
@@ -84,6 +86,8 @@ pub struct BuildRequest {
     pub privilege: Privilege,
     /// Secrets and certificates for the build and test steps only (see `build_inputs`).
     pub inputs: BuildInputs,
+    /// The build cache in a registry, besides the store's (see `registry_cache`).
+    pub registry_cache: RegistryCache,
 }
 
 /// What a build produced.
@@ -136,6 +140,7 @@ pub fn build(
     let pending = detect::resolve_named(app.all_badgers(), store, registry, reporter)?;
     let mut job = Job {
         request,
+        registry,
         app,
         badgers: Vec::new(),
         cancel,
@@ -162,14 +167,25 @@ pub fn build(
     // The key needs the fetched source (its tree digest); a hit skips everything after.
     let key = build_cache::build_key(&job.app, &job.badgers, &fetched.info, epoch, request);
     let record = cache_root.join("builds").join(key.hex());
+    let remote = RemoteCache {
+        settings: &request.registry_cache,
+        registry,
+        layout: &layout,
+        key: &key,
+        reporter,
+    };
     if !request.no_cache {
-        if let Some(built) = build_cache::reuse_cached(&layout, &record, &tag, reporter)? {
+        if let Some(built) = remote.reuse(&record, &tag, &job.badgers)? {
+            remote.store(&tag);
+            let asks_deploy = job.app.asks_deploy();
             return Ok(Built {
-                asks_deploy: job.app.asks_deploy(),
+                asks_deploy,
                 ..built
             });
         }
     }
+    let mounts = MountsContext::new(&cache_root, &job.app.name, &job.badgers, request);
+    remote.restore_mounts(&mounts);
 
     let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched, epoch)?;
     let steps_failed = |error| network_hint::with_hint(error, request.network_host);
@@ -182,6 +198,8 @@ pub fn build(
     drop(sandbox);
     layout.tag(&tag, &committed.descriptor)?;
     build_cache::write_record(&record, &committed.manifest_digest);
+    remote.store(&tag);
+    remote.save_mounts(&mounts);
     reporter.stage(
         State::Built,
         &format!("{tag} {}", committed.manifest_digest.short()),
@@ -242,6 +260,7 @@ struct FetchedSource {
 /// One build under way, past its app file and badgers: what every later stage reads.
 struct Job<'a> {
     request: &'a BuildRequest,
+    registry: Option<&'a dyn RegistryTransport>,
     app: AppFile,
     badgers: Vec<Badger>,
     cancel: &'a CancelHandle,
@@ -347,8 +366,8 @@ impl Job<'_> {
         let (mut base, mut stack) = badger_stack::stack(badgers)?;
         let mut env = build_env(app, &base.config, &fetched.info, epoch);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
+        let app_cache = super::cache_mounts::app_cache_dir(cache_root, &app.name);
         let apps = cache_root.join("apps");
-        let app_cache = apps.join(&app.name);
         // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps
         // its host path out of the sandbox's mountinfo.
         let work = apps.join(format!(".work-{}", app.name));
@@ -379,6 +398,7 @@ impl Job<'_> {
                 app,
                 mounts: mounts.clone(),
                 request: self.request,
+                registry: self.registry,
                 cancel: self.cancel,
                 reporter,
             };

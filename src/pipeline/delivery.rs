@@ -361,6 +361,7 @@ mod tests {
                 source_rules: crate::source::FetchRules::default(),
                 privilege: crate::privilege::Privilege::of_this_process(),
                 inputs: crate::pipeline::build_inputs::BuildInputs::default(),
+                registry_cache: crate::pipeline::registry_cache::RegistryCache::default(),
             },
             push: PushTo::Refused("never reached".into()),
             also_push: Vec::new(),

@@ -69,7 +69,7 @@ pub const DEFAULT_DEPENDENCY_EPOCH: i64 = 1_704_067_200;
 
 /// A cache record or input list is far smaller than this (64 inputs, one digest each); a
 /// larger file is not one this module wrote, and is not read whole.
-const MAX_RECORD_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Version of the cache key's document: a new one when what the layer holds changes.
 /// 2: an input the source lacks and the step creates stays in the layer.
@@ -153,6 +153,8 @@ pub struct DependencyContext<'a> {
     pub mounts: Vec<BindMount>,
     /// Network, timeout, cache use, compression, privilege and explicit epoch.
     pub request: &'a BuildRequest,
+    /// Reaches the registry cache (`request.registry_cache`), where layers are kept too.
+    pub registry: Option<&'a dyn crate::transport::RegistryTransport>,
     pub cancel: &'a CancelHandle,
     pub reporter: &'a dyn Reporter,
 }
@@ -207,12 +209,12 @@ pub fn declaring(badgers: &[Badger]) -> Vec<DeclaringBadger<'_>> {
 
 /// What the cache keeps per key: the layer, and the history line it had.
 #[derive(Serialize, Deserialize)]
-struct LayerRecord {
-    digest: String,
-    diff_id: String,
-    size: u64,
-    media_type: String,
-    created_by: String,
+pub(super) struct LayerRecord {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    pub media_type: String,
+    pub created_by: String,
 }
 
 /// Runs (or reuses) the dependency step of each of `badgers`, in order, putting each layer
@@ -282,7 +284,9 @@ fn dependency_layer(
         key: key.hex().to_string(),
         inputs: inputs.clone(),
     };
-    let recorded: Option<LayerRecord> = read_json(&record_path);
+    // The store's record, else one from the registry cache (its blobs then pulled).
+    let recorded: Option<LayerRecord> =
+        read_json(&record_path).or_else(|| super::dependency_cache::reuse(context, &key));
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
         Some(record) => match record_fits(context.layout, &record, context.request.compression) {
@@ -307,6 +311,7 @@ fn dependency_layer(
         .map(|(input, _)| input.clone())
         .collect();
     let record = run_dependency_step(context, badger, stack, staging.path(), &present)?;
+    super::dependency_cache::store(context, &key, &record);
     write_json(&record_path, &record);
     write_json(&last_path, &this_step);
     Ok(Some(record))

@@ -202,26 +202,40 @@ pub fn import(
     });
     let config_bytes = config.to_canonical_json();
     let config_digest = layout.put_bytes(&config_bytes)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": {
-            "mediaType": media::OCI_CONFIG,
-            "digest": config_digest.to_string(),
-            "size": config_bytes.len(),
-        },
-        "layers": [{
-            "mediaType": digests.media_type,
-            "digest": digests.digest.to_string(),
-            "size": digests.size,
-        }],
-        "annotations": { "org.opencontainers.image.created": created },
-    });
-    let manifest_bytes = canonical_json(&manifest);
+    let manifest_bytes = one_layer_manifest(
+        &config_digest,
+        config_bytes.len(),
+        &digests,
+        json!({ "org.opencontainers.image.created": created }),
+    );
     let manifest_digest = layout.put_bytes(&manifest_bytes)?;
     layout.tag(&request.tag, &manifest_descriptor(&manifest_bytes, None))?;
     Ok(Imported {
         manifest_digest,
         layer: digests,
     })
+}
+
+/// The canonical bytes of an OCI manifest with one config and one layer.
+pub(super) fn one_layer_manifest(
+    config_digest: &Digest,
+    config_size: usize,
+    layer: &LayerDigests,
+    annotations: serde_json::Value,
+) -> Vec<u8> {
+    canonical_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {
+            "mediaType": media::OCI_CONFIG,
+            "digest": config_digest.to_string(),
+            "size": config_size,
+        },
+        "layers": [{
+            "mediaType": layer.media_type,
+            "digest": layer.digest.to_string(),
+            "size": layer.size,
+        }],
+        "annotations": annotations,
+    }))
 }

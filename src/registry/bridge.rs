@@ -2,7 +2,9 @@
 //! `transport::RegistryTransport` with fixed options, and [`ReporterProgress`] turns this
 //! module's transfer events into `report::Reporter` calls. It adds no protocol of its own.
 
-use super::{pull, push, RegistryOptions, RegistryTarget, TransferProgress};
+use super::{
+    pull, pull::fetch_manifest, push, NoProgress, RegistryOptions, RegistryTarget, TransferProgress,
+};
 use crate::image::{Digest, ImageReference};
 use crate::report::Reporter;
 use crate::store::{Layout, ResolvedImage};
@@ -78,6 +80,14 @@ impl RegistryTransport for RegistryClient {
             &ReporterProgress(reporter),
         )
         .map_err(|e| TransportError::Registry {
+            reference: reference.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
+        let source = target(reference)?;
+        fetch_manifest(&source, &self.options, &NoProgress).map_err(|e| TransportError::Registry {
             reference: reference.to_string(),
             source: Box::new(e),
         })

@@ -103,6 +103,24 @@ pub fn pull(
     ))
 }
 
+/// The manifest (or index) `source` names, read whole and checked against `source.digest`
+/// when it has one: its bytes and digest. No blob is fetched and nothing is stored.
+pub fn fetch_manifest(
+    source: &RegistryTarget,
+    options: &RegistryOptions,
+    progress: &dyn TransferProgress,
+) -> Result<(Vec<u8>, Digest), RegistryError> {
+    let client = Client::connect(source, options, progress)?;
+    let scopes = format!("repository:{}:pull", source.repository);
+    let document = get_manifest(
+        &client,
+        &scopes,
+        &source.reference(),
+        source.digest.as_ref(),
+    )?;
+    Ok((document.bytes, document.digest))
+}
+
 /// A manifest or index as fetched.
 struct Document {
     bytes: Vec<u8>,
@@ -132,79 +150,12 @@ impl Puller<'_, '_> {
         }
     }
 
-    /// `GET /manifests/{reference}`, read whole (it is small), checked against `expected`.
     fn manifest(
         &self,
         reference: &str,
         expected: Option<&Digest>,
     ) -> Result<Document, RegistryError> {
-        let action = format!("GET manifest {reference}");
-        let response = self.client.send(&Call {
-            method: "GET",
-            url: self.client.url(&format!("/manifests/{reference}")),
-            scopes: self.scopes,
-            headers: vec![("Accept", ACCEPT.to_string())],
-            payload: Payload::Empty,
-            retry: true,
-            action: action.clone(),
-        })?;
-        if response.status().as_u16() != 200 {
-            return Err(self.client.failure(&action, response));
-        }
-        let header_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
-        let mut bytes = Vec::new();
-        let read = self
-            .client
-            .guarded_reader(response)
-            .take(DOCUMENT_LIMIT + 1)
-            .read_to_end(&mut bytes);
-        if let Err(source) = read {
-            return Err(RegistryError::Transport {
-                registry: self.client.registry.clone(),
-                repository: self.client.repository.clone(),
-                action: action.clone(),
-                attempts: 1,
-                source: Box::new(ureq::Error::Io(source)),
-            });
-        }
-        if bytes.len() as u64 > DOCUMENT_LIMIT {
-            return Err(RegistryError::TooLarge {
-                registry: self.client.registry.clone(),
-                repository: self.client.repository.clone(),
-                what: "manifest",
-                reference: reference.to_string(),
-                limit: DOCUMENT_LIMIT,
-            });
-        }
-        let digest = Digest::of_bytes(&bytes);
-        if let Some(expected) = expected {
-            if &digest != expected {
-                return Err(RegistryError::DigestMismatch {
-                    registry: self.client.registry.clone(),
-                    repository: self.client.repository.clone(),
-                    what: "manifest",
-                    reference: reference.to_string(),
-                    actual: digest,
-                });
-            }
-        }
-        // The document's own mediaType field is what its digest covers; a registry's
-        // Content-Type is the fallback (and the only source for old Docker lists).
-        let field = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned));
-        let media_type = field
-            .or(header_type)
-            .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
-        Ok(Document {
-            bytes,
-            media_type,
-            digest,
-        })
+        get_manifest(self.client, self.scopes, reference, expected)
     }
 
     /// One blob into the layout, restarted when the stream breaks or does not verify.
@@ -321,4 +272,80 @@ impl<R: Read> Read for NetworkReader<'_, R> {
             }
         }
     }
+}
+
+/// `GET /manifests/{reference}`, read whole (it is small, at most `DOCUMENT_LIMIT`),
+/// checked against `expected`.
+fn get_manifest(
+    client: &Client<'_>,
+    scopes: &str,
+    reference: &str,
+    expected: Option<&Digest>,
+) -> Result<Document, RegistryError> {
+    let action = format!("GET manifest {reference}");
+    let response = client.send(&Call {
+        method: "GET",
+        url: client.url(&format!("/manifests/{reference}")),
+        scopes,
+        headers: vec![("Accept", ACCEPT.to_string())],
+        payload: Payload::Empty,
+        retry: true,
+        action: action.clone(),
+    })?;
+    if response.status().as_u16() != 200 {
+        return Err(client.failure(&action, response));
+    }
+    let header_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+    let mut bytes = Vec::new();
+    let read = client
+        .guarded_reader(response)
+        .take(DOCUMENT_LIMIT + 1)
+        .read_to_end(&mut bytes);
+    if let Err(source) = read {
+        return Err(RegistryError::Transport {
+            registry: client.registry.clone(),
+            repository: client.repository.clone(),
+            action: action.clone(),
+            attempts: 1,
+            source: Box::new(ureq::Error::Io(source)),
+        });
+    }
+    if bytes.len() as u64 > DOCUMENT_LIMIT {
+        return Err(RegistryError::TooLarge {
+            registry: client.registry.clone(),
+            repository: client.repository.clone(),
+            what: "manifest",
+            reference: reference.to_string(),
+            limit: DOCUMENT_LIMIT,
+        });
+    }
+    let digest = Digest::of_bytes(&bytes);
+    if let Some(expected) = expected {
+        if &digest != expected {
+            return Err(RegistryError::DigestMismatch {
+                registry: client.registry.clone(),
+                repository: client.repository.clone(),
+                what: "manifest",
+                reference: reference.to_string(),
+                actual: digest,
+            });
+        }
+    }
+    // The document's own mediaType field is what its digest covers; a registry's
+    // Content-Type is the fallback (and the only source for old Docker lists).
+    let field = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned));
+    let media_type = field
+        .or(header_type)
+        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    Ok(Document {
+        bytes,
+        media_type,
+        digest,
+    })
 }

@@ -111,6 +111,9 @@ pub trait RegistryTransport {
         reference: &ImageReference,
         reporter: &dyn Reporter,
     ) -> Result<Digest, TransportError>;
+    /// The manifest `reference` names, read whole (bounded) and checked against the
+    /// reference's digest when it has one: its bytes and digest. No blob is fetched.
+    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError>;
 }
 
 /// An image opened from some transport: the layout that holds its blobs and the resolved
