@@ -21,6 +21,7 @@ pub mod import;
 pub mod network_hint;
 pub mod redaction;
 pub mod run;
+pub mod snapshot;
 pub mod stacked;
 pub mod start_check;
 pub mod unpack;
