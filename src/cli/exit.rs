@@ -117,15 +117,26 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
     None
 }
 
-/// Refuses the isolation levels this build of the tool cannot use yet (only `auto` and
-/// `userns`, the rootless sandbox, are available).
+/// Refuses the isolation levels this build of the tool cannot use yet (`auto`, `userns`,
+/// the rootless sandbox, and `none`, builds in place, are available).
 pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
     match level {
-        runtime::Isolation::Auto | runtime::Isolation::Userns => Ok(()),
+        runtime::Isolation::Auto | runtime::Isolation::Userns | runtime::Isolation::None => Ok(()),
         other => Err(UsageError(format!(
             "--isolation {other} is not available in this version; use auto or userns"
         ))),
     }
+}
+
+/// `none` is a build in place, one per container: `run` has no such mode (the container
+/// runtime runs a DU), and the server's concurrent builds would share one root filesystem.
+pub fn refuse_isolation_none(level: runtime::Isolation, command: &str) -> Result<(), UsageError> {
+    if level == runtime::Isolation::None {
+        return Err(UsageError(format!(
+            "`{command}` cannot use --isolation none: builds in place run one per container, with `solum-build build`"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use super::badger_stack::{self, Badger};
 use super::build_cache;
+use super::build_env::{build_env, env_entries, shell, with_build_environment};
 pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
 use super::commit::{commit, Base, Commit, Committed};
@@ -24,8 +25,8 @@ use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
 use super::workspace::{overlay_available, run_step, Step, Workspace};
-use crate::image::config::{ensure_path, merge_env};
-use crate::image::{Digest, ImageConfig};
+use crate::image::config::merge_env;
+use crate::image::Digest;
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
@@ -42,6 +43,10 @@ use runtime::{BindMount, CancelHandle, RootFs, Termination};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[path = "in_place.rs"]
+mod in_place;
+pub use in_place::InPlaceError;
 
 /// Where the app file of a build comes from.
 #[derive(Clone, Debug)]
@@ -168,15 +173,11 @@ pub fn build(
         }
     }
 
-    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched, epoch)?;
-    let steps_failed = |error| network_hint::with_hint(error, request.network_host);
-    let mut ran = job.run_build_commands(&sandbox).map_err(steps_failed)?;
-    job.run_tests(&sandbox).map_err(steps_failed)?;
-    let secrets = &request.inputs.secrets;
-    redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
-    job.check_run_command(&sandbox, &mut ran)?;
-    let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
-    drop(sandbox);
+    let (du, committed) = if request.isolation == runtime::Isolation::None {
+        job.build_in_place(&layout, store, &fetched, epoch, &key)?
+    } else {
+        job.build_in_sandbox(&layout, store, &cache_root, &fetched, epoch, &key)?
+    };
     layout.tag(&tag, &committed.descriptor)?;
     build_cache::write_record(&record, &committed.manifest_digest);
     reporter.stage(
@@ -319,6 +320,36 @@ impl Job<'_> {
             ),
         }
         Ok(())
+    }
+
+    /// The build in the sandbox (`userns`): steps on the badgers' stacked layers, the
+    /// writable layer diffed into the DU's one new layer, committed but not yet named.
+    fn build_in_sandbox(
+        &self,
+        layout: &Layout,
+        store: &Path,
+        cache_root: &Path,
+        fetched: &FetchedSource,
+        epoch: i64,
+        key: &Digest,
+    ) -> Result<(DuManifest, Committed), BuildError> {
+        let sandbox = self.prepare_sandbox(layout, store, cache_root, fetched, epoch)?;
+        let steps_failed = |error| network_hint::with_hint(error, self.request.network_host);
+        let mut ran = self.run_build_commands(&sandbox).map_err(steps_failed)?;
+        self.run_tests(&sandbox).map_err(steps_failed)?;
+        let secrets = &self.request.inputs.secrets;
+        redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
+        self.check_run_command(&sandbox, &mut ran)?;
+        let layer = NewLayer {
+            base: &sandbox.base,
+            root: sandbox.workspace.writable_root(),
+            changes: sandbox.workspace.changes(&ran.created_mount_points)?,
+            subordinate_ids: ran
+                .id_map
+                .as_ref()
+                .and_then(super::workspace::subordinate_ids),
+        };
+        self.commit_du(layout, layer, &fetched.info, epoch, key)
     }
 
     /// The badgers' blobs into the store, the build environment and the app's cache
@@ -527,15 +558,13 @@ impl Job<'_> {
     fn commit_du(
         &self,
         layout: &Layout,
-        sandbox: &Sandbox,
-        ran: &BuildRun,
+        layer: NewLayer<'_>,
         info: &SourceInfo,
         epoch: i64,
         key: &Digest,
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, badgers, request) = (&self.app, &self.badgers, self.request);
-        let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
-        let user = du_user(app.user.as_deref(), sandbox.base.config.user());
+        let user = du_user(app.user.as_deref(), layer.base.config.user());
         let mut env = env_entries(&app.run_environment());
         if user.as_deref() == Some("0:0") {
             // The badger's HOME is its own user's (`/home/app`): root's is /root.
@@ -555,7 +584,7 @@ impl Job<'_> {
                 .iter()
                 .flat_map(super::badger_stack::Badger::environment)
                 .collect(),
-            default_command: sandbox.base.config.command(),
+            default_command: layer.base.config.command(),
             revision: info.revision.clone(),
             // The app's name, not the --tag: the name the DU is stored under must not change
             // its digest. The template takes the real reference as its `image` parameter.
@@ -569,10 +598,10 @@ impl Job<'_> {
         let committed = commit(
             layout,
             Commit {
-                base: &sandbox.base,
-                root: sandbox.workspace.writable_root(),
+                base: layer.base,
+                root: layer.root,
                 privilege: request.privilege,
-                changes,
+                changes: layer.changes,
                 compression: request.compression,
                 epoch,
                 env,
@@ -598,10 +627,7 @@ impl Job<'_> {
                     .as_ref()
                     .map(|r| format!("source revision {r}")),
                 annotations,
-                subordinate_ids: ran
-                    .id_map
-                    .as_ref()
-                    .and_then(super::workspace::subordinate_ids),
+                subordinate_ids: layer.subordinate_ids,
             },
         )?;
         Ok((du, committed))
@@ -634,6 +660,14 @@ impl Sandbox {
             timeout: request.timeout,
         }
     }
+}
+
+/// The DU's one new layer: `changes` read from `root`, over `base`.
+struct NewLayer<'a> {
+    base: &'a Base,
+    root: &'a Path,
+    changes: Vec<crate::layer::Change>,
+    subordinate_ids: Option<crate::layer::SubordinateIds>,
 }
 
 /// What the build commands left besides files: the mount points the sandbox created (kept
@@ -691,48 +725,6 @@ pub(super) fn stack_workspace(
     )?;
     workspace.keep_held(holds);
     Ok(workspace)
-}
-
-/// The build contract's environment: the base image's Env (with the badgers'
-/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME` and
-/// `SOURCE_DATE_EPOCH` (the build's epoch, for tools that write times into files).
-fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo, epoch: i64) -> Vec<String> {
-    let mut env = config.env();
-    ensure_path(&mut env);
-    let mut extra: Vec<String> = app
-        .environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    extra.push(format!("SOLUM_APP_NAME={}", app.name));
-    extra.push(format!(
-        "SOLUM_SOURCE_REVISION={}",
-        info.revision.clone().unwrap_or_default()
-    ));
-    extra.push("HOME=/root".to_string());
-    extra.push(format!("SOURCE_DATE_EPOCH={epoch}"));
-    merge_env(&mut env, &extra);
-    env
-}
-
-/// `env` with the app's `build_environment` merged in (the build steps see it; the image
-/// never does).
-fn with_build_environment(env: &[String], app: &AppFile) -> Vec<String> {
-    let mut env = env.to_vec();
-    merge_env(&mut env, &env_entries(&app.build_environment));
-    env
-}
-
-/// `KEY=VALUE` entries of an environment map, in key order.
-fn env_entries(environment: &BTreeMap<String, String>) -> Vec<String> {
-    environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect()
-}
-
-fn shell(command: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), command.into()]
 }
 
 /// `None` on success; otherwise how the step ended, or `Cancelled`.

@@ -9,6 +9,7 @@ pub mod badger_image;
 pub mod badger_stack;
 pub mod build;
 pub mod build_cache;
+pub mod build_env;
 pub mod build_error;
 pub mod build_inputs;
 pub mod cache_bound;
