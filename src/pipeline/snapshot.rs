@@ -23,7 +23,7 @@ use crate::layer::{sort_changes, Change};
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
@@ -185,12 +185,11 @@ impl Meta {
     }
 }
 
-/// The metadata of every entry below a root (the root itself is no entry of a layer).
+/// The metadata of every entry below a root (the root itself is no entry of a layer), in
+/// path order: a folder's entries follow it, names sorted by bytes (`Path`'s order).
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    entries: HashMap<PathBuf, Meta>,
-    /// The names in each walked directory (`""` is the root).
-    children: HashMap<PathBuf, Vec<OsString>>,
+    entries: Vec<(PathBuf, Meta)>,
 }
 
 impl Snapshot {
@@ -201,6 +200,27 @@ impl Snapshot {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    fn get(&self, path: &Path) -> Option<&Meta> {
+        self.entries
+            .binary_search_by(|(p, _)| p.as_path().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    /// The names directly in the folder `dir` (which must be an entry): the entries of
+    /// its subtree, which follows it, whose parent it is.
+    fn children(&self, dir: &Path) -> Vec<&std::ffi::OsStr> {
+        let Ok(at) = self.entries.binary_search_by(|(p, _)| p.as_path().cmp(dir)) else {
+            return Vec::new();
+        };
+        self.entries[at + 1..]
+            .iter()
+            .take_while(|(p, _)| p.starts_with(dir))
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .filter_map(|(p, _)| p.file_name())
+            .collect()
     }
 }
 
@@ -217,22 +237,34 @@ pub fn take(root: &Path, rules: &SnapshotRules) -> Result<Snapshot, SnapshotErro
             source,
         })?
         .st_dev;
+    // Only folders that hold an excluded path or a walked mount ask for their children.
+    let parents = |paths: &HashSet<PathBuf>| -> HashSet<PathBuf> {
+        paths
+            .iter()
+            .map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf())
+            .collect()
+    };
     let mut walk = Walk {
         rules,
-        snapshot: Snapshot::default(),
+        excluded_in: parents(&rules.excluded),
+        entries: Vec::new(),
     };
     walk.dir(dir, PathBuf::new(), root_dev, 0)?;
-    Ok(walk.snapshot)
+    Ok(Snapshot {
+        entries: walk.entries,
+    })
 }
 
 struct Walk<'a> {
     rules: &'a SnapshotRules,
-    snapshot: Snapshot,
+    /// The folders that hold an excluded path.
+    excluded_in: HashSet<PathBuf>,
+    entries: Vec<(PathBuf, Meta)>,
 }
 
 impl Walk<'_> {
-    /// Records the entries of the open directory `rel` (on device `dev`) and walks its
-    /// subdirectories.
+    /// Records the entries of the open folder `rel` (on device `dev`), each folder followed
+    /// by its own entries.
     fn dir(
         &mut self,
         mut dir: Dir,
@@ -263,11 +295,10 @@ impl Walk<'_> {
             }
         }
         names.sort();
-        let mut subdirs = Vec::new();
-        let mut kept = Vec::with_capacity(names.len());
+        let holds_excluded = self.excluded_in.contains(&rel);
         for name in names {
             let child = rel.join(&name);
-            if self.rules.excluded.contains(&child) {
+            if holds_excluded && self.rules.excluded.contains(&child) {
                 continue;
             }
             let stat = match nix::sys::stat::fstatat(
@@ -284,27 +315,22 @@ impl Walk<'_> {
             let meta = Meta::of(&stat);
             // Another filesystem mounted here (a mount point mountinfo did not name, or
             // that this process cannot see through) is not the image's.
-            let walked_mount = self.rules.walked_mounts.contains(&child);
-            if meta.is_dir() && meta.dev != dev && !walked_mount {
+            if meta.is_dir() && meta.dev != dev && !self.rules.walked_mounts.contains(&child) {
                 continue;
             }
-            if self.snapshot.entries.len() >= self.rules.max_entries {
+            if self.entries.len() >= self.rules.max_entries {
                 return Err(SnapshotError::TooManyEntries {
                     limit: self.rules.max_entries,
                     path: child,
                 });
             }
-            if meta.is_dir() {
-                subdirs.push((name.clone(), child.clone(), meta.dev));
+            self.entries.push((child.clone(), meta));
+            if !meta.is_dir() {
+                continue;
             }
-            self.snapshot.entries.insert(child, meta);
-            kept.push(name);
-        }
-        self.snapshot.children.insert(rel, kept);
-        for (name, child, child_dev) in subdirs {
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             match Dir::openat(dir.as_fd(), name.as_os_str(), flags, Mode::empty()) {
-                Ok(sub) => self.dir(sub, child, child_dev, depth + 1)?,
+                Ok(sub) => self.dir(sub, child, meta.dev, depth + 1)?,
                 // A folder this user may not list is one the build (the same user) could
                 // not have written into either: its own entry is all there is of it.
                 Err(nix::errno::Errno::EACCES | nix::errno::Errno::ENOENT) => {}
@@ -316,34 +342,48 @@ impl Walk<'_> {
 }
 
 /// The changes that turn the root of `before` into the root of `after`, sorted as
-/// [`sort_changes`] sorts (see the module documentation for the rules).
+/// [`sort_changes`] sorts (see the module documentation for the rules). Both are in path
+/// order, so one merge pass pairs their entries.
 pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
     let mut adds = BTreeSet::new();
     let mut opaques = BTreeSet::new();
-    for (path, now) in &after.entries {
-        let Some(was) = before.entries.get(path) else {
-            adds.insert(path.clone());
-            continue;
+    let mut gone = Vec::new();
+    let (mut old, mut new) = (
+        before.entries.iter().peekable(),
+        after.entries.iter().peekable(),
+    );
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((was_path, _)), Some((now_path, _))) => was_path.as_path().cmp(now_path),
         };
-        if now == was {
-            continue;
-        }
-        adds.insert(path.clone());
-        if now.is_dir() && (!was.is_dir() || emptied_and_refilled(before, after, path)) {
-            opaques.insert(path.clone());
+        match order {
+            std::cmp::Ordering::Less => gone.extend(old.next().map(|(p, _)| p)),
+            std::cmp::Ordering::Greater => {
+                adds.extend(new.next().map(|(p, _)| p.clone()));
+            }
+            std::cmp::Ordering::Equal => {
+                let ((path, was), (_, now)) = (old.next().unwrap(), new.next().unwrap());
+                if now == was {
+                    continue;
+                }
+                adds.insert(path.clone());
+                if now.is_dir() && (!was.is_dir() || emptied_and_refilled(before, after, path)) {
+                    opaques.insert(path.clone());
+                }
+            }
         }
     }
     let mut whiteouts = BTreeSet::new();
-    for path in before.entries.keys() {
-        if after.entries.contains_key(path) {
-            continue;
-        }
+    for path in gone {
         // Only the top-most deleted path: below a deleted, replaced or opaque folder the
         // folder's own change says it.
         let parent = path.parent().unwrap_or(Path::new(""));
         let parent_kept = parent.as_os_str().is_empty()
-            || (after.entries.get(parent).is_some_and(Meta::is_dir)
-                && before.entries.get(parent).is_some_and(Meta::is_dir)
+            || (after.get(parent).is_some_and(Meta::is_dir)
+                && before.get(parent).is_some_and(Meta::is_dir)
                 && !opaques.contains(parent));
         if parent_kept {
             whiteouts.insert(path.clone());
@@ -372,10 +412,8 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
 /// A folder whose every earlier child is gone and that has new ones: `rm -rf d && mkdir d`
 /// refilled, which overlay records as an opaque folder (as `layer::walk_changes` does).
 fn emptied_and_refilled(before: &Snapshot, after: &Snapshot, path: &Path) -> bool {
-    let (Some(was), Some(now)) = (before.children.get(path), after.children.get(path)) else {
-        return false;
-    };
-    let now_set: HashSet<&OsString> = now.iter().collect();
+    let (was, now) = (before.children(path), after.children(path));
+    let now_set: HashSet<&std::ffi::OsStr> = now.iter().copied().collect();
     !was.is_empty() && !now.is_empty() && !was.iter().any(|name| now_set.contains(name))
 }
 
