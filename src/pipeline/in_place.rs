@@ -620,3 +620,88 @@ impl Drop for StepLimits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps the output lines a step streamed.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl Reporter for Lines {
+        fn output_line(&self, _: State, line: &str, _: bool) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    fn step(command: &str, timeout: Option<Duration>) -> Step {
+        Step {
+            stage: State::Building,
+            rootfs: runtime::RootFs::Dir(PathBuf::from("/")),
+            command: shell(command),
+            env: vec!["PATH=/usr/bin:/bin".into(), "GREETING=hello".into()],
+            cwd: std::env::temp_dir(),
+            mounts: Vec::new(),
+            user: (0, 0),
+            network_host: false,
+            timeout,
+        }
+    }
+
+    #[test]
+    fn a_step_gets_its_environment_alone_and_its_output_is_streamed() {
+        let lines = Lines::default();
+        let result = run_step(
+            step("echo $GREETING; echo ${HOME:-no home} >&2; exit 3", None),
+            &CancelHandle::new(),
+            &lines,
+        )
+        .unwrap();
+        assert_eq!(result.outcome.termination, Termination::Exited(3));
+        let mut seen = lines.0.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, ["hello", "no home"]);
+    }
+
+    /// The shell and what it left running in the background go at the timeout, and the
+    /// step does not wait for the background child's pipe.
+    #[test]
+    fn the_timeout_kills_the_whole_process_group() {
+        let started = Instant::now();
+        let result = run_step(
+            step(
+                "sleep 300 & while true; do sleep 1; done",
+                Some(Duration::from_secs(1)),
+            ),
+            &CancelHandle::new(),
+            &Lines::default(),
+        )
+        .unwrap();
+        assert_eq!(result.outcome.termination, Termination::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_cut() {
+        let lines = Lines::default();
+        run_step(
+            step("head -c 40000 /dev/zero | tr '\\0' x", None),
+            &CancelHandle::new(),
+            &lines,
+        )
+        .unwrap();
+        let seen = lines.0.into_inner().unwrap();
+        assert!(
+            seen.iter().all(|l| l.len() <= LINE_LIMIT),
+            "{:?}",
+            seen.len()
+        );
+        assert_eq!(seen.iter().map(String::len).sum::<usize>(), 40000);
+    }
+}
