@@ -122,9 +122,9 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
 pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
     match level {
         runtime::Isolation::Auto | runtime::Isolation::Userns | runtime::Isolation::None => Ok(()),
-        other => Err(UsageError(format!(
-            "--isolation {other} is not available in this version; use auto or userns"
-        ))),
+        runtime::Isolation::Chroot => Err(UsageError(
+            "--isolation chroot is not available in this version; use auto, userns or none".into(),
+        )),
     }
 }
 

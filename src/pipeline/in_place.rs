@@ -113,7 +113,7 @@ impl Job<'_> {
         let root = Path::new("/");
         let app_dir = Path::new(WORKDIR);
         prepare_cache_folder(reporter);
-        let rules = SnapshotRules::for_root(root, &self.excluded_paths(store), &[app_dir.into()]);
+        let rules = SnapshotRules::for_root(root, &excluded_paths(store), &[app_dir.into()]);
         let started = Instant::now();
         let before = snapshot::take(root, &rules).map_err(InPlaceError::from)?;
         reporter.status(
@@ -192,29 +192,6 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// What the snapshots leave out besides mounts: the kernel's folders, `/tmp`, the
-    /// cache folder, the store (the source's scratch is in it), the tool itself, and the
-    /// CI job's workspace as the common CI systems name it.
-    fn excluded_paths(&self, store: &Path) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = NOT_THE_IMAGE.iter().map(PathBuf::from).collect();
-        paths.push(PathBuf::from(CACHE_MOUNT));
-        paths.extend(std::fs::canonicalize(store).ok());
-        paths.extend(std::env::current_exe().ok());
-        for variable in [
-            "CI_PROJECT_DIR",
-            "GITHUB_WORKSPACE",
-            "WORKSPACE",
-            "SOLUM_BUILD_WORKSPACE",
-        ] {
-            if let Some(dir) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
-                paths.extend(std::fs::canonicalize(dir).ok());
-            }
-        }
-        // Never `/` itself, nor the folder the source is put in.
-        paths.retain(|p| p != Path::new("/") && p != Path::new(WORKDIR));
-        paths
-    }
-
     /// A step of `state` running `command` (through the shell) in `/app`.
     fn step(&self, state: State, command: &str, env: &[String]) -> Step {
         Step {
@@ -274,6 +251,29 @@ impl Job<'_> {
             .ok_or(BuildError::Cancelled)?;
         Ok(())
     }
+}
+
+/// What the snapshots leave out besides mounts: the kernel's folders, `/tmp`, the
+/// cache folder, the store (the source's scratch is in it), the tool itself, and the
+/// CI job's workspace as the common CI systems name it.
+fn excluded_paths(store: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = NOT_THE_IMAGE.iter().map(PathBuf::from).collect();
+    paths.push(PathBuf::from(CACHE_MOUNT));
+    paths.extend(std::fs::canonicalize(store).ok());
+    paths.extend(std::env::current_exe().ok());
+    for variable in [
+        "CI_PROJECT_DIR",
+        "GITHUB_WORKSPACE",
+        "WORKSPACE",
+        "SOLUM_BUILD_WORKSPACE",
+    ] {
+        if let Some(dir) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
+            paths.extend(std::fs::canonicalize(dir).ok());
+        }
+    }
+    // Never `/` itself, nor the folder the source is put in.
+    paths.retain(|p| p != Path::new("/") && p != Path::new(WORKDIR));
+    paths
 }
 
 /// The running root holds the badger's build script as the badger image's top layer has
