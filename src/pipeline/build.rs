@@ -24,7 +24,7 @@ use super::network_hint;
 use super::redaction::{self, RedactingReporter, Redactor};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
-use super::workspace::{overlay_available, run_step, Step, Workspace};
+use super::workspace::{overlay_available, run_step, Step, StepResult, Workspace};
 use crate::image::config::merge_env;
 use crate::image::Digest;
 use crate::io_at::IoAt;
@@ -520,14 +520,19 @@ impl Job<'_> {
             self.request,
         );
         let result = run_step(step, self.cancel, reporter)?;
-        if let Some(how) = failure(result.outcome.termination)? {
-            return Err(BuildError::TestsFailed {
+        self.tests_passed(test_cmd, result)
+    }
+
+    /// `Ok` when the test step `test_cmd` that gave `result` exited 0.
+    fn tests_passed(&self, test_cmd: &str, result: StepResult) -> Result<(), BuildError> {
+        match failure(result.outcome.termination)? {
+            None => Ok(()),
+            Some(how) => Err(BuildError::TestsFailed {
                 command: test_cmd.to_string(),
                 how,
                 tail: self.redacted(result.tail),
-            });
+            }),
         }
-        Ok(())
     }
 
     /// The start check (see [`super::start_check`]): the run command's program must be in

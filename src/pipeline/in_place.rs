@@ -221,14 +221,7 @@ impl Job<'_> {
             self.cancel,
             self.reporter,
         )?;
-        if let Some(how) = failure(result.outcome.termination)? {
-            return Err(BuildError::TestsFailed {
-                command: test_cmd.to_string(),
-                how,
-                tail: self.redacted(result.tail),
-            });
-        }
-        Ok(())
+        self.tests_passed(test_cmd, result)
     }
 
     /// The start check (see [`super::super::start_check`]), run in place as this user.
@@ -396,17 +389,7 @@ fn place_source(
     let wanted = std::fs::symlink_metadata(source).map_err(IoAt::at(source, "stat"))?;
     let mode = wanted.permissions().mode() & 0o7777;
     let same_mode = std::fs::set_permissions(app_dir, std::fs::Permissions::from_mode(mode));
-    let times = {
-        use std::os::unix::fs::MetadataExt;
-        let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            app_dir,
-            &time(wanted.atime(), wanted.atime_nsec()),
-            &time(wanted.mtime(), wanted.mtime_nsec()),
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-    };
+    let times = super::super::workspace::copy_times(app_dir, &wanted);
     if same_mode.is_err() || times.is_err() {
         // Another user's folder (a tmpfs mounted without uid=): the DU's /app entry keeps
         // that folder's mode and times, and its digest is not the `userns` build's.
