@@ -121,14 +121,26 @@ impl Setup {
     /// unless said otherwise), as the badger's user with no capability, on a copy of the
     /// store at `store` (kept for the caller).
     fn build_in_container(&self, app: &Path, image: &str, args: &[&str], store: &Path) -> Run {
+        self.build_in_container_with(app, image, args, store, &["--tmpfs", "/app:rw,exec,U"])
+    }
+
+    /// [`Setup::build_in_container`] with `mounts` (options of `podman run`) for `/app`.
+    fn build_in_container_with(
+        &self,
+        app: &Path,
+        image: &str,
+        args: &[&str],
+        store: &Path,
+        mounts: &[&str],
+    ) -> Run {
         let store = store_copy(&self.store, store, CONTAINER_USER);
         let (uid, gid) = CONTAINER_USER;
         let mut cmd = Cmd::program("podman")
             .env("CONTAINERS_CONF", &self.badger.conf)
             .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
             .args(["--user", &format!("{uid}:{gid}"), "--cap-drop=ALL"])
-            .args(["--security-opt", "no-new-privileges", "--tmpfs"])
-            .arg("/app:rw,exec,mode=0755,U")
+            .args(["--security-opt", "no-new-privileges"])
+            .args(mounts)
             .arg("-e")
             .arg(format!("SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}"))
             .args(["-e", "HOME=/tmp", "-v"])
@@ -298,6 +310,30 @@ fn a_container_that_is_not_the_badger_is_refused() {
         failed
             .stderr
             .contains("this container is not the badger badgers/shell"),
+        "{}",
+        failed.text()
+    );
+}
+
+#[test]
+fn a_container_without_a_writable_app_folder_is_told_the_fix() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("noapp");
+    let app = hello_app(setup.dir.path(), "hello", &[]);
+    let failed = setup
+        .build_in_container_with(
+            &app,
+            &setup.badger.reference,
+            &[],
+            &setup.dir.path().join("s"),
+            &[],
+        )
+        .fails_with(2);
+    assert!(
+        failed.stderr.contains("cannot put the source at /app")
+            && failed.stderr.contains("--tmpfs /app"),
         "{}",
         failed.text()
     );
