@@ -28,6 +28,8 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// Entries a snapshot holds unless `SOLUM_BUILD_SNAPSHOT_MAX_ENTRIES` says otherwise.
 pub const DEFAULT_MAX_ENTRIES: usize = 2_000_000;
@@ -224,42 +226,120 @@ impl Snapshot {
     }
 }
 
-/// A snapshot of `root` by `rules`.
+/// Threads a snapshot walks the root's folders with, at most.
+const WALKERS: usize = 4;
+
+/// A snapshot of `root` by `rules`. The root's own entries are read first; the trees of
+/// its folders are then walked by a few threads at once (a root filesystem is a handful
+/// of large top-level trees), and put back in path order.
 pub fn take(root: &Path, rules: &SnapshotRules) -> Result<Snapshot, SnapshotError> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let dir = Dir::open(root, flags, Mode::empty()).map_err(|source| SnapshotError::Root {
+    let root_error = |source| SnapshotError::Root {
         root: root.to_path_buf(),
         source,
-    })?;
-    let root_dev = nix::sys::stat::fstat(dir.as_fd())
-        .map_err(|source| SnapshotError::Root {
-            root: root.to_path_buf(),
-            source,
-        })?
-        .st_dev;
-    // Only folders that hold an excluded path or a walked mount ask for their children.
-    let parents = |paths: &HashSet<PathBuf>| -> HashSet<PathBuf> {
-        paths
-            .iter()
-            .map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf())
-            .collect()
     };
-    let mut walk = Walk {
+    let root_fd = nix::fcntl::open(root, flags, Mode::empty()).map_err(root_error)?;
+    let root_dev = nix::sys::stat::fstat(&root_fd).map_err(root_error)?.st_dev;
+    // Only folders that hold an excluded path ask for their children.
+    let excluded_in = rules
+        .excluded
+        .iter()
+        .map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf())
+        .collect();
+    let count = AtomicUsize::new(0);
+    let walk = |deferring: bool| Walk {
         rules,
-        excluded_in: parents(&rules.excluded),
+        excluded_in: &excluded_in,
+        count: &count,
         entries: Vec::new(),
+        deferred: deferring.then(Vec::new),
     };
-    walk.dir(dir, PathBuf::new(), root_dev, 0)?;
-    Ok(Snapshot {
-        entries: walk.entries,
-    })
+    let mut top = walk(true);
+    let dir = Dir::from_fd(root_fd.try_clone().map_err(|e| {
+        root_error(nix::errno::Errno::from_raw(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ))
+    })?)
+    .map_err(root_error)?;
+    top.dir(dir, PathBuf::new(), root_dev, 0)?;
+    let jobs = top.deferred.take().unwrap_or_default();
+    // Each job's entries, by job; the first error wins.
+    let results: Vec<Mutex<Option<Vec<(PathBuf, Meta)>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<SnapshotError>> = Mutex::new(None);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(WALKERS);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(index) else { break };
+                let mut worker = walk(false);
+                let done = match Dir::openat(&root_fd, job.name.as_os_str(), flags, Mode::empty()) {
+                    Ok(sub) => worker.dir(sub, job.rel.clone(), job.dev, 1),
+                    Err(nix::errno::Errno::EACCES | nix::errno::Errno::ENOENT) => Ok(()),
+                    Err(source) => Err(SnapshotError::Entry {
+                        action: "open",
+                        path: job.rel.clone(),
+                        source,
+                    }),
+                };
+                match done {
+                    Ok(()) => {
+                        *results[index]
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(worker.entries)
+                    }
+                    Err(error) => {
+                        failed
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(error);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(error) = failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(error);
+    }
+    // The root's entries with each folder's tree right after it.
+    let mut entries = Vec::with_capacity(count.load(Ordering::Relaxed));
+    let mut subtrees = results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap_or_else(PoisonError::into_inner));
+    let mut job_at = jobs.iter().map(|job| job.after).peekable();
+    for (index, entry) in top.entries.into_iter().enumerate() {
+        entries.push(entry);
+        if job_at.peek() == Some(&index) {
+            job_at.next();
+            entries.extend(subtrees.next().flatten().unwrap_or_default());
+        }
+    }
+    Ok(Snapshot { entries })
+}
+
+/// A folder of the root whose tree is walked by a thread of [`take`].
+struct Job {
+    /// The index of the folder's own entry among the root's.
+    after: usize,
+    name: OsString,
+    rel: PathBuf,
+    dev: u64,
 }
 
 struct Walk<'a> {
     rules: &'a SnapshotRules,
     /// The folders that hold an excluded path.
-    excluded_in: HashSet<PathBuf>,
+    excluded_in: &'a HashSet<PathBuf>,
+    /// Entries recorded by every walker of the snapshot, for the bound.
+    count: &'a AtomicUsize,
     entries: Vec<(PathBuf, Meta)>,
+    /// The root's walker leaves its folders' trees to the threads: here.
+    deferred: Option<Vec<Job>>,
 }
 
 impl Walk<'_> {
@@ -318,7 +398,7 @@ impl Walk<'_> {
             if meta.is_dir() && meta.dev != dev && !self.rules.walked_mounts.contains(&child) {
                 continue;
             }
-            if self.entries.len() >= self.rules.max_entries {
+            if self.count.fetch_add(1, Ordering::Relaxed) >= self.rules.max_entries {
                 return Err(SnapshotError::TooManyEntries {
                     limit: self.rules.max_entries,
                     path: child,
@@ -326,6 +406,15 @@ impl Walk<'_> {
             }
             self.entries.push((child.clone(), meta));
             if !meta.is_dir() {
+                continue;
+            }
+            if let Some(deferred) = &mut self.deferred {
+                deferred.push(Job {
+                    after: self.entries.len() - 1,
+                    name,
+                    rel: child,
+                    dev: meta.dev,
+                });
                 continue;
             }
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;

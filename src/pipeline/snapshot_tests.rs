@@ -226,3 +226,21 @@ fn the_snapshot_diff_agrees_with_the_walk_of_a_copy() {
     let walked = crate::layer::walk_changes(&lower, &root).unwrap();
     assert_eq!(show(&changes(&before, &after)), show(&walked));
 }
+
+/// The diff's merge pass needs path order, which the threads' trees are put back in.
+#[test]
+fn a_snapshot_is_in_path_order() {
+    let dir = tree();
+    let root = dir.path();
+    for name in ["a-b", "a", "a/b", "a.b", "z"] {
+        fs::create_dir_all(root.join(name)).unwrap();
+        fs::write(root.join(name).join("f"), "f").unwrap();
+    }
+    let snapshot = take(root, &rules(root)).unwrap();
+    assert!(snapshot.len() > 10);
+    assert!(
+        snapshot.entries.windows(2).all(|w| w[0].0 < w[1].0),
+        "{:?}",
+        snapshot.entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+}
