@@ -104,13 +104,20 @@ struct Setup {
 
 impl Setup {
     fn new(name: &str) -> Setup {
+        Setup::with_badger(name, "shell", |dir, store| {
+            busybox_store(dir, store, &["shell"])
+        })
+    }
+
+    /// A store that `make` fills (it must hold `badgers/BADGER`), the badger pushed for podman.
+    fn with_badger(name: &str, badger: &str, make: impl FnOnce(&Path, &Path)) -> Setup {
         let dir = open_dir();
         let store = dir.path().join("store");
-        busybox_store(dir.path(), &store, &["shell"]);
+        make(dir.path(), &store);
         let badger = PodmanImage::push(
             dir.path(),
             &store,
-            "badgers/shell",
+            &format!("badgers/{badger}"),
             &format!("none-{name}"),
             "",
         );
@@ -212,6 +219,51 @@ fn a_none_build_in_an_unprivileged_container_gives_the_host_digest() {
         inside.text()
     );
     assert!(inside.text().contains("tests passed"), "{}", inside.text());
+    assert_eq!(
+        host.last_line(),
+        inside.last_line(),
+        "host:\n{}\ncontainer:\n{}",
+        host.text(),
+        inside.text()
+    );
+}
+
+/// The python badger's dependency step runs in place too (into its world-writable venv),
+/// as a layer of its own: the python app from a wheelhouse gives the host's digest.
+#[test]
+fn a_python_app_from_a_wheelhouse_gives_the_host_digest() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::with_badger("python", "python", |_, store| {
+        support::apps::store_with_debian_badger(store, "debian-python3", "python");
+    });
+    let app = setup.dir.path().join("python-web");
+    Cmd::program("cp")
+        .arg("-R")
+        .arg(repo_dir().join("testdata/apps/python-web"))
+        .arg(&app)
+        .run()
+        .ok();
+    Cmd::program("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&app)
+        .run()
+        .ok();
+    let host = setup.build_on_host(&app).ok();
+    let inside = setup
+        .build_in_container(
+            &app,
+            &setup.badger.reference,
+            &[],
+            &setup.dir.path().join("s"),
+        )
+        .ok();
+    assert!(
+        inside.stderr.contains("offline from wheelhouse"),
+        "{}",
+        inside.text()
+    );
     assert_eq!(
         host.last_line(),
         inside.last_line(),

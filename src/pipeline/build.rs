@@ -46,6 +46,7 @@ use std::time::Duration;
 
 #[path = "in_place.rs"]
 mod in_place;
+pub(super) use in_place::dependency_step as dependency_step_in_place;
 pub use in_place::InPlaceError;
 
 /// Where the app file of a build comes from.
@@ -174,7 +175,7 @@ pub fn build(
     }
 
     let (du, committed) = if request.isolation == runtime::Isolation::None {
-        job.build_in_place(&layout, store, &fetched, epoch, &key)?
+        job.build_in_place(&layout, store, &cache_root, &fetched, epoch, &key)?
     } else {
         job.build_in_sandbox(&layout, store, &cache_root, &fetched, epoch, &key)?
     };
@@ -352,6 +353,44 @@ impl Job<'_> {
         self.commit_du(layout, layer, &fetched.info, epoch, key)
     }
 
+    /// The dependency layers of the badgers that declare a step (see
+    /// [`super::dependency_layer`]) on `base` and `stack`; then `env` tells the badgers'
+    /// build scripts not to install again.
+    fn add_dependency_layers(
+        &self,
+        places: &Places<'_>,
+        env: &mut Vec<String>,
+        mounts: &[BindMount],
+        base: &mut Base,
+        stack: &mut LayerStack,
+    ) -> Result<(), BuildError> {
+        let declaring = dependency_layer::declaring(&self.badgers);
+        if declaring.is_empty() {
+            return Ok(());
+        }
+        let app = &self.app;
+        let context = dependency_layer::DependencyContext {
+            layout: places.layout,
+            store: places.store,
+            cache_root: places.cache_root,
+            source: places.source,
+            app_name: &app.name,
+            // The build environment's values decide the step's result: they are in its key
+            // (the host's proxies, staged by the step itself, are not).
+            env: dependency_layer::step_env(&with_build_environment(env, app), self.request.epoch),
+            app,
+            mounts: mounts.to_vec(),
+            request: self.request,
+            cancel: self.cancel,
+            reporter: self.reporter,
+        };
+        dependency_layer::add_dependency_layers(&context, &declaring, base, stack)
+            .map_err(|e| network_hint::with_hint(e.into(), self.request.network_host))?;
+        // Run, reused or skipped: the badgers' build scripts must not install again.
+        merge_env(env, &[format!("{}=1", dependency_layer::DONE_VARIABLE)]);
+        Ok(())
+    }
+
     /// The badgers' blobs into the store, the build environment and the app's cache
     /// mount, the dependency layers (see [`super::dependency_layer`]), their stacked layers
     /// unpacked once into the rootfs cache, a workspace over them with the source at `/app`.
@@ -390,34 +429,13 @@ impl Job<'_> {
             work: Some(work),
         }];
         let below = stack.layers.len();
-        let declaring = dependency_layer::declaring(badgers);
-        if !declaring.is_empty() {
-            let context = dependency_layer::DependencyContext {
-                layout,
-                store,
-                cache_root,
-                source: &fetched.dir,
-                app_name: &app.name,
-                // The build environment's values decide the step's result: they are in its key
-                // (the host's proxies, staged by the step itself, are not).
-                env: dependency_layer::step_env(
-                    &with_build_environment(&env, app),
-                    self.request.epoch,
-                ),
-                app,
-                mounts: mounts.clone(),
-                request: self.request,
-                cancel: self.cancel,
-                reporter,
-            };
-            dependency_layer::add_dependency_layers(&context, &declaring, &mut base, &mut stack)
-                .map_err(|e| network_hint::with_hint(e.into(), self.request.network_host))?;
-            // Run, reused or skipped: the badgers' build scripts must not install again.
-            merge_env(
-                &mut env,
-                &[format!("{}=1", dependency_layer::DONE_VARIABLE)],
-            );
-        }
+        let places = Places {
+            layout,
+            store,
+            cache_root,
+            source: &fetched.dir,
+        };
+        self.add_dependency_layers(&places, &mut env, &mounts, &mut base, &mut stack)?;
         let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
         workspace.place_app_source(&fetched.dir, stack.layers.len() > below)?;
         let inputs = build_inputs::stage(
@@ -665,6 +683,14 @@ impl Sandbox {
             timeout: request.timeout,
         }
     }
+}
+
+/// Where a build reads and writes: the store, its private cache folder, the fetched source.
+struct Places<'a> {
+    layout: &'a Layout,
+    store: &'a Path,
+    cache_root: &'a Path,
+    source: &'a Path,
 }
 
 /// The DU's one new layer: `changes` read from `root`, over `base`.

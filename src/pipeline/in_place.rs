@@ -52,8 +52,6 @@ pub enum InPlaceError {
         "--isolation none builds on one badger, the container's own image; this app names {count}"
     )]
     StackedBadgers { count: usize },
-    #[error("--isolation none cannot make the dependency layer badger {badger} declares yet; use --isolation userns or chroot")]
-    DependencyStep { badger: String },
     #[error("--isolation none cannot stage secrets or certificates yet (they would be files of the container anyone in it reads)")]
     Inputs,
     #[error("this container is not the badger {badger}: {reason}. At --isolation none the container's image must be the badger image itself")]
@@ -76,7 +74,6 @@ impl crate::error_class::Classify for InPlaceError {
         match self {
             // What the app file or the container asks for cannot be done this way.
             InPlaceError::StackedBadgers { .. }
-            | InPlaceError::DependencyStep { .. }
             | InPlaceError::Inputs
             | InPlaceError::NotTheBadger { .. }
             | InPlaceError::AppFolder { .. } => ErrorClass::Input,
@@ -92,6 +89,7 @@ impl Job<'_> {
         &self,
         layout: &Layout,
         store: &Path,
+        cache_root: &Path,
         fetched: &FetchedSource,
         epoch: i64,
         key: &Digest,
@@ -105,24 +103,33 @@ impl Job<'_> {
             source: Box::new(source),
         })?;
         check_running_root_is(badger, layout)?;
-        let (base, _) = super::badger_stack::stack(&self.badgers)?;
+        let (mut base, mut stack) = super::badger_stack::stack(&self.badgers)?;
         reporter.status(
             "Isolation",
             "none: the build runs in this container's own filesystem, as its user, with its network; the container is the isolation boundary",
         );
+        let mut env = super::build_env(app, &base.config, &fetched.info, epoch);
+        // The dependency step runs in place too (see `dependency_step`), its changes a
+        // layer of their own; the app's snapshot is taken after it.
+        let below = stack.layers.len();
+        let places = super::Places {
+            layout,
+            store,
+            cache_root,
+            source: &fetched.dir,
+        };
+        self.add_dependency_layers(&places, &mut env, &[], &mut base, &mut stack)?;
         let root = Path::new("/");
         let app_dir = Path::new(WORKDIR);
-        prepare_cache_folder(reporter);
-        let rules = SnapshotRules::for_root(root, &excluded_paths(store), &[app_dir.into()]);
-        let started = Instant::now();
-        let before = snapshot::take(root, &rules).map_err(InPlaceError::from)?;
-        reporter.status(
-            "Snapshot",
-            &format!("{} entries of / in {:.2?}", before.len(), started.elapsed()),
-        );
-        place_source(&fetched.dir, app_dir, self.request.privilege, reporter)?;
+        let (rules, before) = snapshot_before(store, reporter)?;
+        place_source(
+            &fetched.dir,
+            app_dir,
+            stack.layers.len() > below,
+            self.request.privilege,
+            reporter,
+        )?;
 
-        let env = super::build_env(app, &base.config, &fetched.info, epoch);
         let mut commands: Vec<(String, Option<String>)> = self
             .badgers
             .iter()
@@ -178,11 +185,6 @@ impl Job<'_> {
         if self.badgers.len() != 1 {
             return Err(InPlaceError::StackedBadgers {
                 count: self.badgers.len(),
-            });
-        }
-        if let Some(badger) = super::dependency_layer::declaring(&self.badgers).first() {
-            return Err(InPlaceError::DependencyStep {
-                badger: badger.reference.to_string(),
             });
         }
         let inputs = &self.request.inputs;
@@ -349,12 +351,52 @@ fn prepare_cache_folder(reporter: &dyn Reporter) {
     }
 }
 
-/// Copies the fetched source to `app_dir` (missing, or an empty folder this user can
-/// write), then gives `app_dir` the source folder's mode and times, as a `userns` build,
-/// which moves the source folder there, has them.
+/// The rules of this build's snapshots and the snapshot before a step; `/solum/cache` is
+/// made first (where it can be), so that making it is no change.
+fn snapshot_before(
+    store: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(SnapshotRules, snapshot::Snapshot), InPlaceError> {
+    prepare_cache_folder(reporter);
+    let root = Path::new("/");
+    let rules = SnapshotRules::for_root(root, &excluded_paths(store), &[PathBuf::from(WORKDIR)]);
+    let started = Instant::now();
+    let before = snapshot::take(root, &rules)?;
+    reporter.status(
+        "Snapshot",
+        &format!("{} entries of / in {:.2?}", before.len(), started.elapsed()),
+    );
+    Ok((rules, before))
+}
+
+/// The dependency step at `--isolation none` (see [`super::super::dependency_layer`]): the
+/// staged inputs put at `/app` (which must be empty), `step` run in place, and what it
+/// changed, the inputs included (the caller leaves them out).
+pub(in crate::pipeline) fn dependency_step(
+    staged_app: &Path,
+    step: Step,
+    store: &Path,
+    privilege: crate::privilege::Privilege,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<(StepResult, Vec<crate::layer::Change>), BuildError> {
+    let (rules, before) = snapshot_before(store, reporter)?;
+    place_source(staged_app, Path::new(WORKDIR), false, privilege, reporter)?;
+    let result = run_step(step, cancel, reporter)?;
+    let after = snapshot::take(Path::new("/"), &rules).map_err(InPlaceError::from)?;
+    Ok((result, snapshot::changes(&before, &after)))
+}
+
+/// Puts the fetched source at `app_dir`: copied there when it is missing, or into it when
+/// it is an empty folder this user can write, or, with `keep_below` (a dependency step
+/// ran in place and left its inputs and outputs there), over what it holds as a `userns`
+/// build's overlay shows the source over the dependency layer: the source's entries win,
+/// folders both hold are merged. Then `app_dir` gets the source folder's mode and times,
+/// which a `userns` build, moving the source folder there, gives it.
 fn place_source(
     source: &Path,
     app_dir: &Path,
+    keep_below: bool,
     privilege: crate::privilege::Privilege,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
@@ -370,7 +412,7 @@ fn place_source(
         }
         Ok(_) => {
             let mut entries = std::fs::read_dir(app_dir).map_err(|e| refuse(e.to_string()))?;
-            if entries.next().is_some() {
+            if entries.next().is_some() && !keep_below {
                 // Never emptied here: it may be the job's own checkout, mounted.
                 return Err(refuse("it is not empty".into()).into());
             }
@@ -378,25 +420,53 @@ fn place_source(
             let staging = app_dir.join(".solum-source");
             crate::layer::copy_tree(source, &staging, privilege)
                 .map_err(|e| refuse(format!("it is not writable here ({e})")))?;
-            for entry in std::fs::read_dir(&staging).map_err(IoAt::at(&staging, "list"))? {
-                let entry = entry.map_err(IoAt::at(&staging, "list"))?;
-                let to = app_dir.join(entry.file_name());
-                std::fs::rename(entry.path(), &to).map_err(IoAt::at(&to, "move the source to"))?;
-            }
+            merge_into(&staging, app_dir)?;
             std::fs::remove_dir(&staging).map_err(IoAt::at(&staging, "remove"))?;
         }
     }
     let wanted = std::fs::symlink_metadata(source).map_err(IoAt::at(source, "stat"))?;
-    let mode = wanted.permissions().mode() & 0o7777;
-    let same_mode = std::fs::set_permissions(app_dir, std::fs::Permissions::from_mode(mode));
+    let same_mode = std::fs::set_permissions(
+        app_dir,
+        std::fs::Permissions::from_mode(wanted.permissions().mode() & 0o7777),
+    );
     let times = super::super::workspace::copy_times(app_dir, &wanted);
     if same_mode.is_err() || times.is_err() {
         // Another user's folder (a tmpfs mounted without uid=): the DU's /app entry keeps
         // that folder's mode and times, and its digest is not the `userns` build's.
         reporter.warning(&format!(
-            "{} is not this user's: the DU's {WORKDIR} entry keeps its mode, and the digest differs from other isolation levels' (mount it with uid= and gid= of this user)",
+            "{} is not this user's: the DU's {WORKDIR} entry keeps its mode, and the digest differs from other isolation levels' (mount it owned by this user)",
             app_dir.display()
         ));
+    }
+    Ok(())
+}
+
+/// Moves every entry of `from` into `into`. Where `into` has the name already, a folder
+/// in both is merged (and takes `from`'s mode and times, as the folder over it in an
+/// overlay shows); anything else there is replaced. Entries of `into` that `from` lacks are
+/// not touched, so they are no change.
+fn merge_into(from: &Path, into: &Path) -> Result<(), BuildError> {
+    for entry in std::fs::read_dir(from).map_err(IoAt::at(from, "list"))? {
+        let entry = entry.map_err(IoAt::at(from, "list"))?;
+        let (source, target) = (entry.path(), into.join(entry.file_name()));
+        let source_meta = std::fs::symlink_metadata(&source).map_err(IoAt::at(&source, "stat"))?;
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_dir() && source_meta.is_dir() => {
+                merge_into(&source, &target)?;
+                std::fs::set_permissions(&target, source_meta.permissions())
+                    .map_err(IoAt::at(&target, "chmod"))?;
+                super::super::workspace::copy_times(&target, &source_meta)
+                    .map_err(|e| IoAt::new(target.clone(), "set the times of", e.into()))?;
+                std::fs::remove_dir(&source).map_err(IoAt::at(&source, "remove"))?;
+                continue;
+            }
+            Ok(_) => {
+                super::super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "replace"))?
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(IoAt::at(&target, "stat")(error).into()),
+        }
+        std::fs::rename(&source, &target).map_err(IoAt::at(&target, "move the source to"))?;
     }
     Ok(())
 }
