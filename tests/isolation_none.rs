@@ -105,7 +105,7 @@ struct Setup {
 impl Setup {
     fn new(name: &str) -> Setup {
         Setup::with_badger(name, "shell", |dir, store| {
-            busybox_store(dir, store, &["shell"])
+            busybox_store(dir, store, &["shell"]);
         })
     }
 

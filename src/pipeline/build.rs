@@ -12,6 +12,7 @@
 //! everything else succeeded; on any failure or cancel the scratch folder goes and the
 //! store keeps no new name.
 
+use super::app_input::{load_app, source_spec};
 use super::badger_stack::{self, Badger};
 use super::build_cache;
 use super::build_env::{build_env, env_entries, shell, with_build_environment};
@@ -36,7 +37,7 @@ use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::report::State;
-use crate::source::{self, SourceError, SourceInfo, SourceSpec};
+use crate::source::{self, SourceError, SourceInfo};
 use crate::store::Layout;
 use crate::transport::{copy_blobs, RegistryTransport};
 use runtime::{BindMount, CancelHandle, RootFs, Termination};
@@ -198,36 +199,6 @@ pub fn build(
 pub(super) fn redactor(request: &BuildRequest) -> Redactor {
     Redactor::new(&request.inputs.secrets)
         .with_values(build_inputs::host_proxy_passwords(request.network_host))
-}
-
-/// The app file, or one made of the command line alone; and the folder relative sources
-/// are resolved against.
-fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
-    let cwd = std::env::current_dir().map_err(IoAt::at(Path::new("."), "read"))?;
-    match &request.app {
-        AppInput::File(path) => {
-            let app = AppFile::load_with(path, &request.overrides)?;
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| cwd.join(p))
-                .unwrap_or(cwd);
-            Ok((app, dir))
-        }
-        AppInput::Text { text, origin } => {
-            let app = AppFile::parse_with(text, origin, &request.overrides)?;
-            Ok((app, cwd))
-        }
-        AppInput::CommandLine { name } => {
-            let name = name.as_deref().unwrap_or("app");
-            let text = format!(
-                "version: 1\nname: {}\n",
-                serde_json::to_string(name).unwrap_or_default()
-            );
-            let app = AppFile::parse_with(&text, "the command line", &request.overrides)?;
-            Ok((app, cwd))
-        }
-    }
 }
 
 /// The source, fetched into a scratch folder of the store that goes with it.
@@ -707,24 +678,6 @@ struct NewLayer<'a> {
 struct BuildRun {
     created_mount_points: Vec<PathBuf>,
     id_map: Option<runtime::IdMapKind>,
-}
-
-fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError> {
-    let wrap = |source| BuildError::Source {
-        app: app.name.clone(),
-        source: Box::new(source),
-    };
-    if let Some(artifact) = &app.source.artifact {
-        return SourceSpec::artifact(artifact, base_dir).map_err(wrap);
-    }
-    let repository = app.source.repository.as_ref().ok_or(BuildError::NoSource)?;
-    let spec = SourceSpec::parse(repository, base_dir).map_err(wrap)?;
-    match &app.source.revision {
-        Some(revision) if matches!(spec, SourceSpec::Git { .. } | SourceSpec::WorkTree(_)) => {
-            spec.with_revision(revision).map_err(wrap)
-        }
-        _ => Ok(spec),
-    }
 }
 
 /// A build's workspace on `stack`, unpacked once into the store's rootfs cache (the

@@ -15,8 +15,9 @@
 //! the start check run in place. Files this user made are recorded as `0:0`, as the
 //! rootless single-id build records them, and mtimes are clamped to the epoch, so the same
 //! inputs give the DU a `userns` build gives. The layer is written before the tests run:
-//! what they write never reaches it. What `none` cannot do yet is refused plainly: stacked
-//! badgers, badgers with a dependency step, and secrets or certificates.
+//! what they write never reaches it. A badger's dependency step runs in place before the
+//! app's snapshot ([`dependency_step`]), its changes the dependency layer. What `none`
+//! cannot do yet is refused plainly: stacked badgers, and secrets or certificates.
 
 use super::{failure, shell, Job, NewLayer};
 use super::{BuildError, FetchedSource};
@@ -461,7 +462,7 @@ fn merge_into(from: &Path, into: &Path) -> Result<(), BuildError> {
                 continue;
             }
             Ok(_) => {
-                super::super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "replace"))?
+                super::super::unpack::remove_tree(&target).map_err(IoAt::at(&target, "replace"))?;
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(IoAt::at(&target, "stat")(error).into()),

@@ -4,6 +4,7 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
+pub mod app_input;
 pub mod badger_files;
 pub mod badger_image;
 pub mod badger_stack;

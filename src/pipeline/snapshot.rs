@@ -264,12 +264,11 @@ pub fn take(root: &Path, rules: &SnapshotRules) -> Result<Snapshot, SnapshotErro
     top.dir(dir, PathBuf::new(), root_dev, 0)?;
     let jobs = top.deferred.take().unwrap_or_default();
     // Each job's entries, by job; the first error wins.
-    let results: Vec<Mutex<Option<Vec<(PathBuf, Meta)>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Entries>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let failed: Mutex<Option<SnapshotError>> = Mutex::new(None);
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(WALKERS);
     std::thread::scope(|scope| {
         for _ in 0..threads.min(jobs.len()) {
@@ -290,7 +289,7 @@ pub fn take(root: &Path, rules: &SnapshotRules) -> Result<Snapshot, SnapshotErro
                     Ok(()) => {
                         *results[index]
                             .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = Some(worker.entries)
+                            .unwrap_or_else(PoisonError::into_inner) = Some(worker.entries);
                     }
                     Err(error) => {
                         failed
@@ -321,6 +320,9 @@ pub fn take(root: &Path, rules: &SnapshotRules) -> Result<Snapshot, SnapshotErro
     }
     Ok(Snapshot { entries })
 }
+
+/// Entries of a snapshot, in path order.
+type Entries = Vec<(PathBuf, Meta)>;
 
 /// A folder of the root whose tree is walked by a thread of [`take`].
 struct Job {
