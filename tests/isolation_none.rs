@@ -173,6 +173,23 @@ impl Setup {
             .run()
     }
 
+    /// Builds `app` on the host and in the container, asserts both give the same DU
+    /// digest, and returns the container's run.
+    fn same_digest_as_on_host(&self, app: &Path) -> Run {
+        let host = self.build_on_host(app).ok();
+        let inside = self
+            .build_in_container(app, &self.badger.reference, &[], &self.dir.path().join("s"))
+            .ok();
+        assert_eq!(
+            host.last_line(),
+            inside.last_line(),
+            "host:\n{}\ncontainer:\n{}",
+            host.text(),
+            inside.text()
+        );
+        inside
+    }
+
     /// The same build on the bare host: `userns`, rootless as `tester`, in its own store.
     fn build_on_host(&self, app: &Path) -> Run {
         let tester = nix::unistd::User::from_name("tester")
@@ -202,15 +219,7 @@ fn a_none_build_in_an_unprivileged_container_gives_the_host_digest() {
     }
     let setup = Setup::new("digest");
     let app = hello_app(setup.dir.path(), "hello", &[]);
-    let host = setup.build_on_host(&app).ok();
-    let inside = setup
-        .build_in_container(
-            &app,
-            &setup.badger.reference,
-            &[],
-            &setup.dir.path().join("s"),
-        )
-        .ok();
+    let inside = setup.same_digest_as_on_host(&app);
     assert!(
         inside
             .stderr
@@ -219,13 +228,6 @@ fn a_none_build_in_an_unprivileged_container_gives_the_host_digest() {
         inside.text()
     );
     assert!(inside.text().contains("tests passed"), "{}", inside.text());
-    assert_eq!(
-        host.last_line(),
-        inside.last_line(),
-        "host:\n{}\ncontainer:\n{}",
-        host.text(),
-        inside.text()
-    );
 }
 
 /// The python badger's dependency step runs in place too (into its world-writable venv),
@@ -250,25 +252,10 @@ fn a_python_app_from_a_wheelhouse_gives_the_host_digest() {
         .arg(&app)
         .run()
         .ok();
-    let host = setup.build_on_host(&app).ok();
-    let inside = setup
-        .build_in_container(
-            &app,
-            &setup.badger.reference,
-            &[],
-            &setup.dir.path().join("s"),
-        )
-        .ok();
+    let inside = setup.same_digest_as_on_host(&app);
     assert!(
         inside.stderr.contains("offline from wheelhouse"),
         "{}",
-        inside.text()
-    );
-    assert_eq!(
-        host.last_line(),
-        inside.last_line(),
-        "host:\n{}\ncontainer:\n{}",
-        host.text(),
         inside.text()
     );
 }

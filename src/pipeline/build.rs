@@ -175,10 +175,16 @@ pub fn build(
         }
     }
 
+    let places = Places {
+        layout: &layout,
+        store,
+        cache_root: &cache_root,
+        source: &fetched.dir,
+    };
     let (du, committed) = if request.isolation == runtime::Isolation::None {
-        job.build_in_place(&layout, store, &cache_root, &fetched, epoch, &key)?
+        job.build_in_place(&places, &fetched.info, epoch, &key)?
     } else {
-        job.build_in_sandbox(&layout, store, &cache_root, &fetched, epoch, &key)?
+        job.build_in_sandbox(&places, &fetched.info, epoch, &key)?
     };
     layout.tag(&tag, &committed.descriptor)?;
     build_cache::write_record(&record, &committed.manifest_digest);
@@ -298,14 +304,12 @@ impl Job<'_> {
     /// writable layer diffed into the DU's one new layer, committed but not yet named.
     fn build_in_sandbox(
         &self,
-        layout: &Layout,
-        store: &Path,
-        cache_root: &Path,
-        fetched: &FetchedSource,
+        places: &Places<'_>,
+        info: &SourceInfo,
         epoch: i64,
         key: &Digest,
     ) -> Result<(DuManifest, Committed), BuildError> {
-        let sandbox = self.prepare_sandbox(layout, store, cache_root, fetched, epoch)?;
+        let sandbox = self.prepare_sandbox(places, info, epoch)?;
         let steps_failed = |error| network_hint::with_hint(error, self.request.network_host);
         let mut ran = self.run_build_commands(&sandbox).map_err(steps_failed)?;
         self.run_tests(&sandbox).map_err(steps_failed)?;
@@ -321,7 +325,24 @@ impl Job<'_> {
                 .as_ref()
                 .and_then(super::workspace::subordinate_ids),
         };
-        self.commit_du(layout, layer, &fetched.info, epoch, key)
+        self.commit_du(places.layout, layer, info, epoch, key)
+    }
+
+    /// The badgers' blobs into the store: the DU's manifest names their layers.
+    fn copy_badgers(&self, layout: &Layout) -> Result<(), BuildError> {
+        for badger in &self.badgers {
+            copy_blobs(
+                &badger.image.layout,
+                &badger.image.image,
+                layout,
+                self.reporter,
+            )
+            .map_err(|source| BuildError::CopyBadger {
+                reference: badger.reference.clone(),
+                source: Box::new(source),
+            })?;
+        }
+        Ok(())
     }
 
     /// The dependency layers of the badgers that declare a step (see
@@ -367,25 +388,17 @@ impl Job<'_> {
     /// unpacked once into the rootfs cache, a workspace over them with the source at `/app`.
     fn prepare_sandbox(
         &self,
-        layout: &Layout,
-        store: &Path,
-        cache_root: &Path,
-        fetched: &FetchedSource,
+        places: &Places<'_>,
+        info: &SourceInfo,
         epoch: i64,
     ) -> Result<Sandbox, BuildError> {
-        let (app, badgers, reporter) = (&self.app, &self.badgers, self.reporter);
-        for badger in badgers {
-            copy_blobs(&badger.image.layout, &badger.image.image, layout, reporter).map_err(
-                |source| BuildError::CopyBadger {
-                    reference: badger.reference.clone(),
-                    source: Box::new(source),
-                },
-            )?;
-        }
-        let (mut base, mut stack) = badger_stack::stack(badgers)?;
-        let mut env = build_env(app, &base.config, &fetched.info, epoch);
+        let (app, reporter) = (&self.app, self.reporter);
+        let (layout, store) = (places.layout, places.store);
+        self.copy_badgers(layout)?;
+        let (mut base, mut stack) = badger_stack::stack(&self.badgers)?;
+        let mut env = build_env(app, &base.config, info, epoch);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
-        let apps = cache_root.join("apps");
+        let apps = places.cache_root.join("apps");
         let app_cache = apps.join(&app.name);
         // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps
         // its host path out of the sandbox's mountinfo.
@@ -400,15 +413,9 @@ impl Job<'_> {
             work: Some(work),
         }];
         let below = stack.layers.len();
-        let places = Places {
-            layout,
-            store,
-            cache_root,
-            source: &fetched.dir,
-        };
-        self.add_dependency_layers(&places, &mut env, &mounts, &mut base, &mut stack)?;
+        self.add_dependency_layers(places, &mut env, &mounts, &mut base, &mut stack)?;
         let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
-        workspace.place_app_source(&fetched.dir, stack.layers.len() > below)?;
+        workspace.place_app_source(places.source, stack.layers.len() > below)?;
         let inputs = build_inputs::stage(
             &self.request.inputs,
             app,

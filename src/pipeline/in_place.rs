@@ -19,8 +19,8 @@
 //! app's snapshot ([`dependency_step`]), its changes the dependency layer. What `none`
 //! cannot do yet is refused plainly: stacked badgers, and secrets or certificates.
 
+use super::BuildError;
 use super::{failure, shell, Job, NewLayer};
-use super::{BuildError, FetchedSource};
 use crate::image::Digest;
 use crate::io_at::IoAt;
 use crate::manifest::du::WORKDIR;
@@ -88,43 +88,31 @@ impl Job<'_> {
     /// The build in place (see the module documentation): committed, not yet named.
     pub(super) fn build_in_place(
         &self,
-        layout: &Layout,
-        store: &Path,
-        cache_root: &Path,
-        fetched: &FetchedSource,
+        places: &super::Places<'_>,
+        info: &crate::source::SourceInfo,
         epoch: i64,
         key: &Digest,
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, reporter) = (&self.app, self.reporter);
+        let (layout, store) = (places.layout, places.store);
         self.refuse_what_none_cannot_do()?;
-        let badger = &self.badgers[0];
-        crate::transport::copy_blobs(&badger.image.layout, &badger.image.image, layout, reporter)
-            .map_err(|source| BuildError::CopyBadger {
-            reference: badger.reference.clone(),
-            source: Box::new(source),
-        })?;
-        check_running_root_is(badger, layout)?;
+        self.copy_badgers(layout)?;
+        check_running_root_is(&self.badgers[0], layout)?;
         let (mut base, mut stack) = super::badger_stack::stack(&self.badgers)?;
         reporter.status(
             "Isolation",
             "none: the build runs in this container's own filesystem, as its user, with its network; the container is the isolation boundary",
         );
-        let mut env = super::build_env(app, &base.config, &fetched.info, epoch);
+        let mut env = super::build_env(app, &base.config, info, epoch);
         // The dependency step runs in place too (see `dependency_step`), its changes a
         // layer of their own; the app's snapshot is taken after it.
         let below = stack.layers.len();
-        let places = super::Places {
-            layout,
-            store,
-            cache_root,
-            source: &fetched.dir,
-        };
-        self.add_dependency_layers(&places, &mut env, &[], &mut base, &mut stack)?;
+        self.add_dependency_layers(places, &mut env, &[], &mut base, &mut stack)?;
         let root = Path::new("/");
         let app_dir = Path::new(WORKDIR);
         let (rules, before) = snapshot_before(store, reporter)?;
         place_source(
-            &fetched.dir,
+            places.source,
             app_dir,
             stack.layers.len() > below,
             self.request.privilege,
@@ -176,7 +164,7 @@ impl Job<'_> {
             subordinate_ids: None,
         };
         // Written before the tests run: nothing they write can reach the layer.
-        let (du, committed) = self.commit_du(layout, layer, &fetched.info, epoch, key)?;
+        let (du, committed) = self.commit_du(layout, layer, info, epoch, key)?;
         self.test_in_place(&env)?;
         self.check_run_command_in_place(&base)?;
         Ok((du, committed))
