@@ -156,6 +156,18 @@ mod tests {
     }
 
     #[test]
+    fn none_is_available_to_builds_alone() {
+        use runtime::Isolation;
+        assert!(require_available_isolation(Isolation::None).is_ok());
+        let refused = refuse_isolation_none(Isolation::None, "serve").unwrap_err();
+        assert!(
+            refused.0.contains("`serve` cannot use --isolation none"),
+            "{refused}"
+        );
+        assert!(refuse_isolation_none(Isolation::Auto, "run").is_ok());
+    }
+
+    #[test]
     fn classes_map_to_the_documented_codes() {
         assert_eq!(code_of(ErrorClass::Failure), 1);
         assert_eq!(code_of(ErrorClass::Input), 2);
