@@ -119,16 +119,11 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
 
 /// Checks `--isolation` and makes it the level of every sandbox of this process. `auto` is
 /// resolved by the first sandbox; a level forced where it cannot work is refused here with
-/// the reason and the level `info` would pick; `none` (in place, no sandbox) is not
-/// available in this version.
+/// the reason and the level `info` would pick; `none` (in place, no sandbox) needs no
+/// probe: the build checks that the container is the badger.
 pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), UsageError> {
     match level {
-        runtime::Isolation::Auto => {}
-        runtime::Isolation::None => {
-            return Err(UsageError(format!(
-                "--isolation {level} is not available in this version; use auto, userns or chroot"
-            )))
-        }
+        runtime::Isolation::Auto | runtime::Isolation::None => {}
         runtime::Isolation::Userns | runtime::Isolation::Chroot => {
             let report = runtime::levels::probe(&runtime::self_exe());
             if let Some(probe) = report.level(level).filter(|p| !p.works) {
@@ -141,6 +136,17 @@ pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), Usag
         }
     }
     runtime::Isolation::set_requested(level);
+    Ok(())
+}
+
+/// `none` is a build in place, one per container: `run` has no such mode (the container
+/// runtime runs a DU), and the server's concurrent builds would share one root filesystem.
+pub fn refuse_isolation_none(level: runtime::Isolation, command: &str) -> Result<(), UsageError> {
+    if level == runtime::Isolation::None {
+        return Err(UsageError(format!(
+            "`{command}` cannot use --isolation none: builds in place run one per container, with `solum-build build`"
+        )));
+    }
     Ok(())
 }
 
@@ -158,6 +164,18 @@ mod tests {
             entry: "../etc/passwd".into(),
             reason: "escapes the root",
         }
+    }
+
+    #[test]
+    fn none_is_available_to_builds_alone() {
+        use runtime::Isolation;
+        assert!(require_available_isolation(Isolation::None).is_ok());
+        let refused = refuse_isolation_none(Isolation::None, "serve").unwrap_err();
+        assert!(
+            refused.0.contains("`serve` cannot use --isolation none"),
+            "{refused}"
+        );
+        assert!(refuse_isolation_none(Isolation::Auto, "run").is_ok());
     }
 
     #[test]

@@ -134,6 +134,7 @@ pub(super) fn parse_size(text: &str) -> Option<u64> {
 
 pub fn run(context: &Context, args: RunArgs) -> anyhow::Result<i32> {
     super::exit::require_available_isolation(args.isolation.level)?;
+    super::exit::refuse_isolation_none(args.isolation.level, "run")?;
     let reference: ImageReference = args.reference.parse()?;
     if !matches!(reference, ImageReference::Store { .. }) {
         return Err(UsageError(format!(

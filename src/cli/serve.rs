@@ -98,6 +98,7 @@ pub struct ServeArgs {
 
 pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
     super::exit::require_available_isolation(args.isolation.level)?;
+    super::exit::refuse_isolation_none(args.isolation.level, "serve")?;
     // Paths the user gave are made absolute here, once: the workers and the sandbox need
     // absolute host paths.
     let data = match args.data {

@@ -48,7 +48,7 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>, LayerError> {
 /// A file the build named `.wh.x` would be written as is and read back by every
 /// unpacker as a whiteout of `x` (ours refuses the layer, umoci drops the file): the
 /// build is refused instead, naming the path.
-fn refuse_whiteout_names(changes: &[Change]) -> Result<(), LayerError> {
+pub fn refuse_whiteout_names(changes: &[Change]) -> Result<(), LayerError> {
     for change in changes {
         if let Change::Add(path) = change {
             let whiteout_like = path

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 pub use crate::image::media::LayerCompression;
 pub use compress::decompressing_reader;
-pub use diff::{overlay_changes, sort_changes, walk_changes};
+pub use diff::{overlay_changes, refuse_whiteout_names, sort_changes, walk_changes};
 pub use fallback_copy::copy_tree;
 pub use limits::{Exceeded, UnpackLimits, RATIO_ALLOWANCE};
 pub use ownership::{RootlessOwner, ROOTLESS_XATTR};

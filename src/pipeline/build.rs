@@ -12,8 +12,10 @@
 //! everything else succeeded; on any failure or cancel the scratch folder goes and the
 //! store keeps no new name.
 
+use super::app_input::{load_app, source_spec};
 use super::badger_stack::{self, Badger};
 use super::build_cache;
+use super::build_env::{build_env, env_entries, shell, with_build_environment};
 pub use super::build_error::BuildError;
 use super::build_inputs::{self, BuildInputs};
 use super::cache_mounts::MountsContext;
@@ -25,9 +27,9 @@ use super::redaction::{self, RedactingReporter, Redactor};
 use super::registry_cache::{RegistryCache, RemoteCache};
 use super::start_check::{self, StartCheck};
 use super::unpack::{rootfs_cache_dir, LayerStack, UnpackError};
-use super::workspace::{overlay_available, run_step, Step, Workspace};
-use crate::image::config::{ensure_path, merge_env};
-use crate::image::{Digest, ImageConfig};
+use super::workspace::{overlay_available, run_step, Step, StepResult, Workspace};
+use crate::image::config::merge_env;
+use crate::image::Digest;
 use crate::io_at::IoAt;
 use crate::layer::LayerCompression;
 use crate::manifest::du::{du_user, numeric_user, BadgerUsed, DuInputs, WORKDIR};
@@ -37,13 +39,18 @@ use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
 use crate::privilege::Privilege;
 use crate::report::Reporter;
 use crate::report::State;
-use crate::source::{self, SourceError, SourceInfo, SourceSpec};
+use crate::source::{self, SourceError, SourceInfo};
 use crate::store::Layout;
 use crate::transport::{copy_blobs, RegistryTransport};
 use runtime::{BindMount, CancelHandle, RootFs, Termination};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+#[path = "in_place.rs"]
+mod in_place;
+pub(super) use in_place::dependency_step as dependency_step_in_place;
+pub use in_place::InPlaceError;
 
 /// Where the app file of a build comes from.
 #[derive(Clone, Debug)]
@@ -187,15 +194,17 @@ pub fn build(
     let mounts = MountsContext::new(&cache_root, &job.app.name, &job.badgers, request);
     remote.restore_mounts(&mounts);
 
-    let sandbox = job.prepare_sandbox(&layout, store, &cache_root, &fetched, epoch)?;
-    let steps_failed = |error| network_hint::with_hint(error, request.network_host);
-    let mut ran = job.run_build_commands(&sandbox).map_err(steps_failed)?;
-    job.run_tests(&sandbox).map_err(steps_failed)?;
-    let secrets = &request.inputs.secrets;
-    redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
-    job.check_run_command(&sandbox, &mut ran)?;
-    let (du, committed) = job.commit_du(&layout, &sandbox, &ran, &fetched.info, epoch, &key)?;
-    drop(sandbox);
+    let places = Places {
+        layout: &layout,
+        store,
+        cache_root: &cache_root,
+        source: &fetched.dir,
+    };
+    let (du, committed) = if request.isolation == runtime::Isolation::None {
+        job.build_in_place(&places, &fetched.info, epoch, &key)?
+    } else {
+        job.build_in_sandbox(&places, &fetched.info, epoch, &key)?
+    };
     layout.tag(&tag, &committed.descriptor)?;
     build_cache::write_record(&record, &committed.manifest_digest);
     remote.store(&tag);
@@ -217,36 +226,6 @@ pub fn build(
 pub(super) fn redactor(request: &BuildRequest) -> Redactor {
     Redactor::new(&request.inputs.secrets)
         .with_values(build_inputs::host_proxy_passwords(request.network_host))
-}
-
-/// The app file, or one made of the command line alone; and the folder relative sources
-/// are resolved against.
-fn load_app(request: &BuildRequest) -> Result<(AppFile, PathBuf), BuildError> {
-    let cwd = std::env::current_dir().map_err(IoAt::at(Path::new("."), "read"))?;
-    match &request.app {
-        AppInput::File(path) => {
-            let app = AppFile::load_with(path, &request.overrides)?;
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| cwd.join(p))
-                .unwrap_or(cwd);
-            Ok((app, dir))
-        }
-        AppInput::Text { text, origin } => {
-            let app = AppFile::parse_with(text, origin, &request.overrides)?;
-            Ok((app, cwd))
-        }
-        AppInput::CommandLine { name } => {
-            let name = name.as_deref().unwrap_or("app");
-            let text = format!(
-                "version: 1\nname: {}\n",
-                serde_json::to_string(name).unwrap_or_default()
-            );
-            let app = AppFile::parse_with(&text, "the command line", &request.overrides)?;
-            Ok((app, cwd))
-        }
-    }
 }
 
 /// The source, fetched into a scratch folder of the store that goes with it.
@@ -343,31 +322,107 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// The build in the sandbox (`userns`): steps on the badgers' stacked layers, the
+    /// writable layer diffed into the DU's one new layer, committed but not yet named.
+    fn build_in_sandbox(
+        &self,
+        places: &Places<'_>,
+        info: &SourceInfo,
+        epoch: i64,
+        key: &Digest,
+    ) -> Result<(DuManifest, Committed), BuildError> {
+        let sandbox = self.prepare_sandbox(places, info, epoch)?;
+        let steps_failed = |error| network_hint::with_hint(error, self.request.network_host);
+        let mut ran = self.run_build_commands(&sandbox).map_err(steps_failed)?;
+        self.run_tests(&sandbox).map_err(steps_failed)?;
+        let secrets = &self.request.inputs.secrets;
+        redaction::check_layer(&sandbox.workspace, &ran.created_mount_points, secrets)?;
+        self.check_run_command(&sandbox, &mut ran)?;
+        let layer = NewLayer {
+            base: &sandbox.base,
+            root: sandbox.workspace.writable_root(),
+            changes: sandbox.workspace.changes(&ran.created_mount_points)?,
+            subordinate_ids: ran
+                .id_map
+                .as_ref()
+                .and_then(super::workspace::subordinate_ids),
+        };
+        self.commit_du(places.layout, layer, info, epoch, key)
+    }
+
+    /// The badgers' blobs into the store: the DU's manifest names their layers.
+    fn copy_badgers(&self, layout: &Layout) -> Result<(), BuildError> {
+        for badger in &self.badgers {
+            copy_blobs(
+                &badger.image.layout,
+                &badger.image.image,
+                layout,
+                self.reporter,
+            )
+            .map_err(|source| BuildError::CopyBadger {
+                reference: badger.reference.clone(),
+                source: Box::new(source),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The dependency layers of the badgers that declare a step (see
+    /// [`super::dependency_layer`]) on `base` and `stack`; then `env` tells the badgers'
+    /// build scripts not to install again.
+    fn add_dependency_layers(
+        &self,
+        places: &Places<'_>,
+        env: &mut Vec<String>,
+        mounts: &[BindMount],
+        base: &mut Base,
+        stack: &mut LayerStack,
+    ) -> Result<(), BuildError> {
+        let declaring = dependency_layer::declaring(&self.badgers);
+        if declaring.is_empty() {
+            return Ok(());
+        }
+        let app = &self.app;
+        let context = dependency_layer::DependencyContext {
+            layout: places.layout,
+            store: places.store,
+            cache_root: places.cache_root,
+            source: places.source,
+            app_name: &app.name,
+            // The build environment's values decide the step's result: they are in its key
+            // (the host's proxies, staged by the step itself, are not).
+            env: dependency_layer::step_env(&with_build_environment(env, app), self.request.epoch),
+            app,
+            mounts: mounts.to_vec(),
+            request: self.request,
+            registry: self.registry,
+            cancel: self.cancel,
+            reporter: self.reporter,
+        };
+        dependency_layer::add_dependency_layers(&context, &declaring, base, stack)
+            .map_err(|e| network_hint::with_hint(e.into(), self.request.network_host))?;
+        // Run, reused or skipped: the badgers' build scripts must not install again.
+        merge_env(env, &[format!("{}=1", dependency_layer::DONE_VARIABLE)]);
+        Ok(())
+    }
+
     /// The badgers' blobs into the store, the build environment and the app's cache
     /// mount, the dependency layers (see [`super::dependency_layer`]), their stacked layers
     /// unpacked once into the rootfs cache, a workspace over them with the source at `/app`.
     fn prepare_sandbox(
         &self,
-        layout: &Layout,
-        store: &Path,
-        cache_root: &Path,
-        fetched: &FetchedSource,
+        places: &Places<'_>,
+        info: &SourceInfo,
         epoch: i64,
     ) -> Result<Sandbox, BuildError> {
-        let (app, badgers, reporter) = (&self.app, &self.badgers, self.reporter);
-        for badger in badgers {
-            copy_blobs(&badger.image.layout, &badger.image.image, layout, reporter).map_err(
-                |source| BuildError::CopyBadger {
-                    reference: badger.reference.clone(),
-                    source: Box::new(source),
-                },
-            )?;
-        }
-        let (mut base, mut stack) = badger_stack::stack(badgers)?;
-        let mut env = build_env(app, &base.config, &fetched.info, epoch);
+        let (app, reporter) = (&self.app, self.reporter);
+        let (layout, store) = (places.layout, places.store);
+        self.copy_badgers(layout)?;
+        let (mut base, mut stack) = badger_stack::stack(&self.badgers)?;
+        let mut env = build_env(app, &base.config, info, epoch);
         // Private: what a build leaves there (setuid files too) is no other user's to run.
-        let app_cache = super::cache_mounts::app_cache_dir(cache_root, &app.name);
-        let apps = cache_root.join("apps");
+        let app_cache = super::cache_mounts::app_cache_dir(places.cache_root, &app.name);
+        let apps = places.cache_root.join("apps");
         // Overlay's scratch beside it, so the cache can be mounted as an overlay that keeps
         // its host path out of the sandbox's mountinfo.
         let work = apps.join(format!(".work-{}", app.name));
@@ -381,37 +436,9 @@ impl Job<'_> {
             work: Some(work),
         }];
         let below = stack.layers.len();
-        let declaring = dependency_layer::declaring(badgers);
-        if !declaring.is_empty() {
-            let context = dependency_layer::DependencyContext {
-                layout,
-                store,
-                cache_root,
-                source: &fetched.dir,
-                app_name: &app.name,
-                // The build environment's values decide the step's result: they are in its key
-                // (the host's proxies, staged by the step itself, are not).
-                env: dependency_layer::step_env(
-                    &with_build_environment(&env, app),
-                    self.request.epoch,
-                ),
-                app,
-                mounts: mounts.clone(),
-                request: self.request,
-                registry: self.registry,
-                cancel: self.cancel,
-                reporter,
-            };
-            dependency_layer::add_dependency_layers(&context, &declaring, &mut base, &mut stack)
-                .map_err(|e| network_hint::with_hint(e.into(), self.request.network_host))?;
-            // Run, reused or skipped: the badgers' build scripts must not install again.
-            merge_env(
-                &mut env,
-                &[format!("{}=1", dependency_layer::DONE_VARIABLE)],
-            );
-        }
+        self.add_dependency_layers(places, &mut env, &mounts, &mut base, &mut stack)?;
         let workspace = stack_workspace(layout, &stack, store, self.request.privilege, reporter)?;
-        workspace.place_app_source(&fetched.dir, stack.layers.len() > below)?;
+        workspace.place_app_source(places.source, stack.layers.len() > below)?;
         let inputs = build_inputs::stage(
             &self.request.inputs,
             app,
@@ -512,14 +539,19 @@ impl Job<'_> {
             self.request,
         );
         let result = run_step(step, self.cancel, reporter)?;
-        if let Some(how) = failure(result.outcome.termination)? {
-            return Err(BuildError::TestsFailed {
+        self.tests_passed(test_cmd, result)
+    }
+
+    /// `Ok` when the test step `test_cmd` that gave `result` exited 0.
+    fn tests_passed(&self, test_cmd: &str, result: StepResult) -> Result<(), BuildError> {
+        match failure(result.outcome.termination)? {
+            None => Ok(()),
+            Some(how) => Err(BuildError::TestsFailed {
                 command: test_cmd.to_string(),
                 how,
                 tail: self.redacted(result.tail),
-            });
+            }),
         }
-        Ok(())
     }
 
     /// The start check (see [`super::start_check`]): the run command's program must be in
@@ -550,15 +582,13 @@ impl Job<'_> {
     fn commit_du(
         &self,
         layout: &Layout,
-        sandbox: &Sandbox,
-        ran: &BuildRun,
+        layer: NewLayer<'_>,
         info: &SourceInfo,
         epoch: i64,
         key: &Digest,
     ) -> Result<(DuManifest, Committed), BuildError> {
         let (app, badgers, request) = (&self.app, &self.badgers, self.request);
-        let changes = sandbox.workspace.changes(&ran.created_mount_points)?;
-        let user = du_user(app.user.as_deref(), sandbox.base.config.user());
+        let user = du_user(app.user.as_deref(), layer.base.config.user());
         let mut env = env_entries(&app.run_environment());
         if user.as_deref() == Some("0:0") {
             // The badger's HOME is its own user's (`/home/app`): root's is /root.
@@ -578,7 +608,7 @@ impl Job<'_> {
                 .iter()
                 .flat_map(super::badger_stack::Badger::environment)
                 .collect(),
-            default_command: sandbox.base.config.command(),
+            default_command: layer.base.config.command(),
             revision: info.revision.clone(),
             // The app's name, not the --tag: the name the DU is stored under must not change
             // its digest. The template takes the real reference as its `image` parameter.
@@ -592,10 +622,10 @@ impl Job<'_> {
         let committed = commit(
             layout,
             Commit {
-                base: &sandbox.base,
-                root: sandbox.workspace.writable_root(),
+                base: layer.base,
+                root: layer.root,
                 privilege: request.privilege,
-                changes,
+                changes: layer.changes,
                 compression: request.compression,
                 epoch,
                 env,
@@ -621,10 +651,7 @@ impl Job<'_> {
                     .as_ref()
                     .map(|r| format!("source revision {r}")),
                 annotations,
-                subordinate_ids: ran
-                    .id_map
-                    .as_ref()
-                    .and_then(super::workspace::subordinate_ids),
+                subordinate_ids: layer.subordinate_ids,
             },
         )?;
         Ok((du, committed))
@@ -659,30 +686,28 @@ impl Sandbox {
     }
 }
 
+/// Where a build reads and writes: the store, its private cache folder, the fetched source.
+struct Places<'a> {
+    layout: &'a Layout,
+    store: &'a Path,
+    cache_root: &'a Path,
+    source: &'a Path,
+}
+
+/// The DU's one new layer: `changes` read from `root`, over `base`.
+struct NewLayer<'a> {
+    base: &'a Base,
+    root: &'a Path,
+    changes: Vec<crate::layer::Change>,
+    subordinate_ids: Option<crate::layer::SubordinateIds>,
+}
+
 /// What the build commands left besides files: the mount points the sandbox created (kept
 /// out of the diff) and the id mapping they ran under (for the layer's ownership).
 #[derive(Default)]
 struct BuildRun {
     created_mount_points: Vec<PathBuf>,
     id_map: Option<runtime::IdMapKind>,
-}
-
-fn source_spec(app: &AppFile, base_dir: &Path) -> Result<SourceSpec, BuildError> {
-    let wrap = |source| BuildError::Source {
-        app: app.name.clone(),
-        source: Box::new(source),
-    };
-    if let Some(artifact) = &app.source.artifact {
-        return SourceSpec::artifact(artifact, base_dir).map_err(wrap);
-    }
-    let repository = app.source.repository.as_ref().ok_or(BuildError::NoSource)?;
-    let spec = SourceSpec::parse(repository, base_dir).map_err(wrap)?;
-    match &app.source.revision {
-        Some(revision) if matches!(spec, SourceSpec::Git { .. } | SourceSpec::WorkTree(_)) => {
-            spec.with_revision(revision).map_err(wrap)
-        }
-        _ => Ok(spec),
-    }
 }
 
 /// A build's workspace on `stack`, unpacked once into the store's rootfs cache (the
@@ -714,48 +739,6 @@ pub(super) fn stack_workspace(
     )?;
     workspace.keep_held(holds);
     Ok(workspace)
-}
-
-/// The build contract's environment: the base image's Env (with the badgers'
-/// environments), the app's, then `SOLUM_APP_NAME`, `SOLUM_SOURCE_REVISION`, `HOME` and
-/// `SOURCE_DATE_EPOCH` (the build's epoch, for tools that write times into files).
-fn build_env(app: &AppFile, config: &ImageConfig, info: &SourceInfo, epoch: i64) -> Vec<String> {
-    let mut env = config.env();
-    ensure_path(&mut env);
-    let mut extra: Vec<String> = app
-        .environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    extra.push(format!("SOLUM_APP_NAME={}", app.name));
-    extra.push(format!(
-        "SOLUM_SOURCE_REVISION={}",
-        info.revision.clone().unwrap_or_default()
-    ));
-    extra.push("HOME=/root".to_string());
-    extra.push(format!("SOURCE_DATE_EPOCH={epoch}"));
-    merge_env(&mut env, &extra);
-    env
-}
-
-/// `env` with the app's `build_environment` merged in (the build steps see it; the image
-/// never does).
-fn with_build_environment(env: &[String], app: &AppFile) -> Vec<String> {
-    let mut env = env.to_vec();
-    merge_env(&mut env, &env_entries(&app.build_environment));
-    env
-}
-
-/// `KEY=VALUE` entries of an environment map, in key order.
-fn env_entries(environment: &BTreeMap<String, String>) -> Vec<String> {
-    environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect()
-}
-
-fn shell(command: &str) -> Vec<String> {
-    vec!["/bin/sh".into(), "-c".into(), command.into()]
 }
 
 /// `None` on success; otherwise how the step ended, or `Cancelled`.

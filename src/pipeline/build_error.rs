@@ -52,6 +52,9 @@ pub enum BuildError {
     Dependencies(Box<DependencyError>),
     #[error(transparent)]
     Confined(#[from] super::confined::ConfinedError),
+    /// A build at `--isolation none` that cannot run in this container.
+    #[error(transparent)]
+    InPlace(#[from] super::build::InPlaceError),
     #[error("the build command of badger {badger} {how}{}", tail_text(.tail))]
     BuildFailed {
         badger: String,
@@ -108,6 +111,7 @@ impl Classify for BuildError {
             BuildError::Workspace(inner) => inner.class(),
             BuildError::Dependencies(inner) => inner.class(),
             BuildError::Confined(inner) => inner.class(),
+            BuildError::InPlace(inner) => inner.class(),
             BuildError::NoNetwork(inner) => inner.class(),
             BuildError::Inputs(inner) => inner.class(),
             BuildError::Redaction(inner) => inner.class(),

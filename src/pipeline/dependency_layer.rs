@@ -289,6 +289,10 @@ fn dependency_layer(
         read_json(&record_path).or_else(|| super::dependency_cache::reuse(context, &key));
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
+        // In place, the container itself must hold what the step installs.
+        _ if context.request.isolation == runtime::Isolation::None => {
+            "--isolation none".to_string()
+        }
         Some(record) => match record_fits(context.layout, &record, context.request.compression) {
             Ok(digest) => {
                 reporter.status(
@@ -520,6 +524,9 @@ fn run_dependency_step(
     staging: &Path,
     present_inputs: &[String],
 ) -> Result<LayerRecord, DependencyError> {
+    if context.request.isolation == runtime::Isolation::None {
+        return run_dependency_step_in_place(context, badger, staging, present_inputs);
+    }
     let workspace = stack_workspace(
         context.layout,
         stack,
@@ -558,27 +565,89 @@ fn run_dependency_step(
         timeout: context.request.timeout,
     };
     let result = run_step(step, context.cancel, context.reporter)?;
-    let how = super::build::failure(result.outcome.termination)
-        .map_err(|_| DependencyError::Cancelled)?;
+    step_succeeded(context, badger, result.outcome.termination, result.tail)?;
+    let secrets = &context.request.inputs.secrets;
+    redaction::check_layer(&workspace, &result.outcome.created_mount_points, secrets)?;
+    let changes = workspace.changes(&result.outcome.created_mount_points)?;
+    let ids = super::workspace::subordinate_ids(&result.outcome.id_map);
+    let root = workspace.writable_root();
+    write_step_layer(context, badger, root, changes, ids, present_inputs)
+}
+
+/// The step at `--isolation none`: run in the container's own filesystem, its changes
+/// found by snapshots (see `build::in_place`). No secret reaches such a build.
+fn run_dependency_step_in_place(
+    context: &DependencyContext<'_>,
+    badger: &DeclaringBadger<'_>,
+    staging: &Path,
+    present_inputs: &[String],
+) -> Result<LayerRecord, DependencyError> {
+    context.reporter.stage(
+        State::Building,
+        &format!("{} dependencies on {}", context.app_name, badger.reference),
+    );
+    let step = Step {
+        stage: State::Building,
+        rootfs: runtime::RootFs::Dir(PathBuf::from("/")),
+        command: vec![DEPENDENCIES_PATH.to_string()],
+        env: context.env.clone(),
+        cwd: PathBuf::from(WORKDIR),
+        mounts: Vec::new(),
+        user: (0, 0),
+        network_host: context.request.network_host,
+        timeout: context.request.timeout,
+    };
+    let (result, changes) = super::build::dependency_step_in_place(
+        &staging.join("app"),
+        step,
+        context.store,
+        context.request.privilege,
+        context.cancel,
+        context.reporter,
+    )
+    .map_err(|e| DependencyError::Prepare(Box::new(e)))?;
+    step_succeeded(context, badger, result.outcome.termination, result.tail)?;
+    let root = Path::new("/");
+    write_step_layer(context, badger, root, changes, None, present_inputs)
+}
+
+/// `Ok` when the step exited 0; else why it failed, its last lines masked.
+fn step_succeeded(
+    context: &DependencyContext<'_>,
+    badger: &DeclaringBadger<'_>,
+    termination: runtime::Termination,
+    tail: Vec<String>,
+) -> Result<(), DependencyError> {
+    let how = super::build::failure(termination).map_err(|_| DependencyError::Cancelled)?;
     if let Some(how) = how {
         return Err(DependencyError::Failed {
             badger: badger.reference.to_string(),
             how,
             // Masked as the build steps' are: secret values and the host's proxy passwords.
-            tail: super::build::redactor(context.request).redact_lines(result.tail),
+            tail: super::build::redactor(context.request).redact_lines(tail),
         });
     }
-    let secrets = &context.request.inputs.secrets;
-    redaction::check_layer(&workspace, &result.outcome.created_mount_points, secrets)?;
-    let mut changes = workspace.changes(&result.outcome.created_mount_points)?;
+    Ok(())
+}
+
+/// The step's `changes` (read from `root`), the inputs the source has left out, written as
+/// its layer; the record the cache keeps of it.
+fn write_step_layer(
+    context: &DependencyContext<'_>,
+    badger: &DeclaringBadger<'_>,
+    root: &Path,
+    mut changes: Vec<Change>,
+    subordinate_ids: Option<crate::layer::SubordinateIds>,
+    present_inputs: &[String],
+) -> Result<LayerRecord, DependencyError> {
     changes.retain(|change| !is_input(change, present_inputs));
     let options = WriteOptions {
         compression: context.request.compression,
         epoch: Some(context.epoch()),
         rootless: context.request.privilege.is_rootless(),
-        subordinate_ids: super::workspace::subordinate_ids(&result.outcome.id_map),
+        subordinate_ids,
     };
-    let digests = write_layer(context.layout, workspace.writable_root(), changes, &options)?;
+    let digests = write_layer(context.layout, root, changes, &options)?;
     Ok(LayerRecord {
         digest: digests.digest.to_string(),
         diff_id: digests.diff_id.to_string(),

@@ -4,11 +4,13 @@
 //! [`Reporter`](crate::report::Reporter) and never prints; the CLI and the API server decide
 //! how progress looks.
 
+pub mod app_input;
 pub mod badger_files;
 pub mod badger_image;
 pub mod badger_stack;
 pub mod build;
 pub mod build_cache;
+pub mod build_env;
 pub mod build_error;
 pub mod build_inputs;
 pub mod cache_bound;
@@ -25,6 +27,7 @@ pub mod record_prune;
 pub mod redaction;
 pub mod registry_cache;
 pub mod run;
+pub mod snapshot;
 pub mod stacked;
 pub mod start_check;
 pub mod unpack;

@@ -17,7 +17,7 @@
 //! no cache, has no network and writes nothing.
 
 use super::build_error::tail_text;
-use super::workspace::{run_step, Step, WorkspaceError};
+use super::workspace::{run_step, Step, StepResult, WorkspaceError};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::config::{ensure_path, merge_env};
 use crate::report::{Reporter, State};
@@ -188,6 +188,19 @@ pub fn check(
     cancel: &CancelHandle,
     reporter: &dyn Reporter,
 ) -> Result<Option<Vec<PathBuf>>, StartCheckError> {
+    check_with(request, run_step, cancel, reporter)
+}
+
+/// How a step is run: in the sandbox ([`run_step`]) or in place (`--isolation none`).
+pub type StepRunner = fn(Step, &CancelHandle, &dyn Reporter) -> Result<StepResult, WorkspaceError>;
+
+/// [`check`] with its lookup run by `run`.
+pub fn check_with(
+    request: StartCheck<'_>,
+    run: StepRunner,
+    cancel: &CancelHandle,
+    reporter: &dyn Reporter,
+) -> Result<Option<Vec<PathBuf>>, StartCheckError> {
     let Some(program) = program_to_check(request.run_cmd) else {
         return Ok(Some(Vec::new()));
     };
@@ -219,7 +232,7 @@ pub fn check(
         network_host: false,
         timeout: Some(CHECK_TIMEOUT),
     };
-    let result = run_step(step, cancel, reporter)?;
+    let result = run(step, cancel, reporter)?;
     let (run_cmd, program_name) = (request.run_cmd.to_string(), program.to_string());
     let verdict = result
         .tail

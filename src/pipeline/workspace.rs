@@ -386,17 +386,22 @@ fn merge_under(lower: &Path, upper: &Path) -> Result<(), WorkspaceError> {
             Err(error) => return Err(IoAt::at(&to, "stat")(error).into()),
         }
     }
-    let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    copy_times(upper, &times)
+        .map_err(|e| IoAt::new(upper.to_path_buf(), "set the times of", e.into()))?;
+    Ok(())
+}
+
+/// Gives `path` (not followed if a symlink) the access and modification times of `from`.
+pub(super) fn copy_times(path: &Path, from: &std::fs::Metadata) -> nix::Result<()> {
     use std::os::unix::fs::MetadataExt;
+    let time = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
     nix::sys::stat::utimensat(
         nix::fcntl::AT_FDCWD,
-        upper,
-        &time(times.atime(), times.atime_nsec()),
-        &time(times.mtime(), times.mtime_nsec()),
+        path,
+        &time(from.atime(), from.atime_nsec()),
+        &time(from.mtime(), from.mtime_nsec()),
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     )
-    .map_err(|e| IoAt::new(upper.to_path_buf(), "set the times of", e.into()))?;
-    Ok(())
 }
 
 impl Drop for Workspace {

@@ -1,0 +1,379 @@
+//! `build --isolation none` in a real unprivileged container: the shell badger's image put
+//! into podman's reach (an OCI layout of the store's `badgers/shell`), `podman run --runtime
+//! runc --user 1000:1000 --cap-drop=ALL --security-opt no-new-privileges` of it with the
+//! debug binary (and the libraries it links) and the app's folder bind-mounted read-only, a
+//! store of the container's user mounted, and an empty tmpfs of that user at `/app`.
+//!
+//! The contract: the same inputs give the same DU digest as a rootless `userns` build on
+//! the bare host (as `tester`, with the same `SOURCE_DATE_EPOCH`). Also: a step that runs
+//! forever is killed at the timeout; a build that writes through a symlink pointing out of
+//! `/app` is confined to what the container allows, and the layer holds the symlink, not
+//! its target's path; a container that is not the badger is refused. These tests need
+//! root (rootful podman); they are skipped, saying so, without it.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use support::apps::PodmanImage;
+use support::*;
+
+/// The container's user: the shell badger's `app`.
+const CONTAINER_USER: (u32, u32) = (1000, 1000);
+/// Where things are mounted in the container.
+const STORE_IN: &str = "/work/store";
+const SOURCE_IN: &str = "/work/app";
+const BINARY_IN: &str = "/opt/solum/solum-build";
+
+fn can_run() -> bool {
+    if !is_root() {
+        eprintln!("skipped: rootful podman needs root");
+        return false;
+    }
+    if Cmd::program("podman").arg("--version").run().code != 0 {
+        eprintln!("skipped: no podman");
+        return false;
+    }
+    true
+}
+
+/// A folder of the test's: reachable by every user (the container's, `tester`).
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A copy of `store` owned by `(uid, gid)`, without its caches (trees unpacked for
+/// another user).
+fn store_copy(store: &Path, to: &Path, owner: (u32, u32)) -> PathBuf {
+    Cmd::program("cp").arg("-a").arg(store).arg(to).run().ok();
+    let _ = std::fs::remove_dir_all(to.join("cache"));
+    Cmd::program("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", owner.0, owner.1))
+        .arg(to)
+        .run()
+        .ok();
+    to.to_path_buf()
+}
+
+/// A copy of the example app `hello` in `dir/NAME`, readable by all, with `extra` files
+/// written into its source folder.
+fn hello_app(dir: &Path, name: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let target = dir.join(name);
+    Cmd::program("cp")
+        .arg("-R")
+        .arg(repo_dir().join("examples/hello"))
+        .arg(&target)
+        .run()
+        .ok();
+    for (file, text) in extra {
+        let path = target.join("src").join(file);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Cmd::program("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&target)
+        .run()
+        .ok();
+    target
+}
+
+/// The shared libraries the debug binary links, to bind-mount where it looks for them.
+fn linked_libraries() -> Vec<String> {
+    let ldd = Cmd::program("ldd").arg(bin()).run().ok();
+    ldd.stdout
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find(|word| word.starts_with('/'))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// One test's setup: a store with `base/busybox` and `badgers/shell`, and the badger in an
+/// OCI layout podman runs.
+struct Setup {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+    badger: PodmanImage,
+}
+
+impl Setup {
+    fn new(name: &str) -> Setup {
+        Setup::with_badger(name, "shell", |dir, store| {
+            busybox_store(dir, store, &["shell"]);
+        })
+    }
+
+    /// A store that `make` fills (it must hold `badgers/BADGER`), the badger pushed for podman.
+    fn with_badger(name: &str, badger: &str, make: impl FnOnce(&Path, &Path)) -> Setup {
+        let dir = open_dir();
+        let store = dir.path().join("store");
+        make(dir.path(), &store);
+        let badger = PodmanImage::push(
+            dir.path(),
+            &store,
+            &format!("badgers/{badger}"),
+            &format!("none-{name}"),
+            "",
+        );
+        Setup { dir, store, badger }
+    }
+
+    /// `solum-build build --isolation none ARGS APP` in the container `image` (the badger
+    /// unless said otherwise), as the badger's user with no capability, on a copy of the
+    /// store at `store` (kept for the caller).
+    fn build_in_container(&self, app: &Path, image: &str, args: &[&str], store: &Path) -> Run {
+        self.build_in_container_with(app, image, args, store, &["--tmpfs", "/app:rw,exec,U"])
+    }
+
+    /// [`Setup::build_in_container`] with `mounts` (options of `podman run`) for `/app`.
+    fn build_in_container_with(
+        &self,
+        app: &Path,
+        image: &str,
+        args: &[&str],
+        store: &Path,
+        mounts: &[&str],
+    ) -> Run {
+        let store = store_copy(&self.store, store, CONTAINER_USER);
+        let (uid, gid) = CONTAINER_USER;
+        let mut cmd = Cmd::program("podman")
+            .env("CONTAINERS_CONF", &self.badger.conf)
+            .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
+            .args(["--user", &format!("{uid}:{gid}"), "--cap-drop=ALL"])
+            .args(["--security-opt", "no-new-privileges"])
+            .args(mounts)
+            .arg("-e")
+            .arg(format!("SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}"))
+            .args(["-e", "HOME=/tmp", "-v"])
+            .arg(format!("{}:{BINARY_IN}:ro", bin()))
+            .arg("-v")
+            .arg(format!("{}:{SOURCE_IN}:ro", app.display()))
+            .arg("-v")
+            .arg(format!("{}:{STORE_IN}", store.display()));
+        for library in linked_libraries() {
+            cmd = cmd.arg("-v").arg(format!("{library}:{library}:ro"));
+        }
+        cmd.arg(image)
+            .args([
+                BINARY_IN,
+                "--store",
+                STORE_IN,
+                "build",
+                "--isolation",
+                "none",
+            ])
+            .args(args)
+            .arg(format!("{SOURCE_IN}/app.yaml"))
+            .run()
+    }
+
+    /// Builds `app` on the host and in the container, asserts both give the same DU
+    /// digest, and returns the container's run.
+    fn same_digest_as_on_host(&self, app: &Path) -> Run {
+        let host = self.build_on_host(app).ok();
+        let inside = self
+            .build_in_container(app, &self.badger.reference, &[], &self.dir.path().join("s"))
+            .ok();
+        assert_eq!(
+            host.last_line(),
+            inside.last_line(),
+            "host:\n{}\ncontainer:\n{}",
+            host.text(),
+            inside.text()
+        );
+        inside
+    }
+
+    /// The same build on the bare host: `userns`, rootless as `tester`, in its own store.
+    fn build_on_host(&self, app: &Path) -> Run {
+        let tester = nix::unistd::User::from_name("tester")
+            .unwrap()
+            .expect("the user tester (scripts/install-deps.sh makes it)");
+        let store = store_copy(
+            &self.store,
+            &self.dir.path().join("store-tester"),
+            (tester.uid.as_raw(), tester.gid.as_raw()),
+        );
+        Cmd::program("runuser")
+            .args(["-u", "tester", "--", "env", "HOME=/tmp"])
+            .arg(format!("SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}"))
+            .arg(bin())
+            .arg("--store")
+            .arg(&store)
+            .args(["build", "--isolation", "userns"])
+            .arg(app.join("app.yaml"))
+            .run()
+    }
+}
+
+#[test]
+fn a_none_build_in_an_unprivileged_container_gives_the_host_digest() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("digest");
+    let app = hello_app(setup.dir.path(), "hello", &[]);
+    let inside = setup.same_digest_as_on_host(&app);
+    assert!(
+        inside
+            .stderr
+            .contains("the container is the isolation boundary"),
+        "{}",
+        inside.text()
+    );
+    assert!(inside.text().contains("tests passed"), "{}", inside.text());
+}
+
+/// The python badger's dependency step runs in place too (into its world-writable venv),
+/// as a layer of its own: the python app from a wheelhouse gives the host's digest.
+#[test]
+fn a_python_app_from_a_wheelhouse_gives_the_host_digest() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::with_badger("python", "python", |_, store| {
+        support::apps::store_with_debian_badger(store, "debian-python3", "python");
+    });
+    let app = setup.dir.path().join("python-web");
+    Cmd::program("cp")
+        .arg("-R")
+        .arg(repo_dir().join("testdata/apps/python-web"))
+        .arg(&app)
+        .run()
+        .ok();
+    Cmd::program("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&app)
+        .run()
+        .ok();
+    let inside = setup.same_digest_as_on_host(&app);
+    assert!(
+        inside.stderr.contains("offline from wheelhouse"),
+        "{}",
+        inside.text()
+    );
+}
+
+#[test]
+fn a_step_that_runs_forever_is_killed_at_the_timeout() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("timeout");
+    let forever = "#!/bin/sh\nsleep 1000 &\nwhile true; do sleep 1; done\n";
+    let app = hello_app(setup.dir.path(), "forever", &[("build", forever)]);
+    let started = std::time::Instant::now();
+    let failed = setup
+        .build_in_container(
+            &app,
+            &setup.badger.reference,
+            &["--timeout", "3"],
+            &setup.dir.path().join("s"),
+        )
+        .fails_with(1);
+    assert!(
+        failed
+            .stderr
+            .contains("ran past the timeout and was killed"),
+        "{}",
+        failed.text()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(90));
+}
+
+#[test]
+fn a_symlink_out_of_app_is_written_as_a_symlink_and_writes_stay_in_the_container() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("symlink");
+    // /etc/passwd is root's in the image: the write through the link is refused; the
+    // sticky /home/app lets the user make a file there, which is then the image's.
+    let script = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        ln -s /etc/passwd /app/passwd-link\n\
+        echo 'evil:x:0:0::/:/bin/sh' >> /app/passwd-link && exit 9\n\
+        ln -s /home/app/made /app/out\necho data > /app/out\n";
+    let app = hello_app(setup.dir.path(), "links", &[("build", script)]);
+    let store = setup.dir.path().join("kept");
+    let run = setup
+        .build_in_container(
+            &app,
+            &setup.badger.reference,
+            &["--skip-tests", "--tag", "links"],
+            &store,
+        )
+        .ok();
+    let layers = layer_digests(&store, "links");
+    let top = blob(&store, layers.last().unwrap());
+    let listing = Cmd::program("tar").arg("-tvf").arg(&top).run().ok().stdout;
+    let line = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.split_whitespace().nth(5) == Some(path))
+            .unwrap_or_else(|| panic!("{path} is not in the layer:\n{listing}\n{}", run.text()))
+            .to_string()
+    };
+    assert!(line("app/passwd-link").starts_with('l'), "{listing}");
+    assert!(line("app/out").starts_with('l'), "{listing}");
+    assert!(line("home/app/made").starts_with('-'), "{listing}");
+    assert!(
+        !listing.lines().any(|l| l.contains(" etc/passwd")),
+        "{listing}"
+    );
+}
+
+#[test]
+fn a_container_that_is_not_the_badger_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("notbadger");
+    let base = PodmanImage::push(
+        setup.dir.path(),
+        &setup.store,
+        "base/busybox",
+        "none-busybox",
+        "",
+    );
+    let app = hello_app(setup.dir.path(), "hello", &[]);
+    let failed = setup
+        .build_in_container(&app, &base.reference, &[], &setup.dir.path().join("s"))
+        .fails_with(2);
+    assert!(
+        failed
+            .stderr
+            .contains("this container is not the badger badgers/shell"),
+        "{}",
+        failed.text()
+    );
+}
+
+#[test]
+fn a_container_without_a_writable_app_folder_is_told_the_fix() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("noapp");
+    let app = hello_app(setup.dir.path(), "hello", &[]);
+    let failed = setup
+        .build_in_container_with(
+            &app,
+            &setup.badger.reference,
+            &[],
+            &setup.dir.path().join("s"),
+            &[],
+        )
+        .fails_with(2);
+    assert!(
+        failed.stderr.contains("cannot put the source at /app")
+            && failed.stderr.contains("--tmpfs /app"),
+        "{}",
+        failed.text()
+    );
+}
