@@ -377,3 +377,34 @@ fn a_container_without_a_writable_app_folder_is_told_the_fix() {
         failed.text()
     );
 }
+
+/// A build script that leaves a daemon in a session of its own (`setsid`, out of the
+/// step's process group) writing into `/app` and the store: it is killed when the step
+/// ends, so the test step (after the commit) finds it gone, and the store holds nothing it
+/// wrote after the step.
+#[test]
+fn a_daemon_that_leaves_the_step_s_session_is_killed_with_the_step() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("daemon");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        setsid sh -c 'trap \"\" TERM; echo $$ > /tmp/daemon.pid; sleep 1; \
+        while true; do echo late >> /work/store/poison; echo late >> /app/public/late; sleep 0.1; done' \
+        </dev/null >/dev/null 2>&1 &\n\
+        while [ ! -s /tmp/daemon.pid ]; do sleep 0.1; done\n";
+    let test = "#!/bin/sh\nsleep 2\nif kill -0 $(cat /tmp/daemon.pid) 2>/dev/null; then \
+        echo DAEMON-ALIVE; exit 1; fi\ntest ! -e /app/public/late\necho tests passed\n";
+    let app = hello_app(
+        setup.dir.path(),
+        "daemon",
+        &[("build", build), ("test.sh", test)],
+    );
+    let store = setup.dir.path().join("kept");
+    let run = setup
+        .build_in_container(&app, &setup.badger.reference, &[], &store)
+        .ok();
+    assert!(run.text().contains("tests passed"), "{}", run.text());
+    assert!(run.text().contains("were killed"), "{}", run.text());
+    assert!(!store.join("poison").exists(), "{}", run.text());
+}

@@ -10,7 +10,8 @@
 //! folder and every other mount are left out); the source is put at `/app`, which must be
 //! an empty folder this user can write (or absent in a writable `/`); each build command
 //! runs in `/app` with the build's environment, limits and timeout (its process group is
-//! killed when the timeout passes); a second snapshot gives the changes, written as the
+//! killed when the timeout passes, and whatever it left running in other groups or
+//! sessions when it ends, see [`step_survivors`]); a second snapshot gives the changes, written as the
 //! DU's one new layer over the badger's layers (by digest), committed; then `test_cmd` and
 //! the start check run in place. Files this user made are recorded as `0:0`, as the
 //! rootless single-id build records them, and mtimes are clamped to the epoch, so the same
@@ -27,6 +28,7 @@ use crate::manifest::du::WORKDIR;
 use crate::manifest::DuManifest;
 use crate::pipeline::commit::Committed;
 use crate::pipeline::snapshot::{self, SnapshotError, SnapshotRules};
+use crate::pipeline::step_survivors;
 use crate::pipeline::workspace::{Step, StepResult, WorkspaceError};
 use crate::report::{Reporter, State};
 use crate::store::Layout;
@@ -96,6 +98,14 @@ impl Job<'_> {
         let (app, reporter) = (&self.app, self.reporter);
         let (layout, store) = (places.layout, places.store);
         self.refuse_what_none_cannot_do()?;
+        // Before any step: what a step orphans comes to this process, to be ended with it.
+        step_survivors::adopt_orphans().map_err(|e| {
+            IoAt::new(
+                Path::new("/proc/self"),
+                "become the reaper of the build's processes",
+                e.into(),
+            )
+        })?;
         self.copy_badgers(layout)?;
         check_running_root_is(&self.badgers[0], layout)?;
         let (mut base, mut stack) = super::badger_stack::stack(&self.badgers)?;
@@ -563,8 +573,17 @@ pub(super) fn run_step(
             };
         }
     };
-    // Reap the shell if it was killed, then take what is left of its output.
+    // Reap the shell if it was killed, end what it left running in other groups and
+    // sessions (see `step_survivors`), then take what is left of its output.
     let _ = child.wait();
+    if step_survivors::adopting() {
+        let killed = step_survivors::kill_survivors(&[]);
+        if killed > 0 {
+            reporter.warning(&format!(
+                "{killed} processes the step left running (in another session or process group) were killed"
+            ));
+        }
+    }
     let drain_until = Instant::now() + DRAIN_GRACE;
     while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {

@@ -26,6 +26,7 @@ pub mod run;
 pub mod snapshot;
 pub mod stacked;
 pub mod start_check;
+pub mod step_survivors;
 pub mod unpack;
 pub mod workspace;
 
