@@ -408,3 +408,33 @@ fn a_daemon_that_leaves_the_step_s_session_is_killed_with_the_step() {
     assert!(run.text().contains("were killed"), "{}", run.text());
     assert!(!store.join("poison").exists(), "{}", run.text());
 }
+
+/// A build script that writes into the store (the container's user owns it) to poison
+/// later builds: the build fails naming the change, and no DU is tagged.
+#[test]
+fn a_build_that_writes_into_the_store_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("storewrite");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        echo poison > /work/store/planted\n";
+    let app = hello_app(setup.dir.path(), "storewrite", &[("build", build)]);
+    let store = setup.dir.path().join("kept");
+    let failed = setup
+        .build_in_container(
+            &app,
+            &setup.badger.reference,
+            &["--tag", "poisoned"],
+            &store,
+        )
+        .fails_with(1);
+    assert!(
+        failed.stderr.contains("the build changed the store")
+            && failed.stderr.contains("/work/store/planted"),
+        "{}",
+        failed.text()
+    );
+    let images = Cmd::solum(&store).args(["images"]).run().ok().stdout;
+    assert!(!images.contains("poisoned"), "{images}");
+}

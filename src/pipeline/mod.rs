@@ -27,6 +27,7 @@ pub mod snapshot;
 pub mod stacked;
 pub mod start_check;
 pub mod step_survivors;
+pub mod store_guard;
 pub mod unpack;
 pub mod workspace;
 
