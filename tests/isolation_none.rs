@@ -438,3 +438,44 @@ fn a_build_that_writes_into_the_store_is_refused() {
     let images = Cmd::solum(&store).args(["images"]).run().ok().stdout;
     assert!(!images.contains("poisoned"), "{images}");
 }
+
+/// `--isolation none` where no container is recognised (this test hides the engine's
+/// `/.dockerenv` and `/run/.containerenv` in a mount namespace of its own, and clears the
+/// variables) is refused before anything is read or run, naming the way out.
+#[test]
+fn a_none_build_where_no_container_is_recognised_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: hiding the container's files needs root");
+        return;
+    }
+    let dir = open_dir();
+    let app = hello_app(dir.path(), "hello", &[]);
+    let hide = "for f in /.dockerenv /run/.containerenv; do \
+        if [ -e $f ]; then mount --bind /dev/null $f || exit 9; fi; done; exec \"$@\"";
+    let failed = Cmd::program("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            hide,
+            "sh",
+        ])
+        .arg(bin())
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["build", "--isolation", "none"])
+        .arg(app.join("app.yaml"))
+        .env("container", "")
+        .env("KUBERNETES_SERVICE_HOST", "")
+        .run()
+        .fails_with(2);
+    assert!(
+        failed.stderr.contains("no container is recognised")
+            && failed.stderr.contains("SOLUM_BUILD_IN_CONTAINER=1"),
+        "{}",
+        failed.text()
+    );
+    assert!(!failed.stderr.contains("QUEUED"), "{}", failed.text());
+}

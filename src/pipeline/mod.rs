@@ -16,6 +16,7 @@ pub mod build_inputs;
 pub mod cache_bound;
 pub mod commit;
 pub mod confined;
+pub mod container_signs;
 pub mod delivery;
 pub mod dependency_layer;
 pub mod detect;
