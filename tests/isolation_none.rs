@@ -479,3 +479,34 @@ fn a_none_build_where_no_container_is_recognised_is_refused() {
     );
     assert!(!failed.stderr.contains("QUEUED"), "{}", failed.text());
 }
+
+/// The steps get the build's environment alone, and the tool's own process stays out of
+/// their reach: a build script (the container's user, the tool's too) can neither read the
+/// tool's environment (a registry token) from `/proc` nor open its memory.
+#[test]
+fn a_build_script_cannot_read_the_tool_s_environment_or_memory() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("procpeek");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        tool=$(grep -l solum-build /proc/[0-9]*/cmdline 2>/dev/null | head -n 1)\n\
+        tool=${tool%/cmdline}\necho \"tool at $tool\"\n\
+        tr '\\0' '\\n' < $tool/environ 2>/dev/null | grep TOKEN && echo LEAKED-ENV\n\
+        head -c 1 $tool/mem 2>/dev/null && echo OPENED-MEM\n\
+        exit 0\n";
+    let app = hello_app(setup.dir.path(), "procpeek", &[("build", build)]);
+    let run = setup
+        .build_in_container_with(
+            &app,
+            &setup.badger.reference,
+            &["--skip-tests"],
+            &setup.dir.path().join("s"),
+            &["--tmpfs", "/app:rw,exec,U", "-e", "REGISTRY_TOKEN=hunter2"],
+        )
+        .ok();
+    assert!(run.text().contains("tool at /proc/"), "{}", run.text());
+    assert!(!run.text().contains("LEAKED-ENV"), "{}", run.text());
+    assert!(!run.text().contains("hunter2"), "{}", run.text());
+    assert!(!run.text().contains("OPENED-MEM"), "{}", run.text());
+}

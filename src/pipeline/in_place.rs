@@ -103,14 +103,9 @@ impl Job<'_> {
         let (app, reporter) = (&self.app, self.reporter);
         let (layout, store) = (places.layout, places.store);
         self.refuse_what_none_cannot_do()?;
-        // Before any step: what a step orphans comes to this process, to be ended with it.
-        step_survivors::adopt_orphans().map_err(|e| {
-            IoAt::new(
-                Path::new("/proc/self"),
-                "become the reaper of the build's processes",
-                e.into(),
-            )
-        })?;
+        // Before any step: this process out of the steps' reach, and the reaper of what
+        // they leave running.
+        crate::pipeline::process_shield::before_steps_in_place()?;
         self.copy_badgers(layout)?;
         check_running_root_is(&self.badgers[0], layout)?;
         let (mut base, mut stack) = super::badger_stack::stack(&self.badgers)?;

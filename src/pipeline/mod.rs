@@ -22,6 +22,7 @@ pub mod dependency_layer;
 pub mod detect;
 pub mod import;
 pub mod network_hint;
+pub mod process_shield;
 pub mod redaction;
 pub mod run;
 pub mod snapshot;
