@@ -377,3 +377,136 @@ fn a_container_without_a_writable_app_folder_is_told_the_fix() {
         failed.text()
     );
 }
+
+/// A build script that leaves a daemon in a session of its own (`setsid`, out of the
+/// step's process group) writing into `/app` and the store: it is killed when the step
+/// ends, so the test step (after the commit) finds it gone, and the store holds nothing it
+/// wrote after the step.
+#[test]
+fn a_daemon_that_leaves_the_step_s_session_is_killed_with_the_step() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("daemon");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        setsid sh -c 'trap \"\" TERM; echo $$ > /tmp/daemon.pid; sleep 1; \
+        while true; do echo late >> /work/store/poison; echo late >> /app/public/late; sleep 0.1; done' \
+        </dev/null >/dev/null 2>&1 &\n\
+        while [ ! -s /tmp/daemon.pid ]; do sleep 0.1; done\n";
+    let test = "#!/bin/sh\nsleep 2\nif kill -0 $(cat /tmp/daemon.pid) 2>/dev/null; then \
+        echo DAEMON-ALIVE; exit 1; fi\ntest ! -e /app/public/late\necho tests passed\n";
+    let app = hello_app(
+        setup.dir.path(),
+        "daemon",
+        &[("build", build), ("test.sh", test)],
+    );
+    let store = setup.dir.path().join("kept");
+    let run = setup
+        .build_in_container(&app, &setup.badger.reference, &[], &store)
+        .ok();
+    assert!(run.text().contains("tests passed"), "{}", run.text());
+    assert!(run.text().contains("were killed"), "{}", run.text());
+    assert!(!store.join("poison").exists(), "{}", run.text());
+}
+
+/// A build script that writes into the store (the container's user owns it) to poison
+/// later builds: the build fails naming the change, and no DU is tagged.
+#[test]
+fn a_build_that_writes_into_the_store_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("storewrite");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        echo poison > /work/store/planted\n";
+    let app = hello_app(setup.dir.path(), "storewrite", &[("build", build)]);
+    let store = setup.dir.path().join("kept");
+    let failed = setup
+        .build_in_container(
+            &app,
+            &setup.badger.reference,
+            &["--tag", "poisoned"],
+            &store,
+        )
+        .fails_with(1);
+    assert!(
+        failed.stderr.contains("the build changed the store")
+            && failed.stderr.contains("/work/store/planted"),
+        "{}",
+        failed.text()
+    );
+    let images = Cmd::solum(&store).args(["images"]).run().ok().stdout;
+    assert!(!images.contains("poisoned"), "{images}");
+}
+
+/// `--isolation none` where no container is recognised (this test hides the engine's
+/// `/.dockerenv` and `/run/.containerenv` in a mount namespace of its own, and clears the
+/// variables) is refused before anything is read or run, naming the way out.
+#[test]
+fn a_none_build_where_no_container_is_recognised_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: hiding the container's files needs root");
+        return;
+    }
+    let dir = open_dir();
+    let app = hello_app(dir.path(), "hello", &[]);
+    let hide = "for f in /.dockerenv /run/.containerenv; do \
+        if [ -e $f ]; then mount --bind /dev/null $f || exit 9; fi; done; exec \"$@\"";
+    let failed = Cmd::program("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            hide,
+            "sh",
+        ])
+        .arg(bin())
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["build", "--isolation", "none"])
+        .arg(app.join("app.yaml"))
+        .env("container", "")
+        .env("KUBERNETES_SERVICE_HOST", "")
+        .run()
+        .fails_with(2);
+    assert!(
+        failed.stderr.contains("no container is recognised")
+            && failed.stderr.contains("SOLUM_BUILD_IN_CONTAINER=1"),
+        "{}",
+        failed.text()
+    );
+    assert!(!failed.stderr.contains("QUEUED"), "{}", failed.text());
+}
+
+/// The steps get the build's environment alone, and the tool's own process stays out of
+/// their reach: a build script (the container's user, the tool's too) can neither read the
+/// tool's environment (a registry token) from `/proc` nor open its memory.
+#[test]
+fn a_build_script_cannot_read_the_tool_s_environment_or_memory() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("procpeek");
+    let build = "#!/bin/sh\nmkdir -p public\necho page > public/build-info.txt\n\
+        tool=$(grep -l solum-build /proc/[0-9]*/cmdline 2>/dev/null | head -n 1)\n\
+        tool=${tool%/cmdline}\necho \"tool at $tool\"\n\
+        tr '\\0' '\\n' < $tool/environ 2>/dev/null | grep TOKEN && echo LEAKED-ENV\n\
+        head -c 1 $tool/mem 2>/dev/null && echo OPENED-MEM\n\
+        exit 0\n";
+    let app = hello_app(setup.dir.path(), "procpeek", &[("build", build)]);
+    let run = setup
+        .build_in_container_with(
+            &app,
+            &setup.badger.reference,
+            &["--skip-tests"],
+            &setup.dir.path().join("s"),
+            &["--tmpfs", "/app:rw,exec,U", "-e", "REGISTRY_TOKEN=hunter2"],
+        )
+        .ok();
+    assert!(run.text().contains("tool at /proc/"), "{}", run.text());
+    assert!(!run.text().contains("LEAKED-ENV"), "{}", run.text());
+    assert!(!run.text().contains("hunter2"), "{}", run.text());
+    assert!(!run.text().contains("OPENED-MEM"), "{}", run.text());
+}

@@ -218,6 +218,7 @@ fn build_inputs(args: &BuildArgs) -> anyhow::Result<BuildInputs> {
 
 pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
     super::exit::require_available_isolation(args.isolation.level)?;
+    super::exit::refuse_isolation_none_outside_a_container(args.isolation.level)?;
     let environment = key_values("--env", &args.env)?;
     let build_environment = key_values("--build-env", &args.build_env)?;
     let inputs = build_inputs(&args)?;

@@ -139,6 +139,20 @@ pub fn require_available_isolation(level: runtime::Isolation) -> Result<(), Usag
     Ok(())
 }
 
+/// `none` runs the build script unsandboxed: refused where no container is recognised
+/// around this process (see [`crate::pipeline::container_signs`]).
+pub fn refuse_isolation_none_outside_a_container(
+    level: runtime::Isolation,
+) -> Result<(), UsageError> {
+    use crate::pipeline::container_signs::{this_container_signs, DECLARED};
+    if level == runtime::Isolation::None && this_container_signs().is_empty() {
+        return Err(UsageError(format!(
+            "--isolation none runs the build script unsandboxed, as this user, in this machine's own filesystem, and no container is recognised around this process (no /.dockerenv, /run/.containerenv, $KUBERNETES_SERVICE_HOST or $container): on a host use --isolation userns or auto; in a container this check does not recognise, set {DECLARED}=1"
+        )));
+    }
+    Ok(())
+}
+
 /// `none` is a build in place, one per container: `run` has no such mode (the container
 /// runtime runs a DU), and the server's concurrent builds would share one root filesystem.
 pub fn refuse_isolation_none(level: runtime::Isolation, command: &str) -> Result<(), UsageError> {

@@ -10,7 +10,9 @@
 //! folder and every other mount are left out); the source is put at `/app`, which must be
 //! an empty folder this user can write (or absent in a writable `/`); each build command
 //! runs in `/app` with the build's environment, limits and timeout (its process group is
-//! killed when the timeout passes); a second snapshot gives the changes, written as the
+//! killed when the timeout passes, and whatever it left running in other groups or
+//! sessions when it ends, see [`step_survivors`]; a step that changed the store fails the
+//! build, see [`store_guard`]); a second snapshot gives the changes, written as the
 //! DU's one new layer over the badger's layers (by digest), committed; then `test_cmd` and
 //! the start check run in place. Files this user made are recorded as `0:0`, as the
 //! rootless single-id build records them, and mtimes are clamped to the epoch, so the same
@@ -27,6 +29,8 @@ use crate::manifest::du::WORKDIR;
 use crate::manifest::DuManifest;
 use crate::pipeline::commit::Committed;
 use crate::pipeline::snapshot::{self, SnapshotError, SnapshotRules};
+use crate::pipeline::step_survivors;
+use crate::pipeline::store_guard::{StoreGuard, StoreGuardError};
 use crate::pipeline::workspace::{Step, StepResult, WorkspaceError};
 use crate::report::{Reporter, State};
 use crate::store::Layout;
@@ -61,6 +65,8 @@ pub enum InPlaceError {
     AppFolder { reason: String },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    StoreChanged(#[from] StoreGuardError),
     #[error("cannot read the badger's layer {digest}")]
     BadgerLayer {
         digest: String,
@@ -79,6 +85,7 @@ impl crate::error_class::Classify for InPlaceError {
             | InPlaceError::NotTheBadger { .. }
             | InPlaceError::AppFolder { .. } => ErrorClass::Input,
             InPlaceError::Snapshot(inner) => inner.class(),
+            InPlaceError::StoreChanged(inner) => inner.class(),
             InPlaceError::BadgerLayer { .. } => ErrorClass::Failure,
         }
     }
@@ -96,6 +103,9 @@ impl Job<'_> {
         let (app, reporter) = (&self.app, self.reporter);
         let (layout, store) = (places.layout, places.store);
         self.refuse_what_none_cannot_do()?;
+        // Before any step: this process out of the steps' reach, and the reaper of what
+        // they leave running.
+        crate::pipeline::process_shield::before_steps_in_place()?;
         self.copy_badgers(layout)?;
         check_running_root_is(&self.badgers[0], layout)?;
         let (mut base, mut stack) = super::badger_stack::stack(&self.badgers)?;
@@ -125,26 +135,28 @@ impl Job<'_> {
             .map(|b| (b.build_command(), Some(b.reference.clone())))
             .collect();
         commands.extend(app.workflow_config.build_cmd.clone().map(|c| (c, None)));
-        for (command, badger) in commands {
-            let what = badger.as_deref().map_or_else(
-                || format!("{} build_cmd: {command}", app.name),
-                |b| format!("{} on {b}", app.name),
-            );
-            reporter.stage(State::Building, &what);
-            let result = run_step(
-                self.step(State::Building, &command, &env),
-                self.cancel,
-                reporter,
-            )?;
-            if let Some(how) = failure(result.outcome.termination)? {
-                let tail = self.redacted(result.tail);
-                return Err(match badger {
-                    Some(badger) => BuildError::BuildFailed { badger, how, tail },
-                    None => BuildError::AppBuildFailed { command, how, tail },
-                });
+        guarding_store(store, || {
+            for (command, badger) in commands {
+                let what = badger.as_deref().map_or_else(
+                    || format!("{} build_cmd: {command}", app.name),
+                    |b| format!("{} on {b}", app.name),
+                );
+                reporter.stage(State::Building, &what);
+                let result = run_step(
+                    self.step(State::Building, &command, &env),
+                    self.cancel,
+                    reporter,
+                )?;
+                if let Some(how) = failure(result.outcome.termination)? {
+                    let tail = self.redacted(result.tail);
+                    return Err(match badger {
+                        Some(badger) => BuildError::BuildFailed { badger, how, tail },
+                        None => BuildError::AppBuildFailed { command, how, tail },
+                    });
+                }
             }
-        }
-
+            Ok(())
+        })?;
         let after = snapshot::take(root, &rules).map_err(InPlaceError::from)?;
         let changes = snapshot::changes(&before, &after);
         crate::layer::refuse_whiteout_names(&changes).map_err(|source| {
@@ -165,8 +177,8 @@ impl Job<'_> {
         };
         // Written before the tests run: nothing they write can reach the layer.
         let (du, committed) = self.commit_du(layout, layer, info, epoch, key)?;
-        self.test_in_place(&env)?;
-        self.check_run_command_in_place(&base)?;
+        guarding_store(store, || self.test_in_place(&env))?;
+        guarding_store(store, || self.check_run_command_in_place(&base))?;
         Ok((du, committed))
     }
 
@@ -235,6 +247,19 @@ impl Job<'_> {
             .ok_or(BuildError::Cancelled)?;
         Ok(())
     }
+}
+
+/// `work` (steps run in place) with the store watched (see [`store_guard`]): a change to
+/// the store fails the build even when `work` failed too, since the store is then not to
+/// be trusted.
+fn guarding_store<T>(
+    store: &Path,
+    work: impl FnOnce() -> Result<T, BuildError>,
+) -> Result<T, BuildError> {
+    let guard = StoreGuard::watch(store).map_err(InPlaceError::from)?;
+    let result = work();
+    guard.check().map_err(InPlaceError::from)?;
+    result
 }
 
 /// What the snapshots leave out besides mounts: the kernel's folders, `/tmp`, the
@@ -371,7 +396,7 @@ pub(in crate::pipeline) fn dependency_step(
 ) -> Result<(StepResult, Vec<crate::layer::Change>), BuildError> {
     let (rules, before) = snapshot_before(store, reporter)?;
     place_source(staged_app, Path::new(WORKDIR), false, privilege, reporter)?;
-    let result = run_step(step, cancel, reporter)?;
+    let result = guarding_store(store, || Ok(run_step(step, cancel, reporter)?))?;
     let after = snapshot::take(Path::new("/"), &rules).map_err(InPlaceError::from)?;
     Ok((result, snapshot::changes(&before, &after)))
 }
@@ -563,8 +588,17 @@ pub(super) fn run_step(
             };
         }
     };
-    // Reap the shell if it was killed, then take what is left of its output.
+    // Reap the shell if it was killed, end what it left running in other groups and
+    // sessions (see `step_survivors`), then take what is left of its output.
     let _ = child.wait();
+    if step_survivors::adopting() {
+        let killed = step_survivors::kill_survivors(&[]);
+        if killed > 0 {
+            reporter.warning(&format!(
+                "{killed} processes the step left running (in another session or process group) were killed"
+            ));
+        }
+    }
     let drain_until = Instant::now() + DRAIN_GRACE;
     while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {

@@ -375,6 +375,14 @@ impl Walk<'_> {
             if name != b"." && name != b".." {
                 names.push(OsString::from(std::ffi::OsStr::from_bytes(name)));
             }
+            // A folder of millions of names is refused while it is listed, before its
+            // listing alone holds more than the snapshot may.
+            if self.count.load(Ordering::Relaxed) + names.len() > self.rules.max_entries {
+                return Err(SnapshotError::TooManyEntries {
+                    limit: self.rules.max_entries,
+                    path: rel,
+                });
+            }
         }
         names.sort();
         let holds_excluded = self.excluded_in.contains(&rel);

@@ -190,6 +190,22 @@ fn the_bounds_are_errors_that_name_them() {
     assert!(error.contains("deeper than 1"), "{error}");
 }
 
+/// A folder holding more names than the bound is refused naming the folder, while it
+/// is listed (its names are not all gathered first).
+#[test]
+fn a_folder_of_more_names_than_the_bound_is_refused_while_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("many")).unwrap();
+    for i in 0..50 {
+        fs::write(root.join("many").join(format!("f{i}")), "").unwrap();
+    }
+    let mut rules = rules(root);
+    rules.max_entries = 10;
+    let error = take(root, &rules).unwrap_err().to_string();
+    assert!(error.contains("more than 10 entries (at /many)"), "{error}");
+}
+
 #[test]
 fn mountinfo_escapes_are_undone() {
     assert_eq!(unescape_octal(br"/a\040b\134c"), b"/a b\\c");
