@@ -5,7 +5,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use support::registry::{Mode, Registry};
 use support::*;
 
@@ -182,6 +185,67 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
         .ok();
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
     assert_eq!(hit.last_line(), digest);
+}
+
+/// A registry that asks for Basic credentials, then answers 404 to whoever sends some:
+/// the request heads it received.
+fn recording_registry() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let shared = heads.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let answer = if head.to_ascii_lowercase().contains("\r\nauthorization:") {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"cache\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            shared.lock().unwrap().push(head);
+            let _ = client.write_all(answer.as_bytes());
+        }
+    });
+    (port, heads)
+}
+
+/// `--creds` given for the `--push` registry are not sent to a `--cache-from` repository
+/// on another host: it is asked without them (a miss with a warning), the push still
+/// authenticates.
+#[test]
+fn push_credentials_are_not_sent_to_another_cache_registry() {
+    let lab = lab();
+    let registry = Registry::start(Mode::Basic {
+        user: "alice".into(),
+        pass: "s3cret".into(),
+    });
+    let (port, heads) = recording_registry();
+    let destination = format!("docker://{}/apps/app:1", registry.host());
+    let cache = format!("docker://127.0.0.1:{port}/cache");
+    let extra = ["--cache-from", &cache, "--push", &destination];
+    let run = lab
+        .build(
+            &lab.store,
+            &lab.source,
+            &[&extra[..], &["--creds", "alice:s3cret"]].concat(),
+        )
+        .ok();
+    assert!(run.stderr.contains("HTTP 401"), "{}", run.text());
+    assert!(run.stderr.contains("==> BUILDING"), "{}", run.text());
+    assert!(registry.has_manifest("apps/app", "1", Some("alice:s3cret")));
+    let sent = heads.lock().unwrap().clone();
+    assert!(!sent.is_empty(), "{}", run.text());
+    for head in &sent {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "credentials went to the cache registry: {head}"
+        );
+    }
 }
 
 #[test]
