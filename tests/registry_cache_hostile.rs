@@ -248,6 +248,34 @@ fn push_credentials_are_not_sent_to_another_cache_registry() {
     }
 }
 
+/// A cache registry that accepts connections and never answers costs a bounded lookup
+/// (30 s, twice on loopback where plain HTTP is tried after TLS), not a transfer's
+/// retries: a miss with a warning.
+#[test]
+fn a_cache_registry_that_never_answers_is_a_bounded_miss() {
+    let lab = lab();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let cache = format!("docker://127.0.0.1:{port}/cache");
+    let started = std::time::Instant::now();
+    let run = lab
+        .build(&lab.store, &lab.source, &["--cache-from", &cache])
+        .ok();
+    let took = started.elapsed();
+    assert!(
+        run.stderr
+            .contains(&format!("warning: registry cache {cache}: ")),
+        "{}",
+        run.text()
+    );
+    assert!(run.stderr.contains("==> BUILDING"), "{}", run.text());
+    assert!(took < std::time::Duration::from_secs(100), "{took:?}");
+}
+
 #[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
