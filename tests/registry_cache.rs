@@ -161,6 +161,9 @@ fn a_second_runner_hits_the_cache_and_its_push_uploads_nothing() {
     assert!(ran.stdout.contains("built"), "{}", ran.text());
 }
 
+/// Spoils the cache entry of a registry, given the entry's tag.
+type Spoil<'a> = dyn Fn(&Registry, &str) + 'a;
+
 /// Each way a cache entry can be unusable, in a registry of its own (blobs are shared by
 /// every repository of a registry): a miss with a warning, and the same DU built here.
 #[test]
@@ -170,7 +173,7 @@ fn an_unusable_cache_entry_is_a_miss_with_a_warning() {
     let digest = runners.build(&runners.first, &[]).ok().last_line();
     let app_layer = layer_digests(&runners.first, "app").pop().unwrap();
     // Each case, how it spoils the entry, and what the warning says.
-    let spoil: [(&str, &dyn Fn(&Registry, &str), &str); 5] = [
+    let spoil: [(&str, &Spoil, &str); 5] = [
         (
             "not ours",
             &|registry, tag| {
