@@ -41,17 +41,18 @@ fn lab() -> Lab {
     }
 }
 
-impl Lab {
-    fn build(&self, store: &Path, source: &Path, extra: &[&str]) -> Run {
-        Cmd::solum(store)
-            .args(["build", "--badger", "badgers/shell", "--name", "app"])
-            .arg("--source")
-            .arg(source)
-            .args(["--run-cmd", "cat out.txt", "--test-cmd", "test -f out.txt"])
-            .args(extra)
-            .run()
-    }
+/// The app at `source` built in `store` with `extra` options.
+fn build(store: &Path, source: &Path, extra: &[&str]) -> Run {
+    Cmd::solum(store)
+        .args(["build", "--badger", "badgers/shell", "--name", "app"])
+        .arg("--source")
+        .arg(source)
+        .args(["--run-cmd", "cat out.txt", "--test-cmd", "test -f out.txt"])
+        .args(extra)
+        .run()
+}
 
+impl Lab {
     /// A copy of the store without any DU or build record: another runner.
     fn fresh_store(&self, name: &str) -> PathBuf {
         let store = self.dir.path().join(name);
@@ -120,13 +121,12 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     let lab = lab();
     let registry = Registry::start(Mode::Plain);
     let cache = format!("docker://{}/cache", registry.host());
-    let digest = lab.build(&lab.store, &lab.source, &[]).ok().last_line();
+    let digest = build(&lab.store, &lab.source, &[]).ok().last_line();
     // The other app's DU first, so that its blobs are in the cache repository too.
-    lab.build(&lab.store, &lab.other_source, &["--cache-to", &cache])
-        .ok();
+    build(&lab.store, &lab.other_source, &["--cache-to", &cache]).ok();
     let other_tag = tags(&registry, "cache", "cache-").pop().unwrap();
     let other = get_manifest(&registry, "cache", &other_tag);
-    lab.build(
+    build(
         &lab.store,
         &lab.source,
         &["--no-cache", "--cache-to", &cache],
@@ -157,9 +157,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     for (index, (case, manifest, says)) in cases.iter().enumerate() {
         put_manifest(&registry, "cache", &ours, manifest);
         let store = lab.fresh_store(&format!("runner-{index}"));
-        let run = lab
-            .build(&store, &lab.source, &["--cache-from", &cache])
-            .ok();
+        let run = build(&store, &lab.source, &["--cache-from", &cache]).ok();
         assert!(run.stderr.contains(says), "{case}: {}", run.text());
         assert!(
             run.stderr
@@ -180,9 +178,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     // The honest entry is still a hit.
     put_manifest(&registry, "cache", &ours, &honest);
     let store = lab.fresh_store("honest");
-    let hit = lab
-        .build(&store, &lab.source, &["--cache-from", &cache])
-        .ok();
+    let hit = build(&store, &lab.source, &["--cache-from", &cache]).ok();
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
     assert_eq!(hit.last_line(), digest);
 }
@@ -228,13 +224,12 @@ fn push_credentials_are_not_sent_to_another_cache_registry() {
     let destination = format!("docker://{}/apps/app:1", registry.host());
     let cache = format!("docker://127.0.0.1:{port}/cache");
     let extra = ["--cache-from", &cache, "--push", &destination];
-    let run = lab
-        .build(
-            &lab.store,
-            &lab.source,
-            &[&extra[..], &["--creds", "alice:s3cret"]].concat(),
-        )
-        .ok();
+    let run = build(
+        &lab.store,
+        &lab.source,
+        &[&extra[..], &["--creds", "alice:s3cret"]].concat(),
+    )
+    .ok();
     assert!(run.stderr.contains("HTTP 401"), "{}", run.text());
     assert!(run.stderr.contains("==> BUILDING"), "{}", run.text());
     assert!(registry.has_manifest("apps/app", "1", Some("alice:s3cret")));
@@ -262,9 +257,7 @@ fn a_cache_registry_that_never_answers_is_a_bounded_miss() {
     });
     let cache = format!("docker://127.0.0.1:{port}/cache");
     let started = std::time::Instant::now();
-    let run = lab
-        .build(&lab.store, &lab.source, &["--cache-from", &cache])
-        .ok();
+    let run = build(&lab.store, &lab.source, &["--cache-from", &cache]).ok();
     let took = started.elapsed();
     assert!(
         run.stderr
