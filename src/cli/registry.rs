@@ -4,12 +4,10 @@
 use super::exit::{UsageError, SUCCESS};
 use super::output::{result_line, CliReporter};
 use super::Context;
-use crate::image::{Digest, ImageReference};
+use crate::image::ImageReference;
 use crate::pipeline::registry_cache::RegistryCache;
-use crate::registry::{Credentials, RegistryClient, RegistryOptions};
-use crate::report::Reporter;
-use crate::store::{Layout, ResolvedImage};
-use crate::transport::{copy_image, describe, open_image, RegistryTransport, TransportError};
+use crate::registry::{ClientPerRegistry, Credentials, RegistryClient, RegistryOptions};
+use crate::transport::{copy_image, describe, open_image};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -127,7 +125,9 @@ impl BuildRegistry {
             other_cache_hosts,
         }
     }
+}
 
+impl ClientPerRegistry for BuildRegistry {
     fn client_for(&self, reference: &ImageReference) -> &RegistryClient {
         match reference {
             ImageReference::Registry { registry, .. }
@@ -137,31 +137,6 @@ impl BuildRegistry {
             }
             _ => &self.configured,
         }
-    }
-}
-
-impl RegistryTransport for BuildRegistry {
-    fn pull(
-        &self,
-        reference: &ImageReference,
-        layout: &Layout,
-        reporter: &dyn Reporter,
-    ) -> Result<oci_spec::image::Descriptor, TransportError> {
-        self.client_for(reference).pull(reference, layout, reporter)
-    }
-
-    fn push(
-        &self,
-        layout: &Layout,
-        image: &ResolvedImage,
-        reference: &ImageReference,
-        reporter: &dyn Reporter,
-    ) -> Result<Digest, TransportError> {
-        (self.client_for(reference)).push(layout, image, reference, reporter)
-    }
-
-    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
-        self.client_for(reference).manifest(reference)
     }
 }
 
