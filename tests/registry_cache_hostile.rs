@@ -7,6 +7,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use support::registry::{Mode, Registry};
@@ -53,7 +54,7 @@ fn build(store: &Path, source: &Path, extra: &[&str]) -> Run {
 }
 
 impl Lab {
-    /// A copy of the store without any DU or build record: another runner.
+    /// A copy of the store without any DU, build record or download cache: another runner.
     fn fresh_store(&self, name: &str) -> PathBuf {
         let store = self.dir.path().join(name);
         Cmd::program("cp")
@@ -63,6 +64,7 @@ impl Lab {
             .run()
             .ok();
         std::fs::remove_dir_all(store.join("cache/builds")).ok();
+        std::fs::remove_dir_all(store.join("cache/apps/app")).ok();
         Cmd::solum(&store).args(["rmi", "app"]).run().ok();
         store
     }
@@ -267,6 +269,179 @@ fn a_cache_registry_that_never_answers_is_a_bounded_miss() {
     );
     assert!(run.stderr.contains("==> BUILDING"), "{}", run.text());
     assert!(took < std::time::Duration::from_secs(100), "{took:?}");
+}
+
+/// A tar entry made by hand (ustar), so that it can say what no tar writer would.
+fn tar_entry(name: &str, kind: u8, link: &str, mode: u32, content: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    let octal = |field: &mut [u8], value: u64| {
+        let text = format!("{value:0width$o}", width = field.len() - 1);
+        field[..text.len()].copy_from_slice(text.as_bytes());
+    };
+    octal(&mut header[100..108], u64::from(mode));
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], content.len() as u64);
+    octal(&mut header[136..148], 0);
+    header[156] = kind;
+    header[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    octal(&mut header[148..155], u64::from(sum));
+    let mut entry = header.to_vec();
+    entry.extend_from_slice(content);
+    entry.resize(entry.len().div_ceil(512) * 512, 0);
+    entry
+}
+
+/// Puts `bytes` as a blob of `repo`: its digest.
+fn put_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha256_hex(bytes));
+    let started = Cmd::program("curl")
+        .args(["-sf", "-X", "POST", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("{}/blobs/uploads/", base_url(registry, repo)))
+        .run()
+        .ok();
+    let location = (started.stdout.lines())
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    Cmd::program("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!("{location}&digest={digest}"))
+        .run()
+        .ok();
+    digest
+}
+
+/// A download cache (`--cache-mounts`) whose layer is a hostile tar is refused by the
+/// layer unpacker's rules (nothing written outside the app's private cache folder, which
+/// stays empty) or its bounds: a miss with a warning, the build goes on.
+#[test]
+fn a_hostile_download_cache_is_not_restored() {
+    let lab = lab();
+    let registry = Registry::start(Mode::Plain);
+    let cache = format!("docker://{}/cache", registry.host());
+    let source = lab.dir.path().join("downloads");
+    source_with_build_script(
+        &source,
+        "mkdir -p /solum/cache/d; echo x > /solum/cache/d/f; echo built > /app/out.txt",
+    );
+    build(
+        &lab.store,
+        &source,
+        &["--cache-to", &cache, "--cache-mounts"],
+    )
+    .ok();
+    let tag = tags(&registry, "cache", "mounts-").pop().unwrap();
+    let honest = get_manifest(&registry, "cache", &tag);
+
+    let outside = lab.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let victim = outside.join("victim");
+    std::fs::write(&victim, "mine").unwrap();
+    let at = |name: &str| format!("{}/{name}", outside.display());
+    let file = |name: &str| tar_entry(name, b'0', "", 0o644, b"pwn");
+    // Each case, its entries, and what the warning says.
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("dot-dot", file("../../../escaped"), "`..` path component"),
+        ("absolute", file(&at("escaped")), "absolute path"),
+        (
+            "symlink",
+            [
+                tar_entry("link", b'2', &outside.display().to_string(), 0o777, b""),
+                file("link/escaped"),
+            ]
+            .concat(),
+            "layer entry \"link/escaped\"",
+        ),
+        (
+            "hard link",
+            tar_entry("hard", b'1', &at("victim"), 0o644, b""),
+            "hardlink target is outside the root",
+        ),
+        (
+            "hard link up",
+            tar_entry("hard", b'1', "../../../../../../../victim", 0o644, b""),
+            "hardlink target is outside the root",
+        ),
+        (
+            "bomb",
+            tar_entry("big", b'0', "", 0o644, &vec![0u8; 2 << 20]),
+            "exceeds its limit of 1000000 bytes",
+        ),
+    ];
+    for (index, (case, entries, says)) in cases.iter().enumerate() {
+        let mut tar = entries.clone();
+        tar.resize(tar.len() + 1024, 0);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gzip, &tar).unwrap();
+        let layer = gzip.finish().unwrap();
+        let layer_digest = put_blob(&registry, "cache", &layer);
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&tar))]},
+        })
+        .to_string();
+        let config_digest = put_blob(&registry, "cache", config.as_bytes());
+        let mut manifest = honest.clone();
+        manifest["config"]["digest"] = config_digest.into();
+        manifest["config"]["size"] = config.len().into();
+        manifest["layers"][0]["digest"] = layer_digest.into();
+        manifest["layers"][0]["size"] = layer.len().into();
+        put_manifest(&registry, "cache", &tag, &manifest);
+
+        let store = lab.fresh_store(&format!("runner-{index}"));
+        let run = Cmd::solum(&store)
+            .args(["build", "--badger", "badgers/shell", "--name", "app"])
+            .arg("--source")
+            .arg(&source)
+            .args(["--cache-from", &cache, "--cache-mounts", "--no-cache"])
+            .env("SOLUM_BUILD_CACHE_MOUNTS_MAX", "1000000")
+            .run()
+            .ok();
+        assert!(
+            run.stderr
+                .contains(&format!("warning: registry cache {cache}: ")),
+            "{case}: {}",
+            run.text()
+        );
+        assert!(run.stderr.contains(says), "{case}: {}", run.text());
+        assert!(!run.stderr.contains("Restored /solum/cache"), "{case}");
+        let listed: Vec<_> = std::fs::read_dir(&outside).unwrap().flatten().collect();
+        assert_eq!(listed.len(), 1, "{case}: {listed:?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine", "{case}");
+        assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1, "{case}");
+        // Only the build's own download, in the app's private folder.
+        let apps = store.join("cache/apps");
+        assert_eq!(
+            std::fs::metadata(&apps).unwrap().mode() & 0o077,
+            0,
+            "{case}"
+        );
+        let restored = apps.join("app");
+        for name in ["escaped", "link", "hard", "big"] {
+            assert!(!restored.join(name).exists(), "{case}: {name}");
+        }
+    }
 }
 
 #[test]
