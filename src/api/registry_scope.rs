@@ -6,11 +6,8 @@
 //! file, no credential helper. This module picks the client per reference; the registry
 //! code itself does the talking.
 
-use crate::image::{Digest, ImageReference};
-use crate::registry::{Credentials, RegistryClient, RegistryOptions};
-use crate::report::Reporter;
-use crate::store::{Layout, ResolvedImage};
-use crate::transport::{RegistryTransport, TransportError};
+use crate::image::ImageReference;
+use crate::registry::{ClientPerRegistry, Credentials, RegistryClient, RegistryOptions};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -62,7 +59,9 @@ impl ScopedRegistry {
             },
         }
     }
+}
 
+impl ClientPerRegistry for ScopedRegistry {
     /// The client for the registry `reference` names.
     fn client_for(&self, reference: &ImageReference) -> &RegistryClient {
         let ImageReference::Registry { registry, .. } = reference else {
@@ -73,32 +72,6 @@ impl ScopedRegistry {
             return &self.configured;
         }
         self.extra.get(&host).unwrap_or(&self.anonymous)
-    }
-}
-
-impl RegistryTransport for ScopedRegistry {
-    fn pull(
-        &self,
-        reference: &ImageReference,
-        layout: &Layout,
-        reporter: &dyn Reporter,
-    ) -> Result<oci_spec::image::Descriptor, TransportError> {
-        self.client_for(reference).pull(reference, layout, reporter)
-    }
-
-    fn push(
-        &self,
-        layout: &Layout,
-        image: &ResolvedImage,
-        reference: &ImageReference,
-        reporter: &dyn Reporter,
-    ) -> Result<Digest, TransportError> {
-        self.client_for(reference)
-            .push(layout, image, reference, reporter)
-    }
-
-    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
-        self.client_for(reference).manifest(reference)
     }
 }
 

@@ -9,6 +9,7 @@
 use super::exit::{UsageError, INTERRUPTED, SUCCESS};
 use super::import::Compression;
 use super::output::{human_size, result_line};
+use super::registry::BuildRegistry;
 use super::Context;
 use crate::image::{Digest, ImageReference};
 use crate::manifest::Overrides;
@@ -18,6 +19,7 @@ use crate::pipeline::delivery::{deliver, Delivery, DeliveryError, NoLedger, Push
 use crate::pipeline::source_date_epoch;
 use crate::report::Reporter;
 use crate::report::State;
+use crate::transport::RegistryTransport;
 use runtime::CancelHandle;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -290,13 +292,23 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         None => PushTo::Nowhere,
     };
     let mut client = args.registry.client()?;
+    let mut scoped = None;
     // A DU found in a cache repository is mounted from there by a push to the same
     // registry: nothing is uploaded again.
     if let PushTo::Destination(ImageReference::Registry { registry, .. }) = &push {
         client.options.mount_from = (build.registry_cache.from.iter())
             .find(|cache| &cache.registry == registry)
             .map(|cache| cache.repository.clone());
+        scoped = Some(BuildRegistry::new(
+            client.clone(),
+            registry,
+            &build.registry_cache,
+        ));
     }
+    let transport: &dyn RegistryTransport = match &scoped {
+        Some(scoped) => scoped,
+        None => &client,
+    };
     let cancel = cancel_on_signals()?;
     let delivery = Delivery {
         build,
@@ -306,7 +318,7 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
     match deliver(
         &delivery,
         &context.store,
-        Some(&client),
+        Some(transport),
         &cancel,
         &reporter,
         &NoLedger,

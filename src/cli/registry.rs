@@ -6,7 +6,7 @@ use super::output::{result_line, CliReporter};
 use super::Context;
 use crate::image::ImageReference;
 use crate::pipeline::registry_cache::RegistryCache;
-use crate::registry::{Credentials, RegistryClient, RegistryOptions};
+use crate::registry::{ClientPerRegistry, Credentials, RegistryClient, RegistryOptions};
 use crate::transport::{copy_image, describe, open_image};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -70,7 +70,8 @@ impl RegistryFlags {
 pub struct RegistryCacheFlags {
     /// A registry repository to look for this build in before building
     /// (docker://HOST[:PORT]/REPO; repeatable, asked in order). A hit pulls the DU; a
-    /// missing or unusable entry is a warning and the build goes on.
+    /// missing or unusable entry is a warning and the build goes on. With --push to a
+    /// registry, --creds go to a cache repository only on that registry.
     #[arg(long = "cache-from", value_name = "docker://HOST/REPO")]
     from: Vec<String>,
     /// The registry repository the DU is pushed to as this build's cache entry (tag
@@ -92,6 +93,50 @@ impl RegistryCacheFlags {
             to: self.to.as_ref().map(parse).transpose()?,
             mounts: self.mounts,
         })
+    }
+}
+
+/// `build`'s registry client when it pushes to a registry: `--creds` are for that
+/// registry, so a cache repository on another one is reached with the credential files
+/// alone (their entries are per host). Every other reference (the badgers) is as before.
+pub struct BuildRegistry {
+    configured: RegistryClient,
+    without_creds: RegistryClient,
+    /// Hosts of cache repositories other than the push registry's (lower case).
+    other_cache_hosts: Vec<String>,
+}
+
+impl BuildRegistry {
+    pub fn new(configured: RegistryClient, push_host: &str, cache: &RegistryCache) -> Self {
+        let without_creds = RegistryClient {
+            options: RegistryOptions {
+                creds: None,
+                ..configured.options.clone()
+            },
+        };
+        let push_host = push_host.to_ascii_lowercase();
+        let other_cache_hosts = (cache.from.iter().chain(&cache.to))
+            .map(|repository| repository.registry.to_ascii_lowercase())
+            .filter(|host| host != &push_host)
+            .collect();
+        BuildRegistry {
+            configured,
+            without_creds,
+            other_cache_hosts,
+        }
+    }
+}
+
+impl ClientPerRegistry for BuildRegistry {
+    fn client_for(&self, reference: &ImageReference) -> &RegistryClient {
+        match reference {
+            ImageReference::Registry { registry, .. }
+                if (self.other_cache_hosts).contains(&registry.to_ascii_lowercase()) =>
+            {
+                &self.without_creds
+            }
+            _ => &self.configured,
+        }
     }
 }
 

@@ -14,7 +14,10 @@
 //! digest, are each a miss with a warning. Before any blob is fetched the manifest is read
 //! whole (bounded by `DOCUMENT_LIMIT`) and checked; the DU is then pulled by the digest
 //! just checked, so a tag moved in between is not followed, and every blob is verified as
-//! it lands. Credentials are the registry client's own: the ones for the cache's registry
+//! it lands. Then, before the name is written, the image pulled must be that manifest, its
+//! lower layers the badgers' own, and each layer above them must uncompress to its
+//! diff_id. What the app layer holds cannot be checked without building it: a cache
+//! repository is trusted as far as those who may push to it are. Credentials are the registry client's own: the ones for the cache's registry
 //! go to it alone.
 //!
 //! In order, in a build: the local record (`build_cache`), then each `--cache-from`
@@ -23,18 +26,21 @@
 //! ([`super::dependency_cache`]); the download caches (`--cache-mounts`) are in
 //! [`super::cache_mounts`].
 
-use super::badger_stack::Badger;
+use super::badger_stack::{self, Badger};
 use super::build::Built;
 use super::build_cache;
 use super::delivery::error_chain;
-use crate::image::{media, Digest, ImageReference};
+use super::unpack::LayerStack;
+use crate::image::{media, Digest, HashingReader, ImageReference};
+use crate::layer::{decompressing_reader, UnpackLimits};
 use crate::manifest::{BUILD_KEY_ANNOTATION, DU_ANNOTATION};
 use crate::report::{Reporter, State};
 use crate::store::image::MAX_LAYERS;
-use crate::store::{ImageError, Layout, LayoutError};
+use crate::store::{ImageError, Layout, LayoutError, ResolvedImage};
 use crate::transport::{RegistryTransport, TransportError};
-use oci_spec::image::ImageManifest;
+use oci_spec::image::{Descriptor, ImageManifest};
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -143,6 +149,12 @@ pub enum RegistryCacheError {
         size: u64,
         limit: u64,
     },
+    #[error("{reference} is not a cache entry of this build: its layer {layer} does not uncompress to the diff_id its config gives, {diff_id}")]
+    DiffIdMismatch {
+        reference: String,
+        layer: Digest,
+        diff_id: Digest,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
@@ -242,6 +254,7 @@ impl RemoteCache<'_> {
         let descriptor = client.pull(&repository.pinned(&digest), self.layout, self.reporter)?;
         // The store's own checks (media types, config) before the name is written.
         let resolved = self.layout.resolve_descriptor(&descriptor)?;
+        self.check_content(&reference, &digest, &resolved, badgers)?;
         self.layout.tag(tag, &resolved.descriptor)?;
         Ok(Some(resolved.manifest_digest))
     }
@@ -306,6 +319,72 @@ impl RemoteCache<'_> {
                 reference: reference.to_string(),
                 size,
                 limit: MAX_ENTRY_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the pulled image is the one checked and a DU of these badgers: the manifest
+    /// checked (not one an index led to), the badgers' layers and diff_ids below, and each
+    /// layer above them (the app's, the dependencies') matching its diff_id. The key names
+    /// an app layer no one can check without building, so whoever may push to a cache
+    /// repository is trusted with that layer; what can be checked here is.
+    fn check_content(
+        &self,
+        reference: &ImageReference,
+        checked: &Digest,
+        resolved: &ResolvedImage,
+        badgers: &[Badger],
+    ) -> Result<(), RegistryCacheError> {
+        let not_ours = |reason| RegistryCacheError::NotOurs {
+            reference: reference.to_string(),
+            reason,
+        };
+        if &resolved.manifest_digest != checked {
+            return Err(not_ours("what it names is not the manifest checked"));
+        }
+        let (base, _) = badger_stack::stack(badgers).map_err(|_| not_ours("no badger stack"))?;
+        let layers = LayerStack::of(resolved);
+        let diff_ids = layers
+            .verified_diff_ids()
+            .map_err(|_| not_ours("its config does not give one diff_id per layer"))?;
+        let below = base.layers.len();
+        let same_badgers = layers.layers.len() > below
+            && (base.layers.iter().zip(&layers.layers)).all(|(a, b)| a.digest() == b.digest())
+            && (base.diff_ids.len() != below
+                || (base.diff_ids.iter().zip(&diff_ids)).all(|(a, b)| *a == b.to_string()));
+        if !same_badgers {
+            return Err(not_ours("its layers are not the badgers' layers and more"));
+        }
+        for (descriptor, diff_id) in layers.layers.iter().zip(&diff_ids).skip(below) {
+            self.check_diff_id(reference, descriptor, diff_id)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the layer blob uncompresses to `diff_id`, read no further than an unpack
+    /// would go (its content and entry limits, with a tar header per entry).
+    fn check_diff_id(
+        &self,
+        reference: &ImageReference,
+        descriptor: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<(), RegistryCacheError> {
+        let digest = crate::store::image::descriptor_digest(self.layout, descriptor)?;
+        let limits = UnpackLimits::from_env();
+        let bound = (limits.max_bytes).saturating_add(limits.max_entries.saturating_mul(1536));
+        let blob = self.layout.open_blob(&digest, Some(descriptor.size()))?;
+        let declared = media::layer_compression(descriptor.media_type().as_ref());
+        let (_, stream) = decompressing_reader(std::io::BufReader::new(blob), declared)?;
+        let mut hashed = HashingReader::new(stream.take(bound.saturating_add(1)));
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|source| crate::layer::LayerError::Read { source })?;
+        let (actual, read) = hashed.finish();
+        if read > bound || &actual != diff_id {
+            return Err(RegistryCacheError::DiffIdMismatch {
+                reference: reference.to_string(),
+                layer: digest,
+                diff_id: diff_id.clone(),
             });
         }
         Ok(())

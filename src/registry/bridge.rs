@@ -1,6 +1,8 @@
 //! The registry client as the transport layer sees it: [`RegistryClient`] implements
-//! `transport::RegistryTransport` with fixed options, and [`ReporterProgress`] turns this
-//! module's transfer events into `report::Reporter` calls. It adds no protocol of its own.
+//! `transport::RegistryTransport` with fixed options, a [`ClientPerRegistry`] (credentials
+//! scoped to their hosts) implements it by handing each reference to the client it picks,
+//! and [`ReporterProgress`] turns this module's transfer events into `report::Reporter`
+//! calls. It adds no protocol of its own.
 
 use super::{
     pull, pull::fetch_manifest, push, NoProgress, RegistryOptions, RegistryTarget, TransferProgress,
@@ -91,5 +93,36 @@ impl RegistryTransport for RegistryClient {
             reference: reference.to_string(),
             source: Box::new(e),
         })
+    }
+}
+
+/// Several configured clients, one picked for each reference (by its registry): where
+/// credentials go is the picking; the talking is the picked client's.
+pub trait ClientPerRegistry {
+    fn client_for(&self, reference: &ImageReference) -> &RegistryClient;
+}
+
+impl<T: ClientPerRegistry> RegistryTransport for T {
+    fn pull(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        reporter: &dyn Reporter,
+    ) -> Result<oci_spec::image::Descriptor, TransportError> {
+        self.client_for(reference).pull(reference, layout, reporter)
+    }
+
+    fn push(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<Digest, TransportError> {
+        (self.client_for(reference)).push(layout, image, reference, reporter)
+    }
+
+    fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
+        self.client_for(reference).manifest(reference)
     }
 }

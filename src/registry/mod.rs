@@ -32,7 +32,7 @@ mod rate;
 mod target;
 mod tls;
 
-pub use bridge::{RegistryClient, ReporterProgress};
+pub use bridge::{ClientPerRegistry, RegistryClient, ReporterProgress};
 pub use credentials::{login, logout, CredentialError, Credentials};
 pub use pull::pull;
 pub use push::push;

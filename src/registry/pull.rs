@@ -11,7 +11,7 @@
 
 use super::client::{Call, Client, Payload};
 use super::push::{for_each_bounded, DEFAULT_PARALLEL};
-use super::{RegistryError, RegistryOptions, RegistryTarget, TransferProgress};
+use super::{RegistryError, RegistryOptions, RegistryTarget, TransferLimits, TransferProgress};
 use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
@@ -20,6 +20,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use ureq::http;
 
 /// What `GET /manifests/…` accepts: OCI and Docker v2s2, manifests and indexes.
@@ -103,14 +104,27 @@ pub fn pull(
     ))
 }
 
+/// How long a [`fetch_manifest`] may take, retries included, when the options allow longer.
+pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
+
 /// The manifest (or index) `source` names, read whole and checked against `source.digest`
-/// when it has one: its bytes and digest. No blob is fetched and nothing is stored.
+/// when it has one: its bytes and digest. No blob is fetched and nothing is stored. A
+/// lookup (a cache entry that may not be there), so it ends within [`LOOKUP_DEADLINE`]:
+/// a registry that does not answer costs that long, not a transfer's retries.
 pub fn fetch_manifest(
     source: &RegistryTarget,
     options: &RegistryOptions,
     progress: &dyn TransferProgress,
 ) -> Result<(Vec<u8>, Digest), RegistryError> {
-    let client = Client::connect(source, options, progress)?;
+    let deadline = (options.transfer.deadline).map_or(LOOKUP_DEADLINE, |d| d.min(LOOKUP_DEADLINE));
+    let options = RegistryOptions {
+        transfer: TransferLimits {
+            deadline: Some(deadline),
+            ..options.transfer.clone()
+        },
+        ..options.clone()
+    };
+    let client = Client::connect(source, &options, progress)?;
     let scopes = format!("repository:{}:pull", source.repository);
     let document = get_manifest(
         &client,
