@@ -442,6 +442,44 @@ fn a_dependency_layer_is_reused_from_the_registry_cache() {
     // The same layers but the app's own.
     assert_eq!(one[..one.len() - 1], two[..two.len() - 1]);
     assert_ne!(one.last(), two.last());
+
+    // The entry's record rewritten to name another diff_id (its layer unchanged): a third
+    // runner's step runs again, with a warning, rather than build on a config that lies.
+    let tag = tags(&registry, "deps/cache", "deps-").remove(0);
+    let url = format!("http://{}/v2/deps/cache/manifests/{tag}", registry.host());
+    let media = "application/vnd.oci.image.manifest.v1+json";
+    let got = Cmd::program("curl")
+        .args(["-sf", "-H", &format!("Accept: {media}"), &url])
+        .run()
+        .ok();
+    let mut manifest: serde_json::Value = serde_json::from_str(&got.stdout).unwrap();
+    let field = "org.solum.dependencies.record";
+    let mut record: serde_json::Value =
+        serde_json::from_str(manifest["annotations"][field].as_str().unwrap()).unwrap();
+    record["diff_id"] = format!("sha256:{}", "0".repeat(64)).into();
+    manifest["annotations"][field] = record.to_string().into();
+    Cmd::program("curl")
+        .args(["-sf", "-X", "PUT", "-H", &format!("Content-Type: {media}")])
+        .args(["--data-binary", &manifest.to_string(), &url])
+        .run()
+        .ok();
+    let store = dir.path().join("three");
+    store_with_badger(dir.path(), &store);
+    Cmd::solum(&store)
+        .args(["badger", "build"])
+        .arg(&badger)
+        .run()
+        .ok();
+    let run = Cmd::solum(&store)
+        .args(["build", "--badger", "depsbadger", "--name", "depsapp"])
+        .arg("--source")
+        .arg(dir.path().join("src-two"))
+        .args(["--cache-from", &cache])
+        .run()
+        .ok();
+    assert!(run.stderr.contains("installing-deps"), "{}", run.text());
+    assert!(run.stderr.contains("diff_id"), "{}", run.text());
+    assert_eq!(layer_digests(&store, "depsapp"), *two);
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //!
 //! Checked like every cache entry (see `registry_cache`): the manifest names this key, its
 //! one layer is the record's blob with the record's size and the media type this build
-//! writes, the record is small, and the blob is pulled by the manifest's digest and
-//! verified. The store's own check of a record (`record_fits`) runs on it afterwards like
+//! writes, the record is small, the blob is pulled by the manifest's digest and verified,
+//! and it must uncompress to the record's diff_id. The store's own check of a record (`record_fits`) runs on it afterwards like
 //! on any record. A miss, or any failure, costs only the step.
 
 use super::cache_mounts::one_layer_image;
@@ -105,9 +105,16 @@ fn pull_layer(
             limit: MAX_ENTRY_BYTES,
         });
     }
+    let diff_id: Digest = record
+        .diff_id
+        .parse()
+        .map_err(|_| not_ours("its record has a malformed diff_id"))?;
     remote
         .client()?
         .pull(&repository.pinned(&digest), remote.layout, remote.reporter)?;
+    // The record's diff_id is the entry's word: the layer must uncompress to it, or a DU
+    // made with this layer would carry a config that lies about it.
+    remote.check_diff_id(&reference, layer, &diff_id)?;
     Ok(Some(record))
 }
 

@@ -364,7 +364,7 @@ impl RemoteCache<'_> {
 
     /// Whether the layer blob uncompresses to `diff_id`, read no further than an unpack
     /// would go (its content and entry limits, with a tar header per entry).
-    fn check_diff_id(
+    pub(super) fn check_diff_id(
         &self,
         reference: &ImageReference,
         descriptor: &Descriptor,
