@@ -19,9 +19,8 @@
 bench_require registry-cache docker-registry
 bin=$(bench_solum)
 bench_ensure_base debian-python3
-if ! "$bin" -q --store "$BENCH_STORE" badger search python >/dev/null 2>&1; then
-    "$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python" >/dev/null
-fi
+# Built every run: a kept bench store may hold an older badger under another name.
+"$bin" -q --store "$BENCH_STORE" badger build "$SOLUM_REPO/badgers/python" >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 registry_dir="$BENCH_TMP/registry"
