@@ -128,7 +128,8 @@ impl Setup {
     /// unless said otherwise), as the badger's user with no capability, on a copy of the
     /// store at `store` (kept for the caller).
     fn build_in_container(&self, app: &Path, image: &str, args: &[&str], store: &Path) -> Run {
-        self.build_in_container_with(app, image, args, store, &["--tmpfs", "/app:rw,exec,U"])
+        let mounts = ["--tmpfs", "/app:rw,exec,U"];
+        self.build_in_container_with(app, image, args, store, &mounts, CONTAINER_USER)
     }
 
     /// [`Setup::build_in_container`] with `mounts` (options of `podman run`) for `/app`.
@@ -139,9 +140,10 @@ impl Setup {
         args: &[&str],
         store: &Path,
         mounts: &[&str],
+        user: (u32, u32),
     ) -> Run {
-        let store = store_copy(&self.store, store, CONTAINER_USER);
-        let (uid, gid) = CONTAINER_USER;
+        let store = store_copy(&self.store, store, user);
+        let (uid, gid) = user;
         let mut cmd = Cmd::program("podman")
             .env("CONTAINERS_CONF", &self.badger.conf)
             .args(["run", "--rm", "--runtime", "runc", "--network", "none"])
@@ -228,6 +230,43 @@ fn a_none_build_in_an_unprivileged_container_gives_the_host_digest() {
         inside.text()
     );
     assert!(inside.text().contains("tests passed"), "{}", inside.text());
+}
+
+/// Root in a container with every capability dropped and `no-new-privileges` (the third
+/// configuration of the issue): no user namespace (root cannot map uid 0 without
+/// CAP_SETFCAP) and no chroot (no CAP_SYS_CHROOT), so `none` in the badger's own image;
+/// the DU is the bare host's, whose rootless and root builds agree.
+#[test]
+fn a_none_build_as_root_without_capabilities_gives_the_host_digest() {
+    if !can_run() {
+        return;
+    }
+    let setup = Setup::new("root-nocaps");
+    let app = hello_app(setup.dir.path(), "hello", &[]);
+    let host = setup.build_on_host(&app).ok();
+    let as_root = Cmd::solum(&store_copy(
+        &setup.store,
+        &setup.dir.path().join("store-root"),
+        (0, 0),
+    ))
+    .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+    .args(["build", "--isolation", "userns"])
+    .arg(app.join("app.yaml"))
+    .run()
+    .ok();
+    let inside = setup
+        .build_in_container_with(
+            &app,
+            &setup.badger.reference,
+            &[],
+            &setup.dir.path().join("s"),
+            &["--tmpfs", "/app:rw,exec"],
+            (0, 0),
+        )
+        .ok();
+    assert!(inside.text().contains("tests passed"), "{}", inside.text());
+    assert_eq!(host.last_line(), as_root.last_line(), "{}", as_root.text());
+    assert_eq!(host.last_line(), inside.last_line(), "{}", inside.text());
 }
 
 /// The python badger's dependency step runs in place too (into its world-writable venv),
@@ -368,6 +407,7 @@ fn a_container_without_a_writable_app_folder_is_told_the_fix() {
             &[],
             &setup.dir.path().join("s"),
             &[],
+            CONTAINER_USER,
         )
         .fails_with(2);
     assert!(
@@ -503,6 +543,7 @@ fn a_build_script_cannot_read_the_tool_s_environment_or_memory() {
             &["--skip-tests"],
             &setup.dir.path().join("s"),
             &["--tmpfs", "/app:rw,exec,U", "-e", "REGISTRY_TOKEN=hunter2"],
+            CONTAINER_USER,
         )
         .ok();
     assert!(run.text().contains("tool at /proc/"), "{}", run.text());
