@@ -90,3 +90,92 @@ fn no_descriptor_of_the_tool_reaches_the_chrooted_command() {
         "the container's root is not seen: {out}"
     );
 }
+
+/// At the degraded `userns` level (podman's default profile refuses a fresh `/proc`, so
+/// `/proc` is a read-only bind of the container's), the command sees the tool's processes
+/// but can neither enter their root or working directory, nor read their environment, nor
+/// signal them (its pid namespace cannot name them).
+#[test]
+fn the_containers_proc_at_the_degraded_userns_level_opens_no_way_to_the_tool() {
+    if !is_root() {
+        return;
+    }
+    let run = run_hostile(
+        Confinement::PodmanDefault,
+        "",
+        "userns",
+        "for p in /proc/[0-9]*; do head -c 11 $p/cmdline 2>/dev/null | grep -q solum-build \
+           || continue; \
+           echo seen-${p#/proc/}; \
+           ls $p/root/ >/dev/null 2>&1 && echo ROOT-OPEN; \
+           ls $p/cwd/ >/dev/null 2>&1 && echo CWD-OPEN; \
+           for f in $p/fd/*; do [ -e $f ] && echo FD-OPEN; done; \
+           head -c1 $p/environ >/dev/null 2>&1 && echo ENVIRON-OPEN; \
+           kill -0 ${p#/proc/} 2>/dev/null && echo SIGNAL-SENT; \
+         done; echo x > /proc/sys/kernel/hostname 2>/dev/null && echo PROC-WRITABLE; echo probed",
+    );
+    let out = run.text();
+    assert!(out.contains("probed") && out.contains("seen-"), "{out}");
+    assert!(!out.contains("-OPEN"), "{out}");
+    assert!(
+        !out.contains("SIGNAL-SENT") && !out.contains("PROC-WRITABLE"),
+        "{out}"
+    );
+}
+
+/// A fork bomb at the `chroot` level (root's `RLIMIT_NPROC` does not hold, the
+/// container's pid limit does) ends at the timeout with every process it made, and the
+/// tool runs the next command in the same container.
+#[test]
+fn a_fork_bomb_at_the_chroot_level_ends_at_the_timeout() {
+    if !is_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let store = busybox_store_bind(dir.path());
+    let binds = [Bind {
+        host: &store,
+        inner: "/store",
+        read_only: false,
+    }];
+    let started = std::time::Instant::now();
+    let run = run_in_container(
+        dir.path(),
+        Confinement::DockerSeccomp,
+        &binds,
+        "solum-build --store /store run --isolation chroot --timeout 3 base/busybox \
+         -- sh -c 'f() { f | f & }; f; sleep 100'; echo \"== bomb $?\"; \
+         solum-build --store /store run --isolation chroot base/busybox -- echo alive; \
+         left=0; for p in /proc/[0-9]*; do grep -qa \"f | f\" $p/cmdline 2>/dev/null && \
+         left=$((left+1)); done; echo \"== left $left\"",
+    );
+    let out = run.text();
+    assert!(started.elapsed().as_secs() < 120, "{out}");
+    assert!(out.contains("alive"), "{out}");
+    assert!(out.contains("== left 0"), "{out}");
+    assert!(!out.contains("== bomb 0"), "{out}");
+}
+
+/// A command that kills the tool's sandbox process (root signals whom it likes in the
+/// container) and leaves a process holding its output fails the run, promptly: the tool
+/// does not wait for that process. That the process outlives the run is what the level
+/// cannot prevent.
+#[test]
+fn a_command_that_kills_its_sandbox_process_fails_the_run_without_waiting() {
+    if !is_root() {
+        return;
+    }
+    let run = run_hostile(
+        Confinement::DockerSeccomp,
+        "timeout 60",
+        "chroot",
+        "setsid sh -c \"sleep 3031\" & kill -9 $PPID; sleep 1",
+    );
+    let out = run.text();
+    assert!(out.contains("== exit "), "{out}");
+    assert!(
+        !out.contains("== exit 0") && !out.contains("== exit 124"),
+        "{out}"
+    );
+    assert!(out.contains("without a report"), "{out}");
+}
