@@ -146,8 +146,8 @@ fn a_fork_bomb_at_the_chroot_level_ends_at_the_timeout() {
         "solum-build --store /store run --isolation chroot --timeout 3 base/busybox \
          -- sh -c 'f() { f | f & }; f; sleep 100'; echo \"== bomb $?\"; \
          solum-build --store /store run --isolation chroot base/busybox -- echo alive; \
-         left=0; for p in /proc/[0-9]*; do grep -qa \"f | f\" $p/cmdline 2>/dev/null && \
-         left=$((left+1)); done; echo \"== left $left\"",
+         left=0; for p in /proc/[0-9]*; do tr \"\\0\" \" \" < $p/cmdline 2>/dev/null | \
+         grep -q \"^sh -c f()\" && left=$((left+1)); done; echo \"== left $left\"",
     );
     let out = run.text();
     assert!(started.elapsed().as_secs() < 120, "{out}");
@@ -178,4 +178,73 @@ fn a_command_that_kills_its_sandbox_process_fails_the_run_without_waiting() {
         "{out}"
     );
     assert!(out.contains("without a report"), "{out}");
+}
+
+/// Builds at the `chroot` level: one hard-links (or moves) the device nodes the tool made
+/// in `/dev` (it cannot make its own: `CAP_MKNOD` is gone) and fails, naming the node,
+/// instead of putting a device in the layer; the other tries `mknod`, writes through a
+/// symlink into `/dev` and leaves a daemon behind: its DU holds no device node and none of
+/// the tool's `/dev` entries, and nothing writes into the tree after the build.
+#[test]
+fn no_device_node_reaches_the_layer_at_the_chroot_level() {
+    if !is_root() {
+        return;
+    }
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    busybox_store(dir.path(), &store, &["shell"]);
+    for (name, script) in [
+        ("linked", "ln /dev/null /app/null-link\n"),
+        ("moved", "mv /dev/urandom /urandom-moved\n"),
+        (
+            "devices",
+            "mknod /app/disk b 8 0 || true\n\
+             ln -s /dev /app/devlink && echo x > /app/devlink/extra\n\
+             setsid sh -c 'sleep 2; echo late > /app/late' &\n",
+        ),
+    ] {
+        let src = dir.path().join(name);
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("build"), script).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!("version: 1\nname: {name}\nbadger: badgers/shell\nsource: {{repository: ./{name}}}\n"),
+        )
+        .unwrap();
+    }
+    let binds = [
+        Bind {
+            host: &store,
+            inner: "/store",
+            read_only: false,
+        },
+        Bind {
+            host: dir.path(),
+            inner: "/work",
+            read_only: true,
+        },
+    ];
+    let run = run_in_container(
+        dir.path(),
+        Confinement::DockerSeccomp,
+        &binds,
+        "for app in linked moved; do solum-build --store /store build --no-cache \
+         /work/$app.yaml; echo \"== $app $?\"; done; \
+         solum-build --store /store build --no-cache /work/devices.yaml && \
+         solum-build --store /store unpack devices /out && sleep 3 && \
+         echo \"== devices $(find /out -type c -o -type b | wc -l)\" && \
+         ls /out/dev /out/app; echo \"== done\"",
+    );
+    let out = run.text();
+    for (app, node) in [("linked", "null"), ("moved", "urandom")] {
+        assert!(!out.contains(&format!("== {app} 0")), "{out}");
+        assert!(
+            out.contains(&format!("/dev/{node}, a device node made for the command")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("== done"), "{out}");
+    assert!(out.contains("== devices 0"), "{out}");
+    assert!(out.contains("extra"), "{out}");
+    assert!(!out.contains("late\n"), "{out}");
 }
