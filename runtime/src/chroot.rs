@@ -21,9 +21,11 @@
 //! followed out of the tree.
 //!
 //! What chroot cannot prevent ([`CANNOT_PREVENT`]): the command shares the container's
-//! network and its processes. The command loses `CAP_SYS_CHROOT` and `CAP_MKNOD` (no
-//! second chroot to climb out, no device of the host), and the processes of this tool turn
-//! non-dumpable, so a root command cannot ptrace them.
+//! network and its processes, nor hold its total of processes and memory. The command
+//! loses `CAP_SYS_CHROOT` and `CAP_MKNOD` (no second chroot to climb out, no device of the
+//! host; from the inheritable set too), and the processes of this tool turn non-dumpable,
+//! so a root command cannot ptrace them. A device node made here that the command
+//! hard-linked or moved elsewhere in the tree fails the run: it would reach the layer.
 
 use crate::entry::{wait_or_kill, Report, Waited};
 use crate::idmap::IdMapKind;
@@ -46,7 +48,8 @@ use std::time::Instant;
 /// What the `chroot` level cannot prevent, as `info` and the build log say it.
 pub const CANNOT_PREVENT: &[&str] = &[
     "the network: the command uses the container's network (no network namespace), whatever the build asked",
-    "the processes: the command sees the container's processes and, as root, may signal them (no pid namespace); /proc and /sys are absent",
+    "the processes: the command sees the container's processes and, as root, may signal them (no pid namespace), the tool's own too: killing them fails the run, and what the command left then outlives it; /proc and /sys are absent",
+    "the totals: no cgroup, so the number of processes is held only by the container's pid limit (RLIMIT_NPROC does not hold root) and memory only per process",
 ];
 
 /// Capabilities a chrooted command gives up on top of those the `userns` level drops: a
