@@ -21,9 +21,11 @@
 //! followed out of the tree.
 //!
 //! What chroot cannot prevent ([`CANNOT_PREVENT`]): the command shares the container's
-//! network and its processes. The command loses `CAP_SYS_CHROOT` and `CAP_MKNOD` (no
-//! second chroot to climb out, no device of the host), and the processes of this tool turn
-//! non-dumpable, so a root command cannot ptrace them.
+//! network and its processes, nor hold its total of processes and memory. The command
+//! loses `CAP_SYS_CHROOT` and `CAP_MKNOD` (no second chroot to climb out, no device of the
+//! host; from the inheritable set too), and the processes of this tool turn non-dumpable,
+//! so a root command cannot ptrace them. A device node made here that the command
+//! hard-linked or moved elsewhere in the tree fails the run: it would reach the layer.
 
 use crate::entry::{wait_or_kill, Report, Waited};
 use crate::idmap::IdMapKind;
@@ -46,7 +48,8 @@ use std::time::Instant;
 /// What the `chroot` level cannot prevent, as `info` and the build log say it.
 pub const CANNOT_PREVENT: &[&str] = &[
     "the network: the command uses the container's network (no network namespace), whatever the build asked",
-    "the processes: the command sees the container's processes and, as root, may signal them (no pid namespace); /proc and /sys are absent",
+    "the processes: the command sees the container's processes and, as root, may signal them (no pid namespace), the tool's own too: killing them fails the run, and what the command left then outlives it; /proc and /sys are absent",
+    "the totals: no cgroup, so the number of processes is held only by the container's pid limit (RLIMIT_NPROC does not hold root) and memory only per process",
 ];
 
 /// Capabilities a chrooted command gives up on top of those the `userns` level drops: a
@@ -89,7 +92,8 @@ pub fn run_chrooted(spec: &SandboxSpec, waited: &SigSet, started: Instant) -> Re
         );
     }
     let mut points = Vec::new();
-    let prepared = make_devices(root, &mut report).and_then(|()| {
+    let mut devices = Vec::new();
+    let prepared = make_devices(root, &mut report, &mut devices).and_then(|()| {
         let tmp = FreshPoint::new(root, Path::new("/tmp"), None, &mut report)?;
         points.push(tmp);
         for bind in &spec.mounts {
@@ -102,6 +106,21 @@ pub fn run_chrooted(spec: &SandboxSpec, waited: &SigSet, started: Instant) -> Re
         Ok(()) => run_command(root, spec, waited, started),
         Err(e) => Err(failed("root", process::chain(&e))),
     };
+    // Checked once every process of the command is gone (run_command waits for that).
+    let outcome =
+        outcome.and_then(
+            |termination| match devices.iter().find(|d| !d.stayed_in_place(root)) {
+                Some(moved) => Err(failed(
+                    "devices",
+                    format!(
+                        "/dev/{}, a device node made for the command, was hard-linked or moved \
+                     elsewhere in the tree, where it would reach the layer",
+                        moved.name
+                    ),
+                )),
+                None => Ok(termination),
+            },
+        );
     // Restored also after a failed preparation: the tree goes back as it came.
     let mut restore_error = None;
     for point in points.into_iter().rev() {
@@ -207,11 +226,53 @@ fn exists_at(dir: &OwnedFd, name: &OsStr) -> Result<Option<SFlag>, Errno> {
     }
 }
 
+/// A device node this level made, held by an `O_PATH` descriptor (which does not open the
+/// device) to tell where it went after the command.
+struct MadeDevice {
+    name: &'static str,
+    node: OwnedFd,
+}
+
+impl MadeDevice {
+    /// Whether the node is gone, or still only at `/dev/NAME` of the tree: the layer leaves
+    /// that path out, so no device made here reaches it. A command that hard-linked or
+    /// moved the node elsewhere would put a device node in the layer.
+    fn stayed_in_place(&self, root: &Path) -> bool {
+        let Ok(node) = fstat(self.node.as_fd()) else {
+            return false;
+        };
+        if node.st_nlink == 0 {
+            return true;
+        }
+        let at_its_name = nix::fcntl::open(
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(|root| {
+            openat(
+                root.as_fd(),
+                "dev",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        })
+        .and_then(|dev| fstatat(dev.as_fd(), self.name, AtFlags::AT_SYMLINK_NOFOLLOW));
+        at_its_name.is_ok_and(|st| {
+            st.st_nlink == 1 && st.st_ino == node.st_ino && st.st_dev == node.st_dev
+        })
+    }
+}
+
 /// Makes the devices the image lacks in its `/dev`; without `CAP_MKNOD` says so and goes on.
-fn make_devices(root: &Path, report: &mut SetupReport) -> Result<(), ChrootError> {
+fn make_devices(
+    root: &Path,
+    report: &mut SetupReport,
+    made: &mut Vec<MadeDevice>,
+) -> Result<(), ChrootError> {
     let dev = open_dir_in(root, Path::new("/dev"), report)?;
-    for &(name, major, minor) in DEVICES {
-        let name = OsStr::new(name);
+    for &(device, major, minor) in DEVICES {
+        let name = OsStr::new(device);
         if exists_at(&dev, name)
             .map_err(in_tree("look at", Path::new("/dev")))?
             .is_some()
@@ -230,6 +291,14 @@ fn make_devices(root: &Path, report: &mut SetupReport) -> Result<(), ChrootError
                 // mknod applied the umask. The node was made just now and nothing runs in the
                 // tree yet, so following its name is safe.
                 let _ = fchmodat(dev.as_fd(), name, mode, FchmodatFlags::FollowSymlink);
+                let node = openat(
+                    dev.as_fd(),
+                    name,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(in_tree("open", &Path::new("/dev").join(name)))?;
+                made.push(MadeDevice { name: device, node });
                 report
                     .created_mount_points
                     .push(Path::new("/dev").join(name));

@@ -123,6 +123,9 @@ pub enum SandboxError {
     NotASandboxLevel,
 }
 
+/// How long the output is read after the sandbox process ended (see [`run_at_level`]).
+const OUTPUT_AFTER_THE_END: Duration = Duration::from_millis(500);
+
 /// Time the caller waits past the spec's timeout before killing the sandbox process itself
 /// (it normally enforces the timeout on its own).
 const GRACE: Duration = Duration::from_secs(5);
@@ -293,7 +296,21 @@ fn run_at_level(
     let pid = Pid::from_raw(child.id() as i32);
     let mut cancel_sent = false;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut sandbox_ended: Option<Instant> = None;
     while out.is_some() || err.is_some() || ctl.is_some() {
+        // The sandbox process is gone but something still holds the output open: at the
+        // `chroot` level a command may kill the sandbox process and leave a process it can
+        // no longer reap. What was written until shortly after is kept; waiting for the
+        // end of the output would wait for that process.
+        if sandbox_ended.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
+            sandbox_ended = Some(Instant::now());
+        }
+        if sandbox_ended.is_some_and(|t| t.elapsed() >= OUTPUT_AFTER_THE_END) {
+            for w in [0, 1] {
+                flush_partial(w, &mut lines[w], started, &mut events);
+            }
+            break;
+        }
         if cancel.is_cancelled() && !cancel_sent {
             let _ = kill(pid, Signal::SIGTERM);
             cancel_sent = true;

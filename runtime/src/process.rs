@@ -167,11 +167,15 @@ pub const KEPT_CAPABILITIES: &[u32] = &[
     31, // CAP_SETFCAP
 ];
 
-/// Drops every other capability from the bounding set: a root command's `execve` gets its
-/// permitted set from it, so that is where the command's capabilities end.
+/// Drops every other capability from the bounding set and the inheritable set: a root
+/// command's `execve` gets its permitted set from both (the inheritable set is added
+/// whatever the bounding set says, and some container runtimes fill it), so that is where
+/// the command's capabilities end. The ambient set follows the inheritable one down.
 fn drop_capabilities(also: &[u32]) -> Result<(), std::io::Error> {
+    let kept = |cap: u32| KEPT_CAPABILITIES.contains(&cap) && !also.contains(&cap);
+    lower_inheritable(kept)?;
     for cap in 0..64u32 {
-        if KEPT_CAPABILITIES.contains(&cap) && !also.contains(&cap) {
+        if kept(cap) {
             continue;
         }
         // SAFETY: prctl with integer arguments only.
@@ -182,6 +186,51 @@ fn drop_capabilities(also: &[u32]) -> Result<(), std::io::Error> {
             }
             return Err(e);
         }
+    }
+    Ok(())
+}
+
+/// `capget`'s and `capset`'s header (`struct __user_cap_header_struct`), version 3.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// One 32-capability half of `capget`'s and `capset`'s data (`struct
+/// __user_cap_data_struct`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Clears from this process's inheritable set every capability `kept` refuses; lowering it
+/// needs no privilege.
+fn lower_inheritable(kept: impl Fn(u32) -> bool) -> Result<(), std::io::Error> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two `CapData` for version 3, the array's length.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (half, d) in data.iter_mut().enumerate() {
+        for bit in 0..32u32 {
+            if !kept(half as u32 * 32 + bit) {
+                d.inheritable &= !(1 << bit);
+            }
+        }
+    }
+    // SAFETY: capset reads two `CapData` for version 3, the array's length.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
