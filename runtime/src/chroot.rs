@@ -21,7 +21,8 @@
 //! followed out of the tree.
 //!
 //! What chroot cannot prevent ([`CANNOT_PREVENT`]): the command shares the container's
-//! network and its processes, nor hold its total of processes and memory. The command
+//! network and sees its processes, and nothing here bounds its total of processes and
+//! memory. The command
 //! loses `CAP_SYS_CHROOT` and `CAP_MKNOD` (no second chroot to climb out, no device of the
 //! host; from the inheritable set too), and the processes of this tool turn non-dumpable,
 //! so a root command cannot ptrace them. A device node made here that the command

@@ -1,7 +1,8 @@
 //! `info`: what this host allows the sandbox, which isolation level `auto` picks here and
 //! why each stronger level was refused (the syscall, capability or sysctl), the steps the
 //! chosen level does without, and what the builder will therefore do. Exits 1 only when
-//! no level works at all.
+//! no level works at all: neither `userns` nor `chroot`, and no container around this
+//! process for `none`.
 
 use super::exit::{FAILURE, SUCCESS};
 use super::output::result_line;
@@ -41,8 +42,19 @@ pub fn run(context: &Context, args: InfoArgs) -> anyhow::Result<i32> {
         result_line(format_args!("store: {}", context.store.display()))?;
         result_line(describe_levels(&levels).trim_end())?;
     }
-    let Some(chosen) = levels.chosen else {
-        eprintln!("error: no isolation level works on this host");
+    // `none` counts only in a container (a build refuses it elsewhere: there is no
+    // boundary around a build in place on a bare host).
+    let in_container = !crate::pipeline::container_signs::this_container_signs().is_empty();
+    let Some(chosen) = levels
+        .chosen
+        .filter(|level| *level != runtime::Isolation::None || in_container)
+    else {
+        eprintln!(
+            "error: no isolation level works on this host, and --isolation none needs a container whose image is the badger"
+        );
+        if let Some(fix) = runtime::hostinfo::userns_fix() {
+            eprintln!("fix: turn on the rootless sandbox (userns): {fix}");
+        }
         return Ok(FAILURE);
     };
     if chosen != runtime::Isolation::Userns {
@@ -56,13 +68,17 @@ pub fn run(context: &Context, args: InfoArgs) -> anyhow::Result<i32> {
 /// The levels as text: the chosen one first, then each level with what the probe found.
 fn describe_levels(levels: &LevelsReport) -> String {
     let mut text = String::new();
-    let chosen = levels
-        .chosen
-        .map_or_else(|| "none works".to_string(), |l| l.to_string());
-    let _ = writeln!(
-        text,
-        "isolation:                  {chosen} (what auto picks: the strongest level that works)"
-    );
+    let chosen = match levels.chosen {
+        None => "none works".to_string(),
+        // A build does not go in place by itself: only the user knows the container's
+        // image is the badger.
+        Some(runtime::Isolation::None) => {
+            "none (only `--isolation none` is left: a build with auto stops and says so)"
+                .to_string()
+        }
+        Some(level) => format!("{level} (what auto picks: the strongest level that works)"),
+    };
+    let _ = writeln!(text, "isolation:                  {chosen}");
     for probe in &levels.levels {
         let state = match (&probe.reason, probe.works) {
             (None, true) => "works".to_string(),

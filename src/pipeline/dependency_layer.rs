@@ -284,15 +284,18 @@ fn dependency_layer(
         key: key.hex().to_string(),
         inputs: inputs.clone(),
     };
-    // The store's record, else one from the registry cache (its blobs then pulled).
-    let recorded: Option<LayerRecord> =
-        read_json(&record_path).or_else(|| super::dependency_cache::reuse(context, &key));
+    // The store's record, else one from the registry cache (its blobs then pulled); in
+    // place neither is of use (below), so nothing is pulled for it.
+    let in_place = context.request.isolation == runtime::Isolation::None;
+    let recorded: Option<LayerRecord> = if in_place {
+        None
+    } else {
+        read_json(&record_path).or_else(|| super::dependency_cache::reuse(context, &key))
+    };
     let reason = match recorded {
         _ if context.request.no_cache => "--no-cache".to_string(),
         // In place, the container itself must hold what the step installs.
-        _ if context.request.isolation == runtime::Isolation::None => {
-            "--isolation none".to_string()
-        }
+        _ if in_place => "--isolation none".to_string(),
         Some(record) => match record_fits(context.layout, &record, context.request.compression) {
             Ok(digest) => {
                 reporter.status(
