@@ -13,7 +13,7 @@
 #   tekton-task.yaml: the same, plus no-new-privileges (allowPrivilegeEscalation: false);
 #   kubernetes-job.yaml: uid 1000:1000, every capability dropped, no-new-privileges, the
 #     same seccomp profile (RuntimeDefault), the badger image as the container's image and
-#     a tmpfs at /app (the emptyDir);
+#     a tmpfs at /app owned by that user (the emptyDir);
 #   github-actions.yml's runner job: the host itself, as the user `tester`.
 # Needs root (rootful podman), the static binary (scripts/build-static.sh), docker-registry,
 # and the `tester` user for the host line.
@@ -144,5 +144,5 @@ try github-job-container localhost/solum-ci-try-debian:1 $docker_default
 # shellcheck disable=SC2086
 try tekton-step "$reg/tools/solum-build:try" $docker_default --security-opt no-new-privileges
 try kubernetes-job "$reg/badgers/shell:1" --user 1000:1000 --cap-drop=ALL \
-    --security-opt no-new-privileges --security-opt "seccomp=$profile" --tmpfs /app:rw,mode=1777 \
+    --security-opt no-new-privileges --security-opt "seccomp=$profile" --tmpfs /app:rw,exec,U \
     -e SOLUM_BUILD_ISOLATION=none
