@@ -192,6 +192,10 @@ pub fn build(
         }
     }
     let mounts = MountsContext::new(&cache_root, &job.app.name, &job.badgers, request);
+    if request.isolation == runtime::Isolation::None && request.registry_cache.mounts {
+        // In place the container's own /solum/cache is the build's; the store's is unused.
+        reporter.warning("--cache-mounts does nothing at --isolation none: the build uses the container's own /solum/cache");
+    }
     remote.restore_mounts(&mounts);
 
     let places = Places {
