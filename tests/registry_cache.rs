@@ -446,23 +446,13 @@ fn a_dependency_layer_is_reused_from_the_registry_cache() {
     // The entry's record rewritten to name another diff_id (its layer unchanged): a third
     // runner's step runs again, with a warning, rather than build on a config that lies.
     let tag = tags(&registry, "deps/cache", "deps-").remove(0);
-    let url = format!("http://{}/v2/deps/cache/manifests/{tag}", registry.host());
-    let media = "application/vnd.oci.image.manifest.v1+json";
-    let got = Cmd::program("curl")
-        .args(["-sf", "-H", &format!("Accept: {media}"), &url])
-        .run()
-        .ok();
-    let mut manifest: serde_json::Value = serde_json::from_str(&got.stdout).unwrap();
+    let mut manifest = registry.oci_manifest("deps/cache", &tag);
     let field = "org.solum.dependencies.record";
     let mut record: serde_json::Value =
         serde_json::from_str(manifest["annotations"][field].as_str().unwrap()).unwrap();
     record["diff_id"] = format!("sha256:{}", "0".repeat(64)).into();
     manifest["annotations"][field] = record.to_string().into();
-    Cmd::program("curl")
-        .args(["-sf", "-X", "PUT", "-H", &format!("Content-Type: {media}")])
-        .args(["--data-binary", &manifest.to_string(), &url])
-        .run()
-        .ok();
+    registry.put_oci_manifest("deps/cache", &tag, &manifest);
     let store = dir.path().join("three");
     store_with_badger(dir.path(), &store);
     Cmd::solum(&store)

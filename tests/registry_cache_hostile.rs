@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use support::registry::{Mode, Registry};
 use support::*;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
 /// One store with the busybox base and the shell badger, and the sources of two apps
 /// that differ in what their build writes.
 struct Lab {
@@ -74,32 +72,6 @@ fn base_url(registry: &Registry, repo: &str) -> String {
     format!("http://{}/v2/{repo}", registry.host())
 }
 
-/// The manifest a tag of `repo` names, as JSON.
-fn get_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {
-    let got = Cmd::program("curl")
-        .args(["-sf", "-H", &format!("Accept: {OCI_MANIFEST}")])
-        .arg(format!("{}/manifests/{tag}", base_url(registry, repo)))
-        .run()
-        .ok();
-    serde_json::from_str(&got.stdout).unwrap()
-}
-
-/// Puts `manifest` under `tag` of `repo` (its blobs must be in the repository).
-fn put_manifest(registry: &Registry, repo: &str, tag: &str, manifest: &serde_json::Value) {
-    Cmd::program("curl")
-        .args([
-            "-sf",
-            "-X",
-            "PUT",
-            "-H",
-            &format!("Content-Type: {OCI_MANIFEST}"),
-        ])
-        .args(["--data-binary", &manifest.to_string()])
-        .arg(format!("{}/manifests/{tag}", base_url(registry, repo)))
-        .run()
-        .ok();
-}
-
 /// The tags of `repo` that start with `prefix`.
 fn tags(registry: &Registry, repo: &str, prefix: &str) -> Vec<String> {
     let got = Cmd::program("curl")
@@ -127,7 +99,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     // The other app's DU first, so that its blobs are in the cache repository too.
     build(&lab.store, &lab.other_source, &["--cache-to", &cache]).ok();
     let other_tag = tags(&registry, "cache", "cache-").pop().unwrap();
-    let other = get_manifest(&registry, "cache", &other_tag);
+    let other = registry.oci_manifest("cache", &other_tag);
     build(
         &lab.store,
         &lab.source,
@@ -137,7 +109,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     let ours = (tags(&registry, "cache", "cache-").into_iter())
         .find(|t| t != &other_tag)
         .unwrap();
-    let honest = get_manifest(&registry, "cache", &ours);
+    let honest = registry.oci_manifest("cache", &ours);
     assert_ne!(honest["layers"][2], other["layers"][2]);
 
     let mut lying_config = honest.clone();
@@ -157,7 +129,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
         ),
     ];
     for (index, (case, manifest, says)) in cases.iter().enumerate() {
-        put_manifest(&registry, "cache", &ours, manifest);
+        registry.put_oci_manifest("cache", &ours, manifest);
         let store = lab.fresh_store(&format!("runner-{index}"));
         let run = build(&store, &lab.source, &["--cache-from", &cache]).ok();
         assert!(run.stderr.contains(says), "{case}: {}", run.text());
@@ -178,7 +150,7 @@ fn a_cache_entry_whose_layers_are_not_its_config_or_badgers_is_a_miss() {
     }
 
     // The honest entry is still a hit.
-    put_manifest(&registry, "cache", &ours, &honest);
+    registry.put_oci_manifest("cache", &ours, &honest);
     let store = lab.fresh_store("honest");
     let hit = build(&store, &lab.source, &["--cache-from", &cache]).ok();
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
@@ -351,7 +323,7 @@ fn a_hostile_download_cache_is_not_restored() {
     )
     .ok();
     let tag = tags(&registry, "cache", "mounts-").pop().unwrap();
-    let honest = get_manifest(&registry, "cache", &tag);
+    let honest = registry.oci_manifest("cache", &tag);
 
     let outside = lab.dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -407,7 +379,7 @@ fn a_hostile_download_cache_is_not_restored() {
         manifest["config"]["size"] = config.len().into();
         manifest["layers"][0]["digest"] = layer_digest.into();
         manifest["layers"][0]["size"] = layer.len().into();
-        put_manifest(&registry, "cache", &tag, &manifest);
+        registry.put_oci_manifest("cache", &tag, &manifest);
 
         let store = lab.fresh_store(&format!("runner-{index}"));
         let run = Cmd::solum(&store)

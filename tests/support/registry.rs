@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -136,6 +138,32 @@ impl Registry {
 
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The OCI manifest `tag` of `repo` names, as JSON (plain-HTTP registries).
+    pub fn oci_manifest(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let got = Cmd::program("curl")
+            .args(["-sf", "-H", &format!("Accept: {OCI_MANIFEST}")])
+            .arg(format!("http://{}/v2/{repo}/manifests/{tag}", self.host()))
+            .run()
+            .ok();
+        serde_json::from_str(&got.stdout).unwrap()
+    }
+
+    /// Puts the OCI `manifest` under `tag` of `repo` (its blobs must be in the repository).
+    pub fn put_oci_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) {
+        Cmd::program("curl")
+            .args([
+                "-sf",
+                "-X",
+                "PUT",
+                "-H",
+                &format!("Content-Type: {OCI_MANIFEST}"),
+            ])
+            .args(["--data-binary", &manifest.to_string()])
+            .arg(format!("http://{}/v2/{repo}/manifests/{tag}", self.host()))
+            .run()
+            .ok();
     }
 
     /// The test CA (TLS mode).
