@@ -360,7 +360,13 @@ pub fn sign_in_registry(
     let scratch = tempfile::tempdir().map_err(|e| publish(e.into()))?;
     let layout = Layout::open_or_create(scratch.path()).map_err(|e| publish(e.into()))?;
 
-    let existing = existing_signatures(registry, &signature_reference, &layout, reporter)?;
+    let existing = existing_signatures(
+        registry,
+        &signature_reference,
+        &layout,
+        &attachment,
+        reporter,
+    )?;
     let Some(image) = signature_image(&existing.layers, &attachment) else {
         return Ok(RegistrySignature {
             signed,
@@ -421,11 +427,12 @@ struct Existing {
 }
 
 /// Reads the `.sig` manifest at `reference` (none: no signature yet) and copies its blobs
-/// into `layout`.
+/// into `layout`, unless `ours` is among its layers already (then nothing is written).
 fn existing_signatures(
     registry: &dyn RegistryTransport,
     reference: &ImageReference,
     layout: &Layout,
+    ours: &SignatureAttachment,
     reporter: &dyn Reporter,
 ) -> Result<Existing, CosignError> {
     let bad = |reason: String| CosignError::BadSignatureManifest {
@@ -450,6 +457,12 @@ fn existing_signatures(
     let manifest = ImageManifest::from_reader(&bytes[..])
         .map_err(|e| bad(format!("not an OCI image manifest ({e})")))?;
     check_signature_manifest(&manifest).map_err(bad)?;
+    if signature_image(manifest.layers(), ours).is_none() {
+        return Ok(Existing {
+            manifest: Some(digest),
+            layers: manifest.layers().clone(),
+        });
+    }
     let pulled = registry
         .pull(reference, layout, reporter)
         .map_err(|source| CosignError::Resolve {
