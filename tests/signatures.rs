@@ -158,6 +158,32 @@ impl Bed {
             .run()
     }
 
+    /// The images the peers are asked about, all busybox: `apps/signed:1` signed by
+    /// `ours`, `apps/unsigned:1`, `apps/stranger:1` signed by `other`, and `apps/moved:1`
+    /// signed by `ours` and then pushed over with another image. Returns the policy that
+    /// trusts `ours` and the signed digest.
+    fn sign_the_cases(&self) -> ((PathBuf, PathBuf), String) {
+        let (key, public) = self.keygen("ours");
+        let (other_key, _) = self.keygen("other");
+        let digest = self.push("base/busybox", "apps/signed:1");
+        self.sign("apps/signed:1", &key).ok();
+        self.push("base/busybox", "apps/unsigned:1");
+        self.push("base/busybox", "apps/stranger:1");
+        self.sign("apps/stranger:1", &other_key).ok();
+        self.push("base/busybox", "apps/moved:1");
+        self.sign("apps/moved:1", &key).ok();
+        self.push("base/changed", "apps/moved:1");
+        (self.policy(&public), digest)
+    }
+
+    /// What skopeo and podman say of `repo_tag` under `policy`.
+    fn verdicts(&self, policy: &(PathBuf, PathBuf), repo_tag: &str) -> [(&str, support::Run); 2] {
+        [
+            ("skopeo", self.skopeo_copy(policy, repo_tag)),
+            ("podman", self.podman_pull(policy, repo_tag)),
+        ]
+    }
+
     /// The bytes of a blob, read from the registry's storage folder.
     fn blob(&self, digest: &str) -> Vec<u8> {
         let hex = digest.strip_prefix("sha256:").unwrap();
@@ -316,26 +342,14 @@ fn found_a_signature(run: &support::Run) -> bool {
 #[test]
 fn skopeo_and_podman_find_our_signature_and_only_for_the_signed_digest() {
     let bed = Bed::new();
-    let (key, public) = bed.keygen("ours");
-    let policy = bed.policy(&public);
-    let digest = bed.push("base/busybox", "apps/signed:1");
-    bed.sign("apps/signed:1", &key).ok();
-    bed.push("base/busybox", "apps/unsigned:1");
-    bed.push("base/busybox", "apps/moved:1");
-    bed.sign("apps/moved:1", &key).ok();
-    bed.push("base/changed", "apps/moved:1");
-
-    for (peer, run) in [
-        ("skopeo", bed.skopeo_copy(&policy, "apps/signed:1")),
-        ("podman", bed.podman_pull(&policy, "apps/signed:1")),
-    ] {
-        assert!(found_a_signature(&run), "{peer}: {}", run.text());
+    let (policy, digest) = bed.sign_the_cases();
+    for repo_tag in ["apps/signed:1", "apps/stranger:1"] {
+        for (peer, run) in bed.verdicts(&policy, repo_tag) {
+            assert!(found_a_signature(&run), "{peer} {repo_tag}: {}", run.text());
+        }
     }
     for repo_tag in ["apps/unsigned:1", "apps/moved:1"] {
-        for (peer, run) in [
-            ("skopeo", bed.skopeo_copy(&policy, repo_tag)),
-            ("podman", bed.podman_pull(&policy, repo_tag)),
-        ] {
+        for (peer, run) in bed.verdicts(&policy, repo_tag) {
             assert_ne!(run.code, 0, "{peer} {repo_tag}: {}", run.text());
             assert!(
                 run.stderr.contains(NO_SIGNATURE),
@@ -373,22 +387,8 @@ fn skopeo_and_podman_find_our_signature_and_only_for_the_signed_digest() {
 #[ignore = "needs skopeo and podman with sigstore verification (Debian 12 builds them without)"]
 fn peers_verify_signatures_fully() {
     let bed = Bed::new();
-    let (key, public) = bed.keygen("ours");
-    let (other_key, _) = bed.keygen("other");
-    let policy = bed.policy(&public);
-    bed.push("base/busybox", "apps/signed:1");
-    bed.sign("apps/signed:1", &key).ok();
-    bed.push("base/busybox", "apps/unsigned:1");
-    bed.push("base/busybox", "apps/stranger:1");
-    bed.sign("apps/stranger:1", &other_key).ok();
-    bed.push("base/busybox", "apps/moved:1");
-    bed.sign("apps/moved:1", &key).ok();
-    bed.push("base/changed", "apps/moved:1");
-
-    for (peer, run) in [
-        ("skopeo", bed.skopeo_copy(&policy, "apps/signed:1")),
-        ("podman", bed.podman_pull(&policy, "apps/signed:1")),
-    ] {
+    let (policy, _) = bed.sign_the_cases();
+    for (peer, run) in bed.verdicts(&policy, "apps/signed:1") {
         assert!(
             !run.stderr.contains(SIGSTORE_DISABLED),
             "{peer} is built without sigstore verification (Debian's is): {}",
@@ -402,10 +402,7 @@ fn peers_verify_signatures_fully() {
         );
     }
     for repo_tag in ["apps/unsigned:1", "apps/stranger:1", "apps/moved:1"] {
-        for (peer, run) in [
-            ("skopeo", bed.skopeo_copy(&policy, repo_tag)),
-            ("podman", bed.podman_pull(&policy, repo_tag)),
-        ] {
+        for (peer, run) in bed.verdicts(&policy, repo_tag) {
             assert_ne!(run.code, 0, "{peer} refuses {repo_tag}: {}", run.text());
             assert!(
                 run.stderr.contains("rejected"),
