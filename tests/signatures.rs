@@ -223,6 +223,14 @@ fn keygen_writes_a_pair_once_and_sign_writes_what_cosign_writes() {
     assert!(again.stderr.contains("ours.key"), "{}", again.text());
     assert_eq!(std::fs::read(&key).unwrap(), before, "never overwritten");
 
+    // openssl reads the private key and derives the same public key from it.
+    let derived = Cmd::program("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .run()
+        .ok();
+    assert_eq!(derived.stdout, std::fs::read_to_string(&public).unwrap());
+
     let digest = bed.push("base/busybox", "apps/signed:1");
     let signed = bed.sign("apps/signed:1", &key).ok();
     assert_eq!(signed.last_line(), digest);

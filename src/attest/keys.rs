@@ -13,6 +13,13 @@
 //! PRIVATE KEY`) are refused with what to do instead: this tool reads no passphrase.
 //! A key file is input like any other: it is read up to [`KEY_FILE_LIMIT`] bytes, must be
 //! a regular file, and every error names it.
+//!
+//! What cosign does with our pair: `cosign import-key-pair --key solum.key` reads the first
+//! PEM block of the file and takes `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1) or
+//! `PRIVATE KEY` (PKCS#8 holding RSA, ECDSA or Ed25519), unencrypted, checks the public
+//! key (for ECDSA: P-256, P-384 or P-521), and writes it again encrypted under a password
+//! it asks for, as `import-cosign.key`/`import-cosign.pub`. Our `PRIVATE KEY` is such a
+//! PKCS#8 P-256 key; `cosign verify --key solum.pub` reads SPKI `PUBLIC KEY` PEM as is.
 
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature};
