@@ -218,9 +218,9 @@ fn keygen_writes_a_pair_once_and_sign_writes_what_cosign_writes() {
         .arg("keygen")
         .arg("--output-prefix")
         .arg(bed.path("ours"))
-        .run();
-    assert_ne!(again.code, 0, "{}", again.text());
-    assert!(again.stderr.contains("ours.key"), "{}", again.text());
+        .run()
+        .fails_with(2);
+    assert!(again.stderr.contains("ours.key exists"), "{}", again.text());
     assert_eq!(std::fs::read(&key).unwrap(), before, "never overwritten");
 
     // openssl reads the private key and derives the same public key from it.

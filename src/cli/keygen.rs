@@ -3,7 +3,7 @@
 //! `cosign.key`/`cosign.pub`. Neither file is ever overwritten (`O_EXCL`): a key that signed
 //! images is not lost to a second run. Prints the two paths on stdout.
 
-use super::exit::SUCCESS;
+use super::exit::{UsageError, SUCCESS};
 use super::output::result_line;
 use super::Context;
 use crate::attest::keys;
@@ -34,7 +34,7 @@ pub fn run(context: &Context, args: KeygenArgs) -> anyhow::Result<i32> {
     // rerun does not stop on a lone .key.
     if let Err(error) = write_new(&public_path, pair.public_pem.as_bytes(), 0o644) {
         let _ = std::fs::remove_file(&private_path);
-        return Err(error.into());
+        return Err(error);
     }
     if !context.quiet {
         eprintln!(
@@ -58,15 +58,27 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 
 /// Creates `path` with `mode`, refusing one that exists (a symlink included), and writes
 /// `bytes` to it, synced.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoAt> {
-    let mut file = OpenOptions::new()
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let mut file = match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .map_err(IoAt::at(path, "create (it must not exist yet)"))?;
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(UsageError(format!(
+                "{} exists: keygen never overwrites a key (give another --output-prefix, or \
+                 remove the file if its key is not needed)",
+                path.display()
+            ))
+            .into())
+        }
+        Err(error) => return Err(IoAt::new(path, "create", error).into()),
+    };
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(IoAt::at(path, "write"))
+        .map_err(IoAt::at(path, "write"))?;
+    Ok(())
 }
