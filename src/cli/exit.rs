@@ -111,6 +111,9 @@ fn class_of_one(error: &(dyn Error + 'static)) -> Option<ErrorClass> {
         CredentialError,
         TlsError,
         super::client::ClientError,
+        crate::attest::keys::KeyError,
+        crate::attest::dsse::DsseError,
+        crate::attest::cosign::CosignError,
     );
     #[cfg(feature = "server")]
     ask!(ApiError, RecordError);

@@ -12,12 +12,14 @@ mod exit;
 mod images;
 mod import;
 mod info;
+mod keygen;
 mod output;
 mod push;
 mod registry;
 mod run;
 #[cfg(feature = "server")]
 mod serve;
+mod sign;
 mod unpack;
 mod uploads;
 
@@ -81,6 +83,10 @@ enum Command {
     Logout(registry::LogoutArgs),
     /// Run a command in an image, in the rootless sandbox.
     Run(WithStore<run::RunArgs>),
+    /// Make a P-256 key pair for `sign` (PATH.key, PATH.pub; cosign can import it).
+    Keygen(keygen::KeygenArgs),
+    /// Sign a registry image (cosign-compatible: podman and skopeo verify it).
+    Sign(WithStore<sign::SignArgs>),
     /// Show what this host allows the sandbox and the isolation level `auto` picks, with why.
     Info(WithStore<info::InfoArgs>),
     #[cfg(feature = "server")]
@@ -130,12 +136,14 @@ impl Command {
             | Command::Push(WithStore { store, .. })
             | Command::Pull(WithStore { store, .. })
             | Command::Run(WithStore { store, .. })
+            | Command::Sign(WithStore { store, .. })
             | Command::Info(WithStore { store, .. }) => Some(store),
             #[cfg(feature = "server")]
             Command::Serve(WithStore { store, .. }) => Some(store),
             Command::Badger(args) => args.store(),
             Command::Login(_)
             | Command::Logout(_)
+            | Command::Keygen(_)
             | Command::App(_)
             | Command::Workflow(_)
             | Command::Du(_)
@@ -232,6 +240,8 @@ fn run_command_line() -> i32 {
         Command::Login(args) => registry::login(&context, args),
         Command::Logout(args) => registry::logout(&context, args),
         Command::Info(args) => info::run(&context, args.args),
+        Command::Keygen(args) => keygen::run(&context, args),
+        Command::Sign(args) => sign::run(&context, args.args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run_serve(&context, *args.args),
         Command::App(args) => client::app(args),
