@@ -1,7 +1,8 @@
 //! Attaching files to an image as OCI 1.1 referrers, and reading them back.
 //!
 //! An attachment becomes an artifact manifest: `schemaVersion` 2, the image manifest media
-//! type, `artifactType`, the empty descriptor (`{}`, [`EMPTY_CONFIG`]) as config, one layer
+//! type, `artifactType`, the empty descriptor (`{}`, [`EMPTY_CONFIG`](super::EMPTY_CONFIG))
+//! as config, one layer
 //! holding the file, `subject` = the image's manifest descriptor, and the annotations. The
 //! manifest is written as canonical JSON, so the same attachment of the same image always
 //! has the same digest and is stored once. It is listed in `index.json` as an unnamed entry
@@ -13,21 +14,20 @@
 //! the signature in the [`COSIGN_SIGNATURE_ANNOTATION`](super::COSIGN_SIGNATURE_ANNOTATION)
 //! layer annotation.
 
-use super::EMPTY_CONFIG;
 use crate::error_class::{Classify, ErrorClass};
-use crate::image::{canonical_json, media, Digest};
+use crate::image::Digest;
 use crate::store::image::descriptor_digest;
-use crate::store::referrers::{artifact_type_of, is_subject_type};
+pub use crate::store::referrers::EMPTY_CONFIG_DIGEST;
+use crate::store::referrers::{
+    artifact_manifest, artifact_type_of, is_subject_type, ArtifactLayer, MAX_REFERRER_BLOB,
+};
 use crate::store::{ImageError, Layout, LayoutError, StoredReferrer};
 use oci_spec::image::{Descriptor, ImageManifest};
-use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// The digest of `{}`, the empty config of artifacts.
-pub const EMPTY_CONFIG_DIGEST: &str =
-    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-/// The largest attachment read back whole (an SBOM of a large image is a few MiB).
-pub const CONTENT_LIMIT: u64 = 64 << 20;
+/// The largest attachment stored or read back whole (an SBOM of a large image is a few
+/// MiB).
+pub const CONTENT_LIMIT: u64 = MAX_REFERRER_BLOB;
 
 /// Why an attachment could not be stored or read.
 #[derive(Debug, thiserror::Error)]
@@ -114,48 +114,20 @@ pub fn attach(
     let config_digest = layout.put_bytes(b"{}")?;
     debug_assert_eq!(config_digest.to_string(), EMPTY_CONFIG_DIGEST);
     let layer_digest = layout.put_bytes(&attachment.bytes)?;
-    let manifest = artifact_manifest(subject, attachment, &layer_digest);
-    let bytes = canonical_json(&manifest);
+    let layer = ArtifactLayer {
+        media_type: &attachment.media_type,
+        digest: &layer_digest,
+        size,
+        annotations: &attachment.layer_annotations,
+    };
+    let bytes = artifact_manifest(
+        subject,
+        &attachment.artifact_type,
+        &layer,
+        &attachment.annotations,
+    );
     layout.put_bytes(&bytes)?;
     Ok(layout.add_referrer(&bytes)?)
-}
-
-/// The artifact manifest of `attachment` (whose bytes have digest `layer_digest`).
-fn artifact_manifest(
-    subject: &Descriptor,
-    attachment: &Attachment,
-    layer_digest: &Digest,
-) -> Value {
-    let mut subject_json = json!({
-        "mediaType": subject.media_type().to_string(),
-        "digest": subject.digest().to_string(),
-        "size": subject.size(),
-    });
-    if let Some(artifact_type) = subject.artifact_type() {
-        subject_json["artifactType"] = json!(artifact_type.to_string());
-    }
-    let mut layer = json!({
-        "mediaType": attachment.media_type,
-        "digest": layer_digest.to_string(),
-        "size": attachment.bytes.len(),
-    });
-    if !attachment.layer_annotations.is_empty() {
-        layer["annotations"] = json!(attachment.layer_annotations);
-    }
-    let mut manifest = Map::new();
-    manifest.insert("schemaVersion".into(), json!(2));
-    manifest.insert("mediaType".into(), json!(media::OCI_MANIFEST));
-    manifest.insert("artifactType".into(), json!(attachment.artifact_type));
-    manifest.insert(
-        "config".into(),
-        json!({"mediaType": EMPTY_CONFIG, "digest": EMPTY_CONFIG_DIGEST, "size": 2, "data": "e30="}),
-    );
-    manifest.insert("layers".into(), json!([layer]));
-    manifest.insert("subject".into(), subject_json);
-    if !attachment.annotations.is_empty() {
-        manifest.insert("annotations".into(), json!(attachment.annotations));
-    }
-    Value::Object(manifest)
 }
 
 /// A media type as RFC 6838 shapes it, loosely: `type/subtype`, printable ASCII, bounded.

@@ -136,16 +136,16 @@ pub fn fetch_manifest(
 }
 
 /// A manifest or index as fetched.
-struct Document {
-    bytes: Vec<u8>,
-    media_type: String,
-    digest: Digest,
+pub(super) struct Document {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
 }
 
-struct Puller<'a, 'p> {
-    client: &'a Client<'p>,
-    layout: &'a Layout,
-    scopes: &'a str,
+pub(super) struct Puller<'a, 'p> {
+    pub client: &'a Client<'p>,
+    pub layout: &'a Layout,
+    pub scopes: &'a str,
 }
 
 impl Puller<'_, '_> {
@@ -173,7 +173,7 @@ impl Puller<'_, '_> {
     }
 
     /// One blob into the layout, restarted when the stream breaks or does not verify.
-    fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    pub(super) fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
         let digest = crate::store::image::descriptor_digest(self.layout, descriptor)?;
         let size = descriptor.size();
         let progress = self.client.progress;
@@ -290,7 +290,7 @@ impl<R: Read> Read for NetworkReader<'_, R> {
 
 /// `GET /manifests/{reference}`, read whole (it is small, at most `DOCUMENT_LIMIT`),
 /// checked against `expected`.
-fn get_manifest(
+pub(super) fn get_manifest(
     client: &Client<'_>,
     scopes: &str,
     reference: &str,

@@ -14,7 +14,8 @@ use super::image::{descriptor_digest, ImageError, DOCUMENT_LIMIT, REF_NAME};
 use super::layout::Layout;
 use crate::image::{media, Digest};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
-use std::collections::{HashMap, HashSet};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The most referrers one subject may have in a layout (or take from a registry): a
 /// DU carries a handful (two SBOMs, a provenance, a signature or two); thousands are
@@ -22,6 +23,63 @@ use std::collections::{HashMap, HashSet};
 pub const MAX_REFERRERS: usize = 256;
 /// How many referrer levels are followed (a signature of an SBOM of an image is two).
 pub const MAX_REFERRER_DEPTH: usize = 4;
+
+/// The largest referrer layer (an SBOM of a large image is a few MiB).
+pub const MAX_REFERRER_BLOB: u64 = 64 << 20;
+/// The media type of the `{}` config of artifacts.
+pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+/// The digest of `{}`, the empty config of artifacts.
+pub const EMPTY_CONFIG_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+/// The one layer of an artifact manifest.
+pub struct ArtifactLayer<'a> {
+    pub media_type: &'a str,
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// The bytes of an artifact manifest: `schemaVersion` 2, the image manifest media type,
+/// `artifactType`, the empty config (`{}`, its data inline), one layer, `subject`, and
+/// `annotations` when there are any. Canonical JSON (sorted keys), so the same artifact
+/// of the same subject always has the same digest, whoever builds it (an attachment, or
+/// a signature pulled from a `.sig` tag).
+pub fn artifact_manifest(
+    subject: &Descriptor,
+    artifact_type: &str,
+    layer: &ArtifactLayer,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut subject_json = json!({
+        "mediaType": subject.media_type().to_string(),
+        "digest": subject.digest().to_string(),
+        "size": subject.size(),
+    });
+    if let Some(artifact_type) = subject.artifact_type() {
+        subject_json["artifactType"] = json!(artifact_type.to_string());
+    }
+    let mut layer_json = json!({
+        "mediaType": layer.media_type,
+        "digest": layer.digest.to_string(),
+        "size": layer.size,
+    });
+    if !layer.annotations.is_empty() {
+        layer_json["annotations"] = json!(layer.annotations);
+    }
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY_CONFIG, "digest": EMPTY_CONFIG_DIGEST, "size": 2, "data": "e30="},
+        "layers": [layer_json],
+        "subject": subject_json,
+    });
+    if !annotations.is_empty() {
+        manifest["annotations"] = json!(annotations);
+    }
+    serde_json::to_vec(&manifest).expect("a JSON value serializes")
+}
 
 /// Whether an `index.json` entry is a referrer rather than an image: it carries
 /// `artifactType` and no name.

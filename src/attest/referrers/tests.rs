@@ -1,8 +1,11 @@
 use super::*;
+use crate::attest::EMPTY_CONFIG;
 use crate::attest::{
     COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, SIMPLE_SIGNING, SPDX_JSON,
 };
+use crate::image::media;
 use crate::store::image::{manifest_descriptor, REF_NAME};
+use serde_json::{json, Value};
 
 /// A stored image (config + one layer) named `name`; its manifest descriptor.
 fn image(layout: &Layout, name: &str, seed: &[u8]) -> Descriptor {
