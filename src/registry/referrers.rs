@@ -389,7 +389,7 @@ fn list_remote(
     Ok(index
         .manifests()
         .iter()
-        .filter(|d| media::is_manifest(&d.media_type().to_string()))
+        .filter(|d| media::is_manifest(d.media_type().as_ref()))
         .cloned()
         .collect())
 }
