@@ -413,7 +413,14 @@ fn pull_one(
         warn("its digest is malformed");
         return Ok(None);
     };
-    let document = get_manifest(client, puller.scopes, &digest.to_string(), Some(&digest))?;
+    // One listed manifest the registry cannot serve costs that one, not the others.
+    let document = match get_manifest(client, puller.scopes, &digest.to_string(), Some(&digest)) {
+        Ok(document) => document,
+        Err(error) => {
+            warn(&error.to_string());
+            return Ok(None);
+        }
+    };
     let Ok(manifest) = ImageManifest::from_reader(&document.bytes[..]) else {
         warn("it is not an image manifest");
         return Ok(None);

@@ -214,8 +214,17 @@ pub fn open_image_with(
                 source: "no registry client is configured".into(),
             })?;
             let descriptor = registry.pull(reference, &layout, reporter)?;
+            // The image is what was asked for; a registry that cannot list or serve its
+            // referrers costs them, with a word, not the pull.
             if referrers == Referrers::Carry {
-                registry.pull_referrers(reference, &layout, &descriptor, reporter)?;
+                if let Err(error) =
+                    registry.pull_referrers(reference, &layout, &descriptor, reporter)
+                {
+                    reporter.warning(&format!(
+                        "the referrers of {text} were not pulled: {}",
+                        error_chain(&error)
+                    ));
+                }
             }
             let image = layout.resolve_descriptor(&descriptor)?;
             return Ok(OpenedImage {
@@ -306,6 +315,18 @@ pub fn copy_with_referrers(
         copy_referrers(&source.layout, &digest, destination, reporter)?;
     }
     Ok(digest)
+}
+
+/// An error and its sources, one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A reference as the user would write it, for messages.
