@@ -58,35 +58,6 @@ fn referrer_digests(layout: &Path, subject: &Digest) -> Vec<String> {
     digests
 }
 
-fn curl_get(registry: &Registry, repo: &str, reference: &str, accept: &str) -> Option<Value> {
-    let run = Cmd::program("curl")
-        .args(["-sf", "-H", &format!("Accept: {accept}")])
-        .arg(format!(
-            "http://{}/v2/{repo}/manifests/{reference}",
-            registry.host()
-        ))
-        .run();
-    serde_json::from_str(&run.stdout).ok()
-}
-
-fn curl_put(registry: &Registry, repo: &str, reference: &str, media_type: &str, body: &Value) {
-    Cmd::program("curl")
-        .args([
-            "-sf",
-            "-X",
-            "PUT",
-            "-H",
-            &format!("Content-Type: {media_type}"),
-        ])
-        .args(["--data-binary", &body.to_string()])
-        .arg(format!(
-            "http://{}/v2/{repo}/manifests/{reference}",
-            registry.host()
-        ))
-        .run()
-        .ok();
-}
-
 /// What the peers say of a layout with referrer entries: umoci lists only the image and
 /// unpacks it, and oci-image-tool accepts every referrer manifest. (oci-image-tool
 /// 1.0.0-rc1 has no `imageLayout` check, and its `--ref name=…` matches every unnamed
@@ -141,7 +112,8 @@ fn referrers_round_trip_through_the_registry_fallback_tag() {
 
     // distribution 2.8 has no referrers API: the fallback index lists both, with their
     // artifact types; the signature is under the `.sig` tag too.
-    let index = curl_get(&registry, "apps/app", &fallback_tag(&subject), OCI_INDEX)
+    let index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
         .expect("the fallback tag is there");
     let mut listed: Vec<String> = index["manifests"]
         .as_array()
@@ -156,13 +128,13 @@ fn referrers_round_trip_through_the_registry_fallback_tag() {
         .unwrap()
         .iter()
         .any(|d| d["artifactType"] == SPDX_JSON && d["annotations"]["org.example.kind"] == "sbom"));
-    let sig = curl_get(
-        &registry,
-        "apps/app",
-        &format!("{}.sig", fallback_tag(&subject)),
-        OCI_MANIFEST,
-    )
-    .expect("the .sig tag is there");
+    let sig = registry
+        .document(
+            "apps/app",
+            &format!("{}.sig", fallback_tag(&subject)),
+            OCI_MANIFEST,
+        )
+        .expect("the .sig tag is there");
     assert_eq!(sig["layers"][0]["mediaType"], SIMPLE_SIGNING);
     assert_eq!(
         sig["layers"][0]["annotations"][COSIGN_SIGNATURE_ANNOTATION],
@@ -174,7 +146,9 @@ fn referrers_round_trip_through_the_registry_fallback_tag() {
         .arg(&remote)
         .run()
         .ok();
-    let again = curl_get(&registry, "apps/app", &fallback_tag(&subject), OCI_INDEX).unwrap();
+    let again = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
     assert_eq!(again["manifests"].as_array().unwrap().len(), 2);
 
     let fresh = dir.path().join("fresh");
@@ -313,14 +287,10 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
         .ok();
 
     // The fallback tag holds a manifest, not an index: the push replaces it, with a word.
-    let image = curl_get(&registry, "apps/app", "other", OCI_MANIFEST).unwrap();
-    curl_put(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_MANIFEST,
-        &image,
-    );
+    let image = registry
+        .document("apps/app", "other", OCI_MANIFEST)
+        .unwrap();
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_MANIFEST, &image);
     let pushed = Cmd::solum(&store)
         .args(["push", "app"])
         .arg(&remote)
@@ -331,24 +301,22 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
         "{}",
         pushed.text()
     );
-    let index = curl_get(&registry, "apps/app", &fallback_tag(&subject), OCI_INDEX).unwrap();
+    let index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
     assert_eq!(index["mediaType"], OCI_INDEX);
 
     // The index lists a referrer of the other image: left out, with a word.
-    let other_index = curl_get(&registry, "apps/app", &fallback_tag(&other), OCI_INDEX).unwrap();
+    let other_index = registry
+        .document("apps/app", &fallback_tag(&other), OCI_INDEX)
+        .unwrap();
     let mut lying = index.clone();
     let stranger = other_index["manifests"][0].clone();
     lying["manifests"]
         .as_array_mut()
         .unwrap()
         .push(stranger.clone());
-    curl_put(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &lying,
-    );
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_INDEX, &lying);
     let fresh = dir.path().join("fresh");
     let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
     assert!(
@@ -365,13 +333,7 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
     let mut crowd = index.clone();
     let one = index["manifests"][0].clone();
     crowd["manifests"] = json!(vec![one; 300]);
-    curl_put(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &crowd,
-    );
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_INDEX, &crowd);
     let crowded = dir.path().join("crowded");
     let pulled = Cmd::solum(&crowded)
         .args(["pull", "--tag", "app"])

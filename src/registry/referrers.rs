@@ -11,6 +11,10 @@
 //! tag holds one manifest: when several signatures exist, its layers are all of them, as
 //! cosign appends them (a layer already there is not added twice).
 //!
+//! What Debian's `docker-registry` 2.8 answers, checked: the manifest PUT of a referrer
+//! is `201 Created` with no `OCI-Subject`, and `GET /v2/<repo>/referrers/<digest>` is
+//! `404`; so the fallback tag is what it holds.
+//!
 //! **Pull.** `GET /v2/<repo>/referrers/<digest>` (200 and an index: used; anything else:
 //! the fallback tag), then each listed manifest by digest (verified), bounded in count
 //! and in size; a manifest whose `subject` is not the pulled one is left out with a
@@ -177,19 +181,7 @@ fn update_fallback_tag(
     referrers: &[&StoredReferrer],
 ) -> Result<(), RegistryError> {
     let tag = fallback_tag(subject);
-    let mut entries: Vec<Value> = match get_tag(client, scopes, &tag)? {
-        None => Vec::new(),
-        Some(document) => match index_entries(&document.bytes) {
-            Some(entries) => entries,
-            None => {
-                client.progress.on_warning(&format!(
-                    "{}/{}: tag {tag} is not an OCI image index; it is replaced by the index of this image's referrers",
-                    client.registry, client.repository
-                ));
-                Vec::new()
-            }
-        },
-    };
+    let mut entries = read_tag_list(client, scopes, &tag, index_entries, "an OCI image index")?;
     for referrer in referrers {
         let digest = referrer.digest().to_string();
         entries.retain(|e| e["digest"].as_str() != Some(digest.as_str()));
@@ -210,6 +202,27 @@ fn update_fallback_tag(
     Ok(())
 }
 
+/// The list a tag's document holds (`list` reads it): empty when the tag is absent, and
+/// when it holds something else, which is then replaced, with a warning.
+fn read_tag_list(
+    client: &Client<'_>,
+    scopes: &str,
+    tag: &str,
+    list: fn(&[u8]) -> Option<Vec<Value>>,
+    kind: &str,
+) -> Result<Vec<Value>, RegistryError> {
+    let Some(document) = get_tag(client, scopes, tag)? else {
+        return Ok(Vec::new());
+    };
+    Ok(list(&document.bytes).unwrap_or_else(|| {
+        client.progress.on_warning(&format!(
+            "{}/{}: tag {tag} is not {kind}; it is replaced",
+            client.registry, client.repository
+        ));
+        Vec::new()
+    }))
+}
+
 /// The `manifests` of an OCI image index, as JSON values; `None` for anything else.
 fn index_entries(bytes: &[u8]) -> Option<Vec<Value>> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
@@ -228,19 +241,13 @@ fn update_signature_tag(
     signatures: &[&StoredReferrer],
 ) -> Result<(), RegistryError> {
     let tag = format!("{}.sig", fallback_tag(subject));
-    let mut layers: Vec<Value> = match get_tag(client, scopes, &tag)? {
-        None => Vec::new(),
-        Some(document) => match signature_layers(&document.bytes) {
-            Some(layers) => layers,
-            None => {
-                client.progress.on_warning(&format!(
-                    "{}/{}: tag {tag} is not a signature manifest; it is replaced by this image's signatures",
-                    client.registry, client.repository
-                ));
-                Vec::new()
-            }
-        },
-    };
+    let mut layers = read_tag_list(
+        client,
+        scopes,
+        &tag,
+        signature_layers,
+        "a signature manifest",
+    )?;
     for signature in signatures {
         for layer in signature.manifest.layers() {
             let layer = serde_json::to_value(layer).expect("a descriptor serializes");
@@ -505,4 +512,31 @@ fn signatures_from_tag(
         ));
     }
     Ok(manifests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_oci_index_counts_as_a_fallback_listing() {
+        let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [
+            {"mediaType": media::OCI_MANIFEST, "digest": Digest::of_bytes(b"a").to_string(), "size": 1}
+        ]});
+        let entries = index_entries(index.to_string().as_bytes()).unwrap();
+        assert_eq!(entries.len(), 1);
+        let manifest = json!({"schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+            "config": {"mediaType": media::OCI_CONFIG, "digest": Digest::of_bytes(b"c").to_string(), "size": 1},
+            "layers": []});
+        assert!(index_entries(manifest.to_string().as_bytes()).is_none());
+        assert!(index_entries(b"not json").is_none());
+        assert!(signature_layers(manifest.to_string().as_bytes()).is_some());
+        assert!(signature_layers(index.to_string().as_bytes()).is_none());
+    }
+
+    #[test]
+    fn the_fallback_tag_is_the_subject_digest_with_a_dash() {
+        let digest = Digest::of_bytes(b"x");
+        assert_eq!(fallback_tag(&digest), format!("sha256-{}", digest.hex()));
+    }
 }

@@ -177,18 +177,20 @@ impl Layout {
     pub fn read_referrer(&self, entry: &Descriptor) -> Result<StoredReferrer, ImageError> {
         let digest = descriptor_digest(self, entry)?;
         let manifest_bytes = self.read_blob(&digest, Some(entry.size()), DOCUMENT_LIMIT)?;
-        let manifest = ImageManifest::from_reader(&manifest_bytes[..]).map_err(|source| {
-            ImageError::BadDocument {
-                layout: self.root().to_path_buf(),
-                what: "referrer manifest",
-                digest: digest.clone(),
-                source,
-            }
-        })?;
+        let manifest = self.parse_referrer(&manifest_bytes, &digest)?;
         Ok(StoredReferrer {
             descriptor: entry.clone(),
             manifest,
             manifest_bytes,
+        })
+    }
+
+    fn parse_referrer(&self, bytes: &[u8], digest: &Digest) -> Result<ImageManifest, ImageError> {
+        ImageManifest::from_reader(bytes).map_err(|source| ImageError::BadDocument {
+            layout: self.root().to_path_buf(),
+            what: "referrer manifest",
+            digest: digest.clone(),
+            source,
         })
     }
 
@@ -197,14 +199,7 @@ impl Layout {
     /// The manifest must name a subject.
     pub fn add_referrer(&self, manifest_bytes: &[u8]) -> Result<Descriptor, ImageError> {
         let digest = Digest::of_bytes(manifest_bytes);
-        let manifest = ImageManifest::from_reader(manifest_bytes).map_err(|source| {
-            ImageError::BadDocument {
-                layout: self.root().to_path_buf(),
-                what: "referrer manifest",
-                digest: digest.clone(),
-                source,
-            }
-        })?;
+        let manifest = self.parse_referrer(manifest_bytes, &digest)?;
         if manifest.subject().is_none() {
             return Err(ImageError::NotAReferrer {
                 layout: self.root().to_path_buf(),

@@ -16,7 +16,7 @@ mod layout_copy;
 
 pub use layout_copy::{copy_blobs, copy_image, copy_referrers};
 
-use crate::error_class::{Classify, ErrorClass};
+use crate::error_class::{error_chain, Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::io_at::IoAt;
 use crate::layer::LayerError;
@@ -315,18 +315,6 @@ pub fn copy_with_referrers(
         copy_referrers(&source.layout, &digest, destination, reporter)?;
     }
     Ok(digest)
-}
-
-/// An error and its sources, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A reference as the user would write it, for messages.
