@@ -26,11 +26,12 @@ use super::client::{Call, Client, Payload};
 use super::pull::{get_manifest, Puller};
 use super::push::Pusher;
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferProgress};
+use crate::attest::{COSIGN_SIGNATURE_ARTIFACT, EMPTY_CONFIG, SIMPLE_SIGNING};
 use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
 use crate::store::referrers::{
-    artifact_manifest, artifact_type_of, ArtifactLayer, StoredReferrer, MAX_REFERRERS,
-    MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
+    artifact_manifest, artifact_type_of, ArtifactLayer, StoredReferrer, EMPTY_CONFIG_DIGEST,
+    MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
 };
 use crate::store::{Layout, ResolvedImage};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
@@ -39,10 +40,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use ureq::http;
 
-/// The artifact type of a cosign signature manifest (as `attest` names it).
-const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
-/// The layer media type of a cosign signature.
-const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The most layers a `.sig` manifest may have (one per signature).
 const MAX_SIGNATURES: usize = 64;
 
@@ -259,8 +256,7 @@ fn update_signature_tag(
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": crate::store::referrers::EMPTY_CONFIG,
-                   "digest": crate::store::referrers::EMPTY_CONFIG_DIGEST, "size": 2},
+        "config": {"mediaType": EMPTY_CONFIG, "digest": EMPTY_CONFIG_DIGEST, "size": 2},
         "layers": layers,
     });
     let bytes = serde_json::to_vec(&manifest).expect("a JSON value serializes");

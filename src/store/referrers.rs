@@ -12,6 +12,7 @@
 
 use super::image::{descriptor_digest, ImageError, DOCUMENT_LIMIT, REF_NAME};
 use super::layout::Layout;
+use crate::attest::EMPTY_CONFIG;
 use crate::image::{media, Digest};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde_json::json;
@@ -26,8 +27,6 @@ pub const MAX_REFERRER_DEPTH: usize = 4;
 
 /// The largest referrer layer (an SBOM of a large image is a few MiB).
 pub const MAX_REFERRER_BLOB: u64 = 64 << 20;
-/// The media type of the `{}` config of artifacts.
-pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 /// The digest of `{}`, the empty config of artifacts.
 pub const EMPTY_CONFIG_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
