@@ -313,6 +313,15 @@ pub fn pull_referrers(
                 listed.clear();
             }
             for entry in listed {
+                // Each level may list as many as the one before: the whole pull is
+                // bounded too, or four levels would be 256^4 requests.
+                if stored == MAX_REFERRERS {
+                    progress.on_warning(&format!(
+                        "{}/{}: more than {MAX_REFERRERS} referrers in all; the rest is not pulled",
+                        client.registry, client.repository
+                    ));
+                    return Ok(stored);
+                }
                 if let Some(entry) = pull_one(&puller, &entry, &subject_digest)? {
                     next.push(entry);
                     stored += 1;

@@ -25,6 +25,8 @@ pub const MAX_REFERRERS: usize = 256;
 /// How many referrer levels are followed (a signature of an SBOM of an image is two).
 pub const MAX_REFERRER_DEPTH: usize = 4;
 
+/// The most annotation bytes (keys and values) a referrer's `index.json` entry carries.
+pub const MAX_ENTRY_ANNOTATIONS: usize = 16 << 10;
 /// The largest referrer layer (an SBOM of a large image is a few MiB).
 pub const MAX_REFERRER_BLOB: u64 = 64 << 20;
 /// The digest of `{}`, the empty config of artifacts.
@@ -125,7 +127,12 @@ pub fn referrer_entry(manifest_bytes: &[u8], manifest: &ImageManifest) -> Descri
         .into_iter()
         .filter(|(key, _)| key != REF_NAME)
         .collect();
-    entry.set_annotations((!annotations.is_empty()).then_some(annotations));
+    // `index.json` is read whole on every lookup and refused past `INDEX_LIMIT`: a few
+    // hostile manifests with megabytes of annotations must not make the store unreadable.
+    // Larger annotations stay in the manifest alone.
+    let bytes: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let carried = !annotations.is_empty() && bytes <= MAX_ENTRY_ANNOTATIONS;
+    entry.set_annotations(carried.then_some(annotations));
     entry
 }
 

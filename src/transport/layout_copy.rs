@@ -9,7 +9,7 @@ use super::TransportError;
 use crate::image::Digest;
 use crate::report::Reporter;
 use crate::store::image::{descriptor_digest, REF_NAME};
-use crate::store::referrers::MAX_REFERRER_DEPTH;
+use crate::store::referrers::{MAX_REFERRERS, MAX_REFERRER_DEPTH};
 use crate::store::{BlobWriter, Layout, ResolvedImage};
 use oci_spec::image::Descriptor;
 
@@ -69,6 +69,14 @@ pub fn copy_referrers(
         let mut next = Vec::new();
         for subject in &level {
             for referrer in source.referrers_of(subject)? {
+                // Each level may hold as many as the one before: the copy is bounded in
+                // all, as a pull is.
+                if copied == MAX_REFERRERS {
+                    reporter.warning(&format!(
+                        "more than {MAX_REFERRERS} referrers in all; the rest is not copied"
+                    ));
+                    return Ok(copied);
+                }
                 copy_descriptors(source, &referrer.blobs(), destination, reporter)?;
                 destination.put_bytes(&referrer.manifest_bytes)?;
                 destination.add_referrer(&referrer.manifest_bytes)?;

@@ -97,11 +97,28 @@ fn referrer_entries_are_not_images() {
     hostile.annotations.insert(REF_NAME.into(), "app".into());
     attach(&layout, &subject, &hostile).unwrap();
     attach(&layout, &subject, &sbom("y")).unwrap();
+    // Megabytes of annotations stay in the manifest: index.json stays small.
+    let mut bulky = sbom("z");
+    bulky
+        .annotations
+        .insert("org.example.bulk".into(), "x".repeat(1 << 20));
+    let bulky_entry = attach(&layout, &subject, &bulky).unwrap();
+    assert!(bulky_entry.annotations().is_none());
+    assert!(
+        std::fs::metadata(dir.path().join("index.json"))
+            .unwrap()
+            .len()
+            < 4096
+    );
     assert_eq!(layout.names().unwrap(), vec!["app".to_string()]);
     // The one image is still "the only image" of the layout.
     let only = layout.resolve(None).unwrap();
     assert_eq!(only.manifest_digest, digest_of(&subject));
-    assert_eq!(list(&layout, &digest_of(&subject)).unwrap().len(), 2);
+    let found = list(&layout, &digest_of(&subject)).unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found
+        .iter()
+        .any(|r| r.annotations.contains_key("org.example.bulk")));
 }
 
 #[test]
