@@ -346,6 +346,17 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
     let left = referrer_digests(&crowded, &subject);
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(referrer_digests(&store, &subject).contains(&left[0]));
+
+    // A fallback tag that is not an index is not read from, with a word.
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_MANIFEST, &image);
+    let confused = dir.path().join("confused");
+    let pulled = Cmd::solum(&confused).arg("pull").arg(&remote).run().ok();
+    assert!(
+        pulled.stderr.contains("no referrer is read from it"),
+        "{}",
+        pulled.text()
+    );
+    assert_eq!(referrer_digests(&confused, &subject), left);
 }
 
 #[test]
