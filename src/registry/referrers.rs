@@ -24,7 +24,7 @@
 
 use super::client::{Call, Client, Payload};
 use super::pull::{get_manifest, Puller};
-use super::push::Pusher;
+use super::push::{for_each_bounded, Pusher, DEFAULT_PARALLEL};
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferProgress};
 use crate::attest::{COSIGN_SIGNATURE_ARTIFACT, EMPTY_CONFIG, SIMPLE_SIGNING};
 use crate::image::{media, Digest};
@@ -36,7 +36,7 @@ use crate::store::referrers::{
 use crate::store::{Layout, ResolvedImage};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use ureq::http;
 
@@ -70,16 +70,25 @@ pub fn push_referrers(
         mount_from: None,
         chunk_size: options.chunk_size,
     };
+    let parallel = match options.parallel {
+        0 => DEFAULT_PARALLEL,
+        n => n,
+    };
     let mut pushed = 0;
     let mut level = vec![(image.manifest_digest.clone(), first)];
     for _ in 0..MAX_REFERRER_DEPTH {
         let mut next = Vec::new();
         for (subject, referrers) in &level {
+            // Every blob first, each once (the `{}` config is shared), a few at a time.
+            let mut seen = BTreeSet::new();
+            let blobs: Vec<Descriptor> = referrers
+                .iter()
+                .flat_map(StoredReferrer::blobs)
+                .filter(|d| seen.insert(d.digest().to_string()))
+                .collect();
+            for_each_bounded(&blobs, parallel, |blob| pusher.blob(blob))?;
             let mut unindexed = Vec::new();
             for referrer in referrers {
-                for blob in referrer.blobs() {
-                    pusher.blob(&blob)?;
-                }
                 if !put_referrer(&client, &scopes, referrer, subject)? {
                     unindexed.push(referrer);
                 }
