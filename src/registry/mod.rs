@@ -83,6 +83,16 @@ pub struct RegistryOptions {
     pub transfer: TransferLimits,
 }
 
+impl RegistryOptions {
+    /// Blobs in flight at once: `parallel`, or the default when it is 0.
+    pub(crate) fn parallelism(&self) -> usize {
+        match self.parallel {
+            0 => push::DEFAULT_PARALLEL,
+            n => n,
+        }
+    }
+}
+
 /// How often and how patiently to retry 5xx, 429 and broken connections.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {

@@ -10,7 +10,7 @@
 //! for byte, under their Docker media type.
 
 use super::client::{Call, Client, Payload};
-use super::push::{for_each_bounded, DEFAULT_PARALLEL};
+use super::push::for_each_bounded;
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferLimits, TransferProgress};
 use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest};
@@ -90,10 +90,7 @@ pub fn pull(
     let mut blobs = vec![manifest.config().clone()];
     blobs.extend(manifest.layers().iter().cloned());
     blobs.retain(|d| seen.insert(d.digest().to_string()));
-    let parallel = match options.parallel {
-        0 => DEFAULT_PARALLEL,
-        n => n,
-    };
+    let parallel = options.parallelism();
     for_each_bounded(&blobs, parallel, |blob| puller.blob(blob))?;
     layout.put_bytes(&document.bytes)?;
     progress.on_manifest(&document.digest, &document.media_type);

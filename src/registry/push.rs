@@ -75,10 +75,7 @@ pub fn push(
         .iter()
         .filter(|d| seen.insert(d.digest().to_string()))
         .collect();
-    let parallel = match options.parallel {
-        0 => DEFAULT_PARALLEL,
-        n => n,
-    };
+    let parallel = options.parallelism();
     for_each_bounded(&layers, parallel, |layer| pusher.blob(layer))?;
     pusher.manifest(image, dest)
 }

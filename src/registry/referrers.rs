@@ -24,7 +24,7 @@
 
 use super::client::{Call, Client, Payload};
 use super::pull::{get_manifest, Puller};
-use super::push::{for_each_bounded, Pusher, DEFAULT_PARALLEL};
+use super::push::{for_each_bounded, Pusher};
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferProgress};
 use crate::attest::{COSIGN_SIGNATURE_ARTIFACT, EMPTY_CONFIG, SIMPLE_SIGNING};
 use crate::image::{media, Digest};
@@ -70,10 +70,7 @@ pub fn push_referrers(
         mount_from: None,
         chunk_size: options.chunk_size,
     };
-    let parallel = match options.parallel {
-        0 => DEFAULT_PARALLEL,
-        n => n,
-    };
+    let parallel = options.parallelism();
     let mut pushed = 0;
     let mut level = vec![(image.manifest_digest.clone(), first)];
     for _ in 0..MAX_REFERRER_DEPTH {
