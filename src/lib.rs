@@ -11,7 +11,9 @@
 //!    the delivery (build, test gate, push, final state) that both edges call;
 //! 3. `source` (folders, git, artifacts), `manifest` (app, badger and DU manifests),
 //!    `transport` (references as sources and sinks; its registry side is implemented by
-//!    `registry`), `store` (the OCI layout), `layer` (tar layers, diffs), and the sandbox
+//!    `registry`), `store` (the OCI layout), `layer` (tar layers, diffs), `attest` (the
+//!    supply-chain attachments of a DU and the OCI referrers that carry them; its media
+//!    types are the names `store` and `registry` use for referrers), and the sandbox
 //!    crate `runtime`, which knows no image;
 //! 4. `image`: digests, references, media types, platforms, the config editor.
 //!

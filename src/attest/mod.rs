@@ -5,10 +5,23 @@ pub mod cosign;
 pub mod dsse;
 pub mod keys;
 pub mod provenance;
+pub mod referrers;
 
-/// The media type of a cosign signature layer: the simple signing payload it signs.
+/// SPDX 2.3 JSON (an SBOM's artifact type).
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// CycloneDX JSON (an SBOM's artifact type).
+pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
+/// The artifact type of a provenance statement.
+pub const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
+/// The layer media type of a signed statement.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The layer media type of a cosign signature.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-/// The `artifactType` of a cosign signature manifest kept as an OCI 1.1 referrer.
+/// The artifact type of a cosign signature manifest.
 pub const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
-/// The layer annotation that holds the base64 signature of the layer's payload.
+/// The layer annotation that holds a cosign signature (base64).
 pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The manifest annotation naming an attestation's predicate type.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "in-toto.io/predicate-type";
+/// The `{}` config of artifacts.
+pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";

@@ -195,7 +195,10 @@ pub fn cancel_on_signals() -> anyhow::Result<CancelHandle> {
 }
 
 /// `KEY=VALUE` entries of a flag, split.
-fn key_values(flag: &str, entries: &[String]) -> Result<Vec<(String, String)>, UsageError> {
+pub(super) fn key_values(
+    flag: &str,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, UsageError> {
     entries
         .iter()
         .map(|entry| match entry.split_once('=') {

@@ -20,6 +20,9 @@ pub struct ImagesArgs {
 pub struct InspectArgs {
     /// The image: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker://….
     reference: String,
+    /// Print only the image's referrers (SBOMs, provenance, signatures), as a table.
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -111,6 +114,10 @@ pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
     let image = &opened.image;
     let manifest: Value = serde_json::from_slice(&image.manifest_bytes)?;
     let config: Value = serde_json::from_slice(&image.config_bytes)?;
+    let referrers = referrer_rows(&opened.layout, &image.manifest_digest)?;
+    if args.referrers {
+        return print_referrers(&referrers);
+    }
     let document = json!({
         "name": image.name,
         "digest": image.manifest_digest.to_string(),
@@ -118,8 +125,58 @@ pub fn inspect(context: &Context, args: InspectArgs) -> anyhow::Result<i32> {
         "annotations": manifest.get("annotations").cloned().unwrap_or(json!({})),
         "manifest": manifest,
         "config": config,
+        "referrers": referrers,
     });
     result_line(serde_json::to_string_pretty(&document)?)?;
+    Ok(SUCCESS)
+}
+
+/// The referrers of `subject` as JSON rows: artifactType, digest, size, and the
+/// annotations worth showing (the predicate type first among them).
+fn referrer_rows(layout: &Layout, subject: &crate::image::Digest) -> anyhow::Result<Vec<Value>> {
+    let referrers = crate::attest::referrers::list(layout, subject)?;
+    Ok(referrers
+        .iter()
+        .map(|r| {
+            json!({
+                "artifactType": r.artifact_type,
+                "digest": r.descriptor.digest().to_string(),
+                "size": r.descriptor.size(),
+                "annotations": r.annotations,
+            })
+        })
+        .collect())
+}
+
+/// `inspect --referrers`: one row per referrer. Types and annotations come from the
+/// image's documents: escaped, so that a row stays one row.
+fn print_referrers(rows: &[Value]) -> anyhow::Result<i32> {
+    result_line(format_args!(
+        "{:<44}  {:<19}  {:>9}  DETAILS",
+        "ARTIFACT TYPE", "DIGEST", "SIZE"
+    ))?;
+    for row in rows {
+        let digest = row["digest"].as_str().unwrap_or_default();
+        let annotations = row["annotations"].as_object().cloned().unwrap_or_default();
+        let predicate = annotations
+            .get(crate::attest::PREDICATE_TYPE_ANNOTATION)
+            .and_then(Value::as_str);
+        let details = match predicate {
+            Some(predicate) => format!("predicate {predicate}"),
+            None => annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        result_line(format_args!(
+            "{:<44}  {:<19}  {:>9}  {}",
+            escape_controls(row["artifactType"].as_str().unwrap_or_default(), &[]),
+            &digest[..digest.len().min(19)],
+            human_size(row["size"].as_u64().unwrap_or(0)),
+            escape_controls(&details, &[]),
+        ))?;
+    }
     Ok(SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 //! once, as a chain, on stderr; stdout carries only results (a digest, a listing, JSON) so
 //! that scripts can read it.
 
+mod attach;
 mod badger;
 mod build;
 mod client;
@@ -66,6 +67,9 @@ enum Command {
     Images(WithStore<images::ImagesArgs>),
     /// Print an image's manifest, config and annotations as JSON.
     Inspect(WithStore<images::InspectArgs>),
+    /// Attach a file (an SBOM, notes, a signature) to an image of the store as an OCI
+    /// referrer.
+    Attach(WithStore<attach::AttachArgs>),
     /// Remove names from the store (their blobs stay until `gc`).
     Rmi(WithStore<images::RmiArgs>),
     /// Remove blobs that no name reaches.
@@ -130,6 +134,7 @@ impl Command {
             | Command::Import(WithStore { store, .. })
             | Command::Images(WithStore { store, .. })
             | Command::Inspect(WithStore { store, .. })
+            | Command::Attach(WithStore { store, .. })
             | Command::Rmi(WithStore { store, .. })
             | Command::Gc(WithStore { store, .. })
             | Command::Unpack(WithStore { store, .. })
@@ -231,6 +236,7 @@ fn run_command_line() -> i32 {
         Command::Import(args) => import::run(&context, args.args),
         Command::Images(args) => images::images(&context, args.args),
         Command::Inspect(args) => images::inspect(&context, args.args),
+        Command::Attach(args) => attach::run(&context, args.args),
         Command::Rmi(args) => images::rmi(&context, args.args),
         Command::Gc(args) => images::gc(&context, args.args),
         Command::Unpack(args) => unpack::run(&context, args.args),

@@ -1,11 +1,12 @@
 //! `push SRC DEST`: copies an image between any two transports. Blobs the destination has
-//! are skipped; the name is written last. Prints the manifest digest on stdout.
+//! are skipped; the name is written last. The image's referrers come along unless
+//! `--no-referrers` leaves them out. Prints the manifest digest on stdout.
 
 use super::exit::SUCCESS;
 use super::output::{result_line, CliReporter};
 use super::Context;
 use crate::image::ImageReference;
-use crate::transport::{describe, open_image, write_image};
+use crate::transport::{describe, open_image_with, write_image_with, Referrers};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -19,6 +20,9 @@ pub struct PushArgs {
     /// Where to: NAME[:TAG], oci:DIR[:NAME], oci-archive:FILE[:NAME],
     /// docker-archive:FILE[:NAME:TAG], docker://HOST[:PORT]/REPO[:TAG].
     destination: String,
+    /// Copy the image alone, without its referrers (SBOMs, provenance, signatures).
+    #[arg(long)]
+    no_referrers: bool,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
 }
@@ -28,13 +32,19 @@ pub fn run(context: &Context, args: PushArgs) -> anyhow::Result<i32> {
     let destination: ImageReference = args.destination.parse()?;
     let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
-    let opened = open_image(&source, &context.store, Some(&client), &reporter)?;
-    let digest = write_image(
+    let referrers = if args.no_referrers {
+        Referrers::Leave
+    } else {
+        Referrers::Carry
+    };
+    let opened = open_image_with(&source, &context.store, Some(&client), &reporter, referrers)?;
+    let digest = write_image_with(
         &opened,
         &destination,
         &context.store,
         Some(&client),
         &reporter,
+        referrers,
     )?;
     if !context.quiet {
         eprintln!(

@@ -7,7 +7,7 @@ use super::Context;
 use crate::image::ImageReference;
 use crate::pipeline::registry_cache::RegistryCache;
 use crate::registry::{ClientPerRegistry, Credentials, RegistryClient, RegistryOptions};
-use crate::transport::{copy_image, describe, open_image};
+use crate::transport::{copy_with_referrers, describe, open_image_with, Referrers};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -148,6 +148,9 @@ pub struct PullArgs {
     /// The store name (default: the repository and tag, e.g. badgers/python:3.11).
     #[arg(long, short)]
     tag: Option<String>,
+    /// Pull the image alone, without its referrers (SBOMs, provenance, signatures).
+    #[arg(long)]
+    no_referrers: bool,
     #[command(flatten)]
     registry: RegistryFlags,
 }
@@ -200,15 +203,20 @@ pub fn pull(context: &Context, args: PullArgs) -> anyhow::Result<i32> {
     crate::image::reference::validate_name(&name, &name)?;
     let reporter = CliReporter::new(context.quiet);
     let client = args.registry.client()?;
-    let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
-    let layout = crate::store::Layout::open_or_create(&context.store)?;
-    let digest = copy_image(
-        &opened.layout,
-        &opened.image,
-        &layout,
-        Some(&name),
+    let referrers = if args.no_referrers {
+        Referrers::Leave
+    } else {
+        Referrers::Carry
+    };
+    let opened = open_image_with(
+        &reference,
+        &context.store,
+        Some(&client),
         &reporter,
+        referrers,
     )?;
+    let layout = crate::store::Layout::open_or_create(&context.store)?;
+    let digest = copy_with_referrers(&opened, &layout, Some(&name), &reporter, referrers)?;
     if !context.quiet {
         eprintln!("{:>12} {} as {name}", "Pulled", describe(&reference));
     }

@@ -259,17 +259,7 @@ pub fn push(
     transport::write_image(&opened, destination, store, registry, reporter)
 }
 
-/// An error and its causes on one line, for records, logs and HTTP answers.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::error_class::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@
 //! calls. It adds no protocol of its own.
 
 use super::{
-    pull, pull::fetch_manifest, push, NoProgress, RegistryOptions, RegistryTarget, TransferProgress,
+    pull, pull::fetch_manifest, pull_referrers, push, push_referrers, NoProgress, RegistryOptions,
+    RegistryTarget, TransferProgress,
 };
 use crate::image::{Digest, ImageReference};
 use crate::report::Reporter;
@@ -40,6 +41,19 @@ impl TransferProgress for ReporterProgress<'_> {
     }
     fn on_manifest(&self, digest: &Digest, _media_type: &str) {
         self.0.status("Manifest", &digest.to_string());
+    }
+    fn on_warning(&self, message: &str) {
+        self.0.warning(message);
+    }
+}
+
+/// A registry error as the transport layer reports it.
+fn transport_error(
+    reference: &ImageReference,
+) -> impl FnOnce(super::RegistryError) -> TransportError + '_ {
+    move |e| TransportError::Registry {
+        reference: reference.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -87,6 +101,32 @@ impl RegistryTransport for RegistryClient {
         })
     }
 
+    fn pull_referrers(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        subject: &oci_spec::image::Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError> {
+        let source = target(reference)?;
+        let progress = ReporterProgress(reporter);
+        pull_referrers(&source, layout, subject, &self.options, &progress)
+            .map_err(transport_error(reference))
+    }
+
+    fn push_referrers(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError> {
+        let dest = target(reference)?;
+        let progress = ReporterProgress(reporter);
+        push_referrers(layout, image, &dest, &self.options, &progress)
+            .map_err(transport_error(reference))
+    }
+
     fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {
         let source = target(reference)?;
         fetch_manifest(&source, &self.options, &NoProgress).map_err(|e| TransportError::Registry {
@@ -120,6 +160,26 @@ impl<T: ClientPerRegistry> RegistryTransport for T {
         reporter: &dyn Reporter,
     ) -> Result<Digest, TransportError> {
         (self.client_for(reference)).push(layout, image, reference, reporter)
+    }
+
+    fn pull_referrers(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        subject: &oci_spec::image::Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError> {
+        (self.client_for(reference)).pull_referrers(reference, layout, subject, reporter)
+    }
+
+    fn push_referrers(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError> {
+        (self.client_for(reference)).push_referrers(layout, image, reference, reporter)
     }
 
     fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError> {

@@ -21,6 +21,8 @@
 //! Order of a push, chosen so that a registry never holds a manifest whose blobs are
 //! missing and an interrupted push, rerun, uploads only what is missing: HEAD each blob,
 //! mount or upload what is missing (config first, then layers), and PUT the manifest last.
+//! The image's referrers follow it (`referrers`): their blobs, their manifests by digest,
+//! then the fallback tags a registry without the referrers API needs.
 
 pub(crate) mod auth;
 mod bridge;
@@ -29,6 +31,7 @@ pub mod credentials;
 mod pull;
 mod push;
 mod rate;
+mod referrers;
 mod target;
 mod tls;
 
@@ -37,6 +40,7 @@ pub use credentials::{login, logout, CredentialError, Credentials};
 pub use pull::pull;
 pub use push::push;
 pub use rate::TransferLimits;
+pub use referrers::{pull_referrers, push_referrers};
 pub use target::RegistryTarget;
 pub use tls::TlsError;
 
@@ -79,6 +83,16 @@ pub struct RegistryOptions {
     pub transfer: TransferLimits,
 }
 
+impl RegistryOptions {
+    /// Blobs in flight at once: `parallel`, or the default when it is 0.
+    pub(crate) fn parallelism(&self) -> usize {
+        match self.parallel {
+            0 => push::DEFAULT_PARALLEL,
+            n => n,
+        }
+    }
+}
+
 /// How often and how patiently to retry 5xx, 429 and broken connections.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -114,6 +128,9 @@ pub trait TransferProgress: Sync {
     fn on_retry(&self, _what: &str, _attempt: u32, _delay: Duration, _reason: &str) {}
     /// The manifest was written (push) or read (pull).
     fn on_manifest(&self, _digest: &Digest, _media_type: &str) {}
+    /// Something was left out or replaced, and the transfer goes on (a registry's
+    /// referrer that names another subject, a fallback tag that is not an index).
+    fn on_warning(&self, _message: &str) {}
 }
 
 /// A [`TransferProgress`] that ignores everything.

@@ -10,7 +10,7 @@
 //! for byte, under their Docker media type.
 
 use super::client::{Call, Client, Payload};
-use super::push::{for_each_bounded, DEFAULT_PARALLEL};
+use super::push::for_each_bounded;
 use super::{RegistryError, RegistryOptions, RegistryTarget, TransferLimits, TransferProgress};
 use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest};
@@ -90,10 +90,7 @@ pub fn pull(
     let mut blobs = vec![manifest.config().clone()];
     blobs.extend(manifest.layers().iter().cloned());
     blobs.retain(|d| seen.insert(d.digest().to_string()));
-    let parallel = match options.parallel {
-        0 => DEFAULT_PARALLEL,
-        n => n,
-    };
+    let parallel = options.parallelism();
     for_each_bounded(&blobs, parallel, |blob| puller.blob(blob))?;
     layout.put_bytes(&document.bytes)?;
     progress.on_manifest(&document.digest, &document.media_type);
@@ -136,16 +133,16 @@ pub fn fetch_manifest(
 }
 
 /// A manifest or index as fetched.
-struct Document {
-    bytes: Vec<u8>,
-    media_type: String,
-    digest: Digest,
+pub(super) struct Document {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
 }
 
-struct Puller<'a, 'p> {
-    client: &'a Client<'p>,
-    layout: &'a Layout,
-    scopes: &'a str,
+pub(super) struct Puller<'a, 'p> {
+    pub client: &'a Client<'p>,
+    pub layout: &'a Layout,
+    pub scopes: &'a str,
 }
 
 impl Puller<'_, '_> {
@@ -173,7 +170,7 @@ impl Puller<'_, '_> {
     }
 
     /// One blob into the layout, restarted when the stream breaks or does not verify.
-    fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    pub(super) fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
         let digest = crate::store::image::descriptor_digest(self.layout, descriptor)?;
         let size = descriptor.size();
         let progress = self.client.progress;
@@ -290,7 +287,7 @@ impl<R: Read> Read for NetworkReader<'_, R> {
 
 /// `GET /manifests/{reference}`, read whole (it is small, at most `DOCUMENT_LIMIT`),
 /// checked against `expected`.
-fn get_manifest(
+pub(super) fn get_manifest(
     client: &Client<'_>,
     scopes: &str,
     reference: &str,

@@ -75,10 +75,7 @@ pub fn push(
         .iter()
         .filter(|d| seen.insert(d.digest().to_string()))
         .collect();
-    let parallel = match options.parallel {
-        0 => DEFAULT_PARALLEL,
-        n => n,
-    };
+    let parallel = options.parallelism();
     for_each_bounded(&layers, parallel, |layer| pusher.blob(layer))?;
     pusher.manifest(image, dest)
 }
@@ -123,12 +120,12 @@ fn descriptor_digest(descriptor: &Descriptor, layout: &Layout) -> Result<Digest,
     Ok(crate::store::image::descriptor_digest(layout, descriptor)?)
 }
 
-struct Pusher<'a, 'p> {
-    client: &'a Client<'p>,
-    layout: &'a Layout,
-    scopes: &'a str,
-    mount_from: Option<&'a str>,
-    chunk_size: Option<u64>,
+pub(super) struct Pusher<'a, 'p> {
+    pub client: &'a Client<'p>,
+    pub layout: &'a Layout,
+    pub scopes: &'a str,
+    pub mount_from: Option<&'a str>,
+    pub chunk_size: Option<u64>,
 }
 
 /// How a blob got to the registry.
@@ -152,7 +149,7 @@ impl Pusher<'_, '_> {
     }
 
     /// One blob, restarted from its HEAD when an attempt fails in a retryable way.
-    fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
+    pub(super) fn blob(&self, descriptor: &Descriptor) -> Result<(), RegistryError> {
         let digest = descriptor_digest(descriptor, self.layout)?;
         let size = descriptor.size();
         let attempts = self.client.retry.attempts.max(1);

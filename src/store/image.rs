@@ -5,6 +5,7 @@
 
 use super::layout::{Layout, LayoutError};
 use super::lease::{ExclusiveLease, Swept};
+use super::referrers::is_referrer_entry;
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::platform::{self, Platform};
 use crate::image::{media, Digest, DigestError};
@@ -97,6 +98,14 @@ pub enum ImageError {
         name: String,
         digest: Digest,
     },
+    #[error("{subject} in {layout} has more than {limit} referrers; refused")]
+    TooManyReferrers {
+        layout: PathBuf,
+        subject: Digest,
+        limit: usize,
+    },
+    #[error("manifest {digest} in {layout} names no subject, so it refers to nothing")]
+    NotAReferrer { layout: PathBuf, digest: Digest },
 }
 
 impl Classify for ImageError {
@@ -111,7 +120,9 @@ impl Classify for ImageError {
             | ImageError::BadDocument { .. }
             | ImageError::NoPlatform { .. }
             | ImageError::IndexTooDeep { .. }
-            | ImageError::TooManyLayers { .. } => ErrorClass::Input,
+            | ImageError::TooManyLayers { .. }
+            | ImageError::TooManyReferrers { .. }
+            | ImageError::NotAReferrer { .. } => ErrorClass::Input,
             // The store lost a blob: not the user's input.
             ImageError::Incomplete { .. } => ErrorClass::Failure,
         }
@@ -214,7 +225,14 @@ impl Layout {
                     name: name.to_string(),
                     names: names.clone(),
                 })?,
-            None => match index.manifests().as_slice() {
+            // Referrers (SBOMs, signatures) are not images: "the only image" ignores them.
+            None => match index
+                .manifests()
+                .iter()
+                .filter(|d| !is_referrer_entry(d))
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 [] => {
                     return Err(ImageError::Empty {
                         layout: self.root().to_path_buf(),
@@ -365,17 +383,23 @@ impl Layout {
 
     /// Adds `entry` to `index.json` once every blob it reaches is stored. With a name, the
     /// entry replaces what the name pointed at; without one, it replaces unnamed entries of
-    /// the same digest (as skopeo does for `oci:DIR`).
+    /// the same digest and kind (as skopeo does for `oci:DIR`): a referrer entry replaces
+    /// referrer entries, an image entry image entries.
     pub fn add_entry(&self, entry: Descriptor, name: Option<&str>) -> Result<(), ImageError> {
         let _lock = self.lock()?;
         self.check_complete(&entry, name.unwrap_or("(unnamed)"))?;
         let digest = entry.digest().to_string();
+        let referrer = is_referrer_entry(&entry);
         self.update_index_locked(|index| {
             let mut manifests = index.manifests().clone();
             match name {
                 Some(name) => manifests.retain(|d| ref_name(d) != Some(name)),
                 None => {
-                    manifests.retain(|d| d.digest().to_string() != digest || ref_name(d).is_some());
+                    manifests.retain(|d| {
+                        d.digest().to_string() != digest
+                            || ref_name(d).is_some()
+                            || is_referrer_entry(d) != referrer
+                    });
                 }
             }
             manifests.push(entry);
@@ -411,13 +435,23 @@ impl Layout {
     }
 
     /// Removes every blob that no entry of `index.json` reaches, and the temp files of
-    /// writers that died. The caller holds the store exclusively (no writer is between its
+    /// writers that died. Referrer entries count only while their subject is reached (see
+    /// `referrers`): the others leave `index.json` first, and their blobs go with them. The caller holds the store exclusively (no writer is between its
     /// first blob and its name); the index lock is held too, so no name is added while
     /// blobs are marked and swept. Linear in the blobs: reachable digests are a set.
     pub fn gc(&self, _held: &ExclusiveLease) -> Result<GcReport, ImageError> {
         let _lock = self.lock()?;
         let index = self.read_index()?;
-        let reachable = self.reach(index.manifests().iter(), false)?;
+        let images = index.manifests().iter().filter(|d| !is_referrer_entry(d));
+        let mut reachable = self.reach(images, false)?;
+        let dead = self.dead_referrers(&index, &mut reachable)?;
+        if !dead.is_empty() {
+            self.update_index_locked(|index| {
+                let mut manifests = index.manifests().clone();
+                manifests.retain(|d| !dead.contains(d));
+                index.set_manifests(manifests);
+            })?;
+        }
         let mut report = GcReport::default();
         let blobs = self.root().join("blobs").join("sha256");
         let entries = fs::read_dir(&blobs).map_err(|source| {
@@ -439,6 +473,14 @@ impl Layout {
         }
         report.swept = self.sweep_temp();
         Ok(report)
+    }
+
+    /// What `roots` reach, as `gc` walks it (unreadable documents are skipped).
+    pub(super) fn reach_documents<'a>(
+        &self,
+        roots: impl IntoIterator<Item = &'a Descriptor>,
+    ) -> Result<HashSet<Digest>, ImageError> {
+        self.reach(roots, false)
     }
 
     /// The digests `roots` reach: indexes, manifests, configs, layers. A worklist, not

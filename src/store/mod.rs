@@ -4,18 +4,21 @@
 //! oci-image-tool read the store as `oci:STORE:NAME`. This module resolves names to
 //! images, tags (only complete images), untags and collects garbage under the store lease
 //! (`lease`); it guards the private cache folder (`cache`) and the owned scratch folders
-//! of pulls and builds (`scratch`). It never touches a registry.
+//! of pulls and builds (`scratch`). Referrers (artifacts whose subject is an image) are
+//! unnamed entries with `artifactType` (`referrers`). It never touches a registry.
 
 pub mod cache;
 pub mod image;
 pub mod layout;
 pub mod lease;
+pub mod referrers;
 pub mod scratch;
 
 pub use cache::CacheError;
 pub use image::{ImageError, ResolvedImage};
 pub use layout::{BlobWriter, Layout, LayoutError, VerifiedBlob};
 pub use lease::{ExclusiveLease, StoreLease};
+pub use referrers::StoredReferrer;
 
 use std::path::PathBuf;
 

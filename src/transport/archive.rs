@@ -5,7 +5,7 @@
 //! fixed owners, modes and mtimes, so the same image always gives the same archive bytes;
 //! the archive appears at its path only when complete (temp file, then rename).
 
-use super::{copy_image, OpenedImage, TransportError};
+use super::{copy_with_referrers, OpenedImage, Referrers, TransportError};
 use crate::image::Digest;
 use crate::io_at::IoAt;
 use crate::report::Reporter;
@@ -110,6 +110,7 @@ pub(super) fn write_oci_archive(
     path: &Path,
     name: Option<&str>,
     reporter: &dyn Reporter,
+    referrers: Referrers,
 ) -> Result<Digest, TransportError> {
     let parent = parent_dir(path);
     let staging = tempfile::Builder::new()
@@ -117,7 +118,7 @@ pub(super) fn write_oci_archive(
         .tempdir_in(&parent)
         .map_err(IoAt::at(&parent, "create a temp dir in"))?;
     let layout = Layout::open_or_create(&staging.path().join("layout"))?;
-    let digest = copy_image(&source.layout, &source.image, &layout, name, reporter)?;
+    let digest = copy_with_referrers(source, &layout, name, reporter, referrers)?;
 
     let mut files = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
     let mut blobs: Vec<PathBuf> = fs::read_dir(layout.root().join("blobs/sha256"))

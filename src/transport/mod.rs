@@ -6,16 +6,17 @@
 //! temporary layout that lives as long as the [`OpenedImage`]. A sink receives the blobs
 //! of an opened image: layouts copy them (skipping those present) and tag, an
 //! `oci-archive:` is a layout tarred deterministically, a `docker-archive:` is what
-//! `docker save` writes. Registries (`docker://`) are the `registry` module's business;
+//! `docker save` writes. Referrers of the image (SBOMs, provenance, signatures) travel
+//! with it between layouts, archives and registries unless left out. Registries (`docker://`) are the `registry` module's business;
 //! this module hands them over. Nothing here prints: progress goes to a [`Reporter`].
 
 mod archive;
 mod docker_archive;
 mod layout_copy;
 
-pub use layout_copy::{copy_blobs, copy_image};
+pub use layout_copy::{copy_blobs, copy_image, copy_referrers};
 
-use crate::error_class::{Classify, ErrorClass};
+use crate::error_class::{error_chain, Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::io_at::IoAt;
 use crate::layer::LayerError;
@@ -111,6 +112,23 @@ pub trait RegistryTransport {
         reference: &ImageReference,
         reporter: &dyn Reporter,
     ) -> Result<Digest, TransportError>;
+    /// Pulls the referrers of `subject` (pulled already into `layout`) into `layout`;
+    /// returns how many were stored.
+    fn pull_referrers(
+        &self,
+        reference: &ImageReference,
+        layout: &Layout,
+        subject: &oci_spec::image::Descriptor,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError>;
+    /// Pushes the referrers of `image` (stored in `layout`) next to it; returns how many.
+    fn push_referrers(
+        &self,
+        layout: &Layout,
+        image: &ResolvedImage,
+        reference: &ImageReference,
+        reporter: &dyn Reporter,
+    ) -> Result<usize, TransportError>;
     /// The manifest `reference` names, read whole (bounded) and checked against the
     /// reference's digest when it has one: its bytes and digest. No blob is fetched.
     fn manifest(&self, reference: &ImageReference) -> Result<(Vec<u8>, Digest), TransportError>;
@@ -141,13 +159,32 @@ pub fn open_store(store: &Path) -> Result<Layout, TransportError> {
     Ok(Layout::open(store)?)
 }
 
+/// Whether the referrers of an image travel with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Referrers {
+    Carry,
+    Leave,
+}
+
 /// Opens the image a reference names. `store` is the local store's folder; temporary
-/// layouts go to the system temp dir (the store may be read-only for this user).
+/// layouts go to the system temp dir (the store may be read-only for this user). The
+/// referrers of a registry image are fetched too.
 pub fn open_image(
     reference: &ImageReference,
     store: &Path,
     registry: Option<&dyn RegistryTransport>,
     reporter: &dyn Reporter,
+) -> Result<OpenedImage, TransportError> {
+    open_image_with(reference, store, registry, reporter, Referrers::Carry)
+}
+
+/// [`open_image`], fetching a registry image's referrers or not.
+pub fn open_image_with(
+    reference: &ImageReference,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    reporter: &dyn Reporter,
+    referrers: Referrers,
 ) -> Result<OpenedImage, TransportError> {
     let text = describe(reference);
     let (layout, name, temp) = match reference {
@@ -177,6 +214,18 @@ pub fn open_image(
                 source: "no registry client is configured".into(),
             })?;
             let descriptor = registry.pull(reference, &layout, reporter)?;
+            // The image is what was asked for; a registry that cannot list or serve its
+            // referrers costs them, with a word, not the pull.
+            if referrers == Referrers::Carry {
+                if let Err(error) =
+                    registry.pull_referrers(reference, &layout, &descriptor, reporter)
+                {
+                    reporter.warning(&format!(
+                        "the referrers of {text} were not pulled: {}",
+                        error_chain(&error)
+                    ));
+                }
+            }
             let image = layout.resolve_descriptor(&descriptor)?;
             return Ok(OpenedImage {
                 layout,
@@ -195,7 +244,8 @@ pub fn open_image(
     })
 }
 
-/// Writes an opened image to a destination and returns the manifest digest there.
+/// Writes an opened image, with its referrers, to a destination and returns the manifest
+/// digest there.
 pub fn write_image(
     source: &OpenedImage,
     destination: &ImageReference,
@@ -203,23 +253,37 @@ pub fn write_image(
     registry: Option<&dyn RegistryTransport>,
     reporter: &dyn Reporter,
 ) -> Result<Digest, TransportError> {
+    write_image_with(
+        source,
+        destination,
+        store,
+        registry,
+        reporter,
+        Referrers::Carry,
+    )
+}
+
+/// [`write_image`], with the referrers or without. A `docker-archive:` has no place for
+/// them.
+pub fn write_image_with(
+    source: &OpenedImage,
+    destination: &ImageReference,
+    store: &Path,
+    registry: Option<&dyn RegistryTransport>,
+    reporter: &dyn Reporter,
+    referrers: Referrers,
+) -> Result<Digest, TransportError> {
     match destination {
         ImageReference::Store { name } => {
             let layout = Layout::open_or_create(store)?;
-            copy_image(&source.layout, &source.image, &layout, Some(name), reporter)
+            copy_with_referrers(source, &layout, Some(name), reporter, referrers)
         }
         ImageReference::Layout { path, name } => {
             let layout = Layout::open_or_create(path)?;
-            copy_image(
-                &source.layout,
-                &source.image,
-                &layout,
-                name.as_deref(),
-                reporter,
-            )
+            copy_with_referrers(source, &layout, name.as_deref(), reporter, referrers)
         }
         ImageReference::OciArchive { path, name } => {
-            archive::write_oci_archive(source, path, name.as_deref(), reporter)
+            archive::write_oci_archive(source, path, name.as_deref(), reporter, referrers)
         }
         ImageReference::DockerArchive { path, name } => {
             docker_archive::write_docker_archive(source, path, name.as_deref(), reporter)
@@ -229,9 +293,28 @@ pub fn write_image(
                 reference: describe(destination),
                 source: "no registry client is configured".into(),
             })?;
-            registry.push(&source.layout, &source.image, destination, reporter)
+            let digest = registry.push(&source.layout, &source.image, destination, reporter)?;
+            if referrers == Referrers::Carry {
+                registry.push_referrers(&source.layout, &source.image, destination, reporter)?;
+            }
+            Ok(digest)
         }
     }
+}
+
+/// Copies the image into a layout and names it, then (when carried) its referrers.
+pub fn copy_with_referrers(
+    source: &OpenedImage,
+    destination: &Layout,
+    name: Option<&str>,
+    reporter: &dyn Reporter,
+    referrers: Referrers,
+) -> Result<Digest, TransportError> {
+    let digest = copy_image(&source.layout, &source.image, destination, name, reporter)?;
+    if referrers == Referrers::Carry {
+        copy_referrers(&source.layout, &digest, destination, reporter)?;
+    }
+    Ok(digest)
 }
 
 /// A reference as the user would write it, for messages.

@@ -142,26 +142,49 @@ impl Registry {
 
     /// The OCI manifest `tag` of `repo` names, as JSON (plain-HTTP registries).
     pub fn oci_manifest(&self, repo: &str, tag: &str) -> serde_json::Value {
+        self.document(repo, tag, OCI_MANIFEST)
+            .expect("the registry has the manifest")
+    }
+
+    /// The document under `reference` of `repo`, asked for as `accept`; `None` when the
+    /// registry has none (or it is not JSON).
+    pub fn document(&self, repo: &str, reference: &str, accept: &str) -> Option<serde_json::Value> {
         let got = Cmd::program("curl")
-            .args(["-sf", "-H", &format!("Accept: {OCI_MANIFEST}")])
-            .arg(format!("http://{}/v2/{repo}/manifests/{tag}", self.host()))
-            .run()
-            .ok();
-        serde_json::from_str(&got.stdout).unwrap()
+            .args(["-sf", "-H", &format!("Accept: {accept}")])
+            .arg(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.host()
+            ))
+            .run();
+        serde_json::from_str(&got.stdout).ok()
     }
 
     /// Puts the OCI `manifest` under `tag` of `repo` (its blobs must be in the repository).
     pub fn put_oci_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) {
+        self.put_document(repo, tag, OCI_MANIFEST, manifest);
+    }
+
+    /// Puts `document` (a manifest or index of `media_type`) under `reference` of `repo`.
+    pub fn put_document(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        document: &serde_json::Value,
+    ) {
         Cmd::program("curl")
             .args([
                 "-sf",
                 "-X",
                 "PUT",
                 "-H",
-                &format!("Content-Type: {OCI_MANIFEST}"),
+                &format!("Content-Type: {media_type}"),
             ])
-            .args(["--data-binary", &manifest.to_string()])
-            .arg(format!("http://{}/v2/{repo}/manifests/{tag}", self.host()))
+            .args(["--data-binary", &document.to_string()])
+            .arg(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.host()
+            ))
             .run()
             .ok();
     }

@@ -1,0 +1,365 @@
+//! OCI 1.1 referrers through the real binary: `attach`, then `push`/`pull` through Debian's
+//! `docker-registry` 2.8 (no referrers API: the `sha256-<hex>` fallback tag and cosign's
+//! `.sig` tag are what it holds), `oci:` and `oci-archive:` (read by skopeo, umoci and
+//! oci-image-tool with the referrer entries in them), `--no-referrers`, `gc`, and hostile
+//! registry answers. Run as root and again as `tester`.
+
+mod support;
+
+use serde_json::{json, Value};
+use solum_build::attest::referrers::{attach, list, Attachment};
+use solum_build::attest::{
+    COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, SIMPLE_SIGNING, SPDX_JSON,
+};
+use solum_build::image::Digest;
+use solum_build::store::Layout;
+use std::collections::BTreeMap;
+use std::path::Path;
+use support::registry::{make_image, Mode, Registry};
+use support::{temp_dir, Cmd};
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A store holding the image `app` with an SBOM attached through the CLI and a
+/// cosign-shaped signature attached through the library; the image's digest.
+fn store_with_referrers(store: &Path) -> Digest {
+    let layout = Layout::open_or_create(store).unwrap();
+    let digest = make_image(&layout, "app", 7, &[&[5_000]]);
+    let sbom = store.parent().unwrap().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    Cmd::solum(store)
+        .args(["attach", "app", "--artifact-type", SPDX_JSON])
+        .arg(&sbom)
+        .args(["--annotation", "org.example.kind=sbom"])
+        .run()
+        .ok();
+    let image = layout.resolve(Some("app")).unwrap();
+    let signature = Attachment {
+        artifact_type: COSIGN_SIGNATURE_ARTIFACT.into(),
+        media_type: SIMPLE_SIGNING.into(),
+        bytes: br#"{"critical":{}}"#.to_vec(),
+        annotations: BTreeMap::new(),
+        layer_annotations: BTreeMap::from([(COSIGN_SIGNATURE_ANNOTATION.into(), "c2ln".into())]),
+    };
+    attach(&layout, &image.descriptor, &signature).unwrap();
+    digest
+}
+
+/// The referrer manifest digests of `subject` in a layout, sorted.
+fn referrer_digests(layout: &Path, subject: &Digest) -> Vec<String> {
+    let layout = Layout::open(layout).unwrap();
+    let mut digests: Vec<String> = list(&layout, subject)
+        .unwrap()
+        .iter()
+        .map(|r| r.descriptor.digest().to_string())
+        .collect();
+    digests.sort();
+    digests
+}
+
+/// What the peers say of a layout with referrer entries: umoci lists only the image and
+/// unpacks it, and oci-image-tool accepts every referrer manifest. (oci-image-tool
+/// 1.0.0-rc1 has no `imageLayout` check, and its `--ref name=…` matches every unnamed
+/// entry, an unnamed image's as much as a referrer's, so it cannot pick the image out of
+/// such a layout.)
+fn validate(layout: &Path, name: &str, subject: &Digest) {
+    let listing = Cmd::program("umoci")
+        .args(["ls", "--layout"])
+        .arg(layout)
+        .run()
+        .ok();
+    assert_eq!(listing.stdout.trim(), name, "{}", listing.text());
+    let bundle = tempfile::tempdir().unwrap();
+    let mut unpack = Cmd::program("umoci").arg("unpack");
+    if !support::is_root() {
+        unpack = unpack.arg("--rootless");
+    }
+    unpack
+        .arg("--image")
+        .arg(format!("{}:{name}", layout.display()))
+        .arg(bundle.path().join("bundle"))
+        .run()
+        .ok();
+    for digest in referrer_digests(layout, subject) {
+        let hex = digest.trim_start_matches("sha256:");
+        Cmd::program("oci-image-tool")
+            .args(["validate", "--type", "manifest"])
+            .arg(layout.join("blobs/sha256").join(hex))
+            .run()
+            .ok();
+    }
+}
+
+fn fallback_tag(subject: &Digest) -> String {
+    format!("sha256-{}", subject.hex())
+}
+
+#[test]
+fn referrers_round_trip_through_the_registry_fallback_tag() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let pushed = referrer_digests(&store, &subject);
+    assert_eq!(pushed.len(), 2);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    Cmd::solum(&store)
+        .args(["push", "app"])
+        .arg(&remote)
+        .run()
+        .ok();
+
+    // distribution 2.8 has no referrers API: the fallback index lists both, with their
+    // artifact types; the signature is under the `.sig` tag too.
+    let index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .expect("the fallback tag is there");
+    let mut listed: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, pushed);
+    assert!(index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["artifactType"] == SPDX_JSON && d["annotations"]["org.example.kind"] == "sbom"));
+    let sig = registry
+        .document(
+            "apps/app",
+            &format!("{}.sig", fallback_tag(&subject)),
+            OCI_MANIFEST,
+        )
+        .expect("the .sig tag is there");
+    assert_eq!(sig["layers"][0]["mediaType"], SIMPLE_SIGNING);
+    assert_eq!(
+        sig["layers"][0]["annotations"][COSIGN_SIGNATURE_ANNOTATION],
+        "c2ln"
+    );
+    // Pushing again changes nothing there.
+    Cmd::solum(&store)
+        .args(["push", "app"])
+        .arg(&remote)
+        .run()
+        .ok();
+    let again = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    assert_eq!(again["manifests"].as_array().unwrap().len(), 2);
+
+    let fresh = dir.path().join("fresh");
+    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    assert_eq!(pulled.last_line(), subject.to_string());
+    assert_eq!(referrer_digests(&fresh, &subject), pushed);
+    let table = Cmd::solum(&fresh)
+        .args(["inspect", "--referrers", "apps/app:1"])
+        .run()
+        .ok();
+    assert!(table.stdout.contains(SPDX_JSON), "{}", table.text());
+    assert!(
+        table.stdout.contains("org.example.kind=sbom"),
+        "{}",
+        table.text()
+    );
+
+    let bare = dir.path().join("bare");
+    Cmd::solum(&bare)
+        .args(["pull", "--no-referrers"])
+        .arg(&remote)
+        .run()
+        .ok();
+    assert!(referrer_digests(&bare, &subject).is_empty());
+}
+
+#[test]
+fn oci_and_oci_archive_outputs_carry_referrers_and_peers_read_them() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let expected = referrer_digests(&store, &subject);
+
+    let layout = dir.path().join("layout");
+    let oci = format!("oci:{}:app", layout.display());
+    Cmd::solum(&store)
+        .args(["push", "app"])
+        .arg(&oci)
+        .run()
+        .ok();
+    assert_eq!(referrer_digests(&layout, &subject), expected);
+    // The peers still read a layout (and the store) with referrer entries in it.
+    for layout in [&layout, &store] {
+        validate(layout, "app", &subject);
+    }
+    let inspect = Cmd::program("skopeo")
+        .args(["inspect"])
+        .arg(&oci)
+        .run()
+        .ok();
+    let json: Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(json["Digest"], subject.to_string());
+
+    let archive = dir.path().join("app.tar");
+    let archive_ref = format!("oci-archive:{}:app", archive.display());
+    Cmd::solum(&store)
+        .args(["push", "app"])
+        .arg(&archive_ref)
+        .run()
+        .ok();
+    let back = dir.path().join("back");
+    Cmd::solum(&back)
+        .args(["push"])
+        .arg(&archive_ref)
+        .arg("again")
+        .run()
+        .ok();
+    assert_eq!(referrer_digests(&back, &subject), expected);
+    // The only image of the archive is still found with no name.
+    let unnamed = dir.path().join("unnamed");
+    Cmd::solum(&unnamed)
+        .arg("push")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg("only")
+        .run()
+        .ok();
+
+    let bare = dir.path().join("bare");
+    Cmd::solum(&store)
+        .args(["push", "--no-referrers", "app"])
+        .arg(format!("oci:{}:app", bare.display()))
+        .run()
+        .ok();
+    assert!(referrer_digests(&bare, &subject).is_empty());
+}
+
+#[test]
+fn gc_keeps_a_named_images_referrers_and_drops_a_removed_ones() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let kept = store_with_referrers(&store);
+    let layout = Layout::open(&store).unwrap();
+    let gone = make_image(&layout, "gone", 8, &[&[3_000]]);
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, b"only for the removed image").unwrap();
+    Cmd::solum(&store)
+        .args(["attach", "gone", "--artifact-type", "text/plain"])
+        .arg(&note)
+        .run()
+        .ok();
+    let expected = referrer_digests(&store, &kept);
+    Cmd::solum(&store).args(["rmi", "gone"]).run().ok();
+    Cmd::solum(&store).arg("gc").run().ok();
+    assert_eq!(referrer_digests(&store, &kept), expected);
+    assert!(referrer_digests(&store, &gone).is_empty());
+    assert!(!layout.has_blob(&Digest::of_bytes(b"only for the removed image")));
+    validate(&store, "app", &kept);
+}
+
+#[test]
+fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let layout = Layout::open(&store).unwrap();
+    let other = make_image(&layout, "other", 9, &[&[2_000]]);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    let other_remote = format!("docker://{}/apps/app:other", registry.host());
+    Cmd::solum(&store)
+        .args(["push", "other"])
+        .arg(&other_remote)
+        .run()
+        .ok();
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, b"about the other image").unwrap();
+    Cmd::solum(&store)
+        .args(["attach", "other", "--artifact-type", "text/plain"])
+        .arg(&note)
+        .run()
+        .ok();
+    Cmd::solum(&store)
+        .args(["push", "other"])
+        .arg(&other_remote)
+        .run()
+        .ok();
+
+    // The fallback tag holds a manifest, not an index: the push replaces it, with a word.
+    let image = registry
+        .document("apps/app", "other", OCI_MANIFEST)
+        .unwrap();
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_MANIFEST, &image);
+    let pushed = Cmd::solum(&store)
+        .args(["push", "app"])
+        .arg(&remote)
+        .run()
+        .ok();
+    assert!(
+        pushed.stderr.contains("is not an OCI image index"),
+        "{}",
+        pushed.text()
+    );
+    let index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    assert_eq!(index["mediaType"], OCI_INDEX);
+
+    // The index lists a referrer of the other image: left out, with a word.
+    let other_index = registry
+        .document("apps/app", &fallback_tag(&other), OCI_INDEX)
+        .unwrap();
+    let mut lying = index.clone();
+    let stranger = other_index["manifests"][0].clone();
+    lying["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(stranger.clone());
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_INDEX, &lying);
+    let fresh = dir.path().join("fresh");
+    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    assert!(
+        pulled.stderr.contains("its subject is another manifest"),
+        "{}",
+        pulled.text()
+    );
+    let kept = referrer_digests(&fresh, &subject);
+    assert_eq!(kept, referrer_digests(&store, &subject));
+    let stranger_digest: Digest = stranger["digest"].as_str().unwrap().parse().unwrap();
+    assert!(!Layout::open(&fresh).unwrap().has_blob(&stranger_digest));
+
+    // Too many referrers: none is taken.
+    let mut crowd = index.clone();
+    let one = index["manifests"][0].clone();
+    crowd["manifests"] = json!(vec![one; 300]);
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_INDEX, &crowd);
+    let crowded = dir.path().join("crowded");
+    let pulled = Cmd::solum(&crowded)
+        .args(["pull", "--tag", "app"])
+        .arg(&remote)
+        .run()
+        .ok();
+    assert!(pulled.stderr.contains("more than 256"), "{}", pulled.text());
+    // Only the signature from the `.sig` tag remains: rebuilt as the attachment it was,
+    // it has the same digest as in the first store.
+    let left = referrer_digests(&crowded, &subject);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(referrer_digests(&store, &subject).contains(&left[0]));
+
+    // A fallback tag that is not an index is not read from, with a word.
+    registry.put_document("apps/app", &fallback_tag(&subject), OCI_MANIFEST, &image);
+    let confused = dir.path().join("confused");
+    let pulled = Cmd::solum(&confused).arg("pull").arg(&remote).run().ok();
+    assert!(
+        pulled.stderr.contains("no referrer is read from it"),
+        "{}",
+        pulled.text()
+    );
+    assert_eq!(referrer_digests(&confused, &subject), left);
+}
+
+#[test]
+fn run_again_as_tester() {
+    support::rerun_as_tester();
+}
