@@ -183,31 +183,61 @@ pub fn verify(
         .map_err(|_| CosignError::BadAnnotation)?;
     // The signature first: nothing of an unsigned payload is read.
     key.verify(payload, &signature)?;
-    let value: serde_json::Value =
+    let payload: SignedPayload =
         serde_json::from_slice(payload).map_err(|e| CosignError::BadPayload(e.to_string()))?;
-    let critical = &value["critical"];
-    if critical["type"] != SIGNATURE_TYPE {
+    let critical = payload.critical;
+    if critical.kind != SIGNATURE_TYPE {
         return Err(CosignError::BadPayload(format!(
             "critical.type is not {SIGNATURE_TYPE:?}"
         )));
     }
-    let signed = critical["image"]["docker-manifest-digest"]
-        .as_str()
-        .ok_or_else(|| {
-            CosignError::BadPayload("no critical.image.docker-manifest-digest".into())
-        })?;
+    let signed = critical.image.docker_manifest_digest;
     if signed != expected.to_string() {
         return Err(CosignError::WrongDigest {
-            signed: signed.to_string(),
+            signed,
             expected: expected.clone(),
         });
     }
-    let docker_reference = critical["identity"]["docker-reference"]
-        .as_str()
-        .ok_or_else(|| CosignError::BadPayload("no critical.identity.docker-reference".into()))?;
     Ok(SignedIdentity {
-        docker_reference: docker_reference.to_string(),
+        docker_reference: critical.identity.docker_reference,
     })
+}
+
+/// A simple signing payload as [`verify`] reads it, as strictly as containers/image does:
+/// a key twice (`{"critical":…,"critical":…}`) or a key it does not know, anywhere but in
+/// `optional`, refuses the payload. A lenient reader would take the last of two keys while
+/// another verifier of the same bytes takes the first or refuses: the bytes signed must
+/// mean one thing to every verifier. serde's derived structs refuse duplicate fields.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedPayload {
+    critical: SignedCritical,
+    /// Not read: creator, timestamp or anything a signer adds.
+    #[serde(rename = "optional")]
+    _optional: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedCritical {
+    identity: SignedIdentityField,
+    image: SignedImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedIdentityField {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
 }
 
 /// The tag cosign and containers/image keep the signatures of `digest` under.

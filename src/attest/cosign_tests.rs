@@ -55,6 +55,64 @@ fn an_attachment_verifies_with_the_public_key_and_names_the_digest() {
 }
 
 #[test]
+fn a_signed_payload_with_a_key_twice_or_an_unknown_key_is_refused() {
+    let key = signing_key();
+    let public = key.verifying_key();
+    let expected = digest();
+    let critical = |digest: &str| {
+        format!(
+            "{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{digest}\"}},\
+             \"type\":\"cosign container image signature\"}}"
+        )
+    };
+    let other = Digest::of_bytes(b"other").to_string();
+    let hostile = [
+        // Two `critical` objects: a last-wins reader sees the expected digest, a
+        // first-wins reader (or containers/image, which refuses) another.
+        format!(
+            "{{\"critical\":{},\"critical\":{},\"optional\":null}}",
+            critical(&other),
+            critical(&expected.to_string())
+        ),
+        // The digest twice inside `image`.
+        format!(
+            "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{other}\",\
+             \"docker-manifest-digest\":\"{expected}\"}},\
+             \"type\":\"cosign container image signature\"}},\"optional\":null}}"
+        ),
+        // A field containers/image does not know, in `critical` and at the top.
+        format!(
+            "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{expected}\"}},\"extra\":1,\
+             \"type\":\"cosign container image signature\"}},\"optional\":null}}"
+        ),
+        format!(
+            "{{\"critical\":{},\"optional\":null,\"more\":{{}}}}",
+            critical(&expected.to_string())
+        ),
+    ];
+    for payload in hostile {
+        let signature = STANDARD.encode(key.sign(payload.as_bytes()));
+        let error = verify(payload.as_bytes(), &signature, &public, &expected).unwrap_err();
+        assert!(
+            matches!(error, CosignError::BadPayload(_)),
+            "{payload}: {error}"
+        );
+    }
+
+    // Whitespace and a filled-in `optional` change nothing of what is signed.
+    let spaced = format!(
+        "{{ \"critical\" : {} ,\n \"optional\": {{\"creator\":\"x\"}} }}",
+        critical(&expected.to_string())
+    );
+    let signature = STANDARD.encode(key.sign(spaced.as_bytes()));
+    let identity = verify(spaced.as_bytes(), &signature, &public, &expected).unwrap();
+    assert_eq!(identity.docker_reference, "r.test/app");
+}
+
+#[test]
 fn the_sig_image_appends_once_and_keeps_earlier_layers() {
     let key = SigningKey::from_pem(&keys::generate().private_pem).unwrap();
     let other = SigningKey::from_pem(&keys::generate().private_pem).unwrap();
