@@ -367,3 +367,27 @@ fn only_registry_references_are_signed_here() {
     .unwrap_err();
     assert!(matches!(error, CosignError::NotARegistry { .. }));
 }
+
+#[test]
+fn a_deeply_nested_sig_manifest_is_an_error_not_a_stack_overflow() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let depth = 100_000;
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+         \"deep\":{}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    registry.put(&attachment_tag(&signed), manifest.into_bytes());
+    let error = sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, CosignError::BadSignatureManifest { .. }),
+        "{error}"
+    );
+}
