@@ -484,9 +484,7 @@ fn existing_signatures(
             })
         }
     };
-    let manifest = ImageManifest::from_reader(&bytes[..])
-        .map_err(|e| bad(format!("not an OCI image manifest ({e})")))?;
-    check_signature_manifest(&manifest).map_err(bad)?;
+    let manifest = parse_signature_manifest(&bytes).map_err(bad)?;
     if signature_image(manifest.layers(), ours).is_none() {
         return Ok(Existing {
             manifest: Some(digest),
@@ -508,15 +506,39 @@ fn existing_signatures(
         let bytes = layout
             .read_blob(&pulled_digest, Some(pulled.size()), 1 << 20)
             .map_err(|e| bad(e.to_string()))?;
-        let manifest = ImageManifest::from_reader(&bytes[..])
-            .map_err(|e| bad(format!("not an OCI image manifest ({e})")))?;
-        check_signature_manifest(&manifest).map_err(bad)?;
-        manifest
+        parse_signature_manifest(&bytes).map_err(bad)?
     };
     Ok(Existing {
         manifest: Some(pulled_digest),
         layers: manifest.layers().clone(),
     })
+}
+
+/// Reads a `.sig` manifest and checks it with [`check_signature_manifest`]. What is not an
+/// OCI image manifest is named by its media type when it has one (an index, a Docker
+/// manifest), and otherwise by what the JSON parser found wrong.
+fn parse_signature_manifest(bytes: &[u8]) -> Result<ImageManifest, String> {
+    let manifest = ImageManifest::from_reader(bytes).map_err(|error| {
+        let media_type = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|value| value.get("mediaType")?.as_str().map(str::to_owned));
+        match media_type {
+            Some(media_type) if media_type != MediaType::ImageManifest.to_string() => {
+                format!(
+                    "its media type is {media_type:?}, not the OCI image manifest podman and \
+                     skopeo read"
+                )
+            }
+            // oci-spec's own message is only "serde failed": the parser's is the one
+            // that says what and where.
+            _ => match std::error::Error::source(&error) {
+                Some(cause) => format!("not an OCI image manifest ({cause})"),
+                None => format!("not an OCI image manifest ({error})"),
+            },
+        }
+    })?;
+    check_signature_manifest(&manifest)?;
+    Ok(manifest)
 }
 
 /// The bounds a `.sig` manifest read from a registry must keep before its layers are

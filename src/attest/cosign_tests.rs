@@ -391,3 +391,30 @@ fn a_deeply_nested_sig_manifest_is_an_error_not_a_stack_overflow() {
         "{error}"
     );
 }
+
+#[test]
+fn an_index_under_the_sig_tag_is_refused_by_its_media_type() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [],
+    });
+    registry.put(
+        &attachment_tag(&signed),
+        serde_json::to_vec(&index).unwrap(),
+    );
+    let error = sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("application/vnd.oci.image.index.v1+json"),
+        "{message}"
+    );
+    assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
