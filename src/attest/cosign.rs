@@ -41,6 +41,10 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 pub const MAX_SIGNATURES: usize = 64;
 /// The largest signature layer read from a registry (containers/image's own bound).
 pub const SIGNATURE_LAYER_LIMIT: u64 = 4 << 20;
+/// The most bytes of blobs (config and layers together) copied from an existing `.sig`
+/// image. A simple signing payload is a few hundred bytes, so 64 of them stay far below;
+/// without this bound 63 layers at the per-layer limit would be 252 MiB to download.
+pub const SIGNATURE_IMAGE_LIMIT: u64 = 4 << 20;
 
 /// What went wrong making, checking or publishing a signature.
 #[derive(Debug, thiserror::Error)]
@@ -347,7 +351,8 @@ pub struct RegistrySignature {
 /// signatures already there.
 ///
 /// Order: resolve the digest; read the `.sig` manifest if there is one (bounded: at most
-/// [`MAX_SIGNATURES`] layers of at most [`SIGNATURE_LAYER_LIMIT`] bytes, checked before any
+/// [`MAX_SIGNATURES`] layers of at most [`SIGNATURE_LAYER_LIMIT`] bytes each and
+/// [`SIGNATURE_IMAGE_LIMIT`] with the config, checked before any
 /// of them is fetched); copy its blobs into a scratch layout, since a push sends only
 /// blobs it holds; add our layer and a new config; push, manifest last. Two signers at once
 /// can each write a manifest without the other's layer: the registry has no
@@ -570,6 +575,20 @@ fn check_signature_manifest(manifest: &ImageManifest) -> Result<(), String> {
         return Err(format!(
             "layer {} is larger than {SIGNATURE_LAYER_LIMIT} bytes",
             layer.digest()
+        ));
+    }
+    // Sizes are the manifest's word, so they are added without overflow; the blobs are
+    // then fetched checked against them.
+    let total = manifest
+        .layers()
+        .iter()
+        .fold(manifest.config().size(), |sum, layer| {
+            sum.saturating_add(layer.size())
+        });
+    if total > SIGNATURE_IMAGE_LIMIT {
+        return Err(format!(
+            "its config and signatures are {total} bytes together, more than the \
+             {SIGNATURE_IMAGE_LIMIT} copied"
         ));
     }
     Ok(())

@@ -418,3 +418,37 @@ fn an_index_under_the_sig_tag_is_refused_by_its_media_type() {
     );
     assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_sig_image_larger_than_its_limit_in_total_is_refused_before_any_blob_is_fetched() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    // Each layer within the per-layer limit, together over the total one.
+    let size = SIGNATURE_IMAGE_LIMIT / 4;
+    let layers: Vec<_> = (0..5u64)
+        .map(|n| {
+            serde_json::json!({
+                "mediaType": SIMPLE_SIGNING,
+                "digest": Digest::of_bytes(&n.to_le_bytes()).to_string(),
+                "size": size,
+            })
+        })
+        .collect();
+    let manifest = sig_manifest(
+        &registry,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::Value::Array(layers),
+    );
+    registry.put(&attachment_tag(&signed), manifest);
+    let error = sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, CosignError::BadSignatureManifest { reason, .. } if reason.contains("together")),
+        "{error}"
+    );
+    assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
