@@ -352,8 +352,8 @@ pub struct RegistrySignature {
 ///
 /// Order: resolve the digest; read the `.sig` manifest if there is one (bounded: at most
 /// [`MAX_SIGNATURES`] layers of at most [`SIGNATURE_LAYER_LIMIT`] bytes each and
-/// [`SIGNATURE_IMAGE_LIMIT`] with the config, checked before any
-/// of them is fetched); copy its blobs into a scratch layout, since a push sends only
+/// [`SIGNATURE_IMAGE_LIMIT`] with the config, checked before any of them is fetched); copy
+/// its blobs, pulled by the digest checked, into a scratch layout, since a push sends only
 /// blobs it holds; add our layer and a new config; push, manifest last. Two signers at once
 /// can each write a manifest without the other's layer: the registry has no
 /// compare-and-swap on tags, and cosign has the same race.
@@ -496,27 +496,46 @@ fn existing_signatures(
             layers: manifest.layers().clone(),
         });
     }
-    let pulled = registry
-        .pull(reference, layout, reporter)
-        .map_err(|source| CosignError::Resolve {
-            reference: reference.to_string(),
-            source: Box::new(source),
-        })?;
-    // The tag may have moved between the two reads: what was pulled is what is kept, so
-    // it is checked again.
+    // Pulled by the digest just checked, not by the tag: a tag that moves between the two
+    // reads (a registry answering the second differently) would otherwise have its blobs
+    // fetched before any bound was checked.
+    let pinned = pinned_to(reference, &digest);
+    let pulled =
+        registry
+            .pull(&pinned, layout, reporter)
+            .map_err(|source| CosignError::Resolve {
+                reference: pinned.to_string(),
+                source: Box::new(source),
+            })?;
     let pulled_digest = Digest::try_from(pulled.digest()).map_err(|e| bad(e.to_string()))?;
-    let manifest = if pulled_digest == digest {
-        manifest
-    } else {
-        let bytes = layout
-            .read_blob(&pulled_digest, Some(pulled.size()), 1 << 20)
-            .map_err(|e| bad(e.to_string()))?;
-        parse_signature_manifest(&bytes).map_err(bad)?
-    };
+    if pulled_digest != digest {
+        return Err(bad(format!(
+            "{pinned} was pulled as {pulled_digest}, another manifest"
+        )));
+    }
     Ok(Existing {
-        manifest: Some(pulled_digest),
+        manifest: Some(digest),
         layers: manifest.layers().clone(),
     })
+}
+
+/// `reference` with its digest set to `digest`: a pull of it reads exactly that manifest
+/// (the registry client checks the bytes against the digest).
+fn pinned_to(reference: &ImageReference, digest: &Digest) -> ImageReference {
+    match reference {
+        ImageReference::Registry {
+            registry,
+            repository,
+            tag,
+            ..
+        } => ImageReference::Registry {
+            registry: registry.clone(),
+            repository: repository.clone(),
+            tag: tag.clone(),
+            digest: Some(digest.to_string()),
+        },
+        other => other.clone(),
+    }
 }
 
 /// Reads a `.sig` manifest and checks it with [`check_signature_manifest`]. What is not an

@@ -149,6 +149,10 @@ struct MemoryRegistry {
     manifests: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     blobs: std::sync::Mutex<HashMap<Digest, Vec<u8>>>,
     pulls: std::sync::atomic::AtomicUsize,
+    /// Every manifest ever put, by digest: a pull by digest reads from here.
+    by_digest: std::sync::Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Tag → the manifest the tag moves to right after its next `manifest` read.
+    moves: std::sync::Mutex<HashMap<String, Vec<u8>>>,
 }
 
 fn tag_of(reference: &ImageReference) -> String {
@@ -168,6 +172,10 @@ impl MemoryRegistry {
     }
 
     fn put(&self, tag: &str, manifest: Vec<u8>) {
+        self.by_digest
+            .lock()
+            .unwrap()
+            .insert(Digest::of_bytes(&manifest), manifest.clone());
         self.manifests.lock().unwrap().insert(tag.into(), manifest);
     }
 
@@ -193,7 +201,13 @@ impl RegistryTransport for MemoryRegistry {
         _reporter: &dyn Reporter,
     ) -> Result<Descriptor, crate::transport::TransportError> {
         self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let bytes = self.manifests.lock().unwrap()[&tag_of(reference)].clone();
+        let bytes = match reference {
+            ImageReference::Registry {
+                digest: Some(digest),
+                ..
+            } => self.by_digest.lock().unwrap()[&digest.parse::<Digest>().unwrap()].clone(),
+            _ => self.manifests.lock().unwrap()[&tag_of(reference)].clone(),
+        };
         let manifest = ImageManifest::from_reader(&bytes[..]).unwrap();
         let blobs = self.blobs.lock().unwrap();
         for descriptor in std::iter::once(manifest.config()).chain(manifest.layers()) {
@@ -229,8 +243,16 @@ impl RegistryTransport for MemoryRegistry {
         &self,
         reference: &ImageReference,
     ) -> Result<(Vec<u8>, Digest), crate::transport::TransportError> {
-        match self.manifests.lock().unwrap().get(&tag_of(reference)) {
-            Some(bytes) => Ok((bytes.clone(), Digest::of_bytes(bytes))),
+        let tag = tag_of(reference);
+        let found = self.manifests.lock().unwrap().get(&tag).cloned();
+        if let Some(moved) = self.moves.lock().unwrap().remove(&tag) {
+            self.put(&tag, moved);
+        }
+        match found {
+            Some(bytes) => {
+                let digest = Digest::of_bytes(&bytes);
+                Ok((bytes, digest))
+            }
             None => Err(crate::transport::TransportError::Registry {
                 reference: reference.to_string(),
                 source: Box::new(crate::registry::RegistryError::Status {
@@ -451,4 +473,44 @@ fn a_sig_image_larger_than_its_limit_in_total_is_refused_before_any_blob_is_fetc
         "{error}"
     );
     assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_sig_tag_that_moves_after_its_check_is_pulled_as_checked() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let tag = attachment_tag(&signed);
+    let theirs = signing_key();
+    sign_in_registry(
+        &image_reference(),
+        &theirs,
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap();
+    let checked = registry.manifest_json(&tag);
+    // Right after the check, the tag names a manifest with a 1 GiB layer the registry
+    // would stream: it must never be fetched.
+    let huge = serde_json::json!([{
+        "mediaType": SIMPLE_SIGNING,
+        "digest": Digest::of_bytes(b"huge").to_string(),
+        "size": 1u64 << 30,
+    }]);
+    let moved = sig_manifest(
+        &registry,
+        "application/vnd.oci.image.manifest.v1+json",
+        &huge,
+    );
+    registry.moves.lock().unwrap().insert(tag.clone(), moved);
+
+    let ours = sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap();
+    assert!(ours.added);
+    let written = registry.manifest_json(&tag);
+    assert_eq!(written.layers().len(), 2);
+    assert_eq!(written.layers()[0], checked.layers()[0]);
 }
