@@ -176,6 +176,10 @@ pub struct SignedIdentity {
 
 /// Checks a signature layer: `signature` (the annotation's base64) verifies `payload` with
 /// `key`, the payload is a simple signing payload, and it signs `expected`.
+///
+/// The identity signed is returned, not checked: as with cosign, a signature stays valid
+/// for a copy of the image in another repository. A caller that pins the repository (a
+/// `matchRepository` policy) compares [`SignedIdentity::docker_reference`] itself.
 pub fn verify(
     payload: &[u8],
     signature: &str,
