@@ -271,6 +271,16 @@ fn image_reference() -> ImageReference {
     "docker://r.test/app:1".parse().unwrap()
 }
 
+/// Signs [`image_reference`] in `registry` with a key made for the call.
+fn sign_with_a_new_key(registry: &MemoryRegistry) -> Result<RegistrySignature, CosignError> {
+    sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        registry,
+        &crate::report::Silent,
+    )
+}
+
 fn signing_key() -> SigningKey {
     SigningKey::from_pem(&keys::generate().private_pem).unwrap()
 }
@@ -357,18 +367,18 @@ fn a_sig_tag_that_is_not_a_small_oci_manifest_is_refused_before_any_blob_is_fetc
             serde_json::Value::Array((0..MAX_SIGNATURES as u64).map(layer).collect()),
             "signatures already",
         ),
+        (
+            // Each layer within the per-layer limit, together over the total one.
+            "application/vnd.oci.image.manifest.v1+json",
+            serde_json::Value::Array(vec![layer(SIGNATURE_IMAGE_LIMIT / 4); 5]),
+            "together",
+        ),
     ];
     for (media_type, layers, reason) in cases {
         let (registry, signed) = MemoryRegistry::with_image();
         let manifest = sig_manifest(&registry, media_type, &layers);
         registry.put(&attachment_tag(&signed), manifest);
-        let error = sign_in_registry(
-            &image_reference(),
-            &signing_key(),
-            &registry,
-            &crate::report::Silent,
-        )
-        .unwrap_err();
+        let error = sign_with_a_new_key(&registry).unwrap_err();
         assert!(
             matches!(&error, CosignError::BadSignatureManifest { reason: r, .. } if r.contains(reason)),
             "{reason}: {error}"
@@ -401,13 +411,7 @@ fn a_deeply_nested_sig_manifest_is_an_error_not_a_stack_overflow() {
         "]".repeat(depth)
     );
     registry.put(&attachment_tag(&signed), manifest.into_bytes());
-    let error = sign_in_registry(
-        &image_reference(),
-        &signing_key(),
-        &registry,
-        &crate::report::Silent,
-    )
-    .unwrap_err();
+    let error = sign_with_a_new_key(&registry).unwrap_err();
     assert!(
         matches!(error, CosignError::BadSignatureManifest { .. }),
         "{error}"
@@ -426,51 +430,11 @@ fn an_index_under_the_sig_tag_is_refused_by_its_media_type() {
         &attachment_tag(&signed),
         serde_json::to_vec(&index).unwrap(),
     );
-    let error = sign_in_registry(
-        &image_reference(),
-        &signing_key(),
-        &registry,
-        &crate::report::Silent,
-    )
-    .unwrap_err();
+    let error = sign_with_a_new_key(&registry).unwrap_err();
     let message = error.to_string();
     assert!(
         message.contains("application/vnd.oci.image.index.v1+json"),
         "{message}"
-    );
-    assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
-}
-
-#[test]
-fn a_sig_image_larger_than_its_limit_in_total_is_refused_before_any_blob_is_fetched() {
-    let (registry, signed) = MemoryRegistry::with_image();
-    // Each layer within the per-layer limit, together over the total one.
-    let size = SIGNATURE_IMAGE_LIMIT / 4;
-    let layers: Vec<_> = (0..5u64)
-        .map(|n| {
-            serde_json::json!({
-                "mediaType": SIMPLE_SIGNING,
-                "digest": Digest::of_bytes(&n.to_le_bytes()).to_string(),
-                "size": size,
-            })
-        })
-        .collect();
-    let manifest = sig_manifest(
-        &registry,
-        "application/vnd.oci.image.manifest.v1+json",
-        &serde_json::Value::Array(layers),
-    );
-    registry.put(&attachment_tag(&signed), manifest);
-    let error = sign_in_registry(
-        &image_reference(),
-        &signing_key(),
-        &registry,
-        &crate::report::Silent,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&error, CosignError::BadSignatureManifest { reason, .. } if reason.contains("together")),
-        "{error}"
     );
     assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
@@ -502,13 +466,7 @@ fn a_sig_tag_that_moves_after_its_check_is_pulled_as_checked() {
     );
     registry.moves.lock().unwrap().insert(tag.clone(), moved);
 
-    let ours = sign_in_registry(
-        &image_reference(),
-        &signing_key(),
-        &registry,
-        &crate::report::Silent,
-    )
-    .unwrap();
+    let ours = sign_with_a_new_key(&registry).unwrap();
     assert!(ours.added);
     let written = registry.manifest_json(&tag);
     assert_eq!(written.layers().len(), 2);
