@@ -265,8 +265,9 @@ pub struct SignatureImage {
 }
 
 /// The `.sig` image holding `layers` (earlier signatures, kept as they are) and then the
-/// layer of `attachment`, unless one with the same digest and annotations is there already
-/// (then `None`: nothing to write).
+/// layer of `attachment`, unless one with the same digest, size, media type and annotations
+/// is there already (then `None`: nothing to write). The size counts too: a copy of our
+/// layer whose size is wrong cannot be read by a verifier, so it is not ours.
 pub fn signature_image(
     layers: &[Descriptor],
     attachment: &SignatureAttachment,
@@ -274,6 +275,7 @@ pub fn signature_image(
     let ours = layer_descriptor(attachment);
     let already = layers.iter().any(|layer| {
         layer.digest() == ours.digest()
+            && layer.size() == ours.size()
             && layer.media_type() == ours.media_type()
             && layer.annotations().clone().unwrap_or_default()
                 == ours.annotations().clone().unwrap_or_default()

@@ -472,3 +472,24 @@ fn a_sig_tag_that_moves_after_its_check_is_pulled_as_checked() {
     assert_eq!(written.layers().len(), 2);
     assert_eq!(written.layers()[0], checked.layers()[0]);
 }
+
+#[test]
+fn a_copy_of_our_layer_with_a_wrong_size_is_not_taken_for_our_signature() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let tag = attachment_tag(&signed);
+    let key = signing_key();
+    sign_in_registry(&image_reference(), &key, &registry, &crate::report::Silent).unwrap();
+    // Our layer as it is, but one byte longer than the blob: a verifier that reads it
+    // fails, so "already signed" would be a false answer.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&registry.manifests.lock().unwrap()[&tag]).unwrap();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    manifest["layers"][0]["size"] = (size + 1).into();
+    registry.put(&tag, serde_json::to_vec(&manifest).unwrap());
+
+    let again = sign_in_registry(&image_reference(), &key, &registry, &crate::report::Silent);
+    assert!(
+        !matches!(again, Ok(RegistrySignature { added: false, .. })),
+        "{again:?}"
+    );
+}
