@@ -341,6 +341,35 @@ fn sign_refuses_what_it_cannot_sign_with_the_reason() {
     );
 }
 
+#[test]
+fn keygen_that_cannot_write_its_key_leaves_no_file_behind() {
+    let dir = temp_dir();
+    let prefix = dir.path().join("full");
+    // No byte may be written (`ulimit -f 0`, SIGXFSZ ignored so the write fails with EFBIG
+    // instead of killing the process): the key file is created, then cannot be filled.
+    let failed = Cmd::program("bash")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 0; exec \"$0\" keygen --output-prefix \"$1\"",
+        ])
+        .arg(bin())
+        .arg(&prefix)
+        .run()
+        .fails_with(1);
+    assert!(failed.stderr.contains("full.key"), "{}", failed.text());
+    assert!(
+        !dir.path().join("full.key").exists(),
+        "a truncated key is left"
+    );
+    assert!(!dir.path().join("full.pub").exists());
+    Cmd::solum_without_store()
+        .arg("keygen")
+        .arg("--output-prefix")
+        .arg(&prefix)
+        .run()
+        .ok();
+}
+
 /// Whether a peer's verdict on a signed image says it found our signature: accepted by a
 /// containers/image with sigstore support, or refused by Debian's for having sigstore off.
 fn found_a_signature(run: &support::Run) -> bool {

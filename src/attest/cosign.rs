@@ -41,6 +41,10 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 pub const MAX_SIGNATURES: usize = 64;
 /// The largest signature layer read from a registry (containers/image's own bound).
 pub const SIGNATURE_LAYER_LIMIT: u64 = 4 << 20;
+/// The most bytes of blobs (config and layers together) copied from an existing `.sig`
+/// image. A simple signing payload is a few hundred bytes, so 64 of them stay far below;
+/// without this bound 63 layers at the per-layer limit would be 252 MiB to download.
+pub const SIGNATURE_IMAGE_LIMIT: u64 = 4 << 20;
 
 /// What went wrong making, checking or publishing a signature.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +176,10 @@ pub struct SignedIdentity {
 
 /// Checks a signature layer: `signature` (the annotation's base64) verifies `payload` with
 /// `key`, the payload is a simple signing payload, and it signs `expected`.
+///
+/// The identity signed is returned, not checked: as with cosign, a signature stays valid
+/// for a copy of the image in another repository. A caller that pins the repository (a
+/// `matchRepository` policy) compares [`SignedIdentity::docker_reference`] itself.
 pub fn verify(
     payload: &[u8],
     signature: &str,
@@ -183,31 +191,61 @@ pub fn verify(
         .map_err(|_| CosignError::BadAnnotation)?;
     // The signature first: nothing of an unsigned payload is read.
     key.verify(payload, &signature)?;
-    let value: serde_json::Value =
+    let payload: SignedPayload =
         serde_json::from_slice(payload).map_err(|e| CosignError::BadPayload(e.to_string()))?;
-    let critical = &value["critical"];
-    if critical["type"] != SIGNATURE_TYPE {
+    let critical = payload.critical;
+    if critical.kind != SIGNATURE_TYPE {
         return Err(CosignError::BadPayload(format!(
             "critical.type is not {SIGNATURE_TYPE:?}"
         )));
     }
-    let signed = critical["image"]["docker-manifest-digest"]
-        .as_str()
-        .ok_or_else(|| {
-            CosignError::BadPayload("no critical.image.docker-manifest-digest".into())
-        })?;
+    let signed = critical.image.docker_manifest_digest;
     if signed != expected.to_string() {
         return Err(CosignError::WrongDigest {
-            signed: signed.to_string(),
+            signed,
             expected: expected.clone(),
         });
     }
-    let docker_reference = critical["identity"]["docker-reference"]
-        .as_str()
-        .ok_or_else(|| CosignError::BadPayload("no critical.identity.docker-reference".into()))?;
     Ok(SignedIdentity {
-        docker_reference: docker_reference.to_string(),
+        docker_reference: critical.identity.docker_reference,
     })
+}
+
+/// A simple signing payload as [`verify`] reads it, as strictly as containers/image does:
+/// a key twice (`{"critical":…,"critical":…}`) or a key it does not know, anywhere but in
+/// `optional`, refuses the payload. A lenient reader would take the last of two keys while
+/// another verifier of the same bytes takes the first or refuses: the bytes signed must
+/// mean one thing to every verifier. serde's derived structs refuse duplicate fields.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedPayload {
+    critical: SignedCritical,
+    /// Not read: creator, timestamp or anything a signer adds.
+    #[serde(rename = "optional")]
+    _optional: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedCritical {
+    identity: SignedIdentityField,
+    image: SignedImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedIdentityField {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
 }
 
 /// The tag cosign and containers/image keep the signatures of `digest` under.
@@ -227,8 +265,9 @@ pub struct SignatureImage {
 }
 
 /// The `.sig` image holding `layers` (earlier signatures, kept as they are) and then the
-/// layer of `attachment`, unless one with the same digest and annotations is there already
-/// (then `None`: nothing to write).
+/// layer of `attachment`, unless one with the same digest, size, media type and annotations
+/// is there already (then `None`: nothing to write). The size counts too: a copy of our
+/// layer whose size is wrong cannot be read by a verifier, so it is not ours.
 pub fn signature_image(
     layers: &[Descriptor],
     attachment: &SignatureAttachment,
@@ -236,6 +275,7 @@ pub fn signature_image(
     let ours = layer_descriptor(attachment);
     let already = layers.iter().any(|layer| {
         layer.digest() == ours.digest()
+            && layer.size() == ours.size()
             && layer.media_type() == ours.media_type()
             && layer.annotations().clone().unwrap_or_default()
                 == ours.annotations().clone().unwrap_or_default()
@@ -317,8 +357,9 @@ pub struct RegistrySignature {
 /// signatures already there.
 ///
 /// Order: resolve the digest; read the `.sig` manifest if there is one (bounded: at most
-/// [`MAX_SIGNATURES`] layers of at most [`SIGNATURE_LAYER_LIMIT`] bytes, checked before any
-/// of them is fetched); copy its blobs into a scratch layout, since a push sends only
+/// [`MAX_SIGNATURES`] layers of at most [`SIGNATURE_LAYER_LIMIT`] bytes each and
+/// [`SIGNATURE_IMAGE_LIMIT`] with the config, checked before any of them is fetched); copy
+/// its blobs, pulled by the digest checked, into a scratch layout, since a push sends only
 /// blobs it holds; add our layer and a new config; push, manifest last. Two signers at once
 /// can each write a manifest without the other's layer: the registry has no
 /// compare-and-swap on tags, and cosign has the same race.
@@ -454,39 +495,80 @@ fn existing_signatures(
             })
         }
     };
-    let manifest = ImageManifest::from_reader(&bytes[..])
-        .map_err(|e| bad(format!("not an OCI image manifest ({e})")))?;
-    check_signature_manifest(&manifest).map_err(bad)?;
+    let manifest = parse_signature_manifest(&bytes).map_err(bad)?;
     if signature_image(manifest.layers(), ours).is_none() {
         return Ok(Existing {
             manifest: Some(digest),
             layers: manifest.layers().clone(),
         });
     }
-    let pulled = registry
-        .pull(reference, layout, reporter)
-        .map_err(|source| CosignError::Resolve {
-            reference: reference.to_string(),
-            source: Box::new(source),
-        })?;
-    // The tag may have moved between the two reads: what was pulled is what is kept, so
-    // it is checked again.
+    // Pulled by the digest just checked, not by the tag: a tag that moves between the two
+    // reads (a registry answering the second differently) would otherwise have its blobs
+    // fetched before any bound was checked.
+    let pinned = pinned_to(reference, &digest);
+    let pulled =
+        registry
+            .pull(&pinned, layout, reporter)
+            .map_err(|source| CosignError::Resolve {
+                reference: pinned.to_string(),
+                source: Box::new(source),
+            })?;
     let pulled_digest = Digest::try_from(pulled.digest()).map_err(|e| bad(e.to_string()))?;
-    let manifest = if pulled_digest == digest {
-        manifest
-    } else {
-        let bytes = layout
-            .read_blob(&pulled_digest, Some(pulled.size()), 1 << 20)
-            .map_err(|e| bad(e.to_string()))?;
-        let manifest = ImageManifest::from_reader(&bytes[..])
-            .map_err(|e| bad(format!("not an OCI image manifest ({e})")))?;
-        check_signature_manifest(&manifest).map_err(bad)?;
-        manifest
-    };
+    if pulled_digest != digest {
+        return Err(bad(format!(
+            "{pinned} was pulled as {pulled_digest}, another manifest"
+        )));
+    }
     Ok(Existing {
-        manifest: Some(pulled_digest),
+        manifest: Some(digest),
         layers: manifest.layers().clone(),
     })
+}
+
+/// `reference` with its digest set to `digest`: a pull of it reads exactly that manifest
+/// (the registry client checks the bytes against the digest).
+fn pinned_to(reference: &ImageReference, digest: &Digest) -> ImageReference {
+    match reference {
+        ImageReference::Registry {
+            registry,
+            repository,
+            tag,
+            ..
+        } => ImageReference::Registry {
+            registry: registry.clone(),
+            repository: repository.clone(),
+            tag: tag.clone(),
+            digest: Some(digest.to_string()),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Reads a `.sig` manifest and checks it with [`check_signature_manifest`]. What is not an
+/// OCI image manifest is named by its media type when it has one (an index, a Docker
+/// manifest), and otherwise by what the JSON parser found wrong.
+fn parse_signature_manifest(bytes: &[u8]) -> Result<ImageManifest, String> {
+    let manifest = ImageManifest::from_reader(bytes).map_err(|error| {
+        let media_type = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|value| value.get("mediaType")?.as_str().map(str::to_owned));
+        match media_type {
+            Some(media_type) if media_type != MediaType::ImageManifest.to_string() => {
+                format!(
+                    "its media type is {media_type:?}, not the OCI image manifest podman and \
+                     skopeo read"
+                )
+            }
+            // oci-spec's own message is only "serde failed": the parser's is the one
+            // that says what and where.
+            _ => match std::error::Error::source(&error) {
+                Some(cause) => format!("not an OCI image manifest ({cause})"),
+                None => format!("not an OCI image manifest ({error})"),
+            },
+        }
+    })?;
+    check_signature_manifest(&manifest)?;
+    Ok(manifest)
 }
 
 /// The bounds a `.sig` manifest read from a registry must keep before its layers are
@@ -518,6 +600,20 @@ fn check_signature_manifest(manifest: &ImageManifest) -> Result<(), String> {
         return Err(format!(
             "layer {} is larger than {SIGNATURE_LAYER_LIMIT} bytes",
             layer.digest()
+        ));
+    }
+    // Sizes are the manifest's word, so they are added without overflow; the blobs are
+    // then fetched checked against them.
+    let total = manifest
+        .layers()
+        .iter()
+        .fold(manifest.config().size(), |sum, layer| {
+            sum.saturating_add(layer.size())
+        });
+    if total > SIGNATURE_IMAGE_LIMIT {
+        return Err(format!(
+            "its config and signatures are {total} bytes together, more than the \
+             {SIGNATURE_IMAGE_LIMIT} copied"
         ));
     }
     Ok(())

@@ -55,6 +55,64 @@ fn an_attachment_verifies_with_the_public_key_and_names_the_digest() {
 }
 
 #[test]
+fn a_signed_payload_with_a_key_twice_or_an_unknown_key_is_refused() {
+    let key = signing_key();
+    let public = key.verifying_key();
+    let expected = digest();
+    let critical = |digest: &str| {
+        format!(
+            "{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{digest}\"}},\
+             \"type\":\"cosign container image signature\"}}"
+        )
+    };
+    let other = Digest::of_bytes(b"other").to_string();
+    let hostile = [
+        // Two `critical` objects: a last-wins reader sees the expected digest, a
+        // first-wins reader (or containers/image, which refuses) another.
+        format!(
+            "{{\"critical\":{},\"critical\":{},\"optional\":null}}",
+            critical(&other),
+            critical(&expected.to_string())
+        ),
+        // The digest twice inside `image`.
+        format!(
+            "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{other}\",\
+             \"docker-manifest-digest\":\"{expected}\"}},\
+             \"type\":\"cosign container image signature\"}},\"optional\":null}}"
+        ),
+        // A field containers/image does not know, in `critical` and at the top.
+        format!(
+            "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"r.test/app\"}},\
+             \"image\":{{\"docker-manifest-digest\":\"{expected}\"}},\"extra\":1,\
+             \"type\":\"cosign container image signature\"}},\"optional\":null}}"
+        ),
+        format!(
+            "{{\"critical\":{},\"optional\":null,\"more\":{{}}}}",
+            critical(&expected.to_string())
+        ),
+    ];
+    for payload in hostile {
+        let signature = STANDARD.encode(key.sign(payload.as_bytes()));
+        let error = verify(payload.as_bytes(), &signature, &public, &expected).unwrap_err();
+        assert!(
+            matches!(error, CosignError::BadPayload(_)),
+            "{payload}: {error}"
+        );
+    }
+
+    // Whitespace and a filled-in `optional` change nothing of what is signed.
+    let spaced = format!(
+        "{{ \"critical\" : {} ,\n \"optional\": {{\"creator\":\"x\"}} }}",
+        critical(&expected.to_string())
+    );
+    let signature = STANDARD.encode(key.sign(spaced.as_bytes()));
+    let identity = verify(spaced.as_bytes(), &signature, &public, &expected).unwrap();
+    assert_eq!(identity.docker_reference, "r.test/app");
+}
+
+#[test]
 fn the_sig_image_appends_once_and_keeps_earlier_layers() {
     let key = SigningKey::from_pem(&keys::generate().private_pem).unwrap();
     let other = SigningKey::from_pem(&keys::generate().private_pem).unwrap();
@@ -91,6 +149,10 @@ struct MemoryRegistry {
     manifests: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     blobs: std::sync::Mutex<HashMap<Digest, Vec<u8>>>,
     pulls: std::sync::atomic::AtomicUsize,
+    /// Every manifest ever put, by digest: a pull by digest reads from here.
+    by_digest: std::sync::Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Tag → the manifest the tag moves to right after its next `manifest` read.
+    moves: std::sync::Mutex<HashMap<String, Vec<u8>>>,
 }
 
 fn tag_of(reference: &ImageReference) -> String {
@@ -110,6 +172,10 @@ impl MemoryRegistry {
     }
 
     fn put(&self, tag: &str, manifest: Vec<u8>) {
+        self.by_digest
+            .lock()
+            .unwrap()
+            .insert(Digest::of_bytes(&manifest), manifest.clone());
         self.manifests.lock().unwrap().insert(tag.into(), manifest);
     }
 
@@ -135,7 +201,13 @@ impl RegistryTransport for MemoryRegistry {
         _reporter: &dyn Reporter,
     ) -> Result<Descriptor, crate::transport::TransportError> {
         self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let bytes = self.manifests.lock().unwrap()[&tag_of(reference)].clone();
+        let bytes = match reference {
+            ImageReference::Registry {
+                digest: Some(digest),
+                ..
+            } => self.by_digest.lock().unwrap()[&digest.parse::<Digest>().unwrap()].clone(),
+            _ => self.manifests.lock().unwrap()[&tag_of(reference)].clone(),
+        };
         let manifest = ImageManifest::from_reader(&bytes[..]).unwrap();
         let blobs = self.blobs.lock().unwrap();
         for descriptor in std::iter::once(manifest.config()).chain(manifest.layers()) {
@@ -171,8 +243,16 @@ impl RegistryTransport for MemoryRegistry {
         &self,
         reference: &ImageReference,
     ) -> Result<(Vec<u8>, Digest), crate::transport::TransportError> {
-        match self.manifests.lock().unwrap().get(&tag_of(reference)) {
-            Some(bytes) => Ok((bytes.clone(), Digest::of_bytes(bytes))),
+        let tag = tag_of(reference);
+        let found = self.manifests.lock().unwrap().get(&tag).cloned();
+        if let Some(moved) = self.moves.lock().unwrap().remove(&tag) {
+            self.put(&tag, moved);
+        }
+        match found {
+            Some(bytes) => {
+                let digest = Digest::of_bytes(&bytes);
+                Ok((bytes, digest))
+            }
             None => Err(crate::transport::TransportError::Registry {
                 reference: reference.to_string(),
                 source: Box::new(crate::registry::RegistryError::Status {
@@ -189,6 +269,16 @@ impl RegistryTransport for MemoryRegistry {
 
 fn image_reference() -> ImageReference {
     "docker://r.test/app:1".parse().unwrap()
+}
+
+/// Signs [`image_reference`] in `registry` with a key made for the call.
+fn sign_with_a_new_key(registry: &MemoryRegistry) -> Result<RegistrySignature, CosignError> {
+    sign_in_registry(
+        &image_reference(),
+        &signing_key(),
+        registry,
+        &crate::report::Silent,
+    )
 }
 
 fn signing_key() -> SigningKey {
@@ -277,18 +367,18 @@ fn a_sig_tag_that_is_not_a_small_oci_manifest_is_refused_before_any_blob_is_fetc
             serde_json::Value::Array((0..MAX_SIGNATURES as u64).map(layer).collect()),
             "signatures already",
         ),
+        (
+            // Each layer within the per-layer limit, together over the total one.
+            "application/vnd.oci.image.manifest.v1+json",
+            serde_json::Value::Array(vec![layer(SIGNATURE_IMAGE_LIMIT / 4); 5]),
+            "together",
+        ),
     ];
     for (media_type, layers, reason) in cases {
         let (registry, signed) = MemoryRegistry::with_image();
         let manifest = sig_manifest(&registry, media_type, &layers);
         registry.put(&attachment_tag(&signed), manifest);
-        let error = sign_in_registry(
-            &image_reference(),
-            &signing_key(),
-            &registry,
-            &crate::report::Silent,
-        )
-        .unwrap_err();
+        let error = sign_with_a_new_key(&registry).unwrap_err();
         assert!(
             matches!(&error, CosignError::BadSignatureManifest { reason: r, .. } if r.contains(reason)),
             "{reason}: {error}"
@@ -308,4 +398,98 @@ fn only_registry_references_are_signed_here() {
     )
     .unwrap_err();
     assert!(matches!(error, CosignError::NotARegistry { .. }));
+}
+
+#[test]
+fn a_deeply_nested_sig_manifest_is_an_error_not_a_stack_overflow() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let depth = 100_000;
+    let manifest = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
+         \"deep\":{}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    registry.put(&attachment_tag(&signed), manifest.into_bytes());
+    let error = sign_with_a_new_key(&registry).unwrap_err();
+    assert!(
+        matches!(error, CosignError::BadSignatureManifest { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_index_under_the_sig_tag_is_refused_by_its_media_type() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [],
+    });
+    registry.put(
+        &attachment_tag(&signed),
+        serde_json::to_vec(&index).unwrap(),
+    );
+    let error = sign_with_a_new_key(&registry).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("application/vnd.oci.image.index.v1+json"),
+        "{message}"
+    );
+    assert_eq!(registry.pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_sig_tag_that_moves_after_its_check_is_pulled_as_checked() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let tag = attachment_tag(&signed);
+    let theirs = signing_key();
+    sign_in_registry(
+        &image_reference(),
+        &theirs,
+        &registry,
+        &crate::report::Silent,
+    )
+    .unwrap();
+    let checked = registry.manifest_json(&tag);
+    // Right after the check, the tag names a manifest with a 1 GiB layer the registry
+    // would stream: it must never be fetched.
+    let huge = serde_json::json!([{
+        "mediaType": SIMPLE_SIGNING,
+        "digest": Digest::of_bytes(b"huge").to_string(),
+        "size": 1u64 << 30,
+    }]);
+    let moved = sig_manifest(
+        &registry,
+        "application/vnd.oci.image.manifest.v1+json",
+        &huge,
+    );
+    registry.moves.lock().unwrap().insert(tag.clone(), moved);
+
+    let ours = sign_with_a_new_key(&registry).unwrap();
+    assert!(ours.added);
+    let written = registry.manifest_json(&tag);
+    assert_eq!(written.layers().len(), 2);
+    assert_eq!(written.layers()[0], checked.layers()[0]);
+}
+
+#[test]
+fn a_copy_of_our_layer_with_a_wrong_size_is_not_taken_for_our_signature() {
+    let (registry, signed) = MemoryRegistry::with_image();
+    let tag = attachment_tag(&signed);
+    let key = signing_key();
+    sign_in_registry(&image_reference(), &key, &registry, &crate::report::Silent).unwrap();
+    // Our layer as it is, but one byte longer than the blob: a verifier that reads it
+    // fails, so "already signed" would be a false answer.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&registry.manifests.lock().unwrap()[&tag]).unwrap();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    manifest["layers"][0]["size"] = (size + 1).into();
+    registry.put(&tag, serde_json::to_vec(&manifest).unwrap());
+
+    let again = sign_in_registry(&image_reference(), &key, &registry, &crate::report::Silent);
+    assert!(
+        !matches!(again, Ok(RegistrySignature { added: false, .. })),
+        "{again:?}"
+    );
 }

@@ -231,4 +231,56 @@ mod tests {
             Err(DsseError::TooManySignatures(_))
         ));
     }
+
+    #[test]
+    fn a_signature_over_anything_but_this_pae_is_refused() {
+        let key = key();
+        let public = key.verifying_key();
+        let envelope = |payload_type: &str, payload: &[u8], sig: &[u8]| {
+            serde_json::to_vec(&serde_json::json!({
+                "payloadType": payload_type,
+                "payload": STANDARD.encode(payload),
+                "signatures": [{"keyid": public.key_id(), "sig": STANDARD.encode(sig)}],
+            }))
+            .unwrap()
+        };
+        // The payload signed bare, without the PAE around it.
+        let bare = key.sign(b"hello");
+        assert!(open(&envelope("t", b"hello", &bare), &public).is_err());
+        // The same bytes split differently between type and payload: the lengths differ.
+        let signed = key.sign(&pae("a b", b"c"));
+        assert!(open(&envelope("a", b"b c", &signed), &public).is_err());
+        assert!(open(&envelope("a b", b"c", &signed), &public).is_ok());
+        // A valid signature beside a bad one is found; bad ones alone never verify.
+        let good = STANDARD.encode(key.sign(&pae("t", b"p")));
+        let doubled = serde_json::json!({
+            "payloadType": "t",
+            "payload": STANDARD.encode(b"p"),
+            "signatures": [
+                {"keyid": public.key_id(), "sig": "AAAA"},
+                {"keyid": public.key_id(), "sig": good},
+            ],
+        });
+        assert!(open(&serde_json::to_vec(&doubled).unwrap(), &public).is_ok());
+        let empty = serde_json::json!({
+            "payloadType": "t",
+            "payload": STANDARD.encode(b"p"),
+            "signatures": [{"keyid": "", "sig": ""}, {"keyid": public.key_id(), "sig": ""}],
+        });
+        assert!(matches!(
+            open(&serde_json::to_vec(&empty).unwrap(), &public),
+            Err(DsseError::BadSignature { .. })
+        ));
+        // A key twice in the envelope is not read as either of them.
+        let twice = format!(
+            "{{\"payloadType\":\"t\",\"payload\":\"{}\",\"payload\":\"{}\",\
+             \"signatures\":[{{\"keyid\":\"\",\"sig\":\"{good}\"}}]}}",
+            STANDARD.encode(b"other"),
+            STANDARD.encode(b"p"),
+        );
+        assert!(matches!(
+            open(twice.as_bytes(), &public),
+            Err(DsseError::Malformed(_))
+        ));
+    }
 }

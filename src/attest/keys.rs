@@ -262,8 +262,16 @@ fn read_key_file(path: &Path) -> Result<String, KeyError> {
         path: path.to_path_buf(),
         source,
     };
-    // O_NONBLOCK: a FIFO named as a key opens without waiting for a writer, and is then
-    // refused as not a regular file.
+    // Looked at before it is opened: opening a FIFO or a device is not without effects (a
+    // FIFO's waiting writer is let through, a tape rewinds, a watchdog is armed).
+    if !std::fs::metadata(path).map_err(read)?.is_file() {
+        return Err(KeyError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // The path may name something else by the time it is opened, so the open file is
+    // checked again. O_NONBLOCK: a FIFO put there meanwhile opens without waiting for a
+    // writer, and is then refused as not a regular file.
     let file = {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
@@ -419,5 +427,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("missing.key"), "{message}");
+    }
+
+    #[test]
+    fn a_fifo_named_as_a_key_is_refused_without_being_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.key");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A writer waits for a reader; opening the FIFO to read it would let it through.
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(matches!(
+            SigningKey::load(&fifo),
+            Err(KeyError::NotAFile { .. })
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the FIFO was opened");
+        // Lets the writer go, so that the thread ends.
+        let _reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        writer.join().unwrap().unwrap();
     }
 }

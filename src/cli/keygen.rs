@@ -57,7 +57,7 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Creates `path` with `mode`, refusing one that exists (a symlink included), and writes
-/// `bytes` to it, synced.
+/// `bytes` to it, synced; on a failed write the file is removed again.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut file = match OpenOptions::new()
         .write(true)
@@ -77,8 +77,12 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
         }
         Err(error) => return Err(IoAt::new(path, "create", error).into()),
     };
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(IoAt::at(path, "write"))?;
+    // A file this call made and could not fill is removed: a truncated key would sign
+    // nothing and, as it exists, stop every later keygen with the same prefix.
+    if let Err(error) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(IoAt::new(path, "write", error).into());
+    }
     Ok(())
 }
