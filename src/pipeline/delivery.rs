@@ -19,7 +19,9 @@
 //! A push that has started runs to its end; a DU already named in the store stays there
 //! (the next build of the same inputs finds it in the build cache).
 
-use super::build::{build, BuildError, BuildRequest, Built};
+use super::build::{build, AppInput, BuildError, BuildRequest, Built};
+use crate::attest::du::{attach_to_du, AttestError, AttestSettings, DuRun, LogDigest};
+use crate::attest::provenance::{BuildOptions, Builder};
 use super::redaction::RedactionError;
 use super::start_check::StartCheckError;
 use crate::error_class::{Classify, ErrorClass};
@@ -51,6 +53,8 @@ pub enum DeliveryError {
         #[source]
         source: Box<TransportError>,
     },
+    #[error(transparent)]
+    Attest(#[from] AttestError),
     #[error("cannot record the {what}")]
     Ledger {
         what: &'static str,
@@ -65,6 +69,7 @@ impl Classify for DeliveryError {
             DeliveryError::Cancelled => ErrorClass::Interrupted,
             DeliveryError::Build(inner) => inner.class(),
             DeliveryError::Push { source, .. } => source.class(),
+            DeliveryError::Attest(inner) => inner.class(),
             // A push the caller asked for but cannot have, and the caller's own records.
             DeliveryError::PushRefused(_) | DeliveryError::Ledger { .. } => ErrorClass::Failure,
         }
@@ -121,6 +126,12 @@ pub struct Delivery {
     /// moving tag such as `APP:latest` that a deployer follows). The blobs are there by
     /// then: each is a manifest upload. A failure is a failed push.
     pub also_push: Vec<ImageReference>,
+    /// The SBOMs, provenance and signatures attached to the DU (see `attest::du`).
+    pub attest: AttestSettings,
+    /// Who runs the delivery, for the provenance's `builder.id`.
+    pub builder: Builder,
+    /// The provenance's `invocationId`: the workflow's id, else a random one.
+    pub invocation_id: Option<String>,
 }
 
 /// What a delivery delivered.
@@ -182,9 +193,13 @@ fn run(
     reporter: &dyn Reporter,
     ledger: &dyn Ledger,
 ) -> Result<Delivered, DeliveryError> {
-    let built = build(&delivery.build, store, registry, cancel, reporter);
+    let started_on = crate::pipeline::timestamp(None);
+    let log = LogDigest::new(reporter);
+    let built = build(&delivery.build, store, registry, cancel, &log);
     check_cancel(cancel)?;
     let built = built?;
+    attest(delivery, store, &built, started_on, &log)?;
+    let reporter: &dyn Reporter = &log;
     ledger
         .built(&built)
         .map_err(|source| DeliveryError::Ledger {
@@ -233,6 +248,144 @@ fn run(
             source,
         })?;
     Ok(delivered)
+}
+
+/// Attaches the SBOMs, the provenance and (with a key) the signatures to the DU just
+/// named, before any push, so the push carries them.
+fn attest(
+    delivery: &Delivery,
+    store: &Path,
+    built: &Built,
+    started_on: String,
+    log: &LogDigest<'_>,
+) -> Result<(), DeliveryError> {
+    if delivery.attest.disabled {
+        return Ok(());
+    }
+    let request = &delivery.build;
+    let mut identities: Vec<String> = match &delivery.push {
+        PushTo::Destination(destination) => std::iter::once(destination)
+            .chain(&delivery.also_push)
+            .filter_map(signature_identity)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if identities.is_empty() {
+        identities.push(built.tag.clone());
+    }
+    identities.dedup();
+    let run = DuRun {
+        tag: &built.tag,
+        builder: delivery.builder,
+        options: provenance_options(request, &built.tag),
+        app_file: app_file_digest(&request.app),
+        invocation_id: delivery
+            .invocation_id
+            .clone()
+            .unwrap_or_else(random_invocation_id),
+        started_on,
+        finished_on: crate::pipeline::timestamp(None),
+        log_digest: log.digest(),
+        identities,
+    };
+    let layout = crate::store::Layout::open(store).map_err(crate::store::ImageError::from).map_err(AttestError::from)?;
+    let attached = attach_to_du(&layout, &run, &delivery.attest, log)?;
+    if attached.added > 0 {
+        log.status(
+            "Attached",
+            &format!("{} to {} ({} referrers)", attached.added, built.tag, attached.referrers.len()),
+        );
+    }
+    Ok(())
+}
+
+/// `HOST/REPO` of a registry destination: the identity a cosign signature names and
+/// podman checks. Other sinks (layouts, archives) have none.
+fn signature_identity(destination: &ImageReference) -> Option<String> {
+    match destination {
+        ImageReference::Registry {
+            registry,
+            repository,
+            ..
+        } => Some(format!("{registry}/{repository}")),
+        _ => None,
+    }
+}
+
+/// What the provenance records of the request: choices, never secret values.
+fn provenance_options(request: &BuildRequest, tag: &str) -> BuildOptions {
+    let overrides = &request.overrides;
+    let mut chosen = Vec::new();
+    for (flag, value) in [
+        ("--badger", &overrides.badger),
+        ("--source", &overrides.source),
+        ("--revision", &overrides.revision),
+        ("--source-path", &overrides.source_path),
+        ("--artifact", &overrides.artifact),
+        ("--run-cmd", &overrides.run_cmd),
+        ("--test-cmd", &overrides.test_cmd),
+        ("--build-cmd", &overrides.build_cmd),
+    ] {
+        if let Some(value) = value {
+            chosen.push((flag.to_string(), value.clone()));
+        }
+    }
+    for port in &overrides.ports {
+        chosen.push(("--port".to_string(), port.to_string()));
+    }
+    // `--env` values end up in the DU's config for everyone to read; the names suffice.
+    for (name, _) in &overrides.environment {
+        chosen.push(("--env".to_string(), name.clone()));
+    }
+    BuildOptions {
+        tag: tag.to_string(),
+        network_host: request.network_host,
+        isolation: request.isolation.to_string(),
+        timeout_seconds: request.timeout.map(|t| t.as_secs()),
+        no_cache: request.no_cache,
+        run_tests: request.run_tests,
+        compression: format!("{:?}", request.compression).to_lowercase(),
+        overrides: chosen,
+        build_env_names: overrides
+            .build_environment
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect(),
+        secret_ids: request.inputs.key_part().unwrap_or_default(),
+        ca_certificates: request.inputs.ca_certificates.is_some(),
+        cache_from: request
+            .registry_cache
+            .from
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        cache_to: request.registry_cache.to.as_ref().map(ToString::to_string),
+    }
+}
+
+/// Where the app file came from and the digest of its bytes (bounded like the app file
+/// loader: a file larger than that was refused by the build already).
+fn app_file_digest(app: &AppInput) -> Option<(String, Digest)> {
+    match app {
+        AppInput::File(path) => {
+            let bytes = std::fs::read(path).ok()?;
+            Some((path.display().to_string(), Digest::of_bytes(&bytes)))
+        }
+        AppInput::Text { text, origin } => Some((origin.clone(), Digest::of_bytes(text.as_bytes()))),
+        AppInput::CommandLine { .. } => None,
+    }
+}
+
+/// A random id for a CLI run: 16 bytes of the kernel's random source, as hex.
+fn random_invocation_id() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // No random source: the time is unique enough to tell runs apart.
+        return format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    }
+    hex::encode(bytes)
 }
 
 fn check_cancel(cancel: &CancelHandle) -> Result<(), DeliveryError> {
