@@ -82,6 +82,8 @@ pub struct ServeOptions {
     pub ca_certificates: Option<crate::pipeline::build_inputs::CaCertificates>,
     /// `--cache-from`, `--cache-to`, `--cache-mounts`: the registry cache of every build.
     pub registry_cache: crate::pipeline::registry_cache::RegistryCache,
+    /// `--sign-key`, `--no-attestations`: what every DU gets attached (see `attest::du`).
+    pub attest: crate::attest::du::AttestSettings,
 }
 
 /// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:

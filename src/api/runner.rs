@@ -294,6 +294,9 @@ fn prepare<'a>(
             build,
             push,
             also_push,
+            attest: shared.options.attest.clone(),
+            builder: crate::attest::provenance::Builder::Server,
+            invocation_id: Some(format!("apps/{}/workflows/{}", workflow.app, workflow.id)),
         },
         ledger,
     ))

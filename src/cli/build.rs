@@ -123,6 +123,8 @@ pub struct BuildArgs {
     cache: super::registry::RegistryCacheFlags,
     #[command(flatten)]
     limits: super::run::LimitArgs,
+    #[command(flatten)]
+    attest: super::attest::AttestFlags,
 }
 
 /// Renders build progress as text or JSON lines on stderr.
@@ -312,11 +314,15 @@ pub fn run(context: &Context, args: BuildArgs) -> anyhow::Result<i32> {
         Some(scoped) => scoped,
         None => &client,
     };
+    let attest = args.attest.settings()?;
     let cancel = cancel_on_signals()?;
     let delivery = Delivery {
         build,
         push,
         also_push: Vec::new(),
+        attest,
+        builder: crate::attest::provenance::Builder::Cli,
+        invocation_id: None,
     };
     match deliver(
         &delivery,

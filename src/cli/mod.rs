@@ -6,6 +6,7 @@
 //! that scripts can read it.
 
 mod attach;
+mod attest;
 mod badger;
 mod build;
 mod client;

@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// it is the --push-to registry, else --registry-creds for its host, else none).
     #[command(flatten)]
     cache: super::registry::RegistryCacheFlags,
+    /// The SBOMs, provenance and signatures of every workflow's DU (`--sign-key`: the
+    /// server's key signs them all).
+    #[command(flatten)]
+    attest: super::attest::AttestFlags,
 }
 
 pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
@@ -141,6 +145,7 @@ pub fn run_serve(context: &Context, args: ServeArgs) -> anyhow::Result<i32> {
         ca_certificates,
         registry: args.registry.client()?,
         registry_cache: args.cache.settings()?,
+        attest: args.attest.settings()?,
         build_timeout: Duration::from_secs(args.timeout),
         network_host: matches!(args.network, NetworkMode::Host),
         isolation: args.isolation.level,
