@@ -42,12 +42,6 @@ pub enum AttestError {
         #[source]
         source: sbom::SbomError,
     },
-    #[error("cannot sign the attestations of {name}")]
-    Sign {
-        name: String,
-        #[source]
-        source: super::keys::KeyError,
-    },
     #[error("cannot store the attachments of {name}")]
     Referrers {
         name: String,
@@ -195,12 +189,7 @@ pub fn attach_to_du(
         let (media_type, bytes) = match &settings.sign_key {
             Some(key) => (
                 DSSE_ENVELOPE,
-                dsse::seal(provenance::PAYLOAD_TYPE, &statement, key).map_err(|source| {
-                    AttestError::Sign {
-                        name: name.clone(),
-                        source,
-                    }
-                })?,
+                dsse::seal(provenance::PAYLOAD_TYPE, &statement, key),
             ),
             None => (IN_TOTO_JSON, statement),
         };
@@ -216,11 +205,14 @@ pub fn attach_to_du(
     // A signature per identity, with a key.
     if let Some(key) = &settings.sign_key {
         for identity in &run.identities {
-            let signature = cosign::signature_attachment(identity, &image.manifest_digest, key)
-                .map_err(|source| AttestError::Sign {
-                    name: name.clone(),
-                    source,
-                })?;
+            let signed = cosign::signature_attachment(identity, &image.manifest_digest, key);
+            let signature = Attachment {
+                artifact_type: signed.artifact_type,
+                media_type: signed.media_type,
+                bytes: signed.bytes,
+                annotations: signed.annotations,
+                layer_annotations: signed.layer_annotations,
+            };
             let already = existing.iter().any(|r| {
                 r.artifact_type == COSIGN_SIGNATURE_ARTIFACT
                     && r.manifest.layers().first().map(|l| l.digest().to_string())

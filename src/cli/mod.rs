@@ -24,6 +24,7 @@ mod serve;
 mod sign;
 mod unpack;
 mod uploads;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use exit::UsageError;
@@ -92,6 +93,9 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Sign a registry image (cosign-compatible: podman and skopeo verify it).
     Sign(WithStore<sign::SignArgs>),
+    /// Check a DU's signature, its signed SLSA provenance and its SBOMs against a public
+    /// key, and print what the provenance says (exit 1 on any mismatch).
+    Verify(WithStore<verify::VerifyArgs>),
     /// Show what this host allows the sandbox and the isolation level `auto` picks, with why.
     Info(WithStore<info::InfoArgs>),
     #[cfg(feature = "server")]
@@ -143,6 +147,7 @@ impl Command {
             | Command::Pull(WithStore { store, .. })
             | Command::Run(WithStore { store, .. })
             | Command::Sign(WithStore { store, .. })
+            | Command::Verify(WithStore { store, .. })
             | Command::Info(WithStore { store, .. }) => Some(store),
             #[cfg(feature = "server")]
             Command::Serve(WithStore { store, .. }) => Some(store),
@@ -246,6 +251,7 @@ fn run_command_line() -> i32 {
         Command::Pull(args) => registry::pull(&context, args.args),
         Command::Login(args) => registry::login(&context, args),
         Command::Logout(args) => registry::logout(&context, args),
+        Command::Verify(args) => verify::verify(&context, args.args),
         Command::Info(args) => info::run(&context, args.args),
         Command::Keygen(args) => keygen::run(&context, args),
         Command::Sign(args) => sign::run(&context, args.args),
