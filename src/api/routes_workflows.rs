@@ -178,8 +178,52 @@ fn workflow(shared: &Shared, app: &str, wf: &str) -> Result<records::WorkflowRec
 async fn show(
     State(shared): State<Arc<Shared>>,
     Path((app, wf)): Path<(String, String)>,
-) -> Result<Json<records::WorkflowRecord>, ApiError> {
-    Ok(Json(workflow(&shared, &app, &wf)?))
+) -> Result<Json<Value>, ApiError> {
+    let record = workflow(&shared, &app, &wf)?;
+    let attachments = attachments(&shared, &record);
+    let mut document = serde_json::to_value(&record).unwrap_or_else(|_| json!({}));
+    document["attachments"] = Value::Array(attachments);
+    Ok(Json(document))
+}
+
+/// The SBOMs, provenance and signatures of the workflow's DU, as the store holds them:
+/// each with its artifact type and digest, and where it was pushed (the registry holds it
+/// by digest in the DU's repository) when the DU was. A store that cannot be read lists
+/// none: the workflow's own record is the answer's subject.
+fn attachments(shared: &Shared, record: &records::WorkflowRecord) -> Vec<Value> {
+    let Some(digest) = record.du_digest.as_deref().and_then(|d| d.parse::<crate::image::Digest>().ok())
+    else {
+        return Vec::new();
+    };
+    let Ok(layout) = crate::store::Layout::open(&shared.store) else {
+        return Vec::new();
+    };
+    let Ok(found) = crate::attest::referrers::list(&layout, &digest) else {
+        return Vec::new();
+    };
+    // `docker://HOST/REPO:TAG` → `docker://HOST/REPO@`: where a referrer sits once pushed.
+    let pushed_base = record.pushed_to.as_deref().and_then(|to| {
+        let to = to.split('@').next().unwrap_or(to);
+        let slash = to.rfind('/').unwrap_or(0);
+        let repository = match to[slash..].rfind(':') {
+            Some(colon) => &to[..slash + colon],
+            None => to,
+        };
+        Some(format!("{repository}@"))
+    });
+    found
+        .iter()
+        .map(|referrer| {
+            let digest = referrer.descriptor.digest().to_string();
+            json!({
+                "artifactType": referrer.artifact_type,
+                "digest": digest,
+                "size": referrer.descriptor.size(),
+                "predicateType": referrer.annotations.get(crate::attest::PREDICATE_TYPE_ANNOTATION),
+                "pushed": pushed_base.as_ref().map(|base| format!("{base}{digest}")),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
