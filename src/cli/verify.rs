@@ -95,7 +95,7 @@ fn check(
 ) -> Result<Value, String> {
     let signed_as = check_signature(layout, attached, digest, key, identity)?;
     let statement = check_provenance(layout, attached, digest, key)?;
-    let sboms = check_sboms(attached, &statement)?;
+    let sboms = check_sboms(layout, attached, &statement)?;
     Ok(serde_json::json!({
         "digest": digest.to_string(),
         "signature": { "identity": signed_as },
@@ -219,8 +219,13 @@ fn check_provenance(
     Err(reasons.join("; "))
 }
 
-/// Every attached SBOM is a byproduct of the verified provenance, by digest.
-fn check_sboms(attached: &[Referrer], statement: &Value) -> Result<Vec<Value>, String> {
+/// Every attached SBOM is a byproduct of the verified provenance, by digest, and its blob
+/// has the bytes of that digest.
+fn check_sboms(
+    layout: &Layout,
+    attached: &[Referrer],
+    statement: &Value,
+) -> Result<Vec<Value>, String> {
     let byproducts: Vec<String> = statement["predicate"]["runDetails"]["byproducts"]
         .as_array()
         .into_iter()
@@ -237,6 +242,8 @@ fn check_sboms(attached: &[Referrer], statement: &Value) -> Result<Vec<Value>, S
         };
         let layer_digest = Digest::try_from(layer.digest())
             .map_err(|_| "an SBOM layer's digest is malformed".to_string())?;
+        // Read whole: the layout checks the bytes against the digest as it reads.
+        read_layer(layout, layer)?;
         if !byproducts.iter().any(|b| b == layer_digest.hex()) {
             return Err(format!(
                 "the {} SBOM {layer_digest} is not the one the signed provenance names",
