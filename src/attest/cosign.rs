@@ -22,6 +22,7 @@
 //! (artifact type, layer media type, bytes, layer annotations), for a layout to keep; the
 //! registry side here writes the `.sig` tag form that podman and skopeo read.
 
+use super::referrers::Attachment;
 use super::keys::{KeyError, SigningKey, VerifyingKey};
 use super::{COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, SIMPLE_SIGNING};
 use crate::image::{canonical_json, Digest, ImageReference};
@@ -93,22 +94,6 @@ impl crate::error_class::Classify for CosignError {
     }
 }
 
-/// A signature as an attachment of the image it signs: one artifact manifest with one
-/// layer, in the shape the referrers of a layout are stored in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignatureAttachment {
-    /// [`COSIGN_SIGNATURE_ARTIFACT`].
-    pub artifact_type: String,
-    /// [`SIMPLE_SIGNING`]: the layer's media type.
-    pub media_type: String,
-    /// The simple signing payload: the layer's bytes.
-    pub bytes: Vec<u8>,
-    /// On the manifest: none.
-    pub annotations: BTreeMap<String, String>,
-    /// On the layer: [`COSIGN_SIGNATURE_ANNOTATION`] = the base64 DER signature of `bytes`.
-    pub layer_annotations: BTreeMap<String, String>,
-}
-
 /// The simple signing payload of `manifest_digest` under `identity` (`HOST/REPO`), byte
 /// for byte as cosign writes it: keys in this order, no spaces, `"optional":null`.
 pub fn payload(identity: &str, manifest_digest: &Digest) -> Vec<u8> {
@@ -155,10 +140,10 @@ pub fn signature_attachment(
     identity: &str,
     manifest_digest: &Digest,
     key: &SigningKey,
-) -> SignatureAttachment {
+) -> Attachment {
     let bytes = payload(identity, manifest_digest);
     let signature = STANDARD.encode(key.sign(&bytes));
-    SignatureAttachment {
+    Attachment {
         artifact_type: COSIGN_SIGNATURE_ARTIFACT.to_string(),
         media_type: SIMPLE_SIGNING.to_string(),
         bytes,
@@ -270,7 +255,7 @@ pub struct SignatureImage {
 /// layer whose size is wrong cannot be read by a verifier, so it is not ours.
 pub fn signature_image(
     layers: &[Descriptor],
-    attachment: &SignatureAttachment,
+    attachment: &Attachment,
 ) -> Option<SignatureImage> {
     let ours = layer_descriptor(attachment);
     let already = layers.iter().any(|layer| {
@@ -314,7 +299,7 @@ pub fn signature_image(
 }
 
 /// The layer descriptor of an attachment's bytes.
-fn layer_descriptor(attachment: &SignatureAttachment) -> Descriptor {
+fn layer_descriptor(attachment: &Attachment) -> Descriptor {
     DescriptorBuilder::default()
         .media_type(MediaType::Other(attachment.media_type.clone()))
         .size(attachment.bytes.len() as u64)
@@ -473,7 +458,7 @@ fn existing_signatures(
     registry: &dyn RegistryTransport,
     reference: &ImageReference,
     layout: &Layout,
-    ours: &SignatureAttachment,
+    ours: &Attachment,
     reporter: &dyn Reporter,
 ) -> Result<Existing, CosignError> {
     let bad = |reason: String| CosignError::BadSignatureManifest {

@@ -205,14 +205,7 @@ pub fn attach_to_du(
     // A signature per identity, with a key.
     if let Some(key) = &settings.sign_key {
         for identity in &run.identities {
-            let signed = cosign::signature_attachment(identity, &image.manifest_digest, key);
-            let signature = Attachment {
-                artifact_type: signed.artifact_type,
-                media_type: signed.media_type,
-                bytes: signed.bytes,
-                annotations: signed.annotations,
-                layer_annotations: signed.layer_annotations,
-            };
+            let signature = cosign::signature_attachment(identity, &image.manifest_digest, key);
             let already = existing.iter().any(|r| {
                 r.artifact_type == COSIGN_SIGNATURE_ARTIFACT
                     && r.manifest.layers().first().map(|l| l.digest().to_string())

@@ -91,7 +91,7 @@ enum Command {
     Run(WithStore<run::RunArgs>),
     /// Make a P-256 key pair for `sign` (PATH.key, PATH.pub; cosign can import it).
     Keygen(keygen::KeygenArgs),
-    /// Sign a registry image (cosign-compatible: podman and skopeo verify it).
+    /// Sign an image of the store or a registry (cosign-compatible: podman and skopeo verify it).
     Sign(WithStore<sign::SignArgs>),
     /// Check a DU's signature, its signed SLSA provenance and its SBOMs against a public
     /// key, and print what the provenance says (exit 1 on any mismatch).
