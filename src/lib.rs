@@ -23,6 +23,7 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+pub mod attest;
 pub mod cli;
 pub mod error_class;
 #[doc(hidden)]
