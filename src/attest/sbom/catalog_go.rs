@@ -80,7 +80,9 @@ fn varint_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     for (index, byte) in bytes.iter().take(10).enumerate() {
         length |= u64::from(byte & 0x7f) << (7 * index);
         if byte & 0x80 == 0 {
-            let length = usize::try_from(length).ok().filter(|l| *l <= MODINFO_LIMIT)?;
+            let length = usize::try_from(length)
+                .ok()
+                .filter(|l| *l <= MODINFO_LIMIT)?;
             let start = index + 1;
             let end = start.checked_add(length)?;
             return Some((bytes.get(start..end)?, &bytes[end..]));
@@ -92,14 +94,14 @@ fn varint_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// The main module, its dependencies (a `=>` line replaces the `dep` before it) and the
 /// standard library at the Go version.
 fn modules(version: &[u8], modinfo: &[u8]) -> Option<Vec<Package>> {
-    let version = std::str::from_utf8(version).ok()?;
-    let modinfo = std::str::from_utf8(modinfo).ok()?;
-    // Between 16-byte sentinels when non-empty.
-    let modinfo = if modinfo.len() >= 33 && modinfo.as_bytes()[modinfo.len() - 17] == b'\n' {
-        modinfo.get(16..modinfo.len() - 16)?
+    // Between 16-byte sentinels (not UTF-8) when non-empty.
+    let modinfo = if modinfo.len() >= 33 && modinfo[modinfo.len() - 17] == b'\n' {
+        &modinfo[16..modinfo.len() - 16]
     } else {
         modinfo
     };
+    let version = std::str::from_utf8(version).ok()?;
+    let modinfo = std::str::from_utf8(modinfo).ok()?;
     let mut packages = Vec::new();
     let go_version = version.strip_prefix("go")?;
     packages.push(Package::new(Ecosystem::Go, None, "stdlib", go_version));
@@ -123,7 +125,7 @@ fn modules(version: &[u8], modinfo: &[u8]) -> Option<Vec<Package>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const SENTINEL_START: &[u8; 16] = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6";

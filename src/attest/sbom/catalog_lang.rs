@@ -26,12 +26,7 @@ pub(super) fn python_metadata(bytes: &[u8]) -> Option<Vec<Package>> {
             version.get_or_insert(value.trim());
         }
     }
-    Some(vec![Package::new(
-        Ecosystem::Python,
-        None,
-        name?,
-        version?,
-    )])
+    Some(vec![Package::new(Ecosystem::Python, None, name?, version?)])
 }
 
 /// An installed npm package's `name` and `version`; a scoped name keeps its `@scope` as the

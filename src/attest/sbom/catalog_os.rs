@@ -22,7 +22,10 @@ pub(super) fn os_release(bytes: &[u8]) -> OsRelease {
         let Some((key, value)) = line.trim().split_once('=') else {
             continue;
         };
-        let value = value.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let value = value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_string();
         let usable = !value.is_empty()
             && value.len() <= 64
             && value

@@ -82,10 +82,9 @@ fn read_layer(
     limits: &Limits,
     filesystem: &mut Filesystem,
 ) -> Result<(), SbomError> {
-    let digest =
-        Digest::try_from(descriptor.digest()).map_err(|_| SbomError::LayerDescriptor {
-            digest: descriptor.digest().to_string(),
-        })?;
+    let digest = Digest::try_from(descriptor.digest()).map_err(|_| SbomError::LayerDescriptor {
+        digest: descriptor.digest().to_string(),
+    })?;
     let declared = media::layer_compression(descriptor.media_type().as_ref());
     let mut blob = layout
         .open_blob(&digest, Some(descriptor.size()))
@@ -217,7 +216,9 @@ fn read_candidate(
 ) -> io::Result<Option<Content>> {
     let mut bytes = Vec::with_capacity(size as usize);
     // The header's size was checked; `take` holds even a stream that says otherwise.
-    entry.take(bound(candidate, limits)).read_to_end(&mut bytes)?;
+    entry
+        .take(bound(candidate, limits))
+        .read_to_end(&mut bytes)?;
     let packages = match candidate {
         Candidate::OsRelease => {
             return Ok(Some(Content::OsRelease(catalog_os::os_release(&bytes))));
@@ -253,12 +254,8 @@ fn classify(path: &str) -> Option<Candidate> {
         {
             Some(Candidate::DpkgStatusPart)
         }
-        _ if path == "etc/os-release" || path == "usr/lib/os-release" => {
-            Some(Candidate::OsRelease)
-        }
-        "METADATA"
-            if parent.is_some_and(|p| p.ends_with(".dist-info")) && is_site(grandparent) =>
-        {
+        _ if path == "etc/os-release" || path == "usr/lib/os-release" => Some(Candidate::OsRelease),
+        "METADATA" if parent.is_some_and(|p| p.ends_with(".dist-info")) && is_site(grandparent) => {
             Some(Candidate::PythonMetadata)
         }
         "PKG-INFO" if parent.is_some_and(|p| p.ends_with(".egg-info")) && is_site(grandparent) => {

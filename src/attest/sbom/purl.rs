@@ -55,7 +55,12 @@ pub(super) fn purl(package: &Package, os: Option<&OsRelease>) -> String {
 /// The purl of an OCI image (a badger) by its manifest digest.
 pub(super) fn oci(name: &str, digest: &str, tag: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
-    format!("pkg:oci/{}@{}?tag={}", encode(&last), encode(digest), encode(tag))
+    format!(
+        "pkg:oci/{}@{}?tag={}",
+        encode(&last),
+        encode(digest),
+        encode(tag)
+    )
 }
 
 /// The name a person knows the package by: `@scope/name`, `group:artifact`, `vendor/name`.
@@ -115,7 +120,12 @@ fn encode(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn package(ecosystem: Ecosystem, namespace: Option<&str>, name: &str, version: &str) -> Package {
+    fn package(
+        ecosystem: Ecosystem,
+        namespace: Option<&str>,
+        name: &str,
+        version: &str,
+    ) -> Package {
         Package::new(ecosystem, namespace, name, version)
     }
 
@@ -134,19 +144,31 @@ mod tests {
         let epoch = package(Ecosystem::Deb, None, "perl", "1:5.36");
         assert_eq!(purl(&epoch, None), "pkg:deb/debian/perl@1%3A5.36");
         assert_eq!(
-            purl(&package(Ecosystem::Python, None, "Typing_Extensions", "4.9.0"), None),
+            purl(
+                &package(Ecosystem::Python, None, "Typing_Extensions", "4.9.0"),
+                None
+            ),
             "pkg:pypi/typing-extensions@4.9.0"
         );
         assert_eq!(
-            purl(&package(Ecosystem::Npm, Some("@babel"), "core", "7.0.0"), None),
+            purl(
+                &package(Ecosystem::Npm, Some("@babel"), "core", "7.0.0"),
+                None
+            ),
             "pkg:npm/%40babel/core@7.0.0"
         );
         assert_eq!(
-            purl(&package(Ecosystem::Go, None, "golang.org/x/text", "v0.14.0"), None),
+            purl(
+                &package(Ecosystem::Go, None, "golang.org/x/text", "v0.14.0"),
+                None
+            ),
             "pkg:golang/golang.org/x/text@v0.14.0"
         );
         assert_eq!(
-            purl(&package(Ecosystem::Maven, Some("org.slf4j"), "slf4j-api", "2.0.9"), None),
+            purl(
+                &package(Ecosystem::Maven, Some("org.slf4j"), "slf4j-api", "2.0.9"),
+                None
+            ),
             "pkg:maven/org.slf4j/slf4j-api@2.0.9"
         );
         assert_eq!(
@@ -154,7 +176,10 @@ mod tests {
             "pkg:gem/rake@13.0.6"
         );
         assert_eq!(
-            purl(&package(Ecosystem::Composer, Some("monolog"), "monolog", "3.5.0"), None),
+            purl(
+                &package(Ecosystem::Composer, Some("monolog"), "monolog", "3.5.0"),
+                None
+            ),
             "pkg:composer/monolog/monolog@3.5.0"
         );
     }
@@ -162,6 +187,9 @@ mod tests {
     #[test]
     fn hostile_names_stay_inside_their_part() {
         let hostile = package(Ecosystem::Gem, None, "x?arch=evil#frag/..", "1@2");
-        assert_eq!(purl(&hostile, None), "pkg:gem/x%3Farch%3Devil%23frag%2F..@1%402");
+        assert_eq!(
+            purl(&hostile, None),
+            "pkg:gem/x%3Farch%3Devil%23frag%2F..@1%402"
+        );
     }
 }
