@@ -16,6 +16,7 @@ mod output;
 mod push;
 mod registry;
 mod run;
+mod sbom;
 #[cfg(feature = "server")]
 mod serve;
 mod unpack;
@@ -64,6 +65,8 @@ enum Command {
     Images(WithStore<images::ImagesArgs>),
     /// Print an image's manifest, config and annotations as JSON.
     Inspect(WithStore<images::InspectArgs>),
+    /// Print an image's software bill of materials (SPDX 2.3 or CycloneDX 1.5 JSON).
+    Sbom(WithStore<sbom::SbomArgs>),
     /// Remove names from the store (their blobs stay until `gc`).
     Rmi(WithStore<images::RmiArgs>),
     /// Remove blobs that no name reaches.
@@ -124,6 +127,7 @@ impl Command {
             | Command::Import(WithStore { store, .. })
             | Command::Images(WithStore { store, .. })
             | Command::Inspect(WithStore { store, .. })
+            | Command::Sbom(WithStore { store, .. })
             | Command::Rmi(WithStore { store, .. })
             | Command::Gc(WithStore { store, .. })
             | Command::Unpack(WithStore { store, .. })
@@ -223,6 +227,7 @@ fn run_command_line() -> i32 {
         Command::Import(args) => import::run(&context, args.args),
         Command::Images(args) => images::images(&context, args.args),
         Command::Inspect(args) => images::inspect(&context, args.args),
+        Command::Sbom(args) => sbom::run(&context, args.args),
         Command::Rmi(args) => images::rmi(&context, args.args),
         Command::Gc(args) => images::gc(&context, args.args),
         Command::Unpack(args) => unpack::run(&context, args.args),

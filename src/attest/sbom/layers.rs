@@ -277,11 +277,18 @@ fn classify(path: &str) -> Option<Candidate> {
         "installed.json" if parent == Some("composer") && grandparent == Some("vendor") => {
             Some(Candidate::ComposerInstalled)
         }
-        _ if name.ends_with(".jar") || name.ends_with(".war") || name.ends_with(".ear") => {
-            Some(Candidate::Jar)
-        }
+        _ if is_java_archive(name) => Some(Candidate::Jar),
         _ => None,
     }
+}
+
+/// `.jar`, `.war` or `.ear`, in any case.
+fn is_java_archive(name: &str) -> bool {
+    std::path::Path::new(name).extension().is_some_and(|extension| {
+        ["jar", "war", "ear"]
+            .iter()
+            .any(|java| extension.eq_ignore_ascii_case(java))
+    })
 }
 
 /// The path without `./`, leading or doubled slashes; `None` (counted) for `..` or a path
@@ -385,7 +392,7 @@ impl Filesystem {
         match content {
             Content::Packages(packages) => Content::Packages(stamp(packages)),
             Content::Locked(packages) => Content::Locked(stamp(packages)),
-            other => other,
+            other @ Content::OsRelease(_) => other,
         }
     }
 
