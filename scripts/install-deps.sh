@@ -17,3 +17,10 @@ sh runtime/tests/setup-host.sh
 # hosts make it 0600 (root only). 0666 is Debian's default: only a process that may create
 # network devices in a namespace of its own can use it.
 if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+# The SBOM validators of tests/sbom.rs: the SPDX project's own tools (pyspdxtools) and the
+# CycloneDX Python library with its JSON schema validation, in a venv of their own.
+if [ ! -x /opt/solum-sbom-tools/bin/pyspdxtools ] || ! /opt/solum-sbom-tools/bin/python -c 'import cyclonedx.validation.json' 2>/dev/null; then
+    dpkg -s python3-venv >/dev/null 2>&1 || { apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; }
+    python3 -m venv /opt/solum-sbom-tools
+    /opt/solum-sbom-tools/bin/pip install --quiet spdx-tools 'cyclonedx-python-lib[json-validation]'
+fi
