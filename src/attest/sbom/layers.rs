@@ -284,11 +284,13 @@ fn classify(path: &str) -> Option<Candidate> {
 
 /// `.jar`, `.war` or `.ear`, in any case.
 fn is_java_archive(name: &str) -> bool {
-    std::path::Path::new(name).extension().is_some_and(|extension| {
-        ["jar", "war", "ear"]
-            .iter()
-            .any(|java| extension.eq_ignore_ascii_case(java))
-    })
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|extension| {
+            ["jar", "war", "ear"]
+                .iter()
+                .any(|java| extension.eq_ignore_ascii_case(java))
+        })
 }
 
 /// The path without `./`, leading or doubled slashes; `None` (counted) for `..` or a path
