@@ -37,50 +37,32 @@ fn validators() -> Option<PathBuf> {
 /// testdata/apps/python-web as a git repository (one commit), with a build step that
 /// removes a Python distribution of the base image.
 fn python_web_removing_wheel(dir: &Path) -> PathBuf {
-    let app = dir.join("python-web");
-    Cmd::program("cp")
-        .arg("-a")
-        .arg(repo_dir().join("testdata/apps/python-web"))
-        .arg(&app)
-        .run()
-        .ok();
-    let app_file = std::fs::read_to_string(app.join("app.yaml")).unwrap();
+    let app_yaml = support::apps::copy_app(dir, "python-web");
+    let app_file = std::fs::read_to_string(&app_yaml).unwrap();
     let app_file = app_file.replace(
         "workflow_config:\n",
         "workflow_config:\n  build_cmd: rm -rf /usr/lib/python3/dist-packages/wheel-*\n",
     );
     assert!(app_file.contains("build_cmd"), "{app_file}");
-    std::fs::write(app.join("app.yaml"), app_file).unwrap();
+    std::fs::write(&app_yaml, app_file).unwrap();
+    let app = app_yaml.parent().unwrap().to_path_buf();
     git(&app, &["init", "-q"]);
     git(&app, &["add", "-A"]);
     git(&app, &["commit", "-qm", "python-web"]);
     app
 }
 
-/// `(name, version)` of every package an SPDX document lists (the DU and badgers too).
-fn spdx_packages(document: &Value) -> BTreeSet<(String, String)> {
-    document["packages"]
+/// `(name, version)` of every entry of a document's `list` (`packages` of SPDX, whose
+/// version is `versionInfo`; `components` of CycloneDX, `version`), names lower-cased.
+fn listed(document: &Value, list: &str, version: &str) -> BTreeSet<(String, String)> {
+    document[list]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| {
             (
                 p["name"].as_str().unwrap().to_lowercase(),
-                p["versionInfo"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn cyclonedx_packages(document: &Value) -> BTreeSet<(String, String)> {
-    document["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_lowercase(),
-                c["version"].as_str().unwrap_or_default().to_string(),
+                p[version].as_str().unwrap_or_default().to_string(),
             )
         })
         .collect()
@@ -181,8 +163,8 @@ fn python_sample_du_sbom_validates_is_complete_and_leaves_out_what_the_build_rem
 
     let spdx_document: Value = serde_json::from_str(&spdx).unwrap();
     let cyclonedx_document: Value = serde_json::from_str(&cyclonedx).unwrap();
-    let in_spdx = spdx_packages(&spdx_document);
-    let in_cyclonedx = cyclonedx_packages(&cyclonedx_document);
+    let in_spdx = listed(&spdx_document, "packages", "versionInfo");
+    let in_cyclonedx = listed(&cyclonedx_document, "components", "version");
     let found = cyclonedx_document["components"].as_array().unwrap().len() - 1;
     eprintln!(
         "python-web SBOM: SPDX {} bytes, CycloneDX {} bytes, {found} packages; `sbom` took {} ms",

@@ -363,3 +363,113 @@ fn a_badger_digest_that_is_not_one_is_left_out() {
     let described = Described::new(None, &Digest::of_bytes(b"m"), None, Some(&du));
     assert!(described.badgers.is_empty());
 }
+
+/// A store holding one image, `shop`, of gzip `layers`, carrying `du` as its annotation.
+fn store_with_image(
+    root: &std::path::Path,
+    layers: &[Vec<u8>],
+    du: Option<&str>,
+) -> crate::store::Layout {
+    use flate2::write::GzEncoder;
+    let layout = crate::store::Layout::open_or_create(root).unwrap();
+    let mut layer_json = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in layers {
+        let mut gzip = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(tar).unwrap();
+        let compressed = gzip.finish().unwrap();
+        let digest = layout.put_bytes(&compressed).unwrap();
+        diff_ids.push(serde_json::json!(Digest::of_bytes(tar).to_string()));
+        layer_json.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest.to_string(),
+            "size": compressed.len(),
+        }));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-05-01T10:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_digest = layout.put_bytes(&config).unwrap();
+    let mut manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": layer_json,
+    });
+    if let Some(du) = du {
+        manifest["annotations"] = serde_json::json!({ crate::manifest::DU_ANNOTATION: du });
+    }
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    layout.put_bytes(&manifest).unwrap();
+    let descriptor = crate::store::image::manifest_descriptor(&manifest, None);
+    layout.tag("shop", &descriptor).unwrap();
+    layout
+}
+
+#[test]
+fn generate_reads_the_store_s_layers_and_the_du_annotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let du = du(&Digest::of_bytes(b"badger").to_string())
+        .to_json()
+        .unwrap();
+    let layers = [
+        tar(&[
+            File("etc/os-release", OS_RELEASE),
+            File("var/lib/dpkg/status", DPKG_STATUS),
+        ]),
+        tar(&[File(
+            "usr/lib/python3/site-packages/ok-1.dist-info/METADATA",
+            &metadata("ok", "1"),
+        )]),
+    ];
+    let layout = store_with_image(dir.path(), &layers, Some(&du));
+    let image = layout.resolve(Some("shop")).unwrap();
+    let sboms = super::generate(&layout, &image).unwrap();
+    assert_eq!(sboms.packages, 3);
+    assert_eq!(sboms, super::generate(&layout, &image).unwrap());
+    let spdx: serde_json::Value = serde_json::from_slice(&sboms.spdx).unwrap();
+    assert_eq!(spdx["name"], "shop");
+    assert_eq!(spdx["creationInfo"]["created"], "2024-05-01T10:00:00Z");
+    let upper = image.layers()[1].digest().to_string();
+    assert!(
+        spdx["packages"][4]["sourceInfo"]
+            .as_str()
+            .unwrap()
+            .contains(&upper),
+        "{}",
+        spdx["packages"][4]
+    );
+
+    // A layer blob changed on disk: the SBOM fails rather than describe other bytes.
+    let blob = layout.blob_path(&Digest::try_from(image.layers()[1].digest()).unwrap());
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    assert!(super::generate(&layout, &image).is_err());
+}
+
+#[test]
+fn an_image_without_a_du_annotation_is_described_by_name_and_a_bad_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = store_with_image(dir.path(), &[tar(&[File("etc/hostname", b"x\n")])], None);
+    let image = layout.resolve(Some("shop")).unwrap();
+    let sboms = super::generate(&layout, &image).unwrap();
+    let cyclonedx: serde_json::Value = serde_json::from_slice(&sboms.cyclonedx).unwrap();
+    assert_eq!(cyclonedx["metadata"]["component"]["name"], "shop");
+    assert_eq!(sboms.packages, 0);
+
+    let other = tempfile::tempdir().unwrap();
+    let layout = store_with_image(other.path(), &[tar(&[])], Some("{not a DU"));
+    let image = layout.resolve(Some("shop")).unwrap();
+    assert!(matches!(
+        super::generate(&layout, &image),
+        Err(super::SbomError::DuManifest { .. })
+    ));
+}
