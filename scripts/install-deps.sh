@@ -17,3 +17,16 @@ sh runtime/tests/setup-host.sh
 # hosts make it 0600 (root only). 0666 is Debian's default: only a process that may create
 # network devices in a namespace of its own can use it.
 if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+# The SBOM validators of tests/sbom.rs: the SPDX project's own tools (pyspdxtools) and the
+# CycloneDX Python library with its JSON schema validation, in a venv of their own. The venv
+# is made from Debian's /usr/bin/python3, so that `tester` can run it too (a venv links to
+# the interpreter it was made with, and one under root's home is out of tester's reach).
+venv=/opt/solum-sbom-tools
+if ! grep -qx 'home = /usr/bin' "$venv/pyvenv.cfg" 2>/dev/null \
+    || ! "$venv/bin/python" -c 'import spdx_tools, cyclonedx.validation.json' 2>/dev/null; then
+    dpkg -s python3-venv >/dev/null 2>&1 || { apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; }
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet spdx-tools 'cyclonedx-python-lib[json-validation]'
+    chmod -R a+rX "$venv"
+fi

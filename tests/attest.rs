@@ -128,7 +128,10 @@ fn a_signed_build_verifies_everywhere_and_tells_what_it_was_built_from() {
     let dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
         .as_array()
         .unwrap();
-    assert_eq!(dependencies[0]["digest"]["gitCommit"], setup.commit.as_str());
+    assert_eq!(
+        dependencies[0]["digest"]["gitCommit"],
+        setup.commit.as_str()
+    );
     let badger = image_digest(&setup.store, "badgers/shell");
     assert!(
         dependencies
@@ -150,7 +153,10 @@ fn a_signed_build_verifies_everywhere_and_tells_what_it_was_built_from() {
     assert_eq!(options["secretIds"][0], "token");
     assert_eq!(options["buildEnvNames"][0], "PLANTED");
     for planted in [SECRET_VALUE, BUILD_ENV_VALUE] {
-        assert_eq!(files_containing(&setup.store, planted), Vec::<PathBuf>::new());
+        assert_eq!(
+            files_containing(&setup.store, planted),
+            Vec::<PathBuf>::new()
+        );
     }
 
     // Through a registry (the fallback tag), straight from it, and into a fresh store.
@@ -168,7 +174,8 @@ fn a_signed_build_verifies_everywhere_and_tells_what_it_was_built_from() {
         from_registry.text()
     );
     // Signed for the registry's repository: verifies there, and after a pull.
-    let signed_for_remote = setup.signed_build(&setup.store, &["--push", &remote, "--tls-verify=false"]);
+    let signed_for_remote =
+        setup.signed_build(&setup.store, &["--push", &remote, "--tls-verify=false"]);
     assert_eq!(signed_for_remote, digest, "a cache hit gives the same DU");
     setup.verify(&setup.store, &remote).ok();
     let fresh = setup.dir.path().join("fresh");
@@ -268,9 +275,14 @@ fn a_cache_hit_adds_nothing_and_no_attestations_attaches_nothing() {
     let setup = setup();
     setup.signed_build(&setup.store, &[]);
     let before = std::fs::read(setup.store.join("index.json")).unwrap();
-    let hit = setup.build(&setup.store, &["--sign-key", setup.key.to_str().unwrap()]).ok();
+    let hit = setup
+        .build(&setup.store, &["--sign-key", setup.key.to_str().unwrap()])
+        .ok();
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
-    assert_eq!(std::fs::read(setup.store.join("index.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(setup.store.join("index.json")).unwrap(),
+        before
+    );
 
     let bare_store = setup.dir.path().join("bare");
     let scratch = setup.dir.path().join("rootfs-bare");
@@ -294,10 +306,16 @@ fn referrer_layer(layout: &Path, artifact_type: &str) -> String {
     for entry in index["manifests"].as_array().unwrap() {
         if entry["artifactType"] == artifact_type {
             let manifest = read_json(&blob(layout, entry["digest"].as_str().unwrap()));
-            return manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+            return manifest["layers"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
         }
     }
-    panic!("no referrer of type {artifact_type} in {}", layout.display());
+    panic!(
+        "no referrer of type {artifact_type} in {}",
+        layout.display()
+    );
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -191,7 +191,10 @@ async fn show(
 /// by digest in the DU's repository) when the DU was. A store that cannot be read lists
 /// none: the workflow's own record is the answer's subject.
 fn attachments(shared: &Shared, record: &records::WorkflowRecord) -> Vec<Value> {
-    let Some(digest) = record.du_digest.as_deref().and_then(|d| d.parse::<crate::image::Digest>().ok())
+    let Some(digest) = record
+        .du_digest
+        .as_deref()
+        .and_then(|d| d.parse::<crate::image::Digest>().ok())
     else {
         return Vec::new();
     };

@@ -22,8 +22,8 @@
 //! (artifact type, layer media type, bytes, layer annotations), for a layout to keep; the
 //! registry side here writes the `.sig` tag form that podman and skopeo read.
 
-use super::referrers::Attachment;
 use super::keys::{KeyError, SigningKey, VerifyingKey};
+use super::referrers::Attachment;
 use super::{COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, SIMPLE_SIGNING};
 use crate::image::{canonical_json, Digest, ImageReference};
 use crate::report::Reporter;
@@ -253,10 +253,7 @@ pub struct SignatureImage {
 /// layer of `attachment`, unless one with the same digest, size, media type and annotations
 /// is there already (then `None`: nothing to write). The size counts too: a copy of our
 /// layer whose size is wrong cannot be read by a verifier, so it is not ours.
-pub fn signature_image(
-    layers: &[Descriptor],
-    attachment: &Attachment,
-) -> Option<SignatureImage> {
+pub fn signature_image(layers: &[Descriptor], attachment: &Attachment) -> Option<SignatureImage> {
     let ours = layer_descriptor(attachment);
     let already = layers.iter().any(|layer| {
         layer.digest() == ours.digest()

@@ -12,7 +12,7 @@
 //! same DU adds nothing twice.
 
 use super::keys::SigningKey;
-use super::provenance::{self, Builder, BuildOptions, Byproduct, ProvenanceInputs, ResolvedBadger};
+use super::provenance::{self, BuildOptions, Builder, Byproduct, ProvenanceInputs, ResolvedBadger};
 use super::referrers::{self, Attachment, Referrer};
 use super::{
     cosign, dsse, sbom, COSIGN_SIGNATURE_ARTIFACT, CYCLONEDX_JSON, DSSE_ENVELOPE, IN_TOTO_JSON,
@@ -135,10 +135,9 @@ pub fn attach_to_du(
         digest: run.log_digest.clone(),
     }];
     let sbom_digests = match (has(SPDX_JSON), has(CYCLONEDX_JSON)) {
-        (Some(spdx), Some(cyclonedx)) => [
-            single_layer_digest(spdx),
-            single_layer_digest(cyclonedx),
-        ],
+        (Some(spdx), Some(cyclonedx)) => {
+            [single_layer_digest(spdx), single_layer_digest(cyclonedx)]
+        }
         _ => {
             reporter.status("Cataloguing", &format!("{name}: SBOM (SPDX, CycloneDX)"));
             let sboms = sbom::generate(layout, &image).map_err(|source| AttestError::Sbom {
@@ -151,9 +150,12 @@ pub fn attach_to_du(
             ]
         }
     };
-    for ((file, media_type), digest) in [("sbom.spdx.json", SPDX_JSON), ("sbom.cdx.json", CYCLONEDX_JSON)]
-        .into_iter()
-        .zip(sbom_digests)
+    for ((file, media_type), digest) in [
+        ("sbom.spdx.json", SPDX_JSON),
+        ("sbom.cdx.json", CYCLONEDX_JSON),
+    ]
+    .into_iter()
+    .zip(sbom_digests)
     {
         if let Some(digest) = digest {
             byproducts.push(Byproduct {
@@ -238,7 +240,7 @@ fn layer_digest_of(attachment: &Attachment) -> Digest {
 
 /// The digest of a stored referrer's one layer, if it has exactly one.
 fn single_layer_digest(referrer: &Referrer) -> Option<Digest> {
-    match referrer.manifest.layers() {
+    match referrer.manifest.layers().as_slice() {
         [layer] => Digest::try_from(layer.digest()).ok(),
         _ => None,
     }

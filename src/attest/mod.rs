@@ -3,9 +3,11 @@
 
 pub mod cosign;
 pub mod dsse;
+pub mod du;
 pub mod keys;
 pub mod provenance;
 pub mod referrers;
+pub mod sbom;
 
 /// SPDX 2.3 JSON (an SBOM's artifact type).
 pub const SPDX_JSON: &str = "application/spdx+json";

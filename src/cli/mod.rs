@@ -19,6 +19,7 @@ mod output;
 mod push;
 mod registry;
 mod run;
+mod sbom;
 #[cfg(feature = "server")]
 mod serve;
 mod sign;
@@ -72,6 +73,8 @@ enum Command {
     /// Attach a file (an SBOM, notes, a signature) to an image of the store as an OCI
     /// referrer.
     Attach(WithStore<attach::AttachArgs>),
+    /// Print an image's software bill of materials (SPDX 2.3 or CycloneDX 1.5 JSON).
+    Sbom(WithStore<sbom::SbomArgs>),
     /// Remove names from the store (their blobs stay until `gc`).
     Rmi(WithStore<images::RmiArgs>),
     /// Remove blobs that no name reaches.
@@ -140,6 +143,7 @@ impl Command {
             | Command::Images(WithStore { store, .. })
             | Command::Inspect(WithStore { store, .. })
             | Command::Attach(WithStore { store, .. })
+            | Command::Sbom(WithStore { store, .. })
             | Command::Rmi(WithStore { store, .. })
             | Command::Gc(WithStore { store, .. })
             | Command::Unpack(WithStore { store, .. })
@@ -243,6 +247,7 @@ fn run_command_line() -> i32 {
         Command::Images(args) => images::images(&context, args.args),
         Command::Inspect(args) => images::inspect(&context, args.args),
         Command::Attach(args) => attach::run(&context, args.args),
+        Command::Sbom(args) => sbom::run(&context, args.args),
         Command::Rmi(args) => images::rmi(&context, args.args),
         Command::Gc(args) => images::gc(&context, args.args),
         Command::Unpack(args) => unpack::run(&context, args.args),

@@ -13,9 +13,9 @@
 use super::exit::{FAILURE, SUCCESS};
 use super::output::{escape_controls, result_line, CliReporter};
 use super::Context;
+use crate::attest::cosign::{self, CosignError};
 use crate::attest::keys::VerifyingKey;
 use crate::attest::referrers::{self, Referrer};
-use crate::attest::cosign::{self, CosignError};
 use crate::attest::{
     dsse, provenance, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, CYCLONEDX_JSON,
     DSSE_ENVELOPE, IN_TOTO_JSON, SPDX_JSON,
@@ -66,13 +66,19 @@ pub fn verify(context: &Context, args: VerifyArgs) -> anyhow::Result<i32> {
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
     let digest = opened.image.manifest_digest.clone();
     let attached = referrers::list(&opened.layout, &digest)?;
-    let report = match check(&opened.layout, &attached, &digest, &key, identity.as_deref()) {
+    let report = match check(
+        &opened.layout,
+        &attached,
+        &digest,
+        &key,
+        identity.as_deref(),
+    ) {
         Ok(report) => report,
         Err(reason) => {
             eprintln!(
                 "error: {} does not verify: {}",
                 args.reference,
-                escape_controls(&reason)
+                escape_controls(&reason, &[])
             );
             return Ok(FAILURE);
         }
@@ -125,7 +131,9 @@ fn check_signature(
         }
     }
     if reasons.is_empty() {
-        return Err("it has no signature (sign it with `solum-build sign` or `build --sign-key`)".into());
+        return Err(
+            "it has no signature (sign it with `solum-build sign` or `build --sign-key`)".into(),
+        );
     }
     Err(format!("no signature verifies: {}", reasons.join("; ")))
 }
@@ -188,7 +196,9 @@ fn check_provenance(
         let (payload_type, payload) = match dsse::open(&envelope, key) {
             Ok(opened) => opened,
             Err(error) => {
-                reasons.push(format!("the provenance's envelope does not verify: {error}"));
+                reasons.push(format!(
+                    "the provenance's envelope does not verify: {error}"
+                ));
                 continue;
             }
         };
@@ -238,7 +248,10 @@ fn check_sboms(
         .filter(|r| r.artifact_type == SPDX_JSON || r.artifact_type == CYCLONEDX_JSON)
     {
         let [layer] = referrer.manifest.layers().as_slice() else {
-            return Err(format!("the {} SBOM has more than one layer", referrer.artifact_type));
+            return Err(format!(
+                "the {} SBOM has more than one layer",
+                referrer.artifact_type
+            ));
         };
         let layer_digest = Digest::try_from(layer.digest())
             .map_err(|_| "an SBOM layer's digest is malformed".to_string())?;
@@ -293,7 +306,11 @@ fn print_report(reference: &str, digest: &Digest, report: &Value) -> anyhow::Res
             run["metadata"]["finishedOn"].as_str().unwrap_or_default()
         ),
     ];
-    for dependency in build["resolvedDependencies"].as_array().into_iter().flatten() {
+    for dependency in build["resolvedDependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         lines.push(format!(
             "  from        {}",
             dependency["uri"].as_str().unwrap_or_default()
@@ -307,7 +324,7 @@ fn print_report(reference: &str, digest: &Digest, report: &Value) -> anyhow::Res
         ));
     }
     for line in lines {
-        result_line(escape_controls(&line))?;
+        result_line(escape_controls(&line, &[]))?;
     }
     Ok(())
 }

@@ -20,10 +20,10 @@
 //! (the next build of the same inputs finds it in the build cache).
 
 use super::build::{build, AppInput, BuildError, BuildRequest, Built};
-use crate::attest::du::{attach_to_du, AttestError, AttestSettings, DuRun, LogDigest};
-use crate::attest::provenance::{BuildOptions, Builder};
 use super::redaction::RedactionError;
 use super::start_check::StartCheckError;
+use crate::attest::du::{attach_to_du, AttestError, AttestSettings, DuRun, LogDigest};
+use crate::attest::provenance::{BuildOptions, Builder};
 use crate::error_class::{Classify, ErrorClass};
 use crate::image::{Digest, ImageReference};
 use crate::report::Reporter;
@@ -101,7 +101,9 @@ impl DeliveryError {
                 _ => State::BuildFailed,
             },
             DeliveryError::PushRefused(_) | DeliveryError::Push { .. } => State::PushFailed,
-            DeliveryError::Build(_) | DeliveryError::Ledger { .. } => State::Error,
+            DeliveryError::Build(_) | DeliveryError::Attest(_) | DeliveryError::Ledger { .. } => {
+                State::Error
+            }
         }
     }
 }
@@ -288,12 +290,19 @@ fn attest(
         log_digest: log.digest(),
         identities,
     };
-    let layout = crate::store::Layout::open(store).map_err(crate::store::ImageError::from).map_err(AttestError::from)?;
+    let layout = crate::store::Layout::open(store)
+        .map_err(crate::store::ImageError::from)
+        .map_err(AttestError::from)?;
     let attached = attach_to_du(&layout, &run, &delivery.attest, log)?;
     if attached.added > 0 {
         log.status(
             "Attached",
-            &format!("{} to {} ({} referrers)", attached.added, built.tag, attached.referrers.len()),
+            &format!(
+                "{} to {} ({} referrers)",
+                attached.added,
+                built.tag,
+                attached.referrers.len()
+            ),
         );
     }
     Ok(())
@@ -371,7 +380,9 @@ fn app_file_digest(app: &AppInput) -> Option<(String, Digest)> {
             let bytes = std::fs::read(path).ok()?;
             Some((path.display().to_string(), Digest::of_bytes(&bytes)))
         }
-        AppInput::Text { text, origin } => Some((origin.clone(), Digest::of_bytes(text.as_bytes()))),
+        AppInput::Text { text, origin } => {
+            Some((origin.clone(), Digest::of_bytes(text.as_bytes())))
+        }
         AppInput::CommandLine { .. } => None,
     }
 }
@@ -383,7 +394,12 @@ fn random_invocation_id() -> String {
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if read.is_err() {
         // No random source: the time is unique enough to tell runs apart.
-        return format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        return format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
     }
     hex::encode(bytes)
 }
