@@ -205,7 +205,7 @@ fn a_changed_byte_another_key_or_no_signature_fails_verify() {
         serde_json::from_str(&setup.verify(&setup.store, "app").ok().stdout).unwrap();
     let sbom = report["sboms"][0]["digest"].as_str().unwrap().to_string();
 
-    // Each signed blob, changed by one byte in a copy of the DU (an oci: layout).
+    // A copy of the DU (an oci: layout) to spoil, and one to restore it from.
     let layout = setup.dir.path().join("copy");
     let layout_ref = format!("oci:{}:app", layout.display());
     let pristine = setup.dir.path().join("pristine");
@@ -215,7 +215,21 @@ fn a_changed_byte_another_key_or_no_signature_fails_verify() {
         .ok();
     copy_tree(&layout, &pristine);
     setup.verify(&setup.store, &layout_ref).ok();
-    for (what, digest) in [("an SBOM", sbom.clone())] {
+    // Each signed blob, one byte changed: an SBOM, the signature's payload, the
+    // provenance's envelope (the last two found as the one layer of the referrers whose
+    // artifact types say so).
+    let spoiled = [
+        ("an SBOM", sbom),
+        (
+            "the signature",
+            referrer_layer(&layout, "application/vnd.dev.cosign.artifact.sig.v1+json"),
+        ),
+        (
+            "the provenance",
+            referrer_layer(&layout, "application/vnd.in-toto+json"),
+        ),
+    ];
+    for (what, digest) in spoiled {
         let file = blob(&layout, &digest);
         let mut bytes = std::fs::read(&file).unwrap();
         let middle = bytes.len() / 2;
@@ -223,23 +237,6 @@ fn a_changed_byte_another_key_or_no_signature_fails_verify() {
         std::fs::write(&file, &bytes).unwrap();
         let run = setup.verify(&setup.store, &layout_ref);
         assert_eq!(run.code, 1, "{what}: {}", run.text());
-        std::fs::remove_dir_all(&layout).unwrap();
-        copy_tree(&pristine, &layout);
-    }
-    // The signature payload and the provenance envelope: found as the layers of the
-    // referrers whose artifact types say so.
-    for artifact_type in [
-        "application/vnd.dev.cosign.artifact.sig.v1+json",
-        "application/vnd.in-toto+json",
-    ] {
-        let layer = referrer_layer(&layout, artifact_type);
-        let file = blob(&layout, &layer);
-        let mut bytes = std::fs::read(&file).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x01;
-        std::fs::write(&file, &bytes).unwrap();
-        let run = setup.verify(&setup.store, &layout_ref);
-        assert_eq!(run.code, 1, "{artifact_type}: {}", run.text());
         std::fs::remove_dir_all(&layout).unwrap();
         copy_tree(&pristine, &layout);
     }

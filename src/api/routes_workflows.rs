@@ -205,14 +205,14 @@ fn attachments(shared: &Shared, record: &records::WorkflowRecord) -> Vec<Value> 
         return Vec::new();
     };
     // `docker://HOST/REPO:TAG` → `docker://HOST/REPO@`: where a referrer sits once pushed.
-    let pushed_base = record.pushed_to.as_deref().and_then(|to| {
+    let pushed_base = record.pushed_to.as_deref().map(|to| {
         let to = to.split('@').next().unwrap_or(to);
         let slash = to.rfind('/').unwrap_or(0);
         let repository = match to[slash..].rfind(':') {
             Some(colon) => &to[..slash + colon],
             None => to,
         };
-        Some(format!("{repository}@"))
+        format!("{repository}@")
     });
     found
         .iter()

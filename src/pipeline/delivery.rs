@@ -54,7 +54,7 @@ pub enum DeliveryError {
         source: Box<TransportError>,
     },
     #[error(transparent)]
-    Attest(#[from] AttestError),
+    Attest(Box<AttestError>),
     #[error("cannot record the {what}")]
     Ledger {
         what: &'static str,
@@ -290,10 +290,10 @@ fn attest(
         log_digest: log.digest(),
         identities,
     };
+    let attest_error = |error: AttestError| DeliveryError::Attest(Box::new(error));
     let layout = crate::store::Layout::open(store)
-        .map_err(crate::store::ImageError::from)
-        .map_err(AttestError::from)?;
-    let attached = attach_to_du(&layout, &run, &delivery.attest, log)?;
+        .map_err(|error| attest_error(crate::store::ImageError::from(error).into()))?;
+    let attached = attach_to_du(&layout, &run, &delivery.attest, log).map_err(attest_error)?;
     if attached.added > 0 {
         log.status(
             "Attached",
@@ -524,6 +524,9 @@ mod tests {
             },
             push: PushTo::Refused("never reached".into()),
             also_push: Vec::new(),
+            attest: AttestSettings::default(),
+            builder: Builder::Cli,
+            invocation_id: None,
         }
     }
 
