@@ -174,7 +174,7 @@ fn store_flag(before: Option<PathBuf>, command: &Command) -> Result<Option<PathB
     let Some(arg) = command.store_arg() else {
         return match before {
             Some(_) => Err(UsageError(
-                "this command talks to a server and uses no image store: leave out --store".into(),
+                "this command uses no image store (it talks to a server or a registry, or writes keys): leave out --store".into(),
             )),
             None => Ok(None),
         };
