@@ -31,8 +31,12 @@ impl Server {
             .append(true)
             .open(data.with_extension("log"))
             .unwrap();
+        // The server's signing key: every DU it builds is signed (see `signing_key`).
+        let key = signing_key(data);
         let child = Cmd::solum_without_store()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--sign-key")
+            .arg(key.with_extension("key"))
             .arg("--data")
             .arg(data)
             .arg("--token-file")
@@ -138,6 +142,20 @@ fn app_file(dir: &Path, name: &str, repo: Option<&Path>) -> PathBuf {
     )
     .unwrap();
     path
+}
+
+/// The key pair the server of `data` signs with (`PREFIX.key`, `PREFIX.pub`), made once.
+fn signing_key(data: &Path) -> PathBuf {
+    let prefix = data.parent().unwrap().join("server-signing");
+    if !prefix.with_extension("key").exists() {
+        Cmd::solum_without_store()
+            .arg("keygen")
+            .arg("--output-prefix")
+            .arg(&prefix)
+            .run()
+            .ok();
+    }
+    prefix
 }
 
 fn workflow(server: &Server, app: &str, id: i64) -> serde_json::Value {
@@ -306,6 +324,46 @@ fn the_three_workflows_end_to_end() {
     assert!(record["revision"].is_null());
     let (_, dus) = call("GET", &server.url("/v1/dus"), None);
     assert_eq!(dus["dus"][0]["digest"], digest.as_str());
+    // The workflow links its DU's SBOMs, provenance and signature, each pushed beside it;
+    // the server's key signed them, for the repository it pushed to.
+    let attachments = record["attachments"].as_array().unwrap();
+    let mut kinds: Vec<&str> = attachments
+        .iter()
+        .map(|a| a["artifactType"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            "application/vnd.in-toto+json"
+        ],
+        "{record}"
+    );
+    for attachment in attachments {
+        let pushed = attachment["pushed"].as_str().unwrap();
+        assert_eq!(
+            pushed,
+            format!(
+                "docker://{}/apps/hello@{}",
+                registry.host(),
+                attachment["digest"].as_str().unwrap()
+            )
+        );
+    }
+    let verified = Cmd::solum(&dir.path().join("verifier"))
+        .args(["verify", "--tls-verify=false", "--key"])
+        .arg(signing_key(&data).with_extension("pub"))
+        .arg(pushed)
+        .run()
+        .ok();
+    assert!(
+        verified.stdout.contains("builder/server@v"),
+        "{}",
+        verified.text()
+    );
 
     // (b) A push to the managed repository over smart HTTP builds the pushed commit.
     let second = commit_change(&repo, "build", "echo built by push > /app/built\n");
