@@ -147,6 +147,24 @@ fn a_signed_build_verifies_everywhere_and_tells_what_it_was_built_from() {
         "{statement}"
     );
     assert_eq!(report["sboms"].as_array().unwrap().len(), 2, "{report}");
+    // `sbom` prints the attached document, byte for byte.
+    for (format, artifact_type) in [
+        ("spdx", "application/spdx+json"),
+        ("cyclonedx", "application/vnd.cyclonedx+json"),
+    ] {
+        let stored = report["sboms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["artifactType"] == artifact_type)
+            .unwrap();
+        let bytes = std::fs::read(blob(&setup.store, stored["digest"].as_str().unwrap())).unwrap();
+        let printed = Cmd::solum(&setup.store)
+            .args(["sbom", "app", "--format", format])
+            .run()
+            .ok();
+        assert_eq!(printed.stdout.trim_end().as_bytes(), &bytes[..]);
+    }
     // The names of the secret and the build-time variable are recorded, their values
     // nowhere in the store: not in an attachment, a layer, a config or a record.
     let options = &statement["predicate"]["buildDefinition"]["externalParameters"]["options"];

@@ -1,7 +1,7 @@
 //! `sbom REF [--format spdx|cyclonedx]`: prints the software bill of materials of an image
-//! on stdout. The document is generated from the image's layers (`attest::sbom`); printing
-//! takes the document's bytes, so an SBOM stored beside the image can be printed instead by
-//! handing its bytes to [`print_document`].
+//! on stdout: the one attached to the image as a referrer when it has one (every DU gets
+//! both formats when it is built), else one generated from the image's layers
+//! (`attest::sbom`).
 
 use super::exit::SUCCESS;
 use super::output::result_line;
@@ -38,10 +38,30 @@ pub fn run(context: &Context, args: SbomArgs) -> anyhow::Result<i32> {
     let reporter = super::output::CliReporter::new(context.quiet);
     let client = args.registry.client()?;
     let opened = open_image(&reference, &context.store, Some(&client), &reporter)?;
-    let document = generated_document(&opened.layout, &opened.image, args.format, &reporter)
-        .with_context(|| format!("the SBOM of {}", opened.reference))?;
+    let document = match stored_document(&opened.layout, &opened.image, args.format)? {
+        Some(document) => document,
+        None => generated_document(&opened.layout, &opened.image, args.format, &reporter)
+            .with_context(|| format!("the SBOM of {}", opened.reference))?,
+    };
     print_document(&document)?;
     Ok(SUCCESS)
+}
+
+/// The SBOM of `format` attached to the image (made when it was built), if it has one.
+fn stored_document(
+    layout: &Layout,
+    image: &ResolvedImage,
+    format: SbomFormat,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let artifact_type = match format {
+        SbomFormat::Spdx => crate::attest::SPDX_JSON,
+        SbomFormat::Cyclonedx => crate::attest::CYCLONEDX_JSON,
+    };
+    let attached = crate::attest::referrers::list(layout, &image.manifest_digest)?;
+    match attached.iter().find(|r| r.artifact_type == artifact_type) {
+        Some(referrer) => Ok(Some(crate::attest::referrers::content(layout, referrer)?)),
+        None => Ok(None),
+    }
 }
 
 /// The document of `format`, generated from the image's layers; what was skipped is said on
