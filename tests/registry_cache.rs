@@ -2,7 +2,8 @@
 //! two stores standing for two CI runners. The first builds with `--cache-to`; the second,
 //! whose store has the badger but no DU, builds with `--cache-from` and is a hit, and its
 //! `--push` to the same registry uploads no blob (every blob is there or mounted from the
-//! cache repository; counted by the tool's own upload lines). A cache repository whose
+//! cache repository; counted by the tool's own upload lines; the DU's attachments, made on
+//! each runner, are new). A cache repository whose
 //! entry is not this build's DU, whose manifest is broken, or whose blob is missing is a
 //! miss with a warning and the build makes the same DU itself. `--cache-mounts` carries a
 //! file the build writes into /solum/cache (the shell badger: a download cache needs no
@@ -107,14 +108,30 @@ fn stored_blob(registry: &Registry, digest: &str) -> PathBuf {
         .join("data")
 }
 
-/// The blob uploads a build reported after it started pushing (`Copying blob` is printed
-/// when an upload starts; a blob the registry has or mounts prints nothing).
-fn uploads_while_pushing(run: &Run) -> usize {
+/// The uploads of the DU's own blobs (config and layers) a build reported after it started
+/// pushing (`Copying blob` is printed when an upload starts; a blob the registry has or
+/// mounts prints nothing). The DU's attachments (SBOMs, provenance), made on this runner,
+/// are new to the registry and are not counted.
+fn du_uploads_while_pushing(run: &Run, store: &Path, name: &str) -> usize {
     let (_, pushing) = run
         .stderr
         .split_once("==> PUSHING")
         .unwrap_or_else(|| panic!("no push: {}", run.text()));
-    pushing.matches("Copying blob").count()
+    let inspect = Cmd::solum(store).args(["inspect", name]).run().ok();
+    let manifest: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let manifest = &manifest["manifest"];
+    let blobs = std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap());
+    blobs
+        .map(|blob| {
+            let hex = blob["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:");
+            pushing
+                .matches(&format!("Copying blob sha256:{}", &hex[..12]))
+                .count()
+        })
+        .sum()
 }
 
 #[test]
@@ -151,7 +168,12 @@ fn a_second_runner_hits_the_cache_and_its_push_uploads_nothing() {
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
     // Nothing was built: the build step's output never appeared.
     assert!(!hit.stderr.contains("==> BUILDING"), "{}", hit.text());
-    assert_eq!(uploads_while_pushing(&hit), 0, "{}", hit.text());
+    assert_eq!(
+        du_uploads_while_pushing(&hit, &runners.second, "app"),
+        0,
+        "{}",
+        hit.text()
+    );
     assert!(registry.has_manifest("apps/app", "1", None));
 
     // The DU is the second runner's now: a local hit, the run works.
