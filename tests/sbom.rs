@@ -130,16 +130,7 @@ fn python_sample_du_sbom_validates_is_complete_and_leaves_out_what_the_build_rem
     };
     let dir = temp_dir();
     let store = dir.path().join("store");
-    import_tree(
-        &store,
-        &base_tarball("debian-python3"),
-        "base/debian-python3",
-    );
-    Cmd::solum(&store)
-        .args(["badger", "build"])
-        .arg(repo_dir().join("badgers/python"))
-        .run()
-        .ok();
+    support::apps::store_with_debian_badger(&store, "debian-python3", "python");
     let app = python_web_removing_wheel(dir.path());
     Cmd::solum(&store)
         .arg("build")
