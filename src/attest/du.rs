@@ -140,10 +140,16 @@ pub fn attach_to_du(
         }
         _ => {
             reporter.status("Cataloguing", &format!("{name}: SBOM (SPDX, CycloneDX)"));
-            let sboms = sbom::generate(layout, &image).map_err(|source| AttestError::Sbom {
-                name: name.clone(),
-                source,
-            })?;
+            // The store's layer records: a badger's layers are read once for all its DUs.
+            let records = crate::store::cache::cache_root(layout.root())
+                .ok()
+                .map(|root| sbom::RecordCache::new(&root.join("sbom")));
+            let (sboms, _) =
+                sbom::generate_with(layout, &image, &sbom::Limits::default(), records.as_ref())
+                    .map_err(|source| AttestError::Sbom {
+                        name: name.clone(),
+                        source,
+                    })?;
             [
                 Some(attach(&plain(SPDX_JSON, sboms.spdx))?),
                 Some(attach(&plain(CYCLONEDX_JSON, sboms.cyclonedx))?),

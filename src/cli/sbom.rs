@@ -72,7 +72,7 @@ fn generated_document(
     format: SbomFormat,
     reporter: &super::output::CliReporter,
 ) -> anyhow::Result<Vec<u8>> {
-    let (sboms, skipped) = sbom::generate_with(layout, image, &sbom::Limits::default())?;
+    let (sboms, skipped) = sbom::generate_with(layout, image, &sbom::Limits::default(), None)?;
     if skipped.too_large + skipped.malformed > 0 {
         reporter.warning(&format!(
             "the SBOM leaves out {} file(s) over a size bound and {} malformed one(s)",

@@ -6,7 +6,7 @@
 use super::{Ecosystem, Package};
 
 /// What `os-release` says about the distribution.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OsRelease {
     /// `ID` (`debian`, `ubuntu`).
     pub id: Option<String>,

@@ -8,6 +8,7 @@ use std::io::{self, BufReader, Read};
 
 use oci_spec::image::Descriptor;
 
+use super::layer_records::{LayerRecord, Op, RecordCache};
 use super::{
     catalog_go, catalog_java, catalog_lang, catalog_os, Ecosystem, Limits, Package, SbomError,
     Skipped,
@@ -22,7 +23,7 @@ const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 const SMALLEST_ELF: u64 = 1024;
 
 /// What one candidate file contributed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) enum Content {
     /// Packages the file says are installed.
     Packages(Vec<Package>),
@@ -62,32 +63,46 @@ enum Candidate {
     Jar,
 }
 
-/// Reads every layer of `image` and returns the packages of its final filesystem.
+/// Reads every layer of `image` and returns the packages of its final filesystem. With a
+/// record cache (the store's), a layer read once (a badger's, under every DU built on it)
+/// is replayed from its record instead of decompressed again.
 pub(super) fn catalog_image(
     layout: &Layout,
     image: &ResolvedImage,
     limits: &Limits,
+    cache: Option<&RecordCache>,
 ) -> Result<Catalog, SbomError> {
     let mut filesystem = Filesystem::default();
     for (index, descriptor) in image.layers().iter().enumerate() {
-        read_layer(layout, descriptor, index, limits, &mut filesystem)?;
+        let digest =
+            Digest::try_from(descriptor.digest()).map_err(|_| SbomError::LayerDescriptor {
+                digest: descriptor.digest().to_string(),
+            })?;
+        let record = match cache.and_then(|cache| cache.load(&digest, limits)) {
+            Some(record) => record,
+            None => {
+                let record = read_layer(layout, descriptor, &digest, limits)?;
+                if let Some(cache) = cache {
+                    cache.save(&digest, limits, &record);
+                }
+                record
+            }
+        };
+        filesystem.apply(&record, &digest.to_string(), index, limits);
     }
     Ok(filesystem.finish(limits))
 }
 
+/// One layer's record, from its verified blob.
 fn read_layer(
     layout: &Layout,
     descriptor: &Descriptor,
-    index: usize,
+    digest: &Digest,
     limits: &Limits,
-    filesystem: &mut Filesystem,
-) -> Result<(), SbomError> {
-    let digest = Digest::try_from(descriptor.digest()).map_err(|_| SbomError::LayerDescriptor {
-        digest: descriptor.digest().to_string(),
-    })?;
+) -> Result<LayerRecord, SbomError> {
     let declared = media::layer_compression(descriptor.media_type().as_ref());
     let mut blob = layout
-        .open_blob(&digest, Some(descriptor.size()))
+        .open_blob(digest, Some(descriptor.size()))
         .map_err(|source| SbomError::Blob {
             digest: digest.clone(),
             source,
@@ -104,23 +119,21 @@ fn read_layer(
                     source,
                 },
             )?;
-        read_tar(stream, &digest.to_string(), index, limits, filesystem).map_err(tar_error)?;
+        let record = read_tar(stream, limits).map_err(tar_error)?;
+        // The tar reader stops at the end-of-archive blocks; the digest check needs the
+        // rest, and a record is kept only of a blob that matched its digest.
+        blob.finish().map_err(|source| SbomError::Blob {
+            digest: digest.clone(),
+            source,
+        })?;
+        Ok(record)
     }
-    // The tar reader stops at the end-of-archive blocks; the digest check needs the rest.
-    blob.finish().map_err(|source| SbomError::Blob {
-        digest: digest.clone(),
-        source,
-    })
 }
 
-/// One layer's tar stream onto `filesystem`. Exposed to the tests, which hand in plain tars.
-pub(super) fn read_tar(
-    stream: impl Read,
-    layer: &str,
-    index: usize,
-    limits: &Limits,
-    filesystem: &mut Filesystem,
-) -> io::Result<()> {
+/// One layer's tar stream as a record of what it does to the filesystem below it.
+/// Exposed to the tests, which hand in plain tars.
+pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRecord> {
+    let mut record = LayerRecord::default();
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -129,10 +142,10 @@ pub(super) fn read_tar(
             .ok()
             .and_then(|p| p.to_str().map(str::to_owned))
         else {
-            filesystem.skipped.malformed += 1;
+            record.skipped.malformed += 1;
             continue;
         };
-        let Some(path) = clean_path(&path, limits, &mut filesystem.skipped) else {
+        let Some(path) = clean_path(&path, limits, &mut record.skipped) else {
             continue;
         };
         let entry_type = entry.header().entry_type();
@@ -143,20 +156,20 @@ pub(super) fn read_tar(
         // Whiteouts hide lower layers' paths; in the layer that carries them they hide
         // nothing, whatever the order of its entries.
         if file_name == OPAQUE_WHITEOUT {
-            filesystem.hide_below(parent, index);
+            record.ops.push(Op::HideBelow(parent.to_string()));
             continue;
         }
         if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
-            filesystem.hide(&join(parent, hidden), index);
+            record.ops.push(Op::Hide(join(parent, hidden)));
             continue;
         }
         // Any entry replaces a lower one at its path; anything but a directory also
         // replaces a lower directory with all it held.
         if entry_type.is_dir() {
-            filesystem.remove_exact(&path, index);
+            record.ops.push(Op::RemoveExact(path));
             continue;
         }
-        filesystem.hide(&path, index);
+        record.ops.push(Op::Hide(path.clone()));
         if !(entry_type.is_file() || entry_type == tar::EntryType::Continuous) {
             continue;
         }
@@ -164,7 +177,7 @@ pub(super) fn read_tar(
         let candidate = classify(&path);
         let content = match candidate {
             Some(candidate) if size > bound(candidate, limits) => {
-                filesystem.skipped.too_large += 1;
+                record.skipped.too_large += 1;
                 continue;
             }
             Some(candidate) => read_candidate(candidate, size, &mut entry, limits)?,
@@ -174,19 +187,10 @@ pub(super) fn read_tar(
             None => None,
         };
         match content {
-            Some(content) => {
-                let content = filesystem.admit(content, layer, &path, limits);
-                filesystem.live.insert(
-                    path,
-                    Finding {
-                        layer_index: index,
-                        content,
-                    },
-                );
-            }
+            Some(content) => record.ops.push(Op::Found(path, content)),
             None => {
                 if candidate.is_some() {
-                    filesystem.skipped.malformed += 1;
+                    record.skipped.malformed += 1;
                 }
             }
         }
@@ -194,7 +198,7 @@ pub(super) fn read_tar(
     // Drain the end-of-archive blocks and any padding, so the decompressor's own checks
     // (gzip's CRC, zstd's frame end) run.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
-    Ok(())
+    Ok(record)
 }
 
 /// The most bytes a candidate file may have.
@@ -335,6 +339,35 @@ pub(super) struct Filesystem {
 }
 
 impl Filesystem {
+    /// Lays one layer's record (the layer `index`, digest `layer`) over what is below it.
+    pub(super) fn apply(
+        &mut self,
+        record: &LayerRecord,
+        layer: &str,
+        index: usize,
+        limits: &Limits,
+    ) {
+        self.skipped.too_large += record.skipped.too_large;
+        self.skipped.malformed += record.skipped.malformed;
+        for op in &record.ops {
+            match op {
+                Op::HideBelow(path) => self.hide_below(path, index),
+                Op::Hide(path) => self.hide(path, index),
+                Op::RemoveExact(path) => self.remove_exact(path, index),
+                Op::Found(path, content) => {
+                    let content = self.admit(content.clone(), layer, path, limits);
+                    self.live.insert(
+                        path.clone(),
+                        Finding {
+                            layer_index: index,
+                            content,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// Forgets `path` and everything under it that a lower layer than `index` put there.
     fn hide(&mut self, path: &str, index: usize) {
         self.remove_exact(path, index);
@@ -481,7 +514,8 @@ pub(super) fn catalog_tars(layers: &[Vec<u8>], limits: &Limits) -> Catalog {
     let mut filesystem = Filesystem::default();
     for (index, tar) in layers.iter().enumerate() {
         let layer = format!("layer{index}");
-        read_tar(&tar[..], &layer, index, limits, &mut filesystem).expect("test tar reads");
+        let record = read_tar(&tar[..], limits).expect("test tar reads");
+        filesystem.apply(&record, &layer, index, limits);
     }
     filesystem.finish(limits)
 }

@@ -31,6 +31,7 @@ mod catalog_lang;
 mod catalog_os;
 mod cyclonedx;
 mod document;
+mod layer_records;
 mod layers;
 mod purl;
 mod spdx;
@@ -43,6 +44,7 @@ use crate::manifest::{ManifestError, DU_ANNOTATION};
 use crate::store::{Layout, LayoutError, ResolvedImage};
 
 pub use document::{Described, Sbom};
+pub use layer_records::RecordCache;
 
 /// The two documents of one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +135,7 @@ impl Default for Limits {
 }
 
 /// Files the catalogers passed over, by reason; reported on stderr by the CLI.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// Over a size, depth or count bound.
     pub too_large: usize,
@@ -142,7 +144,9 @@ pub struct Skipped {
 }
 
 /// A package's ecosystem, in the order the documents list them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Ecosystem {
     Deb,
     Python,
@@ -154,7 +158,7 @@ pub enum Ecosystem {
 }
 
 /// One package found in the filesystem.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     pub ecosystem: Ecosystem,
     /// Maven's group, npm's `@scope`, composer's vendor; `None` elsewhere.
@@ -191,16 +195,18 @@ impl Package {
 
 /// Generates both documents for `image`, reading its layers from `layout`.
 pub fn generate(layout: &Layout, image: &ResolvedImage) -> Result<Sboms, SbomError> {
-    generate_with(layout, image, &Limits::default()).map(|(sboms, _)| sboms)
+    generate_with(layout, image, &Limits::default(), None).map(|(sboms, _)| sboms)
 }
 
-/// [`generate`] with explicit bounds, also saying what it skipped.
+/// [`generate`] with explicit bounds and, for a store, its cache of layer records (see
+/// [`layer_records`]); also says what it skipped.
 pub fn generate_with(
     layout: &Layout,
     image: &ResolvedImage,
     limits: &Limits,
+    records: Option<&RecordCache>,
 ) -> Result<(Sboms, Skipped), SbomError> {
-    let found = layers::catalog_image(layout, image, limits)?;
+    let found = layers::catalog_image(layout, image, limits, records)?;
     let described = describe(image)?;
     let sbom = Sbom::new(described, found.packages, found.os);
     Ok((
