@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every benchmark in scripts/bench/ in turn and prints their SUMMARY lines together at
 # the end. A benchmark that fails is reported as FAILED and the others still run.
-# Usage: all.sh [NAME...]   (default: unpack gzip import-rss sandbox run-start build push run-cache apps ci-cold snapshot)
+# Usage: all.sh [NAME...]   (default: unpack gzip import-rss sandbox run-start build push run-cache apps ci-cold snapshot attest)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 names=("$@")
-((${#names[@]})) || names=(unpack gzip import-rss sandbox run-start build push run-cache apps ci-cold snapshot)
+((${#names[@]})) || names=(unpack gzip import-rss sandbox run-start build push run-cache apps ci-cold snapshot attest)
 summaries=()
 for n in "${names[@]}"; do
     echo "=== $n"
