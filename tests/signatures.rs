@@ -159,8 +159,9 @@ impl Bed {
     }
 
     /// The images the peers are asked about, all busybox: `apps/signed:1` signed by
-    /// `ours`, `apps/unsigned:1`, `apps/stranger:1` signed by `other`, and `apps/moved:1`
-    /// signed by `ours` and then pushed over with another image. Returns the policy that
+    /// `ours`, `apps/unsigned:1`, `apps/stranger:1` signed by `other`, `apps/moved:1`
+    /// signed by `ours` and then pushed over with another image, and `apps/pushed:1`
+    /// signed by `ours` in the store and pushed with its signature. Returns the policy that
     /// trusts `ours` and the signed digest.
     fn sign_the_cases(&self) -> ((PathBuf, PathBuf), String) {
         let (key, public) = self.keygen("ours");
@@ -173,6 +174,17 @@ impl Bed {
         self.push("base/busybox", "apps/moved:1");
         self.sign("apps/moved:1", &key).ok();
         self.push("base/changed", "apps/moved:1");
+        // Signed in the store for the repository it then goes to: `push` carries the
+        // signature (a referrer of the image) to the `.sig` tag. Last: every later push of
+        // base/busybox would carry it too.
+        Cmd::solum(&self.store)
+            .args(["sign", "base/busybox", "--key"])
+            .arg(&key)
+            .arg("--identity")
+            .arg(format!("{}/apps/pushed", self.registry.host()))
+            .run()
+            .ok();
+        self.push("base/busybox", "apps/pushed:1");
         (self.policy(&public), digest)
     }
 
@@ -380,7 +392,7 @@ fn found_a_signature(run: &support::Run) -> bool {
 fn skopeo_and_podman_find_our_signature_and_only_for_the_signed_digest() {
     let bed = Bed::new();
     let (policy, digest) = bed.sign_the_cases();
-    for repo_tag in ["apps/signed:1", "apps/stranger:1"] {
+    for repo_tag in ["apps/signed:1", "apps/stranger:1", "apps/pushed:1"] {
         for (peer, run) in bed.verdicts(&policy, repo_tag) {
             assert!(found_a_signature(&run), "{peer} {repo_tag}: {}", run.text());
         }
@@ -425,7 +437,10 @@ fn skopeo_and_podman_find_our_signature_and_only_for_the_signed_digest() {
 fn peers_verify_signatures_fully() {
     let bed = Bed::new();
     let (policy, _) = bed.sign_the_cases();
-    for (peer, run) in bed.verdicts(&policy, "apps/signed:1") {
+    for (peer, run) in ["apps/signed:1", "apps/pushed:1"]
+        .iter()
+        .flat_map(|r| bed.verdicts(&policy, r))
+    {
         assert!(
             !run.stderr.contains(SIGSTORE_DISABLED),
             "{peer} is built without sigstore verification (Debian's is): {}",
