@@ -359,6 +359,104 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
     assert_eq!(referrer_digests(&confused, &subject), left);
 }
 
+/// Puts `bytes` under `reference` of `repo` from a file (a megabyte does not fit in one
+/// command-line argument).
+fn put_raw(registry: &Registry, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    Cmd::program("curl")
+        .args(["-sf", "-X", "PUT", "-H"])
+        .arg(format!("Content-Type: {media_type}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(format!(
+            "http://{}/v2/{repo}/manifests/{reference}",
+            registry.host()
+        ))
+        .run()
+        .ok();
+}
+
+/// Puts a copy of the referrer manifest `template` with `artifactType` = `artifact_type`
+/// by digest; its fallback-index entry.
+fn put_referrer_as(registry: &Registry, template: &Value, artifact_type: &str) -> Value {
+    let mut manifest = template.clone();
+    manifest["artifactType"] = json!(artifact_type);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = Digest::of_bytes(&bytes).to_string();
+    put_raw(registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
+    json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
+}
+
+#[test]
+fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    Cmd::solum(&store)
+        .arg("push")
+        .arg("app")
+        .arg(&remote)
+        .run()
+        .ok();
+    let mut index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    let first = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
+
+    // Twenty referrers with a megabyte of artifact type each would make `index.json`
+    // larger than the store reads; one with a terminal escape would reach `inspect`.
+    let mut hostile: Vec<Value> = (0..20)
+        .map(|i| {
+            let long = format!("application/{}{i}", "x".repeat(1 << 20));
+            put_referrer_as(&registry, &template, &long)
+        })
+        .collect();
+    hostile.push(put_referrer_as(&registry, &template, "text/plain\u{1b}[2J"));
+    let manifests = index["manifests"].as_array_mut().unwrap();
+    manifests.extend(hostile.iter().cloned());
+    put_raw(
+        &registry,
+        "apps/app",
+        &fallback_tag(&subject),
+        OCI_INDEX,
+        &serde_json::to_vec(&index).unwrap(),
+    );
+
+    let fresh = dir.path().join("fresh");
+    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    assert!(
+        pulled
+            .stderr
+            .contains("its artifact type is not a media type"),
+        "{}",
+        pulled.text()
+    );
+    assert_eq!(
+        referrer_digests(&fresh, &subject),
+        referrer_digests(&store, &subject)
+    );
+    let index_size = std::fs::metadata(fresh.join("index.json")).unwrap().len();
+    assert!(index_size < 64 << 10, "index.json has {index_size} bytes");
+    Cmd::solum(&fresh).arg("images").run().ok();
+
+    // Nor can one be added to a store directly: refused, `index.json` as it was.
+    let layout = Layout::open(&fresh).unwrap();
+    let before = std::fs::read(fresh.join("index.json")).unwrap();
+    let mut manifest = template.clone();
+    manifest["artifactType"] = json!("text/plain\u{7}");
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    layout.put_bytes(&bytes).unwrap();
+    assert!(layout.add_referrer(&bytes).is_err());
+    assert_eq!(std::fs::read(fresh.join("index.json")).unwrap(), before);
+}
+
 #[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();

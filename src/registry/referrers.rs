@@ -30,8 +30,8 @@ use crate::attest::{COSIGN_SIGNATURE_ARTIFACT, EMPTY_CONFIG, SIMPLE_SIGNING};
 use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
 use crate::store::referrers::{
-    artifact_manifest, artifact_type_of, ArtifactLayer, StoredReferrer, EMPTY_CONFIG_DIGEST,
-    MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
+    artifact_manifest, artifact_type_of, is_media_type, ArtifactLayer, StoredReferrer,
+    EMPTY_CONFIG_DIGEST, MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
 };
 use crate::store::{Layout, ResolvedImage};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
@@ -449,6 +449,10 @@ fn pull_one(
         .is_some_and(|s| s.digest().to_string() == subject.to_string());
     if !names_subject {
         warn("its subject is another manifest");
+        return Ok(None);
+    }
+    if !is_media_type(&artifact_type_of(&manifest)) {
+        warn("its artifact type is not a media type");
         return Ok(None);
     }
     let mut blobs = vec![manifest.config().clone()];

@@ -191,13 +191,23 @@ impl Layout {
         })
     }
 
+    /// Parses a referrer manifest; one whose artifact type is not a media type is refused
+    /// (see [`is_media_type`]), so it never reaches `index.json` or a listing.
     fn parse_referrer(&self, bytes: &[u8], digest: &Digest) -> Result<ImageManifest, ImageError> {
-        ImageManifest::from_reader(bytes).map_err(|source| ImageError::BadDocument {
-            layout: self.root().to_path_buf(),
-            what: "referrer manifest",
-            digest: digest.clone(),
-            source,
-        })
+        let manifest =
+            ImageManifest::from_reader(bytes).map_err(|source| ImageError::BadDocument {
+                layout: self.root().to_path_buf(),
+                what: "referrer manifest",
+                digest: digest.clone(),
+                source,
+            })?;
+        if !is_media_type(&artifact_type_of(&manifest)) {
+            return Err(ImageError::BadArtifactType {
+                layout: self.root().to_path_buf(),
+                digest: digest.clone(),
+            });
+        }
+        Ok(manifest)
     }
 
     /// Adds a referrer whose manifest bytes and blobs are stored: its entry (see
@@ -249,6 +259,20 @@ impl Layout {
         }
         Ok(pending.into_iter().map(|(entry, _)| entry).collect())
     }
+}
+
+/// Whether `media_type` has the shape RFC 6838 gives it, loosely: `type/subtype`,
+/// printable ASCII without `,` or `"`, at most 255 bytes. An artifact type is copied into
+/// every `index.json` entry and printed by `inspect`: a megabyte of it, or a terminal
+/// escape, must not get that far.
+pub fn is_media_type(media_type: &str) -> bool {
+    media_type.len() <= 255
+        && media_type
+            .split_once('/')
+            .is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty() && !sub.contains('/'))
+        && media_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b',' && b != b'"')
 }
 
 /// Whether a media type is one a referrer's subject can have.
