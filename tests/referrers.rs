@@ -458,6 +458,68 @@ fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
 }
 
 #[test]
+fn a_referrer_whose_blob_lies_about_its_size_costs_only_itself() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    Cmd::solum(&store)
+        .arg("push")
+        .arg("app")
+        .arg(&remote)
+        .run()
+        .ok();
+    let mut index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    let first = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
+
+    // Listed before the honest ones: a layer said to be longer, and one said to be
+    // shorter, than the blob the registry serves.
+    let size = template["layers"][0]["size"].as_u64().unwrap();
+    let liars: Vec<Value> = [size + 7, size - 1]
+        .iter()
+        .map(|lie| {
+            let mut manifest = template.clone();
+            manifest["layers"][0]["size"] = json!(lie);
+            let bytes = serde_json::to_vec(&manifest).unwrap();
+            let digest = Digest::of_bytes(&bytes).to_string();
+            put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
+            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
+        })
+        .collect();
+    let honest = index["manifests"].as_array().unwrap().clone();
+    index["manifests"] = json!(liars.iter().chain(&honest).collect::<Vec<_>>());
+    put_raw(
+        &registry,
+        "apps/app",
+        &fallback_tag(&subject),
+        OCI_INDEX,
+        &serde_json::to_vec(&index).unwrap(),
+    );
+
+    let fresh = dir.path().join("fresh");
+    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    for liar in &liars {
+        let digest = liar["digest"].as_str().unwrap();
+        assert!(
+            pulled.stderr.contains(&format!("referrer {digest} of")),
+            "{}",
+            pulled.text()
+        );
+    }
+    assert_eq!(
+        referrer_digests(&fresh, &subject),
+        referrer_digests(&store, &subject)
+    );
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }

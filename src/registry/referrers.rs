@@ -461,8 +461,13 @@ fn pull_one(
         warn("it has too many or too large blobs");
         return Ok(None);
     }
+    // A blob the registry cannot serve, or serves with another digest or size, costs this
+    // referrer (its verified blobs stay for `gc`), not the ones listed after it.
     for blob in &blobs {
-        puller.blob(blob)?;
+        if let Err(error) = puller.blob(blob) {
+            warn(&error.to_string());
+            return Ok(None);
+        }
     }
     puller.layout.put_bytes(&document.bytes)?;
     Ok(Some(puller.layout.add_referrer(&document.bytes)?))
