@@ -520,6 +520,64 @@ fn a_referrer_whose_blob_lies_about_its_size_costs_only_itself() {
 }
 
 #[test]
+fn a_pull_takes_a_bounded_number_of_referrer_bytes_in_all() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    Cmd::solum(&store)
+        .arg("push")
+        .arg("app")
+        .arg(&remote)
+        .run()
+        .ok();
+    let mut index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    let first = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
+
+    // Five referrers that declare a 63 MiB layer each: the first four use up the pull's
+    // 256 MiB (and fail on the blob the registry serves), the fifth is refused unfetched.
+    let greedy: Vec<Value> = (0..5u64)
+        .map(|i| {
+            let mut manifest = template.clone();
+            manifest["layers"][0]["size"] = json!((63 << 20) + i);
+            let bytes = serde_json::to_vec(&manifest).unwrap();
+            let digest = Digest::of_bytes(&bytes).to_string();
+            put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
+            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
+        })
+        .collect();
+    let honest = index["manifests"].as_array().unwrap().clone();
+    index["manifests"] = json!(greedy.iter().chain(&honest).collect::<Vec<_>>());
+    put_raw(
+        &registry,
+        "apps/app",
+        &fallback_tag(&subject),
+        OCI_INDEX,
+        &serde_json::to_vec(&index).unwrap(),
+    );
+
+    let fresh = dir.path().join("fresh");
+    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    let refused = format!(
+        "referrer {} of {subject} is left out: its blobs would take the pull past {} bytes",
+        greedy[4]["digest"].as_str().unwrap(),
+        256u64 << 20
+    );
+    assert!(pulled.stderr.contains(&refused), "{}", pulled.text());
+    assert_eq!(
+        referrer_digests(&fresh, &subject),
+        referrer_digests(&store, &subject)
+    );
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }

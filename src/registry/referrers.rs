@@ -31,7 +31,7 @@ use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
 use crate::store::referrers::{
     artifact_manifest, artifact_type_of, is_media_type, ArtifactLayer, StoredReferrer,
-    EMPTY_CONFIG_DIGEST, MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
+    EMPTY_CONFIG_DIGEST, MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_BYTES, MAX_REFERRER_DEPTH,
 };
 use crate::store::{Layout, ResolvedImage};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
@@ -303,6 +303,9 @@ pub fn pull_referrers(
         scopes: &scopes,
     };
     let mut stored = 0;
+    // What is left of MAX_REFERRER_BYTES: each referrer's blobs are taken from it, as
+    // their descriptors declare them, before any is fetched.
+    let mut budget = MAX_REFERRER_BYTES;
     let mut level = vec![subject.clone()];
     for depth in 0..MAX_REFERRER_DEPTH {
         let mut next = Vec::new();
@@ -328,14 +331,14 @@ pub fn pull_referrers(
                     ));
                     return Ok(stored);
                 }
-                if let Some(entry) = pull_one(&puller, &entry, &subject_digest)? {
+                if let Some(entry) = pull_one(&puller, &entry, &subject_digest, &mut budget)? {
                     next.push(entry);
                     stored += 1;
                 }
             }
             // Signatures made by cosign itself live only under the `.sig` tag.
             if depth == 0 {
-                for bytes in signatures_from_tag(&client, &scopes, layout, subject)? {
+                for bytes in signatures_from_tag(&client, &scopes, layout, subject, &mut budget)? {
                     if !layout.has_blob(&Digest::of_bytes(&bytes)) {
                         layout.put_bytes(&bytes)?;
                         next.push(layout.add_referrer(&bytes)?);
@@ -417,6 +420,7 @@ fn pull_one(
     puller: &Puller<'_, '_>,
     entry: &Descriptor,
     subject: &Digest,
+    budget: &mut u64,
 ) -> Result<Option<Descriptor>, RegistryError> {
     let client = puller.client;
     let warn = |why: &str| {
@@ -461,6 +465,15 @@ fn pull_one(
         warn("it has too many or too large blobs");
         return Ok(None);
     }
+    // At most MAX_SIGNATURES sizes of at most MAX_REFERRER_BLOB each: no overflow.
+    let declared: u64 = blobs.iter().map(Descriptor::size).sum();
+    if declared > *budget {
+        warn(&format!(
+            "its blobs would take the pull past {MAX_REFERRER_BYTES} bytes of referrers"
+        ));
+        return Ok(None);
+    }
+    *budget -= declared;
     // A blob the registry cannot serve, or serves with another digest or size, costs this
     // referrer (its verified blobs stay for `gc`), not the ones listed after it.
     for blob in &blobs {
@@ -480,6 +493,7 @@ fn signatures_from_tag(
     scopes: &str,
     layout: &Layout,
     subject: &Descriptor,
+    budget: &mut u64,
 ) -> Result<Vec<Vec<u8>>, RegistryError> {
     let subject_digest = crate::store::image::descriptor_digest(layout, subject)?;
     let tag = format!("{}.sig", fallback_tag(&subject_digest));
@@ -507,6 +521,14 @@ fn signatures_from_tag(
         if layer_type != SIMPLE_SIGNING || layer.size() > MAX_REFERRER_BLOB {
             continue;
         }
+        if layer.size() > *budget {
+            client.progress.on_warning(&format!(
+                "{}/{}: tag {tag}: the signatures would take the pull past {MAX_REFERRER_BYTES} bytes of referrers; the rest is not pulled",
+                client.registry, client.repository
+            ));
+            break;
+        }
+        *budget -= layer.size();
         let Ok(digest) = Digest::try_from(layer.digest()) else {
             continue;
         };

@@ -29,6 +29,10 @@ pub const MAX_REFERRER_DEPTH: usize = 4;
 pub const MAX_ENTRY_ANNOTATIONS: usize = 16 << 10;
 /// The largest referrer layer (an SBOM of a large image is a few MiB).
 pub const MAX_REFERRER_BLOB: u64 = 64 << 20;
+/// The most referrer blob bytes one pull takes, over every referrer and level: without
+/// it, [`MAX_REFERRERS`] referrers of many [`MAX_REFERRER_BLOB`] blobs each would be a
+/// terabyte.
+pub const MAX_REFERRER_BYTES: u64 = 4 * MAX_REFERRER_BLOB;
 /// The digest of `{}`, the empty config of artifacts.
 pub const EMPTY_CONFIG_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
