@@ -578,6 +578,43 @@ fn a_pull_takes_a_bounded_number_of_referrer_bytes_in_all() {
 }
 
 #[test]
+fn attaches_and_gc_at_once_lose_no_referrer_and_leave_none_dangling() {
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let layout = Layout::open_or_create(&store).unwrap();
+    let subject = make_image(&layout, "app", 3, &[&[3_000]]);
+    let children: Vec<std::process::Child> = (0..12)
+        .map(|i| {
+            let mut command = std::process::Command::new(support::bin());
+            command.arg("--store").arg(&store).arg("-q");
+            if i % 3 == 2 {
+                command.arg("gc");
+            } else {
+                let file = dir.path().join(format!("note-{i}.txt"));
+                std::fs::write(&file, format!("note {i}")).unwrap();
+                command
+                    .args(["attach", "app", "--artifact-type", "text/plain"])
+                    .arg(&file);
+            }
+            command.spawn().unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    Cmd::solum(&store).arg("gc").run().ok();
+    let layout = Layout::open(&store).unwrap();
+    let referrers = list(&layout, &subject).unwrap();
+    assert_eq!(referrers.len(), 8);
+    for referrer in &referrers {
+        for blob in std::iter::once(&referrer.descriptor).chain(referrer.manifest.layers()) {
+            let digest: Digest = blob.digest().to_string().parse().unwrap();
+            assert!(layout.has_blob(&digest), "{digest} is gone");
+        }
+    }
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }
