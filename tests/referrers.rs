@@ -615,6 +615,74 @@ fn attaches_and_gc_at_once_lose_no_referrer_and_leave_none_dangling() {
 }
 
 #[test]
+fn a_push_keeps_the_referrers_another_tool_listed_in_the_fallback_index() {
+    let registry = Registry::start(Mode::Plain);
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let subject = store_with_referrers(&store);
+    let remote = format!("docker://{}/apps/app:1", registry.host());
+    Cmd::solum(&store)
+        .arg("push")
+        .arg("app")
+        .arg(&remote)
+        .run()
+        .ok();
+    let index = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+
+    // Another tool's fallback index: a referrer it pushed, with an annotation of its
+    // own, and no `mediaType` (an image index SHOULD carry it; it need not).
+    let first = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
+    manifest["annotations"] = json!({"org.example.tool": "kept"});
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = Digest::of_bytes(&bytes).to_string();
+    put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
+    let foreign = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
+        "artifactType": "text/plain", "annotations": {"org.example.tool": "kept"}});
+    let theirs = json!({"schemaVersion": 2, "manifests": [foreign]});
+    put_raw(
+        &registry,
+        "apps/app",
+        &fallback_tag(&subject),
+        OCI_INDEX,
+        &serde_json::to_vec(&theirs).unwrap(),
+    );
+    let pushed = Cmd::solum(&store)
+        .arg("push")
+        .arg("app")
+        .arg(&remote)
+        .run()
+        .ok();
+    assert!(
+        !pushed.stderr.contains("is not an OCI image index"),
+        "{}",
+        pushed.text()
+    );
+    let merged = registry
+        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
+        .unwrap();
+    let entries = merged["manifests"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        index["manifests"].as_array().unwrap().len() + 1
+    );
+    assert!(entries.contains(&foreign), "{merged}");
+
+    // A pull reads that index too: the other tool's referrer arrives with ours.
+    let fresh = dir.path().join("fresh");
+    Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    let mut expected = referrer_digests(&store, &subject);
+    expected.push(digest);
+    expected.sort();
+    assert_eq!(referrer_digests(&fresh, &subject), expected);
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }

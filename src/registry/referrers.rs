@@ -226,11 +226,15 @@ fn read_tag_list(
     }))
 }
 
-/// The `manifests` of an OCI image index, as JSON values; `None` for anything else.
+/// The `manifests` of an OCI image index, as JSON values; `None` for anything else. An
+/// index SHOULD carry `mediaType`, but need not: one without it (as other tools may
+/// write a fallback tag) is still an index, and what it lists is kept.
 fn index_entries(bytes: &[u8]) -> Option<Vec<Value>> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
-    if value.get("mediaType").and_then(Value::as_str) != Some(media::OCI_INDEX) {
-        return None;
+    match value.get("mediaType") {
+        None => {}
+        Some(media_type) if media_type.as_str() == Some(media::OCI_INDEX) => {}
+        Some(_) => return None,
     }
     ImageIndex::from_reader(bytes).ok()?;
     value.get("manifests")?.as_array().cloned()
@@ -572,6 +576,12 @@ mod tests {
             "layers": []});
         assert!(index_entries(manifest.to_string().as_bytes()).is_none());
         assert!(index_entries(b"not json").is_none());
+        let mut bare_index = index.clone();
+        bare_index.as_object_mut().unwrap().remove("mediaType");
+        assert!(index_entries(bare_index.to_string().as_bytes()).is_some());
+        let mut bare_manifest = manifest.clone();
+        bare_manifest.as_object_mut().unwrap().remove("mediaType");
+        assert!(index_entries(bare_manifest.to_string().as_bytes()).is_none());
         assert!(signature_layers(manifest.to_string().as_bytes()).is_some());
         assert!(signature_layers(index.to_string().as_bytes()).is_none());
     }
