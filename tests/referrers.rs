@@ -683,6 +683,52 @@ fn a_push_keeps_the_referrers_another_tool_listed_in_the_fallback_index() {
 }
 
 #[test]
+fn an_oci_layout_listing_one_large_referrer_thousands_of_times_is_read_once() {
+    let dir = temp_dir();
+    let source = dir.path().join("source");
+    let layout = Layout::open_or_create(&source).unwrap();
+    let subject = make_image(&layout, "app", 5, &[&[2_000]]);
+    let image = layout.resolve(Some("app")).unwrap();
+    let attachment = Attachment {
+        artifact_type: "text/plain".to_string(),
+        media_type: "text/plain".to_string(),
+        bytes: b"note".to_vec(),
+        annotations: BTreeMap::from([("org.example.padding".to_string(), "x".repeat(3 << 20))]),
+        ..Attachment::default()
+    };
+    attach(&layout, &image.descriptor, &attachment).unwrap();
+
+    // The referrer's entry, three thousand times: 9 GB to hash if each were read.
+    let index_path = source.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let manifests = index["manifests"].as_array().unwrap().clone();
+    let referrer = manifests
+        .iter()
+        .find(|d| d.get("artifactType").is_some())
+        .unwrap()
+        .clone();
+    let mut crowded = manifests.clone();
+    crowded.extend(std::iter::repeat_n(referrer, 3_000));
+    index["manifests"] = json!(crowded);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    Cmd::solum(&store)
+        .args(["pull", "--tag", "app"])
+        .arg(format!("oci:{}:app", source.display()))
+        .run()
+        .ok();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert_eq!(
+        referrer_digests(&store, &subject),
+        referrer_digests(&source, &subject)
+    );
+    assert_eq!(referrer_digests(&store, &subject).len(), 1);
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }

@@ -155,7 +155,13 @@ impl Layout {
     pub fn referrers_of(&self, subject: &Digest) -> Result<Vec<StoredReferrer>, ImageError> {
         let index = self.read_index()?;
         let mut found: Vec<StoredReferrer> = Vec::new();
+        // An entry listed again is not read again: a hostile `index.json` can name one
+        // manifest of megabytes thousands of times, and each read hashes it whole.
+        let mut read = HashSet::new();
         for entry in index.manifests().iter().filter(|d| is_referrer_entry(d)) {
+            if !read.insert((entry.digest().to_string(), entry.size())) {
+                continue;
+            }
             let Ok(referrer) = self.read_referrer(entry) else {
                 continue;
             };
