@@ -359,37 +359,21 @@ fn hostile_registry_answers_give_a_warning_and_a_clean_store() {
     assert_eq!(referrer_digests(&confused, &subject), left);
 }
 
-/// Puts `bytes` under `reference` of `repo` from a file (a megabyte does not fit in one
-/// command-line argument).
-fn put_raw(registry: &Registry, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), bytes).unwrap();
-    Cmd::program("curl")
-        .args(["-sf", "-X", "PUT", "-H"])
-        .arg(format!("Content-Type: {media_type}"))
-        .arg("--data-binary")
-        .arg(format!("@{}", file.path().display()))
-        .arg(format!(
-            "http://{}/v2/{repo}/manifests/{reference}",
-            registry.host()
-        ))
-        .run()
-        .ok();
+/// `app` with its referrers pushed to a registry of their own (the fallback tag holds
+/// them), for hostile registry answers to be made of.
+struct Pushed {
+    registry: Registry,
+    dir: tempfile::TempDir,
+    store: std::path::PathBuf,
+    subject: Digest,
+    remote: String,
+    /// The fallback index as pushed.
+    index: Value,
+    /// The first referrer manifest it lists.
+    template: Value,
 }
 
-/// Puts a copy of the referrer manifest `template` with `artifactType` = `artifact_type`
-/// by digest; its fallback-index entry.
-fn put_referrer_as(registry: &Registry, template: &Value, artifact_type: &str) -> Value {
-    let mut manifest = template.clone();
-    manifest["artifactType"] = json!(artifact_type);
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let digest = Digest::of_bytes(&bytes).to_string();
-    put_raw(registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
-    json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
-}
-
-#[test]
-fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
+fn pushed_app() -> Pushed {
     let registry = Registry::start(Mode::Plain);
     let dir = temp_dir();
     let store = dir.path().join("store");
@@ -401,46 +385,94 @@ fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
         .arg(&remote)
         .run()
         .ok();
-    let mut index = registry
+    let index = registry
         .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
         .unwrap();
-    let first = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
+    let first = index["manifests"][0]["digest"].as_str().unwrap();
+    let template = registry.document("apps/app", first, OCI_MANIFEST).unwrap();
+    Pushed {
+        registry,
+        dir,
+        store,
+        subject,
+        remote,
+        index,
+        template,
+    }
+}
 
+impl Pushed {
+    /// Puts `bytes` under `reference` from a file (a megabyte does not fit in one
+    /// command-line argument).
+    fn put_raw(&self, reference: &str, media_type: &str, bytes: &[u8]) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        Cmd::program("curl")
+            .args(["-sf", "-X", "PUT", "-H"])
+            .arg(format!("Content-Type: {media_type}"))
+            .arg("--data-binary")
+            .arg(format!("@{}", file.path().display()))
+            .arg(format!(
+                "http://{}/v2/apps/app/manifests/{reference}",
+                self.registry.host()
+            ))
+            .run()
+            .ok();
+    }
+
+    /// Puts the template changed by `change` by digest; its fallback-index entry.
+    fn put_referrer(&self, change: impl FnOnce(&mut Value)) -> Value {
+        let mut manifest = self.template.clone();
+        change(&mut manifest);
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = Digest::of_bytes(&bytes).to_string();
+        self.put_raw(&digest, OCI_MANIFEST, &bytes);
+        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
+    }
+
+    /// Puts a fallback index listing `first`, then what the push listed.
+    fn list_first(&self, first: &[Value]) {
+        let mut index = self.index.clone();
+        let pushed = index["manifests"].as_array().unwrap().clone();
+        index["manifests"] = json!(first.iter().chain(&pushed).collect::<Vec<_>>());
+        let bytes = serde_json::to_vec(&index).unwrap();
+        self.put_raw(&fallback_tag(&self.subject), OCI_INDEX, &bytes);
+    }
+
+    /// Pulls `app` into a new store, which must then hold the referrers the pushing store
+    /// holds; the store and what the pull said.
+    fn pull_fresh(&self) -> (std::path::PathBuf, support::Run) {
+        let fresh = self.dir.path().join("fresh");
+        let pulled = Cmd::solum(&fresh).arg("pull").arg(&self.remote).run().ok();
+        assert_eq!(
+            referrer_digests(&fresh, &self.subject),
+            referrer_digests(&self.store, &self.subject)
+        );
+        (fresh, pulled)
+    }
+}
+
+#[test]
+fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
+    let app = pushed_app();
     // Twenty referrers with a megabyte of artifact type each would make `index.json`
     // larger than the store reads; one with a terminal escape would reach `inspect`.
     let mut hostile: Vec<Value> = (0..20)
         .map(|i| {
             let long = format!("application/{}{i}", "x".repeat(1 << 20));
-            put_referrer_as(&registry, &template, &long)
+            app.put_referrer(|m| m["artifactType"] = json!(long))
         })
         .collect();
-    hostile.push(put_referrer_as(&registry, &template, "text/plain\u{1b}[2J"));
-    let manifests = index["manifests"].as_array_mut().unwrap();
-    manifests.extend(hostile.iter().cloned());
-    put_raw(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &serde_json::to_vec(&index).unwrap(),
-    );
+    hostile.push(app.put_referrer(|m| m["artifactType"] = json!("text/plain\u{1b}[2J")));
+    app.list_first(&hostile);
 
-    let fresh = dir.path().join("fresh");
-    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    let (fresh, pulled) = app.pull_fresh();
     assert!(
         pulled
             .stderr
             .contains("its artifact type is not a media type"),
         "{}",
         pulled.text()
-    );
-    assert_eq!(
-        referrer_digests(&fresh, &subject),
-        referrer_digests(&store, &subject)
     );
     let index_size = std::fs::metadata(fresh.join("index.json")).unwrap().len();
     assert!(index_size < 64 << 10, "index.json has {index_size} bytes");
@@ -449,7 +481,7 @@ fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
     // Nor can one be added to a store directly: refused, `index.json` as it was.
     let layout = Layout::open(&fresh).unwrap();
     let before = std::fs::read(fresh.join("index.json")).unwrap();
-    let mut manifest = template.clone();
+    let mut manifest = app.template.clone();
     manifest["artifactType"] = json!("text/plain\u{7}");
     let bytes = serde_json::to_vec(&manifest).unwrap();
     layout.put_bytes(&bytes).unwrap();
@@ -459,52 +491,17 @@ fn referrers_whose_artifact_type_is_not_a_media_type_stay_out_of_the_store() {
 
 #[test]
 fn a_referrer_whose_blob_lies_about_its_size_costs_only_itself() {
-    let registry = Registry::start(Mode::Plain);
-    let dir = temp_dir();
-    let store = dir.path().join("store");
-    let subject = store_with_referrers(&store);
-    let remote = format!("docker://{}/apps/app:1", registry.host());
-    Cmd::solum(&store)
-        .arg("push")
-        .arg("app")
-        .arg(&remote)
-        .run()
-        .ok();
-    let mut index = registry
-        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
-        .unwrap();
-    let first = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
-
+    let app = pushed_app();
     // Listed before the honest ones: a layer said to be longer, and one said to be
     // shorter, than the blob the registry serves.
-    let size = template["layers"][0]["size"].as_u64().unwrap();
+    let size = app.template["layers"][0]["size"].as_u64().unwrap();
     let liars: Vec<Value> = [size + 7, size - 1]
         .iter()
-        .map(|lie| {
-            let mut manifest = template.clone();
-            manifest["layers"][0]["size"] = json!(lie);
-            let bytes = serde_json::to_vec(&manifest).unwrap();
-            let digest = Digest::of_bytes(&bytes).to_string();
-            put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
-            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
-        })
+        .map(|lie| app.put_referrer(|m| m["layers"][0]["size"] = json!(lie)))
         .collect();
-    let honest = index["manifests"].as_array().unwrap().clone();
-    index["manifests"] = json!(liars.iter().chain(&honest).collect::<Vec<_>>());
-    put_raw(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &serde_json::to_vec(&index).unwrap(),
-    );
+    app.list_first(&liars);
 
-    let fresh = dir.path().join("fresh");
-    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    let (_, pulled) = app.pull_fresh();
     for liar in &liars {
         let digest = liar["digest"].as_str().unwrap();
         assert!(
@@ -513,68 +510,26 @@ fn a_referrer_whose_blob_lies_about_its_size_costs_only_itself() {
             pulled.text()
         );
     }
-    assert_eq!(
-        referrer_digests(&fresh, &subject),
-        referrer_digests(&store, &subject)
-    );
 }
 
 #[test]
 fn a_pull_takes_a_bounded_number_of_referrer_bytes_in_all() {
-    let registry = Registry::start(Mode::Plain);
-    let dir = temp_dir();
-    let store = dir.path().join("store");
-    let subject = store_with_referrers(&store);
-    let remote = format!("docker://{}/apps/app:1", registry.host());
-    Cmd::solum(&store)
-        .arg("push")
-        .arg("app")
-        .arg(&remote)
-        .run()
-        .ok();
-    let mut index = registry
-        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
-        .unwrap();
-    let first = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let template = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
-
+    let app = pushed_app();
     // Five referrers that declare a 63 MiB layer each: the first four use up the pull's
     // 256 MiB (and fail on the blob the registry serves), the fifth is refused unfetched.
     let greedy: Vec<Value> = (0..5u64)
-        .map(|i| {
-            let mut manifest = template.clone();
-            manifest["layers"][0]["size"] = json!((63 << 20) + i);
-            let bytes = serde_json::to_vec(&manifest).unwrap();
-            let digest = Digest::of_bytes(&bytes).to_string();
-            put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
-            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
-        })
+        .map(|i| app.put_referrer(|m| m["layers"][0]["size"] = json!((63 << 20) + i)))
         .collect();
-    let honest = index["manifests"].as_array().unwrap().clone();
-    index["manifests"] = json!(greedy.iter().chain(&honest).collect::<Vec<_>>());
-    put_raw(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &serde_json::to_vec(&index).unwrap(),
-    );
+    app.list_first(&greedy);
 
-    let fresh = dir.path().join("fresh");
-    let pulled = Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
+    let (_, pulled) = app.pull_fresh();
     let refused = format!(
-        "referrer {} of {subject} is left out: its blobs would take the pull past {} bytes",
+        "referrer {} of {} is left out: its blobs would take the pull past {} bytes",
         greedy[4]["digest"].as_str().unwrap(),
+        app.subject,
         256u64 << 20
     );
     assert!(pulled.stderr.contains(&refused), "{}", pulled.text());
-    assert_eq!(
-        referrer_digests(&fresh, &subject),
-        referrer_digests(&store, &subject)
-    );
 }
 
 #[test]
@@ -616,46 +571,19 @@ fn attaches_and_gc_at_once_lose_no_referrer_and_leave_none_dangling() {
 
 #[test]
 fn a_push_keeps_the_referrers_another_tool_listed_in_the_fallback_index() {
-    let registry = Registry::start(Mode::Plain);
-    let dir = temp_dir();
-    let store = dir.path().join("store");
-    let subject = store_with_referrers(&store);
-    let remote = format!("docker://{}/apps/app:1", registry.host());
-    Cmd::solum(&store)
-        .arg("push")
-        .arg("app")
-        .arg(&remote)
-        .run()
-        .ok();
-    let index = registry
-        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
-        .unwrap();
-
+    let app = pushed_app();
     // Another tool's fallback index: a referrer it pushed, with an annotation of its
     // own, and no `mediaType` (an image index SHOULD carry it; it need not).
-    let first = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut manifest = registry.document("apps/app", &first, OCI_MANIFEST).unwrap();
-    manifest["annotations"] = json!({"org.example.tool": "kept"});
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let digest = Digest::of_bytes(&bytes).to_string();
-    put_raw(&registry, "apps/app", &digest, OCI_MANIFEST, &bytes);
-    let foreign = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
-        "artifactType": "text/plain", "annotations": {"org.example.tool": "kept"}});
+    let mut foreign = app.put_referrer(|m| m["annotations"] = json!({"org.example.tool": "kept"}));
+    foreign["artifactType"] = json!("text/plain");
+    foreign["annotations"] = json!({"org.example.tool": "kept"});
     let theirs = json!({"schemaVersion": 2, "manifests": [foreign]});
-    put_raw(
-        &registry,
-        "apps/app",
-        &fallback_tag(&subject),
-        OCI_INDEX,
-        &serde_json::to_vec(&theirs).unwrap(),
-    );
-    let pushed = Cmd::solum(&store)
+    let tag = fallback_tag(&app.subject);
+    app.put_raw(&tag, OCI_INDEX, &serde_json::to_vec(&theirs).unwrap());
+    let pushed = Cmd::solum(&app.store)
         .arg("push")
         .arg("app")
-        .arg(&remote)
+        .arg(&app.remote)
         .run()
         .ok();
     assert!(
@@ -663,23 +591,21 @@ fn a_push_keeps_the_referrers_another_tool_listed_in_the_fallback_index() {
         "{}",
         pushed.text()
     );
-    let merged = registry
-        .document("apps/app", &fallback_tag(&subject), OCI_INDEX)
-        .unwrap();
+    let merged = app.registry.document("apps/app", &tag, OCI_INDEX).unwrap();
     let entries = merged["manifests"].as_array().unwrap();
     assert_eq!(
         entries.len(),
-        index["manifests"].as_array().unwrap().len() + 1
+        app.index["manifests"].as_array().unwrap().len() + 1
     );
     assert!(entries.contains(&foreign), "{merged}");
 
     // A pull reads that index too: the other tool's referrer arrives with ours.
-    let fresh = dir.path().join("fresh");
-    Cmd::solum(&fresh).arg("pull").arg(&remote).run().ok();
-    let mut expected = referrer_digests(&store, &subject);
-    expected.push(digest);
+    let fresh = app.dir.path().join("fresh");
+    Cmd::solum(&fresh).arg("pull").arg(&app.remote).run().ok();
+    let mut expected = referrer_digests(&app.store, &app.subject);
+    expected.push(foreign["digest"].as_str().unwrap().to_string());
     expected.sort();
-    assert_eq!(referrer_digests(&fresh, &subject), expected);
+    assert_eq!(referrer_digests(&fresh, &app.subject), expected);
 }
 
 #[test]
