@@ -501,7 +501,32 @@ fn a_referrer_whose_blob_lies_about_its_size_costs_only_itself() {
         .collect();
     app.list_first(&liars);
 
+    // And a `.sig` tag whose first signature lies about its size the same way.
+    let sig_tag = format!("{}.sig", fallback_tag(&app.subject));
+    let mut sig = app
+        .registry
+        .document("apps/app", &sig_tag, OCI_MANIFEST)
+        .unwrap();
+    let mut lying_signature = sig["layers"][0].clone();
+    lying_signature["size"] = json!(lying_signature["size"].as_u64().unwrap() + 7);
+    let signatures = sig["layers"].as_array_mut().unwrap();
+    signatures.insert(0, lying_signature.clone());
+    app.put_raw(&sig_tag, OCI_MANIFEST, &serde_json::to_vec(&sig).unwrap());
+
     let (_, pulled) = app.pull_fresh();
+    let signature = lying_signature["digest"].as_str().unwrap();
+    assert!(
+        pulled
+            .stderr
+            .contains(&format!("signature {signature} is left out")),
+        "{}",
+        pulled.text()
+    );
+    assert!(
+        !pulled.stderr.contains("were not pulled"),
+        "{}",
+        pulled.text()
+    );
     for liar in &liars {
         let digest = liar["digest"].as_str().unwrap();
         assert!(

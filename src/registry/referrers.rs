@@ -536,7 +536,14 @@ fn signatures_from_tag(
         let Ok(digest) = Digest::try_from(layer.digest()) else {
             continue;
         };
-        puller.blob(layer)?;
+        // A signature the registry cannot serve as described costs that signature alone.
+        if let Err(error) = puller.blob(layer) {
+            client.progress.on_warning(&format!(
+                "{}/{}: tag {tag}: signature {digest} is left out: {error}",
+                client.registry, client.repository
+            ));
+            continue;
+        }
         layout.put_bytes(b"{}")?;
         let annotations: BTreeMap<String, String> = layer
             .annotations()
