@@ -260,6 +260,27 @@ impl RegistryTransport for MemoryRegistry {
         Ok(image.manifest_digest.clone())
     }
 
+    // Signing reads and writes the `.sig` tag alone; this registry lists no referrers.
+    fn pull_referrers(
+        &self,
+        _reference: &ImageReference,
+        _layout: &Layout,
+        _subject: &Descriptor,
+        _reporter: &dyn Reporter,
+    ) -> Result<usize, crate::transport::TransportError> {
+        Ok(0)
+    }
+
+    fn push_referrers(
+        &self,
+        _layout: &Layout,
+        _image: &ResolvedImage,
+        _reference: &ImageReference,
+        _reporter: &dyn Reporter,
+    ) -> Result<usize, crate::transport::TransportError> {
+        Ok(0)
+    }
+
     fn manifest(
         &self,
         reference: &ImageReference,

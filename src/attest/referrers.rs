@@ -19,7 +19,8 @@ use crate::image::Digest;
 use crate::store::image::descriptor_digest;
 pub use crate::store::referrers::EMPTY_CONFIG_DIGEST;
 use crate::store::referrers::{
-    artifact_manifest, artifact_type_of, is_subject_type, ArtifactLayer, MAX_REFERRER_BLOB,
+    artifact_manifest, artifact_type_of, is_media_type, is_subject_type, ArtifactLayer,
+    MAX_REFERRER_BLOB,
 };
 use crate::store::{ImageError, Layout, LayoutError, StoredReferrer};
 use oci_spec::image::{Descriptor, ImageManifest};
@@ -130,16 +131,9 @@ pub fn attach(
     Ok(layout.add_referrer(&bytes)?)
 }
 
-/// A media type as RFC 6838 shapes it, loosely: `type/subtype`, printable ASCII, bounded.
+/// A media type as RFC 6838 shapes it, loosely (see [`is_media_type`]).
 fn check_media_type(media_type: &str) -> Result<(), ReferrerError> {
-    let well_formed = media_type.len() <= 255
-        && media_type
-            .split_once('/')
-            .is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty() && !sub.contains('/'))
-        && media_type
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b',' && b != b'"');
-    if well_formed {
+    if is_media_type(media_type) {
         Ok(())
     } else {
         Err(ReferrerError::BadMediaType {

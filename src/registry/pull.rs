@@ -175,6 +175,8 @@ impl Puller<'_, '_> {
         let size = descriptor.size();
         let progress = self.client.progress;
         if self.layout.has_blob(&digest) {
+            // Skipping the download must not skip the check a download would have had.
+            self.layout.check_blob_size(&digest, size)?;
             progress.on_blob_done(&digest, true);
             return Ok(());
         }

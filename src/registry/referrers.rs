@@ -30,8 +30,8 @@ use crate::attest::{COSIGN_SIGNATURE_ARTIFACT, EMPTY_CONFIG, SIMPLE_SIGNING};
 use crate::image::{media, Digest};
 use crate::store::image::DOCUMENT_LIMIT;
 use crate::store::referrers::{
-    artifact_manifest, artifact_type_of, ArtifactLayer, StoredReferrer, EMPTY_CONFIG_DIGEST,
-    MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_DEPTH,
+    artifact_manifest, artifact_type_of, is_media_type, ArtifactLayer, StoredReferrer,
+    EMPTY_CONFIG_DIGEST, MAX_REFERRERS, MAX_REFERRER_BLOB, MAX_REFERRER_BYTES, MAX_REFERRER_DEPTH,
 };
 use crate::store::{Layout, ResolvedImage};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
@@ -226,11 +226,15 @@ fn read_tag_list(
     }))
 }
 
-/// The `manifests` of an OCI image index, as JSON values; `None` for anything else.
+/// The `manifests` of an OCI image index, as JSON values; `None` for anything else. An
+/// index SHOULD carry `mediaType`, but need not: one without it (as other tools may
+/// write a fallback tag) is still an index, and what it lists is kept.
 fn index_entries(bytes: &[u8]) -> Option<Vec<Value>> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
-    if value.get("mediaType").and_then(Value::as_str) != Some(media::OCI_INDEX) {
-        return None;
+    match value.get("mediaType") {
+        None => {}
+        Some(media_type) if media_type.as_str() == Some(media::OCI_INDEX) => {}
+        Some(_) => return None,
     }
     ImageIndex::from_reader(bytes).ok()?;
     value.get("manifests")?.as_array().cloned()
@@ -303,6 +307,9 @@ pub fn pull_referrers(
         scopes: &scopes,
     };
     let mut stored = 0;
+    // What is left of MAX_REFERRER_BYTES: each referrer's blobs are taken from it, as
+    // their descriptors declare them, before any is fetched.
+    let mut budget = MAX_REFERRER_BYTES;
     let mut level = vec![subject.clone()];
     for depth in 0..MAX_REFERRER_DEPTH {
         let mut next = Vec::new();
@@ -328,14 +335,14 @@ pub fn pull_referrers(
                     ));
                     return Ok(stored);
                 }
-                if let Some(entry) = pull_one(&puller, &entry, &subject_digest)? {
+                if let Some(entry) = pull_one(&puller, &entry, &subject_digest, &mut budget)? {
                     next.push(entry);
                     stored += 1;
                 }
             }
             // Signatures made by cosign itself live only under the `.sig` tag.
             if depth == 0 {
-                for bytes in signatures_from_tag(&client, &scopes, layout, subject)? {
+                for bytes in signatures_from_tag(&client, &scopes, layout, subject, &mut budget)? {
                     if !layout.has_blob(&Digest::of_bytes(&bytes)) {
                         layout.put_bytes(&bytes)?;
                         next.push(layout.add_referrer(&bytes)?);
@@ -417,6 +424,7 @@ fn pull_one(
     puller: &Puller<'_, '_>,
     entry: &Descriptor,
     subject: &Digest,
+    budget: &mut u64,
 ) -> Result<Option<Descriptor>, RegistryError> {
     let client = puller.client;
     let warn = |why: &str| {
@@ -451,14 +459,32 @@ fn pull_one(
         warn("its subject is another manifest");
         return Ok(None);
     }
+    if !is_media_type(&artifact_type_of(&manifest)) {
+        warn("its artifact type is not a media type");
+        return Ok(None);
+    }
     let mut blobs = vec![manifest.config().clone()];
     blobs.extend(manifest.layers().iter().cloned());
     if blobs.len() > MAX_SIGNATURES || blobs.iter().any(|b| b.size() > MAX_REFERRER_BLOB) {
         warn("it has too many or too large blobs");
         return Ok(None);
     }
+    // At most MAX_SIGNATURES sizes of at most MAX_REFERRER_BLOB each: no overflow.
+    let declared: u64 = blobs.iter().map(Descriptor::size).sum();
+    if declared > *budget {
+        warn(&format!(
+            "its blobs would take the pull past {MAX_REFERRER_BYTES} bytes of referrers"
+        ));
+        return Ok(None);
+    }
+    *budget -= declared;
+    // A blob the registry cannot serve, or serves with another digest or size, costs this
+    // referrer (its verified blobs stay for `gc`), not the ones listed after it.
     for blob in &blobs {
-        puller.blob(blob)?;
+        if let Err(error) = puller.blob(blob) {
+            warn(&error.to_string());
+            return Ok(None);
+        }
     }
     puller.layout.put_bytes(&document.bytes)?;
     Ok(Some(puller.layout.add_referrer(&document.bytes)?))
@@ -471,6 +497,7 @@ fn signatures_from_tag(
     scopes: &str,
     layout: &Layout,
     subject: &Descriptor,
+    budget: &mut u64,
 ) -> Result<Vec<Vec<u8>>, RegistryError> {
     let subject_digest = crate::store::image::descriptor_digest(layout, subject)?;
     let tag = format!("{}.sig", fallback_tag(&subject_digest));
@@ -498,10 +525,25 @@ fn signatures_from_tag(
         if layer_type != SIMPLE_SIGNING || layer.size() > MAX_REFERRER_BLOB {
             continue;
         }
+        if layer.size() > *budget {
+            client.progress.on_warning(&format!(
+                "{}/{}: tag {tag}: the signatures would take the pull past {MAX_REFERRER_BYTES} bytes of referrers; the rest is not pulled",
+                client.registry, client.repository
+            ));
+            break;
+        }
+        *budget -= layer.size();
         let Ok(digest) = Digest::try_from(layer.digest()) else {
             continue;
         };
-        puller.blob(layer)?;
+        // A signature the registry cannot serve as described costs that signature alone.
+        if let Err(error) = puller.blob(layer) {
+            client.progress.on_warning(&format!(
+                "{}/{}: tag {tag}: signature {digest} is left out: {error}",
+                client.registry, client.repository
+            ));
+            continue;
+        }
         layout.put_bytes(b"{}")?;
         let annotations: BTreeMap<String, String> = layer
             .annotations()
@@ -541,6 +583,12 @@ mod tests {
             "layers": []});
         assert!(index_entries(manifest.to_string().as_bytes()).is_none());
         assert!(index_entries(b"not json").is_none());
+        let mut bare_index = index.clone();
+        bare_index.as_object_mut().unwrap().remove("mediaType");
+        assert!(index_entries(bare_index.to_string().as_bytes()).is_some());
+        let mut bare_manifest = manifest.clone();
+        bare_manifest.as_object_mut().unwrap().remove("mediaType");
+        assert!(index_entries(bare_manifest.to_string().as_bytes()).is_none());
         assert!(signature_layers(manifest.to_string().as_bytes()).is_some());
         assert!(signature_layers(index.to_string().as_bytes()).is_none());
     }

@@ -106,6 +106,8 @@ pub enum ImageError {
     },
     #[error("manifest {digest} in {layout} names no subject, so it refers to nothing")]
     NotAReferrer { layout: PathBuf, digest: Digest },
+    #[error("referrer manifest {digest} in {layout} has an artifact type that is not a media type (TYPE/SUBTYPE, printable, at most 255 characters)")]
+    BadArtifactType { layout: PathBuf, digest: Digest },
 }
 
 impl Classify for ImageError {
@@ -122,7 +124,8 @@ impl Classify for ImageError {
             | ImageError::IndexTooDeep { .. }
             | ImageError::TooManyLayers { .. }
             | ImageError::TooManyReferrers { .. }
-            | ImageError::NotAReferrer { .. } => ErrorClass::Input,
+            | ImageError::NotAReferrer { .. }
+            | ImageError::BadArtifactType { .. } => ErrorClass::Input,
             // The store lost a blob: not the user's input.
             ImageError::Incomplete { .. } => ErrorClass::Failure,
         }

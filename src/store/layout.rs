@@ -174,6 +174,25 @@ impl Layout {
         self.blob_path(digest).is_file()
     }
 
+    /// Whether the stored blob `digest` has `size` bytes (stored blobs were verified when
+    /// they were committed, so a descriptor that says otherwise lies); `SizeMismatch` when
+    /// it has not.
+    pub fn check_blob_size(&self, digest: &Digest, size: u64) -> Result<(), LayoutError> {
+        let path = self.blob_path(digest);
+        let actual = fs::metadata(&path)
+            .map_err(IoAt::at(&path, "read blob"))?
+            .len();
+        if actual != size {
+            return Err(LayoutError::SizeMismatch {
+                layout: self.root.clone(),
+                digest: digest.clone(),
+                expected: size,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
     /// The folder for temporary files of this layout, created on demand.
     pub fn temp_dir(&self) -> Result<PathBuf, LayoutError> {
         let dir = self.root.join(TEMP_DIR);

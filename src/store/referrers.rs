@@ -29,6 +29,10 @@ pub const MAX_REFERRER_DEPTH: usize = 4;
 pub const MAX_ENTRY_ANNOTATIONS: usize = 16 << 10;
 /// The largest referrer layer (an SBOM of a large image is a few MiB).
 pub const MAX_REFERRER_BLOB: u64 = 64 << 20;
+/// The most referrer blob bytes one pull takes, over every referrer and level: without
+/// it, [`MAX_REFERRERS`] referrers of many [`MAX_REFERRER_BLOB`] blobs each would be a
+/// terabyte.
+pub const MAX_REFERRER_BYTES: u64 = 4 * MAX_REFERRER_BLOB;
 /// The digest of `{}`, the empty config of artifacts.
 pub const EMPTY_CONFIG_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
@@ -151,7 +155,13 @@ impl Layout {
     pub fn referrers_of(&self, subject: &Digest) -> Result<Vec<StoredReferrer>, ImageError> {
         let index = self.read_index()?;
         let mut found: Vec<StoredReferrer> = Vec::new();
+        // An entry listed again is not read again: a hostile `index.json` can name one
+        // manifest of megabytes thousands of times, and each read hashes it whole.
+        let mut read = HashSet::new();
         for entry in index.manifests().iter().filter(|d| is_referrer_entry(d)) {
+            if !read.insert((entry.digest().to_string(), entry.size())) {
+                continue;
+            }
             let Ok(referrer) = self.read_referrer(entry) else {
                 continue;
             };
@@ -191,13 +201,23 @@ impl Layout {
         })
     }
 
+    /// Parses a referrer manifest; one whose artifact type is not a media type is refused
+    /// (see [`is_media_type`]), so it never reaches `index.json` or a listing.
     fn parse_referrer(&self, bytes: &[u8], digest: &Digest) -> Result<ImageManifest, ImageError> {
-        ImageManifest::from_reader(bytes).map_err(|source| ImageError::BadDocument {
-            layout: self.root().to_path_buf(),
-            what: "referrer manifest",
-            digest: digest.clone(),
-            source,
-        })
+        let manifest =
+            ImageManifest::from_reader(bytes).map_err(|source| ImageError::BadDocument {
+                layout: self.root().to_path_buf(),
+                what: "referrer manifest",
+                digest: digest.clone(),
+                source,
+            })?;
+        if !is_media_type(&artifact_type_of(&manifest)) {
+            return Err(ImageError::BadArtifactType {
+                layout: self.root().to_path_buf(),
+                digest: digest.clone(),
+            });
+        }
+        Ok(manifest)
     }
 
     /// Adds a referrer whose manifest bytes and blobs are stored: its entry (see
@@ -249,6 +269,20 @@ impl Layout {
         }
         Ok(pending.into_iter().map(|(entry, _)| entry).collect())
     }
+}
+
+/// Whether `media_type` has the shape RFC 6838 gives it, loosely: `type/subtype`,
+/// printable ASCII without `,` or `"`, at most 255 bytes. An artifact type is copied into
+/// every `index.json` entry and printed by `inspect`: a megabyte of it, or a terminal
+/// escape, must not get that far.
+pub fn is_media_type(media_type: &str) -> bool {
+    media_type.len() <= 255
+        && media_type
+            .split_once('/')
+            .is_some_and(|(kind, sub)| !kind.is_empty() && !sub.is_empty() && !sub.contains('/'))
+        && media_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b',' && b != b'"')
 }
 
 /// Whether a media type is one a referrer's subject can have.
