@@ -223,27 +223,6 @@ impl RegistryTransport for MemoryRegistry {
             .unwrap())
     }
 
-    fn pull_referrers(
-        &self,
-        _reference: &ImageReference,
-        _layout: &Layout,
-        _subject: &Descriptor,
-        _reporter: &dyn Reporter,
-    ) -> Result<usize, crate::transport::TransportError> {
-        // The signing code reads the `.sig` tag itself; no referrer is asked for here.
-        Ok(0)
-    }
-
-    fn push_referrers(
-        &self,
-        _layout: &Layout,
-        _image: &ResolvedImage,
-        _reference: &ImageReference,
-        _reporter: &dyn Reporter,
-    ) -> Result<usize, crate::transport::TransportError> {
-        Ok(0)
-    }
-
     fn push(
         &self,
         layout: &Layout,
