@@ -316,15 +316,17 @@ fn keygen_writes_a_pair_once_and_sign_writes_what_cosign_writes() {
 fn sign_refuses_what_it_cannot_sign_with_the_reason() {
     let bed = Bed::new();
     let (key, public) = bed.keygen("ours");
-    let store_image = Cmd::solum(&bed.store)
-        .args(["sign", "base/busybox", "--key"])
+    // Only the store and registries hold images that can be signed.
+    let layout = format!("oci:{}:x", bed.path("layout").display());
+    let not_signable = Cmd::solum(&bed.store)
+        .args(["sign", &layout, "--key"])
         .arg(&key)
         .run()
         .fails_with(2);
     assert!(
-        store_image.stderr.contains("registry"),
+        not_signable.stderr.contains("copy it there first"),
         "{}",
-        store_image.text()
+        not_signable.text()
     );
     bed.push("base/busybox", "apps/x:1");
     let with_public = bed.sign("apps/x:1", &public).fails_with(2);
