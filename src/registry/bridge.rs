@@ -142,7 +142,7 @@ pub trait ClientPerRegistry {
     fn client_for(&self, reference: &ImageReference) -> &RegistryClient;
 }
 
-impl<T: ClientPerRegistry> RegistryTransport for T {
+impl<T: ClientPerRegistry + Sync> RegistryTransport for T {
     fn pull(
         &self,
         reference: &ImageReference,

@@ -96,7 +96,7 @@ impl Classify for TransportError {
 
 /// Hands `docker://` references to the registry client. The transport layer does not
 /// depend on the network code; the caller (the CLI) passes an implementation.
-pub trait RegistryTransport {
+pub trait RegistryTransport: Sync {
     /// Pulls the image into `layout` and returns the manifest descriptor stored there.
     fn pull(
         &self,
@@ -293,11 +293,26 @@ pub fn write_image_with(
                 reference: describe(destination),
                 source: "no registry client is configured".into(),
             })?;
-            let digest = registry.push(&source.layout, &source.image, destination, reporter)?;
-            if referrers == Referrers::Carry {
-                registry.push_referrers(&source.layout, &source.image, destination, reporter)?;
+            if referrers == Referrers::Leave {
+                return registry.push(&source.layout, &source.image, destination, reporter);
             }
-            Ok(digest)
+            // The referrers go up beside the image, not after it: they are a few small
+            // manifests and blobs whose round trips would otherwise add to the push (a
+            // registry accepts a referrer before its subject; the distribution spec says
+            // so, and docker-registry 2.8 keeps it as any manifest). The image's own error
+            // wins when both fail.
+            std::thread::scope(|scope| {
+                let attached = scope.spawn(|| {
+                    registry.push_referrers(&source.layout, &source.image, destination, reporter)
+                });
+                let pushed = registry.push(&source.layout, &source.image, destination, reporter);
+                let attached = attached
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let digest = pushed?;
+                attached?;
+                Ok(digest)
+            })
         }
     }
 }
