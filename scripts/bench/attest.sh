@@ -47,37 +47,12 @@ read -r with without <<<"$pair"
 extra=$(awk -v a="$with" -v b="$without" 'BEGIN { printf "%.1f", a - b }')
 echo "SUMMARY attest cache hit: with $with ms, without $without ms, extra $extra ms (target <= 30 ms): $(bench_at_most "$extra" 30)"
 
-# Pushes to an empty registry each time: a fresh registry folder per run.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-registry_dir="$BENCH_TMP/registry"
-pidfile="$BENCH_TMP/registry.pid"
-# Each timed run happens in a subshell of its own, so the registry's pid goes in a file.
-stop_registry() {
-    if [[ -f "$pidfile" ]]; then
-        kill "$(cat "$pidfile")" 2>/dev/null || true
-        while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.02; done
-        rm -f "$pidfile"
-    fi
-}
-start_registry() {
-    stop_registry
-    rm -rf "$registry_dir"
-    mkdir -p "$registry_dir/storage"
-    printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
-        "$registry_dir/storage" "$port" >"$registry_dir/config.yml"
-    docker-registry serve "$registry_dir/config.yml" >"$BENCH_TMP/registry.log" 2>&1 &
-    echo $! >"$pidfile"
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-    done
-}
-trap 'stop_registry; bench_cleanup' EXIT
-push_with=("$bin" -q --store "$BENCH_STORE" push bench-attest "docker://127.0.0.1:$port/app:1")
-push_without=("$bin" -q --store "$BENCH_STORE" push --no-referrers bench-attest "docker://127.0.0.1:$port/app:1")
-# `start_registry` runs in this shell before each timed push (bench_time_builtin evals the
-# preparation), so each push meets an empty registry.
-pair=$(bench_pair_ms "$BENCH_RUNS" start_registry push_with push_without)
+# Pushes to an empty registry each time: restarted on empty storage before each run.
+bench_registry_init
+trap 'bench_stop_registry; bench_cleanup' EXIT
+push_with=("$bin" -q --store "$BENCH_STORE" push bench-attest "docker://127.0.0.1:$bench_registry_port/app:1")
+push_without=("$bin" -q --store "$BENCH_STORE" push --no-referrers bench-attest "docker://127.0.0.1:$bench_registry_port/app:1")
+pair=$(bench_pair_ms "$BENCH_RUNS" bench_start_registry push_with push_without)
 read -r with without <<<"$pair"
 share=$(bench_share "$with" "$without")
 echo "SUMMARY attest push: with referrers $with ms, DU alone $without ms, ratio $share (target <= 1.2): $(bench_at_most "$share" 1.2)"

@@ -267,3 +267,35 @@ bench_make_tree() {
         }
     }'
 }
+
+# A docker-registry on 127.0.0.1 restarted on empty storage: `bench_registry_init` picks the
+# port ($bench_registry_port) and the folder, `bench_start_registry` (re)starts it,
+# `bench_stop_registry` stops it. The pid goes through a file because the timing helpers
+# run a preparation in a subshell.
+bench_registry_init() {
+    bench_registry_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    bench_registry_dir="$BENCH_TMP/registry"
+    bench_registry_pidfile="$BENCH_TMP/registry.pid"
+}
+bench_stop_registry() {
+    local pid
+    [[ -s "$bench_registry_pidfile" ]] || return 0
+    pid=$(cat "$bench_registry_pidfile")
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+    rm -f "$bench_registry_pidfile"
+}
+bench_start_registry() {
+    bench_stop_registry
+    rm -rf "$bench_registry_dir"
+    mkdir -p "$bench_registry_dir/storage"
+    printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
+        "$bench_registry_dir/storage" "$bench_registry_port" >"$bench_registry_dir/config.yml"
+    docker-registry serve "$bench_registry_dir/config.yml" >"$BENCH_TMP/registry.log" 2>&1 &
+    echo $! >"$bench_registry_pidfile"
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$bench_registry_port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    bench_die "docker-registry did not start (see $BENCH_TMP/registry.log)"
+}

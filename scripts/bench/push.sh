@@ -16,52 +16,26 @@ if ! "$bin" -q --store "$BENCH_STORE" badger search python >/dev/null 2>&1; then
 fi
 image=badgers/python
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-registry_dir="$BENCH_TMP/registry"
-pidfile="$BENCH_TMP/registry.pid"
-# Restarts the registry on empty storage. The pid goes through a file because the timing
-# helpers run the preparation in a subshell.
-stop_registry() {
-    local pid
-    [[ -s "$pidfile" ]] || return 0
-    pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
-    rm -f "$pidfile"
-}
-start_registry() {
-    stop_registry
-    rm -rf "$registry_dir"
-    mkdir -p "$registry_dir/storage"
-    printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
-        "$registry_dir/storage" "$port" >"$registry_dir/config.yml"
-    docker-registry serve "$registry_dir/config.yml" >"$BENCH_TMP/registry.log" 2>&1 &
-    echo $! >"$pidfile"
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    bench_die "docker-registry did not start (see $BENCH_TMP/registry.log)"
-}
-trap 'stop_registry; bench_cleanup' EXIT
-start_registry
+bench_registry_init
+trap 'bench_stop_registry; bench_cleanup' EXIT
+bench_start_registry
 
-dest="docker://127.0.0.1:$port/bench/python3:1"
+dest="docker://127.0.0.1:$bench_registry_port/bench/python3:1"
 ours_cmd=("$bin" -q --store "$BENCH_STORE" push "$image" "$dest")
 peer_cmd=(skopeo copy -q --dest-tls-verify=false "oci:$BENCH_STORE:$image" "$dest")
 "${ours_cmd[@]}" >/dev/null
-start_registry
+bench_start_registry
 "${peer_cmd[@]}" >/dev/null
 bench_log "ours: ${ours_cmd[*]}"
 bench_log "peer: ${peer_cmd[*]}"
-pair=$(bench_pair_ms "$BENCH_RUNS" start_registry ours_cmd peer_cmd)
+pair=$(bench_pair_ms "$BENCH_RUNS" bench_start_registry ours_cmd peer_cmd)
 read -r ours peer <<<"$pair"
 bench_compare "push $image to an empty registry" "$ours" "$peer" skopeo
 share=$(awk -v o="$ours" -v p="$peer" 'BEGIN { printf "%.2f", o / p }')
 echo "SUMMARY push fresh: ours $ours ms, skopeo $peer ms, ours/skopeo $share (target <= 1.0): $(bench_at_most "$share" 1.0)"
 
 # Every blob already there: only HEADs and the manifest.
-start_registry
+bench_start_registry
 "${ours_cmd[@]}" >/dev/null
 exists=$(bench_time_ms "$((BENCH_RUNS < 10 ? 10 : BENCH_RUNS))" "" "${ours_cmd[@]}")
 peer_exists=$(bench_time_ms "$((BENCH_RUNS < 10 ? 10 : BENCH_RUNS))" "" "${peer_cmd[@]}")
@@ -73,8 +47,8 @@ mkdir -p "$big"
 head -c 1073741824 /dev/urandom >"$big/big.bin"
 "$bin" -q --store "$BENCH_STORE" import "$big" --tag bench/big --compression zstd >/dev/null
 bench_rmtree "$big"
-start_registry
-rss=$(bench_peak_rss_kib 1 "" "$bin" -q --store "$BENCH_STORE" push bench/big "docker://127.0.0.1:$port/bench/big:1")
+bench_start_registry
+rss=$(bench_peak_rss_kib 1 "" "$bin" -q --store "$BENCH_STORE" push bench/big "docker://127.0.0.1:$bench_registry_port/bench/big:1")
 rss_mib=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
 "$bin" -q --store "$BENCH_STORE" rmi bench/big >/dev/null
 "$bin" -q --store "$BENCH_STORE" gc >/dev/null
