@@ -30,10 +30,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = temp_dir();
-    let store = dir.path().join("store");
-    let scratch = dir.path().join("rootfs");
-    std::fs::create_dir_all(&scratch).unwrap();
-    busybox_store(&scratch, &store, &["shell"]);
+    let store = shell_badger_store(dir.path(), "store");
     let source = dir.path().join("src");
     source_with_build_script(
         &source,
@@ -43,20 +40,14 @@ fn setup() -> Setup {
     git(&source, &["add", "-A"]);
     git(&source, &["commit", "-q", "-m", "one"]);
     let commit = git(&source, &["rev-parse", "HEAD"]);
-    let prefix = dir.path().join("signing");
-    Cmd::solum_without_store()
-        .arg("keygen")
-        .arg("--output-prefix")
-        .arg(&prefix)
-        .run()
-        .ok();
+    let (key, public) = keygen(&dir.path().join("signing"));
     Setup {
-        key: prefix.with_extension("key"),
-        public: prefix.with_extension("pub"),
         dir,
         store,
         source,
         commit,
+        key,
+        public,
     }
 }
 
@@ -260,25 +251,16 @@ fn a_changed_byte_another_key_or_no_signature_fails_verify() {
     }
 
     // Another key.
-    let other = setup.dir.path().join("other");
-    Cmd::solum_without_store()
-        .arg("keygen")
-        .arg("--output-prefix")
-        .arg(&other)
-        .run()
-        .ok();
+    let (_, other) = keygen(&setup.dir.path().join("other"));
     let run = Cmd::solum(&setup.store)
         .args(["verify", "app", "--key"])
-        .arg(other.with_extension("pub"))
+        .arg(other)
         .run()
         .fails_with(1);
     assert!(run.stderr.contains("does not verify"), "{}", run.text());
 
     // Unsigned: SBOMs and a bare provenance, and verify says what is missing.
-    let unsigned_store = setup.dir.path().join("unsigned");
-    let scratch = setup.dir.path().join("rootfs-unsigned");
-    std::fs::create_dir_all(&scratch).unwrap();
-    busybox_store(&scratch, &unsigned_store, &["shell"]);
+    let unsigned_store = shell_badger_store(setup.dir.path(), "unsigned");
     setup.build(&unsigned_store, &[]).ok();
     let run = setup.verify(&unsigned_store, "app");
     assert_eq!(run.code, 1, "{}", run.text());
@@ -307,10 +289,7 @@ fn a_cache_hit_adds_nothing_and_no_attestations_attaches_nothing() {
     assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
     assert_eq!(entries(&setup.store), before);
 
-    let bare_store = setup.dir.path().join("bare");
-    let scratch = setup.dir.path().join("rootfs-bare");
-    std::fs::create_dir_all(&scratch).unwrap();
-    busybox_store(&scratch, &bare_store, &["shell"]);
+    let bare_store = shell_badger_store(setup.dir.path(), "bare");
     let entries_before = read_json(&bare_store.join("index.json"))["manifests"]
         .as_array()
         .unwrap()

@@ -24,10 +24,7 @@ struct Lab {
 
 fn lab() -> Lab {
     let dir = temp_dir();
-    let store = dir.path().join("store");
-    let scratch = dir.path().join("rootfs");
-    std::fs::create_dir_all(&scratch).unwrap();
-    busybox_store(&scratch, &store, &["shell"]);
+    let store = shell_badger_store(dir.path(), "store");
     let source = dir.path().join("src");
     source_with_build_script(&source, "echo built > /app/out.txt");
     let other_source = dir.path().join("other");

@@ -148,12 +148,7 @@ fn app_file(dir: &Path, name: &str, repo: Option<&Path>) -> PathBuf {
 fn signing_key(data: &Path) -> PathBuf {
     let prefix = data.parent().unwrap().join("server-signing");
     if !prefix.with_extension("key").exists() {
-        Cmd::solum_without_store()
-            .arg("keygen")
-            .arg("--output-prefix")
-            .arg(&prefix)
-            .run()
-            .ok();
+        keygen(&prefix);
     }
     prefix
 }

@@ -330,3 +330,27 @@ pub fn source_with_build_script(source: &Path, body: &str) {
     std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A store `dir/NAME` holding `base/busybox` and the shell badger, its busybox tree made in
+/// `dir/NAME-rootfs`.
+pub fn shell_badger_store(dir: &Path, name: &str) -> PathBuf {
+    let store = dir.join(name);
+    let scratch = dir.join(format!("{name}-rootfs"));
+    std::fs::create_dir_all(&scratch).unwrap();
+    busybox_store(&scratch, &store, &["shell"]);
+    store
+}
+
+/// `solum-build keygen --output-prefix PREFIX`: the private and the public key's paths.
+pub fn keygen(prefix: &Path) -> (PathBuf, PathBuf) {
+    Cmd::solum_without_store()
+        .arg("keygen")
+        .arg("--output-prefix")
+        .arg(prefix)
+        .run()
+        .ok();
+    (
+        PathBuf::from(format!("{}.key", prefix.display())),
+        PathBuf::from(format!("{}.pub", prefix.display())),
+    )
+}
