@@ -134,6 +134,9 @@ fn read_layer(
 /// Exposed to the tests, which hand in plain tars.
 pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRecord> {
     let mut record = LayerRecord::default();
+    // Packages this layer may still record: no more than the whole SBOM may list, so a
+    // layer of many package files costs memory in proportion to the bound, not its size.
+    let mut room = limits.packages;
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -175,17 +178,23 @@ pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRe
         }
         let size = entry.header().size()?;
         let candidate = classify(&path);
+        // One more than the room, so that a file cut at the bound is seen and counted.
+        let within_room = Limits {
+            packages: room.saturating_add(1),
+            ..*limits
+        };
         let content = match candidate {
             Some(candidate) if size > bound(candidate, limits) => {
                 record.skipped.too_large += 1;
                 continue;
             }
-            Some(candidate) => read_candidate(candidate, size, &mut entry, limits)?,
+            Some(candidate) => read_candidate(candidate, size, &mut entry, &within_room)?,
             None if size >= SMALLEST_ELF => {
                 catalog_go::scan(&mut entry, limits.elf_scan_bytes)?.map(Content::Packages)
             }
             None => None,
-        };
+        }
+        .map(|content| fit_in_room(content, &mut room, &mut record.skipped));
         match content {
             Some(content) => record.ops.push(Op::Found(path, content)),
             None => {
@@ -199,6 +208,24 @@ pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRe
     // (gzip's CRC, zstd's frame end) run.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
     Ok(record)
+}
+
+/// `content` with at most `room` packages (the rest dropped, the file counted as over a
+/// bound); `room` shrinks by what was kept.
+fn fit_in_room(content: Content, room: &mut usize, skipped: &mut Skipped) -> Content {
+    let mut fit = |mut packages: Vec<Package>| {
+        if packages.len() > *room {
+            packages.truncate(*room);
+            skipped.too_large += 1;
+        }
+        *room -= packages.len();
+        packages
+    };
+    match content {
+        Content::Packages(packages) => Content::Packages(fit(packages)),
+        Content::Locked(packages) => Content::Locked(fit(packages)),
+        other @ Content::OsRelease(_) => other,
+    }
 }
 
 /// The most bytes a candidate file may have.
@@ -230,8 +257,8 @@ fn read_candidate(
         Candidate::NpmLock => {
             return Ok(catalog_lang::npm_lock(&bytes, limits).map(Content::Locked));
         }
-        Candidate::DpkgStatus => catalog_os::dpkg_status(&bytes, false),
-        Candidate::DpkgStatusPart => catalog_os::dpkg_status(&bytes, true),
+        Candidate::DpkgStatus => catalog_os::dpkg_status(&bytes, false, limits.packages),
+        Candidate::DpkgStatusPart => catalog_os::dpkg_status(&bytes, true, limits.packages),
         Candidate::PythonMetadata => catalog_lang::python_metadata(&bytes),
         Candidate::NpmPackage => catalog_lang::npm_package(&bytes),
         Candidate::Gemspec => catalog_lang::gemspec(&bytes),

@@ -473,3 +473,37 @@ fn an_image_without_a_du_annotation_is_described_by_name_and_a_bad_one_fails() {
         Err(super::SbomError::DuManifest { .. })
     ));
 }
+
+#[test]
+fn a_layer_records_no_more_packages_than_the_sbom_may_list() {
+    // A million one-line stanzas in one status file, or thousands of status.d files, once
+    // held every package in memory before the bound was applied.
+    let limits = Limits {
+        packages: 3,
+        ..Limits::default()
+    };
+    let stanzas: String = (0..1000)
+        .map(|i| format!("Package: p{i}\nStatus: install ok installed\nVersion: 1\n\n"))
+        .collect();
+    let part = b"Package: q\nVersion: 1\n";
+    let layer = tar(&[
+        File("var/lib/dpkg/status", stanzas.as_bytes()),
+        File("var/lib/dpkg/status.d/q1", part),
+        File("var/lib/dpkg/status.d/q2", part),
+    ]);
+    let record = super::layers::read_tar(&layer[..], &limits).unwrap();
+    let recorded: usize = record
+        .ops
+        .iter()
+        .map(|op| match op {
+            super::layer_records::Op::Found(_, super::layers::Content::Packages(p)) => p.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(recorded, 3);
+    assert_eq!(
+        record.skipped.too_large, 3,
+        "the status file and both parts"
+    );
+    assert_eq!(catalog_tars(&[layer], &limits).packages.len(), 3);
+}
