@@ -507,3 +507,24 @@ fn a_layer_records_no_more_packages_than_the_sbom_may_list() {
     );
     assert_eq!(catalog_tars(&[layer], &limits).packages.len(), 3);
 }
+
+#[test]
+fn a_path_named_again_and_again_is_one_step_of_its_layer() {
+    let mut entries = vec![File("var/lib/dpkg/status", DPKG_STATUS)];
+    for _ in 0..1000 {
+        entries.push(File("etc/motd", b"hi"));
+        entries.push(Dir("etc/d"));
+        entries.push(File("etc/.wh.gone", b""));
+    }
+    // The last status file at the path is the one that counts.
+    entries.push(File(
+        "var/lib/dpkg/status",
+        b"Package: last\nStatus: install ok installed\nVersion: 2\n",
+    ));
+    let layer = tar(&entries);
+    let record = super::layers::read_tar(&layer[..], &Limits::default()).unwrap();
+    // status: hide + found; motd: hide; etc/d: remove; etc/gone: hide.
+    assert_eq!(record.ops.len(), 5, "{:?}", record.ops);
+    let lower = tar(&[File("etc/gone/x.jar", b"not read"), Dir("etc/d")]);
+    assert_eq!(found(&catalog(&[lower, layer])), ["last@2"]);
+}
