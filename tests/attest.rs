@@ -302,6 +302,55 @@ fn a_cache_hit_adds_nothing_and_no_attestations_attaches_nothing() {
     assert_eq!(entries, entries_before + 1, "only the DU's own name");
 }
 
+/// SBOMs the DU already carries that this store did not make (a pulled copy of the same
+/// digest, an `attach`) are not what a new signed provenance vouches for: it names SBOMs
+/// made from the image, and `verify` refuses the DU while the foreign ones stay attached.
+#[test]
+fn a_signed_provenance_never_names_sboms_it_did_not_make() {
+    let setup = setup();
+    setup.build(&setup.store, &["--no-attestations"]).ok();
+    let fake = setup.dir.path().join("fake.json");
+    std::fs::write(&fake, br#"{"spdxVersion":"SPDX-2.3","packages":[]}"#).unwrap();
+    for artifact_type in ["application/spdx+json", "application/vnd.cyclonedx+json"] {
+        Cmd::solum(&setup.store)
+            .args(["attach", "app", "--artifact-type", artifact_type])
+            .arg(&fake)
+            .run()
+            .ok();
+    }
+    let fake_digest = format!("sha256:{}", sha256_hex(&std::fs::read(&fake).unwrap()));
+    setup.signed_build(&setup.store, &[]);
+    let layout = setup.store.clone();
+    let envelope: Value = serde_json::from_slice(
+        &std::fs::read(blob(
+            &layout,
+            &referrer_layer(&layout, "application/vnd.in-toto+json"),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        envelope["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let named = statement["predicate"]["runDetails"]["byproducts"].to_string();
+    assert!(
+        !named.contains(fake_digest.trim_start_matches("sha256:")),
+        "the provenance names the attached SBOM: {named}"
+    );
+    let verified = setup.verify(&setup.store, "app");
+    assert_eq!(verified.code, 1, "{}", verified.text());
+    assert!(
+        verified
+            .stderr
+            .contains("is not the one the signed provenance names"),
+        "{}",
+        verified.text()
+    );
+}
+
 /// The first layer digest of the referrer of `artifact_type` in a layout.
 fn referrer_layer(layout: &Path, artifact_type: &str) -> String {
     let index = read_json(&layout.join("index.json"));

@@ -7,7 +7,8 @@
 //!
 //! A DU that already has them (a build-cache hit) keeps what it has: the SBOMs and the
 //! provenance describe the build that made it; only a signature for a new identity is
-//! added. Everything here is deterministic for the same inputs (SBOMs from the image, RFC
+//! added. A provenance made now (none yet, or a key for one that was not signed) names
+//! only SBOMs made now from the image, never ones that came with a pulled copy. Everything here is deterministic for the same inputs (SBOMs from the image, RFC
 //! 6979 signatures) except the provenance's times and invocation id, so a rebuild of the
 //! same DU adds nothing twice.
 
@@ -128,6 +129,13 @@ pub fn attach_to_du(
     };
     let has = |artifact_type: &str| existing.iter().find(|r| r.artifact_type == artifact_type);
 
+    // The provenance: kept when there is one (signed, when a key is given now).
+    let provenance = existing.iter().find(|r| r.artifact_type == IN_TOTO_JSON);
+    let wants_new = match provenance {
+        None => true,
+        Some(existing) => settings.sign_key.is_some() && !is_dsse(existing),
+    };
+
     // The SBOMs first: the provenance names them.
     let mut byproducts = vec![Byproduct {
         name: "build.log".into(),
@@ -135,9 +143,14 @@ pub fn attach_to_du(
         digest: run.log_digest.clone(),
     }];
     let sbom_digests = match (has(SPDX_JSON), has(CYCLONEDX_JSON)) {
-        (Some(spdx), Some(cyclonedx)) => {
+        // Kept as they are while nothing new names them.
+        (Some(spdx), Some(cyclonedx)) if !wants_new => {
             [single_layer_digest(spdx), single_layer_digest(cyclonedx)]
         }
+        // A new provenance vouches for the SBOMs it names, so they are made here from
+        // the image: SBOMs a pulled copy of the same digest brought along may say
+        // anything. They are deterministic, so ones made here before are found again
+        // and not added twice.
         _ => {
             reporter.status("Cataloguing", &format!("{name}: SBOM (SPDX, CycloneDX)"));
             // The store's layer records: a badger's layers are read once for all its DUs.
@@ -150,9 +163,22 @@ pub fn attach_to_du(
                         name: name.clone(),
                         source,
                     })?;
+            let mut attach_new = |artifact_type: &str, bytes: Vec<u8>| {
+                let made = plain(artifact_type, bytes);
+                let digest = layer_digest_of(&made);
+                let present = existing.iter().any(|r| {
+                    r.artifact_type == artifact_type
+                        && single_layer_digest(r).as_ref() == Some(&digest)
+                });
+                if present {
+                    Ok(digest)
+                } else {
+                    attach(&made)
+                }
+            };
             [
-                Some(attach(&plain(SPDX_JSON, sboms.spdx))?),
-                Some(attach(&plain(CYCLONEDX_JSON, sboms.cyclonedx))?),
+                Some(attach_new(SPDX_JSON, sboms.spdx)?),
+                Some(attach_new(CYCLONEDX_JSON, sboms.cyclonedx)?),
             ]
         }
     };
@@ -172,12 +198,6 @@ pub fn attach_to_du(
         }
     }
 
-    // The provenance: kept when there is one (signed, when a key is given now).
-    let provenance = existing.iter().find(|r| r.artifact_type == IN_TOTO_JSON);
-    let wants_new = match provenance {
-        None => true,
-        Some(existing) => settings.sign_key.is_some() && !is_dsse(existing),
-    };
     if wants_new {
         let du = du_manifest(&image, &name)?;
         let inputs = ProvenanceInputs {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::app::{AppFile, Port, Scaling, SecurityFlavor, Service};
 use super::{heat, ManifestError, DU_ANNOTATION};
+use crate::source::redact_url;
 
 /// The working directory of a DU: the build contract puts the app at `/app`.
 pub const WORKDIR: &str = "/app";
@@ -162,15 +163,18 @@ impl DuManifest {
             flavor: app.flavor.clone(),
             security_flavor: app.security_flavor,
             badgers: inputs.badgers.clone(),
+            // The annotation is public: a token in a source URL (`https://TOKEN@host/…`,
+            // `?private_token=…`) is kept out of it, and so out of the provenance and the
+            // SBOMs, which read the source from here.
             source: DuSource {
-                repository: app.source.repository.clone(),
+                repository: app.source.repository.as_deref().map(redact_url),
                 revision: inputs.revision.clone().or_else(|| {
                     app.source
                         .repository
                         .as_ref()
                         .and(app.source.revision.clone())
                 }),
-                artifact: app.source.artifact.clone(),
+                artifact: app.source.artifact.as_deref().map(redact_url),
                 path: app.source.path.clone(),
             },
             tests: app.workflow_config.tests().map(|command| DuTests {

@@ -193,6 +193,23 @@ fn top_level_key_order(json: &str) -> Vec<String> {
 }
 
 #[test]
+fn a_token_in_the_source_url_stays_out_of_the_du_manifest() {
+    let mut app = app_fixture("full.yaml");
+    app.source.repository = Some("https://user:gh_PASSWORD@git.example/org/app.git".into());
+    let du = DuManifest::new(&inputs(&app, "registry.example.org/app@sha256:abc")).unwrap();
+    assert_eq!(
+        du.source.repository.as_deref(),
+        Some("https://user:<redacted>@git.example/org/app.git")
+    );
+    app.source.repository = None;
+    app.source.artifact = Some("https://files.example/app.tar.gz?private_token=SECRET".into());
+    let du = DuManifest::new(&inputs(&app, "registry.example.org/app@sha256:abc")).unwrap();
+    let annotation = du.to_json().unwrap();
+    assert!(!annotation.contains("SECRET"), "{annotation}");
+    assert!(!annotation.contains("PASSWORD"), "{annotation}");
+}
+
+#[test]
 fn du_manifest_from_the_full_app() {
     let app = app_fixture("full.yaml");
     let du = DuManifest::new(&inputs(&app, "registry.example.org/helloworld@sha256:abc")).unwrap();

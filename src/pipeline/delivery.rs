@@ -336,7 +336,12 @@ fn provenance_options(request: &BuildRequest, tag: &str) -> BuildOptions {
         ("--build-cmd", &overrides.build_cmd),
     ] {
         if let Some(value) = value {
-            chosen.push((flag.to_string(), value.clone()));
+            // A source or artifact URL may carry a token; the statement is public.
+            let value = match flag {
+                "--source" | "--artifact" => crate::source::redact_url(value),
+                _ => value.clone(),
+            };
+            chosen.push((flag.to_string(), value));
         }
     }
     for port in &overrides.ports {
@@ -528,6 +533,23 @@ mod tests {
             builder: Builder::Cli,
             invocation_id: None,
         }
+    }
+
+    #[test]
+    fn the_provenance_options_name_no_token_of_a_source_or_artifact_url() {
+        let mut request = broken_delivery().build;
+        request.overrides.source = Some("https://user:PASSWORD@git.example/app.git".into());
+        request.overrides.artifact = Some("https://files.example/a.tgz?token=SECRET".into());
+        request.overrides.run_cmd = Some("serve --url https://u@h/x".into());
+        let options = provenance_options(&request, "app:1");
+        let shown = format!("{:?}", options.overrides);
+        assert!(
+            !shown.contains("PASSWORD") && !shown.contains("SECRET"),
+            "{shown}"
+        );
+        assert!(shown.contains("user:<redacted>@git.example"), "{shown}");
+        // Commands are what the caller wrote, not URLs to clean.
+        assert!(shown.contains("serve --url https://u@h/x"), "{shown}");
     }
 
     #[test]

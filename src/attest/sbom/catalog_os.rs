@@ -46,11 +46,15 @@ pub(super) fn os_release(bytes: &[u8]) -> OsRelease {
 /// The installed packages of a status file: paragraphs separated by blank lines, with
 /// `Status: install ok installed`. The files of `status.d/` sometimes carry no `Status`
 /// (each is there because its package is installed), so `part` accepts its absence.
-/// `None` when the file is not text.
-pub(super) fn dpkg_status(bytes: &[u8], part: bool) -> Option<Vec<Package>> {
+/// `None` when the file is not text. At most `max` packages: a status file of a million
+/// one-line stanzas stops there instead of holding them all.
+pub(super) fn dpkg_status(bytes: &[u8], part: bool, max: usize) -> Option<Vec<Package>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut packages = Vec::new();
     for paragraph in text.split("\n\n") {
+        if packages.len() >= max {
+            break;
+        }
         let mut name = None;
         let mut version = None;
         let mut arch = None;

@@ -45,15 +45,15 @@ impl Described {
             .map(|du| du.name.clone())
             .or_else(|| image_name.map(str::to_string))
             .unwrap_or_else(|| "image".to_string());
+        // The config's word: a time whose UTC year has other than four digits (year 9999
+        // at a negative offset is year 10000 in UTC) is not one SPDX accepts.
         let created = created
             .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+            .map(|time| time.with_timezone(&chrono::Utc))
+            .filter(|time| (0..=9999).contains(&chrono::Datelike::year(time)))
             .map_or_else(
                 || EPOCH.to_string(),
-                |time| {
-                    time.with_timezone(&chrono::Utc)
-                        .format("%Y-%m-%dT%H:%M:%SZ")
-                        .to_string()
-                },
+                |time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             );
         Described {
             name,
@@ -156,5 +156,9 @@ mod tests {
         let none = Described::new(Some("base"), &digest, Some("garbage"), None);
         assert_eq!(none.created, EPOCH);
         assert_eq!(none.name, "base");
+        for out_of_range in ["9999-12-31T23:00:00-05:00", "0000-01-01T00:30:00+01:00"] {
+            let described = Described::new(None, &digest, Some(out_of_range), None);
+            assert_eq!(described.created, EPOCH, "{out_of_range}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Raised when what a record holds, or how it is read, changes.
-const RECORD_VERSION: u32 = 1;
+const RECORD_VERSION: u32 = 2;
 /// The largest record read back: far above a real layer's (a dpkg database of a few
 /// thousand packages is a few MiB of findings).
 const RECORD_LIMIT: u64 = 64 << 20;

@@ -3,7 +3,8 @@
 //! what lower layers found; what is left at the end is the SBOM's package list. Nothing here
 //! writes to the host filesystem or follows a link: image paths are only map keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher as _, RandomState};
 use std::io::{self, BufReader, Read};
 
 use oci_spec::image::Descriptor;
@@ -134,6 +135,10 @@ fn read_layer(
 /// Exposed to the tests, which hand in plain tars.
 pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRecord> {
     let mut record = LayerRecord::default();
+    let mut steps = Steps::default();
+    // Packages this layer may still record: no more than the whole SBOM may list, so a
+    // layer of many package files costs memory in proportion to the bound, not its size.
+    let mut room = limits.packages;
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -156,38 +161,44 @@ pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRe
         // Whiteouts hide lower layers' paths; in the layer that carries them they hide
         // nothing, whatever the order of its entries.
         if file_name == OPAQUE_WHITEOUT {
-            record.ops.push(Op::HideBelow(parent.to_string()));
+            steps.push(Op::HideBelow(parent.to_string()));
             continue;
         }
         if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
-            record.ops.push(Op::Hide(join(parent, hidden)));
+            steps.push(Op::Hide(join(parent, hidden)));
             continue;
         }
         // Any entry replaces a lower one at its path; anything but a directory also
         // replaces a lower directory with all it held.
         if entry_type.is_dir() {
-            record.ops.push(Op::RemoveExact(path));
+            steps.push(Op::RemoveExact(path));
             continue;
         }
-        record.ops.push(Op::Hide(path.clone()));
+        steps.push(Op::Hide(path.clone()));
         if !(entry_type.is_file() || entry_type == tar::EntryType::Continuous) {
             continue;
         }
         let size = entry.header().size()?;
         let candidate = classify(&path);
+        // One more than the room, so that a file cut at the bound is seen and counted.
+        let within_room = Limits {
+            packages: room.saturating_add(1),
+            ..*limits
+        };
         let content = match candidate {
             Some(candidate) if size > bound(candidate, limits) => {
                 record.skipped.too_large += 1;
                 continue;
             }
-            Some(candidate) => read_candidate(candidate, size, &mut entry, limits)?,
+            Some(candidate) => read_candidate(candidate, size, &mut entry, &within_room)?,
             None if size >= SMALLEST_ELF => {
                 catalog_go::scan(&mut entry, limits.elf_scan_bytes)?.map(Content::Packages)
             }
             None => None,
-        };
+        }
+        .map(|content| fit_in_room(content, &mut room, &mut record.skipped));
         match content {
-            Some(content) => record.ops.push(Op::Found(path, content)),
+            Some(content) => steps.push(Op::Found(path, content)),
             None => {
                 if candidate.is_some() {
                     record.skipped.malformed += 1;
@@ -198,7 +209,66 @@ pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRe
     // Drain the end-of-archive blocks and any padding, so the decompressor's own checks
     // (gzip's CRC, zstd's frame end) run.
     io::copy(&mut archive.into_inner(), &mut io::sink())?;
+    record.ops = steps.ops;
     Ok(record)
+}
+
+/// A layer's steps, each kind of step at each path once. A step acts only on what lower
+/// layers put there, so where it sits among its layer's steps does not matter and a
+/// repeat adds nothing; a later candidate file at a path replaces the earlier one, as it
+/// does in the filesystem. Without this a tar naming one path a million times held a
+/// million steps.
+#[derive(Default)]
+struct Steps {
+    ops: Vec<Op>,
+    /// The hash of a step's kind and path → where it is in `ops`.
+    at: HashMap<u64, usize>,
+    hasher: RandomState,
+}
+
+impl Steps {
+    fn push(&mut self, op: Op) {
+        let key = self
+            .hasher
+            .hash_one((std::mem::discriminant(&op), step_path(&op)));
+        match self.at.get(&key) {
+            Some(&index) if same_step(&self.ops[index], &op) => self.ops[index] = op,
+            // Two paths of one hash: both kept.
+            Some(_) => self.ops.push(op),
+            None => {
+                self.at.insert(key, self.ops.len());
+                self.ops.push(op);
+            }
+        }
+    }
+}
+
+fn step_path(op: &Op) -> &str {
+    match op {
+        Op::HideBelow(path) | Op::Hide(path) | Op::RemoveExact(path) | Op::Found(path, _) => path,
+    }
+}
+
+fn same_step(held: &Op, new: &Op) -> bool {
+    std::mem::discriminant(held) == std::mem::discriminant(new) && step_path(held) == step_path(new)
+}
+
+/// `content` with at most `room` packages (the rest dropped, the file counted as over a
+/// bound); `room` shrinks by what was kept.
+fn fit_in_room(content: Content, room: &mut usize, skipped: &mut Skipped) -> Content {
+    let mut fit = |mut packages: Vec<Package>| {
+        if packages.len() > *room {
+            packages.truncate(*room);
+            skipped.too_large += 1;
+        }
+        *room -= packages.len();
+        packages
+    };
+    match content {
+        Content::Packages(packages) => Content::Packages(fit(packages)),
+        Content::Locked(packages) => Content::Locked(fit(packages)),
+        other @ Content::OsRelease(_) => other,
+    }
 }
 
 /// The most bytes a candidate file may have.
@@ -230,8 +300,8 @@ fn read_candidate(
         Candidate::NpmLock => {
             return Ok(catalog_lang::npm_lock(&bytes, limits).map(Content::Locked));
         }
-        Candidate::DpkgStatus => catalog_os::dpkg_status(&bytes, false),
-        Candidate::DpkgStatusPart => catalog_os::dpkg_status(&bytes, true),
+        Candidate::DpkgStatus => catalog_os::dpkg_status(&bytes, false, limits.packages),
+        Candidate::DpkgStatusPart => catalog_os::dpkg_status(&bytes, true, limits.packages),
         Candidate::PythonMetadata => catalog_lang::python_metadata(&bytes),
         Candidate::NpmPackage => catalog_lang::npm_package(&bytes),
         Candidate::Gemspec => catalog_lang::gemspec(&bytes),

@@ -473,3 +473,58 @@ fn an_image_without_a_du_annotation_is_described_by_name_and_a_bad_one_fails() {
         Err(super::SbomError::DuManifest { .. })
     ));
 }
+
+#[test]
+fn a_layer_records_no_more_packages_than_the_sbom_may_list() {
+    // A million one-line stanzas in one status file, or thousands of status.d files, once
+    // held every package in memory before the bound was applied.
+    let limits = Limits {
+        packages: 3,
+        ..Limits::default()
+    };
+    let stanzas: String = (0..1000)
+        .map(|i| format!("Package: p{i}\nStatus: install ok installed\nVersion: 1\n\n"))
+        .collect();
+    let part = b"Package: q\nVersion: 1\n";
+    let layer = tar(&[
+        File("var/lib/dpkg/status", stanzas.as_bytes()),
+        File("var/lib/dpkg/status.d/q1", part),
+        File("var/lib/dpkg/status.d/q2", part),
+    ]);
+    let record = super::layers::read_tar(&layer[..], &limits).unwrap();
+    let recorded: usize = record
+        .ops
+        .iter()
+        .map(|op| match op {
+            super::layer_records::Op::Found(_, super::layers::Content::Packages(p)) => p.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(recorded, 3);
+    assert_eq!(
+        record.skipped.too_large, 3,
+        "the status file and both parts"
+    );
+    assert_eq!(catalog_tars(&[layer], &limits).packages.len(), 3);
+}
+
+#[test]
+fn a_path_named_again_and_again_is_one_step_of_its_layer() {
+    let mut entries = vec![File("var/lib/dpkg/status", DPKG_STATUS)];
+    for _ in 0..1000 {
+        entries.push(File("etc/motd", b"hi"));
+        entries.push(Dir("etc/d"));
+        entries.push(File("etc/.wh.gone", b""));
+    }
+    // The last status file at the path is the one that counts.
+    entries.push(File(
+        "var/lib/dpkg/status",
+        b"Package: last\nStatus: install ok installed\nVersion: 2\n",
+    ));
+    let layer = tar(&entries);
+    let record = super::layers::read_tar(&layer[..], &Limits::default()).unwrap();
+    // status: hide + found; motd: hide; etc/d: remove; etc/gone: hide.
+    assert_eq!(record.ops.len(), 5, "{:?}", record.ops);
+    let lower = tar(&[File("etc/gone/x.jar", b"not read"), Dir("etc/d")]);
+    assert_eq!(found(&catalog(&[lower, layer])), ["last@2"]);
+}
