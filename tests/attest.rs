@@ -250,6 +250,21 @@ fn a_changed_byte_another_key_or_no_signature_fails_verify() {
         copy_tree(&pristine, &layout);
     }
 
+    // A DU signed by another key already (as a pulled copy would be) gets this key's
+    // provenance and signature too when this key builds it: both keys verify it.
+    let (second_key, second_public) = keygen(&setup.dir.path().join("second"));
+    let hit = setup
+        .build(&setup.store, &["--sign-key", second_key.to_str().unwrap()])
+        .ok();
+    assert!(hit.stderr.contains("(cache hit)"), "{}", hit.text());
+    for public in [&setup.public, &second_public] {
+        Cmd::solum(&setup.store)
+            .args(["verify", "app", "--key"])
+            .arg(public)
+            .run()
+            .ok();
+    }
+
     // Another key.
     let (_, other) = keygen(&setup.dir.path().join("other"));
     let run = Cmd::solum(&setup.store)

@@ -16,8 +16,8 @@ use super::keys::SigningKey;
 use super::provenance::{self, BuildOptions, Builder, Byproduct, ProvenanceInputs, ResolvedBadger};
 use super::referrers::{self, Attachment, Referrer};
 use super::{
-    cosign, dsse, sbom, COSIGN_SIGNATURE_ARTIFACT, CYCLONEDX_JSON, DSSE_ENVELOPE, IN_TOTO_JSON,
-    PREDICATE_TYPE_ANNOTATION, SPDX_JSON,
+    cosign, dsse, sbom, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIGNATURE_ARTIFACT, CYCLONEDX_JSON,
+    DSSE_ENVELOPE, IN_TOTO_JSON, PREDICATE_TYPE_ANNOTATION, SPDX_JSON,
 };
 use crate::image::Digest;
 use crate::manifest::{DuManifest, ManifestError, DU_ANNOTATION};
@@ -129,11 +129,17 @@ pub fn attach_to_du(
     };
     let has = |artifact_type: &str| existing.iter().find(|r| r.artifact_type == artifact_type);
 
-    // The provenance: kept when there is one (signed, when a key is given now).
-    let provenance = existing.iter().find(|r| r.artifact_type == IN_TOTO_JSON);
-    let wants_new = match provenance {
-        None => true,
-        Some(existing) => settings.sign_key.is_some() && !is_dsse(existing),
+    // The provenance: kept when there is one; with a key, when there is one this key
+    // signed (a pulled copy may carry another party's, which says nothing for ours).
+    let provenances: Vec<&Referrer> = existing
+        .iter()
+        .filter(|r| r.artifact_type == IN_TOTO_JSON)
+        .collect();
+    let wants_new = match &settings.sign_key {
+        None => provenances.is_empty(),
+        Some(key) => !provenances
+            .iter()
+            .any(|r| signed_by(layout, r, &key.verifying_key())),
     };
 
     // The SBOMs first: the provenance names them.
@@ -234,10 +240,19 @@ pub fn attach_to_du(
     if let Some(key) = &settings.sign_key {
         for identity in &run.identities {
             let signature = cosign::signature_attachment(identity, &image.manifest_digest, key);
+            // The payload names only the identity and the digest, so another key's
+            // signature has the same layer: the signature itself tells them apart.
+            let ours = signature.layer_annotations.get(COSIGN_SIGNATURE_ANNOTATION);
             let already = existing.iter().any(|r| {
                 r.artifact_type == COSIGN_SIGNATURE_ARTIFACT
-                    && r.manifest.layers().first().map(|l| l.digest().to_string())
-                        == Some(layer_digest_of(&signature).to_string())
+                    && r.manifest.layers().iter().any(|layer| {
+                        layer.digest().to_string() == layer_digest_of(&signature).to_string()
+                            && layer
+                                .annotations()
+                                .as_ref()
+                                .and_then(|a| a.get(COSIGN_SIGNATURE_ANNOTATION))
+                                == ours
+                    })
             });
             if !already {
                 attach(&signature)?;
@@ -272,13 +287,17 @@ fn single_layer_digest(referrer: &Referrer) -> Option<Digest> {
     }
 }
 
-/// A provenance referrer that is a signed envelope rather than a bare statement.
-fn is_dsse(referrer: &Referrer) -> bool {
-    referrer
+/// A provenance referrer that is a DSSE envelope `key` signed.
+fn signed_by(layout: &Layout, referrer: &Referrer, key: &super::keys::VerifyingKey) -> bool {
+    let is_envelope = referrer
         .manifest
         .layers()
         .first()
-        .is_some_and(|layer| layer.media_type().to_string() == DSSE_ENVELOPE)
+        .is_some_and(|layer| layer.media_type().to_string() == DSSE_ENVELOPE);
+    is_envelope
+        && referrers::content(layout, referrer)
+            .ok()
+            .is_some_and(|envelope| dsse::open(&envelope, key).is_ok())
 }
 
 /// The DU manifest of `image`, from its annotation.
