@@ -394,18 +394,10 @@ fn app_file_digest(app: &AppInput) -> Option<(String, Digest)> {
 
 /// A random id for a CLI run: 16 bytes of the kernel's random source, as hex.
 fn random_invocation_id() -> String {
-    use std::io::Read as _;
+    use rand_core::RngCore as _;
+    // The same source the key generator draws from (the kernel's, through getrandom).
     let mut bytes = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        // No random source: the time is unique enough to tell runs apart.
-        return format!(
-            "{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-    }
+    rand_core::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
