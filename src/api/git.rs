@@ -49,16 +49,16 @@ pub fn routes(max_upload: usize) -> Router<Arc<Shared>> {
 }
 
 /// The managed repository of an app.
-pub fn repository_path(data: &std::path::Path, app: &str) -> PathBuf {
-    data.join("git").join(format!("{app}.git"))
+pub fn repository_path(git_root: &std::path::Path, app: &str) -> PathBuf {
+    git_root.join(format!("{app}.git"))
 }
 
 /// The branch whose pushes build: the app file's `source.revision` when it names a
 /// branch; else the first branch ever pushed to the managed repository (kept in its config
 /// as `solum.watched`); else `main`.
-pub fn watched_branch(data: &std::path::Path, app: &AppRecord) -> String {
+pub fn watched_branch(git_root: &std::path::Path, app: &AppRecord) -> String {
     named_branch(app)
-        .or_else(|| recorded_branch(&repository_path(data, &app.name)))
+        .or_else(|| recorded_branch(&repository_path(git_root, &app.name)))
         .unwrap_or_else(|| "main".to_string())
 }
 
@@ -96,7 +96,7 @@ fn git(args: &[&str], dir: &std::path::Path) -> Result<String, ApiError> {
 /// Makes the app's bare repository (kept as it is when it exists: a re-created app finds
 /// its code again) and its hook.
 pub fn create_repository(shared: &Shared, name: &str) -> Result<(), ApiError> {
-    let path = repository_path(&shared.data, name);
+    let path = repository_path(&shared.git_root, name);
     if !path.join("HEAD").is_file() {
         std::fs::create_dir_all(&path).map_err(IoAt::at(&path, "create"))?;
         git(
@@ -150,7 +150,7 @@ fn write_hook(
 pub fn install_hooks(shared: &Shared, address: SocketAddr) -> Result<(), ApiError> {
     let _ = shared.bound.set(address);
     for app in shared.records.apps()? {
-        let repo = repository_path(&shared.data, &app.name);
+        let repo = repository_path(&shared.git_root, &app.name);
         if repo.join("HEAD").is_file() {
             write_hook(&repo, &app, address)?;
         }
@@ -202,7 +202,7 @@ async fn serve_git(
             id: rest,
         });
     }
-    let repo_path = repository_path(&shared.data, &app.name);
+    let repo_path = repository_path(&shared.git_root, &app.name);
     let (parts, body) = request.into_parts();
     let header = |name: header::HeaderName| {
         parts
@@ -254,7 +254,7 @@ async fn serve_git(
     let mut command = tokio::process::Command::new("git");
     command
         .arg("http-backend")
-        .env("GIT_PROJECT_ROOT", shared.data.join("git"))
+        .env("GIT_PROJECT_ROOT", &shared.git_root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", format!("/{}.git/{rest}", app.name))
         .env("REQUEST_METHOD", parts.method.as_str())

@@ -1,11 +1,17 @@
 //! `solum-build serve`: the REST API that runs Solum's three workflows — (a) build an app
 //! from its git URL on request, (b) build what is pushed to the app's managed git
 //! repository, (c) build uploaded binaries or register a ready-made DU — with records in
-//! SQLite and a queue of build workers.
+//! a database (SQLite on one host, PostgreSQL on many) and a queue of build workers.
+//!
+//! Roles (`--role`): `all` is one host doing everything; `api` nodes answer requests and
+//! build nothing; `worker` nodes claim queued workflows (`queue`) and answer only health.
+//! Nodes share nothing but the database, the registry (`--push-to`: DUs and badgers) and,
+//! for managed git repositories, `--git-root`; each keeps its own data folder and store,
+//! which are caches.
 //!
 //! This module owns the server's startup (data folder, token, database, recovery of
-//! interrupted work, the listener), the shared state, the worker loop and the HTTP error
-//! mapping. Routes live in `routes_*`, `git`, `triggers`; the build itself is the
+//! interrupted work, the listener), the shared state, the worker loop with its heartbeat
+//! and reaper, and the HTTP error mapping. Routes live in `routes_*`, `git`, `triggers`; the build itself is the
 //! pipeline's, run by `runner` on blocking threads (the sandbox is blocking and re-executes
 //! the binary, which is safe from a threaded process). It never prints: the CLI shows
 //! what [`prepare`] returns.
@@ -20,16 +26,22 @@
 //! credentials anywhere else.
 
 mod auth;
+pub mod db;
 mod git;
 mod listener;
+mod logs;
+mod notify;
 mod openapi;
 mod policy;
+mod queue;
 pub mod records;
 mod registry_scope;
 mod routes_apps;
 mod routes_images;
+mod routes_ops;
 mod routes_workflows;
 mod runner;
+mod shared_images;
 mod triggers;
 
 use crate::error_class::{Classify, ErrorClass};
@@ -84,6 +96,43 @@ pub struct ServeOptions {
     pub registry_cache: crate::pipeline::registry_cache::RegistryCache,
     /// `--sign-key`, `--no-attestations`: what every DU gets attached (see `attest::du`).
     pub attest: crate::attest::du::AttestSettings,
+    /// `--database`: `sqlite://PATH` or `postgres://…`; none: `sqlite://DATA/solum.db`.
+    pub database: Option<String>,
+    /// `--role`: what this node does.
+    pub role: Role,
+    /// `--worker-id`: this node's name in the queue (default HOST-PID).
+    pub worker_id: Option<String>,
+    /// `--lease`: how long a worker holds a workflow without a heartbeat.
+    pub lease: Duration,
+    /// `--max-attempts`: claims of one workflow before a lost worker's workflow is ERROR.
+    pub max_attempts: u32,
+    /// `--git-root`: the managed repositories (default DATA/git; shared on many hosts).
+    pub git_root: Option<PathBuf>,
+}
+
+/// What a node of the server does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Answers requests and runs builds (one host).
+    All,
+    /// Answers requests; builds nothing.
+    Api,
+    /// Runs builds; answers only `/v1/health`.
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+
+    fn builds(self) -> bool {
+        self != Role::Api
+    }
 }
 
 /// The base (`http://HOST[:PORT]`, no trailing slash) of the absolute URLs an answer names:
@@ -232,7 +281,13 @@ pub struct Shared {
     pub options: ServeOptions,
     pub data: PathBuf,
     pub store: PathBuf,
-    pub records: Records,
+    pub records: Arc<Records>,
+    /// The managed git repositories (`--git-root`).
+    pub git_root: PathBuf,
+    /// This node's name in the queue, its host, and when it started.
+    pub worker_id: String,
+    pub host: String,
+    pub started_at: String,
     /// What a request may name as a source.
     pub sources: crate::source::SourcePolicy,
     /// Every registry access of the server: credentials only for their own hosts.
@@ -255,9 +310,16 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Tells an idle worker that work was queued.
+    /// Tells an idle worker that work was queued: here, and on every other node
+    /// (PostgreSQL's NOTIFY; polling finds it otherwise).
     pub fn wake_worker(&self) {
         self.wake.notify_one();
+        self.records.notify(notify::QUEUE, "");
+    }
+
+    /// The lease in milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Cancels a running workflow; `false` when it is not running here.
@@ -287,6 +349,9 @@ pub struct Prepared {
     pub interrupted: Vec<i64>,
     /// Where the API token is kept (`--token-file`, else `DATA/token`).
     pub token_file: PathBuf,
+    /// This node's role, and its database as shown (no password).
+    pub role: Role,
+    pub database: String,
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {
@@ -409,7 +474,7 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
             .create(data)
             .map_err(IoAt::at(data, "create"))?;
     }
-    for sub in ["git", "logs", "uploads", "work", "store"] {
+    for sub in ["logs", "uploads", "work", "store"] {
         let dir = data.join(sub);
         std::fs::create_dir_all(&dir).map_err(IoAt::at(&dir, "create"))?;
     }
@@ -423,15 +488,32 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+    let git_root = options.git_root.clone().unwrap_or_else(|| data.join("git"));
+    std::fs::create_dir_all(&git_root).map_err(IoAt::at(&git_root, "create"))?;
     let (token, generated) = load_token(&options)?;
     let token_file = token_path(&options).0;
     let database = data.join("solum.db");
-    make_private(data, &database)?;
-    let records = Records::open(&database)?;
+    let url = options
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", database.display()));
+    let sqlite_file = url.strip_prefix("sqlite://").map(PathBuf::from);
+    if let Some(file) = &sqlite_file {
+        make_private(data, file)?;
+    }
+    let records = Arc::new(Records::open_url(&url)?);
     // SQLite gives the WAL and shared-memory files the database's mode; older ones are
     // tightened here all the same.
-    make_private(data, &database)?;
-    let interrupted = records.fail_interrupted()?;
+    if let Some(file) = &sqlite_file {
+        make_private(data, file)?;
+    }
+    // One host: whatever was running was this server's and ended with its stop. On many,
+    // a stopped worker's leases run out and the reaper gives its workflows to another.
+    let interrupted = if records.is_single_host() && options.role == Role::All {
+        records.fail_interrupted()?
+    } else {
+        Vec::new()
+    };
     let listener =
         std::net::TcpListener::bind(options.listen).map_err(|source| ApiError::Bind {
             address: options.listen,
@@ -450,10 +532,22 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         &no_credentials,
     );
     let workers = options.workers.max(1);
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let worker_id = options
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("{host}-{}", std::process::id()));
     let shared = Arc::new(Shared {
         store: data.join("store"),
         data: data.clone(),
         records,
+        git_root,
+        worker_id,
+        host,
+        started_at: records::now(),
         sources,
         registry,
         privilege: crate::privilege::Privilege::of_this_process(),
@@ -468,6 +562,8 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
     git::install_hooks(&shared, address)?;
     let generated_token = generated.then(|| shared.token.clone());
     Ok(Prepared {
+        role: shared.options.role,
+        database: shared.records.shown_url().to_string(),
         shared,
         listener,
         generated_token,
@@ -484,6 +580,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .merge(routes_apps::routes())
         .merge(routes_workflows::routes())
         .merge(routes_images::routes(shared.options.max_upload))
+        .merge(routes_ops::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,
@@ -493,7 +590,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/", get(openapi::landing_page))
         .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/health", get(health))
+        .route("/v1/health", get(routes_ops::health))
         .route("/v1/triggers/{trigger_id}", post(triggers::trigger))
         .merge(git::routes(shared.options.max_upload))
         .merge(protected)
@@ -502,8 +599,11 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// A worker node's routes: health only.
+fn worker_router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/health", axum::routing::get(routes_ops::health))
+        .with_state(shared)
 }
 
 /// One worker: takes queued workflows one at a time and runs each on a blocking thread.
@@ -513,7 +613,16 @@ async fn worker(shared: Arc<Shared>) {
             return;
         }
         // A database error (a full disk, say) is treated as no work: retried after the wait.
-        let claimed = shared.records.claim_next().unwrap_or_default();
+        let claim_shared = shared.clone();
+        let claimed = tokio::task::spawn_blocking(move || {
+            claim_shared
+                .records
+                .claim_next(&claim_shared.worker_id, claim_shared.lease_ms())
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
         let Some(workflow) = claimed else {
             // A wake-up may be missed between the claim and the wait: poll now and then.
             let _ = tokio::time::timeout(Duration::from_secs(2), shared.wake.notified()).await;
@@ -544,6 +653,7 @@ async fn worker(shared: Arc<Shared>) {
                 id,
                 crate::report::State::Error,
                 &format!("the build worker failed: {panic}"),
+                Some(&shared.worker_id),
             );
         }
     }
@@ -566,10 +676,19 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
             .map_err(|source| ApiError::Bind { address, source })?;
         let listener = tokio::net::TcpListener::from_std(prepared.listener)
             .map_err(|source| ApiError::Bind { address, source })?;
-        for _ in 0..shared.options.workers {
-            tokio::spawn(worker(shared.clone()));
+        if shared.options.role.builds() {
+            for _ in 0..shared.options.workers {
+                tokio::spawn(worker(shared.clone()));
+            }
+            tokio::spawn(heartbeat(shared.clone()));
         }
-        let app = router(shared.clone());
+        // NOTIFY wakes idle workers and carries cancels (PostgreSQL; a no-op on SQLite).
+        notify::listen(shared.clone());
+        let app = if shared.options.role == Role::Worker {
+            worker_router(shared.clone())
+        } else {
+            router(shared.clone())
+        };
         let stop_shared = shared.clone();
         listener::serve(listener, app, shared.options.connections, async move {
             stop_signal().await;
@@ -587,7 +706,62 @@ pub fn run(prepared: Prepared) -> Result<(), ApiError> {
     });
     // Cancelled builds end within a second or two; do not hang on a stuck one.
     runtime.shutdown_timeout(Duration::from_secs(30));
+    // On many hosts a stopping worker hands its unfinished workflows back now rather than
+    // after its lease (on one host they were recorded ERROR, "the server stopped").
+    if !shared.records.is_single_host() && shared.options.role.builds() {
+        let why = format!("worker {} stopped", shared.worker_id);
+        let _ = shared.records.release(&shared.worker_id, &why);
+        shared.records.notify(notify::QUEUE, "");
+    }
     result
+}
+
+/// The worker node's heartbeat, every third of a lease: renews the leases of what it
+/// runs, cancels what was asked to stop on another node, and reaps the workflows of
+/// workers that stopped heartbeating. A database that is away is retried at the next beat.
+async fn heartbeat(shared: Arc<Shared>) {
+    let every = (shared.options.lease / 3).max(Duration::from_millis(100));
+    let mut beats: u64 = 0;
+    loop {
+        if shared.is_stopping() {
+            return;
+        }
+        let beat_shared = shared.clone();
+        let beat = tokio::task::spawn_blocking(move || {
+            let shared = beat_shared;
+            let records = &shared.records;
+            let lease = shared.lease_ms();
+            let role = shared.options.role.as_str();
+            if let Ok(cancels) = records.heartbeat(
+                &shared.worker_id,
+                role,
+                &shared.host,
+                &shared.started_at,
+                lease,
+            ) {
+                for id in cancels {
+                    shared.cancel(id);
+                }
+            }
+            let reaped = records
+                .reap_expired(i64::from(shared.options.max_attempts.max(1)))
+                .unwrap_or_default();
+            if reaped
+                .iter()
+                .any(|r| matches!(r, queue::Reaped::Requeued { .. }))
+            {
+                shared.wake_worker();
+            }
+            // Now and then: forget workers gone for a day that hold nothing.
+            if beats % 1000 == 0 {
+                let _ = records.forget_workers(24 * 3600 * 1000);
+            }
+        })
+        .await;
+        drop(beat);
+        beats += 1;
+        tokio::time::sleep(every).await;
+    }
 }
 
 async fn stop_signal() {

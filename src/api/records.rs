@@ -1,33 +1,26 @@
-//! The server's records: apps, workflows with every state transition, and DUs, in one
-//! SQLite database (`DATA/solum.db`, WAL mode, so a crash loses at most the transaction
-//! being written and readers never block the writer).
+//! The server's records: apps, workflows with every state transition, and DUs, in the
+//! database `db` opens (SQLite on one host, PostgreSQL on many), through one set of queries.
 //!
-//! This module owns the schema and every SQL statement, and nothing else: it never runs a
-//! build, reads a store or decides what a state means (`report::State` says which states
-//! are terminal). One connection behind a mutex serves the whole server; every statement
-//! is short (an index lookup or one small write), so a request waits microseconds for it,
-//! and a claim of queued work is atomic without SQL-level locking tricks.
+//! This module owns the schema (its migrations) and the statements of apps, workflows and
+//! DUs, and nothing else: it never runs a build, reads a store or decides what a state
+//! means (`report::State` says which states are terminal). The queue's statements (claims,
+//! leases, workers, cancels) are in `queue`, the logs' in `logs`. Every statement is short
+//! (an index lookup or one small write); what reads and then writes runs in one transaction.
 
+use super::db::{params, Database, DbError, Exec, Row};
 use crate::report::State;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 /// Why a record could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("cannot open the database {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error("cannot open the database")]
+    Open(#[source] DbError),
     #[error("cannot {what} in the database")]
     Sql {
         what: &'static str,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error("the stored {field} of workflow {id} is not valid JSON")]
     Corrupt {
@@ -38,7 +31,7 @@ pub enum RecordError {
     },
 }
 
-fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> RecordError {
+pub(super) fn sql(what: &'static str) -> impl FnOnce(DbError) -> RecordError {
     move |source| RecordError::Sql { what, source }
 }
 
@@ -120,11 +113,17 @@ pub struct DuRecord {
     pub created_at: String,
 }
 
-const SCHEMA: &str = "
+/// The schema, as numbered migrations in the shared dialect (`db`). The first is the
+/// schema of the SQLite-only versions (`IF NOT EXISTS`: their databases take it as it is);
+/// the second adds the queue of many hosts: leases, workers, logs and shared images.
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE IF NOT EXISTS apps (
     name TEXT PRIMARY KEY,
     app_file TEXT NOT NULL,
-    managed_source INTEGER NOT NULL,
+    managed_source BIGINT NOT NULL,
     trigger_id TEXT NOT NULL UNIQUE,
     trigger_secret TEXT NOT NULL,
     created_at TEXT NOT NULL,
@@ -132,7 +131,7 @@ CREATE TABLE IF NOT EXISTS apps (
     deleted_at TEXT
 );
 CREATE TABLE IF NOT EXISTS workflows (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     app TEXT NOT NULL REFERENCES apps(name),
     actions TEXT NOT NULL,
     revision TEXT,
@@ -150,71 +149,115 @@ CREATE TABLE IF NOT EXISTS workflows (
 CREATE INDEX IF NOT EXISTS workflows_by_app ON workflows(app, id);
 CREATE INDEX IF NOT EXISTS workflows_by_state ON workflows(state, id);
 CREATE TABLE IF NOT EXISTS transitions (
-    workflow INTEGER NOT NULL REFERENCES workflows(id),
-    seq INTEGER NOT NULL,
+    workflow BIGINT NOT NULL REFERENCES workflows(id),
+    seq BIGINT NOT NULL,
     state TEXT NOT NULL,
     at TEXT NOT NULL,
     detail TEXT NOT NULL,
     PRIMARY KEY (workflow, seq)
 );
 CREATE TABLE IF NOT EXISTS dus (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {id},
     name TEXT NOT NULL,
     digest TEXT NOT NULL,
     store_name TEXT NOT NULL,
     origin TEXT NOT NULL,
-    workflow INTEGER,
+    workflow BIGINT,
     pushed_to TEXT,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     app TEXT NOT NULL,
     key TEXT NOT NULL,
-    workflow INTEGER NOT NULL,
-    received INTEGER NOT NULL,
+    workflow BIGINT NOT NULL,
+    received BIGINT NOT NULL,
     PRIMARY KEY (app, key)
 );
-";
+",
+    ),
+    (
+        2,
+        "
+ALTER TABLE workflows ADD COLUMN worker TEXT;
+ALTER TABLE workflows ADD COLUMN lease_until BIGINT;
+ALTER TABLE workflows ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE workflows ADD COLUMN cancel_requested BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS workflows_by_worker ON workflows(worker, state);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    heartbeat_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_chunks (
+    workflow BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workflow, seq)
+);
+CREATE TABLE IF NOT EXISTS shared_images (
+    store_name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    location TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+",
+    ),
+];
 
-const WORKFLOW_COLUMNS: &str = "id, app, actions, revision, origin, source, artifact, state, \
-     reason, du_digest, pushed_to, created_at, started_at, finished_at";
+pub(super) const WORKFLOW_COLUMNS: &str = "id, app, actions, revision, origin, source, \
+     artifact, state, reason, du_digest, pushed_to, created_at, started_at, finished_at";
 
-/// The database.
+/// `'READY', 'BUILD_FAILED', …`: the terminal states as SQL text (constants, not input).
+pub(super) fn terminal_list() -> String {
+    State::TERMINAL
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The records, on their database.
 pub struct Records {
-    conn: Mutex<Connection>,
+    pub(super) db: Database,
 }
 
 impl Records {
-    /// Opens (or creates) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Records, RecordError> {
-        let open = |source| RecordError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open)?;
-        // WAL: readers do not block the writer and a crash keeps every committed write;
-        // NORMAL sync is durable across a process crash (only power loss may lose the
-        // last commits), which is what `kill -9` tests.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open)?;
-        conn.execute_batch(SCHEMA).map_err(open)?;
-        Ok(Records {
-            conn: Mutex::new(conn),
-        })
+    /// Opens the database at `url` (`sqlite://PATH`, `postgres://…`) and brings its schema
+    /// up to date.
+    pub fn open_url(url: &str) -> Result<Records, RecordError> {
+        let db = Database::open(url).map_err(RecordError::Open)?;
+        db.migrate(MIGRATIONS).map_err(RecordError::Open)?;
+        Ok(Records { db })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (each statement is its
-        // own transaction or an explicit one that rolls back on drop): keep serving.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Opens (or creates) the SQLite database at `path`.
+    #[cfg(test)]
+    pub fn open(path: &std::path::Path) -> Result<Records, RecordError> {
+        Records::open_url(&format!("sqlite://{}", path.display()))
+    }
+
+    /// Whether this is one host's SQLite file (restarts end what was running: no one else
+    /// could have been running it).
+    pub fn is_single_host(&self) -> bool {
+        self.db.dialect() == super::db::Dialect::Sqlite
+    }
+
+    /// Where the records are, for messages (no password).
+    pub fn shown_url(&self) -> &str {
+        &self.db.shown_url
+    }
+
+    /// The PostgreSQL connection settings, for a node's own listening connection.
+    pub fn postgres_config(&self) -> Option<&postgres::Config> {
+        self.db.postgres_config()
+    }
+
+    /// Whether the database answers now.
+    pub fn ping(&self) -> Result<(), DbError> {
+        self.db.ping()
     }
 
     // ---- apps ----
@@ -222,105 +265,88 @@ impl Records {
     /// Stores a new app, or replaces a soft-deleted one of the same name. Returns `false`
     /// when a live app has the name.
     pub fn create_app(&self, app: &AppRecord) -> Result<bool, RecordError> {
-        let conn = self.lock();
-        let live: Option<Option<String>> = conn
-            .query_row(
-                "SELECT deleted_at FROM apps WHERE name = ?1",
-                [&app.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql("look up an app"))?;
-        match live {
-            Some(None) => Ok(false),
-            Some(Some(_)) => {
-                conn.execute(
-                    "UPDATE apps SET app_file = ?2, managed_source = ?3, updated_at = ?4, \
-                     deleted_at = NULL WHERE name = ?1",
-                    params![app.name, app.app_file, app.managed_source, app.updated_at],
-                )
-                .map_err(sql("revive an app"))?;
-                Ok(true)
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO apps (name, app_file, managed_source, trigger_id, \
-                     trigger_secret, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        app.name,
-                        app.app_file,
-                        app.managed_source,
-                        app.trigger_id,
-                        app.trigger_secret,
-                        app.created_at,
-                        app.updated_at
-                    ],
-                )
-                .map_err(sql("insert an app"))?;
-                Ok(true)
-            }
-        }
+        self.db
+            .transaction(|db| {
+                let live = db.query_opt("SELECT deleted_at FROM apps WHERE name = $1", params![&app.name])?;
+                match live {
+                    Some(row) if row.opt_text(0)?.is_none() => Ok(false),
+                    Some(_) => {
+                        db.execute(
+                            "UPDATE apps SET app_file = $2, managed_source = $3, updated_at = $4, \
+                             deleted_at = NULL WHERE name = $1",
+                            params![&app.name, &app.app_file, app.managed_source, &app.updated_at],
+                        )?;
+                        Ok(true)
+                    }
+                    None => {
+                        db.execute(
+                            "INSERT INTO apps (name, app_file, managed_source, trigger_id, \
+                             trigger_secret, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            params![
+                                &app.name,
+                                &app.app_file,
+                                app.managed_source,
+                                &app.trigger_id,
+                                &app.trigger_secret,
+                                &app.created_at,
+                                &app.updated_at
+                            ],
+                        )?;
+                        Ok(true)
+                    }
+                }
+            })
+            .map_err(sql("store an app"))
     }
 
-    fn app_from(row: &Row<'_>) -> rusqlite::Result<AppRecord> {
+    fn app_from(row: &Row) -> Result<AppRecord, DbError> {
         Ok(AppRecord {
-            name: row.get(0)?,
-            app_file: row.get(1)?,
-            managed_source: row.get(2)?,
-            trigger_id: row.get(3)?,
-            trigger_secret: row.get(4)?,
-            created_at: row.get(5)?,
-            updated_at: row.get(6)?,
-            deleted_at: row.get(7)?,
+            name: row.text(0)?,
+            app_file: row.text(1)?,
+            managed_source: row.bool(2)?,
+            trigger_id: row.text(3)?,
+            trigger_secret: row.text(4)?,
+            created_at: row.text(5)?,
+            updated_at: row.text(6)?,
+            deleted_at: row.opt_text(7)?,
         })
     }
 
     const APP_COLUMNS: &'static str = "name, app_file, managed_source, trigger_id, \
         trigger_secret, created_at, updated_at, deleted_at";
 
+    fn one_app(&self, column: &str, value: &str) -> Result<Option<AppRecord>, DbError> {
+        let query = format!(
+            "SELECT {} FROM apps WHERE {column} = $1 AND deleted_at IS NULL",
+            Self::APP_COLUMNS
+        );
+        self.db
+            .run(|db| db.query_opt(&query, params![value]))?
+            .map(|row| Self::app_from(&row))
+            .transpose()
+    }
+
     /// A live app by name (soft-deleted apps are not found).
     pub fn app(&self, name: &str) -> Result<Option<AppRecord>, RecordError> {
-        self.lock()
-            .query_row(
-                &format!(
-                    "SELECT {} FROM apps WHERE name = ?1 AND deleted_at IS NULL",
-                    Self::APP_COLUMNS
-                ),
-                [name],
-                Self::app_from,
-            )
-            .optional()
-            .map_err(sql("read an app"))
+        self.one_app("name", name).map_err(sql("read an app"))
     }
 
     /// A live app by its webhook id.
     pub fn app_by_trigger(&self, trigger_id: &str) -> Result<Option<AppRecord>, RecordError> {
-        self.lock()
-            .query_row(
-                &format!(
-                    "SELECT {} FROM apps WHERE trigger_id = ?1 AND deleted_at IS NULL",
-                    Self::APP_COLUMNS
-                ),
-                [trigger_id],
-                Self::app_from,
-            )
-            .optional()
+        self.one_app("trigger_id", trigger_id)
             .map_err(sql("read an app by trigger"))
     }
 
     /// Every live app, by name.
     pub fn apps(&self) -> Result<Vec<AppRecord>, RecordError> {
-        let conn = self.lock();
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT {} FROM apps WHERE deleted_at IS NULL ORDER BY name",
-                Self::APP_COLUMNS
-            ))
-            .map_err(sql("list apps"))?;
-        let rows = statement
-            .query_map([], Self::app_from)
-            .map_err(sql("list apps"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list apps"))
+        let query = format!(
+            "SELECT {} FROM apps WHERE deleted_at IS NULL ORDER BY name",
+            Self::APP_COLUMNS
+        );
+        self.db
+            .run(|db| db.query(&query, &[]))
+            .and_then(|rows| rows.iter().map(Self::app_from).collect())
+            .map_err(sql("list apps"))
     }
 
     /// Replaces a live app's file. Returns `false` when there is no such app.
@@ -330,25 +356,31 @@ impl Records {
         app_file: &str,
         managed_source: bool,
     ) -> Result<bool, RecordError> {
+        let at = now();
         let changed = self
-            .lock()
-            .execute(
-                "UPDATE apps SET app_file = ?2, managed_source = ?3, updated_at = ?4 \
-                 WHERE name = ?1 AND deleted_at IS NULL",
-                params![name, app_file, managed_source, now()],
-            )
+            .db
+            .run(|db| {
+                db.execute(
+                    "UPDATE apps SET app_file = $2, managed_source = $3, updated_at = $4 \
+                     WHERE name = $1 AND deleted_at IS NULL",
+                    params![name, app_file, managed_source, at.as_str()],
+                )
+            })
             .map_err(sql("update an app"))?;
         Ok(changed == 1)
     }
 
     /// Soft delete: the app disappears from the listings, its workflows stay.
     pub fn delete_app(&self, name: &str) -> Result<bool, RecordError> {
+        let at = now();
         let changed = self
-            .lock()
-            .execute(
-                "UPDATE apps SET deleted_at = ?2 WHERE name = ?1 AND deleted_at IS NULL",
-                params![name, now()],
-            )
+            .db
+            .run(|db| {
+                db.execute(
+                    "UPDATE apps SET deleted_at = $2 WHERE name = $1 AND deleted_at IS NULL",
+                    params![name, at.as_str()],
+                )
+            })
             .map_err(sql("delete an app"))?;
         Ok(changed == 1)
     }
@@ -357,213 +389,240 @@ impl Records {
 
     /// Stores a new workflow in state QUEUED and returns its id.
     pub fn create_workflow(&self, new: &NewWorkflow) -> Result<i64, RecordError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(sql("begin a transaction"))?;
-        let id = Self::insert_workflow(&tx, new)?;
-        tx.commit().map_err(sql("commit a workflow"))?;
-        Ok(id)
+        self.db
+            .transaction(|db| Self::insert_workflow(db, new))
+            .map_err(sql("store a workflow"))
     }
 
     /// A webhook delivery: the workflow it started if any of `keys` (its delivery id, its
     /// body digest) was seen for the app within the last `window` seconds (`Err(id)`),
-    /// else a new workflow recorded under those keys (`Ok(id)`). One transaction, so two
-    /// copies of a delivery arriving at once start one workflow.
+    /// else a new workflow recorded under those keys (`Ok(id)`). One transaction (and the
+    /// keys' primary key), so two copies of a delivery arriving at once, on one node or
+    /// two, start one workflow.
     pub fn create_delivered_workflow(
         &self,
         new: &NewWorkflow,
         keys: &[String],
         window: i64,
     ) -> Result<Result<i64, i64>, RecordError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(sql("begin a transaction"))?;
-        let received = chrono::Utc::now().timestamp();
-        tx.execute(
-            "DELETE FROM deliveries WHERE received < ?1",
-            params![received - window],
-        )
-        .map_err(sql("forget old deliveries"))?;
-        for key in keys {
-            let seen: Option<i64> = tx
-                .query_row(
-                    "SELECT workflow FROM deliveries WHERE app = ?1 AND key = ?2",
-                    params![new.app, key],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql("look up a delivery"))?;
-            if let Some(id) = seen {
-                return Ok(Err(id));
-            }
-        }
-        let id = Self::insert_workflow(&tx, new)?;
-        for key in keys {
-            tx.execute(
-                "INSERT INTO deliveries (app, key, workflow, received) VALUES (?1, ?2, ?3, ?4)",
-                params![new.app, key, id, received],
-            )
-            .map_err(sql("record a delivery"))?;
-        }
-        tx.commit().map_err(sql("commit a workflow"))?;
-        Ok(Ok(id))
+        self.db
+            .transaction(|db| {
+                let received = chrono::Utc::now().timestamp();
+                db.execute(
+                    "DELETE FROM deliveries WHERE received < $1",
+                    params![received - window],
+                )?;
+                for key in keys {
+                    let seen = db.query_opt(
+                        "SELECT workflow FROM deliveries WHERE app = $1 AND key = $2",
+                        params![&new.app, key],
+                    )?;
+                    if let Some(row) = seen {
+                        return Ok(Err(row.int(0)?));
+                    }
+                }
+                let id = Self::insert_workflow(db, new)?;
+                for key in keys {
+                    db.execute(
+                        "INSERT INTO deliveries (app, key, workflow, received) VALUES ($1, $2, $3, $4)",
+                        params![&new.app, key, id, received],
+                    )?;
+                }
+                Ok(Ok(id))
+            })
+            .map_err(sql("store a delivered workflow"))
     }
 
-    fn insert_workflow(
-        tx: &rusqlite::Transaction<'_>,
-        new: &NewWorkflow,
-    ) -> Result<i64, RecordError> {
+    fn insert_workflow(db: &mut dyn Exec, new: &NewWorkflow) -> Result<i64, DbError> {
         let at = now();
         let actions = serde_json::to_string(&new.actions).unwrap_or_else(|_| "[]".into());
-        tx.execute(
-            "INSERT INTO workflows (app, actions, revision, origin, source, artifact, state, \
-             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                new.app,
-                actions,
-                new.revision,
-                new.origin,
-                new.source,
-                new.artifact,
-                State::Queued,
-                at
-            ],
-        )
-        .map_err(sql("insert a workflow"))?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO transitions (workflow, seq, state, at, detail) VALUES (?1, 0, ?2, ?3, ?4)",
-            params![id, State::Queued, at, new.origin],
-        )
-        .map_err(sql("insert a transition"))?;
+        let id = db
+            .query_opt(
+                "INSERT INTO workflows (app, actions, revision, origin, source, artifact, state, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                params![
+                    &new.app,
+                    actions.as_str(),
+                    &new.revision,
+                    &new.origin,
+                    &new.source,
+                    &new.artifact,
+                    State::Queued,
+                    at.as_str()
+                ],
+            )?
+            .map(|row| row.int(0))
+            .transpose()?
+            .unwrap_or_default();
+        db.execute(
+            "INSERT INTO transitions (workflow, seq, state, at, detail) VALUES ($1, 0, $2, $3, $4)",
+            params![id, State::Queued, at.as_str(), &new.origin],
+        )?;
         Ok(id)
     }
 
-    fn workflow_from(row: &Row<'_>) -> rusqlite::Result<(WorkflowRecord, String)> {
+    fn workflow_from(row: &Row) -> Result<(WorkflowRecord, String), DbError> {
         Ok((
             WorkflowRecord {
-                id: row.get(0)?,
-                app: row.get(1)?,
+                id: row.int(0)?,
+                app: row.text(1)?,
                 actions: Vec::new(),
-                revision: row.get(3)?,
-                origin: row.get(4)?,
-                source: row.get(5)?,
-                artifact: row.get(6)?,
-                state: row.get(7)?,
-                reason: row.get(8)?,
-                du_digest: row.get(9)?,
-                pushed_to: row.get(10)?,
-                created_at: row.get(11)?,
-                started_at: row.get(12)?,
-                finished_at: row.get(13)?,
+                revision: row.opt_text(3)?,
+                origin: row.text(4)?,
+                source: row.opt_text(5)?,
+                artifact: row.opt_text(6)?,
+                state: row.state(7)?,
+                reason: row.opt_text(8)?,
+                du_digest: row.opt_text(9)?,
+                pushed_to: row.opt_text(10)?,
+                created_at: row.text(11)?,
+                started_at: row.opt_text(12)?,
+                finished_at: row.opt_text(13)?,
                 transitions: Vec::new(),
             },
-            row.get(2)?,
+            row.text(2)?,
         ))
     }
 
     fn finish_workflow(
-        conn: &Connection,
-        (mut record, actions): (WorkflowRecord, String),
-    ) -> Result<WorkflowRecord, RecordError> {
-        record.actions = serde_json::from_str(&actions).map_err(|source| RecordError::Corrupt {
-            id: record.id,
-            field: "actions",
-            source,
-        })?;
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT state, at, detail FROM transitions WHERE workflow = ?1 ORDER BY seq",
-            )
-            .map_err(sql("read transitions"))?;
-        record.transitions = statement
-            .query_map([record.id], |r| {
+        db: &mut dyn Exec,
+        row: &Row,
+    ) -> Result<Result<WorkflowRecord, RecordError>, DbError> {
+        let (mut record, actions) = Self::workflow_from(row)?;
+        record.actions = match serde_json::from_str(&actions) {
+            Ok(actions) => actions,
+            Err(source) => {
+                return Ok(Err(RecordError::Corrupt {
+                    id: record.id,
+                    field: "actions",
+                    source,
+                }))
+            }
+        };
+        record.transitions = db
+            .query(
+                "SELECT state, at, detail FROM transitions WHERE workflow = $1 ORDER BY seq",
+                params![record.id],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(Transition {
-                    state: r.get(0)?,
-                    at: r.get(1)?,
-                    detail: r.get(2)?,
+                    state: r.state(0)?,
+                    at: r.text(1)?,
+                    detail: r.text(2)?,
                 })
             })
-            .map_err(sql("read transitions"))?
-            .collect::<Result<_, _>>()
-            .map_err(sql("read transitions"))?;
-        Ok(record)
+            .collect::<Result<_, DbError>>()?;
+        Ok(Ok(record))
     }
 
     /// One workflow with its transitions.
     pub fn workflow(&self, id: i64) -> Result<Option<WorkflowRecord>, RecordError> {
-        let conn = self.lock();
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1"
-            ))
-            .map_err(sql("read a workflow"))?
-            .query_row([id], Self::workflow_from)
-            .optional()
+        let query = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = $1");
+        let found = self
+            .db
+            .run(|db| match db.query_opt(&query, params![id])? {
+                Some(row) => Self::finish_workflow(db, &row).map(Some),
+                None => Ok(None),
+            })
             .map_err(sql("read a workflow"))?;
-        row.map(|row| Self::finish_workflow(&conn, row)).transpose()
+        found.transpose()
     }
 
     /// Only the state of a workflow (the log follower polls it).
     pub fn workflow_state(&self, id: i64) -> Result<Option<State>, RecordError> {
-        self.lock()
-            .prepare_cached("SELECT state FROM workflows WHERE id = ?1")
-            .map_err(sql("read a workflow state"))?
-            .query_row([id], |r| r.get(0))
-            .optional()
+        self.db
+            .run(|db| {
+                db.query_opt("SELECT state FROM workflows WHERE id = $1", params![id])?
+                    .map(|row| row.state(0))
+                    .transpose()
+            })
             .map_err(sql("read a workflow state"))
     }
 
     /// An app's workflows, newest first, at most `limit`.
     pub fn workflows(&self, app: &str, limit: u32) -> Result<Vec<WorkflowRecord>, RecordError> {
-        let conn = self.lock();
-        let rows: Vec<_> = conn
-            .prepare_cached(&format!(
-                "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE app = ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .map_err(sql("list workflows"))?
-            .query_map(params![app, limit], Self::workflow_from)
-            .map_err(sql("list workflows"))?
-            .collect::<Result<_, _>>()
+        let query = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE app = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let found = self
+            .db
+            .run(|db| {
+                let rows = db.query(&query, params![app, i64::from(limit)])?;
+                rows.iter()
+                    .map(|row| Self::finish_workflow(db, row))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .map_err(sql("list workflows"))?;
-        rows.into_iter()
-            .map(|row| Self::finish_workflow(&conn, row))
-            .collect()
+        found.into_iter().collect()
     }
 
     /// Records a transition (and the new state) unless the workflow is already in that
-    /// state or finished. Returns whether it was recorded.
-    pub fn transition(&self, id: i64, state: State, detail: &str) -> Result<bool, RecordError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(sql("begin a transaction"))?;
-        let current: Option<State> = tx
-            .query_row("SELECT state FROM workflows WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(sql("read a workflow state"))?;
-        let Some(current) = current else {
+    /// state or finished, or — with `owner` — no longer held by that worker (a worker whose
+    /// lease ran out and whose workflow went to another must not write over it). Returns
+    /// whether it was recorded.
+    pub fn transition(
+        &self,
+        id: i64,
+        state: State,
+        detail: &str,
+        owner: Option<&str>,
+    ) -> Result<bool, RecordError> {
+        self.db
+            .transaction(|db| Self::transition_in(db, id, state, detail, owner))
+            .map_err(sql("record a transition"))
+    }
+
+    /// [`Records::transition`] inside a transaction.
+    pub(super) fn transition_in(
+        db: &mut dyn Exec,
+        id: i64,
+        state: State,
+        detail: &str,
+        owner: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let Some(row) = db.query_opt(
+            "SELECT state, worker FROM workflows WHERE id = $1 {for_update}",
+            params![id],
+        )?
+        else {
             return Ok(false);
         };
+        let current = row.state(0)?;
         if current == state || current.is_terminal() {
             return Ok(false);
         }
+        if let Some(owner) = owner {
+            if row.opt_text(1)?.as_deref() != Some(owner) {
+                return Ok(false);
+            }
+        }
+        Self::record_transition(db, id, state, detail)?;
+        Ok(true)
+    }
+
+    /// Writes the new state and its transition row (no checks).
+    pub(super) fn record_transition(
+        db: &mut dyn Exec,
+        id: i64,
+        state: State,
+        detail: &str,
+    ) -> Result<(), DbError> {
         let at = now();
-        let finished = state.is_terminal().then_some(at.clone());
+        let finished = state.is_terminal().then_some(at.as_str());
         // A failure's detail is also its reason, so that the list shows why.
         let reason = state.is_failure().then_some(detail);
-        tx.execute(
-            "UPDATE workflows SET state = ?2, finished_at = COALESCE(?3, finished_at), \
-             reason = COALESCE(?4, reason) WHERE id = ?1",
+        db.execute(
+            "UPDATE workflows SET state = $2, finished_at = COALESCE($3, finished_at), \
+             reason = COALESCE($4, reason) WHERE id = $1",
             params![id, state, finished, reason],
-        )
-        .map_err(sql("update a workflow state"))?;
-        tx.execute(
-            "INSERT INTO transitions (workflow, seq, state, at, detail) VALUES (?1, \
-             (SELECT COALESCE(MAX(seq), -1) + 1 FROM transitions WHERE workflow = ?1), ?2, ?3, ?4)",
-            params![id, state, at, detail],
-        )
-        .map_err(sql("insert a transition"))?;
-        tx.commit().map_err(sql("commit a transition"))?;
-        Ok(true)
+        )?;
+        db.execute(
+            "INSERT INTO transitions (workflow, seq, state, at, detail) VALUES ($1, \
+             (SELECT COALESCE(MAX(seq), -1) + 1 FROM transitions WHERE workflow = $1), $2, $3, $4)",
+            params![id, state, at.as_str(), detail],
+        )?;
+        Ok(())
     }
 
     /// Sets the DU digest (and where it was pushed) of a workflow.
@@ -573,70 +632,44 @@ impl Records {
         digest: &str,
         pushed_to: Option<&str>,
     ) -> Result<(), RecordError> {
-        self.lock()
-            .execute(
-                "UPDATE workflows SET du_digest = ?2, pushed_to = COALESCE(?3, pushed_to) \
-                 WHERE id = ?1",
-                params![id, digest, pushed_to],
-            )
+        self.db
+            .run(|db| {
+                db.execute(
+                    "UPDATE workflows SET du_digest = $2, pushed_to = COALESCE($3, pushed_to) \
+                     WHERE id = $1",
+                    params![id, digest, pushed_to],
+                )
+            })
             .map_err(sql("store a workflow result"))?;
         Ok(())
     }
 
-    /// Takes the oldest queued workflow no worker has started, marking it started.
-    pub fn claim_next(&self) -> Result<Option<WorkflowRecord>, RecordError> {
-        let id: Option<i64> = {
-            let conn = self.lock();
-            let id = conn
-                .query_row(
-                    "SELECT id FROM workflows WHERE state = ?1 AND started_at IS NULL \
-                     ORDER BY id LIMIT 1",
-                    [State::Queued],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(sql("find queued work"))?;
-            if let Some(id) = id {
-                conn.execute(
-                    "UPDATE workflows SET started_at = ?2 WHERE id = ?1",
-                    params![id, now()],
-                )
-                .map_err(sql("claim queued work"))?;
-            }
-            id
-        };
-        match id {
-            Some(id) => self.workflow(id),
-            None => Ok(None),
-        }
-    }
-
-    /// After a restart: every workflow a worker had started and not finished was cut off
-    /// by the stop. Each is marked ERROR with the stage it was in; returns their ids.
-    /// Queued, unstarted workflows are left for the workers.
+    /// After a restart of a one-host server: every workflow it had started and not
+    /// finished was cut off by the stop. Each is marked ERROR with the stage it was in;
+    /// returns their ids. Queued, unstarted workflows are left for the workers. (On many
+    /// hosts a stopped worker's workflows go back to the queue when its lease runs out:
+    /// `queue`.)
     pub fn fail_interrupted(&self) -> Result<Vec<i64>, RecordError> {
-        let interrupted: Vec<(i64, State)> = {
-            let conn = self.lock();
-            let terminal = vec!["?"; State::TERMINAL.len()].join(", ");
-            let mut statement = conn
-                .prepare(&format!(
-                    "SELECT id, state FROM workflows WHERE started_at IS NOT NULL \
-                     AND state NOT IN ({terminal})"
-                ))
-                .map_err(sql("find interrupted work"))?;
-            let rows = statement
-                .query_map(params_from_iter(State::TERMINAL), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(sql("find interrupted work"))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(sql("find interrupted work"))?
-        };
+        let query = format!(
+            "SELECT id, state FROM workflows WHERE started_at IS NOT NULL \
+             AND state NOT IN ({})",
+            terminal_list()
+        );
+        let interrupted = self
+            .db
+            .run(|db| {
+                db.query(&query, &[])?
+                    .iter()
+                    .map(|row| Ok((row.int(0)?, row.state(1)?)))
+                    .collect::<Result<Vec<_>, DbError>>()
+            })
+            .map_err(sql("find interrupted work"))?;
         for (id, state) in &interrupted {
             self.transition(
                 *id,
                 State::Error,
                 &format!("interrupted: the server stopped while the workflow was {state}"),
+                None,
             )?;
         }
         Ok(interrupted.into_iter().map(|(id, _)| id).collect())
@@ -646,48 +679,53 @@ impl Records {
 
     /// Records a DU.
     pub fn add_du(&self, du: &DuRecord) -> Result<i64, RecordError> {
-        let conn = self.lock();
-        conn.execute(
-            "INSERT INTO dus (name, digest, store_name, origin, workflow, pushed_to, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                du.name,
-                du.digest,
-                du.store_name,
-                du.origin,
-                du.workflow,
-                du.pushed_to,
-                du.created_at
-            ],
-        )
-        .map_err(sql("insert a DU"))?;
-        Ok(conn.last_insert_rowid())
+        self.db
+            .run(|db| {
+                db.query_opt(
+                    "INSERT INTO dus (name, digest, store_name, origin, workflow, pushed_to, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    params![
+                        &du.name,
+                        &du.digest,
+                        &du.store_name,
+                        &du.origin,
+                        du.workflow,
+                        &du.pushed_to,
+                        &du.created_at
+                    ],
+                )?
+                .map(|row| row.int(0))
+                .transpose()
+            })
+            .map(Option::unwrap_or_default)
+            .map_err(sql("insert a DU"))
     }
 
     /// Every DU, newest first.
     pub fn dus(&self) -> Result<Vec<DuRecord>, RecordError> {
-        let conn = self.lock();
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT id, name, digest, store_name, origin, workflow, pushed_to, created_at \
-                 FROM dus ORDER BY id DESC",
-            )
-            .map_err(sql("list DUs"))?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok(DuRecord {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    digest: r.get(2)?,
-                    store_name: r.get(3)?,
-                    origin: r.get(4)?,
-                    workflow: r.get(5)?,
-                    pushed_to: r.get(6)?,
-                    created_at: r.get(7)?,
+        self.db
+            .run(|db| {
+                db.query(
+                    "SELECT id, name, digest, store_name, origin, workflow, pushed_to, created_at \
+                     FROM dus ORDER BY id DESC",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(DuRecord {
+                        id: r.int(0)?,
+                        name: r.text(1)?,
+                        digest: r.text(2)?,
+                        store_name: r.text(3)?,
+                        origin: r.text(4)?,
+                        workflow: r.opt_int(5)?,
+                        pushed_to: r.opt_text(6)?,
+                        created_at: r.text(7)?,
+                    })
                 })
+                .collect()
             })
-            .map_err(sql("list DUs"))?;
-        rows.collect::<Result<_, _>>().map_err(sql("list DUs"))
+            .map_err(sql("list DUs"))
     }
 }
 
@@ -726,10 +764,14 @@ mod tests {
         };
         let first = records.create_workflow(&new("api")).unwrap();
         let second = records.create_workflow(&new("git")).unwrap();
-        let claimed = records.claim_next().unwrap().unwrap();
+        let claimed = records.claim_next("w", 60_000).unwrap().unwrap();
         assert_eq!(claimed.id, first);
-        assert!(records.transition(first, State::Building, "x").unwrap());
-        assert!(!records.transition(first, State::Building, "again").unwrap());
+        assert!(records
+            .transition(first, State::Building, "x", None)
+            .unwrap());
+        assert!(!records
+            .transition(first, State::Building, "again", None)
+            .unwrap());
         drop(records);
 
         // A restart: the started one is cut off, the queued one waits for a worker.
@@ -741,11 +783,13 @@ mod tests {
         let states: Vec<_> = failed.transitions.iter().map(|t| t.state).collect();
         assert_eq!(states, [State::Queued, State::Building, State::Error]);
         assert!(
-            !records.transition(first, State::Ready, "late").unwrap(),
+            !records
+                .transition(first, State::Ready, "late", None)
+                .unwrap(),
             "terminal"
         );
-        assert_eq!(records.claim_next().unwrap().unwrap().id, second);
-        assert!(records.claim_next().unwrap().is_none());
+        assert_eq!(records.claim_next("w", 60_000).unwrap().unwrap().id, second);
+        assert!(records.claim_next("w", 60_000).unwrap().is_none());
 
         // Soft delete keeps the history.
         assert!(records.delete_app("one").unwrap());

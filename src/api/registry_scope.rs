@@ -61,6 +61,17 @@ impl ScopedRegistry {
     }
 }
 
+impl ScopedRegistry {
+    /// Whether the `--push-to` registry answers (none: no push registry).
+    pub fn push_host_reachable(&self) -> Option<Result<(), crate::registry::RegistryError>> {
+        let host = self.push_host.as_deref()?;
+        Some(crate::registry::credentials::reachable(
+            host,
+            &self.configured.options,
+        ))
+    }
+}
+
 impl ClientPerRegistry for ScopedRegistry {
     /// The client for the registry `reference` names.
     fn client_for(&self, reference: &ImageReference) -> &RegistryClient {

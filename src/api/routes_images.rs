@@ -223,14 +223,25 @@ async fn create_badger(
             &collected,
         );
         match built {
-            Ok(built) => Ok((
-                StatusCode::CREATED,
-                Json(json!({
-                    "store_name": built.tag,
-                    "digest": built.manifest_digest.to_string(),
-                    "log": collected.lines(),
-                })),
-            )),
+            Ok(built) => {
+                // With a push registry, every node's workers find the badger there.
+                let shared_at = super::shared_images::publish_badger(
+                    &shared, &built.tag, &collected,
+                )
+                .map_err(|reason| ApiError::Failed {
+                    what: "sharing the badger through the registry".into(),
+                    reason,
+                })?;
+                Ok((
+                    StatusCode::CREATED,
+                    Json(json!({
+                        "store_name": built.tag,
+                        "digest": built.manifest_digest.to_string(),
+                        "shared": shared_at,
+                        "log": collected.lines(),
+                    })),
+                ))
+            }
             Err(e) => Err(ApiError::Failed {
                 what: "the badger build".into(),
                 reason: format!("{}\n{}", error_chain(&e), collected.lines().join("\n")),

@@ -2,8 +2,9 @@
 //! a workflow's log (following it while the build runs), and cancel one.
 //!
 //! Starting only records a QUEUED workflow and wakes a worker: the build runs in the queue
-//! (`runner`). The log is the file the runner appends to; a follower reads what is there,
-//! then polls for more until the workflow reaches a terminal state and the file is drained.
+//! (`runner`). The log is the chunks the runner appends to the database; a follower reads
+//! what is there, then polls for more until the workflow reaches a terminal state and the
+//! chunks are drained. Cancel sets a flag any worker sees (`queue`).
 
 use super::records::{self, NewWorkflow};
 use super::routes_apps::find;
@@ -19,7 +20,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -238,26 +238,40 @@ struct LogQuery {
 struct Follower {
     shared: Arc<Shared>,
     id: i64,
-    path: std::path::PathBuf,
-    file: Option<tokio::fs::File>,
+    /// The last chunk sent (-1: none yet).
+    after: i64,
     follow: bool,
     finishing: bool,
+    /// A log file of a version before database logs, read once when the database has none.
+    legacy: Option<std::path::PathBuf>,
 }
 
+/// Chunks read per query.
+const CHUNKS_PER_READ: i64 = 64;
+
 async fn next_chunk(mut f: Follower) -> Option<(Result<Bytes, std::io::Error>, Follower)> {
-    let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        if f.file.is_none() {
-            f.file = tokio::fs::File::open(&f.path).await.ok();
+        let (shared, id, after) = (f.shared.clone(), f.id, f.after);
+        let read = tokio::task::spawn_blocking(move || {
+            shared.records.log_chunks(id, after, CHUNKS_PER_READ)
+        })
+        .await;
+        let chunks = match read {
+            Ok(Ok(chunks)) => chunks,
+            Ok(Err(error)) => {
+                return Some((Err(std::io::Error::other(error.to_string())), f));
+            }
+            Err(error) => return Some((Err(std::io::Error::other(error.to_string())), f)),
+        };
+        if let Some((last, _)) = chunks.last() {
+            f.after = *last;
+            f.legacy = None;
+            let text: String = chunks.into_iter().map(|(_, body)| body).collect();
+            return Some((Ok(Bytes::from(text)), f));
         }
-        if let Some(file) = f.file.as_mut() {
-            match file.read(&mut buffer).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    buffer.truncate(n);
-                    return Some((Ok(Bytes::from(buffer)), f));
-                }
-                Err(e) => return Some((Err(e), f)),
+        if let Some(path) = f.legacy.take() {
+            if let Ok(text) = tokio::fs::read(&path).await {
+                return Some((Ok(Bytes::from(text)), f));
             }
         }
         // Drained: the end unless following a workflow that still runs. A terminal state
@@ -265,8 +279,10 @@ async fn next_chunk(mut f: Follower) -> Option<(Result<Bytes, std::io::Error>, F
         if !f.follow || f.finishing {
             return None;
         }
-        match f.shared.records.workflow_state(f.id) {
-            Ok(Some(state)) if !state.is_terminal() => {
+        let (shared, id) = (f.shared.clone(), f.id);
+        let state = tokio::task::spawn_blocking(move || shared.records.workflow_state(id)).await;
+        match state {
+            Ok(Ok(Some(state))) if !state.is_terminal() => {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
             _ => f.finishing = true,
@@ -281,11 +297,12 @@ async fn logs(
 ) -> Result<Response, ApiError> {
     let record = workflow(&shared, &app, &wf)?;
     let follow = matches!(query.follow.as_deref(), Some("" | "1" | "true" | "yes"));
+    let legacy = super::runner::log_path(&shared.data, record.id);
     let follower = Follower {
-        path: super::runner::log_path(&shared.data, record.id),
+        legacy: legacy.is_file().then_some(legacy),
         shared,
         id: record.id,
-        file: None,
+        after: -1,
         follow,
         finishing: false,
     };
@@ -311,13 +328,17 @@ async fn cancel(
             id: format!("{app}/{wf} ({})", record.state),
         });
     }
-    if !shared.cancel(record.id) {
-        // Not running here: it is still queued, and ends before it starts.
-        shared.records.transition(
-            record.id,
-            WorkflowState::Cancelled,
-            "cancelled while queued",
-        )?;
+    // The flag first: a worker that claims it from now on sees it on its next heartbeat.
+    shared.records.request_cancel(record.id)?;
+    if !shared.cancel(record.id)
+        && !shared
+            .records
+            .cancel_queued(record.id, "cancelled while queued")?
+    {
+        // Running on another node: NOTIFY reaches it at once (its heartbeat otherwise).
+        shared
+            .records
+            .notify(super::notify::CANCEL, &record.id.to_string());
     }
     Ok((
         StatusCode::ACCEPTED,

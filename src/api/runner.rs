@@ -1,6 +1,7 @@
 //! Running one workflow: the stored app file, checked again, becomes a delivery
 //! (`pipeline::delivery`) whose states are recorded as transitions and whose every line of
-//! progress is appended to the workflow's log file (`DATA/logs/{id}.log`).
+//! progress is appended to the workflow's log in the database (`logs`), where any API node
+//! reads it.
 //!
 //! The order: read the app and check its file again (a failure here ends the workflow in
 //! ERROR), lay the workflow's source, revision or artifact over the file's, and run the
@@ -20,9 +21,8 @@ use crate::pipeline::delivery::{self, deliver, Delivered, Delivery, Ledger, Ledg
 use crate::report::Reporter;
 use crate::report::State;
 use runtime::CancelHandle;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 pub use crate::pipeline::delivery::error_chain;
 /// The log file of a workflow.
@@ -34,44 +34,48 @@ pub fn log_path(data: &Path, id: i64) -> PathBuf {
 pub struct WorkflowReporter<'a> {
     shared: &'a Shared,
     id: i64,
-    log: Mutex<Option<std::fs::File>>,
+    log: Arc<super::logs::LogWriter>,
 }
 
 impl<'a> WorkflowReporter<'a> {
     pub fn new(shared: &'a Shared, id: i64) -> WorkflowReporter<'a> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Build output may show anything of the app: private, like the rest of DATA.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(log_path(&shared.data, id))
-            .ok();
         WorkflowReporter {
             shared,
             id,
-            log: Mutex::new(log),
+            log: super::logs::LogWriter::start(shared.records.clone(), id),
         }
     }
 
-    /// One line, written at once (the log follower reads the file while it grows).
+    /// One line, stamped (written within a fraction of a second: the log follower reads
+    /// the database while it grows).
     pub fn line(&self, text: &str) {
-        let mut guard = self
-            .log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(file) = guard.as_mut() {
-            let stamp = chrono::Utc::now().format("%H:%M:%S%.3f");
-            let _ = writeln!(file, "{stamp} {text}");
-        }
+        let stamp = chrono::Utc::now().format("%H:%M:%S%.3f");
+        self.log.line(&format!("{stamp} {text}"));
     }
 
-    /// A state change: recorded, and written to the log.
+    /// A state change: recorded (while this worker still holds the workflow), and written
+    /// to the log at once.
     fn record(&self, state: State, detail: &str) {
         self.line(&format!("==> {state} {detail}"));
-        if let Err(error) = self.shared.records.transition(self.id, state, detail) {
-            self.line(&format!("warning: cannot record {state}: {error}"));
+        match self
+            .shared
+            .records
+            .transition(self.id, state, detail, Some(&self.shared.worker_id))
+        {
+            Ok(true) => {}
+            // Held by another worker now (this one's lease ran out), or already ended.
+            Ok(false) => self.line(&format!(
+                "note: {state} not recorded: the workflow moved on"
+            )),
+            Err(error) => self.line(&format!("warning: cannot record {state}: {error}")),
         }
+        self.log.flush();
+    }
+}
+
+impl Drop for WorkflowReporter<'_> {
+    fn drop(&mut self) {
+        self.log.close();
     }
 }
 
@@ -90,6 +94,13 @@ impl Reporter for WorkflowReporter<'_> {
         match state {
             // The record already says QUEUED; the pipeline's QUEUED only names the build.
             State::Queued => self.line(&format!("==> {state} {detail}")),
+            // On many hosts a stopping worker hands its workflows back (`api::run`): the
+            // cancel of the stop is not the workflow's end.
+            State::Cancelled | State::Error
+                if self.shared.is_stopping() && !self.shared.records.is_single_host() =>
+            {
+                self.line(&format!("==> stopped: the worker stops ({detail})"));
+            }
             // A stop of the server cancels running builds: that is not the user's cancel,
             // and what failed then failed because the server stopped.
             State::Cancelled | State::Error if self.shared.is_stopping() => self.record(
@@ -168,6 +179,11 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
         "workflow {} of {} ({}), actions {:?}",
         workflow.id, workflow.app, workflow.origin, workflow.actions
     ));
+    // Badgers named by store name that another node built: from the registry, by digest.
+    if let Err(reason) = super::shared_images::pull_badgers(shared, &workflow.app, &reporter) {
+        reporter.stage(State::Error, &reason);
+        return;
+    }
     match prepare(shared, workflow) {
         Ok((delivery, ledger)) => {
             // The delivery reports its final state itself; the error is in the record.
@@ -222,7 +238,7 @@ fn prepare<'a>(
         !app.managed_source && workflow.source.is_none() && workflow.artifact.is_none();
     let checked_local = super::policy::check_app(&file, !uses_own_source, &shared.sources)
         .map_err(|e| error_chain(&e))?;
-    let managed = super::git::repository_path(&shared.data, &app.name);
+    let managed = super::git::repository_path(&shared.git_root, &app.name);
     let source = workflow
         .source
         .clone()
@@ -352,7 +368,17 @@ pub fn push(
     reporter: &dyn Reporter,
 ) -> Result<Digest, String> {
     let destination: ImageReference = destination.parse().map_err(|e| error_chain(&e))?;
+    push_reference(shared, store_name, &destination, reporter)
+}
+
+/// [`push`] to a parsed destination.
+pub fn push_reference(
+    shared: &Shared,
+    store_name: &str,
+    destination: &ImageReference,
+    reporter: &dyn Reporter,
+) -> Result<Digest, String> {
     let registry = Some(&shared.registry as &dyn crate::transport::RegistryTransport);
-    delivery::push(&shared.store, registry, store_name, &destination, reporter)
+    delivery::push(&shared.store, registry, store_name, destination, reporter)
         .map_err(|e| error_chain(&e))
 }

@@ -160,7 +160,7 @@ pub async fn trigger(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
     };
-    let branch = watched_branch(&shared.data, &app);
+    let branch = watched_branch(&shared.git_root, &app);
     if let Some(reference) = &event.reference {
         if reference != &format!("refs/heads/{branch}") {
             return Ok((
@@ -192,7 +192,7 @@ pub async fn trigger(
         revision,
         origin: "webhook".into(),
         source: managed.then(|| {
-            repository_path(&shared.data, &app.name)
+            repository_path(&shared.git_root, &app.name)
                 .display()
                 .to_string()
         }),

@@ -426,6 +426,13 @@ pub fn login(
     Ok(store(registry, credentials, authfile)?)
 }
 
+/// Whether `registry` answers its API (`GET /v2/`, which also settles https versus plain
+/// http): a health check, with the options' credentials and no repository.
+pub fn reachable(registry: &str, options: &RegistryOptions) -> Result<(), RegistryError> {
+    let target = RegistryTarget::new(registry, "health-check", None);
+    Client::connect(&target, options, &super::NoProgress).map(drop)
+}
+
 /// Removes `registry` from the auth file. Returns whether there was an entry.
 pub fn logout(registry: &str, authfile: Option<&Path>) -> Result<bool, CredentialError> {
     let path = auth_file_for_write(authfile)?;
