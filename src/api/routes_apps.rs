@@ -67,6 +67,17 @@ pub fn check_badgers(shared: &Shared, app: &AppFile) -> Result<(), ApiError> {
         if name == AUTO || store_names(&name).iter().any(|n| names.contains(n)) {
             continue;
         }
+        // Built on another node and shared through the registry: workers fetch it.
+        let mut shared_copy = false;
+        for candidate in store_names(&name) {
+            if shared.records.shared_image(&candidate)?.is_some() {
+                shared_copy = true;
+                break;
+            }
+        }
+        if shared_copy {
+            continue;
+        }
         let badgers: Vec<&str> = names
             .iter()
             .map(String::as_str)
