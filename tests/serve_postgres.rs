@@ -1,7 +1,8 @@
-//! `solum-build serve` on PostgreSQL (issue 16). So far the test bed itself: a throwaway
-//! cluster that starts, answers, survives a restart and a SIGKILL on the same port and
-//! data, and is shared by the tests of one binary with a database each. The whole file runs
-//! again as the unprivileged user `tester`, where the cluster runs as that user.
+//! `solum-build serve` on PostgreSQL (issue 16), starting with its test bed: a throwaway
+//! cluster that starts, answers, survives a fast stop and a SIGKILL with a restart on the
+//! same port and data, and is shared by the tests of one binary with a database each. The
+//! whole file runs again as the unprivileged user `tester`, where the cluster runs as that
+//! user too.
 
 mod support;
 
