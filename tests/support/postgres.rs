@@ -75,9 +75,10 @@ impl PgCluster {
             as_tester,
             watchdog: None,
         };
-        cluster.init();
-        // The watchdog first: a test that panics while the server starts leaves nothing.
+        // The watchdog first: a test process that dies (or panics) while initdb runs or the
+        // server starts leaves nothing behind.
         cluster.watchdog = Some(cluster.spawn_watchdog());
+        cluster.init();
         cluster.start_server();
         Some(cluster)
     }
