@@ -142,7 +142,7 @@ impl PgCluster {
             .is_ok_and(|status| status.success())
     }
 
-    /// Stops the server the polite way (`pg_ctl stop -m fast`: sessions are ended, the
+    /// Stops the server the polite way (`pg_ctl stop -m fast`: connections are closed, the
     /// data is written out), and waits until it is gone.
     pub fn stop_fast(&self) {
         let out = self
@@ -168,7 +168,7 @@ impl PgCluster {
     }
 
     /// Kills the server's main process with SIGKILL, as a crash would, and waits until it is
-    /// dead. Its sessions end within moments, once they notice.
+    /// dead. Its backend processes end within moments, once they notice.
     pub fn kill9(&self) {
         let pid = self
             .postmaster_pid()
@@ -225,7 +225,7 @@ impl PgCluster {
     }
 
     /// `pg_ctl start`, waiting until the server accepts connections. Retried for a few
-    /// seconds: after a SIGKILL the old server's sessions may still hold its shared memory.
+    /// seconds: after a SIGKILL the old backend processes may still hold the shared memory.
     fn start_server(&self) {
         self.forget_dead_postmaster();
         let deadline = Instant::now() + Duration::from_secs(20);
