@@ -299,3 +299,45 @@ bench_start_registry() {
     done
     bench_die "docker-registry did not start (see $BENCH_TMP/registry.log)"
 }
+
+# A throwaway PostgreSQL cluster on 127.0.0.1, as tests/support/postgres.rs makes one:
+# `bench_pg_start` runs initdb (trust authentication for the user `solum`, fsync off) in
+# the run's temp dir and starts the server on a free port ($bench_pg_port), with its unix
+# socket in that folder; `bench_pg_url DB` prints the URL of database DB (created first);
+# `bench_pg_stop` stops it (`pg_ctl stop -m immediate`: the data is thrown away).
+# PostgreSQL refuses to run as root, so as root the server programs run as `tester`.
+bench_pg_start() {
+    bench_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n "$bench_pg_bin" && -x "$bench_pg_bin/postgres" ]] ||
+        bench_die "no /usr/lib/postgresql/*/bin/postgres (apt-get install postgresql; scripts/install-deps.sh)"
+    bench_pg_dir="$BENCH_TMP/pg"
+    mkdir -p "$bench_pg_dir"
+    chmod 0700 "$bench_pg_dir"
+    bench_pg_as=()
+    if bench_is_root; then
+        id tester >/dev/null 2>&1 || bench_die "PostgreSQL does not run as root and there is no user tester (scripts/install-deps.sh)"
+        chown tester: "$bench_pg_dir"
+        # The temp dir above may be private to root; tester needs to reach its own folder.
+        chmod a+x "$BENCH_TMP"
+        bench_pg_as=(runuser -u tester --)
+    fi
+    bench_pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    (cd "$bench_pg_dir" && "${bench_pg_as[@]}" "$bench_pg_bin/initdb" --auth=trust -U solum --no-sync \
+        --no-locale -E UTF8 -D "$bench_pg_dir/data" >"$BENCH_TMP/pg-initdb.log" 2>&1) ||
+        { cat "$BENCH_TMP/pg-initdb.log" >&2; bench_die "initdb failed"; }
+    printf "listen_addresses = '127.0.0.1'\nport = %s\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n" \
+        "$bench_pg_port" "$bench_pg_dir" >>"$bench_pg_dir/data/postgresql.conf"
+    (cd "$bench_pg_dir" && "${bench_pg_as[@]}" "$bench_pg_bin/pg_ctl" start -w -s -t 30 \
+        -D "$bench_pg_dir/data" -l "$bench_pg_dir/postgres.log" </dev/null) ||
+        { cat "$bench_pg_dir/postgres.log" >&2; bench_die "PostgreSQL did not start"; }
+}
+bench_pg_stop() {
+    [[ -n "${bench_pg_dir:-}" && -f "$bench_pg_dir/data/postmaster.pid" ]] || return 0
+    (cd "$bench_pg_dir" && "${bench_pg_as[@]}" "$bench_pg_bin/pg_ctl" stop -s -m immediate \
+        -D "$bench_pg_dir/data" </dev/null) || true
+}
+bench_pg_url() {
+    "$bench_pg_bin/createdb" -h 127.0.0.1 -p "$bench_pg_port" -U solum "$1" ||
+        bench_die "createdb $1 failed"
+    printf 'postgres://solum@127.0.0.1:%s/%s?sslmode=disable\n' "$bench_pg_port" "$1"
+}

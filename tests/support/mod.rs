@@ -10,6 +10,8 @@
 //! - [`lang_app`]: the language badgers' test apps, built, rebuilt and served over HTTP;
 //! - [`registry`]: a real `docker-registry` on a loopback port, and small images;
 //! - [`serve`]: a `solum-build serve` on a loopback port, and its data folder;
+//! - [`postgres`]: a throwaway PostgreSQL cluster on a loopback port, one per test binary
+//!   or one per test;
 //! - [`inputs`]: the build-inputs tests' store, blob search, secret and certificate;
 //! - [`apps`]: the test apps of `testdata/apps/` on the shipped badgers, served over HTTP;
 //! - [`container`]: the binary inside `podman run` of a Debian image, confined as CI does.
@@ -22,6 +24,7 @@ pub mod fixtures;
 pub mod http;
 pub mod inputs;
 pub mod lang_app;
+pub mod postgres;
 pub mod registry;
 pub mod rootless;
 pub mod serve;
