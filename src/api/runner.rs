@@ -179,6 +179,13 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
         "workflow {} of {} ({}), actions {:?}",
         workflow.id, workflow.app, workflow.origin, workflow.actions
     ));
+    // BUILDING from the moment a worker holds it (Solum's meaning: a build job runs), so
+    // that the record shows the pickup at once; the pipeline's own BUILDING, once the
+    // source and badgers are laid out, is the same state and adds a log line only.
+    reporter.stage(
+        State::Building,
+        &format!("taken by worker {}", shared.worker_id),
+    );
     // Badgers named by store name that another node built: from the registry, by digest.
     if let Err(reason) = super::shared_images::pull_badgers(shared, &workflow.app, &reporter) {
         reporter.stage(State::Error, &reason);

@@ -136,6 +136,11 @@ impl Registry {
         Registry { dir, port, child }
     }
 
+    /// What the registry logged (warnings and errors), for a failing test's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
