@@ -16,6 +16,39 @@ pub const TOKEN: &str = "test-token-0123456789";
 /// nothing listens on loopback port 9, so the pull fails at once.
 pub const ABSENT_BADGER: &str = "docker://127.0.0.1:9/absent:1";
 
+/// Whether this run of the server tests is against PostgreSQL: `SOLUM_TEST_DATABASE=postgres`,
+/// as `scripts/test.sh` sets for its second pass over the `serve*` files.
+pub fn on_postgres() -> bool {
+    std::env::var("SOLUM_TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// `--database URL` for the server of `data`: on PostgreSQL ([`on_postgres`]) a database of
+/// the test binary's shared cluster named after the data folder (made on first use, so a
+/// restarted server finds its records); else nothing (SQLite in the data folder).
+pub fn database_args(data: &Path) -> Vec<String> {
+    if !on_postgres() {
+        return Vec::new();
+    }
+    let cluster = super::postgres::PgCluster::shared()
+        .expect("SOLUM_TEST_DATABASE=postgres: PostgreSQL must be installed");
+    let name = database_name(data);
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut made = MADE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !made.contains(&name) {
+        cluster.create_database(&name);
+        made.push(name.clone());
+    }
+    vec!["--database".to_string(), cluster.url(&name)]
+}
+
+/// The PostgreSQL database of the server of `data` ([`database_args`]).
+pub fn database_name(data: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    format!("serve_{:016x}", hasher.finish())
+}
+
 /// A running server, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -41,6 +74,7 @@ impl Server {
             .arg("--token-file")
             .arg(&token_file)
             .args(["--workers", "1"])
+            .args(database_args(data))
             .args(extra)
             .envs(env.iter().copied())
             .into_command()
