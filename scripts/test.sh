@@ -4,7 +4,8 @@
 # integration tests of the whole workspace. As root it first
 # installs the peers and the `tester` user, and caches the debian-LANGUAGE root filesystems
 # the language badger tests import (debootstrap; once, then reused). Every integration test
-# file runs again as the unprivileged user `tester`. On CI (CI=true), or with
+# file runs again as the unprivileged user `tester`, and the server's files run once more
+# against PostgreSQL (SOLUM_TEST_DATABASE=postgres). On CI (CI=true), or with
 # SOLUM_FUZZ_SECONDS=N, every fuzz target then runs briefly (20 s, or N seconds, each; N=0
 # skips): scripts/fuzz.sh, which needs the nightly toolchain.
 set -eu
@@ -29,6 +30,11 @@ status=0
 # when the binary is missing, so it is built here, before the tests.
 { sh scripts/build-static.sh 2>&1 || echo "cargo-test-exit $?"; } | tee -a "$summary"
 { cargo test --workspace --release 2>&1 || echo "cargo-test-exit $?"; } | tee -a "$summary"
+# The server's files again with the records on PostgreSQL (a throwaway cluster each test
+# binary starts, tests/support/postgres.rs): what passes on SQLite passes there too.
+{ SOLUM_TEST_DATABASE=postgres cargo test --release --test serve --test serve_everyday \
+    --test serve_hardening --test serve_security 2>&1 || echo "cargo-test-exit $?"; } \
+    | tee -a "$summary"
 if grep -q '^cargo-test-exit ' "$summary"; then status=1; fi
 fuzz_seconds=${SOLUM_FUZZ_SECONDS:-}
 if [ -z "$fuzz_seconds" ] && [ "${CI:-}" = true ]; then

@@ -183,8 +183,10 @@ fn w11_half_sent_requests_are_closed_and_bounded() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let during = fds();
+    // On PostgreSQL the node's pool may open its connections (six at most) meanwhile.
+    let pool = if on_postgres() { 6 } else { 0 };
     assert!(
-        during <= before + 40 + 2,
+        during <= before + 40 + 2 + pool,
         "{during} descriptors open with 120 idle clients (was {before})"
     );
     // The server still answers, once the deadline has freed slots.

@@ -379,10 +379,10 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
 }
 
 /// Makes the data folder private to the server's user (0700, also when it existed with
-/// a wider mode: it holds every trigger secret) and the database, its WAL and shared
+/// a wider mode: it holds every trigger secret) and an SQLite database, its WAL and shared
 /// memory, the token and the logs 0600. The database is created empty with mode 0600 when
 /// missing, so it is never readable by others even for a moment.
-fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
+fn make_private(data: &Path, database: Option<&Path>) -> Result<(), ApiError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let private = |path: &Path, mode: u32| -> Result<(), ApiError> {
         match std::fs::symlink_metadata(path) {
@@ -399,16 +399,18 @@ fn make_private(data: &Path, database: &Path) -> Result<(), ApiError> {
         }
     };
     private(data, 0o700)?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(database)
-        .map_err(IoAt::at(database, "create"))?;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = database.as_os_str().to_owned();
-        name.push(suffix);
-        private(Path::new(&name), 0o600)?;
+    if let Some(database) = database {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(database)
+            .map_err(IoAt::at(database, "create"))?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = database.as_os_str().to_owned();
+            name.push(suffix);
+            private(Path::new(&name), 0o600)?;
+        }
     }
     private(&data.join("token"), 0o600)?;
     let logs = data.join("logs");
@@ -498,15 +500,11 @@ pub fn prepare(options: ServeOptions) -> Result<Prepared, ApiError> {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", database.display()));
     let sqlite_file = url.strip_prefix("sqlite://").map(PathBuf::from);
-    if let Some(file) = &sqlite_file {
-        make_private(data, file)?;
-    }
+    make_private(data, sqlite_file.as_deref())?;
     let records = Arc::new(Records::open_url(&url)?);
     // SQLite gives the WAL and shared-memory files the database's mode; older ones are
     // tightened here all the same.
-    if let Some(file) = &sqlite_file {
-        make_private(data, file)?;
-    }
+    make_private(data, sqlite_file.as_deref())?;
     // One host: whatever was running was this server's and ended with its stop. On many,
     // a stopped worker's leases run out and the reaper gives its workflows to another.
     let interrupted = if records.is_single_host() && options.role == Role::All {
