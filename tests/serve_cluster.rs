@@ -250,7 +250,12 @@ fn thirty_workflows_through_two_api_nodes_are_each_built_once_by_three_workers()
         .map(str::to_string)
         .collect();
     assert!(
-        by_worker.is_subset(&["w1", "w2", "w3"].iter().map(|w| w.to_string()).collect()),
+        by_worker.is_subset(
+            &["w1", "w2", "w3"]
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect()
+        ),
         "{by_worker:?}"
     );
     assert!(
@@ -306,8 +311,10 @@ fn a_worker_killed_mid_build_loses_its_workflow_to_another() {
         .unwrap()
         .iter()
         .find(|w| w["workflow"] == id)
-        .map(|w| w["id"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no worker holds {id}: {listed}"));
+        .map_or_else(
+            || panic!("no worker holds {id}: {listed}"),
+            |w| w["id"].as_str().unwrap().to_string(),
+        );
     let mut killed = workers.remove(&holder).unwrap();
     killed.child.kill().unwrap();
     killed.child.wait().unwrap();

@@ -486,7 +486,7 @@ impl PgPool {
 
 enum Engine {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres(PgPool),
+    Postgres(Box<PgPool>),
 }
 
 /// The database a server's records live in.
@@ -522,7 +522,7 @@ impl Database {
             let first = off_runtime(|| pool.take())?;
             off_runtime(|| pool.give_back(first));
             return Ok(Database {
-                engine: Engine::Postgres(pool),
+                engine: Engine::Postgres(Box::new(pool)),
                 shown_url,
             });
         }

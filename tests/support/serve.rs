@@ -33,7 +33,9 @@ pub fn database_args(data: &Path) -> Vec<String> {
         .expect("SOLUM_TEST_DATABASE=postgres: PostgreSQL must be installed");
     let name = database_name(data);
     static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut made = MADE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut made = MADE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !made.contains(&name) {
         cluster.create_database(&name);
         made.push(name.clone());
