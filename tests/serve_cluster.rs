@@ -525,6 +525,45 @@ fn a_git_push_through_either_api_node_starts_one_workflow() {
 }
 
 #[test]
+fn a_cancel_through_an_api_node_stops_the_build_on_its_worker_at_once() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    // A long lease: the heartbeat (every 10 s) is not what carries the cancel.
+    let cluster = Cluster::new(pg, "cancel", 30);
+    let api = cluster.api_with_badger("api");
+    cluster.app(&api, "stopped", "sleep 60");
+    let worker = cluster.node("wc", "worker");
+    let id = start(&api, "stopped");
+    wait_state(&api, "stopped", id, &["BUILDING"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let (status, answer) = api.call(
+        "POST",
+        &format!("/v1/apps/stopped/workflows/{id}/cancel"),
+        b"",
+    );
+    assert_eq!(status, 202, "{answer}");
+    let record = wait_state(&api, "stopped", id, &["CANCELLED", "ERROR", "READY"]);
+    assert_eq!(record["state"], "CANCELLED", "{record}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "the cancel took {:?}",
+        asked.elapsed()
+    );
+    // The worker's store is a cache: deleted, the next build fetches the badger again.
+    std::fs::remove_dir_all(cluster.dir.path().join("wc").join("store")).unwrap();
+    source_with_build_script(
+        &cluster.dir.path().join("stopped-src"),
+        "echo built > /app/built",
+    );
+    let again = start(&api, "stopped");
+    let record = wait_state(&api, "stopped", again, &["READY", "ERROR", "BUILD_FAILED"]);
+    assert_eq!(record["state"], "READY", "{record}");
+    drop(worker);
+}
+
+#[test]
 fn a_database_that_is_not_there_stops_the_start_with_its_address() {
     let dir = temp_dir();
     let port = free_port();

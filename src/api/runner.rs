@@ -186,6 +186,11 @@ pub fn run_workflow(shared: &Shared, workflow: &WorkflowRecord, cancel: &CancelH
         State::Building,
         &format!("taken by worker {}", shared.worker_id),
     );
+    // The local store is a cache an operator may delete at any time: made again if gone.
+    if let Err(error) = crate::store::Layout::open_or_create(&shared.store) {
+        reporter.stage(State::Error, &error_chain(&error));
+        return;
+    }
     // Badgers named by store name that another node built: from the registry, by digest.
     if let Err(reason) = super::shared_images::pull_badgers(shared, &workflow.app, &reporter) {
         reporter.stage(State::Error, &reason);
