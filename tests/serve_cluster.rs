@@ -250,7 +250,7 @@ fn thirty_workflows_through_two_api_nodes_are_each_built_once_by_three_workers()
         .map(str::to_string)
         .collect();
     assert!(
-        by_worker.is_subset(&["w1", "w2", "w3"].iter().map(|w| w.to_string()).collect()),
+        by_worker.is_subset(&["w1", "w2", "w3"].iter().map(ToString::to_string).collect()),
         "{by_worker:?}"
     );
     assert!(
@@ -306,8 +306,10 @@ fn a_worker_killed_mid_build_loses_its_workflow_to_another() {
         .unwrap()
         .iter()
         .find(|w| w["workflow"] == id)
-        .map(|w| w["id"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no worker holds {id}: {listed}"));
+        .map_or_else(
+            || panic!("no worker holds {id}: {listed}"),
+            |w| w["id"].as_str().unwrap().to_string(),
+        );
     let mut killed = workers.remove(&holder).unwrap();
     killed.child.kill().unwrap();
     killed.child.wait().unwrap();
@@ -373,7 +375,7 @@ fn postgres_restarted_mid_run_loses_and_doubles_nothing() {
     let cluster = Cluster::new(&pg, "restart", 20);
     let api = cluster.api_with_badger("api");
     cluster.app(&api, "steady", "sleep 2");
-    let _workers: Vec<Server> = ["wr1", "wr2"]
+    let workers: Vec<Server> = ["wr1", "wr2"]
         .iter()
         .map(|name| cluster.node(name, "worker"))
         .collect();
@@ -420,6 +422,27 @@ fn postgres_restarted_mid_run_loses_and_doubles_nothing() {
     );
     let (status, health) = api.call_with("GET", "/v1/health", b"", &[]);
     assert_eq!(status, 200, "{health}");
+
+    // The database down: health (open to anyone) answers 503 at once, with a reason but
+    // not the database's address. (The workers stop first: a stopping worker hands its
+    // work back through the database.)
+    drop(workers);
+    pg.stop_fast();
+    // Twice: the first may find a pooled connection broken, the second tries a new one.
+    for _ in 0..2 {
+        let asked = std::time::Instant::now();
+        let (status, health) = api.call_with("GET", "/v1/health", b"", &[]);
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(5),
+            "{health}"
+        );
+        assert_eq!(status, 503, "{health}");
+        assert_eq!(health["database"]["ok"], false, "{health}");
+        let reason = health["database"]["error"].as_str().unwrap();
+        assert!(!reason.is_empty(), "{health}");
+        assert!(!reason.contains(&pg.port().to_string()), "{health}");
+        assert!(!reason.contains("postgres://"), "{health}");
+    }
 }
 
 #[test]

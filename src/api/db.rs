@@ -536,7 +536,8 @@ impl PgPool {
 
 enum Engine {
     Sqlite(Mutex<rusqlite::Connection>),
-    Postgres(PgPool),
+    // Boxed: the pool is three times the size of the SQLite connection.
+    Postgres(Box<PgPool>),
 }
 
 /// The database a server's records live in.
@@ -572,7 +573,7 @@ impl Database {
             let first = off_runtime(|| pool.take())?;
             off_runtime(|| pool.give_back(first));
             return Ok(Database {
-                engine: Engine::Postgres(pool),
+                engine: Engine::Postgres(Box::new(pool)),
                 shown_url,
             });
         }

@@ -772,7 +772,7 @@ async fn heartbeat(shared: Arc<Shared>) {
                 shared.wake_worker();
             }
             // Now and then: forget workers gone for a day that hold nothing.
-            if beats % 1000 == 0 {
+            if beats.is_multiple_of(1000) {
                 let _ = records.forget_workers(24 * 3600 * 1000);
             }
         })

@@ -297,12 +297,11 @@ impl Records {
 
     /// The queued workflows, oldest first (for the operators' view and the tests).
     pub fn queued(&self, limit: i64) -> Result<Vec<i64>, RecordError> {
-        let query = format!(
-            "SELECT id FROM workflows WHERE state = $1 AND worker IS NULL ORDER BY id LIMIT $2"
-        );
+        let query =
+            "SELECT id FROM workflows WHERE state = $1 AND worker IS NULL ORDER BY id LIMIT $2";
         self.db
             .run(|db| {
-                db.query(&query, params![State::Queued, limit])?
+                db.query(query, params![State::Queued, limit])?
                     .iter()
                     .map(|row| row.int(0))
                     .collect()
