@@ -380,7 +380,7 @@ fn postgres_restarted_mid_run_loses_and_doubles_nothing() {
     let cluster = Cluster::new(&pg, "restart", 20);
     let api = cluster.api_with_badger("api");
     cluster.app(&api, "steady", "sleep 2");
-    let _workers: Vec<Server> = ["wr1", "wr2"]
+    let workers: Vec<Server> = ["wr1", "wr2"]
         .iter()
         .map(|name| cluster.node(name, "worker"))
         .collect();
@@ -427,6 +427,27 @@ fn postgres_restarted_mid_run_loses_and_doubles_nothing() {
     );
     let (status, health) = api.call_with("GET", "/v1/health", b"", &[]);
     assert_eq!(status, 200, "{health}");
+
+    // The database down: health (open to anyone) answers 503 at once, with a reason but
+    // not the database's address. (The workers stop first: a stopping worker hands its
+    // work back through the database.)
+    drop(workers);
+    pg.stop_fast();
+    // Twice: the first may find a pooled connection broken, the second tries a new one.
+    for _ in 0..2 {
+        let asked = std::time::Instant::now();
+        let (status, health) = api.call_with("GET", "/v1/health", b"", &[]);
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(5),
+            "{health}"
+        );
+        assert_eq!(status, 503, "{health}");
+        assert_eq!(health["database"]["ok"], false, "{health}");
+        let reason = health["database"]["error"].as_str().unwrap();
+        assert!(!reason.is_empty(), "{health}");
+        assert!(!reason.contains(&pg.port().to_string()), "{health}");
+        assert!(!reason.contains("postgres://"), "{health}");
+    }
 }
 
 #[test]

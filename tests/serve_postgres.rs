@@ -56,6 +56,47 @@ fn the_shared_cluster_keeps_each_tests_database_apart() {
 }
 
 #[test]
+fn text_with_nul_is_stored_and_a_workflow_still_reaches_its_end() {
+    use solum_build::api::records::{now, AppRecord, NewWorkflow, Records};
+    use solum_build::report::State;
+    let Some(cluster) = PgCluster::shared() else {
+        return;
+    };
+    cluster.create_database("nul_text");
+    let records = Records::open_url(&cluster.url("nul_text")).unwrap();
+    records
+        .create_app(&AppRecord {
+            name: "one".into(),
+            app_file: "version: 1".into(),
+            managed_source: false,
+            trigger_id: "t".into(),
+            trigger_secret: "s".into(),
+            created_at: now(),
+            updated_at: now(),
+            deleted_at: None,
+        })
+        .unwrap();
+    // A webhook's revision and a build failure's detail are input: PostgreSQL's text
+    // refuses NUL, which must neither lose the workflow nor its final state.
+    let id = records
+        .create_workflow(&NewWorkflow {
+            app: "one".into(),
+            origin: "webhook".into(),
+            revision: Some("main\0x".into()),
+            ..NewWorkflow::default()
+        })
+        .unwrap();
+    records.claim_next("w1", 60_000).unwrap().unwrap();
+    assert!(records
+        .transition(id, State::BuildFailed, "step \0 failed", Some("w1"))
+        .unwrap());
+    let record = records.workflow(id).unwrap().unwrap();
+    assert_eq!(record.state, State::BuildFailed);
+    assert_eq!(record.revision.as_deref(), Some("main\u{fffd}x"));
+    assert_eq!(record.reason.as_deref(), Some("step \u{fffd} failed"));
+}
+
+#[test]
 fn run_again_as_tester() {
     support::rerun_as_tester();
 }

@@ -331,6 +331,35 @@ fn pg_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn postgres::types::ToSql
         .collect()
 }
 
+/// PostgreSQL's text holds no NUL (SQLite's does): each is stored as U+FFFD, as the logs
+/// store theirs, so that a failure's detail or a webhook's revision that names one is
+/// recorded rather than failing its statement (a refused final state would leave the
+/// workflow without its end). The copies made, by parameter; `None` where none was needed.
+fn nul_free_copies(params: &[Param<'_>]) -> Vec<Option<String>> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) | Param::OptText(Some(text)) if text.contains('\0') => {
+                Some(text.replace('\0', "\u{fffd}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `params` with the copies of [`nul_free_copies`] in place of their originals.
+fn nul_free<'b>(params: &[Param<'b>], copies: &'b [Option<String>]) -> Vec<Param<'b>> {
+    params
+        .iter()
+        .zip(copies)
+        .map(|(param, copy)| match (param, copy) {
+            (Param::Text(_), Some(copy)) => Param::Text(copy),
+            (Param::OptText(_), Some(copy)) => Param::OptText(Some(copy)),
+            (param, _) => *param,
+        })
+        .collect()
+}
+
 fn pg_value(row: &postgres::Row, index: usize) -> Result<Value, DbError> {
     use postgres::types::Type;
     let kind = row.columns()[index].type_().clone();
@@ -364,12 +393,16 @@ impl<C: postgres::GenericClient> Exec for PgExec<'_, C> {
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
         let sql = Dialect::Postgres.render(sql);
-        Ok(self.0.execute(sql.as_str(), &pg_params(params))?)
+        let copies = nul_free_copies(params);
+        let params = nul_free(params, &copies);
+        Ok(self.0.execute(sql.as_str(), &pg_params(&params))?)
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
         let sql = Dialect::Postgres.render(sql);
-        let rows = self.0.query(sql.as_str(), &pg_params(params))?;
+        let copies = nul_free_copies(params);
+        let params = nul_free(params, &copies);
+        let rows = self.0.query(sql.as_str(), &pg_params(&params))?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -397,21 +430,38 @@ pub fn off_runtime<R>(work: impl FnOnce() -> R) -> R {
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+///
+/// The credentials are what the driver reads as such: everything before the first `@`,
+/// even past a `/` (`postgres://u:pa/ss@host/db` has the password `pa/ss`), so that no
+/// part of a password ever shows.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let shown = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => format!("{user}@{host}"),
-        },
-        None => authority.to_string(),
+    let (credentials, location) = match rest.split_once('@') {
+        Some((credentials, location)) => (Some(credentials), location),
+        None => (None, rest),
     };
+    let shown = credentials.map(|credentials| {
+        let (name, secret) = match credentials.split_once(':') {
+            Some((name, _)) => (name, true),
+            None => (credentials, false),
+        };
+        // A name with a path or a query in it is no plain user name: shown as hidden.
+        let name = if name.contains(['/', '?']) {
+            "***"
+        } else {
+            name
+        };
+        if secret {
+            format!("{name}:***@")
+        } else {
+            format!("{name}@")
+        }
+    });
     // Query parameters may carry a password too (`?password=`).
-    let path = path.split('?').next().unwrap_or(path);
-    format!("{scheme}://{shown}{path}")
+    let location = location.split('?').next().unwrap_or(location);
+    format!("{scheme}://{}{location}", shown.unwrap_or_default())
 }
 
 /// A small pool of PostgreSQL connections, made on demand and replaced when they break.
@@ -486,6 +536,7 @@ impl PgPool {
 
 enum Engine {
     Sqlite(Mutex<rusqlite::Connection>),
+    // Boxed: the pool is three times the size of the SQLite connection.
     Postgres(Box<PgPool>),
 }
 
@@ -721,6 +772,20 @@ mod tests {
         assert_eq!(
             redact_url("postgres://solum@db/solum"),
             "postgres://solum@db/solum"
+        );
+        assert_eq!(
+            redact_url("postgres://db:5432/solum"),
+            "postgres://db:5432/solum"
+        );
+        // The driver reads credentials up to the first `@`, past a `/`: the password
+        // here is `pa/ss?x`, and none of it may show.
+        let url = "postgres://solum:pa/ss?x@db:5432/solum";
+        let parsed: postgres::Config = url.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"pa/ss?x"[..]));
+        assert_eq!(redact_url(url), "postgres://solum:***@db:5432/solum");
+        assert_eq!(
+            redact_url("postgres://db/solum?password=x@y"),
+            "postgres://***@y"
         );
     }
 

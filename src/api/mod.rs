@@ -626,9 +626,8 @@ async fn worker(shared: Arc<Shared>) {
             let _ = tokio::time::timeout(Duration::from_secs(2), shared.wake.notified()).await;
             continue;
         };
-        let Ok(_slot) = shared.build_slots.acquire().await else {
-            return;
-        };
+        // Running (its lease renewed by the heartbeat) from the claim on, also while it
+        // waits for a build slot.
         let cancel = CancelHandle::new();
         shared
             .running
@@ -636,6 +635,9 @@ async fn worker(shared: Arc<Shared>) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(workflow.id, cancel.clone());
         let id = workflow.id;
+        let Ok(_slot) = shared.build_slots.acquire().await else {
+            return;
+        };
         let task_shared = shared.clone();
         let result = tokio::task::spawn_blocking(move || {
             runner::run_workflow(&task_shared, &workflow, &cancel);
@@ -646,14 +648,23 @@ async fn worker(shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
-        if let Err(panic) = result {
-            let _ = shared.records.transition(
+        // A run ends in a terminal state it recorded; when it could not (a panic, or the
+        // database refused or lost the final write), ERROR now, or — when that fails too —
+        // the lease, no longer renewed, runs out and the reaper requeues it.
+        let detail = match result {
+            Err(panic) => format!("the build worker failed: {panic}"),
+            Ok(()) => "the build ended without a recorded outcome".to_string(),
+        };
+        let end_shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            end_shared.records.transition(
                 id,
                 crate::report::State::Error,
-                &format!("the build worker failed: {panic}"),
-                Some(&shared.worker_id),
-            );
-        }
+                &detail,
+                Some(&end_shared.worker_id),
+            )
+        })
+        .await;
     }
 }
 
@@ -730,12 +741,20 @@ async fn heartbeat(shared: Arc<Shared>) {
             let records = &shared.records;
             let lease = shared.lease_ms();
             let role = shared.options.role.as_str();
+            let running: Vec<i64> = shared
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .keys()
+                .copied()
+                .collect();
             if let Ok(cancels) = records.heartbeat(
                 &shared.worker_id,
                 role,
                 &shared.host,
                 &shared.started_at,
                 lease,
+                &running,
             ) {
                 for id in cancels {
                     shared.cancel(id);

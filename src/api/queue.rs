@@ -78,9 +78,13 @@ impl Records {
         }
     }
 
-    /// A worker's heartbeat: its own row (made on the first), and the leases of every
-    /// workflow it holds moved to `lease_ms` from now. Returns the workflows it holds that
-    /// someone asked to cancel.
+    /// A worker's heartbeat: its own row (made on the first), and the leases of the
+    /// workflows it holds and still runs (`running`) moved to `lease_ms` from now. Returns
+    /// the workflows it holds that someone asked to cancel.
+    ///
+    /// Only the running ones: a workflow whose run ended without a recorded end (the final
+    /// state could not be written) is held but no longer run, and its lease must run out so
+    /// that the reaper returns it to the queue, rather than be renewed for ever.
     pub fn heartbeat(
         &self,
         worker: &str,
@@ -88,6 +92,7 @@ impl Records {
         host: &str,
         started_at: &str,
         lease_ms: i64,
+        running: &[i64],
     ) -> Result<Vec<i64>, RecordError> {
         let terminal = terminal_list();
         self.db
@@ -106,13 +111,15 @@ impl Records {
                         now
                     ],
                 )?;
-                db.execute(
-                    &format!(
-                        "UPDATE workflows SET lease_until = $2 WHERE worker = $1 \
-                         AND state NOT IN ({terminal})"
-                    ),
-                    params![worker, now + lease_ms],
-                )?;
+                for id in running {
+                    db.execute(
+                        &format!(
+                            "UPDATE workflows SET lease_until = $2 WHERE id = $3 AND worker = $1 \
+                             AND state NOT IN ({terminal})"
+                        ),
+                        params![worker, now + lease_ms, *id],
+                    )?;
+                }
                 db.query(
                     &format!(
                         "SELECT id FROM workflows WHERE worker = $1 AND cancel_requested <> 0 \
@@ -380,7 +387,20 @@ mod tests {
         assert!(!records
             .transition(id, State::Ready, "late", Some("w1"))
             .unwrap());
+        assert!(!records
+            .set_result(id, "sha256:late", Some("docker://r/late"), "w1")
+            .unwrap());
         assert_eq!(records.claim_next("w2", -1).unwrap().unwrap().id, id);
+        // Nor once another worker holds it: its result stands.
+        assert!(records
+            .set_result(id, "sha256:second", Some("docker://r/second"), "w2")
+            .unwrap());
+        assert!(!records
+            .set_result(id, "sha256:late", Some("docker://r/late"), "w1")
+            .unwrap());
+        let held = records.workflow(id).unwrap().unwrap();
+        assert_eq!(held.du_digest.as_deref(), Some("sha256:second"));
+        assert_eq!(held.pushed_to.as_deref(), Some("docker://r/second"));
         assert_eq!(
             records.reap_expired(2).unwrap(),
             [Reaped::Failed {
@@ -429,7 +449,7 @@ mod tests {
         let started = super::super::records::now();
         assert_eq!(
             records
-                .heartbeat("w1", "worker", "h", &started, 60_000)
+                .heartbeat("w1", "worker", "h", &started, 60_000, &[held])
                 .unwrap(),
             [held]
         );
@@ -444,5 +464,53 @@ mod tests {
         assert!(workers[0].alive);
         assert_eq!(records.release("w1", "stopping").unwrap(), [held]);
         assert!(records.workers(60_000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_workflow_no_longer_running_is_not_renewed_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::open(&dir.path().join("db")).unwrap();
+        records
+            .create_app(&super::super::records::AppRecord {
+                name: "one".into(),
+                app_file: "version: 1".into(),
+                managed_source: false,
+                trigger_id: "t".into(),
+                trigger_secret: "s".into(),
+                created_at: super::super::records::now(),
+                updated_at: super::super::records::now(),
+                deleted_at: None,
+            })
+            .unwrap();
+        let new = NewWorkflow {
+            app: "one".into(),
+            origin: "api".into(),
+            ..NewWorkflow::default()
+        };
+        let (ended, running) = (
+            records.create_workflow(&new).unwrap(),
+            records.create_workflow(&new).unwrap(),
+        );
+        // Both claimed with leases already over; the run of the first ended while its
+        // final state could not be written, so it stays BUILDING and held.
+        records.claim_next("w1", -1).unwrap().unwrap();
+        records.claim_next("w1", -1).unwrap().unwrap();
+        assert!(records
+            .transition(ended, State::Building, "b", Some("w1"))
+            .unwrap());
+        let started = super::super::records::now();
+        records
+            .heartbeat("w1", "worker", "h", &started, 60_000, &[running])
+            .unwrap();
+        // The live worker's heartbeat kept the lease of the one it runs only: the other
+        // goes back to the queue for a new attempt.
+        assert_eq!(
+            records.reap_expired(3).unwrap(),
+            [Reaped::Requeued {
+                id: ended,
+                worker: "w1".into()
+            }]
+        );
+        assert_eq!(records.queued(10).unwrap(), [ended]);
     }
 }

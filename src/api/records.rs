@@ -625,23 +625,27 @@ impl Records {
         Ok(())
     }
 
-    /// Sets the DU digest (and where it was pushed) of a workflow.
+    /// Sets the DU digest (and where it was pushed) of a workflow, while `owner` still
+    /// holds it: a worker whose lease ran out must not write its result over the result
+    /// of the worker that took the workflow next. Returns whether it was written.
     pub fn set_result(
         &self,
         id: i64,
         digest: &str,
         pushed_to: Option<&str>,
-    ) -> Result<(), RecordError> {
-        self.db
+        owner: &str,
+    ) -> Result<bool, RecordError> {
+        let changed = self
+            .db
             .run(|db| {
                 db.execute(
                     "UPDATE workflows SET du_digest = $2, pushed_to = COALESCE($3, pushed_to) \
-                     WHERE id = $1",
-                    params![id, digest, pushed_to],
+                     WHERE id = $1 AND worker = $4",
+                    params![id, digest, pushed_to, owner],
                 )
             })
             .map_err(sql("store a workflow result"))?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     /// After a restart of a one-host server: every workflow it had started and not

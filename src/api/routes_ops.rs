@@ -41,10 +41,15 @@ fn verdict(result: &Result<(), String>) -> Value {
 pub async fn health(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Value>) {
     let db_shared = shared.clone();
     let database = check(move || {
-        db_shared
-            .records
-            .ping()
-            .map_err(|e| super::runner::error_chain(&e))
+        db_shared.records.ping().map_err(|error| match error {
+            // Health is open to anyone: the driver's reason, without the database's
+            // address (its host, port, user and name are the operators' business).
+            super::db::DbError::Connect { source, .. } => format!(
+                "cannot reach the database: {}",
+                super::runner::error_chain(&source)
+            ),
+            other => super::runner::error_chain(&other),
+        })
     })
     .await;
     let registry = if shared.options.push_to.is_some() {

@@ -340,13 +340,33 @@ struct WorkflowLedger<'a> {
     destination: Option<String>,
 }
 
+impl WorkflowLedger<'_> {
+    /// The result, stored while this worker holds the workflow; an error when it no longer
+    /// does (its lease ran out and the workflow went back to the queue or to another
+    /// worker), which stops the delivery before its push and its DU record.
+    fn record_result(&self, digest: &str, pushed_to: Option<&str>) -> Result<(), LedgerError> {
+        let held = self.shared.records.set_result(
+            self.workflow.id,
+            digest,
+            pushed_to,
+            &self.shared.worker_id,
+        )?;
+        if held {
+            Ok(())
+        } else {
+            Err(format!(
+                "workflow {} is no longer held by worker {}: its lease ran out",
+                self.workflow.id, self.shared.worker_id
+            )
+            .into())
+        }
+    }
+}
+
 impl Ledger for WorkflowLedger<'_> {
     fn built(&self, built: &Built) -> Result<(), LedgerError> {
         let digest = built.manifest_digest.to_string();
-        self.shared
-            .records
-            .set_result(self.workflow.id, &digest, None)?;
-        Ok(())
+        self.record_result(&digest, None)
     }
 
     fn delivered(&self, delivered: &Delivered) -> Result<(), LedgerError> {
@@ -354,9 +374,7 @@ impl Ledger for WorkflowLedger<'_> {
         let digest = built.manifest_digest.to_string();
         let pushed_to = delivered.pushed_to.as_ref().and(self.destination.clone());
         if let Some(pushed_to) = &pushed_to {
-            self.shared
-                .records
-                .set_result(self.workflow.id, &digest, Some(pushed_to))?;
+            self.record_result(&digest, Some(pushed_to))?;
         }
         self.shared.records.add_du(&DuRecord {
             id: 0,
