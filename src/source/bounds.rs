@@ -46,7 +46,7 @@ pub(super) fn check_tar<R: Read>(
         reason,
     };
     let unreadable = |e: std::io::Error| refused(format!("it cannot be read as a tar ({e})"));
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(reader));
     let (mut bytes, mut entries) = (0u64, 0u64);
     for entry in archive.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
