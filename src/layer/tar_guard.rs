@@ -221,7 +221,7 @@ impl<R: Read> TarGuard<R> {
         let extension = ExtensionKind::of(flag);
         let magic = &block[MAGIC_AND_VERSION];
         let gnu = magic == b"ustar  \0";
-        let recognized = gnu || magic == b"ustar\000";
+        let recognized = gnu || magic == b"ustar\x0000";
         let size = match extension {
             Some(kind) => {
                 if header_size > EXTENSION_LIMIT {

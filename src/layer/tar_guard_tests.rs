@@ -48,7 +48,7 @@ fn list(reader: impl Read) -> Listing {
         entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
         listing.push((
             entry.path_bytes().into_owned(),
-            entry.link_name_bytes().map(|l| l.into_owned()),
+            entry.link_name_bytes().map(std::borrow::Cow::into_owned),
             entry.size(),
             data,
         ));
