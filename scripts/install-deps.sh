@@ -5,7 +5,7 @@
 # unprivileged user `tester` (with a subordinate id range) for the rootless runs.
 # Benchmark-only tools are in scripts/bench/install.sh.
 set -eu
-packages="busybox-static debootstrap uidmap slirp4netns skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl"
+packages="busybox-static debootstrap uidmap slirp4netns skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl time"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
