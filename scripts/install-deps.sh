@@ -6,7 +6,7 @@
 # PostgreSQL (server and client) for the throwaway clusters of tests/support/postgres.rs.
 # Benchmark-only tools are in scripts/bench/install.sh.
 set -eu
-packages="busybox-static debootstrap uidmap slirp4netns skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl postgresql"
+packages="busybox-static debootstrap uidmap slirp4netns skopeo umoci oci-image-tool attr podman runc git python3-yaml docker-registry apache2-utils openssl postgresql time"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -2,7 +2,8 @@
 //! arbitrary bytes, feeds them to one parser or to the layer unpacker, and panics when an
 //! invariant breaks — that panic is what the fuzzer reports as a crash. Errors are the
 //! expected outcome for almost every input and are ignored; what is checked is what must
-//! hold whatever the input: nothing is written outside the unpack root, a parsed document
+//! hold whatever the input: nothing is written outside the unpack root, the tar guard
+//! reads a layer as the tar parser does (unless it refuses it), a parsed document
 //! reads back to itself, a resolved image is backed by its blobs before and after `gc`.
 //!
 //! The functions live in the library (not in `fuzz/`) so that they can reach crate-private
@@ -52,6 +53,7 @@ pub fn unpack_layer(data: &[u8]) {
     };
     match (mode >> 1) % 3 {
         0 => {
+            guard_agrees_with_parser(rest);
             let _ = unpack(rest, None, &root, &options);
         }
         1 => {
@@ -95,6 +97,47 @@ pub fn unpack_layer(data: &[u8]) {
     assert_eq!(after.mtime(), before.mtime(), "secret's mtime changed");
     assert_eq!(fs::read(&secret).expect("read secret"), SECRET);
     make_removable(&root);
+}
+
+/// Entries of a tar as the parser yields them (path, link target, size, contents), or its
+/// error.
+type TarListing = Result<Vec<(Vec<u8>, Option<Vec<u8>>, u64, Vec<u8>)>, std::io::Error>;
+
+fn list_tar(reader: impl std::io::Read) -> TarListing {
+    use std::io::Read as _;
+    let mut archive = tar::Archive::new(reader);
+    let mut listing = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        listing.push((
+            entry.path_bytes().into_owned(),
+            entry.link_name_bytes().map(std::borrow::Cow::into_owned),
+            entry.size(),
+            data,
+        ));
+    }
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+    Ok(listing)
+}
+
+/// The tar guard follows the parser's idea of where each header is: whatever the bytes,
+/// reading through it yields the same entries and the same error as reading without it,
+/// unless the guard refused an oversized extension header.
+fn guard_agrees_with_parser(layer: &[u8]) {
+    let plain = list_tar(layer);
+    let guarded = list_tar(crate::layer::TarGuard::new(layer));
+    match (&plain, &guarded) {
+        (_, Err(error)) if crate::layer::refusal(error).is_some() => {}
+        (Ok(plain), Ok(guarded)) => assert_eq!(plain, guarded, "the guard changed the entries"),
+        (Err(plain), Err(guarded)) => assert_eq!(
+            plain.to_string(),
+            guarded.to_string(),
+            "the guard changed the error"
+        ),
+        _ => panic!("the guard changed the outcome: {plain:?} against {guarded:?}"),
+    }
 }
 
 /// Gives every directory under `dir` (not following symlinks) an owner-writable mode, so

@@ -234,6 +234,88 @@ fn gzip_bomb_is_refused() {
     assert!(run.stderr.contains("1000 bytes"), "{}", run.text());
 }
 
+/// A gzip of about 1 MiB whose first header is a GNU long name (or PAX records) declaring
+/// a gibibyte, followed by that gibibyte of zeros. The tar reader used to read the whole
+/// body into memory (4.7 GB resident, 20 s); now it is refused at its header.
+fn gibibyte_extension_layer(path: &Path, kind: tar::EntryType) {
+    use std::io::Write;
+    let mut gzip = std::process::Command::new("gzip")
+        .args(["-c", "-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(path).unwrap())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = gzip.stdin.take().unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_path("././@LongLink").unwrap();
+        header.set_size(1 << 30);
+        header.set_cksum();
+        stdin.write_all(header.as_bytes()).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        stdin.write_all(&[0; 1024]).unwrap();
+    }
+    assert!(gzip.wait().unwrap().success());
+    assert!(std::fs::metadata(path).unwrap().len() < 8 << 20);
+}
+
+/// A layer whose long name or PAX header declares a gibibyte is refused at that header:
+/// exit 2, a message naming the tarball, the header and its size, the store unchanged, in
+/// a few seconds and with a small peak resident set (measured by `/usr/bin/time`).
+#[test]
+fn gibibyte_extension_headers_are_refused_in_bounded_memory() {
+    let dir = temp_dir();
+    let store = store_with_image(dir.path());
+    for (kind, name) in [
+        (tar::EntryType::GNULongName, "GNU long name"),
+        (tar::EntryType::XHeader, "PAX extended"),
+    ] {
+        let tarball = dir.join("long-name.tar.gz");
+        gibibyte_extension_layer(&tarball, kind);
+        let before = snapshot(&store);
+        let peak_file = dir.join("peak-rss");
+        let started = std::time::Instant::now();
+        let run = Cmd::program("/usr/bin/time")
+            .args(["-f", "%M", "-o"])
+            .arg(&peak_file)
+            .arg(bin())
+            .arg("--store")
+            .arg(&store)
+            .arg("import")
+            .arg(&tarball)
+            .args(["--tag", "bomb"])
+            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+            .run()
+            .fails_with(2);
+        let elapsed = started.elapsed();
+        for needle in [
+            "long-name.tar.gz",
+            name,
+            "declares 1073741824 bytes",
+            "limit of 1048576 bytes",
+        ] {
+            assert!(run.stderr.contains(needle), "{needle:?}: {}", run.text());
+        }
+        assert_eq!(snapshot(&store), before, "the store changed");
+        // GNU time puts "Command exited with non-zero status 2" before the format.
+        let peak_kib: u64 = std::fs::read_to_string(&peak_file)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(peak_kib < 128 * 1024, "{name}: peak RSS {peak_kib} KiB");
+        eprintln!("{name}: refused in {elapsed:?}, peak RSS {peak_kib} KiB");
+        assert!(elapsed.as_secs() < 15, "{name}: took {elapsed:?}");
+    }
+}
+
 /// W19: a PAX size that does not fit in 64 bits is refused naming the entry (the tar
 /// reader used to drop it silently and read the entry with the header's size).
 #[test]

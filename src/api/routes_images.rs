@@ -150,10 +150,11 @@ fn unpack_upload(body: &[u8], dir: &std::path::Path, limit: u64) -> Result<(), A
         |e: &dyn std::fmt::Display| ApiError::invalid("body", format!("not a tarball: {e}"));
     let (_, reader) =
         crate::layer::decompressing_reader(body, None).map_err(|e| invalid(&error_chain(&e)))?;
-    let mut archive = tar::Archive::new(reader.take(limit));
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(reader.take(limit)));
     archive.set_preserve_permissions(false);
     archive.set_overwrite(false);
-    archive.unpack(dir).map_err(|e| invalid(&e))
+    // The tar reader's own error names only the step; the chain carries the cause.
+    archive.unpack(dir).map_err(|e| invalid(&error_chain(&e)))
 }
 
 /// The folder holding `badger.yaml`: the top of the tarball or its only folder.

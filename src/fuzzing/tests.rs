@@ -184,3 +184,22 @@ fn placeholders_name_only_later_documents() {
         "a document names itself"
     );
 }
+
+/// The guard reads every layer fixture as the parser does, and its refusal of an
+/// oversized long name is what the check lets by.
+#[test]
+fn the_guard_agrees_with_the_parser_on_every_layer_fixture() {
+    for layer in testdata("layer") {
+        guard_agrees_with_parser(&fs::read(layer).unwrap());
+    }
+    let mut long_name = tar::Header::new_gnu();
+    long_name.set_entry_type(tar::EntryType::GNULongName);
+    long_name.set_path("././@LongLink").unwrap();
+    long_name.set_size(1 << 30);
+    long_name.set_cksum();
+    let mut refused = long_name.as_bytes().to_vec();
+    refused.extend([0; 4096]);
+    let error = list_tar(crate::layer::TarGuard::new(&refused[..])).unwrap_err();
+    assert!(crate::layer::refusal(&error).is_some(), "{error}");
+    guard_agrees_with_parser(&refused);
+}

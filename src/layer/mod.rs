@@ -17,6 +17,7 @@ mod limits;
 mod metadata;
 mod ownership;
 mod safe_path;
+mod tar_guard;
 mod unpack;
 mod whiteout;
 mod write;
@@ -32,6 +33,7 @@ pub use diff::{overlay_changes, refuse_whiteout_names, sort_changes, walk_change
 pub use fallback_copy::copy_tree;
 pub use limits::{Exceeded, UnpackLimits, RATIO_ALLOWANCE};
 pub use ownership::{RootlessOwner, ROOTLESS_XATTR};
+pub use tar_guard::{refusal, ExtensionKind, TarGuard, TarGuardError, EXTENSION_LIMIT};
 pub use unpack::unpack_layer;
 pub use write::{write_changes, write_tree};
 
@@ -96,6 +98,10 @@ pub enum LayerError {
     /// for the caller to remove with the rest of its root.
     #[error("refusing layer entry {entry:?}: the layer exceeds its limit of {limit}")]
     TooLarge { entry: String, limit: Exceeded },
+    /// An extension header (GNU long name or link, PAX records) declares a body too large
+    /// to read; nothing of the entry it describes was written.
+    #[error("refusing the layer: {0}")]
+    OversizedHeader(TarGuardError),
     /// A PAX record of the entry cannot be used (an unparseable or overflowing size).
     #[error("layer entry {entry:?}: bad PAX record {key}={value:?}")]
     BadPax {
@@ -123,7 +129,8 @@ impl Classify for LayerError {
             | LayerError::CorruptCompression { .. }
             | LayerError::Unrepresentable { .. }
             | LayerError::TooLarge { .. }
-            | LayerError::BadPax { .. } => ErrorClass::Input,
+            | LayerError::BadPax { .. }
+            | LayerError::OversizedHeader(_) => ErrorClass::Input,
             // The filesystem, the stream's source, or what a build made.
             LayerError::Entry { .. }
             | LayerError::Read { .. }

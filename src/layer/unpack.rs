@@ -30,6 +30,7 @@ use super::fsops::remove_all;
 use super::limits::{Budget, CountingReader};
 use super::metadata::Meta;
 use super::safe_path::{normalize, split, Resolved, Root};
+use super::tar_guard::{self, TarGuard};
 use super::{
     decompressing_reader, display_path, LayerCompression, LayerError, UnpackOptions, UnpackReport,
     WHITEOUT_PREFIX,
@@ -75,7 +76,8 @@ pub fn unpack_layer<R: Read>(
         last_entry: String::new(),
         budget: Budget::new(options.limits, input),
     };
-    let mut archive = tar::Archive::new(tracked);
+    // The guard goes above `Tracked`: its refusals are the layer's fault, not the stream's.
+    let mut archive = tar::Archive::new(TarGuard::new(tracked));
     unpacker.run(&mut archive)?;
     // Read what follows the end-of-archive marker so that the decompressor reaches the end
     // of its stream and checks its trailer (gzip CRC and length, zstd frame end): a layer
@@ -169,6 +171,10 @@ impl Unpacker {
 
     /// Classifies an error of the tar parser or the stream beneath it.
     pub(super) fn stream_error(&self, source: io::Error) -> LayerError {
+        if tar_guard::refusal(&source).is_some() {
+            let refusal = source.into_inner().and_then(|inner| inner.downcast().ok());
+            return LayerError::OversizedHeader(*refusal.expect("checked above"));
+        }
         if self.state.failed.get() {
             if self.compression == LayerCompression::None {
                 LayerError::Read { source }

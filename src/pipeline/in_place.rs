@@ -333,7 +333,7 @@ fn layer_file(
     let blob = layout.open_blob(digest, None)?;
     let (_, reader) = crate::layer::decompressing_reader(blob, None)
         .map_err(|e| error(std::io::Error::other(e)))?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(reader));
     for entry in archive.entries().map_err(error)? {
         let entry = entry.map_err(error)?;
         let path = entry.path().map_err(error)?.into_owned();

@@ -46,7 +46,7 @@ pub(super) fn check_tar<R: Read>(
         reason,
     };
     let unreadable = |e: std::io::Error| refused(format!("it cannot be read as a tar ({e})"));
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(reader));
     let (mut bytes, mut entries) = (0u64, 0u64);
     for entry in archive.entries().map_err(unreadable)? {
         let mut entry = entry.map_err(unreadable)?;
@@ -148,5 +148,28 @@ mod tests {
         };
         let err = check_tar(&bytes[..], &limit, "x").unwrap_err();
         assert!(err.to_string().contains("expands past"), "{err}");
+    }
+
+    #[test]
+    fn a_gibibyte_long_name_is_refused_at_its_header() {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_path("././@LongLink").unwrap();
+        header.set_size(1 << 30);
+        header.set_cksum();
+        let mut artifact = std::io::Cursor::new(header.as_bytes().to_vec())
+            .chain(std::io::repeat(0).take(1 << 30));
+        let limit = ExpansionLimit {
+            bytes: u64::MAX,
+            entries: u64::MAX,
+        };
+        let err = check_tar(&mut artifact, &limit, "the artifact").unwrap_err();
+        assert!(
+            err.to_string().contains("declares 1073741824 bytes"),
+            "{err}"
+        );
+        // The body was never read: all but a buffer-full of it is left.
+        let left = std::io::copy(&mut artifact, &mut std::io::sink()).unwrap();
+        assert!(left > (1 << 30) - (1 << 20), "only {left} bytes were left");
     }
 }

@@ -59,7 +59,10 @@ fn layout_entry(parts: &[String]) -> LayoutEntry {
 /// Extracts the layout archive at `path` into the empty folder `dest` and opens it.
 pub(super) fn extract_oci_archive(path: &Path, dest: &Path) -> Result<Layout, TransportError> {
     let file = File::open(path).map_err(IoAt::at(path, "open archive"))?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(BufReader::with_capacity(
+        1 << 20,
+        file,
+    )));
     let entries = archive.entries().map_err(IoAt::at(path, "read archive"))?;
     for entry in entries {
         let mut entry = entry.map_err(IoAt::at(path, "read archive"))?;

@@ -139,7 +139,7 @@ pub(super) fn read_tar(stream: impl Read, limits: &Limits) -> io::Result<LayerRe
     // Packages this layer may still record: no more than the whole SBOM may list, so a
     // layer of many package files costs memory in proportion to the bound, not its size.
     let mut room = limits.packages;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(crate::layer::TarGuard::new(stream));
     for entry in archive.entries()? {
         let mut entry = entry?;
         let Some(path) = entry

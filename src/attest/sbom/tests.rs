@@ -528,3 +528,29 @@ fn a_path_named_again_and_again_is_one_step_of_its_layer() {
     let lower = tar(&[File("etc/gone/x.jar", b"not read"), Dir("etc/d")]);
     assert_eq!(found(&catalog(&[lower, layer])), ["last@2"]);
 }
+
+/// A layer whose GNU long name declares a gibibyte fails to read at that header: the tar
+/// reader never holds the body (it used to read all of it into memory).
+#[test]
+fn a_gibibyte_long_name_is_refused_at_its_header() {
+    use std::io::Read;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_path("././@LongLink").unwrap();
+    header.set_size(1 << 30);
+    header.set_cksum();
+    let mut layer =
+        std::io::Cursor::new(header.as_bytes().to_vec()).chain(std::io::repeat(0).take(1 << 30));
+    let error = super::layers::read_tar(&mut layer, &Limits::default()).unwrap_err();
+    assert!(
+        crate::layer::refusal(&error).is_some(),
+        "not the guard's refusal: {error}"
+    );
+    assert!(
+        error.to_string().contains("declares 1073741824 bytes"),
+        "{error}"
+    );
+    // What the reader took: the header and one buffer-full at most, not the body.
+    let left = std::io::copy(&mut layer, &mut std::io::sink()).unwrap();
+    assert!(left > (1 << 30) - (1 << 20), "only {left} bytes were left");
+}
