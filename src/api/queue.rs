@@ -295,6 +295,21 @@ impl Records {
             .map_err(sql("forget old workers"))
     }
 
+    /// The queued workflows no worker holds, oldest first (the tests' view of the queue).
+    #[cfg(test)]
+    pub fn queued(&self, limit: i64) -> Result<Vec<i64>, RecordError> {
+        let query =
+            "SELECT id FROM workflows WHERE state = $1 AND worker IS NULL ORDER BY id LIMIT $2";
+        self.db
+            .run(|db| {
+                db.query(query, params![State::Queued, limit])?
+                    .iter()
+                    .map(|row| row.int(0))
+                    .collect()
+            })
+            .map_err(sql("list queued work"))
+    }
+
     /// Records where a shared image (a badger pushed by an API node) sits in the registry,
     /// by its store name.
     pub fn record_shared_image(
