@@ -23,6 +23,9 @@ enum Fault {
     Status(u16),
     /// 429 with `Retry-After: 1`.
     TooMany,
+    /// 400 `MANIFEST_BLOB_UNKNOWN`: a registry that does not see, for an instant, a blob
+    /// another client is writing.
+    BlobUnseen,
     /// Close the connection without an answer.
     Drop,
     /// Forward the request head and only this many body bytes, then close both sides.
@@ -129,8 +132,12 @@ fn handle(
         .collect();
     forwarded.push_str("Connection: close\r\n\r\n");
     let answer = |client: &mut TcpStream, status: u16, extra: &str| {
-        let body =
-            format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected {status}"}}]}}"#);
+        let code = if status == 400 {
+            "MANIFEST_BLOB_UNKNOWN"
+        } else {
+            "UNAVAILABLE"
+        };
+        let body = format!(r#"{{"errors":[{{"code":"{code}","message":"injected {status}"}}]}}"#);
         let _ = write!(
             client,
             "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
@@ -144,6 +151,7 @@ fn handle(
     match fault {
         Fault::Status(status) => answer(&mut client, status, ""),
         Fault::TooMany => answer(&mut client, 429, "Retry-After: 1\r\n"),
+        Fault::BlobUnseen => answer(&mut client, 400, ""),
         Fault::Drop => {
             let _ = client.shutdown(Shutdown::Both);
         }
@@ -335,6 +343,38 @@ fn a_manifest_put_that_always_fails_names_the_status_and_a_rerun_uploads_no_blob
     assert_eq!((rerun.skipped(), rerun.transferred()), (3, 0));
     assert_eq!(rerun.bytes.load(Ordering::SeqCst), 0);
     assert!(registry.has_manifest("nomani/app", "1", None));
+}
+
+/// A manifest PUT refused because the registry did not see a blob for an instant (two
+/// workers pushing the same layers at once) is asked again; a refusal that stays is the
+/// error, after the same bounded attempts.
+#[test]
+fn a_manifest_put_refused_for_a_blob_the_registry_did_not_see_yet_is_asked_again() {
+    let registry = Registry::start(Mode::Plain);
+    let proxy = Proxy::start(
+        registry.port,
+        vec![rule("PUT", "/manifests/", Fault::BlobUnseen, 2)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, image) = image(dir.path(), 4);
+    let dest = RegistryTarget::new(&proxy.host(), "unseen/app", Some("1"));
+    push(&layout, &image, &dest, &options(), &Recorder::default()).unwrap();
+    assert_eq!(proxy.faults.lock().unwrap().len(), 2);
+    assert!(registry.has_manifest("unseen/app", "1", None));
+
+    proxy.set_rules(vec![rule(
+        "PUT",
+        "/manifests/",
+        Fault::BlobUnseen,
+        usize::MAX,
+    )]);
+    let dest = RegistryTarget::new(&proxy.host(), "unseen/app", Some("2"));
+    let error = push(&layout, &image, &dest, &options(), &Recorder::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("MANIFEST_BLOB_UNKNOWN"),
+        "{error}"
+    );
+    assert!(!registry.has_manifest("unseen/app", "2", None));
 }
 
 #[test]

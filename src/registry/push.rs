@@ -421,17 +421,41 @@ impl Pusher<'_, '_> {
             media::OCI_MANIFEST.to_string()
         };
         let action = format!("PUT manifest {reference}");
-        let response = self.client.send(&Call {
-            method: "PUT",
-            url: self.client.url(&format!("/manifests/{reference}")),
-            scopes: self.scopes,
-            headers: vec![("Content-Type", media_type.clone())],
-            payload: Payload::Bytes(&image.manifest_bytes),
-            retry: true,
-            action: action.clone(),
-        })?;
-        if response.status().as_u16() != 201 {
-            return Err(self.client.failure(&action, response));
+        let attempts = self.client.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let response = self.client.send(&Call {
+                method: "PUT",
+                url: self.client.url(&format!("/manifests/{reference}")),
+                scopes: self.scopes,
+                headers: vec![("Content-Type", media_type.clone())],
+                payload: Payload::Bytes(&image.manifest_bytes),
+                retry: true,
+                action: action.clone(),
+            })?;
+            if response.status().as_u16() == 201 {
+                break;
+            }
+            let failed = self.client.failure(&action, response);
+            // Every blob was confirmed before the PUT; a registry whose storage other
+            // clients are writing the same blobs to at that moment (docker-registry's
+            // filesystem driver rewrites a blob's link in place) may not see one for an
+            // instant (or reads its half-written link as an invalid digest). Asked again a
+            // little later, it does; any other refusal stands.
+            let unseen_blob = matches!(
+                &failed,
+                RegistryError::Status { status: 400, errors, .. }
+                    if errors.has_code("MANIFEST_BLOB_UNKNOWN") || errors.has_code("DIGEST_INVALID")
+            );
+            if !unseen_blob || attempt >= attempts {
+                return Err(failed);
+            }
+            let delay = self.client.backoff(attempt);
+            self.client
+                .progress
+                .on_retry(&action, attempt, delay, &failed.to_string());
+            std::thread::sleep(delay);
+            attempt += 1;
         }
         self.client.progress.on_manifest(&digest, &media_type);
         Ok(digest)
