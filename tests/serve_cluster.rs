@@ -372,6 +372,48 @@ fn a_worker_killed_mid_build_loses_its_workflow_to_another() {
 }
 
 #[test]
+fn a_worker_stopped_with_sigterm_hands_its_workflow_back_at_once() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    // A lease far longer than the test: only the hand-back can move the workflow on.
+    let cluster = Cluster::new(pg, "termed", 600);
+    let api = cluster.api_with_badger("api");
+    cluster.app(&api, "handed", "sleep 6");
+    let mut stopping = cluster.node("wt1", "worker");
+    let id = start(&api, "handed");
+    wait_state(&api, "handed", id, &["BUILDING"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(stopping.child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = stopping.child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", stopping.log());
+    let _other = cluster.node("wt2", "worker");
+    let record = wait_state(&api, "handed", id, &["READY", "ERROR", "BUILD_FAILED"]);
+    assert_eq!(record["state"], "READY", "{record}");
+    assert!(
+        record["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("requeued: worker wt1 stopped")),
+        "{record}"
+    );
+    assert_eq!(
+        pg.psql(
+            "termed",
+            &format!("SELECT worker FROM workflows WHERE id = {id}")
+        ),
+        "wt2"
+    );
+}
+
+#[test]
 fn postgres_restarted_mid_run_loses_and_doubles_nothing() {
     // Its own cluster: a restart must not disturb the other tests' databases.
     let Some(pg) = PgCluster::start() else {

@@ -651,6 +651,10 @@ async fn worker(shared: Arc<Shared>) {
         // A run ends in a terminal state it recorded; when it could not (a panic, or the
         // database refused or lost the final write), ERROR now, or — when that fails too —
         // the lease, no longer renewed, runs out and the reaper requeues it.
+        // Except on a stop on many hosts: the run was cut off to be handed back (`run`).
+        if shared.is_stopping() && !shared.records.is_single_host() {
+            continue;
+        }
         let detail = match result {
             Err(panic) => format!("the build worker failed: {panic}"),
             Ok(()) => "the build ended without a recorded outcome".to_string(),
