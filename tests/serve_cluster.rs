@@ -289,6 +289,16 @@ fn thirty_workflows_through_two_api_nodes_are_each_built_once_by_three_workers()
     assert_eq!(health["role"], "worker");
     // A worker answers nothing but health.
     assert_eq!(workers[0].call("GET", "/v1/apps", b"").0, 404);
+    // An upload would stay on the API node that took it: refused, with what to do instead.
+    let (status, refused) = api_a.call("POST", "/v1/apps/many/artifacts", b"binaries");
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("keeps no uploads"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -430,6 +430,17 @@ async fn upload_artifact(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = super::routes_apps::find(&shared, &app)?;
+    // An upload is kept in this node's data folder, which a worker on another host cannot
+    // read: an API node of many takes none (rather than queue a workflow that must fail).
+    if shared.options.role == super::Role::Api {
+        return Err(ApiError::Failed {
+            what: "the upload".into(),
+            reason: "an API node of many hosts keeps no uploads (its workers cannot read \
+                     them): build binaries from a git source, or register a ready-made image \
+                     as a DU"
+                .into(),
+        });
+    }
     if body.is_empty() {
         return Err(ApiError::invalid("body", "the artifact is empty"));
     }
