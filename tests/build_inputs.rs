@@ -444,7 +444,10 @@ fn the_server_gives_its_certificates_and_the_app_file_s_build_environment_to_wor
     assert_eq!(status, 201, "{answer}");
     let (id, record) = server.run_workflow("served", r#"["build"]"#);
     assert_eq!(record["state"], "READY", "{record}\n{}", server.log());
-    let log = std::fs::read_to_string(data.join("logs").join(format!("{id}.log"))).unwrap();
+    // The workflow's log, as the API streams it (kept in the server's database).
+    let (status, log) = server.call("GET", &format!("/v1/apps/served/workflows/{id}/logs"), b"");
+    assert_eq!(status, 200, "{log}");
+    let log = log.as_str().unwrap_or_default().to_string();
     assert!(
         log.contains("trust=/run/solum/ca-certificates.crt mode=served-7731"),
         "{log}"
