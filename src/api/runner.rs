@@ -62,7 +62,9 @@ impl<'a> WorkflowReporter<'a> {
             .records
             .transition(self.id, state, detail, Some(&self.shared.worker_id))
         {
+            // BUILDING again: the pickup recorded it already.
             Ok(true) => {}
+            Ok(false) if state == State::Building => {}
             // Held by another worker now (this one's lease ran out), or already ended.
             Ok(false) => self.line(&format!(
                 "note: {state} not recorded: the workflow moved on"
