@@ -361,10 +361,9 @@ mod tests {
     use super::super::records::NewWorkflow;
     use super::*;
 
-    #[test]
-    fn leases_expire_into_the_queue_then_into_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let records = Records::open(&dir.path().join("db")).unwrap();
+    /// Records in `dir` holding one app, `one`.
+    fn records_with_app(dir: &std::path::Path) -> Records {
+        let records = Records::open(&dir.join("db")).unwrap();
         records
             .create_app(&super::super::records::AppRecord {
                 name: "one".into(),
@@ -377,6 +376,13 @@ mod tests {
                 deleted_at: None,
             })
             .unwrap();
+        records
+    }
+
+    #[test]
+    fn leases_expire_into_the_queue_then_into_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = records_with_app(dir.path());
         let id = records
             .create_workflow(&NewWorkflow {
                 app: "one".into(),
@@ -436,19 +442,7 @@ mod tests {
     #[test]
     fn cancel_reaches_the_holder_through_its_heartbeat() {
         let dir = tempfile::tempdir().unwrap();
-        let records = Records::open(&dir.path().join("db")).unwrap();
-        records
-            .create_app(&super::super::records::AppRecord {
-                name: "one".into(),
-                app_file: "version: 1".into(),
-                managed_source: false,
-                trigger_id: "t".into(),
-                trigger_secret: "s".into(),
-                created_at: super::super::records::now(),
-                updated_at: super::super::records::now(),
-                deleted_at: None,
-            })
-            .unwrap();
+        let records = records_with_app(dir.path());
         let new = NewWorkflow {
             app: "one".into(),
             origin: "api".into(),
@@ -484,19 +478,7 @@ mod tests {
     #[test]
     fn a_held_workflow_no_longer_running_is_not_renewed_for_ever() {
         let dir = tempfile::tempdir().unwrap();
-        let records = Records::open(&dir.path().join("db")).unwrap();
-        records
-            .create_app(&super::super::records::AppRecord {
-                name: "one".into(),
-                app_file: "version: 1".into(),
-                managed_source: false,
-                trigger_id: "t".into(),
-                trigger_secret: "s".into(),
-                created_at: super::super::records::now(),
-                updated_at: super::super::records::now(),
-                deleted_at: None,
-            })
-            .unwrap();
+        let records = records_with_app(dir.path());
         let new = NewWorkflow {
             app: "one".into(),
             origin: "api".into(),
